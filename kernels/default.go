@@ -1,0 +1,4 @@
+package kernels
+
+// Default returns the fastest Kernels implementation for this machine.
+func Default() Kernels { return Portable{} }
