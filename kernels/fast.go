@@ -1,0 +1,229 @@
+package kernels
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/masque-ai/masque/quant"
+)
+
+// Blocking parameters of the float GEMM (m > mrMax).
+const (
+	gemmRowBlock   = 64   // weight rows per task
+	gemmTokenBlock = 96   // tokens per task
+	gemmKBlock     = 1024 // reduction length per pass, so tiles stay in L1/L2
+	minTaskMACs    = 1 << 16
+)
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+func roundUp(a, b int) int { return ceilDiv(a, b) * b }
+
+// rowChunk picks how many weight rows one task of a row-split product gets:
+// a multiple of nr, about four tasks per thread, at least minTaskMACs work.
+func rowChunk(n, nr, macsPerRow int) int {
+	th := Threads()
+	c := ceilDiv(n, 4*th)
+	c = max(c, ceilDiv(minTaskMACs, max(macsPerRow, 1)))
+	c = roundUp(c, nr)
+	return min(c, roundUp(n, nr))
+}
+
+func checkMatMul(dst, x []float32, w *Matrix, m int) {
+	if m < 0 || len(dst) < m*w.Rows || len(x) < m*w.Cols {
+		panic(fmt.Sprintf("kernels.MatMul: m=%d, %d×%d weights, len(dst)=%d, len(x)=%d", m, w.Rows, w.Cols, len(dst), len(x)))
+	}
+}
+
+// MatMul implements Kernels.
+func (f fast) MatMul(dst, x []float32, w *Matrix, m int) {
+	checkMatMul(dst, x, w, m)
+	if m == 0 || w.Rows == 0 {
+		return
+	}
+	if w.Cols == 0 {
+		clear(dst[:m*w.Rows])
+		return
+	}
+	switch w.Type {
+	case quant.F32, quant.F16, quant.BF16:
+		f.l.matMulFloat(dst, x, w, m)
+	default:
+		f.l.matMulQuant(dst, x, w, m)
+	}
+}
+
+func floatElemBytes(t quant.DType) int {
+	if t == quant.F32 {
+		return 4
+	}
+	return 2
+}
+
+// dotRows runs the (mr × nr) float tile over nrows weight rows starting at w,
+// writing dst[i*ldd + r]. k must be a multiple of kvec; the caller adds the
+// remainder.
+func (l *level) dotRows(t quant.DType, mr, nr int, dst []float32, ldd int, x []float32, ldx int, w unsafe.Pointer, ldw, k, nrows int, acc bool) {
+	a := 0
+	if acc {
+		a = 1
+	}
+	if g := nrows / nr; g > 0 {
+		l.dotFor(t, mr, nr)(&dst[0], ldd*4, &x[0], ldx*4, w, ldw, k, g, a)
+	}
+	if rest := nrows % nr; rest > 0 {
+		done := nrows - rest
+		l.dotFor(t, mr, rest)(&dst[done], ldd*4, &x[0], ldx*4, unsafe.Add(w, done*ldw), ldw, k, 1, a)
+	}
+}
+
+// floatTail adds Σ_{c ≥ k0} x[i,c]·W[r,c] for tokens i0 ≤ i < i1 and rows
+// r0 ≤ r < r1 (the columns the vector tiles left out).
+func floatTail(t quant.DType, dst, x []float32, w *Matrix, i0, i1, r0, r1, k0 int) {
+	K, N := w.Cols, w.Rows
+	if k0 >= K {
+		return
+	}
+	eb := floatElemBytes(t)
+	var buf [64]float32
+	wr := buf[:K-k0]
+	for r := r0; r < r1; r++ {
+		decodeFloatRow(t, unsafe.Pointer(&w.Data[r*K*eb+k0*eb]), wr)
+		for i := i0; i < i1; i++ {
+			xr := x[i*K+k0 : (i+1)*K]
+			var s float32
+			for c, v := range wr {
+				s += xr[c] * v
+			}
+			dst[i*N+r] += s
+		}
+	}
+}
+
+func (l *level) matMulFloat(dst, x []float32, w *Matrix, m int) {
+	t := w.Type
+	N, K := w.Rows, w.Cols
+	eb := floatElemBytes(t)
+	ldw := K * eb
+	kmain := K / l.kvec * l.kvec
+	wp := unsafe.Pointer(&w.Data[0])
+	if m <= l.mrMax {
+		mr, nr := m, l.nrMax[m]
+		chunk := rowChunk(N, nr, m*K)
+		parallel(ceilDiv(N, chunk), func(task int) {
+			r0 := task * chunk
+			r1 := min(N, r0+chunk)
+			l.dotRows(t, mr, nr, dst[r0:], N, x, K, unsafe.Add(wp, r0*ldw), ldw, kmain, r1-r0, false)
+			floatTail(t, dst, x, w, 0, m, r0, r1, kmain)
+		})
+		return
+	}
+	mr := l.mrMax
+	nr := l.nrMax[mr]
+	rb := min(roundUp(N, nr), gemmRowBlock)
+	tb := roundUp(min(m, gemmTokenBlock), mr)
+	nrb, ntb := ceilDiv(N, rb), ceilDiv(m, tb)
+	// With few row blocks, split the tokens finer so every thread has work.
+	for nrb*ntb < 2*Threads() && tb > mr {
+		tb = roundUp(tb/2, mr)
+		ntb = ceilDiv(m, tb)
+	}
+	kb := roundUp(min(kmain, gemmKBlock), l.kvec)
+	parallel(nrb*ntb, func(task int) {
+		r0 := (task / ntb) * rb
+		r1 := min(N, r0+rb)
+		i0 := (task % ntb) * tb
+		i1 := min(m, i0+tb)
+		for k0 := 0; k0 < kmain || k0 == 0; k0 += kb {
+			kn := min(kb, kmain-k0)
+			for i := i0; i < i1; i += mr {
+				l.dotRows(t, min(mr, i1-i), nr, dst[i*N+r0:], N, x[i*K+k0:], K,
+					unsafe.Add(wp, r0*ldw+k0*eb), ldw, kn, r1-r0, k0 > 0)
+			}
+			if kmain == 0 {
+				break
+			}
+		}
+		floatTail(t, dst, x, w, i0, i1, r0, r1, kmain)
+	})
+}
+
+// f32Pool recycles scratch buffers of decoded weights.
+var f32Pool sync.Pool
+
+func getF32(n int) *[]float32 {
+	if p, ok := f32Pool.Get().(*[]float32); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	b := make([]float32, n)
+	return &b
+}
+
+// matMulQuant multiplies by a block-quantised matrix. Small m uses the
+// integer kernels on 8-bit activations; larger m decodes row blocks of the
+// weights to float32 once and reuses them for all tokens with the float
+// tiles.
+func (l *level) matMulQuant(dst, x []float32, w *Matrix, m int) {
+	if m <= l.q.maxM && l.q.qdot[w.Type] != nil {
+		l.gemvQuant(dst, x, w, m)
+		return
+	}
+	l.gemmDecoded(dst, x, w, m)
+}
+
+const decodeRows = 8 // weight rows decoded to float32 at a time
+
+func (l *level) gemmDecoded(dst, x []float32, w *Matrix, m int) {
+	N, K := w.Rows, w.Cols
+	rbytes := w.RowBytes()
+	kmain := K / l.kvec * l.kvec
+	mr := min(m, l.mrMax)
+	nr := l.nrMax[mr]
+	rb := min(roundUp(N, decodeRows), gemmRowBlock)
+	tb := roundUp(min(m, gemmTokenBlock), mr)
+	nrb, ntb := ceilDiv(N, rb), ceilDiv(m, tb)
+	for nrb*ntb < 2*Threads() && tb > mr {
+		tb = roundUp(tb/2, mr)
+		ntb = ceilDiv(m, tb)
+	}
+	kb := roundUp(min(kmain, gemmKBlock), l.kvec)
+	decode := l.q.decode[w.Type]
+	parallel(nrb*ntb, func(task int) {
+		r0 := (task / ntb) * rb
+		r1 := min(N, r0+rb)
+		i0 := (task % ntb) * tb
+		i1 := min(m, i0+tb)
+		bp := getF32(decodeRows * K)
+		buf := *bp
+		for s0 := r0; s0 < r1; s0 += decodeRows {
+			s1 := min(r1, s0+decodeRows)
+			decode(buf[:(s1-s0)*K], w.Data[s0*rbytes:s1*rbytes], K)
+			bw := unsafe.Pointer(&buf[0])
+			for k0 := 0; k0 < kmain || k0 == 0; k0 += kb {
+				kn := min(kb, kmain-k0)
+				for i := i0; i < i1; i += mr {
+					l.dotRows(quant.F32, min(mr, i1-i), nr, dst[i*N+s0:], N, x[i*K+k0:], K,
+						unsafe.Add(bw, k0*4), K*4, kn, s1-s0, k0 > 0)
+				}
+				if kmain == 0 {
+					break
+				}
+			}
+		}
+		f32Pool.Put(bp)
+	})
+}
+
+// Row implements Kernels.
+func (f fast) Row(dst []float32, w *Matrix, i int) {
+	rb := w.RowBytes()
+	src := w.Data[i*rb : (i+1)*rb]
+	switch w.Type {
+	case quant.F32, quant.F16, quant.BF16:
+		f.l.q.decodeFloat(w.Type, dst[:w.Cols], src)
+	default:
+		f.l.q.decode[w.Type](dst[:w.Cols], src, w.Cols)
+	}
+}

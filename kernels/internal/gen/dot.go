@@ -1,0 +1,283 @@
+package main
+
+import "fmt"
+
+// isa describes one vector instruction set the float kernels are written for.
+type isa struct {
+	name  string // "avx512" or "avx2"
+	v     string // vector register prefix, "Z" or "Y"
+	nregs int    // vector registers
+	vec   int    // float32 lanes
+	mrMax int    // most tokens per tile
+	nrMax []int  // most weight rows per tile, by token count
+}
+
+var (
+	isaAVX512 = isa{"avx512", "Z", 32, 16, 6, []int{0, 8, 8, 6, 5, 5, 4}}
+	isaAVX2   = isa{"avx2", "Y", 16, 8, 4, []int{0, 6, 4, 3, 3}}
+)
+
+func (s isa) r(n int) string  { return fmt.Sprintf("%s%d", s.v, n) }
+func yr(n int) string         { return fmt.Sprintf("Y%d", n) }
+func xr(n int) string         { return fmt.Sprintf("X%d", n) }
+func zr(n int) string         { return fmt.Sprintf("Z%d", n) }
+func mem(off int, base string) string {
+	if off == 0 {
+		return "(" + base + ")"
+	}
+	return fmt.Sprintf("%d(%s)", off, base)
+}
+
+// weight element types of the float kernels.
+type wtype struct {
+	name  string // "F32", "BF16", "F16"
+	bytes int
+}
+
+var wtypes = []wtype{{"F32", 4}, {"BF16", 2}, {"F16", 2}}
+
+// loadW emits the load of one vector of weights (converted to float32) from
+// addr into register dst.
+func loadW(a *asm, s isa, t wtype, addr, dst string) {
+	switch t.name {
+	case "F32":
+		a.i("VMOVUPS", addr, dst)
+	case "BF16":
+		a.i("VPMOVZXWD", addr, dst)
+		a.i("VPSLLD", "$16", dst, dst)
+	case "F16":
+		a.i("VCVTPH2PS", addr, dst)
+	}
+}
+
+var gprPool = []string{"BX", "CX", "SI", "DI", "R8", "R9", "R10", "R11", "R12", "R13", "R14"}
+
+func dotName(t wtype, s isa, mr, nr int) string {
+	return fmt.Sprintf("dot%s_%s_%dx%d", t.name, s.name, mr, nr)
+}
+
+const dotArgs = "dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int"
+
+// genDot writes the float dot-product tiles: for ngroups groups of nr weight
+// rows, dst[i*ldd + j] (+)= Σ_c x[i*ldx + c]·w[j*ldw + c] for i < mr, j < nr,
+// c < k (k a multiple of the vector width; strides in bytes). Each weight
+// vector loaded is used for mr tokens, each activation vector for nr rows.
+func genDot(a *asm, g *goFile) {
+	for _, s := range []isa{isaAVX512, isaAVX2} {
+		for _, t := range wtypes {
+			g.f("var %s = [][]dotFn{nil,", "dot"+t.name+"_"+s.name)
+			for mr := 1; mr <= s.mrMax; mr++ {
+				g.f("{nil,")
+				for nr := 1; nr <= s.nrMax[mr]; nr++ {
+					g.f("%s,", dotName(t, s, mr, nr))
+					dotKernel(a, s, t, mr, nr)
+				}
+				g.f("},")
+			}
+			g.f("}\n")
+		}
+	}
+	for _, s := range []isa{isaAVX512, isaAVX2} {
+		for _, t := range wtypes {
+			for mr := 1; mr <= s.mrMax; mr++ {
+				for nr := 1; nr <= s.nrMax[mr]; nr++ {
+					g.f("//go:noescape\nfunc %s(%s)\n", dotName(t, s, mr, nr), dotArgs)
+				}
+			}
+		}
+	}
+}
+
+func maxInts(v []int) int {
+	m := 0
+	for _, x := range v {
+		m = max(m, x)
+	}
+	return m
+}
+
+func dotKernel(a *asm, s isa, t wtype, mr, nr int) {
+	if mr*nr+nr+1 > s.nregs || mr*nr > s.nregs-3 || mr+nr > len(gprPool) {
+		panic(fmt.Sprintf("tile %dx%d too big for %s", mr, nr, s.name))
+	}
+	name := dotName(t, s, mr, nr)
+	a.f("\n// func %s(%s)", name, dotArgs)
+	a.f("TEXT ·%s(SB), NOSPLIT, $24-72", name)
+	const off, end = "AX", "DX"
+	xp := gprPool[:mr]
+	wp := gprPool[mr : mr+nr]
+	acc := func(i, j int) int { return i*nr + j }
+	wreg := func(j int) int { return mr*nr + j }
+	xreg := mr*nr + nr
+	t0, t1, zero := s.nregs-1, s.nregs-2, s.nregs-3
+	xscale := 4 / t.bytes // x bytes per weight byte
+
+	a.i("MOVQ", "w+32(FP)", end)
+	a.i("MOVQ", end, "wcur-8(SP)")
+	a.i("MOVQ", "dst+0(FP)", end)
+	a.i("MOVQ", end, "dcur-16(SP)")
+	a.i("MOVQ", "ngroups+56(FP)", end)
+	a.i("MOVQ", end, "cnt-24(SP)")
+	group := a.newLabel("group")
+	loop := a.newLabel("loop")
+	reduce := a.newLabel("reduce")
+	accPath := a.newLabel("accum")
+	next := a.newLabel("next")
+	a.lbl(group)
+	a.i("MOVQ", "x+16(FP)", xp[0])
+	a.i("MOVQ", "ldx+24(FP)", end)
+	for i := 1; i < mr; i++ {
+		if i == 1 {
+			a.i("LEAQ", fmt.Sprintf("(%s)(%s*1)", xp[0], end), xp[1])
+		} else {
+			a.i("LEAQ", fmt.Sprintf("(%s)(%s*2)", xp[i-2], end), xp[i])
+		}
+	}
+	a.i("MOVQ", "wcur-8(SP)", wp[0])
+	a.i("MOVQ", "ldw+40(FP)", end)
+	for j := 1; j < nr; j++ {
+		if j == 1 {
+			a.i("LEAQ", fmt.Sprintf("(%s)(%s*1)", wp[0], end), wp[1])
+		} else {
+			a.i("LEAQ", fmt.Sprintf("(%s)(%s*2)", wp[j-2], end), wp[j])
+		}
+	}
+	a.i("LEAQ", fmt.Sprintf("(%s)(%s*1)", wp[nr-1], end), off)
+	a.i("MOVQ", off, "wcur-8(SP)")
+	a.i("MOVQ", "k+48(FP)", end)
+	if t.bytes == 4 {
+		a.i("SHLQ", "$2", end)
+	} else {
+		a.i("SHLQ", "$1", end)
+	}
+	for i := 0; i < mr; i++ {
+		for j := 0; j < nr; j++ {
+			r := s.r(acc(i, j))
+			a.i("VXORPS", r, r, r)
+		}
+	}
+	a.i("XORQ", off, off)
+	a.i("TESTQ", end, end)
+	a.i("JZ", reduce)
+	a.f("PCALIGN $32")
+	a.lbl(loop)
+	for j := 0; j < nr; j++ {
+		loadW(a, s, t, fmt.Sprintf("(%s)(%s*1)", wp[j], off), s.r(wreg(j)))
+	}
+	for i := 0; i < mr; i++ {
+		xa := fmt.Sprintf("(%s)(%s*%d)", xp[i], off, xscale)
+		if nr == 1 {
+			a.i("VFMADD231PS", xa, s.r(wreg(0)), s.r(acc(i, 0)))
+			continue
+		}
+		a.i("VMOVUPS", xa, s.r(xreg))
+		for j := 0; j < nr; j++ {
+			a.i("VFMADD231PS", s.r(wreg(j)), s.r(xreg), s.r(acc(i, j)))
+		}
+	}
+	a.i("ADDQ", fmt.Sprintf("$%d", s.vec*t.bytes), off)
+	a.i("CMPQ", off, end)
+	a.i("JB", loop)
+
+	a.lbl(reduce)
+	// Horizontal sums: for each token, groups of up to four accumulators are
+	// folded into one xmm register holding their four sums.
+	if nr%4 != 0 {
+		a.i("VXORPS", s.r(zero), s.r(zero), s.r(zero))
+	}
+	for i := 0; i < mr; i++ {
+		for g0 := 0; g0 < nr; g0 += 4 {
+			n := min(4, nr-g0)
+			reg := func(q int) int {
+				if q < n {
+					return acc(i, g0+q)
+				}
+				return zero
+			}
+			ra, rb, rc, rd := reg(0), reg(1), reg(2), reg(3)
+			a.i("VUNPCKLPS", s.r(rb), s.r(ra), s.r(t0))
+			a.i("VUNPCKHPS", s.r(rb), s.r(ra), s.r(t1))
+			a.i("VADDPS", s.r(t1), s.r(t0), s.r(ra))
+			if n > 2 {
+				a.i("VUNPCKLPS", s.r(rd), s.r(rc), s.r(t0))
+				a.i("VUNPCKHPS", s.r(rd), s.r(rc), s.r(t1))
+				a.i("VADDPS", s.r(t1), s.r(t0), s.r(rc))
+			}
+			a.i("VUNPCKLPD", s.r(rc), s.r(ra), s.r(t0))
+			a.i("VUNPCKHPD", s.r(rc), s.r(ra), s.r(t1))
+			a.i("VADDPS", s.r(t1), s.r(t0), s.r(ra))
+			if s.v == "Z" {
+				a.i("VEXTRACTF64X4", "$1", zr(ra), yr(t0))
+				a.i("VADDPS", yr(t0), yr(ra), yr(ra))
+				a.i("VEXTRACTF32X4", "$1", yr(ra), xr(t0))
+			} else {
+				a.i("VEXTRACTF128", "$1", yr(ra), xr(t0))
+			}
+			a.i("VADDPS", xr(t0), xr(ra), xr(ra))
+		}
+	}
+	const dp, ldd = "AX", "DX"
+	a.i("MOVQ", "dcur-16(SP)", dp)
+	a.i("MOVQ", "ldd+8(FP)", ldd)
+	a.i("MOVQ", "acc+64(FP)", "BX")
+	a.i("TESTQ", "BX", "BX")
+	a.i("JNZ", accPath)
+	for _, accum := range []bool{false, true} {
+		if accum {
+			a.lbl(accPath)
+		}
+		for i := 0; i < mr; i++ {
+			rowp := dp
+			if i > 0 {
+				rowp = "CX"
+				if i == 1 {
+					a.i("LEAQ", fmt.Sprintf("(%s)(%s*1)", dp, ldd), rowp)
+				} else {
+					a.i("ADDQ", ldd, rowp)
+				}
+			}
+			for g0 := 0; g0 < nr; g0 += 4 {
+				n := min(4, nr-g0)
+				ra := xr(acc(i, g0))
+				o := 4 * g0
+				if accum {
+					switch n {
+					case 4:
+						a.i("VADDPS", mem(o, rowp), ra, ra)
+					case 1:
+						a.i("VMOVSS", mem(o, rowp), xr(t0))
+						a.i("VADDPS", xr(t0), ra, ra)
+					case 2:
+						a.i("VMOVSD", mem(o, rowp), xr(t0))
+						a.i("VADDPS", xr(t0), ra, ra)
+					case 3:
+						a.i("VMOVSD", mem(o, rowp), xr(t0))
+						a.i("VINSERTPS", "$0x20", mem(o+8, rowp), xr(t0), xr(t0))
+						a.i("VADDPS", xr(t0), ra, ra)
+					}
+				}
+				switch n {
+				case 4:
+					a.i("VMOVUPS", ra, mem(o, rowp))
+				case 1:
+					a.i("VMOVSS", ra, mem(o, rowp))
+				case 2:
+					a.i("VMOVSD", ra, mem(o, rowp))
+				case 3:
+					a.i("VMOVSD", ra, mem(o, rowp))
+					a.i("VEXTRACTPS", "$2", ra, mem(o+8, rowp))
+				}
+			}
+		}
+		if !accum {
+			a.i("JMP", next)
+		}
+	}
+	a.lbl(next)
+	a.i("ADDQ", fmt.Sprintf("$%d", 4*nr), dp)
+	a.i("MOVQ", dp, "dcur-16(SP)")
+	a.i("DECQ", "cnt-24(SP)")
+	a.i("JNZ", group)
+	a.i("VZEROUPPER")
+	a.i("RET")
+}

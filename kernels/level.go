@@ -1,0 +1,46 @@
+package kernels
+
+import (
+	"unsafe"
+
+	"github.com/masque-ai/masque/quant"
+)
+
+// dotFn computes float32 dot-product tiles. For g < ngroups and the tile's
+// mr tokens i and nr weight rows j it sets (acc == 0) or adds to (acc != 0)
+//
+//	dst[g·nr + j + i·ldd] = Σ_{c<k} x[c + i·ldx] · W[g·nr + j][c]
+//
+// where row r of W starts ldw bytes after row r-1 at w. Strides are in bytes;
+// k (elements) must be a multiple of the level's kvec. The weight element
+// type (f32, bf16, f16) is fixed per function.
+type dotFn func(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+// level is one implementation of the inner loops: pure Go, AVX2 or AVX-512.
+// The drivers in fast.go are shared; they split work into tiles and tasks
+// and call these.
+type level struct {
+	name  string
+	kvec  int   // float dot kernels need k % kvec == 0
+	mrMax int   // most tokens per float tile
+	nrMax []int // most weight rows per float tile, by token count (non-increasing)
+	// dot[t][mr][nr] for t = F32, F16, BF16.
+	dot [3][][]dotFn
+
+	q quantKernels
+}
+
+func (l *level) dotFor(t quant.DType, mr, nr int) dotFn {
+	f := l.dot[t][mr][nr]
+	if f == nil {
+		panic("kernels: no " + t.String() + " dot kernel for this tile")
+	}
+	return f
+}
+
+// fast is the Kernels implementation built on a level's inner loops and the
+// worker pool.
+type fast struct{ l *level }
+
+// Name implements Kernels.
+func (f fast) Name() string { return f.l.name }

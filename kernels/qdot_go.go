@@ -1,0 +1,120 @@
+package kernels
+
+import (
+	"unsafe"
+
+	"github.com/masque-ai/masque/quant"
+)
+
+// qdotFn is an integer-kernel tile for block-quantised weights: for the
+// tile's mr tokens i and r < nrows weight rows it sets
+//
+//	dst[r + i·ldd] = Σ over blocks of (weight scale · activation scale ·
+//	                 integer dot product of the quants) (+ the min terms)
+//
+// x holds mr activation rows in the type's act layout, ldx bytes apart; w
+// holds the weight rows, ldw bytes apart; k is the row length in elements.
+// ldd is in bytes.
+type qdotFn func(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+// goQdot returns the pure-Go integer tile for type t (any mr): the
+// reference the assembly is tested against.
+func goQdot(t quant.DType, mr int) qdotFn {
+	var row func(x, w []byte, k int) float32
+	switch t {
+	case quant.Q8_0:
+		row = goDotQ8_0
+	case quant.Q4_0:
+		row = goDotQ4_0
+	case quant.Q4_K:
+		row = goDotQ4K
+	case quant.Q6_K:
+		row = goDotQ6K
+	default:
+		return nil
+	}
+	return func(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int) {
+		rb, _ := t.RowBytes(k)
+		ab := actRowBytes(t, k)
+		for r := 0; r < nrows; r++ {
+			wr := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(w), r*ldw)), rb)
+			for i := 0; i < mr; i++ {
+				xr := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(x), i*ldx)), ab)
+				*(*float32)(unsafe.Add(unsafe.Pointer(dst), i*ldd+4*r)) = row(xr, wr, k)
+			}
+		}
+	}
+}
+
+func goDotQ8_0(x, w []byte, k int) float32 {
+	var s float32
+	for b := 0; b < k/32; b++ {
+		blk := w[34*b:]
+		q := act32Quants(x, b)
+		var sum int32
+		for j := 0; j < 32; j++ {
+			sum += int32(int8(blk[2+j])) * int32(q[j])
+		}
+		s += float32(sum) * (f16(blk) * act32Scale(x, b))
+	}
+	return s
+}
+
+func goDotQ4_0(x, w []byte, k int) float32 {
+	var s float32
+	for b := 0; b < k/32; b++ {
+		blk := w[18*b:]
+		q := act32Quants(x, b)
+		var sum, qs int32
+		for j := 0; j < 16; j++ {
+			sum += int32(blk[2+j]&15)*int32(q[j]) + int32(blk[2+j]>>4)*int32(q[16+j])
+			qs += int32(q[j]) + int32(q[16+j])
+		}
+		s += float32(sum-8*qs) * (f16(blk) * act32Scale(x, b))
+	}
+	return s
+}
+
+func goDotQ4K(x, w []byte, k int) float32 {
+	var s float32
+	for b := 0; b < k/256; b++ {
+		blk := w[144*b:]
+		d, dmin := f16(blk), f16(blk[2:])
+		sc, mn := q4kScales(blk[4:16])
+		q := act256Quants(x, b)
+		var A, B int32
+		for c := 0; c < 4; c++ {
+			var lo, hi int32
+			for l := 0; l < 32; l++ {
+				v := blk[16+32*c+l]
+				lo += int32(v&15) * int32(q[64*c+l])
+				hi += int32(v>>4) * int32(q[64*c+32+l])
+			}
+			A += int32(sc[2*c])*lo + int32(sc[2*c+1])*hi
+		}
+		for j := 0; j < 8; j++ {
+			B += int32(mn[j]) * (act256Sum(x, b, 2*j) + act256Sum(x, b, 2*j+1))
+		}
+		dx := act256Scale(x, b)
+		s += float32(A)*(d*dx) - float32(B)*(dmin*dx)
+	}
+	return s
+}
+
+func goDotQ6K(x, w []byte, k int) float32 {
+	var s float32
+	for b := 0; b < k/256; b++ {
+		blk := w[210*b : 210*b+210]
+		q := act256Quants(x, b)
+		var A int32
+		for sb := 0; sb < 16; sb++ {
+			var I int32
+			for e := 16 * sb; e < 16*sb+16; e++ {
+				I += int32(q6kQuant(blk, e)) * int32(q[e])
+			}
+			A += int32(int8(blk[192+sb])) * (I - 32*act256Sum(x, b, sb))
+		}
+		s += float32(A) * (f16(blk[208:]) * act256Scale(x, b))
+	}
+	return s
+}

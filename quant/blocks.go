@@ -1,0 +1,200 @@
+package quant
+
+import (
+	"encoding/binary"
+	"math"
+)
+
+// This file holds the block codecs for Q8_0 and Q4_0 and the dispatch for all
+// block formats; the k-quants (Q4_K, Q6_K) live in quant_k.go.
+//
+// The quantisers follow GGML's reference ("_ref") quantisers step by step in
+// float32 arithmetic, so that for ordinary inputs they write byte-identical
+// blocks. Products that feed an addition are wrapped in explicit float32
+// conversions, which stops the Go compiler from fusing them into FMAs on
+// architectures where it would otherwise do so; the results are therefore the
+// same on every GOARCH.
+//
+// One deliberate difference: when a block's scale does not fit in float16
+// (|x| beyond about 65504 × the largest quant), GGML stores an infinite scale,
+// which decodes to Inf/NaN. Here the scale saturates at the largest finite
+// float16 and the quants are clamped, so finite input always decodes to
+// finite output.
+
+// dequantizeBlocks and quantizeBlocks handle the block formats. The sizes have
+// been checked by the caller.
+func dequantizeBlocks(t DType, src []byte, dst []float32) {
+	var fn func(b []byte, y []float32)
+	switch t {
+	case Q8_0:
+		fn = dequantQ8_0
+	case Q4_0:
+		fn = dequantQ4_0
+	case Q4_K:
+		fn = dequantQ4K
+	case Q6_K:
+		fn = dequantQ6K
+	default:
+		panic("quant: no block decoder for " + t.String())
+	}
+	be, bb := t.BlockElems(), t.BlockBytes()
+	for i := 0; i < len(dst)/be; i++ {
+		fn(src[i*bb:(i+1)*bb], dst[i*be:(i+1)*be])
+	}
+}
+
+func quantizeBlocks(t DType, src []float32, dst []byte) {
+	var fn func(x []float32, b []byte)
+	switch t {
+	case Q8_0:
+		fn = quantQ8_0
+	case Q4_0:
+		fn = quantQ4_0
+	case Q4_K:
+		fn = quantQ4K
+	case Q6_K:
+		fn = quantQ6K
+	default:
+		panic("quant: no block encoder for " + t.String())
+	}
+	be, bb := t.BlockElems(), t.BlockBytes()
+	for i := 0; i < len(src)/be; i++ {
+		fn(src[i*be:(i+1)*be], dst[i*bb:(i+1)*bb])
+	}
+}
+
+// maxF16Bits is the largest finite float16 value, 65504, as bits.
+const maxF16Bits = 0x7bff
+
+// scaleToF16 converts a block scale to float16, saturating at ±65504 instead
+// of overflowing to infinity (NaN stays NaN only if the scale is NaN, which
+// the quantisers never produce from finite input).
+func scaleToF16(d float32) uint16 {
+	h := F32ToF16(d)
+	if h&0x7fff == 0x7c00 { // ±Inf
+		return h&0x8000 | maxF16Bits
+	}
+	return h
+}
+
+func abs32(x float32) float32 { return math.Float32frombits(math.Float32bits(x) &^ (1 << 31)) }
+
+// roundAwayClamp rounds half away from zero (C's roundf) and clamps to
+// [-lim, lim]; NaN becomes 0.
+func roundAwayClamp(x float32, lim int) int {
+	if x != x {
+		return 0
+	}
+	if x >= float32(lim) {
+		return lim
+	}
+	if x <= -float32(lim) {
+		return -lim
+	}
+	return int(math.Round(float64(x)))
+}
+
+// nearestInt rounds to the nearest integer, ties to even, which is what
+// GGML's nearest_int does for the values it is given. Out-of-range values
+// are clamped and NaN becomes 0, so the result is always safe to clamp again.
+func nearestInt(x float32) int {
+	const lim = 1 << 22
+	if x != x {
+		return 0
+	}
+	if x > lim {
+		return lim
+	}
+	if x < -lim {
+		return -lim
+	}
+	return int(math.RoundToEven(float64(x)))
+}
+
+func clampInt(v, lo, hi int) int {
+	if v < lo {
+		return lo
+	}
+	if v > hi {
+		return hi
+	}
+	return v
+}
+
+func putF16(b []byte, h uint16) { binary.LittleEndian.PutUint16(b, h) }
+func getF16(b []byte) float32  { return F16ToF32(binary.LittleEndian.Uint16(b)) }
+
+// Q8_0: d (f16) then 32 int8 quants; x = d·q.
+
+func dequantQ8_0(b []byte, y []float32) {
+	d := getF16(b)
+	for j := range 32 {
+		y[j] = float32(int8(b[2+j])) * d
+	}
+}
+
+func quantQ8_0(x []float32, b []byte) {
+	var amax float32
+	for _, v := range x[:32] {
+		if a := abs32(v); a > amax {
+			amax = a
+		}
+	}
+	d := amax / 127
+	h := scaleToF16(d)
+	if F32ToF16(d)&0x7fff == 0x7c00 {
+		d = F16ToF32(h) // saturated: quantise against the stored scale
+	}
+	var id float32
+	if d != 0 {
+		id = 1 / d
+	}
+	putF16(b, h)
+	for j, v := range x[:32] {
+		b[2+j] = byte(int8(roundAwayClamp(v*id, 127)))
+	}
+}
+
+// Q4_0: d (f16) then 16 bytes; byte j holds element j (low nibble) and
+// element j+16 (high nibble); x = d·(q-8).
+
+func dequantQ4_0(b []byte, y []float32) {
+	d := getF16(b)
+	for j := range 16 {
+		q := b[2+j]
+		y[j] = float32(int(q&0xf)-8) * d
+		y[j+16] = float32(int(q>>4)-8) * d
+	}
+}
+
+func quantQ4_0(x []float32, b []byte) {
+	var amax, max float32
+	for _, v := range x[:32] {
+		if a := abs32(v); a > amax {
+			amax, max = a, v
+		}
+	}
+	d := max / -8
+	h := scaleToF16(d)
+	if F32ToF16(d)&0x7fff == 0x7c00 {
+		d = F16ToF32(h)
+	}
+	var id float32
+	if d != 0 {
+		id = 1 / d
+	}
+	putF16(b, h)
+	q := func(v float32) byte {
+		f := float32(v*id) + 8.5
+		if !(f > 0) { // also catches NaN
+			return 0
+		}
+		if f >= 15 {
+			return 15
+		}
+		return byte(int(f)) // truncation, as GGML's (int8_t) cast
+	}
+	for j := range 16 {
+		b[2+j] = q(x[j]) | q(x[j+16])<<4
+	}
+}

@@ -1,0 +1,3 @@
+package quant
+
+var FMASites = &fmaSites

@@ -1,0 +1,400 @@
+package quant
+
+import "math"
+
+// The k-quants: super-blocks of 256 elements split into sub-blocks that each
+// carry a small integer scale (and for Q4_K a min) relative to float16 super
+// scales. Layouts follow GGML's block_q4_K and block_q6_K byte for byte.
+
+// Q4_K super-block (144 bytes):
+//
+//	[0:2]    d    (f16) super scale for the sub-block scales
+//	[2:4]    dmin (f16) super scale for the sub-block mins
+//	[4:16]   8 six-bit scales and 8 six-bit mins, packed (see scaleMinK4)
+//	[16:144] 4-bit quants: four chunks of 32 bytes; chunk c covers elements
+//	         64c..64c+63, low nibbles the first 32, high nibbles the next 32
+//
+// Element i of sub-block j decodes as d·sc[j]·q − dmin·m[j].
+
+// scaleMinK4 unpacks the 6-bit scale and min of sub-block j (0..7) from the
+// 12 packed bytes: sub-blocks 0–3 keep theirs in the low six bits of bytes
+// j and j+4; sub-blocks 4–7 keep their low four bits in the nibbles of byte
+// j+4 and their top two bits in the top bits of bytes j−4 (scale) and j (min).
+func scaleMinK4(j int, s []byte) (sc, m uint8) {
+	if j < 4 {
+		return s[j] & 63, s[j+4] & 63
+	}
+	sc = s[j+4]&0x0f | (s[j-4]>>6)<<4
+	m = s[j+4]>>4 | (s[j]>>6)<<4
+	return sc, m
+}
+
+// packScaleMinK4 is the inverse of scaleMinK4 for sub-block j; s must start
+// zeroed and the sub-blocks be packed in order 0..7.
+func packScaleMinK4(j int, s []byte, sc, m uint8) {
+	if j < 4 {
+		s[j] = sc
+		s[j+4] = m
+		return
+	}
+	s[j+4] = sc&0x0f | (m&0x0f)<<4
+	s[j-4] |= (sc >> 4) << 6
+	s[j] |= (m >> 4) << 6
+}
+
+func dequantQ4K(b []byte, y []float32) {
+	d, dmin := getF16(b[0:]), getF16(b[2:])
+	sc, qs := b[4:16], b[16:144]
+	for c := range 4 {
+		s1, m1 := scaleMinK4(2*c, sc)
+		s2, m2 := scaleMinK4(2*c+1, sc)
+		d1, dm1 := d*float32(s1), dmin*float32(m1)
+		d2, dm2 := d*float32(s2), dmin*float32(m2)
+		q := qs[32*c : 32*c+32]
+		out := y[64*c : 64*c+64]
+		for l := range 32 {
+			out[l] = float32(d1*float32(q[l]&0x0f)) - dm1
+			out[32+l] = float32(d2*float32(q[l]>>4)) - dm2
+		}
+	}
+}
+
+// quantQ4K follows GGML's reference Q4_K quantiser: each sub-block of 32 gets
+// a scale and min from an iterative weighted least-squares search
+// (searchScaleMin); the eight scales and mins are then quantised to 6 bits
+// against d = max scale/63 and dmin = max min/63, and finally every element
+// is re-quantised against the rounded scale and min it will be decoded with.
+func quantQ4K(x []float32, b []byte) {
+	var (
+		L              [256]uint8
+		w              [32]float32
+		scales, mins   [8]float32
+		maxScale, maxM float32
+	)
+	for j := range 8 {
+		xs := x[32*j : 32*j+32]
+		var sumX2 float32
+		for _, v := range xs {
+			sumX2 = madd(0, v, v, sumX2)
+		}
+		avX := float32(math.Sqrt(float64(sumX2 / 32)))
+		for l, v := range xs {
+			w[l] = avX + abs32(v)
+		}
+		scales[j], mins[j] = searchScaleMin(xs, w[:], L[32*j:32*j+32])
+		if scales[j] > maxScale {
+			maxScale = scales[j]
+		}
+		if mins[j] > maxM {
+			maxM = mins[j]
+		}
+	}
+	var invScale, invMin float32
+	if maxScale > 0 {
+		invScale = 63 / maxScale
+	}
+	if maxM > 0 {
+		invMin = 63 / maxM
+	}
+	sc := b[4:16]
+	clear(sc)
+	for j := range 8 {
+		ls := min(63, nearestMul(19, invScale, scales[j]))
+		lm := min(63, nearestMul(19, invMin, mins[j]))
+		packScaleMinK4(j, sc, uint8(max(ls, 0)), uint8(max(lm, 0)))
+	}
+	putF16(b[0:], scaleToF16(maxScale/63))
+	putF16(b[2:], scaleToF16(maxM/63))
+	d, dmin := getF16(b[0:]), getF16(b[2:])
+	for j := range 8 {
+		s, m := scaleMinK4(j, sc)
+		dj := d * float32(s)
+		if dj == 0 {
+			continue // keep the search's quants, as GGML does
+		}
+		_ = dmin * float32(m)
+		for i, v := range x[32*j : 32*j+32] {
+			L[32*j+i] = uint8(clampInt(nearestInt(madd(24, dmin, float32(m), v)/dj), 0, 15))
+		}
+	}
+	qs := b[16:144]
+	for c := range 4 {
+		for l := range 32 {
+			qs[32*c+l] = L[64*c+l] | L[64*c+32+l]<<4
+		}
+	}
+}
+
+// searchScaleMin finds a scale s ≥ 0 and min m ≥ 0 so that x ≈ s·q − m with
+// q in 0..15, minimising Σ w·(s·q − m − x)² over a grid of 21 candidate
+// inverse scales, each refined by a weighted least-squares fit of s and m for
+// the quants it yields. It writes the chosen quants to L and returns s and m.
+// This is the search of GGML's make_qkx2_quants with nmax = 15, rmin = −1,
+// rdelta = 0.1, 20 steps and squared error, evaluated in the same order.
+func searchScaleMin(x, w []float32, L []uint8) (scale, theMin float32) {
+	const (
+		nmax   = 15
+		nstep  = 20
+		rmin   = float32(-1)
+		rdelta = float32(0.1)
+	)
+	n := len(x)
+	lo, hi := x[0], x[0]
+	sumW := w[0]
+	sumX := float32(sumW * x[0])
+	for i := 1; i < n; i++ {
+		if x[i] < lo {
+			lo = x[i]
+		}
+		if x[i] > hi {
+			hi = x[i]
+		}
+		sumW += w[i]
+		sumX = madd(1, w[i], x[i], sumX)
+	}
+	if lo > 0 {
+		lo = 0
+	}
+	if hi == lo {
+		for i := range L[:n] {
+			L[i] = 0
+		}
+		return 0, -lo
+	}
+	iscale := nmax / (hi - lo)
+	scale = 1 / iscale
+	var bestErr float32
+	for i := range n {
+		l := uint8(clampInt(nearestMul(17, iscale, x[i]-lo), 0, nmax))
+		L[i] = l
+		diff := madd(2, scale, float32(l), lo) - x[i]
+		bestErr = madd(3, w[i], float32(diff*diff), bestErr)
+	}
+	var aux [32]uint8
+	for is := 0; is <= nstep; is++ {
+		iscale = (madd(8, rdelta, float32(is), rmin) + nmax) / (hi - lo)
+		var sumL, sumL2, sumXL float32
+		for i := range n {
+			l := uint8(clampInt(nearestMul(18, iscale, x[i]-lo), 0, nmax))
+			aux[i] = l
+			wl := float32(w[i] * float32(l))
+			sumL = madd(4, w[i], float32(l), sumL)
+			sumL2 = madd(5, wl, float32(l), sumL2)
+			sumXL = madd(6, wl, x[i], sumXL)
+		}
+		D := msub(7, 14, sumW, sumL2, sumL, sumL)
+		if !(D > 0) {
+			continue
+		}
+		thisScale := msub(25, 26, sumW, sumXL, sumX, sumL) / D
+		thisMin := msub(27, 28, sumL2, sumX, sumL, sumXL) / D
+		if thisMin > 0 {
+			thisMin = 0
+			thisScale = sumXL / sumL2
+		}
+		var e float32
+		for i := range n {
+			diff := madd(9, thisScale, float32(aux[i]), thisMin) - x[i]
+			e = madd(10, w[i], float32(diff*diff), e)
+		}
+		if e < bestErr {
+			copy(L[:n], aux[:n])
+			bestErr = e
+			scale, lo = thisScale, thisMin
+		}
+	}
+	return scale, -lo
+}
+
+// Q6_K super-block (210 bytes):
+//
+//	[0:128]   ql: low four bits of the 6-bit quants
+//	[128:192] qh: high two bits, four quants per byte
+//	[192:208] 16 int8 scales, one per sub-block of 16
+//	[208:210] d (f16)
+//
+// The super-block is two halves of 128; in half h, with l in 0..31, byte
+// ql[64h+l] holds elements 128h+l (low nibble) and 128h+l+64 (high nibble),
+// ql[64h+32+l] holds 128h+l+32 and 128h+l+96, and qh[32h+l] holds the high
+// bits of 128h+l, +32, +64, +96 in bit pairs 0–1, 2–3, 4–5, 6–7. Element i
+// decodes as d·scale[i/16]·(q − 32).
+
+func dequantQ6K(b []byte, y []float32) {
+	ql, qh, sc := b[0:128], b[128:192], b[192:208]
+	d := getF16(b[208:])
+	for h := range 2 {
+		ql, qh, out := ql[64*h:], qh[32*h:], y[128*h:]
+		s := sc[8*h:]
+		for l := range 32 {
+			is := l / 16
+			q1 := int(ql[l]&0x0f|(qh[l]>>0&3)<<4) - 32
+			q2 := int(ql[l+32]&0x0f|(qh[l]>>2&3)<<4) - 32
+			q3 := int(ql[l]>>4|(qh[l]>>4&3)<<4) - 32
+			q4 := int(ql[l+32]>>4|(qh[l]>>6&3)<<4) - 32
+			out[l] = d * float32(int8(s[is])) * float32(q1)
+			out[l+32] = d * float32(int8(s[is+2])) * float32(q2)
+			out[l+64] = d * float32(int8(s[is+4])) * float32(q3)
+			out[l+96] = d * float32(int8(s[is+6])) * float32(q4)
+		}
+	}
+}
+
+// groupMaxEps is the magnitude below which a group is treated as all zero.
+const groupMaxEps = 1e-15
+
+// quantQ6K follows GGML's reference Q6_K quantiser: each sub-block of 16 gets
+// a signed scale from searchScale6; the 16 scales are quantised to int8
+// against d = −(scale of largest magnitude)/128, and every element is then
+// re-quantised against the rounded scale it will be decoded with.
+func quantQ6K(x []float32, b []byte) {
+	var (
+		L                 [256]uint8
+		scales            [16]float32
+		maxScale, maxAbsS float32
+	)
+	for ib := range 16 {
+		s := searchScale6(x[16*ib:16*ib+16], L[16*ib:16*ib+16])
+		scales[ib] = s
+		if a := abs32(s); a > maxAbsS {
+			maxAbsS, maxScale = a, s
+		}
+	}
+	if !(maxAbsS >= groupMaxEps) {
+		clear(b[:210])
+		return
+	}
+	iscale := -128 / maxScale
+	putF16(b[208:], scaleToF16(1/iscale))
+	d := getF16(b[208:])
+	sc := b[192:208]
+	for ib := range 16 {
+		sc[ib] = byte(int8(clampInt(nearestMul(23, iscale, scales[ib]), -128, 127)))
+	}
+	for j := range 16 {
+		dj := d * float32(int8(sc[j]))
+		if dj == 0 {
+			continue
+		}
+		for i, v := range x[16*j : 16*j+16] {
+			L[16*j+i] = uint8(clampInt(nearestInt(v/dj), -32, 31) + 32)
+		}
+	}
+	ql, qh := b[0:128], b[128:192]
+	for h := range 2 {
+		ql, qh, L := ql[64*h:], qh[32*h:], L[128*h:]
+		for l := range 32 {
+			ql[l] = L[l]&0x0f | (L[l+64]&0x0f)<<4
+			ql[l+32] = L[l+32]&0x0f | (L[l+96]&0x0f)<<4
+			qh[l] = L[l]>>4 | (L[l+32]>>4)<<2 | (L[l+64]>>4)<<4 | (L[l+96]>>4)<<6
+		}
+	}
+}
+
+// searchScale6 finds a signed scale s so that x ≈ s·q with q in −32..31,
+// weighting each element by x² (so large values are fitted best). It starts
+// from the scale that maps the value of largest magnitude to −32, tries 18
+// nearby inverse scales (±0.1 … ±0.9 around 32) and keeps the one whose
+// least-squares scale explains the most weighted energy. Quants are written
+// to L offset by +32. This is the search of GGML's make_qx_quants with
+// nmax = 32 and x² weights, evaluated in the same order.
+func searchScale6(x []float32, L []uint8) float32 {
+	const nmax = 32
+	var amax, mx float32
+	for _, v := range x {
+		if a := abs32(v); a > amax {
+			amax, mx = a, v
+		}
+	}
+	if !(amax >= groupMaxEps) {
+		for i := range L[:len(x)] {
+			L[i] = 0
+		}
+		return 0
+	}
+	s1, s2, sn := 15, 16, 20
+	fit := func(iscale float32, store bool) (sumLX, sumL2 float32) {
+		for i, v := range x {
+			l := clampInt(nearestMul(sn, iscale, v), -nmax, nmax-1)
+			if store {
+				L[i] = uint8(l + nmax)
+			}
+			w := v * v
+			fl := float32(l)
+			sumLX = madd(s1, float32(w*v), fl, sumLX)
+			sumL2 = madd(s2, float32(w*fl), fl, sumL2)
+		}
+		return sumLX, sumL2
+	}
+	sumLX, sumL2 := fit(-nmax/mx, true)
+	s1, s2, sn = 11, 12, 21
+	var scale float32
+	if sumL2 != 0 {
+		scale = sumLX / sumL2
+	}
+	best := scale * sumLX
+	for is := -9; is <= 9; is++ {
+		if is == 0 {
+			continue
+		}
+		iscale := -madd(13, 0.1, float32(is), nmax) / mx
+		sumLX, sumL2 = fit(iscale, false)
+		if sumL2 > 0 && sumLX*sumLX > best*sumL2 {
+			sn = 22
+			fit(iscale, true)
+			sn = 21
+			scale = sumLX / sumL2
+			best = scale * sumLX
+		}
+	}
+	return scale
+}
+
+var fmaSites uint32
+
+func madd(site int, a, b, c float32) float32 {
+	if fmaSites&(1<<site) != 0 {
+		return fma32(a, b, c)
+	}
+	return float32(a*b) + c
+}
+
+func msub(s1, s2 int, a, b, c, d float32) float32 {
+	switch {
+	case fmaSites&(1<<s1) != 0:
+		return fma32(a, b, -float32(c*d))
+	case fmaSites&(1<<s2) != 0:
+		return fma32(-c, d, float32(a*b))
+	}
+	return float32(a*b) - float32(c*d)
+}
+
+// fma32 returns a·b+c rounded once to float32.
+func fma32(a, b, c float32) float32 {
+	p := float64(a) * float64(b) // exact
+	fc := float64(c)
+	s := p + fc
+	bb := s - p
+	e := (p - (s - bb)) + (fc - bb)
+	if e != 0 && !math.IsInf(s, 0) {
+		bits := math.Float64bits(s)
+		if bits&1 == 0 { // round to odd, so the float32 rounding is correct
+			if (e > 0) == (s > 0) {
+				bits++
+			} else {
+				bits--
+			}
+		}
+		s = math.Float64frombits(bits)
+	}
+	return float32(s)
+}
+
+const magic = 12582912 // 1.5·2²³
+
+func nearestMul(site int, a, b float32) int {
+	if fmaSites&(1<<site) != 0 {
+		v := fma32(a, b, magic)
+		return int(v) - magic
+	}
+	return nearestInt(a * b)
+}
