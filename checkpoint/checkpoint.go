@@ -1,0 +1,253 @@
+// Package checkpoint opens everything a model needs to talk: its weights
+// (model.Model), its tokenizer and its chat template, from a Hugging Face
+// folder, a GGUF file, a llama2.c checkpoint, or the built-in default.
+package checkpoint
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/masque-ai/masque/chattemplate"
+	"github.com/masque-ai/masque/gguf"
+	"github.com/masque-ai/masque/internal/builtin"
+	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/tokenizer"
+)
+
+// Checkpoint is an opened model with its tokenizer and chat template.
+type Checkpoint struct {
+	Path      string // as given, or builtin.Name
+	Model     *model.Model
+	Tokenizer *tokenizer.Tokenizer
+	// Template renders conversations. When the checkpoint has no chat
+	// template, it is the ChatML fallback and HasTemplate is false.
+	Template    *chattemplate.Template
+	HasTemplate bool
+	// TemplateConfig is tokenizer_config.json (nil when there is none).
+	TemplateConfig *chattemplate.Config
+
+	tokErr         error  // why Tokenizer is nil
+	templateSource string // the chat template's text, when it has one
+}
+
+func hasTokenizer(dir string) bool {
+	for _, n := range []string{"tokenizer.json", "tokenizer.json.gz"} {
+		if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// NeedTokenizer returns the tokenizer, or an error saying why there is none
+// (a weights-only folder can still compute logits from ids).
+func (ck *Checkpoint) NeedTokenizer() (*tokenizer.Tokenizer, error) {
+	if ck.Tokenizer == nil {
+		if ck.tokErr != nil {
+			return nil, ck.tokErr
+		}
+		return nil, fmt.Errorf("%s has no tokenizer", ck.Path)
+	}
+	return ck.Tokenizer, nil
+}
+
+// Options tune Open.
+type Options struct {
+	// Tokenizer overrides where the tokenizer is read from (required for a
+	// llama2.c checkpoint without a tokenizer.bin beside it).
+	Tokenizer string
+}
+
+// Open loads the checkpoint at path; an empty path opens the built-in default
+// model (stories260K).
+func Open(path string, o Options) (*Checkpoint, error) {
+	if path == "" || path == builtin.Name {
+		return openBuiltin()
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening model: %w", err)
+	}
+	ck := &Checkpoint{Path: path}
+	switch {
+	case st.IsDir():
+		err = ck.openHF(path, o)
+	case strings.EqualFold(filepath.Ext(path), ".bin"):
+		err = ck.openLlama2C(path, o)
+	case strings.EqualFold(filepath.Ext(path), ".gguf"):
+		err = ck.openGGUF(path, o)
+	default:
+		err = fmt.Errorf("%s: not a model folder, .gguf file or llama2.c .bin checkpoint", path)
+	}
+	if err != nil {
+		ck.Close()
+		return nil, err
+	}
+	return ck, nil
+}
+
+func openBuiltin() (*Checkpoint, error) {
+	m, err := model.ParseLlama2C(builtin.Model, builtin.Name)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.ParseLlama2C(builtin.Tokenizer, builtin.Name+"/tok512.bin")
+	if err != nil {
+		return nil, err
+	}
+	return &Checkpoint{Path: builtin.Name, Model: m, Tokenizer: tok, Template: chattemplate.ChatML()}, nil
+}
+
+func (ck *Checkpoint) openHF(dir string, o Options) error {
+	var err error
+	if ck.Model, err = model.LoadHF(dir); err != nil {
+		return err
+	}
+	tokPath := dir
+	if o.Tokenizer != "" {
+		tokPath = o.Tokenizer
+	}
+	if o.Tokenizer != "" || hasTokenizer(dir) {
+		if ck.Tokenizer, err = tokenizer.Load(tokPath); err != nil {
+			return err
+		}
+	} else {
+		ck.tokErr = fmt.Errorf("%s has no tokenizer.json: pass --tokenizer FILE", dir)
+	}
+	return ck.loadTemplate(dir)
+}
+
+func (ck *Checkpoint) loadTemplate(dir string) error {
+	cfg, err := chattemplate.LoadConfig(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		ck.Template = chattemplate.ChatML()
+		return nil
+	case err != nil:
+		return err
+	}
+	ck.TemplateConfig = cfg
+	if cfg.ChatTemplate == "" {
+		ck.Template = chattemplate.ChatML()
+		return nil
+	}
+	if ck.Template, err = chattemplate.New(cfg.ChatTemplate); err != nil {
+		return fmt.Errorf("%s: chat_template: %v", filepath.Join(dir, "tokenizer_config.json"), err)
+	}
+	ck.HasTemplate = true
+	ck.templateSource = cfg.ChatTemplate
+	return nil
+}
+
+func (ck *Checkpoint) openLlama2C(path string, o Options) error {
+	var err error
+	if ck.Model, err = model.LoadLlama2C(path); err != nil {
+		return err
+	}
+	tokPath := o.Tokenizer
+	if tokPath == "" {
+		tokPath = filepath.Join(filepath.Dir(path), "tokenizer.bin")
+		if _, err := os.Stat(tokPath); err != nil {
+			return fmt.Errorf("%s: a llama2.c checkpoint needs its tokenizer: pass --tokenizer FILE (no tokenizer.bin beside it)", path)
+		}
+	}
+	if ck.Tokenizer, err = tokenizer.LoadLlama2C(tokPath); err != nil {
+		return err
+	}
+	ck.Template = chattemplate.ChatML()
+	return nil
+}
+
+func (ck *Checkpoint) openGGUF(path string, o Options) error {
+	var err error
+	if ck.Model, err = model.LoadGGUF(path); err != nil {
+		return err
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if o.Tokenizer != "" {
+		ck.Tokenizer, err = tokenizer.Load(o.Tokenizer)
+	} else {
+		ck.Tokenizer, err = tokenizer.FromGGUF(f)
+	}
+	if err != nil {
+		return err
+	}
+	ck.Template = chattemplate.ChatML()
+	if src, ok := f.String("tokenizer.chat_template"); ok && src != "" {
+		if ck.Template, err = chattemplate.New(src); err != nil {
+			return fmt.Errorf("%s: tokenizer.chat_template: %v", path, err)
+		}
+		ck.HasTemplate = true
+		ck.templateSource = src
+	}
+	return nil
+}
+
+// Close releases the model's memory-mapped files.
+func (ck *Checkpoint) Close() error {
+	if ck.Model != nil {
+		return ck.Model.Close()
+	}
+	return nil
+}
+
+// RenderChat renders a conversation with the checkpoint's chat template.
+func (ck *Checkpoint) RenderChat(msgs []chattemplate.Message, addGenerationPrompt bool, vars map[string]any) (string, error) {
+	opt := chattemplate.Options{AddGenerationPrompt: addGenerationPrompt, Vars: vars}
+	if c := ck.TemplateConfig; c != nil {
+		opt.BOSToken, opt.EOSToken = c.BOSToken, c.EOSToken
+	} else if ck.Tokenizer != nil {
+		opt.BOSToken, opt.EOSToken = ck.Tokenizer.BOSToken(), ck.Tokenizer.EOSToken()
+	}
+	return ck.Template.Render(msgs, opt)
+}
+
+// EncodeChat renders a conversation and tokenizes it the way Hugging Face's
+// apply_chat_template(tokenize=True) does: the template supplies any BOS, so
+// no special tokens are added.
+func (ck *Checkpoint) EncodeChat(msgs []chattemplate.Message, addGenerationPrompt bool, vars map[string]any) ([]int, error) {
+	s, err := ck.RenderChat(msgs, addGenerationPrompt, vars)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := ck.NeedTokenizer()
+	if err != nil {
+		return nil, err
+	}
+	return tok.Encode(s, false), nil
+}
+
+// StopTokens returns the ids that end a reply: the model's EOS ids plus the
+// tokenizer's EOS and, for chat templates, the end-of-turn tokens the
+// template uses (<|im_end|>, <|eot_id|>, <|end|>, </s>) that exist in the vocabulary.
+func (ck *Checkpoint) StopTokens() []int {
+	seen := map[int]bool{}
+	var out []int
+	add := func(id int) {
+		if id >= 0 && !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	for _, id := range ck.Model.Config.EOS {
+		add(id)
+	}
+	if ck.Tokenizer != nil {
+		if id, ok := ck.Tokenizer.EOS(); ok {
+			add(id)
+		}
+		for _, s := range []string{"<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>", "<end_of_turn>"} {
+			if id, ok := ck.Tokenizer.TokenID(s); ok && ck.Tokenizer.IsSpecial(id) {
+				add(id)
+			}
+		}
+	}
+	return out
+}

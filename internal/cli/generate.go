@@ -1,0 +1,243 @@
+package cli
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/masque-ai/masque/chattemplate"
+	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/generate"
+)
+
+// samplingFlags are the decoding settings shared by generate and chat.
+type samplingFlags struct {
+	maxTokens     int
+	temperature   float32
+	topK          int
+	topP, minP    float32
+	repeatPenalty float32
+	repeatLastN   int
+	seed          int64
+	stop          []string
+	ignoreEOS     bool
+}
+
+func (f *samplingFlags) register(c *cobra.Command, maxTokens int) {
+	fl := c.Flags()
+	fl.IntVarP(&f.maxTokens, "max-tokens", "n", maxTokens, "maximum number of tokens to generate (≤0: until EOS or the end of the context)")
+	fl.Float32VarP(&f.temperature, "temperature", "t", 0.8, "sampling temperature; 0 is greedy")
+	fl.IntVar(&f.topK, "top-k", 40, "keep the K most likely tokens (0: off)")
+	fl.Float32Var(&f.topP, "top-p", 0.95, "nucleus sampling: keep the most likely tokens up to this probability mass (1: off)")
+	fl.Float32Var(&f.minP, "min-p", 0.05, "drop tokens below this fraction of the top token's probability (0: off)")
+	fl.Float32Var(&f.repeatPenalty, "repeat-penalty", 1.0, "repetition penalty (1: off)")
+	fl.IntVar(&f.repeatLastN, "repeat-last-n", 64, "tokens the repetition penalty looks back over (0: all)")
+	fl.Int64Var(&f.seed, "seed", -1, "random seed; the same seed gives the same output (-1: random)")
+	fl.StringArrayVar(&f.stop, "stop", nil, "stop string (repeatable)")
+	fl.BoolVar(&f.ignoreEOS, "ignore-eos", false, "keep generating past end-of-sequence tokens")
+}
+
+func (f *samplingFlags) options(ck *checkpoint.Checkpoint) generate.Options {
+	seed := uint64(f.seed)
+	if f.seed < 0 {
+		seed = rand.Uint64()
+	}
+	o := generate.Options{
+		MaxTokens: f.maxTokens, Temperature: f.temperature, TopK: f.topK, TopP: f.topP, MinP: f.minP,
+		RepetitionPenalty: f.repeatPenalty, RepeatLastN: f.repeatLastN, Seed: seed, Stop: f.stop,
+		IgnoreEOS: f.ignoreEOS, SkipSpecial: true,
+	}
+	if !f.ignoreEOS {
+		o.StopTokens = ck.StopTokens()
+	}
+	return o
+}
+
+func textStreams(ck *checkpoint.Checkpoint) generate.Tokenizer {
+	return generate.TokenizerFunc(func(skip bool) generate.TextStream { return ck.Tokenizer.NewStreamDecoder(skip) })
+}
+
+func (e *env) generateCmd() *cobra.Command {
+	var mf modelFlags
+	var sf samplingFlags
+	var prompt, system string
+	var chat, asJSON, stats bool
+	c := &cobra.Command{
+		Use:   "generate --prompt TEXT [flags]",
+		Short: "Generate text from a prompt, streaming",
+		Long: `Generate text from a prompt and stream it to standard output.
+
+With --chat (or --system) the prompt becomes a user message rendered with the
+model's chat template. With --json the result is printed as one object
+{"prompt_ids":[...],"ids":[...],"text":"..."} where ids are the generated tokens only.`,
+		Example: `  masque generate --prompt "Once upon a time"
+  masque generate --model ./Qwen2.5-0.5B-Instruct --chat --system "You are a pirate." --prompt "Hello" --temperature 0`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ck, err := mf.open()
+			if err != nil {
+				return err
+			}
+			defer ck.Close()
+			var ids []int
+			if chat || system != "" {
+				var msgs []chattemplate.Message
+				if system != "" {
+					msgs = append(msgs, chattemplate.Message{Role: "system", Content: system})
+				}
+				msgs = append(msgs, chattemplate.Message{Role: "user", Content: prompt})
+				if ids, err = ck.EncodeChat(msgs, true, nil); err != nil {
+					return err
+				}
+			} else {
+				tok, err := ck.NeedTokenizer()
+				if err != nil {
+					return err
+				}
+				ids = tok.Encode(prompt, true)
+			}
+			if len(ids) == 0 {
+				return usagef("the prompt is empty and the tokenizer adds no BOS token: give --prompt")
+			}
+			o := sf.options(ck)
+			var onText func(string) error
+			if !asJSON {
+				onText = func(s string) error { _, err := fmt.Fprint(e.stdout, s); return err }
+			}
+			res, err := generate.Generate(cmd.Context(), ck.Model, textStreams(ck), ids, o, onText)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				out := res.IDs
+				if out == nil {
+					out = []int{}
+				}
+				return writeJSON(e.stdout, map[string]any{"prompt_ids": ids, "ids": out, "text": res.Text, "finish_reason": res.FinishReason})
+			}
+			fmt.Fprintln(e.stdout)
+			if stats {
+				printStats(e, res)
+			}
+			return nil
+		},
+	}
+	mf.register(c)
+	sf.register(c, 256)
+	c.Flags().StringVarP(&prompt, "prompt", "p", "", "the prompt")
+	c.Flags().BoolVar(&chat, "chat", false, "wrap the prompt as a user message in the chat template")
+	c.Flags().StringVar(&system, "system", "", "system prompt (implies --chat)")
+	c.Flags().BoolVar(&asJSON, "json", false, `print {"prompt_ids":[...],"ids":[...],"text":"..."} instead of streaming`)
+	c.Flags().BoolVar(&stats, "stats", false, "print timing statistics to standard error")
+	return c
+}
+
+func printStats(e *env, res *generate.Result) {
+	rate := func(n int, d time.Duration) float64 {
+		if d <= 0 {
+			return 0
+		}
+		return float64(n) / d.Seconds()
+	}
+	fmt.Fprintf(e.stderr, "prompt %d tokens in %v (%.1f tok/s), generated %d tokens in %v (%.1f tok/s), finish: %s\n",
+		res.PromptTokens, res.PrefillDur.Round(time.Millisecond), rate(res.PromptTokens, res.PrefillDur),
+		res.CompletionTokens, res.DecodeDur.Round(time.Millisecond), rate(res.CompletionTokens, res.DecodeDur), res.FinishReason)
+}
+
+func (e *env) chatCmd() *cobra.Command {
+	var mf modelFlags
+	var sf samplingFlags
+	var system string
+	var stats bool
+	c := &cobra.Command{
+		Use:   "chat [--system TEXT]",
+		Short: "Chat with a model interactively (streaming)",
+		Long: `Chat with a model. Each line you type is a user message; the reply streams
+back. The conversation is rendered with the model's chat template, and the KV
+cache is reused between turns. Commands: /reset clears the conversation, /exit quits.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ck, err := mf.open()
+			if err != nil {
+				return err
+			}
+			defer ck.Close()
+			if _, err := ck.NeedTokenizer(); err != nil {
+				return err
+			}
+			var msgs []chattemplate.Message
+			reset := func() {
+				msgs = msgs[:0]
+				if system != "" {
+					msgs = append(msgs, chattemplate.Message{Role: "system", Content: system})
+				}
+			}
+			reset()
+			m := ck.Model
+			cache := m.NewCache(0)
+			var inCache []int // the ids the cache holds
+			in := bufio.NewScanner(e.stdin)
+			in.Buffer(make([]byte, 1<<20), 1<<20)
+			fmt.Fprintf(e.stderr, "masque chat with %s: type a message, /reset or /exit\n", ck.Path)
+			for {
+				fmt.Fprint(e.stdout, "> ")
+				if !in.Scan() {
+					fmt.Fprintln(e.stdout)
+					return in.Err()
+				}
+				line := strings.TrimSpace(in.Text())
+				switch line {
+				case "":
+					continue
+				case "/exit", "/quit":
+					return nil
+				case "/reset":
+					reset()
+					continue
+				}
+				msgs = append(msgs, chattemplate.Message{Role: "user", Content: line})
+				ids, err := ck.EncodeChat(msgs, true, nil)
+				if err != nil {
+					return err
+				}
+				// Reuse the longest common prefix of what the cache holds.
+				keep := 0
+				for keep < len(inCache) && keep < len(ids)-1 && inCache[keep] == ids[keep] {
+					keep++
+				}
+				cache.Truncate(keep)
+				inCache = inCache[:keep]
+				if len(ids) >= cache.Max() {
+					return fmt.Errorf("the conversation (%d tokens) no longer fits the context (%d): /reset", len(ids), cache.Max())
+				}
+				o := sf.options(ck)
+				res, err := generate.GenerateWithCache(cmd.Context(), m, cache, textStreams(ck), ids[keep:], o,
+					func(s string) error { _, err := fmt.Fprint(e.stdout, s); return err })
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(e.stdout)
+				if stats {
+					printStats(e, res)
+				}
+				inCache = append(append(inCache, ids[keep:]...), res.IDs...)
+				if n := cache.Len(); n < len(inCache) {
+					inCache = inCache[:n]
+				}
+				msgs = append(msgs, chattemplate.Message{Role: "assistant", Content: res.Text})
+				if res.FinishReason == generate.FinishCancelled {
+					return nil
+				}
+			}
+		},
+	}
+	mf.register(c)
+	sf.register(c, 512)
+	c.Flags().StringVar(&system, "system", "", "system prompt")
+	c.Flags().BoolVar(&stats, "stats", false, "print timing statistics after each reply")
+	return c
+}

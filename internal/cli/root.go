@@ -1,0 +1,89 @@
+// Package cli implements the masque command line. Each subcommand lives in its
+// own file; Main runs one with the given arguments and streams, so tests can
+// call it in-process.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+
+	"github.com/spf13/cobra"
+
+	"github.com/masque-ai/masque/checkpoint"
+)
+
+// Main runs the masque CLI and returns the process exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	root := newRoot(stdin, stdout, stderr)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "masque:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+type usageError struct{ error }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// env carries the streams every command writes to.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "masque",
+		Short: "Sculpt and serve persona-consistent role-play models on CPU",
+		Long: `masque loads Llama-family checkpoints (Hugging Face folders, GGUF, llama2.c),
+runs them on CPU with its own kernels, sculpts persona models out of them and
+serves them through an OpenAI-compatible API.
+
+With no --model, commands use the built-in default model (stories260K).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(
+		e.generateCmd(), e.chatCmd(), e.tokenizeCmd(), e.logitsCmd(), e.templateCmd(), e.inspectCmd(),
+		e.benchCmd(), e.randomCmd(), e.convertCmd(false), e.convertCmd(true),
+	)
+	return root
+}
+
+// modelFlags are the flags every model-using command shares.
+type modelFlags struct {
+	model     string
+	tokenizer string
+}
+
+func (f *modelFlags) register(c *cobra.Command) {
+	c.Flags().StringVarP(&f.model, "model", "m", "", "model: a Hugging Face folder, a .gguf file or a llama2.c .bin (default: the built-in stories260K)")
+	c.Flags().StringVar(&f.tokenizer, "tokenizer", "", "tokenizer file, for llama2.c checkpoints (tokenizer.bin) or to override the model's")
+}
+
+func (f *modelFlags) open() (*checkpoint.Checkpoint, error) {
+	return checkpoint.Open(f.model, checkpoint.Options{Tokenizer: f.tokenizer})
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}

@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/masque-ai/masque/bench"
+	"github.com/masque-ai/masque/kernels"
+	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/quant"
+	"github.com/masque-ai/masque/randmodel"
+)
+
+func (e *env) benchCmd() *cobra.Command {
+	var mf modelFlags
+	var o bench.Options
+	var asJSON bool
+	var level string
+	c := &cobra.Command{
+		Use:   "bench --model PATH [--prompt-tokens 128 --gen-tokens 64 --threads 2] [--json]",
+		Short: "Measure prompt and decode speed (tokens/s) and peak memory",
+		Long: `Measure prompt processing (one batched pass over --prompt-tokens random tokens)
+and decoding (--gen-tokens greedy single-token steps), as medians over --reps
+repetitions after a warm-up, and the peak resident memory. The definitions
+match the llama.cpp anchor's bench, so the two can be compared on the same GGUF
+file (see bench/compare.sh).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ck, err := mf.open()
+			if err != nil {
+				return err
+			}
+			defer ck.Close()
+			if level != "" {
+				k, err := kernels.ForLevel(level)
+				if err != nil {
+					return usagef("--kernels: %v", err)
+				}
+				ck.Model.K = k
+			}
+			r, err := bench.Run(ck.Model, o)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(e.stdout, r)
+			}
+			fmt.Fprintf(e.stdout, "model    %s (%s, %d parameters)\nkernels  %s, %d threads\n", r.Model, r.WeightType, r.ParamCount, r.Kernels, r.Threads)
+			fmt.Fprintf(e.stdout, "prefill  %.1f tokens/s (%d tokens, runs %v)\n", r.PrefillTokS, r.PromptTokens, fmtRuns(r.PrefillRuns))
+			fmt.Fprintf(e.stdout, "decode   %.2f tokens/s (%.2f ms/token, runs %v)\n", r.DecodeTokS, r.DecodeMsPerTok, fmtRuns(r.DecodeRuns))
+			fmt.Fprintf(e.stdout, "peak RSS %.1f MiB\n", float64(r.PeakRSSBytes)/(1<<20))
+			return nil
+		},
+	}
+	mf.register(c)
+	c.Flags().IntVar(&o.PromptTokens, "prompt-tokens", 128, "tokens in the timed prompt pass")
+	c.Flags().IntVar(&o.GenTokens, "gen-tokens", 64, "timed decode steps")
+	c.Flags().IntVar(&o.Reps, "reps", 3, "repetitions (medians are reported)")
+	c.Flags().IntVar(&o.Threads, "threads", 0, "kernel threads (default: one per core)")
+	c.Flags().Uint64Var(&o.Seed, "seed", 1, "seed of the random prompt")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().StringVar(&level, "kernels", "", "force a kernel level ("+strings.Join(kernels.Levels(), ", ")+")")
+	return c
+}
+
+func fmtRuns(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprintf("%.1f", x)
+	}
+	return "[" + strings.Join(s, " ") + "]"
+}
+
+func (e *env) randomCmd() *cobra.Command {
+	var arch, preset, out, dtype string
+	var seed uint64
+	var std float32
+	c := &cobra.Command{
+		Use:   "random --preset qwen2.5-0.5b --out DIR",
+		Short: "Write a random-weight model with the shape of a real one (for benchmarks)",
+		Long: `Write a Hugging Face folder holding a model with random weights N(0, std²)
+and the exact shape of a real model, plus a synthetic byte-level tokenizer.
+Speed does not depend on weight values, so these stand in for real models in
+benchmarks. Presets: ` + strings.Join(randmodel.PresetNames(), ", ") + `.`,
+		Example: `  masque random --arch qwen2 --preset qwen2.5-0.5b --out /tmp/qwen25-05b
+  masque random --preset smollm2-135m --dtype bf16 --out /tmp/smollm2`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, ok := randmodel.Presets[preset]
+			if !ok {
+				return usagef("unknown --preset %q (have %s)", preset, strings.Join(randmodel.PresetNames(), ", "))
+			}
+			if arch != "" {
+				want, err := model.ArchFor(arch)
+				if err != nil {
+					return usagef("--arch: %v", err)
+				}
+				if want != cfg.Arch {
+					return usagef("--arch %s does not match preset %s (%s)", arch, preset, cfg.Arch)
+				}
+			}
+			dt, err := quant.ParseDType(dtype)
+			if err != nil || (dt != quant.F32 && dt != quant.F16 && dt != quant.BF16) {
+				return usagef("--dtype must be f32, f16 or bf16")
+			}
+			if out == "" {
+				return usagef("--out is required")
+			}
+			if err := randmodel.Write(out, cfg, seed, std, dt); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stderr, "wrote %s (%s, %s)\n", out, preset, dt)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&arch, "arch", "", "architecture (llama, qwen2, qwen3, mistral); checked against the preset")
+	c.Flags().StringVar(&preset, "preset", "qwen2.5-0.5b", "shape to copy")
+	c.Flags().StringVar(&out, "out", "", "output folder")
+	c.Flags().StringVar(&dtype, "dtype", "f32", "storage type: f32, f16 or bf16")
+	c.Flags().Uint64Var(&seed, "seed", 1, "random seed")
+	c.Flags().Float32Var(&std, "std", 0.02, "standard deviation of the weights")
+	return c
+}
+
+func (e *env) convertCmd(quantize bool) *cobra.Command {
+	var mf modelFlags
+	var out, typ string
+	use, short := "convert --model HF_DIR --out FILE.gguf [--type f32|f16|bf16|q8_0|q4_0|q4_k|q6_k]",
+		"Convert a model (Hugging Face folder, llama2.c, GGUF) to GGUF"
+	if quantize {
+		use, short = "quantize --model IN --type q8_0|q4_0|q4_k|bf16|f16 --out OUT.gguf", "Quantise a model's weights and write a GGUF file"
+	}
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long: short + `.
+
+The file holds the weights, the tokenizer and the chat template, and loads in
+llama.cpp and ollama as well as in masque. Matrices whose rows are not a
+multiple of the type's block size are stored as f16; norms and biases as f32.
+The output appears only when complete (written to a temporary name first).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := quant.ParseDType(typ)
+			if err != nil {
+				return usagef("--type: %v", err)
+			}
+			if out == "" {
+				return usagef("--out is required")
+			}
+			ck, err := mf.open()
+			if err != nil {
+				return err
+			}
+			defer ck.Close()
+			if err := ck.SaveGGUF(out, t); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stderr, "wrote %s (%s)\n", out, t)
+			return nil
+		},
+	}
+	mf.register(c)
+	c.Flags().StringVarP(&out, "out", "o", "", "output .gguf file")
+	def := "f32"
+	if quantize {
+		def = "q8_0"
+	}
+	c.Flags().StringVar(&typ, "type", def, "weight type: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k")
+	return c
+}

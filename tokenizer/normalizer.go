@@ -1,0 +1,237 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/dlclark/regexp2"
+	"golang.org/x/text/unicode/norm"
+)
+
+// normalizer transforms a piece of input text before pre-tokenization.
+type normalizer func(s string) string
+
+type patternJSON struct {
+	String *string `json:"String"`
+	Regex  *string `json:"Regex"`
+}
+
+type normJSON struct {
+	Type        string            `json:"type"`
+	Normalizers []json.RawMessage `json:"normalizers"`
+	Prepend     *string           `json:"prepend"`
+	Pattern     *patternJSON      `json:"pattern"`
+	Content     *string           `json:"content"`
+	StripLeft   *bool             `json:"strip_left"`
+	StripRight  *bool             `json:"strip_right"`
+}
+
+func parseNormalizer(raw json.RawMessage, perr func(string, ...any) error) (normalizer, error) {
+	return parseNorm(raw, perr, 0)
+}
+
+func parseNorm(raw json.RawMessage, perr func(string, ...any) error, depth int) (normalizer, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	if depth > 32 {
+		return nil, perr("normalizer nested too deeply")
+	}
+	var n normJSON
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return nil, perr("bad normalizer: %v", err)
+	}
+	switch n.Type {
+	case "Sequence":
+		var list []normalizer
+		for _, sub := range n.Normalizers {
+			f, err := parseNorm(sub, perr, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			if f != nil {
+				list = append(list, f)
+			}
+		}
+		if len(list) == 0 {
+			return nil, nil
+		}
+		return func(s string) string {
+			for _, f := range list {
+				s = f(s)
+			}
+			return s
+		}, nil
+	case "NFC":
+		return func(s string) string { return norm.NFC.String(s) }, nil
+	case "NFD":
+		return func(s string) string { return norm.NFD.String(s) }, nil
+	case "NFKC":
+		return func(s string) string { return norm.NFKC.String(s) }, nil
+	case "NFKD":
+		return func(s string) string { return norm.NFKD.String(s) }, nil
+	case "Lowercase":
+		return lowercase, nil
+	case "Prepend":
+		if n.Prepend == nil {
+			return nil, perr("normalizer Prepend: missing \"prepend\"")
+		}
+		p := *n.Prepend
+		return func(s string) string {
+			if s == "" {
+				return s
+			}
+			return p + s
+		}, nil
+	case "Replace":
+		r, err := parseReplace(n.Pattern, n.Content)
+		if err != nil {
+			return nil, perr("normalizer Replace: %v", err)
+		}
+		return r, nil
+	case "Strip":
+		left, right := true, true
+		if n.StripLeft != nil {
+			left = *n.StripLeft
+		}
+		if n.StripRight != nil {
+			right = *n.StripRight
+		}
+		return func(s string) string {
+			if left {
+				s = strings.TrimLeftFunc(s, unicode.IsSpace)
+			}
+			if right {
+				s = strings.TrimRightFunc(s, unicode.IsSpace)
+			}
+			return s
+		}, nil
+	case "StripAccents":
+		return func(s string) string {
+			return strings.Map(func(r rune) rune {
+				if unicode.Is(unicode.Mn, r) {
+					return -1
+				}
+				return r
+			}, s)
+		}, nil
+	case "":
+		return nil, perr("normalizer has no \"type\"")
+	default:
+		return nil, perr("unsupported normalizer type %q", n.Type)
+	}
+}
+
+// lowercase maps each character to its full lowercase form, character by character
+// (as Rust's char::to_lowercase does; no context-dependent final sigma).
+func lowercase(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		if r == '\u0130' { // İ has a two-character lowercase form
+			b.WriteString("i\u0307")
+			continue
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
+}
+
+// parseReplace builds a replace-all function for a Replace normalizer or decoder.
+func parseReplace(p *patternJSON, content *string) (func(string) string, error) {
+	if p == nil || content == nil {
+		return nil, fmt.Errorf("missing \"pattern\" or \"content\"")
+	}
+	c := *content
+	switch {
+	case p.String != nil:
+		pat := *p.String
+		if pat == "" {
+			return func(s string) string { return s }, nil
+		}
+		return func(s string) string { return strings.ReplaceAll(s, pat, c) }, nil
+	case p.Regex != nil:
+		re, err := compileRegex(*p.Regex)
+		if err != nil {
+			return nil, err
+		}
+		return func(s string) string {
+			spans := re.find(s)
+			if len(spans) == 0 {
+				return s
+			}
+			var b strings.Builder
+			prev := 0
+			for _, sp := range spans {
+				b.WriteString(s[prev:sp[0]])
+				b.WriteString(c)
+				prev = sp[1]
+			}
+			b.WriteString(s[prev:])
+			return b.String()
+		}, nil
+	}
+	return nil, fmt.Errorf("pattern needs \"String\" or \"Regex\"")
+}
+
+// regex wraps a regexp2 pattern (with a hand-written fast path for the common
+// tokenizer split patterns) and returns match spans as byte offsets.
+type regex struct {
+	re   *regexp2.Regexp
+	fast func(s string, i int) int // returns the end of the match at i (> i), or -1
+}
+
+func compileRegex(pattern string) (*regex, error) {
+	re, err := regexp2.Compile(pattern, regexp2.None)
+	if err != nil {
+		return nil, fmt.Errorf("bad regex %q: %v", truncate(pattern, 200), err)
+	}
+	return &regex{re: re, fast: fastSplitter(pattern)}, nil
+}
+
+// find returns the [start, end) byte spans of all non-overlapping matches in s.
+func (r *regex) find(s string) [][2]int {
+	if r.fast != nil {
+		out := make([][2]int, 0, len(s)/4+1)
+		for i := 0; i < len(s); {
+			e := r.fast(s, i)
+			if e > i {
+				out = append(out, [2]int{i, e})
+				i = e
+				continue
+			}
+			_, n := decodeRune(s, i)
+			i += n
+		}
+		return out
+	}
+	return r.findSlow(s)
+}
+
+func (r *regex) findSlow(s string) [][2]int {
+	runes := []rune(s)
+	// byte offset of each rune index (plus the end).
+	offs := make([]int, 0, len(runes)+1)
+	for i := range s {
+		offs = append(offs, i)
+	}
+	offs = append(offs, len(s))
+	if len(offs) != len(runes)+1 {
+		return nil // cannot happen for valid UTF-8
+	}
+	var out [][2]int
+	m, err := r.re.FindRunesMatch(runes)
+	for err == nil && m != nil {
+		a, b := m.Index, m.Index+m.Length
+		if a < 0 || b > len(runes) || a > b {
+			break
+		}
+		if b > a {
+			out = append(out, [2]int{offs[a], offs[b]})
+		}
+		m, err = r.re.FindNextMatch(m)
+	}
+	return out
+}
