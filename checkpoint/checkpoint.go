@@ -4,7 +4,6 @@
 package checkpoint
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -121,12 +120,18 @@ func (ck *Checkpoint) openHF(dir string, o Options) error {
 }
 
 func (ck *Checkpoint) loadTemplate(dir string) error {
-	cfg, err := chattemplate.LoadConfig(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
+	present := false
+	for _, n := range []string{"tokenizer_config.json", "chat_template.jinja", "chat_template.json"} {
+		if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
+			present = true
+		}
+	}
+	if !present {
 		ck.Template = chattemplate.ChatML()
 		return nil
-	case err != nil:
+	}
+	cfg, err := chattemplate.LoadConfig(dir)
+	if err != nil {
 		return err
 	}
 	ck.TemplateConfig = cfg
@@ -250,4 +255,27 @@ func (ck *Checkpoint) StopTokens() []int {
 		}
 	}
 	return out
+}
+
+// OpenText opens only what text processing needs: the tokenizer and chat
+// template. For a folder the weights are not loaded (Model is nil), so it
+// also works on a folder that holds only tokenizer files; other paths are
+// opened fully.
+func OpenText(path string, o Options) (*Checkpoint, error) {
+	st, err := os.Stat(path)
+	if path == "" || err != nil || !st.IsDir() {
+		return Open(path, o)
+	}
+	ck := &Checkpoint{Path: path}
+	tokPath := path
+	if o.Tokenizer != "" {
+		tokPath = o.Tokenizer
+	}
+	if ck.Tokenizer, err = tokenizer.Load(tokPath); err != nil {
+		return nil, err
+	}
+	if err := ck.loadTemplate(path); err != nil {
+		return nil, err
+	}
+	return ck, nil
 }

@@ -22,7 +22,7 @@ func (e *env) tokenizeCmd() *cobra.Command {
 		Short: "Print the token ids of TEXT",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ck, err := mf.open()
+			ck, err := mf.openText()
 			if err != nil {
 				return err
 			}
@@ -146,7 +146,7 @@ FILE.json holds a list of {"role","content"} messages (or {"messages":[...]}).`,
 					return usagef("--vars: %v", err)
 				}
 			}
-			ck, err := mf.open()
+			ck, err := mf.openText()
 			if err != nil {
 				return err
 			}

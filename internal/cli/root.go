@@ -82,6 +82,10 @@ func (f *modelFlags) open() (*checkpoint.Checkpoint, error) {
 	return checkpoint.Open(f.model, checkpoint.Options{Tokenizer: f.tokenizer})
 }
 
+func (f *modelFlags) openText() (*checkpoint.Checkpoint, error) {
+	return checkpoint.OpenText(f.model, checkpoint.Options{Tokenizer: f.tokenizer})
+}
+
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
