@@ -36,6 +36,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nikolalohinski/gonja/v2/exec"
@@ -177,12 +178,20 @@ const chatMLSource = "{% for message in messages %}" +
 // template: every message becomes "<|im_start|>{role}\n{content}<|im_end|>\n"
 // and the generation prompt is "<|im_start|>assistant\n".
 func ChatML() *Template {
-	t, err := NewNamed("chatml", chatMLSource)
-	if err != nil {
-		panic(err) // the source is a constant
-	}
-	return t
+	chatMLOnce.Do(func() {
+		t, err := NewNamed("chatml", chatMLSource)
+		if err != nil {
+			panic(err) // the source is a constant
+		}
+		chatMLTemplate = t
+	})
+	return chatMLTemplate
 }
+
+var (
+	chatMLOnce     sync.Once
+	chatMLTemplate *Template
+)
 
 // Render renders the conversation msgs.
 func (t *Template) Render(msgs []Message, opt Options) (string, error) {

@@ -292,6 +292,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad set", "{% set = 3 %}", 1},
 		{"do is not enabled", "{% do x %}", 1},
 		{"endfor without for", "{% endfor %}", 1},
+		{"deep nesting", "x\n{{ " + strings.Repeat("(", 500) + "1" + strings.Repeat(")", 500) + " }}", 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -320,7 +321,7 @@ func TestRuntimeErrorsAndLimits(t *testing.T) {
 		{"infinite recursion", "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "nested"},
 		{"recursive loop", "{% for x in [1] recursive %}{{ loop([1]) }}{% endfor %}", "nested"},
 		{"huge range", "{% for i in range(1000000) %}{% endfor %}", "range"},
-		{"many iterations", "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "limit"},
+		{"many iterations", "{% for i in range(100000) %}{% set r = range(100000) %}{% endfor %}", "limit"},
 		{"string bomb", "{{ 'x' * 10000000000 }}", "too large"},
 		{"doubling", "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}", "too large"},
 		{"list doubling", "{% set ns = namespace(l=[1]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}", "too large"},
@@ -477,4 +478,20 @@ func TestConcurrentRender(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+func BenchmarkRenderSpansQwen3(b *testing.B) {
+	tpl, cfg := goldenTemplate(b, "qwen3")
+	var msgs []Message
+	for range 50 {
+		msgs = append(msgs,
+			Message{Role: "user", Content: strings.Repeat("question ", 50)},
+			Message{Role: "assistant", Content: "<think>hmm</think>" + strings.Repeat("answer ", 80)})
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, _, err := tpl.RenderSpans(msgs, cfg.Options(false)); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

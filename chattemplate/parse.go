@@ -1,6 +1,7 @@
 package chattemplate
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/nikolalohinski/gonja/v2/config"
@@ -42,6 +43,9 @@ func parseTemplate(source string) (*exec.Template, error) {
 		}
 		stream.Next()
 	}
+	if err := checkNesting(toks); err != nil {
+		return nil, err
+	}
 	input := normalizeSource(source)
 	lstripBlocks(toks, input)
 	keepRawNewline(toks, input)
@@ -64,6 +68,28 @@ func parseTemplate(source string) (*exec.Template, error) {
 	}
 	*tpl.Root() = *root
 	return tpl, nil
+}
+
+// maxNesting bounds bracket nesting in expressions; gonja's parser slows
+// down sharply on very deep nesting.
+const maxNesting = 100
+
+func checkNesting(toks []*tokens.Token) error {
+	depth := 0
+	for _, t := range toks {
+		switch {
+		case isOpen(t.Type):
+			depth++
+			if depth > maxNesting {
+				return &parser.SyntaxError{Message: fmt.Sprintf("brackets nested more than %d deep", maxNesting), Raw: t.Val, Line: t.Line, Column: t.Col}
+			}
+		case isClose(t.Type):
+			depth = max(depth-1, 0)
+		case t.Type == tokens.VariableEnd || t.Type == tokens.BlockEnd:
+			depth = 0
+		}
+	}
+	return nil
 }
 
 // normalizeSource is the text gonja's lexer works on: newlines normalized
