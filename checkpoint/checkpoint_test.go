@@ -1,0 +1,99 @@
+package checkpoint
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/masque-ai/masque/chattemplate"
+	"github.com/masque-ai/masque/quant"
+)
+
+func TestOpenKinds(t *testing.T) {
+	ck, err := Open("", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	if ck.Model.Config.Vocab != 512 || ck.Tokenizer == nil || ck.HasTemplate {
+		t.Fatalf("builtin: %+v", ck)
+	}
+	if got := ck.StopTokens(); len(got) != 1 || got[0] != 2 {
+		t.Errorf("builtin stop tokens %v, want [2]", got)
+	}
+	// A weights-only folder: logits work, text does not.
+	w, err := Open("../testdata/hf-tiny/qwen2", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.NeedTokenizer(); err == nil || !strings.Contains(err.Error(), "tokenizer") {
+		t.Errorf("weights-only folder: %v", err)
+	}
+	if _, err := w.EncodeChat([]chattemplate.Message{{Role: "user", Content: "hi"}}, true, nil); err == nil {
+		t.Error("EncodeChat without a tokenizer succeeded")
+	}
+	// A tokenizer-only folder through OpenText renders and encodes chats.
+	txt, err := OpenText("../testdata/tokenizers/qwen2.5", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := txt.EncodeChat([]chattemplate.Message{{Role: "user", Content: "Hello!"}}, true, nil)
+	if err != nil || len(ids) == 0 || !txt.HasTemplate {
+		t.Fatalf("qwen2.5 chat: %v %v", ids, err)
+	}
+	if _, err := Open("../testdata/stories260K/golden.json", Options{}); err == nil {
+		t.Error("a JSON file opened as a model")
+	}
+	if _, err := Open("../testdata/stories260K/stories260K.bin", Options{}); err == nil || !strings.Contains(err.Error(), "--tokenizer") {
+		t.Errorf("llama2.c without tokenizer: %v", err)
+	}
+	l2c, err := Open("../testdata/stories260K/stories260K.bin", Options{Tokenizer: "../testdata/stories260K/tok512.bin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2c.Close()
+}
+
+// TestGGUFCarriesTemplate: a GGUF export keeps the tokenizer and template.
+func TestGGUFCarriesTemplate(t *testing.T) {
+	src, err := Open("", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	src.templateSource = "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}"
+	src.Template, _ = chattemplate.New(src.templateSource)
+	p := filepath.Join(t.TempDir(), "m.gguf")
+	if err := src.SaveGGUF(p, quant.Q8_0); err != nil {
+		t.Fatal(err)
+	}
+	g, err := Open(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if !g.HasTemplate {
+		t.Fatal("template lost")
+	}
+	s, err := g.RenderChat([]chattemplate.Message{{Role: "user", Content: "hi"}}, false, nil)
+	if err != nil || s != "[user] hi\n" {
+		t.Fatalf("rendered %q, %v", s, err)
+	}
+	text := "Once upon a time, Lily saw a big red ball."
+	if a, b := src.Tokenizer.Encode(text, true), g.Tokenizer.Encode(text, true); !equal(a, b) {
+		t.Fatalf("tokenizer changed through GGUF: %v vs %v", a, b)
+	}
+}
+
+func equal(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
