@@ -85,7 +85,7 @@ func Open(path string) (*File, error) {
 }
 
 // Parse reads a GGUF file held in memory; name is used in error messages.
-// Tensor Data slices alias data. Close is a no-op for a parsed file.
+// Tensor Data slices alias data; Close only drops those references.
 func Parse(name string, data []byte) (*File, error) {
 	f, err := parse(name, data)
 	if err != nil {

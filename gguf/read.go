@@ -113,13 +113,16 @@ func parse(path string, data []byte) (*File, error) {
 		return nil, r.errorf(8, "tensor count %d is more than the file could hold", nTensors)
 	}
 
+	// The counts are only bounded by the file size so far: cap what is
+	// allocated up front, and let real entries grow the rest.
+	const maxHint = 4096
 	f := &File{
 		Path:      path,
 		Version:   version,
 		Alignment: DefaultAlignment,
-		Metadata:  make(map[string]any, nKV),
-		KV:        make([]KV, 0, nKV),
-		index:     make(map[string]int, nTensors),
+		Metadata:  make(map[string]any, min(nKV, maxHint)),
+		KV:        make([]KV, 0, min(nKV, maxHint)),
+		index:     make(map[string]int, min(nTensors, maxHint)),
 		data:      data,
 	}
 	for range nKV {
@@ -154,7 +157,7 @@ func parse(path string, data []byte) (*File, error) {
 		}
 	}
 
-	f.Tensors = make([]TensorInfo, 0, nTensors)
+	f.Tensors = make([]TensorInfo, 0, min(nTensors, maxHint))
 	for range nTensors {
 		at := r.off
 		ti, err := r.tensorInfo()
@@ -372,14 +375,15 @@ func fill[T any](n int, at func(int) T) []T {
 
 // stringArray reads n length-prefixed strings into one shared allocation.
 func (r *reader) stringArray(key string, n int) ([]string, error) {
-	// Pass 1: validate lengths and total size without allocating.
+	le := binary.LittleEndian
+	// Pass 1: validate the lengths and find the end, allocating nothing.
 	start := r.off
 	for i := range n {
 		at := r.off
 		if r.remaining() < 8 {
 			return nil, r.errorf(at, "truncated: element %d of %s needs a length", i, key)
 		}
-		l := binary.LittleEndian.Uint64(r.b[at:])
+		l := le.Uint64(r.b[at:])
 		r.off += 8
 		if l > uint64(r.remaining()) {
 			return nil, r.errorf(at, "element %d of %s has length %d, more than the %d bytes left in the file", i, key, l, r.remaining())
@@ -387,24 +391,21 @@ func (r *reader) stringArray(key string, n int) ([]string, error) {
 		r.off += int(l)
 	}
 	end := r.off
-	total := end - start - 8*n
-	// Pass 2: copy the bytes into one string and slice it.
+	// Pass 2: copy all the bytes into one string. Pass 3: slice it.
 	var sb strings.Builder
-	sb.Grow(total)
-	r.off = start
-	for range n {
-		b, _ := r.strBytes("")
-		sb.Write(b)
+	sb.Grow(end - start - 8*n)
+	for p := start; p < end; {
+		l := int(le.Uint64(r.b[p:]))
+		sb.Write(r.b[p+8 : p+8+l])
+		p += 8 + l
 	}
 	all := sb.String()
 	out := make([]string, n)
-	r.off = start
-	pos := 0
-	for i := range out {
-		b, _ := r.strBytes("")
-		out[i] = all[pos : pos+len(b)]
-		pos += len(b)
+	for i, p, pos := 0, start, 0; i < n; i++ {
+		l := int(le.Uint64(r.b[p:]))
+		out[i] = all[pos : pos+l]
+		p += 8 + l
+		pos += l
 	}
-	r.off = end
 	return out, nil
 }

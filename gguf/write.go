@@ -59,7 +59,10 @@ type Writer struct {
 // Create validates meta and the tensor descriptions (Name, Shape, Type; Data
 // is ignored) and writes the header to a temporary file next to path.
 func Create(path string, meta []KV, tensors []WriteTensor) (*Writer, error) {
-	w := &Writer{path: path, align: DefaultAlignment, tensors: tensors}
+	w := &Writer{path: path, align: DefaultAlignment, tensors: make([]WriteTensor, len(tensors))}
+	for i, t := range tensors { // keep the descriptions, not the data
+		w.tensors[i] = WriteTensor{Name: t.Name, Shape: append([]int(nil), t.Shape...), Type: t.Type}
+	}
 	var hdr []byte
 	hdr = append(hdr, Magic...)
 	hdr = binary.LittleEndian.AppendUint32(hdr, 3)

@@ -9,11 +9,13 @@ import (
 // block formats; the k-quants (Q4_K, Q6_K) live in quant_k.go.
 //
 // The quantisers follow GGML's reference ("_ref") quantisers step by step in
-// float32 arithmetic, so that for ordinary inputs they write byte-identical
-// blocks. Products that feed an addition are wrapped in explicit float32
-// conversions, which stops the Go compiler from fusing them into FMAs on
-// architectures where it would otherwise do so; the results are therefore the
-// same on every GOARCH.
+// float32 arithmetic and write byte-identical blocks: the places where the
+// reference build evaluates a·b+c as a fused multiply-add use fma32 or
+// roundMulAdd (quant_fma.go); every other product is rounded on its own,
+// through explicit float32 conversions where it feeds an addition, which
+// stops the Go compiler from fusing it on architectures where it otherwise
+// would. The results are therefore the same on every GOARCH. The decoders
+// match GGML's scalar dequantisers bit for bit.
 //
 // One deliberate difference: when a block's scale does not fit in float16
 // (|x| beyond about 65504 × the largest quant), GGML stores an infinite scale,
@@ -94,13 +96,13 @@ func roundAwayClamp(x float32, lim int) int {
 	return int(math.Round(float64(x)))
 }
 
-// nearestInt rounds to the nearest integer, ties to even, which is what
-// GGML's nearest_int does for the values it is given. Out-of-range values
+// nearestInt rounds to the nearest integer, ties to even, like GGML's
+// nearest_int (which adds 1.5·2²³ in float32 arithmetic). Values beyond ±2²²
 // are clamped and NaN becomes 0, so the result is always safe to clamp again.
 func nearestInt(x float32) int {
 	const lim = 1 << 22
-	if x != x {
-		return 0
+	if x >= -lim && x <= lim {
+		return int(float32(x+roundMagic) - roundMagic)
 	}
 	if x > lim {
 		return lim
@@ -108,7 +110,7 @@ func nearestInt(x float32) int {
 	if x < -lim {
 		return -lim
 	}
-	return int(math.RoundToEven(float64(x)))
+	return 0 // NaN
 }
 
 func clampInt(v, lo, hi int) int {
@@ -122,7 +124,7 @@ func clampInt(v, lo, hi int) int {
 }
 
 func putF16(b []byte, h uint16) { binary.LittleEndian.PutUint16(b, h) }
-func getF16(b []byte) float32  { return F16ToF32(binary.LittleEndian.Uint16(b)) }
+func getF16(b []byte) float32   { return F16ToF32(binary.LittleEndian.Uint16(b)) }
 
 // Q8_0: d (f16) then 32 int8 quants; x = d·q.
 
@@ -133,6 +135,8 @@ func dequantQ8_0(b []byte, y []float32) {
 	}
 }
 
+// quantQ8_0: d = max|x|/127 and q = round(x/d), halves away from zero (C's
+// roundf), computed as x·(1/d) like GGML.
 func quantQ8_0(x []float32, b []byte) {
 	var amax float32
 	for _, v := range x[:32] {
@@ -167,14 +171,16 @@ func dequantQ4_0(b []byte, y []float32) {
 	}
 }
 
+// quantQ4_0: d = m/−8 where m is the (first) value of largest magnitude, so
+// m itself maps to q = 0; q = trunc(x·(1/d) + 8.5), at most 15, like GGML.
 func quantQ4_0(x []float32, b []byte) {
-	var amax, max float32
+	var amax, mx float32
 	for _, v := range x[:32] {
 		if a := abs32(v); a > amax {
-			amax, max = a, v
+			amax, mx = a, v
 		}
 	}
-	d := max / -8
+	d := mx / -8
 	h := scaleToF16(d)
 	if F32ToF16(d)&0x7fff == 0x7c00 {
 		d = F16ToF32(h)
@@ -185,7 +191,8 @@ func quantQ4_0(x []float32, b []byte) {
 	}
 	putF16(b, h)
 	q := func(v float32) byte {
-		f := float32(v*id) + 8.5
+		// x·id + 8.5 is fused in the reference build; see quant_fma.go.
+		f := fma32(v, id, 8.5)
 		if !(f > 0) { // also catches NaN
 			return 0
 		}

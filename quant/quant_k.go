@@ -64,6 +64,8 @@ func dequantQ4K(b []byte, y []float32) {
 // (searchScaleMin); the eight scales and mins are then quantised to 6 bits
 // against d = max scale/63 and dmin = max min/63, and finally every element
 // is re-quantised against the rounded scale and min it will be decoded with.
+// Fused multiply-adds (fma32, roundMulAdd) stand exactly where the reference
+// build contracts them; see quant_fma.go.
 func quantQ4K(x []float32, b []byte) {
 	var (
 		L              [256]uint8
@@ -75,7 +77,7 @@ func quantQ4K(x []float32, b []byte) {
 		xs := x[32*j : 32*j+32]
 		var sumX2 float32
 		for _, v := range xs {
-			sumX2 = madd(0, v, v, sumX2)
+			sumX2 += float32(v * v)
 		}
 		avX := float32(math.Sqrt(float64(sumX2 / 32)))
 		for l, v := range xs {
@@ -99,9 +101,9 @@ func quantQ4K(x []float32, b []byte) {
 	sc := b[4:16]
 	clear(sc)
 	for j := range 8 {
-		ls := min(63, nearestMul(19, invScale, scales[j]))
-		lm := min(63, nearestMul(19, invMin, mins[j]))
-		packScaleMinK4(j, sc, uint8(max(ls, 0)), uint8(max(lm, 0)))
+		ls := clampInt(roundMulAdd(invScale, scales[j]), 0, 63)
+		lm := clampInt(roundMulAdd(invMin, mins[j]), 0, 63)
+		packScaleMinK4(j, sc, uint8(ls), uint8(lm))
 	}
 	putF16(b[0:], scaleToF16(maxScale/63))
 	putF16(b[2:], scaleToF16(maxM/63))
@@ -112,9 +114,9 @@ func quantQ4K(x []float32, b []byte) {
 		if dj == 0 {
 			continue // keep the search's quants, as GGML does
 		}
-		_ = dmin * float32(m)
+		dm := dmin * float32(m)
 		for i, v := range x[32*j : 32*j+32] {
-			L[32*j+i] = uint8(clampInt(nearestInt(madd(24, dmin, float32(m), v)/dj), 0, 15))
+			L[32*j+i] = uint8(clampInt(nearestInt((v+dm)/dj), 0, 15))
 		}
 	}
 	qs := b[16:144]
@@ -126,9 +128,11 @@ func quantQ4K(x []float32, b []byte) {
 }
 
 // searchScaleMin finds a scale s ≥ 0 and min m ≥ 0 so that x ≈ s·q − m with
-// q in 0..15, minimising Σ w·(s·q − m − x)² over a grid of 21 candidate
-// inverse scales, each refined by a weighted least-squares fit of s and m for
-// the quants it yields. It writes the chosen quants to L and returns s and m.
+// q in 0..15, minimising Σ w·(s·q − m − x)². It starts from the plain
+// min/max mapping, then tries 21 inverse scales (14 to 16 steps across the
+// current range, moving the range's low end to each improvement), refining
+// each by the weighted least-squares s and m for the quants it yields, and
+// keeps the best. It writes the chosen quants to L and returns s and m.
 // This is the search of GGML's make_qkx2_quants with nmax = 15, rmin = −1,
 // rdelta = 0.1, 20 steps and squared error, evaluated in the same order.
 func searchScaleMin(x, w []float32, L []uint8) (scale, theMin float32) {
@@ -150,12 +154,12 @@ func searchScaleMin(x, w []float32, L []uint8) (scale, theMin float32) {
 			hi = x[i]
 		}
 		sumW += w[i]
-		sumX = madd(1, w[i], x[i], sumX)
+		sumX += float32(w[i] * x[i])
 	}
 	if lo > 0 {
 		lo = 0
 	}
-	if hi == lo {
+	if !(hi > lo) { // all equal (or NaN): nothing to search
 		for i := range L[:n] {
 			L[i] = 0
 		}
@@ -165,37 +169,37 @@ func searchScaleMin(x, w []float32, L []uint8) (scale, theMin float32) {
 	scale = 1 / iscale
 	var bestErr float32
 	for i := range n {
-		l := uint8(clampInt(nearestMul(17, iscale, x[i]-lo), 0, nmax))
+		l := uint8(clampInt(roundMulAdd(iscale, x[i]-lo), 0, nmax))
 		L[i] = l
-		diff := madd(2, scale, float32(l), lo) - x[i]
-		bestErr = madd(3, w[i], float32(diff*diff), bestErr)
+		diff := fma32(scale, float32(l), lo) - x[i]
+		bestErr = fma32(w[i], diff*diff, bestErr)
 	}
 	var aux [32]uint8
 	for is := 0; is <= nstep; is++ {
-		iscale = (madd(8, rdelta, float32(is), rmin) + nmax) / (hi - lo)
+		iscale = (float32(rmin+float32(rdelta*float32(is))) + nmax) / (hi - lo)
 		var sumL, sumL2, sumXL float32
 		for i := range n {
-			l := uint8(clampInt(nearestMul(18, iscale, x[i]-lo), 0, nmax))
+			l := uint8(clampInt(roundMulAdd(iscale, x[i]-lo), 0, nmax))
 			aux[i] = l
 			wl := float32(w[i] * float32(l))
-			sumL = madd(4, w[i], float32(l), sumL)
-			sumL2 = madd(5, wl, float32(l), sumL2)
-			sumXL = madd(6, wl, x[i], sumXL)
+			sumL += wl
+			sumL2 = fma32(wl, float32(l), sumL2)
+			sumXL = fma32(wl, x[i], sumXL)
 		}
-		D := msub(7, 14, sumW, sumL2, sumL, sumL)
+		D := fma32(sumW, sumL2, -float32(sumL*sumL))
 		if !(D > 0) {
 			continue
 		}
-		thisScale := msub(25, 26, sumW, sumXL, sumX, sumL) / D
-		thisMin := msub(27, 28, sumL2, sumX, sumL, sumXL) / D
+		thisScale := fma32(-sumX, sumL, float32(sumW*sumXL)) / D
+		thisMin := fma32(sumL2, sumX, -float32(sumL*sumXL)) / D
 		if thisMin > 0 {
 			thisMin = 0
 			thisScale = sumXL / sumL2
 		}
 		var e float32
 		for i := range n {
-			diff := madd(9, thisScale, float32(aux[i]), thisMin) - x[i]
-			e = madd(10, w[i], float32(diff*diff), e)
+			diff := fma32(thisScale, float32(aux[i]), thisMin) - x[i]
+			e = fma32(w[i], diff*diff, e)
 		}
 		if e < bestErr {
 			copy(L[:n], aux[:n])
@@ -268,7 +272,7 @@ func quantQ6K(x []float32, b []byte) {
 	d := getF16(b[208:])
 	sc := b[192:208]
 	for ib := range 16 {
-		sc[ib] = byte(int8(clampInt(nearestMul(23, iscale, scales[ib]), -128, 127)))
+		sc[ib] = byte(int8(clampInt(roundMulAdd(iscale, scales[ib]), -128, 127)))
 	}
 	for j := range 16 {
 		dj := d * float32(int8(sc[j]))
@@ -311,22 +315,17 @@ func searchScale6(x []float32, L []uint8) float32 {
 		}
 		return 0
 	}
-	s1, s2, sn := 15, 16, 20
-	fit := func(iscale float32, store bool) (sumLX, sumL2 float32) {
-		for i, v := range x {
-			l := clampInt(nearestMul(sn, iscale, v), -nmax, nmax-1)
-			if store {
-				L[i] = uint8(l + nmax)
-			}
-			w := v * v
-			fl := float32(l)
-			sumLX = madd(s1, float32(w*v), fl, sumLX)
-			sumL2 = madd(s2, float32(w*fl), fl, sumL2)
-		}
-		return sumLX, sumL2
+	// The first pass fuses its products (as the reference build does);
+	// the trial passes below do not.
+	var sumLX, sumL2 float32
+	iscale := -nmax / mx
+	for i, v := range x {
+		l := clampInt(roundMulAdd(iscale, v), -nmax, nmax-1)
+		L[i] = uint8(l + nmax)
+		w, fl := v*v, float32(l)
+		sumLX = fma32(w*v, fl, sumLX)
+		sumL2 = fma32(w*fl, fl, sumL2)
 	}
-	sumLX, sumL2 := fit(-nmax/mx, true)
-	s1, s2, sn = 11, 12, 21
 	var scale float32
 	if sumL2 != 0 {
 		scale = sumLX / sumL2
@@ -336,65 +335,21 @@ func searchScale6(x []float32, L []uint8) float32 {
 		if is == 0 {
 			continue
 		}
-		iscale := -madd(13, 0.1, float32(is), nmax) / mx
-		sumLX, sumL2 = fit(iscale, false)
+		iscale := -float32(nmax+float32(0.1*float32(is))) / mx
+		sumLX, sumL2 = 0, 0
+		for _, v := range x {
+			fl := float32(clampInt(nearestInt(iscale*v), -nmax, nmax-1))
+			w := v * v
+			sumLX += float32(float32(w*v) * fl)
+			sumL2 += float32(float32(w*fl) * fl)
+		}
 		if sumL2 > 0 && sumLX*sumLX > best*sumL2 {
-			sn = 22
-			fit(iscale, true)
-			sn = 21
+			for i, v := range x {
+				L[i] = uint8(clampInt(nearestInt(iscale*v), -nmax, nmax-1) + nmax)
+			}
 			scale = sumLX / sumL2
 			best = scale * sumLX
 		}
 	}
 	return scale
-}
-
-var fmaSites uint32
-
-func madd(site int, a, b, c float32) float32 {
-	if fmaSites&(1<<site) != 0 {
-		return fma32(a, b, c)
-	}
-	return float32(a*b) + c
-}
-
-func msub(s1, s2 int, a, b, c, d float32) float32 {
-	switch {
-	case fmaSites&(1<<s1) != 0:
-		return fma32(a, b, -float32(c*d))
-	case fmaSites&(1<<s2) != 0:
-		return fma32(-c, d, float32(a*b))
-	}
-	return float32(a*b) - float32(c*d)
-}
-
-// fma32 returns a·b+c rounded once to float32.
-func fma32(a, b, c float32) float32 {
-	p := float64(a) * float64(b) // exact
-	fc := float64(c)
-	s := p + fc
-	bb := s - p
-	e := (p - (s - bb)) + (fc - bb)
-	if e != 0 && !math.IsInf(s, 0) {
-		bits := math.Float64bits(s)
-		if bits&1 == 0 { // round to odd, so the float32 rounding is correct
-			if (e > 0) == (s > 0) {
-				bits++
-			} else {
-				bits--
-			}
-		}
-		s = math.Float64frombits(bits)
-	}
-	return float32(s)
-}
-
-const magic = 12582912 // 1.5·2²³
-
-func nearestMul(site int, a, b float32) int {
-	if fmaSites&(1<<site) != 0 {
-		v := fma32(a, b, magic)
-		return int(v) - magic
-	}
-	return nearestInt(a * b)
 }

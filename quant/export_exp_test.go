@@ -1,3 +1,0 @@
-package quant
-
-var FMASites = &fmaSites
