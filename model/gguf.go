@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/masque-ai/masque/gguf"
 	"github.com/masque-ai/masque/kernels"
@@ -330,16 +332,9 @@ func SaveGGUF(path string, m *Model, o GGUFOptions) error {
 		if w.Type == t {
 			data = w.Data
 		} else {
-			data = make([]byte, w.Rows*mustRowBytes(t, w.Cols))
-			rb := mustRowBytes(t, w.Cols)
-			row := make([]float32, w.Cols)
-			for r := 0; r < w.Rows; r++ {
-				if err := quant.DequantizeRow(w.Type, w.RowData(r), row); err != nil {
-					return err
-				}
-				if err := quant.QuantizeRow(t, row, data[r*rb:(r+1)*rb]); err != nil {
-					return err
-				}
+			var err error
+			if data, err = convertRows(w, t); err != nil {
+				return err
 			}
 		}
 		out, _ := kernels.NewMatrix(t, w.Rows, w.Cols, data)
@@ -472,4 +467,38 @@ func GGUFArchName(arch string) string {
 		return "qwen3"
 	}
 	return "llama"
+}
+
+// convertRows re-encodes every row of w as type t, spreading rows over all
+// cores (the k-quant searches are slow).
+func convertRows(w *kernels.Matrix, t quant.DType) ([]byte, error) {
+	rb := mustRowBytes(t, w.Cols)
+	data := make([]byte, w.Rows*rb)
+	workers := min(runtime.GOMAXPROCS(0), max(1, w.Rows/16))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for g := 0; g < workers; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			row := make([]float32, w.Cols)
+			for r := g; r < w.Rows; r += workers {
+				if err := quant.DequantizeRow(w.Type, w.RowData(r), row); err != nil {
+					errs[g] = err
+					return
+				}
+				if err := quant.QuantizeRow(t, row, data[r*rb:(r+1)*rb]); err != nil {
+					errs[g] = err
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return data, nil
 }
