@@ -109,8 +109,19 @@ func (ck *Checkpoint) openHF(dir string, o Options) error {
 	if o.Tokenizer != "" {
 		tokPath = o.Tokenizer
 	}
-	if o.Tokenizer != "" || hasTokenizer(dir) {
-		if ck.Tokenizer, err = tokenizer.Load(tokPath); err != nil {
+	l2cTok := filepath.Join(dir, "tokenizer.bin")
+	if _, err := os.Stat(l2cTok); o.Tokenizer == "" && !hasTokenizer(dir) && err == nil {
+		// A folder exported from a llama2.c checkpoint keeps its tokenizer.bin.
+		if ck.Tokenizer, err = tokenizer.LoadLlama2C(l2cTok); err != nil {
+			return err
+		}
+	} else if o.Tokenizer != "" || hasTokenizer(dir) {
+		if strings.EqualFold(filepath.Ext(tokPath), ".bin") {
+			ck.Tokenizer, err = tokenizer.LoadLlama2C(tokPath)
+		} else {
+			ck.Tokenizer, err = tokenizer.Load(tokPath)
+		}
+		if err != nil {
 			return err
 		}
 	} else {

@@ -1,0 +1,192 @@
+// Package ppl measures perplexity: the exponential of the mean negative
+// log-likelihood per predicted token, over a text file (one sample per
+// line, every token after the first scored) or a chat JSONL file (each
+// conversation rendered with the chat template, only the assistant turns'
+// tokens scored).
+package ppl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/masque-ai/masque/data/calib"
+	"github.com/masque-ai/masque/model"
+)
+
+// Sample is a token sequence and which of its tokens are scored (nil: every
+// token but the first). Score[i] says whether token i is predicted and
+// counted; token 0 never is.
+type Sample struct {
+	IDs   []int
+	Score []bool
+}
+
+// TextSamples reads one sample per non-empty line (tokenized with the
+// tokenizer's default special tokens), truncated at maxTokens (≤ 0: 512).
+func TextSamples(path string, tok calib.Tokenizer, maxTokens int) ([]Sample, error) {
+	s, err := calib.FromTextFile(path, tok, calib.Options{MaxTokens: maxTokens})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Sample, len(s.Samples))
+	for i, ids := range s.Samples {
+		out[i] = Sample{IDs: ids}
+	}
+	return out, nil
+}
+
+// ChatSamples reads a chat JSONL file (see calib.ReadChatJSONL) and marks
+// the tokens of every assistant turn: for assistant message i they are the
+// tokens the rendering of messages 0..i adds to the rendering of messages
+// 0..i−1 with the generation prompt. Conversations are truncated at
+// maxTokens (≤ 0: 512).
+func ChatSamples(path string, chat calib.ChatFunc, maxTokens int) ([]Sample, error) {
+	if maxTokens <= 0 {
+		maxTokens = calib.DefaultMaxTokens
+	}
+	convs, err := calib.ReadChatJSONL(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []Sample
+	for ci, msgs := range convs {
+		full, err := chat(msgs, false)
+		if err != nil {
+			return nil, fmt.Errorf("ppl: %s: conversation %d: %v", path, ci+1, err)
+		}
+		score := make([]bool, len(full))
+		any := false
+		for i, m := range msgs {
+			if m.Role != "assistant" {
+				continue
+			}
+			prefix, err1 := chat(msgs[:i], true)
+			upto, err2 := chat(msgs[:i+1], false)
+			if err := errors.Join(err1, err2); err != nil {
+				return nil, fmt.Errorf("ppl: %s: conversation %d: %v", path, ci+1, err)
+			}
+			if !slices.Equal(upto[:min(len(prefix), len(upto))], prefix) || !slices.Equal(full[:min(len(upto), len(full))], upto) {
+				return nil, fmt.Errorf("ppl: %s: conversation %d: the chat template does not render the conversation incrementally, so the assistant tokens of message %d cannot be located", path, ci+1, i+1)
+			}
+			for j := max(len(prefix), 1); j < len(upto); j++ {
+				score[j] = true
+				any = true
+			}
+		}
+		if !any {
+			continue
+		}
+		if len(full) > maxTokens {
+			full, score = full[:maxTokens], score[:maxTokens]
+		}
+		out = append(out, Sample{IDs: full, Score: score})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("ppl: %s: no assistant messages to score", path)
+	}
+	return out, nil
+}
+
+// Load reads samples from path: chat JSONL for .jsonl files, text otherwise.
+func Load(path string, tok calib.Tokenizer, chat calib.ChatFunc, maxTokens int) ([]Sample, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("ppl: %w", err)
+	}
+	if strings.EqualFold(filepath.Ext(path), ".jsonl") {
+		return ChatSamples(path, chat, maxTokens)
+	}
+	return TextSamples(path, tok, maxTokens)
+}
+
+// SampleResult is the outcome of one sample.
+type SampleResult struct {
+	Tokens int     `json:"tokens"`
+	NLL    float64 `json:"nll"`
+	PPL    float64 `json:"ppl"`
+}
+
+// Result is the outcome over all samples.
+type Result struct {
+	Name    string         `json:"name"`
+	Samples int            `json:"samples"`
+	Tokens  int            `json:"tokens"` // scored tokens
+	NLL     float64        `json:"nll"`    // mean negative log-likelihood per scored token (nats)
+	PPL     float64        `json:"ppl"`    // exp(NLL)
+	Each    []SampleResult `json:"per_sample"`
+}
+
+// Evaluate computes the perplexity of m on samples. progress, if set, is
+// called after each sample.
+func Evaluate(ctx context.Context, m *model.Model, name string, samples []Sample, progress func(done, total int)) (*Result, error) {
+	r := &Result{Name: name, Samples: len(samples)}
+	var total float64
+	V := m.Config.Vocab
+	for i, s := range samples {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if s.Score != nil && len(s.Score) != len(s.IDs) {
+			return nil, fmt.Errorf("ppl: sample %d: %d score flags for %d tokens", i, len(s.Score), len(s.IDs))
+		}
+		sr := SampleResult{}
+		if len(s.IDs) >= 2 {
+			lg, err := m.Forward(m.NewCache(len(s.IDs)), s.IDs[:len(s.IDs)-1], true)
+			if err != nil {
+				return nil, fmt.Errorf("ppl: sample %d: %w", i, err)
+			}
+			for j := 1; j < len(s.IDs); j++ {
+				if s.Score != nil && !s.Score[j] {
+					continue
+				}
+				sr.NLL -= logProb(lg[(j-1)*V:j*V], s.IDs[j])
+				sr.Tokens++
+			}
+		}
+		total += sr.NLL
+		r.Tokens += sr.Tokens
+		if sr.Tokens > 0 {
+			sr.NLL /= float64(sr.Tokens)
+			sr.PPL = math.Exp(sr.NLL)
+		}
+		r.Each = append(r.Each, sr)
+		if progress != nil {
+			progress(i+1, len(samples))
+		}
+	}
+	if r.Tokens == 0 {
+		return nil, errors.New("ppl: no tokens to score")
+	}
+	r.NLL = total / float64(r.Tokens)
+	r.PPL = math.Exp(r.NLL)
+	return r, nil
+}
+
+func logProb(logits []float32, id int) float64 {
+	mx := math.Inf(-1)
+	for _, v := range logits {
+		mx = max(mx, float64(v))
+	}
+	var z float64
+	for _, v := range logits {
+		z += math.Exp(float64(v) - mx)
+	}
+	return float64(logits[id]) - mx - math.Log(z)
+}
+
+// WriteTable prints a summary table of results.
+func WriteTable(w io.Writer, results ...*Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "data\tsamples\ttokens\tnll\tperplexity\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.4f\t%.3f\t\n", r.Name, r.Samples, r.Tokens, r.NLL, r.PPL)
+	}
+	return tw.Flush()
+}

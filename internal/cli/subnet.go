@@ -1,0 +1,974 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/masque-ai/masque/chattemplate"
+	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/data/calib"
+	"github.com/masque-ai/masque/eval/mc"
+	"github.com/masque-ai/masque/internal/atomicfile"
+	"github.com/masque-ai/masque/internal/builtin"
+	"github.com/masque-ai/masque/mask"
+	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/stats"
+	"github.com/masque-ai/masque/subnet"
+)
+
+// progress returns a progress callback that draws a bar on e.stderr,
+// created on the first call (when the total is known).
+func (e *env) progress(desc string) func(done, total int) {
+	var bar *progressbar.ProgressBar
+	return func(done, total int) {
+		if bar == nil {
+			bar = progressbar.NewOptions(total,
+				progressbar.OptionSetWriter(e.stderr),
+				progressbar.OptionSetDescription(desc),
+				progressbar.OptionShowCount(),
+				progressbar.OptionSetPredictTime(true),
+				progressbar.OptionSetElapsedTime(true),
+				progressbar.OptionSetWidth(24),
+				progressbar.OptionThrottle(200*time.Millisecond),
+				progressbar.OptionShowDescriptionAtLineEnd(),
+				progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }))
+		}
+		bar.Set(done)
+	}
+}
+
+// chatFunc renders and tokenizes conversations with the checkpoint's template.
+func chatFunc(ck *checkpoint.Checkpoint) calib.ChatFunc {
+	return func(msgs []calib.Message, gen bool) ([]int, error) {
+		cm := make([]chattemplate.Message, len(msgs))
+		for i, m := range msgs {
+			cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}
+		}
+		return ck.EncodeChat(cm, gen, nil)
+	}
+}
+
+// readArg returns s, or the contents of FILE when s is @FILE.
+func readArg(s string) (string, error) {
+	if strings.HasPrefix(s, "@") {
+		b, err := os.ReadFile(s[1:])
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return s, nil
+}
+
+func writeAtomic(path string, write func(io.Writer) error) error {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	return atomicfile.WriteFile(path, write)
+}
+
+// calibFlags select a calibration set.
+type calibFlags struct {
+	text, chat, persona string
+	samples, maxTokens  int
+	limit, genTokens    int
+	temperature         float32
+	seed                uint64
+	includeSystem       bool
+	save                string
+}
+
+func (f *calibFlags) register(c *cobra.Command) {
+	fl := c.Flags()
+	fl.StringVar(&f.text, "calib-text", "", "calibration text file, one sample per line")
+	fl.StringVar(&f.chat, "calib-chat", "", `calibration chat JSONL ({"messages":[...]} per line), rendered with the chat template`)
+	fl.StringVar(&f.persona, "calib-persona", "", "persona description (or @FILE): the model answers seed questions in this persona")
+	fl.IntVar(&f.samples, "calib-samples", 0, "persona: number of questions answered (0: each shipped seed question once)")
+	fl.IntVar(&f.maxTokens, "calib-max-tokens", calib.DefaultMaxTokens, "truncate every sample at this many tokens")
+	fl.IntVar(&f.limit, "calib-limit", 0, "use at most this many samples (0: all)")
+	fl.IntVar(&f.genTokens, "calib-gen-tokens", 128, "persona: maximum tokens per answer")
+	fl.Float32Var(&f.temperature, "calib-temperature", 0, "persona: sampling temperature (0: greedy)")
+	fl.Uint64Var(&f.seed, "calib-seed", 0, "persona: sampling seed")
+	fl.BoolVar(&f.includeSystem, "calib-include-system", false, "persona: keep the description as the system message of each sample")
+	fl.StringVar(&f.save, "calib-save", "", "also write the calibration texts (e.g. the generated persona answers) to this file, one per line")
+}
+
+// build returns the calibration set the flags select (the shipped generic
+// set when none is given).
+func (f *calibFlags) build(ctx context.Context, e *env, ck *checkpoint.Checkpoint) (*calib.Set, error) {
+	n := 0
+	for _, s := range []string{f.text, f.chat, f.persona} {
+		if s != "" {
+			n++
+		}
+	}
+	if n > 1 {
+		return nil, usagef("give only one of --calib-text, --calib-chat and --calib-persona")
+	}
+	o := calib.Options{MaxTokens: f.maxTokens, Limit: f.limit}
+	var set *calib.Set
+	var err error
+	switch {
+	case f.text != "":
+		set, err = calib.FromTextFile(f.text, ck.Tokenizer, o)
+	case f.chat != "":
+		set, err = calib.FromChatJSONL(f.chat, chatFunc(ck), o)
+	case f.persona != "":
+		desc, rerr := readArg(f.persona)
+		if rerr != nil {
+			return nil, fmt.Errorf("--calib-persona: %w", rerr)
+		}
+		return f.fromPersona(ctx, e, ck, desc)
+	default:
+		set, err = calib.Generic(ck.Tokenizer, o)
+	}
+	if err == nil && f.save != "" {
+		err = writeAtomic(f.save, set.WriteText)
+	}
+	return set, err
+}
+
+func (f *calibFlags) fromPersona(ctx context.Context, e *env, ck *checkpoint.Checkpoint, desc string) (*calib.Set, error) {
+	set, err := calib.FromPersona(ctx, ck.Model, ck.Tokenizer, chatFunc(ck), desc, calib.PersonaOptions{
+		Options: calib.Options{MaxTokens: f.maxTokens, Limit: f.limit}, Samples: f.samples, GenTokens: f.genTokens,
+		Temperature: f.temperature, Seed: f.seed, StopTokens: ck.StopTokens(), IncludeSystem: f.includeSystem,
+		Progress: e.progress("persona answers")})
+	if err == nil && set.EmptyAnswers > 0 {
+		fmt.Fprintf(e.stderr, "warning: %d of %d persona answers are empty (the model stopped at once)\n", set.EmptyAnswers, len(set.Samples))
+	}
+	if err == nil && f.save != "" {
+		err = writeAtomic(f.save, set.WriteText)
+	}
+	return set, err
+}
+
+// collectStats runs the calibration set through the model.
+func (e *env) collectStats(ctx context.Context, m *model.Model, set *calib.Set, gram bool, desc string) (*stats.Stats, error) {
+	var layers map[int]bool
+	if gram {
+		layers = map[int]bool{}
+		for l := 0; l < m.Config.Layers; l++ {
+			layers[l] = true
+		}
+	}
+	return e.collectStatsGram(ctx, m, set, layers, desc)
+}
+
+// collectStatsGram collects statistics with the Gram matrices of the given layers.
+func (e *env) collectStatsGram(ctx context.Context, m *model.Model, set *calib.Set, gramLayers map[int]bool, desc string) (*stats.Stats, error) {
+	o := stats.Options{}
+	if len(gramLayers) > 0 {
+		o.Gram = func(l int, _ stats.Input) bool { return gramLayers[l] }
+	}
+	col := stats.NewCollector(m, o)
+	bar := e.progress(desc)
+	for i, s := range set.Samples {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := col.AddSample(s); err != nil {
+			return nil, fmt.Errorf("calibration sample %d: %w", i+1, err)
+		}
+		bar(i+1, len(set.Samples))
+	}
+	return col.Stats(stats.Manifest{Calibration: set.Calibration()}), nil
+}
+
+func (e *env) statsCmd() *cobra.Command {
+	var mf modelFlags
+	var cf calibFlags
+	var out, gramLayers string
+	var gram, asJSON bool
+	c := &cobra.Command{
+		Use:   "stats --out DIR [calibration flags]",
+		Short: "Collect activation statistics of every linear layer over a calibration set",
+		Long: `Run a calibration set through the model and record, for the input of every
+linear layer (q, k, v, o, gate, up, down of every block), the per-sample L2 norm
+of each channel, the token-pooled mean and variance of the raw activations and,
+with --gram, the Gram matrix XᵀX (for SparseGPT; memory: 8·d² bytes per input,
+accumulated in float64; --gram-layers limits them to some layers, so a large
+model can be covered a few layers per run).
+
+The calibration set is a text file (--calib-text), a chat JSONL file
+(--calib-chat), a persona description (--calib-persona) or, by default, the
+small generic set shipped with masque. DIR receives stats.safetensors and
+manifest.json (model fingerprint, calibration set, counts); masque subnet
+--stats DIR reuses them.`,
+		Example: `  masque stats --model ./Llama-3.2-1B-Instruct --calib-persona "A shy librarian who loves old maps." --out stats/librarian`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return usagef("--out is required")
+			}
+			ck, err := mf.open()
+			if err != nil {
+				return err
+			}
+			defer ck.Close()
+			var layers map[int]bool
+			if gram || gramLayers != "" {
+				if layers, err = parseLayers(gramLayers, ck.Model.Config.Layers); err != nil {
+					return usagef("--gram-layers: %v", err)
+				}
+			}
+			set, err := cf.build(cmd.Context(), e, ck)
+			if err != nil {
+				return err
+			}
+			st, err := e.collectStatsGram(cmd.Context(), ck.Model, set, layers, "statistics")
+			if err != nil {
+				return err
+			}
+			st.Manifest.Model = ck.Path
+			if err := st.Save(out); err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(e.stdout, st.Manifest)
+			}
+			fmt.Fprintf(e.stdout, "statistics of %s over %s: %d samples, %d tokens → %s\n", ck.Path, set.Name, st.Manifest.Samples, st.Manifest.Tokens, out)
+			return nil
+		},
+	}
+	mf.register(c)
+	cf.register(c)
+	c.Flags().StringVar(&out, "out", "", "output folder")
+	c.Flags().BoolVar(&gram, "gram", false, "also collect the Gram matrix XᵀX of every input (for SparseGPT)")
+	c.Flags().StringVar(&gramLayers, "gram-layers", "", "collect Gram matrices only for these layers, e.g. 0-3,7 (implies --gram)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the manifest as JSON")
+	return c
+}
+
+// parseLayers parses "" or "all" (every layer) or a list like 0-3,7.
+func parseLayers(s string, n int) (map[int]bool, error) {
+	out := map[int]bool{}
+	if s == "" || s == "all" {
+		for l := 0; l < n; l++ {
+			out[l] = true
+		}
+		return out, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		a, b, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		lo, err := strconv.Atoi(a)
+		hi := lo
+		if err == nil && isRange {
+			hi, err = strconv.Atoi(b)
+		}
+		if err != nil || lo < 0 || hi < lo || hi >= n {
+			return nil, fmt.Errorf("bad layer range %q (the model has layers 0-%d)", part, n-1)
+		}
+		for l := lo; l <= hi; l++ {
+			out[l] = true
+		}
+	}
+	return out, nil
+}
+
+// patternFlags are the mask-shape flags shared by subnet and contrast.
+type patternFlags struct {
+	sparsity   string
+	layerRho   string
+	nm         string
+	structured bool
+	only       string
+	gamma      float64
+	workers    int
+}
+
+func (f *patternFlags) register(c *cobra.Command) {
+	fl := c.Flags()
+	fl.StringVar(&f.sparsity, "sparsity", "0.5", "share of weights pruned per row (or of FFN channels); a comma-separated list runs each")
+	fl.StringVar(&f.layerRho, "layer-sparsity", "", "comma-separated sparsity per layer (overrides --sparsity)")
+	fl.StringVar(&f.nm, "nm", "", "N:M semi-structured pattern, e.g. 2:4 or 4:8 (replaces --sparsity)")
+	fl.BoolVar(&f.structured, "structured", false, "prune whole FFN channels (rows of gate/up, columns of down)")
+	fl.StringVar(&f.only, "only", "all", "which projections to mask: all, mlp or attn")
+	fl.Float64Var(&f.gamma, "gamma", 0, "soft gate γ: pruned weights are scaled by γ instead of zeroed")
+	fl.IntVar(&f.workers, "workers", 0, "worker goroutines (0: all cores)")
+}
+
+func parseFloats(s, what string) ([]float64, error) {
+	var out []float64
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		v, err := strconv.ParseFloat(p, 64)
+		if err != nil {
+			return nil, usagef("%s: bad number %q", what, p)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// options returns one Options per requested sparsity.
+func (f *patternFlags) options() ([]subnet.Options, error) {
+	base := subnet.Options{Structured: f.structured, Gamma: f.gamma, Workers: f.workers}
+	var err error
+	if base.Targets, err = subnet.ParseTargets(f.only); err != nil {
+		return nil, usagef("--only: %v", err)
+	}
+	if f.nm != "" {
+		if base.N, base.M, err = subnet.ParseNM(f.nm); err != nil {
+			return nil, usagef("--nm: %v", err)
+		}
+		return []subnet.Options{base}, nil
+	}
+	if f.layerRho != "" {
+		if base.LayerSparsity, err = parseFloats(f.layerRho, "--layer-sparsity"); err != nil {
+			return nil, err
+		}
+		var mean float64
+		for _, r := range base.LayerSparsity {
+			mean += r
+		}
+		if n := len(base.LayerSparsity); n > 0 {
+			base.Sparsity = mean / float64(n)
+		}
+		return []subnet.Options{base}, nil
+	}
+	rhos, err := parseFloats(f.sparsity, "--sparsity")
+	if err != nil {
+		return nil, err
+	}
+	if len(rhos) == 0 {
+		return nil, usagef("--sparsity: no value")
+	}
+	var out []subnet.Options
+	for _, r := range rhos {
+		o := base
+		o.Sparsity = r
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// suffixed inserts "-s0.30" before the extension of path when several
+// sparsities are run.
+func suffixed(path string, o subnet.Options, many bool) string {
+	if !many || path == "" {
+		return path
+	}
+	ext := filepath.Ext(path)
+	if strings.HasSuffix(path, string(filepath.Separator)) || ext == "" {
+		return strings.TrimRight(path, string(filepath.Separator)) + fmt.Sprintf("-s%.2f", o.Sparsity)
+	}
+	return strings.TrimSuffix(path, ext) + fmt.Sprintf("-s%.2f", o.Sparsity) + ext
+}
+
+// evalFlags run a multiple-choice persona test on each mask.
+type evalFlags struct {
+	tests, persona, format string
+	limit                  int
+}
+
+func (f *evalFlags) register(c *cobra.Command) {
+	fl := c.Flags()
+	fl.StringVar(&f.tests, "eval", "", "multiple-choice persona test (.csv or .jsonl) run with every mask")
+	fl.StringVar(&f.persona, "eval-system", "", "system prompt for --eval (or @FILE; default none: the mask alone)")
+	fl.StringVar(&f.format, "eval-format", "", "prompt format for --eval: chat or plain (default: chat when the model has a chat template)")
+	fl.IntVar(&f.limit, "eval-limit", 0, "evaluate only the first N items")
+}
+
+func prompterFor(ck *checkpoint.Checkpoint, format string) (mc.Prompter, error) {
+	if format == "" {
+		format = "plain"
+		if ck.HasTemplate {
+			format = "chat"
+		}
+	}
+	switch format {
+	case "chat":
+		return mc.ChatPrompter{Chat: chatFunc(ck), Tok: ck.Tokenizer}, nil
+	case "plain":
+		return mc.PlainPrompter{Tok: ck.Tokenizer}, nil
+	}
+	return nil, usagef("unknown prompt format %q (want chat or plain)", format)
+}
+
+// run evaluates m on the test; nil report when no test was given.
+func (f *evalFlags) run(ctx context.Context, e *env, ck *checkpoint.Checkpoint, m *model.Model, opposing bool, label string) (*mc.Report, error) {
+	if f.tests == "" {
+		return nil, nil
+	}
+	items, err := mc.Load(f.tests)
+	if err != nil {
+		return nil, err
+	}
+	p, err := prompterFor(ck, f.format)
+	if err != nil {
+		return nil, err
+	}
+	sys, err := readArg(f.persona)
+	if err != nil {
+		return nil, fmt.Errorf("--eval-system: %w", err)
+	}
+	return mc.Evaluate(ctx, m, p, items, mc.Options{Name: filepath.Base(f.tests), System: sys, Opposing: opposing, Limit: f.limit,
+		Progress: e.progress("eval " + label)})
+}
+
+type subnetRun struct {
+	Sparsity float64            `json:"sparsity"`
+	Density  float64            `json:"density"`
+	Mask     string             `json:"mask"`
+	ModelOut string             `json:"model_out,omitempty"`
+	Metrics  map[string]float64 `json:"metrics,omitempty"`
+}
+
+func (e *env) subnetCmd() *cobra.Command {
+	var mf modelFlags
+	var cf calibFlags
+	var pf patternFlags
+	var ef evalFlags
+	var method, statsDir, out, modelOut, report string
+	var force, asJSON bool
+	c := &cobra.Command{
+		Use:   "subnet --method magnitude|wanda|sparsegpt --sparsity 0.5 [--nm 2:4] --out MASK",
+		Short: "Find a persona subnetwork: a training-free mask from activation statistics",
+		Long: `Build a mask over the model's linear layers from activation statistics
+(METHODS §2): magnitude (|W|), Wanda (|W|·A, A the mean per-sample channel
+norm on the calibration set) or SparseGPT (column-wise OBS pruning with weight
+updates from the inverse Hessian of XᵀX).
+
+Every output row keeps floor(in·(1−ρ)) weights; --nm keeps N of every M
+consecutive inputs; --structured removes whole FFN channels. --only restricts
+the mask to MLP or attention projections; --layer-sparsity sets ρ per layer.
+
+Statistics come from --stats DIR (see masque stats) or are collected from the
+calibration flags (default: the shipped generic set). SparseGPT without
+--stats runs layer by layer, each block seeing the pruned blocks before it;
+its updated weights are written with --model-out.
+
+With a list of sparsities (--sparsity 0.1,0.3,0.5) a mask is written for each
+(-s0.10 inserted before the extension), and --eval runs a multiple-choice
+persona test with each; --report writes an HTML report (density per layer and
+module, accuracy against sparsity).`,
+		Example: `  masque subnet --method wanda --sparsity 0.5 --calib-persona "An outgoing tour guide" --out guide.mask.safetensors
+  masque subnet --method sparsegpt --nm 2:4 --stats stats/generic --out sgpt.mask.safetensors --model-out ./pruned
+  masque subnet --method wanda --sparsity 0.1,0.3,0.5 --eval testdata/persona-evals/extraversion.jsonl --report report.html --out m.safetensors`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			meth, err := subnet.ParseMethod(method)
+			if err != nil {
+				return usagef("--method: %v", err)
+			}
+			opts, err := pf.options()
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				return usagef("--out is required")
+			}
+			ck, err := mf.open()
+			if err != nil {
+				return err
+			}
+			defer ck.Close()
+			m := ck.Model
+			for _, o := range opts {
+				o.Method = meth
+				if err := o.Validate(&m.Config); err != nil {
+					return err
+				}
+				if meth == subnet.SparseGPT && o.Structured {
+					return usagef("SparseGPT does not support --structured")
+				}
+			}
+			many := len(opts) > 1
+			for _, o := range opts {
+				if p := suffixed(out, o, many); !force {
+					if _, err := os.Stat(p); err == nil {
+						return fmt.Errorf("%s already exists (use --force to overwrite)", p)
+					}
+				}
+			}
+			var st *stats.Stats
+			var set *calib.Set
+			switch {
+			case statsDir != "":
+				if st, err = stats.Load(statsDir); err != nil {
+					return err
+				}
+				if err := st.Check(m); err != nil {
+					return err
+				}
+			case meth == subnet.Magnitude:
+			default:
+				if set, err = cf.build(ctx, e, ck); err != nil {
+					return err
+				}
+				if meth == subnet.Wanda {
+					if st, err = e.collectStats(ctx, m, set, false, "statistics"); err != nil {
+						return err
+					}
+				}
+			}
+			rep := &subnet.Report{Title: "masque subnet: " + string(meth), Model: ck.Path, Method: string(meth)}
+			if st != nil {
+				rep.Calibration = fmt.Sprintf("%s (%d samples, %d tokens)", st.Manifest.Calibration.Name, st.Manifest.Samples, st.Manifest.Tokens)
+			} else if set != nil {
+				rep.Calibration = fmt.Sprintf("%s (%d samples, %d tokens)", set.Name, len(set.Samples), set.Tokens())
+			}
+			if ef.tests != "" {
+				r, err := ef.run(ctx, e, ck, m, false, "dense")
+				if err != nil {
+					return err
+				}
+				dense := subnet.RunFromMask("dense", 0, mask.New(m))
+				dense.Metrics = map[string]float64{"accuracy": r.Accuracy}
+				rep.Runs = append(rep.Runs, dense)
+			}
+			var runs []subnetRun
+			for _, o := range opts {
+				o.Method = meth
+				o.Progress = e.progress(fmt.Sprintf("%s ρ=%.2f", meth, o.Sparsity))
+				var res *subnet.Result
+				if meth == subnet.SparseGPT && st == nil {
+					o.Progress = nil
+					res, err = subnet.SparseGPTSequential(ctx, m, set.Samples, set.Calibration(), o, e.progress(fmt.Sprintf("sparsegpt ρ=%.2f (layer by layer)", o.Sparsity)))
+				} else {
+					res, err = subnet.Prune(m, st, o)
+				}
+				if err != nil {
+					return err
+				}
+				run := subnetRun{Sparsity: res.Mask.Info.Sparsity, Density: res.Mask.Density(), Mask: suffixed(out, o, many)}
+				if err := res.Mask.Save(run.Mask); err != nil {
+					return err
+				}
+				if modelOut != "" {
+					run.ModelOut = suffixed(modelOut, o, many)
+					if err := mask.Apply(m, res.Mask, run.ModelOut, mask.ApplyOptions{Overwrite: force, Weights: res.Weights, Files: extraFiles(ck, mf)}); err != nil {
+						return err
+					}
+				} else if meth == subnet.SparseGPT {
+					fmt.Fprintln(e.stderr, "note: SparseGPT's updated weights are kept only with --model-out; the mask file alone drops them")
+				}
+				rr := subnet.RunFromMask(fmt.Sprintf("ρ=%.2f", run.Sparsity), run.Sparsity, res.Mask)
+				rr.MaskFile = run.Mask
+				if ef.tests != "" {
+					mm, err := mask.Masked(m, res.Mask, res.Weights)
+					if err != nil {
+						return err
+					}
+					r, err := ef.run(ctx, e, ck, mm, false, rr.Label)
+					if err != nil {
+						return err
+					}
+					run.Metrics = map[string]float64{"accuracy": r.Accuracy}
+					rr.Metrics = run.Metrics
+				}
+				rep.Runs = append(rep.Runs, rr)
+				runs = append(runs, run)
+			}
+			if report != "" {
+				if err := writeAtomic(report, rep.WriteHTML); err != nil {
+					return err
+				}
+			}
+			if asJSON {
+				return writeJSON(e.stdout, map[string]any{"method": meth, "runs": runs, "report": report})
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "sparsity\tkept\taccuracy\tmask")
+			for _, r := range runs {
+				acc := "-"
+				if v, ok := r.Metrics["accuracy"]; ok {
+					acc = fmt.Sprintf("%.3f", v)
+				}
+				fmt.Fprintf(tw, "%.3f\t%.4f\t%s\t%s\n", r.Sparsity, r.Density, acc, r.Mask)
+			}
+			tw.Flush()
+			if report != "" {
+				fmt.Fprintf(e.stdout, "report: %s\n", report)
+			}
+			return nil
+		},
+	}
+	mf.register(c)
+	cf.register(c)
+	pf.register(c)
+	ef.register(c)
+	fl := c.Flags()
+	fl.StringVar(&method, "method", "wanda", "scorer: magnitude, wanda or sparsegpt")
+	fl.StringVar(&statsDir, "stats", "", "use statistics saved by masque stats instead of collecting them")
+	fl.StringVar(&out, "out", "", "mask file to write (.safetensors)")
+	fl.StringVar(&modelOut, "model-out", "", "also write the masked model (with SparseGPT's updated weights) as a Hugging Face folder")
+	fl.StringVar(&report, "report", "", "write an HTML report")
+	fl.BoolVar(&force, "force", false, "overwrite existing outputs")
+	fl.BoolVar(&asJSON, "json", false, "print JSON")
+	c.AddCommand(e.contrastCmd())
+	return c
+}
+
+// extraFiles returns the tokenizer to ship with a model written from memory
+// (llama2.c checkpoints and the built-in model have no folder to copy from).
+func extraFiles(ck *checkpoint.Checkpoint, mf modelFlags) map[string][]byte {
+	if ck.Path == builtin.Name || ck.Path == "" {
+		return map[string][]byte{"tokenizer.bin": builtin.Tokenizer}
+	}
+	if st, err := os.Stat(ck.Path); err == nil && !st.IsDir() {
+		tp := mf.tokenizer
+		if tp == "" {
+			tp = filepath.Join(filepath.Dir(ck.Path), "tokenizer.bin")
+		}
+		if b, err := os.ReadFile(tp); err == nil {
+			return map[string][]byte{filepath.Base(tp): b}
+		}
+	}
+	return nil
+}
+
+// statsFromSpec returns statistics from a spec: a statistics folder, a text
+// file, a chat .jsonl file, "persona:DESCRIPTION" (or persona:@FILE) or
+// "generic".
+func (e *env) statsFromSpec(ctx context.Context, ck *checkpoint.Checkpoint, cf *calibFlags, spec, side string) (*stats.Stats, error) {
+	var set *calib.Set
+	var err error
+	o := calib.Options{MaxTokens: cf.maxTokens, Limit: cf.limit}
+	switch {
+	case spec == "":
+		return nil, usagef("--%s is required", side)
+	case spec == "generic":
+		set, err = calib.Generic(ck.Tokenizer, o)
+	case strings.HasPrefix(spec, "persona:"):
+		desc, rerr := readArg(strings.TrimPrefix(spec, "persona:"))
+		if rerr != nil {
+			return nil, fmt.Errorf("--%s: %w", side, rerr)
+		}
+		set, err = cf.fromPersona(ctx, e, ck, desc)
+	default:
+		fi, serr := os.Stat(spec)
+		switch {
+		case serr != nil:
+			return nil, fmt.Errorf("--%s: %w (want a statistics folder, a .txt or .jsonl file, persona:TEXT or generic)", side, serr)
+		case fi.IsDir():
+			st, err := stats.Load(spec)
+			if err != nil {
+				return nil, err
+			}
+			return st, st.Check(ck.Model)
+		case strings.EqualFold(filepath.Ext(spec), ".jsonl"):
+			set, err = calib.FromChatJSONL(spec, chatFunc(ck), o)
+		default:
+			set, err = calib.FromTextFile(spec, ck.Tokenizer, o)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e.collectStats(ctx, ck.Model, set, false, side+" statistics")
+}
+
+func (e *env) contrastCmd() *cobra.Command {
+	var mf modelFlags
+	var cf calibFlags
+	var pf patternFlags
+	var ef evalFlags
+	var pos, neg, outPos, outNeg, variant, phi, report string
+	var force, asJSON bool
+	c := &cobra.Command{
+		Use:   "contrast --pos SPEC --neg SPEC --out-pos MASK --out-neg MASK",
+		Short: "Contrastive masks for an opposing persona pair (e.g. extrovert/introvert)",
+		Long: `Build the masks of two opposing personas from their activation statistics
+(METHODS §2). Variant wanda (default): z = (μ+ − μ−)/sqrt(v+ + v− + 1e-6) from the
+per-sample channel norms; p+ keeps the top k of |W|·φ(z) per row, p− of |W|·φ(−z),
+φ = relu or softplus(·/2). Variant pooled: score = |μ+ − μ−|/sqrt(v+ + v− + 1e-6)
+from token-pooled raw activations; p+ keeps the top k of |W|·score, p− the next k.
+
+SPEC is a statistics folder (masque stats), a text file (one sample per line),
+a chat .jsonl file, persona:DESCRIPTION (or persona:@FILE), or generic.
+With --eval the p+ mask is scored on the test and the p− mask on the opposing side.`,
+		Example: `  masque subnet contrast --pos persona:"An outgoing, talkative party host" --neg persona:"A quiet, reserved bookworm" \
+      --out-pos extro.safetensors --out-neg intro.safetensors --eval testdata/persona-evals/extraversion.jsonl`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			v, err := subnet.ParseVariant(variant)
+			if err != nil {
+				return usagef("--variant: %v", err)
+			}
+			ph, err := subnet.ParsePhi(phi)
+			if err != nil {
+				return usagef("--phi: %v", err)
+			}
+			opts, err := pf.options()
+			if err != nil {
+				return err
+			}
+			if outPos == "" || outNeg == "" {
+				return usagef("--out-pos and --out-neg are required")
+			}
+			many := len(opts) > 1
+			for _, o := range opts {
+				for _, p := range []string{suffixed(outPos, o, many), suffixed(outNeg, o, many)} {
+					if _, err := os.Stat(p); err == nil && !force {
+						return fmt.Errorf("%s already exists (use --force to overwrite)", p)
+					}
+				}
+			}
+			ck, err := mf.open()
+			if err != nil {
+				return err
+			}
+			defer ck.Close()
+			for _, o := range opts {
+				if err := o.Validate(&ck.Model.Config); err != nil {
+					return err
+				}
+			}
+			sp, err := e.statsFromSpec(ctx, ck, &cf, pos, "pos")
+			if err != nil {
+				return err
+			}
+			sn, err := e.statsFromSpec(ctx, ck, &cf, neg, "neg")
+			if err != nil {
+				return err
+			}
+			rep := &subnet.Report{Title: "masque subnet contrast (" + string(v) + ")", Model: ck.Path, Method: "contrast-" + string(v),
+				Calibration: fmt.Sprintf("pos: %s (%d samples); neg: %s (%d samples)", sp.Manifest.Calibration.Name, sp.Manifest.Samples, sn.Manifest.Calibration.Name, sn.Manifest.Samples)}
+			type row struct {
+				Sparsity  float64            `json:"sparsity"`
+				Pos       string             `json:"pos_mask"`
+				Neg       string             `json:"neg_mask"`
+				DiffShare float64            `json:"diff_share"`
+				Metrics   map[string]float64 `json:"metrics,omitempty"`
+			}
+			var rows []row
+			for _, o := range opts {
+				o.Progress = e.progress(fmt.Sprintf("contrast ρ=%.2f", o.Sparsity))
+				a, b, err := subnet.Contrast(ck.Model, sp, sn, subnet.ContrastOptions{Options: o, Variant: v, Phi: ph})
+				if err != nil {
+					return err
+				}
+				r := row{Sparsity: a.Info.Sparsity, Pos: suffixed(outPos, o, many), Neg: suffixed(outNeg, o, many)}
+				if err := a.Save(r.Pos); err != nil {
+					return err
+				}
+				if err := b.Save(r.Neg); err != nil {
+					return err
+				}
+				d, err := mask.Diff(a, b)
+				if err != nil {
+					return err
+				}
+				r.DiffShare = d.Total.Share
+				ra := subnet.RunFromMask(fmt.Sprintf("p+ ρ=%.2f", r.Sparsity), r.Sparsity, a)
+				rb := subnet.RunFromMask(fmt.Sprintf("p− ρ=%.2f", r.Sparsity), r.Sparsity, b)
+				ra.MaskFile, rb.MaskFile = r.Pos, r.Neg
+				if ef.tests != "" {
+					r.Metrics = map[string]float64{}
+					for i, mk := range []*mask.Mask{a, b} {
+						mm, err := mask.Masked(ck.Model, mk, nil)
+						if err != nil {
+							return err
+						}
+						rp, err := ef.run(ctx, e, ck, mm, i == 1, []string{"p+", "p−"}[i])
+						if err != nil {
+							return err
+						}
+						r.Metrics[[]string{"accuracy (p+)", "accuracy (p− opposing)"}[i]] = rp.Accuracy
+					}
+					ra.Metrics = map[string]float64{"accuracy (p+)": r.Metrics["accuracy (p+)"]}
+					rb.Metrics = map[string]float64{"accuracy (p− opposing)": r.Metrics["accuracy (p− opposing)"]}
+				}
+				rep.Runs = append(rep.Runs, ra, rb)
+				rows = append(rows, r)
+			}
+			if report != "" {
+				if err := writeAtomic(report, rep.WriteHTML); err != nil {
+					return err
+				}
+			}
+			if asJSON {
+				return writeJSON(e.stdout, map[string]any{"variant": v, "phi": ph, "runs": rows, "report": report})
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "sparsity\tdiffer\tacc p+\tacc p−\tp+ mask\tp− mask")
+			for _, r := range rows {
+				a, b := "-", "-"
+				if r.Metrics != nil {
+					a, b = fmt.Sprintf("%.3f", r.Metrics["accuracy (p+)"]), fmt.Sprintf("%.3f", r.Metrics["accuracy (p− opposing)"])
+				}
+				fmt.Fprintf(tw, "%.3f\t%.4f\t%s\t%s\t%s\t%s\n", r.Sparsity, r.DiffShare, a, b, r.Pos, r.Neg)
+			}
+			return tw.Flush()
+		},
+	}
+	mf.register(c)
+	cf.register(c)
+	pf.register(c)
+	ef.register(c)
+	fl := c.Flags()
+	fl.StringVar(&pos, "pos", "", "positive persona: statistics folder, text/.jsonl file, persona:TEXT or generic")
+	fl.StringVar(&neg, "neg", "", "opposing persona (same forms as --pos)")
+	fl.StringVar(&outPos, "out-pos", "", "mask file for the positive persona")
+	fl.StringVar(&outNeg, "out-neg", "", "mask file for the opposing persona")
+	fl.StringVar(&variant, "variant", "wanda", "wanda (per-sample norm z-scores) or pooled (pooled raw activations)")
+	fl.StringVar(&phi, "phi", "relu", "φ for the wanda variant: relu or softplus")
+	fl.StringVar(&report, "report", "", "write an HTML report")
+	fl.BoolVar(&force, "force", false, "overwrite existing outputs")
+	fl.BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func (e *env) maskCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "mask apply|diff|show",
+		Short: "Apply, compare and inspect subnetwork masks",
+		Long:  "Mask files are bit-packed safetensors files tied to one model by its fingerprint (see mask/FORMAT.md).",
+	}
+	c.AddCommand(e.maskApplyCmd(), e.maskDiffCmd(), e.maskShowCmd())
+	return c
+}
+
+func (e *env) maskApplyCmd() *cobra.Command {
+	var mf modelFlags
+	var maskPath, out string
+	var force bool
+	c := &cobra.Command{
+		Use:   "apply --mask MASK --out DIR [--model BASE]",
+		Short: "Write the masked model as a Hugging Face folder",
+		Long: `Write W ⊙ M (or W ⊙ (M + γ(1−M)) with a soft gate) for every masked matrix of
+the model the mask was made for. A Hugging Face base keeps its files, tensor
+order, types and tokenizer; other bases (llama2.c, the built-in model) are
+written as a LlamaForCausalLM folder with their tokenizer file. The folder
+appears atomically. A mask made for another model is refused.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if maskPath == "" || out == "" {
+				return usagef("--mask and --out are required")
+			}
+			mk, err := mask.Load(maskPath)
+			if err != nil {
+				return err
+			}
+			ck, err := mf.open()
+			if err != nil {
+				return err
+			}
+			defer ck.Close()
+			if err := mask.Apply(ck.Model, mk, out, mask.ApplyOptions{Overwrite: force, Files: extraFiles(ck, mf), Progress: e.progress("writing")}); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "masked model (kept %.2f%% of linear weights) → %s\n", 100*mk.Density(), out)
+			return nil
+		},
+	}
+	mf.register(c)
+	c.Flags().StringVar(&maskPath, "mask", "", "mask file")
+	c.Flags().StringVar(&out, "out", "", "output folder")
+	c.Flags().BoolVar(&force, "force", false, "replace an existing output folder")
+	return c
+}
+
+func (e *env) maskDiffCmd() *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "diff MASK_A MASK_B",
+		Short: "Share of entries that differ between two masks, per layer and module",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := mask.Load(args[0])
+			if err != nil {
+				return err
+			}
+			b, err := mask.Load(args[1])
+			if err != nil {
+				return err
+			}
+			d, err := mask.Diff(a, b)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(e.stdout, d)
+			}
+			fmt.Fprintf(e.stdout, "entries differing: %d of %d (%.4f%%); kept %.4f vs %.4f\n\n", d.Total.Differ, d.Total.Entries, 100*d.Total.Share, d.DensityA, d.DensityB)
+			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "module\tdiffer\tshare\t")
+			for p := model.Proj(0); p < model.NumProj; p++ {
+				s := d.PerProj[p.String()]
+				fmt.Fprintf(tw, "%s\t%d\t%.4f\t\n", p, s.Differ, s.Share)
+			}
+			fmt.Fprintln(tw, "\t\t\t")
+			fmt.Fprintln(tw, "layer\tdiffer\tshare\t")
+			for l, s := range d.PerLayer {
+				fmt.Fprintf(tw, "%d\t%d\t%.4f\t\n", l, s.Differ, s.Share)
+			}
+			return tw.Flush()
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func (e *env) maskShowCmd() *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "show MASK",
+		Short: "Print a mask's metadata and its density per layer and module",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mk, err := mask.Load(args[0])
+			if err != nil {
+				return err
+			}
+			run := subnet.RunFromMask(filepath.Base(args[0]), mk.Info.Sparsity, mk)
+			if asJSON {
+				return writeJSON(e.stdout, map[string]any{"fingerprint": mk.Fingerprint, "layers": mk.Layers, "gamma": mk.Gamma,
+					"info": mk.Info, "density": mk.Density(), "per_layer": run.Density, "modules": projNames()})
+			}
+			fmt.Fprintf(e.stdout, "mask         %s\nfingerprint  %s\nmethod       %s\ngranularity  %s\ntargets      %s\nsparsity     %g\ngamma        %g\n",
+				args[0], mk.Fingerprint, mk.Info.Method, mk.Info.Granularity, mk.Info.Targets, mk.Info.Sparsity, mk.Gamma)
+			if mk.Info.Calibration != "" {
+				fmt.Fprintf(e.stdout, "calibration  %s\n", mk.Info.Calibration)
+			}
+			if mk.Info.Model != "" {
+				fmt.Fprintf(e.stdout, "made on      %s\n", mk.Info.Model)
+			}
+			for k, v := range mk.Info.Extra {
+				fmt.Fprintf(e.stdout, "%-12s %s\n", k, v)
+			}
+			fmt.Fprintf(e.stdout, "kept         %.4f of %d linear weights\n\n", mk.Density(), mk.Entries())
+			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprint(tw, "layer\t")
+			for p := model.Proj(0); p < model.NumProj; p++ {
+				fmt.Fprintf(tw, "%s\t", p)
+			}
+			fmt.Fprintln(tw)
+			for l, d := range run.Density {
+				fmt.Fprintf(tw, "%d\t", l)
+				for _, v := range d {
+					fmt.Fprintf(tw, "%.3f\t", v)
+				}
+				fmt.Fprintln(tw)
+			}
+			return tw.Flush()
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func projNames() []string {
+	var out []string
+	for p := model.Proj(0); p < model.NumProj; p++ {
+		out = append(out, p.String())
+	}
+	return out
+}
