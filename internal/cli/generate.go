@@ -62,7 +62,7 @@ func textStreams(ck *checkpoint.Checkpoint) generate.Tokenizer {
 }
 
 func (e *env) generateCmd() *cobra.Command {
-	var mf modelFlags
+	mf := modelFlags{withLoRA: true}
 	var sf samplingFlags
 	var prompt, system string
 	var chat, asJSON, stats bool
@@ -149,7 +149,7 @@ func printStats(e *env, res *generate.Result) {
 }
 
 func (e *env) chatCmd() *cobra.Command {
-	var mf modelFlags
+	mf := modelFlags{withLoRA: true}
 	var sf samplingFlags
 	var system string
 	var stats bool

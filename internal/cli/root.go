@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/train/lora"
 )
 
 // Main runs the masque CLI and returns the process exit code.
@@ -63,7 +64,7 @@ With no --model, commands use the built-in default model (stories260K).`,
 	root.AddCommand(
 		e.generateCmd(), e.chatCmd(), e.tokenizeCmd(), e.logitsCmd(), e.templateCmd(), e.inspectCmd(),
 		e.benchCmd(), e.randomCmd(), e.convertCmd(false), e.convertCmd(true),
-		e.statsCmd(), e.subnetCmd(), e.maskCmd(), e.evalCmd(),
+		e.statsCmd(), e.subnetCmd(), e.maskCmd(), e.evalCmd(), e.finetuneCmd(),
 	)
 	return root
 }
@@ -72,15 +73,32 @@ With no --model, commands use the built-in default model (stories260K).`,
 type modelFlags struct {
 	model     string
 	tokenizer string
+	lora      string
+	withLoRA  bool
 }
 
 func (f *modelFlags) register(c *cobra.Command) {
 	c.Flags().StringVarP(&f.model, "model", "m", "", "model: a Hugging Face folder, a .gguf file or a llama2.c .bin (default: the built-in stories260K)")
 	c.Flags().StringVar(&f.tokenizer, "tokenizer", "", "tokenizer file, for llama2.c checkpoints (tokenizer.bin) or to override the model's")
+	if f.withLoRA {
+		c.Flags().StringVar(&f.lora, "lora", "", "LoRA adapter folder (PEFT adapter_model.safetensors + adapter_config.json) merged into the model")
+	}
 }
 
 func (f *modelFlags) open() (*checkpoint.Checkpoint, error) {
-	return checkpoint.Open(f.model, checkpoint.Options{Tokenizer: f.tokenizer})
+	ck, err := checkpoint.Open(f.model, checkpoint.Options{Tokenizer: f.tokenizer})
+	if err != nil || f.lora == "" {
+		return ck, err
+	}
+	a, err := lora.Load(f.lora)
+	if err == nil {
+		err = a.Merge(ck.Model)
+	}
+	if err != nil {
+		ck.Close()
+		return nil, err
+	}
+	return ck, nil
 }
 
 func (f *modelFlags) openText() (*checkpoint.Checkpoint, error) {

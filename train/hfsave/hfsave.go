@@ -1,0 +1,68 @@
+// Package hfsave writes trained models as Hugging Face checkpoint folders
+// (config.json + model.safetensors, plus the base model's tokenizer files).
+// It chooses the output type and the source folder the way the training
+// engine wants and leaves the writing to model.SaveHF (every file replaced
+// atomically).
+package hfsave
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/quant"
+)
+
+// Options tune Save.
+type Options struct {
+	// DType is the element type of the saved tensors: "F32", "BF16" or
+	// "F16" (case-insensitive; "float32", "bfloat16", "float16" too).
+	// Empty means the model's torch_dtype (bfloat16 → BF16, float16 →
+	// F16), else F32.
+	DType string
+	// SourceDir is the folder whose tokenizer files (tokenizer.json,
+	// tokenizer_config.json, generation_config.json, …) are copied. Empty
+	// means the model's Source() when that is a folder.
+	SourceDir string
+	// Metadata is added to the safetensors header.
+	Metadata map[string]string
+}
+
+// ParseDType resolves an output type name; empty means the model's own
+// torch_dtype (F32 when it is neither bfloat16 nor float16).
+func ParseDType(m *model.Model, name string) (quant.DType, error) {
+	switch strings.ToLower(name) {
+	case "f32", "float32", "fp32":
+		return quant.F32, nil
+	case "bf16", "bfloat16":
+		return quant.BF16, nil
+	case "f16", "float16", "fp16":
+		return quant.F16, nil
+	case "":
+		switch m.Config.TorchDType {
+		case "bfloat16":
+			return quant.BF16, nil
+		case "float16":
+			return quant.F16, nil
+		}
+		return quant.F32, nil
+	}
+	return 0, fmt.Errorf("unsupported output dtype %q (want f32, bf16 or f16)", name)
+}
+
+// Save writes m to the folder dir (created if needed) as config.json and
+// model.safetensors, with the tokenizer files of the source folder.
+func Save(m *model.Model, dir string, o Options) error {
+	dt, err := ParseDType(m, o.DType)
+	if err != nil {
+		return err
+	}
+	src := o.SourceDir
+	if src == "" {
+		if st, err := os.Stat(m.Source()); err == nil && st.IsDir() {
+			src = m.Source()
+		}
+	}
+	return model.SaveHF(dir, m, model.SaveOptions{DType: dt, CopyFrom: src, Metadata: o.Metadata})
+}
