@@ -64,7 +64,7 @@ With no --model, commands use the built-in default model (stories260K).`,
 	root.AddCommand(
 		e.generateCmd(), e.chatCmd(), e.tokenizeCmd(), e.logitsCmd(), e.templateCmd(), e.inspectCmd(),
 		e.benchCmd(), e.randomCmd(), e.convertCmd(false), e.convertCmd(true),
-		e.statsCmd(), e.subnetCmd(), e.maskCmd(), e.evalCmd(), e.finetuneCmd(),
+		e.statsCmd(), e.subnetCmd(), e.maskCmd(), e.evalCmd(), e.finetuneCmd(), e.synthCmd(),
 	)
 	return root
 }
