@@ -21,7 +21,7 @@ func (e *env) evalCmd() *cobra.Command {
 		Use:   "eval",
 		Short: "Evaluate a model (optionally with a mask): persona tests, perplexity, …",
 	}
-	c.AddCommand(e.evalMCCmd(), e.evalPPLCmd())
+	c.AddCommand(e.evalMCCmd(), e.evalPPLCmd(), e.evalRunCmd(), e.evalRolebenchCmd(), e.evalCompareCmd())
 	return c
 }
 

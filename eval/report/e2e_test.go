@@ -1,0 +1,288 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/png"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/eval/judge"
+	"github.com/masque-ai/masque/eval/roleplay"
+	"github.com/masque-ai/masque/generate"
+	"github.com/masque-ai/masque/mask"
+	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/serve"
+)
+
+// checkerMask prunes the FFN entries (gate, up and down) at (r, c) with
+// (r+c) mod every < prune: a fixed, model-independent pattern at sparsity
+// prune/every.
+func checkerMask(t *testing.T, m *model.Model, prune, every int) *mask.Mask {
+	mk := mask.New(m)
+	for l := 0; l < m.Config.Layers; l++ {
+		for _, p := range []model.Proj{model.ProjGate, model.ProjUp, model.ProjDown} {
+			w := m.Layers[l].Weight(p)
+			b := mask.NewBits(w.Rows, w.Cols)
+			for r := 0; r < w.Rows; r++ {
+				for c := 0; c < w.Cols; c++ {
+					if (r+c)%every < prune {
+						b.Set(r, c, false)
+					}
+				}
+			}
+			if err := mk.Set(mask.Key{Layer: l, Proj: p}, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return mk
+}
+
+// judgeService starts `masque serve` (package serve over stories260K) on a
+// loopback port and counts the chat requests it gets.
+func judgeService(t *testing.T) (string, *atomic.Int32) {
+	ck, err := checkpoint.Open("", checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ck.Close() })
+	srv, err := serve.New(serve.Options{Base: ck})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	var n atomic.Int32
+	h := srv.Handler()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/chat/completions") {
+			n.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.Close)
+	return hs.URL + "/v1", &n
+}
+
+// e2eSet is a small set whose prompts fit stories260K's 512 positions with
+// the compact judge prompts.
+func e2eSet() *roleplay.Set {
+	mk := func(id, desc string, qs ...string) roleplay.Persona {
+		p := roleplay.Persona{ID: id, Description: desc, System: "You are " + desc}
+		for i, q := range qs {
+			kind := roleplay.KindSpecific
+			if i >= 2 {
+				kind = roleplay.KindGeneral
+			}
+			p.Questions = append(p.Questions, roleplay.Question{Kind: kind, Index: i % 2, Text: q})
+		}
+		return p
+	}
+	return &roleplay.Set{Name: "e2e", Source: "test", Kind: "personas", Personas: []roleplay.Persona{
+		mk("dragon", "a sleepy old dragon.", "Where is your gold?", "Why are you sleepy?", "What is a friend?", "Why is the sky blue?"),
+		mk("baker", "a happy baker.", "What do you bake?", "When do you wake up?", "What is a friend?", "Why is the sky blue?"),
+	}}
+}
+
+func TestEndToEndAgainstMasqueServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	judgeURL, calls := judgeService(t)
+	ck, err := checkpoint.Open("", checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	root := t.TempDir()
+	ctx := context.Background()
+	metrics := append([]judge.Metric{judge.Compact.Consistency, judge.Compact.Coherence}, judge.Compact.Gym[0])
+	newJudge := func() *judge.Judge {
+		return &judge.Judge{Client: &judge.Client{URL: judgeURL, MaxAttempts: 2, BaseBackoff: time.Millisecond}, Model: "base", Prompts: judge.Compact}
+	}
+	rb, err := roleplay.LoadRoleBench(filepath.Join("..", "roleplay", "testdata", "rolebench", "test.jsonl"), filepath.Join("..", "roleplay", "testdata", "rolebench", "desc.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type variant struct {
+		label, method string
+		sparsity      float64
+		prune, every  int
+	}
+	variants := []variant{{"dense", "dense", 0, 0, 1}, {"checker-25", "checker", 0.25, 1, 4}, {"checker-50", "checker", 0.5, 1, 2}}
+	var personaRuns, rbRuns []*roleplay.Run
+	for _, v := range variants {
+		m := ck.Model
+		if v.prune > 0 {
+			if m, err = mask.Masked(ck.Model, checkerMask(t, ck.Model, v.prune, v.every), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		gen, err := roleplay.NewLocal(ck, m, generate.Options{MaxTokens: 24}, v.label)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sp := v.sparsity
+		for _, kind := range []string{"personas", "rolebench"} {
+			set := e2eSet()
+			if kind == "rolebench" {
+				set = rb
+			}
+			before := calls.Load()
+			cfg := roleplay.Config{Out: filepath.Join(root, kind, v.label), Label: v.label, Method: v.method, Sparsity: &sp, Model: "stories260K",
+				Set: set, Gen: gen, GenConcurrency: 2, Judge: newJudge(), JudgeURL: judgeURL, Metrics: metrics, JudgeConcurrency: 4}
+			r, err := roleplay.Evaluate(ctx, cfg)
+			if err != nil {
+				t.Fatalf("%s %s: %v", kind, v.label, err)
+			}
+			if got, want := int(calls.Load()-before), len(r.Items)*len(metrics); got != want {
+				t.Fatalf("%s %s: %d judge requests, want %d", kind, v.label, got, want)
+			}
+			if r.Counts.Judgements != len(r.Items)*len(metrics) || r.Counts.Answered != len(r.Items) {
+				t.Fatalf("counts %+v", r.Counts)
+			}
+			// Resume: nothing is asked again.
+			before = calls.Load()
+			r2, err := roleplay.Evaluate(ctx, cfg)
+			if err != nil || calls.Load() != before || r2.Counts.GenCached != len(r.Items) || r2.Counts.JudgeCached != len(r.Items)*len(metrics) {
+				t.Fatalf("rerun: %v, %d new judge requests, counts %+v", err, calls.Load()-before, r2.Counts)
+			}
+			if kind == "personas" {
+				personaRuns = append(personaRuns, r2)
+			} else {
+				rbRuns = append(rbRuns, r2)
+			}
+		}
+	}
+	if personaRuns[0].Items[0].Answer == personaRuns[2].Items[0].Answer {
+		t.Logf("note: the masked model gave the same first answer as the dense one")
+	}
+
+	// Pairwise over real HTTP, cached.
+	j := newJudge()
+	cache, err := roleplay.OpenCache(filepath.Join(root, "pairwise.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	j.Cache = cache
+	pw, err := Pairwise(ctx, j, personaRuns[0], personaRuns[2], 3, nil)
+	if err != nil || pw.Items != 8 || pw.PromptVersion != judge.CompactPromptVersion {
+		t.Fatalf("pairwise %+v %v", pw, err)
+	}
+
+	var pages []string
+	for _, tc := range []struct {
+		name   string
+		runs   []*roleplay.Run
+		metric string
+	}{{"personas", personaRuns, "consistency"}, {"rolebench", rbRuns, roleplay.MetricRougeL}} {
+		c, err := Compare(tc.runs, Options{Metric: tc.metric, Baseline: "checker-50", Seed: 3, Resamples: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.name == "personas" {
+			c.Pairwise = append(c.Pairwise, *pw)
+		}
+		out := filepath.Join(root, "compare-"+tc.name)
+		os.MkdirAll(out, 0o755)
+		jsonPath, htmlPath := filepath.Join(out, "compare.json"), filepath.Join(out, "report.html")
+		if err := c.Save(jsonPath, htmlPath); err != nil {
+			t.Fatal(err)
+		}
+		page, _ := os.ReadFile(htmlPath)
+		for _, want := range []string{"<svg", "checker-50", judge.CompactPromptVersion, "no style module"} {
+			if !bytes.Contains(page, []byte(want)) {
+				t.Errorf("%s report lacks %q", tc.name, want)
+			}
+		}
+		if tc.name == "rolebench" {
+			if len(c.Recovered) == 0 || len(c.Diffs) == 0 || !c.Runs[0].Summary[roleplay.MetricRougeL].Mean.Valid() {
+				t.Errorf("rolebench comparison lacks numbers: %+v", c)
+			}
+		}
+		pages = append(pages, htmlPath)
+		if keep := os.Getenv("MASQUE_EVAL_E2E_OUT"); keep != "" {
+			// For a human look: MASQUE_EVAL_E2E_OUT=DIR keeps the reports.
+			os.MkdirAll(keep, 0o755)
+			os.WriteFile(filepath.Join(keep, tc.name+".html"), page, 0o644)
+		}
+	}
+	// Last, so that a missing Chromium skips only the rendering check.
+	bin := chromium()
+	if bin == "" {
+		t.Skip("chromium is not installed: skipping the rendering check (apt-get update && apt-get install -y chromium)")
+	}
+	for _, p := range pages {
+		screenshot(t, bin, p)
+	}
+}
+
+// chromium returns the path of a headless-capable Chromium, or "".
+func chromium() string {
+	for _, b := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(b); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// screenshot renders the page with Chromium (bin) headless and checks that
+// the picture exists, is not tiny and is not blank.
+func screenshot(t *testing.T, bin, htmlPath string) {
+	t.Helper()
+	abs, _ := filepath.Abs(htmlPath)
+	png1 := filepath.Join(t.TempDir(), "shot.png")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+		"--disable-component-update", "--disable-sync", "--no-first-run", "--user-data-dir="+t.TempDir(),
+		"--screenshot="+png1, "--window-size=1200,900", "file://"+abs)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("chromium: %v\n%s", err, out)
+	}
+	st, err := os.Stat(png1)
+	if err != nil || st.Size() < 20_000 {
+		t.Fatalf("screenshot missing or tiny: %v %v", st, err)
+	}
+	f, _ := os.Open(png1)
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkNotBlank(t, img)
+}
+
+func checkNotBlank(t *testing.T, img image.Image) {
+	b := img.Bounds()
+	colors := map[uint32]bool{}
+	dark, plotBlue := 0, 0
+	for y := b.Min.Y; y < b.Max.Y; y += 2 {
+		for x := b.Min.X; x < b.Max.X; x += 2 {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			r, g, bl = r>>8, g>>8, bl>>8
+			colors[r<<16|g<<8|bl] = true
+			if r+g+bl < 300 {
+				dark++
+			}
+			// #0072B2, the first run's colour, within antialiasing slack.
+			if r < 40 && g > 90 && g < 140 && bl > 150 && bl < 210 {
+				plotBlue++
+			}
+		}
+	}
+	if len(colors) < 20 || dark < 500 || plotBlue < 30 {
+		t.Fatalf("the screenshot looks blank: %d colours, %d dark pixels, %d plot-blue pixels", len(colors), dark, plotBlue)
+	}
+}

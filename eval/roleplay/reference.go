@@ -1,0 +1,117 @@
+package roleplay
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/masque-ai/masque/chattemplate"
+	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/data/calib"
+	"github.com/masque-ai/masque/eval/mc"
+	"github.com/masque-ai/masque/eval/ppl"
+	"github.com/masque-ai/masque/model"
+)
+
+// Reference holds the reference metrics that need no judge, computed with
+// the packages that own them: multiple-choice persona tests (eval/mc) and
+// perplexity (eval/ppl). Style scores are not available yet (StyleNote).
+type Reference struct {
+	MC    []*mc.Report  `json:"mc,omitempty"`
+	PPL   []*ppl.Result `json:"ppl,omitempty"`
+	Notes []string      `json:"notes,omitempty"`
+}
+
+// ReferenceOptions choose the reference metrics.
+type ReferenceOptions struct {
+	// MCTests are multiple-choice test files (see mc.Load), run after the
+	// MCSystem system prompt; MCOpposing scores for the opposing persona;
+	// MCLimit caps the items per file (≤ 0: all); MCFormat is "chat",
+	// "plain" or "" (chat when the checkpoint has a template).
+	MCTests    []string
+	MCSystem   string
+	MCOpposing bool
+	MCLimit    int
+	MCFormat   string
+	// PPLData are perplexity files (see ppl.Load), truncated at
+	// PPLMaxTokens tokens per sample (≤ 0: 512).
+	PPLData      []string
+	PPLMaxTokens int
+	// Progress, if set, reports progress per file.
+	Progress func(name string, done, total int)
+}
+
+// chatFunc renders and tokenizes conversations with ck's template.
+func chatFunc(ck *checkpoint.Checkpoint) calib.ChatFunc {
+	return func(msgs []calib.Message, gen bool) ([]int, error) {
+		cm := make([]chattemplate.Message, len(msgs))
+		for i, m := range msgs {
+			cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}
+		}
+		return ck.EncodeChat(cm, gen, nil)
+	}
+}
+
+// ComputeReference runs the reference metrics of o with model m (nil:
+// ck.Model), which uses ck's tokenizer and template. It needs a local
+// model: an endpoint gives no log-probabilities of given text.
+func ComputeReference(ctx context.Context, ck *checkpoint.Checkpoint, m *model.Model, o ReferenceOptions) (*Reference, error) {
+	if m == nil {
+		m = ck.Model
+	}
+	ref := &Reference{Notes: []string{StyleNote}}
+	if len(o.MCTests) == 0 && len(o.PPLData) == 0 {
+		return ref, nil
+	}
+	tok, err := ck.NeedTokenizer()
+	if err != nil {
+		return nil, err
+	}
+	progress := func(name string) func(done, total int) {
+		if o.Progress == nil {
+			return nil
+		}
+		return func(d, t int) { o.Progress(name, d, t) }
+	}
+	format := o.MCFormat
+	if format == "" {
+		format = "plain"
+		if ck.HasTemplate {
+			format = "chat"
+		}
+	}
+	var p mc.Prompter
+	switch format {
+	case "chat":
+		p = mc.ChatPrompter{Chat: chatFunc(ck), Tok: tok}
+	case "plain":
+		p = mc.PlainPrompter{Tok: tok}
+	default:
+		return nil, fmt.Errorf("unknown multiple-choice prompt format %q (want chat or plain)", format)
+	}
+	for _, f := range o.MCTests {
+		items, err := mc.Load(f)
+		if err != nil {
+			return nil, err
+		}
+		name := filepath.Base(f)
+		r, err := mc.Evaluate(ctx, m, p, items, mc.Options{Name: name, System: o.MCSystem, Opposing: o.MCOpposing, Limit: o.MCLimit, Progress: progress("mc " + name)})
+		if err != nil {
+			return nil, err
+		}
+		ref.MC = append(ref.MC, r)
+	}
+	for _, f := range o.PPLData {
+		samples, err := ppl.Load(f, tok, chatFunc(ck), o.PPLMaxTokens)
+		if err != nil {
+			return nil, err
+		}
+		name := filepath.Base(f)
+		r, err := ppl.Evaluate(ctx, m, name, samples, progress("ppl "+name))
+		if err != nil {
+			return nil, err
+		}
+		ref.PPL = append(ref.PPL, r)
+	}
+	return ref, nil
+}

@@ -1,0 +1,615 @@
+package cli
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/masque-ai/masque/data/evalset"
+	"github.com/masque-ai/masque/eval/judge"
+	"github.com/masque-ai/masque/eval/report"
+	"github.com/masque-ai/masque/eval/roleplay"
+	"github.com/masque-ai/masque/generate"
+	"github.com/masque-ai/masque/mask"
+)
+
+// Environment variables for endpoint keys (never read from OPENAI_API_KEY,
+// so that a key is only sent where it was meant to go).
+const (
+	evalJudgeKeyEnv = "MASQUE_JUDGE_KEY"
+	evalModelKeyEnv = "MASQUE_MODEL_KEY"
+)
+
+// evalBars draws one progress bar per stage on e.stderr.
+func (e *env) evalBars(prefix string) func(stage string, done, total int) {
+	bars := map[string]*progressbar.ProgressBar{}
+	return func(stage string, done, total int) {
+		bar := bars[stage]
+		if bar == nil {
+			bar = progressbar.NewOptions(total,
+				progressbar.OptionSetWriter(e.stderr),
+				progressbar.OptionSetDescription(strings.TrimSpace(prefix+" "+stage)),
+				progressbar.OptionShowCount(),
+				progressbar.OptionSetPredictTime(true),
+				progressbar.OptionSetElapsedTime(true),
+				progressbar.OptionSetWidth(24),
+				progressbar.OptionThrottle(200*time.Millisecond),
+				progressbar.OptionShowDescriptionAtLineEnd(),
+				progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }))
+			bars[stage] = bar
+		}
+		bar.Set(done)
+	}
+}
+
+// evalJudgeFlags select a judge endpoint and its prompts.
+type evalJudgeFlags struct {
+	url, model, key, prompts string
+	concurrency, attempts    int
+	rubricTokens             int
+}
+
+func (f *evalJudgeFlags) register(c *cobra.Command) {
+	fl := c.Flags()
+	fl.StringVar(&f.url, "judge-url", "", "OpenAI-compatible endpoint of the judge (e.g. http://127.0.0.1:8080/v1)")
+	fl.StringVar(&f.model, "judge-model", "", "the judge's model name on that endpoint")
+	fl.StringVar(&f.key, "judge-key", "", "API key of the judge (default: $"+evalJudgeKeyEnv+")")
+	fl.StringVar(&f.prompts, "judge-prompts", "standard", "judge prompt set: standard, or compact for judges with a small context (scores are not comparable across sets)")
+	fl.IntVar(&f.concurrency, "judge-concurrency", 4, "judge requests in flight at once")
+	fl.IntVar(&f.attempts, "judge-attempts", 5, "attempts per judge request (retries with backoff on 429, 5xx and network errors)")
+	fl.IntVar(&f.rubricTokens, "rubric-max-tokens", 0, "reply cap of the PersonaGym rubric tasks (0: the prompt set's)")
+}
+
+// judge returns the configured judge, or nil when no --judge-url is set.
+func (f *evalJudgeFlags) judge() (*judge.Judge, *judge.PromptSet, error) {
+	ps, ok := judge.PromptSetByName(f.prompts)
+	if !ok {
+		return nil, nil, usagef("--judge-prompts must be standard or compact, not %q", f.prompts)
+	}
+	if f.url == "" {
+		return nil, ps, nil
+	}
+	if f.model == "" {
+		return nil, nil, usagef("--judge-model is required with --judge-url")
+	}
+	key := f.key
+	if key == "" {
+		key = os.Getenv(evalJudgeKeyEnv)
+	}
+	return &judge.Judge{Client: &judge.Client{URL: f.url, APIKey: key, MaxAttempts: f.attempts}, Model: f.model,
+		RubricMaxTokens: f.rubricTokens, Prompts: ps}, ps, nil
+}
+
+// evalMetrics turns --judges (pp, gym, or metric names) into metrics of ps.
+func evalMetrics(ps *judge.PromptSet, names []string) ([]judge.Metric, error) {
+	var out []judge.Metric
+	add := func(m judge.Metric) {
+		for _, x := range out {
+			if x.Name == m.Name {
+				return
+			}
+		}
+		out = append(out, m)
+	}
+	for _, n := range names {
+		switch n = strings.TrimSpace(n); n {
+		case "", "none":
+		case "pp", "persona-pruner":
+			add(ps.Consistency)
+			add(ps.Coherence)
+		case "gym", "personagym":
+			for _, m := range ps.Gym {
+				add(m)
+			}
+		default:
+			found := false
+			for _, m := range ps.Metrics() {
+				if m.Name == n {
+					add(m)
+					found = true
+				}
+			}
+			if !found {
+				return nil, usagef("--judges: unknown %q (want pp, gym, none or a metric: consistency, coherence, gym_expected_action, gym_toxicity_control, gym_linguistic_habits, gym_persona_consistency, gym_action_justification)", n)
+			}
+		}
+	}
+	return out, nil
+}
+
+// evalRunFlags are shared by eval run and eval rolebench.
+type evalRunFlags struct {
+	mf                            modelFlags
+	jf                            evalJudgeFlags
+	maskPath                      string
+	modelURL, modelName, modelKey string
+	judges                        []string
+	out, cacheDir                 string
+	label, method                 string
+	sparsity                      float64
+	maxTokens, concurrency        int
+	temperature                   float32
+	seed                          int64
+	personas                      []string
+	limit                         int
+	mcTests                       []string
+	mcSystem, mcFormat            string
+	mcOpposing                    bool
+	mcLimit                       int
+	pplData                       []string
+	pplMaxTokens                  int
+	noReport, asJSON              bool
+}
+
+func (f *evalRunFlags) register(c *cobra.Command, defaultJudges []string) {
+	f.mf.register(c)
+	f.jf.register(c)
+	fl := c.Flags()
+	fl.StringVar(&f.maskPath, "mask", "", "evaluate the model with this weight mask applied in memory")
+	fl.StringVar(&f.modelURL, "model-url", "", "evaluate a model behind an OpenAI-compatible endpoint instead of --model")
+	fl.StringVar(&f.modelName, "model-name", "", "the model's name on --model-url")
+	fl.StringVar(&f.modelKey, "model-key", "", "API key of --model-url (default: $"+evalModelKeyEnv+")")
+	fl.StringSliceVar(&f.judges, "judges", defaultJudges, "judge metrics: pp (Persona-Pruner consistency and coherence), gym (the five PersonaGym rubric tasks), none, or metric names")
+	fl.StringVarP(&f.out, "out", "o", "", "run folder: run.json, report.html and the resumable caches (required)")
+	fl.StringVar(&f.cacheDir, "cache", "", "folder for generations.jsonl and judgements.jsonl (default: --out; runs may share one)")
+	fl.StringVar(&f.label, "label", "", "name of the run in comparisons (default: the --out folder's name)")
+	fl.StringVar(&f.method, "method", "", "how the model was made, for the score-vs-sparsity plot: dense, persona-pruner, wanda, llm-pruner, … (default: dense without --mask, else mask)")
+	fl.Float64Var(&f.sparsity, "sparsity", -1, "share of weights or channels removed, 0–1, for the plot (-1: from the mask, or 0 for a dense model)")
+	fl.IntVarP(&f.maxTokens, "max-tokens", "n", 256, "longest answer in tokens")
+	fl.Float32VarP(&f.temperature, "temperature", "t", 0, "sampling temperature of answers (0: greedy, the paper's setting)")
+	fl.Int64Var(&f.seed, "seed", 0, "sampling seed when --temperature > 0")
+	fl.IntVar(&f.concurrency, "concurrency", 1, "answers generated at once")
+	fl.StringSliceVar(&f.personas, "personas", nil, "evaluate only these persona ids (comma-separated)")
+	fl.IntVar(&f.limit, "limit", 0, "ask only the first N questions of each kind per persona (0: all)")
+	fl.StringArrayVar(&f.mcTests, "mc-tests", nil, "multiple-choice persona test (.csv or .jsonl, see eval mc) for the reference metrics; repeatable")
+	fl.StringVar(&f.mcSystem, "mc-system", "", "system prompt for --mc-tests (or @FILE)")
+	fl.BoolVar(&f.mcOpposing, "mc-opposing", false, "--mc-tests: score for the opposing persona")
+	fl.IntVar(&f.mcLimit, "mc-limit", 0, "--mc-tests: only the first N items of each file")
+	fl.StringVar(&f.mcFormat, "mc-format", "", "--mc-tests prompt format: chat or plain (default: chat when the model has a template)")
+	fl.StringArrayVar(&f.pplData, "ppl-data", nil, "perplexity data (text, one sample per line, or chat .jsonl) for the reference metrics; repeatable")
+	fl.IntVar(&f.pplMaxTokens, "ppl-max-tokens", 512, "--ppl-data: truncate samples at this many tokens")
+	fl.BoolVar(&f.noReport, "no-report", false, "do not write report.html")
+	fl.BoolVar(&f.asJSON, "json", false, "print run.json's summary as JSON instead of a table")
+}
+
+func evalFileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// evaluate runs the evaluation of set.
+func (f *evalRunFlags) evaluate(cmd *cobra.Command, e *env, set *roleplay.Set) error {
+	if f.out == "" {
+		return usagef("--out is required")
+	}
+	set, err := set.Filter(f.personas, f.limit)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	jd, ps, err := f.jf.judge()
+	if err != nil {
+		return err
+	}
+	metrics, err := evalMetrics(ps, f.judges)
+	if err != nil {
+		return err
+	}
+	if len(metrics) > 0 && jd == nil {
+		return usagef("--judges %s needs --judge-url and --judge-model (or --judges none)", strings.Join(f.judges, ","))
+	}
+	if f.sparsity > 1 {
+		return usagef("--sparsity must be in [0,1] (or -1)")
+	}
+	cfg := roleplay.Config{Out: f.out, CacheDir: f.cacheDir, Label: f.label, Method: f.method, Set: set,
+		GenConcurrency: f.concurrency, Judge: jd, JudgeURL: f.jf.url, Metrics: metrics, JudgeConcurrency: f.jf.concurrency,
+		Progress: e.evalBars("")}
+	var sparsity *float64
+	if f.sparsity >= 0 {
+		sparsity = &f.sparsity
+	}
+	ctx := cmd.Context()
+	if f.modelURL != "" {
+		if f.maskPath != "" || len(f.mcTests) > 0 || len(f.pplData) > 0 {
+			return usagef("--mask, --mc-tests and --ppl-data need a local --model (an endpoint gives no log-probabilities of given text)")
+		}
+		if f.modelName == "" {
+			return usagef("--model-name is required with --model-url")
+		}
+		key := f.modelKey
+		if key == "" {
+			key = os.Getenv(evalModelKeyEnv)
+		}
+		var seed *int64
+		if f.temperature > 0 {
+			seed = &f.seed
+		}
+		cfg.Gen = &roleplay.Endpoint{Client: &judge.Client{Name: "model", URL: f.modelURL, APIKey: key}, Model: f.modelName,
+			MaxTokens: f.maxTokens, Temperature: float64(f.temperature), Seed: seed}
+		cfg.Model = f.modelName + " @ " + f.modelURL
+		cfg.Reference = &roleplay.Reference{Notes: []string{roleplay.StyleNote, "multiple-choice tests and perplexity need a local model"}}
+		if cfg.Method == "" {
+			cfg.Method = "endpoint"
+		}
+	} else {
+		ck, err := f.mf.open()
+		if err != nil {
+			return err
+		}
+		defer ck.Close()
+		m, extra := ck.Model, ""
+		cfg.Model = ck.Path
+		if f.maskPath != "" {
+			mk, err := mask.Load(f.maskPath)
+			if err != nil {
+				return err
+			}
+			if m, err = mask.Masked(ck.Model, mk, nil); err != nil {
+				return err
+			}
+			if extra, err = evalFileSHA256(f.maskPath); err != nil {
+				return err
+			}
+			extra = "mask:" + extra
+			cfg.Model += " + mask " + f.maskPath
+			if sparsity == nil {
+				s := mk.Info.Sparsity
+				sparsity = &s
+			}
+			if cfg.Method == "" {
+				cfg.Method = "mask"
+				if mk.Info.Method != "" {
+					cfg.Method = mk.Info.Method
+				}
+			}
+		}
+		if cfg.Method == "" {
+			cfg.Method = "dense"
+		}
+		if sparsity == nil && cfg.Method == "dense" {
+			zero := 0.0
+			sparsity = &zero
+		}
+		o := generate.Options{MaxTokens: f.maxTokens, Temperature: f.temperature, Seed: uint64(f.seed)}
+		gen, err := roleplay.NewLocal(ck, m, o, extra)
+		if err != nil {
+			return err
+		}
+		cfg.Gen = gen
+		sys, err := readArg(f.mcSystem)
+		if err != nil {
+			return fmt.Errorf("--mc-system: %w", err)
+		}
+		bars := e.evalBars("")
+		ref, err := roleplay.ComputeReference(ctx, ck, m, roleplay.ReferenceOptions{MCTests: f.mcTests, MCSystem: sys, MCOpposing: f.mcOpposing,
+			MCLimit: f.mcLimit, MCFormat: f.mcFormat, PPLData: f.pplData, PPLMaxTokens: f.pplMaxTokens, Progress: bars})
+		if err != nil {
+			return err
+		}
+		cfg.Reference = ref
+	}
+	cfg.Sparsity = sparsity
+	fmt.Fprintf(e.stderr, "evaluating %s on %s: %d personas, %d questions, judge metrics: %s\n", cfg.Model, set.Name, len(set.Personas), set.Count(), evalMetricNames(metrics))
+	run, err := roleplay.Evaluate(ctx, cfg)
+	if run != nil && !f.noReport {
+		if rerr := evalWriteReport([]*roleplay.Run{run}, report.Options{}, "", filepath.Join(f.out, "report.html")); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if f.asJSON {
+		return writeJSON(e.stdout, map[string]any{"label": run.Label, "complete": run.Complete, "counts": run.Counts, "summary": run.Summary,
+			"summary_by_kind": run.SummaryByKind, "run": filepath.Join(f.out, roleplay.RunFile)})
+	}
+	evalSummaryTable(e.stdout, run)
+	fmt.Fprintf(e.stderr, "wrote %s", filepath.Join(f.out, roleplay.RunFile))
+	if !f.noReport {
+		fmt.Fprintf(e.stderr, " and %s", filepath.Join(f.out, "report.html"))
+	}
+	fmt.Fprintln(e.stderr)
+	return nil
+}
+
+func evalMetricNames(ms []judge.Metric) string {
+	if len(ms) == 0 {
+		return "none"
+	}
+	var n []string
+	for _, m := range ms {
+		n = append(n, m.Name)
+	}
+	return strings.Join(n, ", ")
+}
+
+// evalWriteReport compares runs and writes the JSON and HTML files.
+func evalWriteReport(runs []*roleplay.Run, o report.Options, jsonPath, htmlPath string) error {
+	c, err := report.Compare(runs, o)
+	if err != nil {
+		return err
+	}
+	return c.Save(jsonPath, htmlPath)
+}
+
+func evalFmt(v roleplay.Num) string {
+	if !v.Valid() {
+		return "—"
+	}
+	return fmt.Sprintf("%.3f", float64(v))
+}
+
+func evalSummaryTable(w io.Writer, r *roleplay.Run) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "metric\tmean\tSD over personas\tpersonas\titems\tfailures\trefusals\t")
+	for _, m := range r.Metrics {
+		a := r.Summary[m]
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t\n", m, evalFmt(a.Mean), evalFmt(a.SD), a.N, a.Items, a.Failures, a.Refusals)
+	}
+	tw.Flush()
+}
+
+// evalRunCmd is `masque eval run`.
+func (e *env) evalRunCmd() *cobra.Command {
+	var f evalRunFlags
+	var setPath string
+	c := &cobra.Command{
+		Use:   "run --model PATH --set DIR --judge-url URL --judge-model NAME --out DIR",
+		Short: "Role-play evaluation: answer persona questions, have a judge score them",
+		Long: `Evaluate how well a model plays personas, the way Persona-Pruner does: every
+persona of the set gets its persona-specific and general questions, one per fresh
+conversation after the persona's system prompt, answered greedily; a judge behind
+any OpenAI-compatible endpoint then scores each answer.
+
+Judges (--judges): pp = Persona-Pruner persona consistency and coherence, 0–100,
+read as the probability-weighted mean of the judge's top-20 integer candidates
+(text parsing below 25% integer mass; REFUSAL excluded); gym = the five PersonaGym
+rubric tasks, 1–5, read from "Therefore, the final score is N". Unreadable
+verdicts are excluded and counted. The prompts are versioned and printed in the
+report; --judge-prompts compact suits judges with a small context.
+
+--set builtin (the default) is masque's own 12-persona set; a folder in the same
+layout (see data/evalset/README.md) works too. The model is any checkpoint
+(dense, pruned, LoRA-merged; --mask applies a mask in memory) or, with
+--model-url, a model behind an endpoint. Reference metrics: --mc-tests and
+--ppl-data (as in eval mc and eval ppl). Style scores are not available yet.
+
+Answers and judge replies are appended to OUT/generations.jsonl and
+OUT/judgements.jsonl as they arrive: after an interruption or a failing judge,
+run the same command again to resume. Results: OUT/run.json and OUT/report.html.`,
+		Example: `  masque serve --model ./Llama-3.1-8B-Instruct --port 8080 &
+  masque eval run --model ./pruned-25 --method persona-pruner --sparsity 0.25 \
+      --judge-url http://127.0.0.1:8080/v1 --judge-model base --out runs/pp-25
+  masque eval run --model ./Llama-3.2-3B-Instruct --set data/evalset --personas pirate-captain --limit 5 \
+      --judge-url https://api.openai.com/v1 --judge-model gpt-4o-mini --judges pp,gym --out runs/dense`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var set *roleplay.Set
+			var err error
+			if setPath == "" || setPath == evalset.Name {
+				set, err = roleplay.LoadSetFS(evalset.FS, evalset.Name)
+			} else {
+				set, err = roleplay.LoadSet(setPath)
+			}
+			if err != nil {
+				return err
+			}
+			return f.evaluate(cmd, e, set)
+		},
+	}
+	f.register(c, []string{"pp"})
+	c.Flags().StringVar(&setPath, "set", evalset.Name, "evaluation set: builtin, or a folder in the Persona-Pruner layout")
+	return c
+}
+
+// evalRolebenchCmd is `masque eval rolebench`.
+func (e *env) evalRolebenchCmd() *cobra.Command {
+	var f evalRunFlags
+	var data, desc string
+	c := &cobra.Command{
+		Use:   "rolebench --model PATH --data test.jsonl --desc desc.json --out DIR",
+		Short: "RoleBench: ROUGE-L F against the reference answer, optionally judge scores",
+		Long: `Evaluate on RoleBench-format data: JSONL rows {"role", "question", "generated": [...]}
+and a desc.json mapping each role to its description. Each role becomes a persona
+(system prompt: the Persona-Pruner template around "role: description"); answers
+are scored by ROUGE-L F against generated[0] (lower-cased runs of letters and
+digits, each Han/kana character alone, punctuation dropped, no stemming) and, with
+--judge-url, by the judges of --judges (default pp). Resumable like eval run.`,
+		Example: `  masque eval rolebench --model ./pruned-25 --data rolebench-eng/test.jsonl --desc profiles-eng/desc.json --out runs/rb-pp25`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if data == "" || desc == "" {
+				return usagef("--data and --desc are required")
+			}
+			if f.jf.url == "" && !cmd.Flags().Changed("judges") {
+				f.judges = nil
+			}
+			set, err := roleplay.LoadRoleBench(data, desc)
+			if err != nil {
+				return err
+			}
+			return f.evaluate(cmd, e, set)
+		},
+	}
+	f.register(c, []string{"pp"})
+	c.Flags().StringVar(&data, "data", "", "RoleBench JSONL: role, question, generated[]")
+	c.Flags().StringVar(&desc, "desc", "", "RoleBench desc.json: {\"role\": \"description\"}")
+	return c
+}
+
+// evalCompareCmd is `masque eval compare`.
+func (e *env) evalCompareCmd() *cobra.Command {
+	var o report.Options
+	var jf evalJudgeFlags
+	var out string
+	var pairwise, asJSON bool
+	c := &cobra.Command{
+		Use:   "compare RUN_A RUN_B ... [--dense LABEL] [--baseline METHOD|LABEL] --out DIR",
+		Short: "Compare evaluation runs: per-persona scores, bootstrap intervals, recovered share, HTML report",
+		Long: `Compare runs of eval run / eval rolebench (their folders or run.json files):
+per metric, each run's mean and SD over personas and its per-persona means; the
+difference of every run from the dense run (--dense, default the run whose method
+is dense, else the first run) with a paired, persona-stratified bootstrap interval
+(--resamples, --seed: the same seed gives the same interval); and, with
+--baseline, the Persona-Pruner share of the dense model's drop recovered,
+1 − drop_run / drop_baseline (drop = dense − score), where the baseline is the run
+with that label or the run of that method at the same sparsity.
+
+--pairwise also has the judge compare every run's answers with the dense run's,
+question by question, in both orders (position swapping); the win rate counts a
+tie as half.
+
+Writes OUT/compare.json and OUT/report.html: a self-contained page with inline
+SVG plots (score vs sparsity per method, per-persona bars, differences with
+intervals) and the judge prompts, viewable offline.`,
+		Example: `  masque eval compare runs/dense runs/pp-25 runs/pp-50 runs/llmp-25 runs/llmp-50 --baseline llm-pruner --out runs/compare`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return usagef("--out is required")
+			}
+			var runs []*roleplay.Run
+			for _, a := range args {
+				r, err := roleplay.ReadRun(a)
+				if err != nil {
+					return err
+				}
+				runs = append(runs, r)
+			}
+			c, err := report.Compare(runs, o)
+			if err != nil {
+				return usagef("%v", err)
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			var perr error
+			if pairwise {
+				jd, _, err := jf.judge()
+				if err != nil {
+					return err
+				}
+				if jd == nil {
+					return usagef("--pairwise needs --judge-url and --judge-model")
+				}
+				if err := evalPairwise(cmd, e, c, jd, runs, out, jf.concurrency); err != nil {
+					perr = err
+				}
+			}
+			if err := c.Save(filepath.Join(out, "compare.json"), filepath.Join(out, "report.html")); err != nil {
+				return errors.Join(perr, err)
+			}
+			if perr != nil {
+				return fmt.Errorf("%w (the report was written without the missing pairwise verdicts; rerun to resume)", perr)
+			}
+			if asJSON {
+				return writeJSON(e.stdout, c)
+			}
+			evalCompareTable(e.stdout, c)
+			fmt.Fprintf(e.stderr, "wrote %s and %s\n", filepath.Join(out, "compare.json"), filepath.Join(out, "report.html"))
+			return nil
+		},
+	}
+	fl := c.Flags()
+	fl.StringVarP(&out, "out", "o", "", "output folder for compare.json and report.html (required)")
+	fl.StringVar(&o.Metric, "metric", "", "headline metric of the plots (default: consistency if present)")
+	fl.StringVar(&o.Dense, "dense", "", "label of the dense run (default: the run whose method is dense)")
+	fl.StringVar(&o.Baseline, "baseline", "", "baseline for the recovered share: a run label, or a method whose run at the same sparsity is used")
+	fl.IntVar(&o.Resamples, "resamples", 2000, "bootstrap resamples")
+	fl.Uint64Var(&o.Seed, "seed", 1, "bootstrap seed")
+	fl.Float64Var(&o.Level, "level", 0.95, "confidence level of the intervals")
+	fl.BoolVar(&pairwise, "pairwise", false, "judge every run against the dense run pairwise, in both orders")
+	fl.BoolVar(&asJSON, "json", false, "print compare.json instead of the table")
+	jf.register(c)
+	return c
+}
+
+// evalPairwise runs the pairwise judge of every run against the reference
+// run; the judge's replies are cached in out/judgements.jsonl.
+func evalPairwise(cmd *cobra.Command, e *env, c *report.Comparison, jd *judge.Judge, runs []*roleplay.Run, out string, conc int) error {
+	cache, err := roleplay.OpenCache(filepath.Join(out, roleplay.JudgementsFile))
+	if err != nil {
+		return err
+	}
+	defer cache.Close()
+	jd.Cache = cache
+	var ref *roleplay.Run
+	for _, r := range runs {
+		if r.Label == c.Reference {
+			ref = r
+		}
+	}
+	for _, r := range runs {
+		if r == ref {
+			continue
+		}
+		bars := e.evalBars("")
+		res, err := report.Pairwise(cmd.Context(), jd, ref, r, conc, func(d, t int) { bars("pairwise "+r.Label, d, t) })
+		if res != nil {
+			c.Pairwise = append(c.Pairwise, *res)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func evalCompareTable(w io.Writer, c *report.Comparison) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	m := c.Options.Metric
+	fmt.Fprintf(tw, "run\tmethod\tsparsity\t%s mean\tSD\tΔ vs %s\t%g%% interval\t\n", m, c.Reference, 100*c.Options.Level)
+	for _, r := range c.Runs {
+		sp := "—"
+		if r.Sparsity != nil {
+			sp = fmt.Sprintf("%.0f%%", 100*(*r.Sparsity))
+		}
+		a := r.Summary[m]
+		diff, ci := "", ""
+		for _, d := range c.Diffs {
+			if d.B == r.Label && d.Metric == m {
+				diff = evalFmt(d.Mean)
+				ci = "[" + evalFmt(d.Lo) + ", " + evalFmt(d.Hi) + "]"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Label, r.Method, sp, evalFmt(a.Mean), evalFmt(a.SD), diff, ci)
+	}
+	tw.Flush()
+	for _, r := range c.Recovered {
+		if r.Metric == m {
+			share := "—"
+			if r.Share.Valid() {
+				share = fmt.Sprintf("%.1f%%", 100*float64(r.Share))
+			}
+			fmt.Fprintf(w, "%s recovers %s of the dense model's drop relative to %s (%s)\n", r.Run, share, r.Baseline, m)
+		}
+	}
+	for _, p := range c.Pairwise {
+		rate := "—"
+		if p.WinRateB.Valid() && !math.IsNaN(float64(p.WinRateB)) {
+			rate = fmt.Sprintf("%.1f%%", 100*float64(p.WinRateB))
+		}
+		fmt.Fprintf(w, "pairwise: %s wins %s against %s (%d items, %d unreadable)\n", p.B, rate, p.A, p.Items, p.Invalid)
+	}
+	for _, wng := range c.Warnings {
+		fmt.Fprintln(w, "warning:", wng)
+	}
+}

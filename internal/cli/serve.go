@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/masque-ai/masque/serve"
+	"github.com/masque-ai/masque/serve/persona"
+)
+
+// serveCmd is `masque serve`: the OpenAI-compatible multi-persona server.
+func (e *env) serveCmd() *cobra.Command {
+	var mf modelFlags
+	var (
+		personas, personaRoot, addr, apiKey, adminKey, baseID string
+		kvMemory, maxBody, maxMessage                         string
+		ctxLen, maxSeqs, queue, batchTokens, maxTokens        int
+		timeout                                               time.Duration
+		noPlayground, verbose                                 bool
+	)
+	c := &cobra.Command{
+		Use:   "serve --model PATH [--personas FILE] [--addr 127.0.0.1:8080]",
+		Short: "Serve personas through an OpenAI-compatible API, with continuous batching",
+		Long: `Serve a base model and its personas through an OpenAI-compatible HTTP API:
+POST /v1/chat/completions and /v1/completions (streaming or not), GET /v1/models
+(one id per persona, plus the base), GET /health, GET /metrics (Prometheus), and
+a web playground at /.
+
+A persona is a name, a profile that becomes the system prompt (unless a request
+brings its own), and what it runs on: the base model, a mask file (masque subnet),
+a LoRA adapter folder, or a separate pruned model folder. --personas reads them
+from a YAML or JSON registry:
+
+  personas:
+    - name: pirate
+      description: You are Captain Mira, a gruff but kind pirate.
+      mask: masks/pirate.safetensors     # relative to the registry file
+    - name: bard
+      lora: adapters/bard
+      temperature: 0.9
+    - card: cards/old-sailor.png          # a SillyTavern character card (V1-V3, JSON or PNG)
+
+Concurrent requests run in the same forward batches; mask and LoRA personas are
+applied per sequence over one shared copy of the base weights. At most
+--max-seqs sequences generate at once and their KV caches stay within
+--kv-memory; --queue more may wait (then 429 with Retry-After).
+
+With --admin-key, personas can be added (POST /v1/personas: a JSON spec, or a
+card as JSON or PNG) and removed (DELETE /v1/personas/NAME) at run time; their
+files must lie inside --persona-root (default: the registry's folder).
+
+The server listens on the loopback interface by default; another address needs
+--api-key. Keys can also come from MASQUE_API_KEY and MASQUE_ADMIN_KEY.`,
+		Example: `  masque serve --model ./Qwen2.5-0.5B-Instruct --personas personas.yaml
+  masque serve --personas personas.yaml --api-key sk-local --admin-key sk-admin --kv-memory 2GiB --max-seqs 16`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if apiKey == "" {
+				apiKey = os.Getenv("MASQUE_API_KEY")
+			}
+			if adminKey == "" {
+				adminKey = os.Getenv("MASQUE_ADMIN_KEY")
+			}
+			if err := serve.CheckBind(addr, apiKey); err != nil {
+				return usagef("%v", err)
+			}
+			kv, err := serve.ParseBytes(kvMemory)
+			if err != nil {
+				return usagef("--kv-memory: %v", err)
+			}
+			body, err := serve.ParseBytes(maxBody)
+			if err != nil {
+				return usagef("--max-body: %v", err)
+			}
+			msg, err := serve.ParseBytes(maxMessage)
+			if err != nil {
+				return usagef("--max-message: %v", err)
+			}
+			for _, v := range []struct {
+				name string
+				v    int
+			}{{"--max-seqs", maxSeqs}, {"--queue", queue}, {"--batch-tokens", batchTokens}, {"--max-tokens", maxTokens}} {
+				if v.v < 1 {
+					return usagef("%s must be at least 1", v.name)
+				}
+			}
+			if timeout <= 0 {
+				return usagef("--timeout must be positive")
+			}
+			var specs []persona.Spec
+			if personas != "" {
+				if specs, err = persona.LoadRegistry(personas); err != nil {
+					return err
+				}
+				if personaRoot == "" {
+					personaRoot = filepath.Dir(personas)
+				}
+			}
+			ck, err := mf.open()
+			if err != nil {
+				return err
+			}
+			defer ck.Close()
+			level := slog.LevelWarn
+			if verbose {
+				level = slog.LevelInfo
+			}
+			srv, err := serve.New(serve.Options{
+				Base: ck, BaseID: baseID, Personas: specs, PersonaRoot: personaRoot,
+				APIKey: apiKey, AdminKey: adminKey,
+				Ctx: ctxLen, KVBytes: kv, MaxSeqs: maxSeqs, MaxQueue: queue, BatchTokens: batchTokens,
+				Timeout: timeout, MaxBodyBytes: body, MaxMessageBytes: int(msg), MaxTokens: maxTokens,
+				NoPlayground: noPlayground,
+				Log:          slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
+			})
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			st := srv.Engine().Stats()
+			fmt.Fprintf(e.stderr, "masque serve: %s with %d personas on http://%s (playground at /, %d slots, KV budget %d MiB)\n",
+				ck.Path, len(specs), ln.Addr(), st.MaxSeqs, st.KVBudget>>20)
+			return srv.Serve(cmd.Context(), ln)
+		},
+	}
+	mf.register(c)
+	fl := c.Flags()
+	fl.StringVar(&personas, "personas", "", "persona registry (YAML or JSON)")
+	fl.StringVar(&personaRoot, "persona-root", "", "folder whose files personas added at run time may use (default: the registry's folder)")
+	fl.StringVar(&addr, "addr", "127.0.0.1:8080", "listen address (anything but loopback needs --api-key)")
+	fl.StringVar(&apiKey, "api-key", "", "require this bearer key on every endpoint (default: $MASQUE_API_KEY)")
+	fl.StringVar(&adminKey, "admin-key", "", "enable persona management with this bearer key (default: $MASQUE_ADMIN_KEY)")
+	fl.StringVar(&baseID, "base-id", "base", "model id of the bare base model")
+	fl.IntVar(&ctxLen, "ctx", 0, "context length of each sequence (default: the model's, at most 4096)")
+	fl.StringVar(&kvMemory, "kv-memory", "1GiB", "bound on the KV cache memory of all sequences")
+	fl.IntVar(&maxSeqs, "max-seqs", 32, "most sequences generating at once (batch slots)")
+	fl.IntVar(&queue, "queue", 64, "most requests waiting for a slot; more get 429")
+	fl.IntVar(&batchTokens, "batch-tokens", 512, "most tokens per forward step (longer prompts are fed in chunks)")
+	fl.IntVar(&maxTokens, "max-tokens", 1024, "default and largest max_tokens of a request")
+	fl.DurationVar(&timeout, "timeout", 5*time.Minute, "time limit of a request, queueing included")
+	fl.StringVar(&maxBody, "max-body", "1MiB", "largest request body")
+	fl.StringVar(&maxMessage, "max-message", "64KiB", "largest message content")
+	fl.BoolVar(&noPlayground, "no-playground", false, "do not serve the web playground at /")
+	fl.BoolVar(&verbose, "verbose", false, "log more")
+	return c
+}

@@ -1,0 +1,385 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"reflect"
+	"runtime"
+	"sync"
+)
+
+// Adapter changes the linear projections of the sequences it is attached to
+// in a batched forward pass (ForwardBatch) without touching the shared
+// weights: a LoRA adapter adds x·Aᵀ·Bᵀ, a sparse weight mask subtracts the
+// contribution of its pruned entries, and so on.
+type Adapter interface {
+	// AdaptLinear is called after projection p of layer l has computed
+	// y = x·Wᵀ + b for rows rows of the sequences that carry this adapter:
+	// x is [rows × in] and y is [rows × out], both row-major. It may change
+	// y in place (typically by adding a correction computed from x). The
+	// slices belong to the forward pass: use them, do not keep them.
+	AdaptLinear(layer int, p Proj, y, x []float32, rows int)
+}
+
+// BatchSeq is one sequence of a batched forward pass: its cache, the new
+// tokens to run at the positions that follow what the cache holds, and what
+// applies to it alone.
+type BatchSeq struct {
+	// Cache holds the sequence's keys and values; the new tokens' are
+	// appended to it. Every sequence of a batch needs its own cache.
+	Cache *Cache
+	// Tokens are the new tokens (at least one).
+	Tokens []int
+	// All asks for the logits of every new token; otherwise only the last
+	// token's row is returned.
+	All bool
+	// Hooks, if not nil, apply to this sequence only: FFNMask multiplies
+	// this sequence's FFN activations (a per-sequence channel mask), and
+	// LinearInput and Hidden see this sequence's rows only.
+	Hooks *Hooks
+	// Adapter, if not nil, corrects this sequence's linear projections.
+	// Sequences whose Adapter values are equal (==) are adapted together
+	// in one call over all their rows, so a persona's sequences share the
+	// work; Adapter values must therefore be comparable (pointers are).
+	Adapter Adapter
+}
+
+// ForwardBatch runs the new tokens of several independent sequences through
+// the model together. Every matrix product runs once over the rows of all
+// sequences stacked (one MatMul per weight, so the weights are read once per
+// step whatever the number of sequences); RoPE positions, attention and the
+// KV caches are per sequence, and each sequence's Hooks and Adapter apply to
+// its own rows only. The result has one logits slice per sequence, in the
+// order given: Vocab values per token when All is set, otherwise only for
+// the last token.
+//
+// A batch of one sequence computes exactly what ForwardHooks does. With more
+// sequences the results equal running each alone up to float32 rounding
+// (the matrix kernels may block the sums differently for more rows).
+//
+// Nothing is changed when an error is returned.
+func (m *Model) ForwardBatch(seqs []BatchSeq) ([][]float32, error) {
+	cfg := &m.Config
+	if len(seqs) == 0 {
+		return nil, fmt.Errorf("forward batch: no sequences")
+	}
+	T := 0
+	caches := make(map[*Cache]int, len(seqs))
+	for i := range seqs {
+		s := &seqs[i]
+		if s.Cache == nil {
+			return nil, fmt.Errorf("forward batch: sequence %d has no cache", i)
+		}
+		if j, dup := caches[s.Cache]; dup {
+			return nil, fmt.Errorf("forward batch: sequences %d and %d share a cache", j, i)
+		}
+		caches[s.Cache] = i
+		if len(s.Tokens) == 0 {
+			return nil, fmt.Errorf("forward batch: sequence %d has no tokens", i)
+		}
+		if s.Cache.kvDim != cfg.KVDim() || len(s.Cache.k) != cfg.Layers {
+			return nil, fmt.Errorf("forward batch: sequence %d's cache was made for another model", i)
+		}
+		if n := s.Cache.n + len(s.Tokens); n > s.Cache.max {
+			return nil, fmt.Errorf("forward batch: sequence %d: %d positions exceed the cache's %d", i, n, s.Cache.max)
+		}
+		for _, t := range s.Tokens {
+			if t < 0 || t >= cfg.Vocab {
+				return nil, fmt.Errorf("forward batch: sequence %d: token id %d outside the vocabulary [0,%d)", i, t, cfg.Vocab)
+			}
+		}
+		if s.Adapter != nil && !reflect.TypeOf(s.Adapter).Comparable() {
+			return nil, fmt.Errorf("forward batch: sequence %d: adapter of type %T is not comparable", i, s.Adapter)
+		}
+		T += len(s.Tokens)
+	}
+
+	k := m.K
+	H, D, qd, kvd, ff := cfg.Hidden, cfg.HeadDim, cfg.QDim(), cfg.KVDim(), cfg.Intermediate
+	half := D / 2
+
+	// Row layout: sequence i owns rows [off[i], off[i+1]).
+	off := make([]int, len(seqs)+1)
+	p0 := make([]int, len(seqs))
+	for i := range seqs {
+		off[i+1] = off[i] + len(seqs[i].Tokens)
+		p0[i] = seqs[i].Cache.n
+	}
+	for i := range seqs {
+		seqs[i].Cache.grow(p0[i] + len(seqs[i].Tokens))
+	}
+
+	x := make([]float32, T*H)
+	cos := make([]float32, T*half)
+	sin := make([]float32, T*half)
+	for i := range seqs {
+		for j, t := range seqs[i].Tokens {
+			r := off[i] + j
+			k.Row(x[r*H:(r+1)*H], m.Embed, t)
+			m.rope.cosSin(p0[i]+j, cos[r*half:(r+1)*half], sin[r*half:(r+1)*half])
+		}
+	}
+	xn := make([]float32, T*max(H, qd))
+	q := make([]float32, T*qd)
+	kv := make([]float32, 2*T*kvd)
+	kk, vv := kv[:T*kvd], kv[T*kvd:]
+	att := make([]float32, T*qd)
+	proj := make([]float32, T*H)
+	gate := make([]float32, T*ff)
+	up := make([]float32, T*ff)
+
+	groups := adapterGroups(seqs, off)
+	anyHooks := false
+	for i := range seqs {
+		if seqs[i].Hooks != nil {
+			anyHooks = true
+		}
+	}
+	hidden := func(l int, x []float32, rowsOf func(i int) (int, int)) {
+		if !anyHooks {
+			return
+		}
+		for i := range seqs {
+			if h := seqs[i].Hooks; h != nil && h.Hidden != nil {
+				a, b := rowsOf(i)
+				h.Hidden(l, x[a*H:b*H], b-a, H)
+			}
+		}
+	}
+	seqRows := func(i int) (int, int) { return off[i], off[i+1] }
+	var gx, gy []float32 // gather buffers for adapters over scattered rows
+	linear := func(l int, p Proj, dst, in []float32) {
+		ly := &m.Layers[l]
+		w := ly.Weight(p)
+		if anyHooks {
+			for i := range seqs {
+				if h := seqs[i].Hooks; h != nil && h.LinearInput != nil {
+					h.LinearInput(l, p, in[off[i]*w.Cols:off[i+1]*w.Cols], off[i+1]-off[i], w.Cols)
+				}
+			}
+		}
+		k.MatMul(dst, in, w, T)
+		if b := ly.Bias(p); b != nil {
+			for r := 0; r < T; r++ {
+				addTo(dst[r*w.Rows:(r+1)*w.Rows], b)
+			}
+		}
+		for _, g := range groups {
+			if g.lo >= 0 {
+				g.a.AdaptLinear(l, p, dst[g.lo*w.Rows:g.hi*w.Rows], in[g.lo*w.Cols:g.hi*w.Cols], g.hi-g.lo)
+				continue
+			}
+			n := 0
+			for _, i := range g.seqs {
+				n += off[i+1] - off[i]
+			}
+			gx = grow32(gx, n*w.Cols)
+			gy = grow32(gy, n*w.Rows)
+			r := 0
+			for _, i := range g.seqs {
+				c := off[i+1] - off[i]
+				copy(gx[r*w.Cols:(r+c)*w.Cols], in[off[i]*w.Cols:off[i+1]*w.Cols])
+				copy(gy[r*w.Rows:(r+c)*w.Rows], dst[off[i]*w.Rows:off[i+1]*w.Rows])
+				r += c
+			}
+			g.a.AdaptLinear(l, p, gy[:n*w.Rows], gx[:n*w.Cols], n)
+			r = 0
+			for _, i := range g.seqs {
+				c := off[i+1] - off[i]
+				copy(dst[off[i]*w.Rows:off[i+1]*w.Rows], gy[r*w.Rows:(r+c)*w.Rows])
+				r += c
+			}
+		}
+	}
+
+	scale := float32(1 / math.Sqrt(float64(D)))
+	group := cfg.Heads / cfg.KVHeads
+	// Attention work items: one per (row, head).
+	maxCtx := 0
+	work := 0
+	for i := range seqs {
+		n := p0[i] + len(seqs[i].Tokens)
+		maxCtx = max(maxCtx, n)
+		work += len(seqs[i].Tokens) * n
+	}
+	rowSeq := make([]int, T)
+	for i := range seqs {
+		for r := off[i]; r < off[i+1]; r++ {
+			rowSeq[r] = i
+		}
+	}
+	workers := 1
+	if work*cfg.Heads*D >= 1<<16 {
+		workers = min(runtime.GOMAXPROCS(0), T*cfg.Heads)
+	}
+	scoreBufs := make([][]float32, workers)
+	for w := range scoreBufs {
+		scoreBufs[w] = make([]float32, maxCtx)
+	}
+	attendRow := func(l, r, hd int, scores []float32) {
+		i := rowSeq[r]
+		c := seqs[i].Cache
+		kc, vc := c.k[l], c.v[l]
+		pos := p0[i] + r - off[i]
+		lo := 0
+		if w := cfg.SlidingWindow; w > 0 && pos-w+1 > 0 {
+			lo = pos - w + 1
+		}
+		qh := q[r*qd+hd*D : r*qd+(hd+1)*D]
+		o := (hd / group) * D
+		s := scores[lo : pos+1]
+		for j := lo; j <= pos; j++ {
+			s[j-lo] = k.Dot(qh, kc[j*kvd+o:j*kvd+o+D]) * scale
+		}
+		k.Softmax(s)
+		out := att[r*qd+hd*D : r*qd+(hd+1)*D]
+		clear(out)
+		for j := lo; j <= pos; j++ {
+			k.Axpy(s[j-lo], vc[j*kvd+o:j*kvd+o+D], out)
+		}
+	}
+
+	for l := range m.Layers {
+		ly := &m.Layers[l]
+		hidden(l, x, seqRows)
+		k.RMSNorm(xn[:T*H], x, ly.AttnNorm, cfg.NormEps)
+		linear(l, ProjQ, q, xn)
+		linear(l, ProjK, kk, xn)
+		linear(l, ProjV, vv, xn)
+		if ly.QNorm != nil {
+			k.RMSNorm(q, q, ly.QNorm, cfg.NormEps)
+			k.RMSNorm(kk, kk, ly.KNorm, cfg.NormEps)
+		}
+		for r := 0; r < T; r++ {
+			cs, sn := cos[r*half:(r+1)*half], sin[r*half:(r+1)*half]
+			applyRope(q[r*qd:(r+1)*qd], cfg.Heads, D, cs, sn)
+			applyRope(kk[r*kvd:(r+1)*kvd], cfg.KVHeads, D, cs, sn)
+		}
+		for i := range seqs {
+			c := seqs[i].Cache
+			copy(c.k[l][p0[i]*kvd:], kk[off[i]*kvd:off[i+1]*kvd])
+			copy(c.v[l][p0[i]*kvd:], vv[off[i]*kvd:off[i+1]*kvd])
+		}
+		n := T * cfg.Heads
+		if workers == 1 {
+			for t := 0; t < n; t++ {
+				attendRow(l, t/cfg.Heads, t%cfg.Heads, scoreBufs[0])
+			}
+		} else {
+			var wg sync.WaitGroup
+			for w := 0; w < workers; w++ {
+				wg.Add(1)
+				go func(w int) {
+					defer wg.Done()
+					for t := w; t < n; t += workers {
+						attendRow(l, t/cfg.Heads, t%cfg.Heads, scoreBufs[w])
+					}
+				}(w)
+			}
+			wg.Wait()
+		}
+		linear(l, ProjO, proj, att)
+		addTo(x, proj)
+
+		k.RMSNorm(xn[:T*H], x, ly.MLPNorm, cfg.NormEps)
+		linear(l, ProjGate, gate, xn)
+		linear(l, ProjUp, up, xn)
+		k.SiLUMul(gate, gate, up)
+		if anyHooks {
+			for i := range seqs {
+				h := seqs[i].Hooks
+				if h == nil || h.FFNMask == nil {
+					continue
+				}
+				if mask := h.FFNMask(l); mask != nil {
+					for r := off[i]; r < off[i+1]; r++ {
+						mulTo(gate[r*ff:(r+1)*ff], mask)
+					}
+				}
+			}
+		}
+		linear(l, ProjDown, proj, gate)
+		addTo(x, proj)
+	}
+	hidden(cfg.Layers, x, seqRows)
+	for i := range seqs {
+		seqs[i].Cache.n = p0[i] + len(seqs[i].Tokens)
+	}
+
+	// The final norm and LM head run only over the rows whose logits are
+	// wanted, stacked.
+	outOff := make([]int, len(seqs)+1)
+	for i := range seqs {
+		n := 1
+		if seqs[i].All {
+			n = len(seqs[i].Tokens)
+		}
+		outOff[i+1] = outOff[i] + n
+	}
+	R := outOff[len(seqs)]
+	in := x
+	if R != T {
+		in = make([]float32, R*H)
+		for i := range seqs {
+			src := off[i]
+			if !seqs[i].All {
+				src = off[i+1] - 1
+			}
+			copy(in[outOff[i]*H:outOff[i+1]*H], x[src*H:])
+		}
+	}
+	k.RMSNorm(xn[:R*H], in, m.Norm, cfg.NormEps)
+	hidden(cfg.Layers+1, xn, func(i int) (int, int) { return outOff[i], outOff[i+1] })
+	V := cfg.Vocab
+	logits := make([]float32, R*V)
+	k.MatMul(logits, xn, m.LMHead, R)
+	out := make([][]float32, len(seqs))
+	for i := range seqs {
+		out[i] = logits[outOff[i]*V : outOff[i+1]*V : outOff[i+1]*V]
+	}
+	return out, nil
+}
+
+// adapterGroup is the set of sequences that share one Adapter. When their
+// rows are contiguous, lo and hi bound them; otherwise lo is -1 and the rows
+// are gathered.
+type adapterGroup struct {
+	a      Adapter
+	seqs   []int
+	lo, hi int
+}
+
+func adapterGroups(seqs []BatchSeq, off []int) []*adapterGroup {
+	var groups []*adapterGroup
+	for i := range seqs {
+		a := seqs[i].Adapter
+		if a == nil {
+			continue
+		}
+		var g *adapterGroup
+		for _, h := range groups {
+			if h.a == a {
+				g = h
+				break
+			}
+		}
+		if g == nil {
+			g = &adapterGroup{a: a, lo: off[i], hi: off[i]}
+			groups = append(groups, g)
+		}
+		g.seqs = append(g.seqs, i)
+		if g.lo >= 0 && g.hi == off[i] {
+			g.hi = off[i+1]
+		} else {
+			g.lo = -1
+		}
+	}
+	return groups
+}
+
+func grow32(b []float32, n int) []float32 {
+	if cap(b) < n {
+		return make([]float32, n)
+	}
+	return b[:n]
+}

@@ -1,0 +1,376 @@
+// Package adapt turns a persona's weight mask or LoRA adapter into
+// per-sequence corrections for model.ForwardBatch, so that many personas run
+// over one copy of the base weights:
+//
+//   - an FFN channel mask (whole intermediate channels pruned, as
+//     `masque subnet --granularity ffn-channels` makes) becomes a vector
+//     that multiplies the sequence's FFN activations (model.Hooks.FFNMask);
+//   - any other mask becomes a sparse correction: for every weight row r
+//     with pruned entries, y[r] −= (1−γ)·Σ_{c pruned} W[r,c]·x[c], computed
+//     from the bit-packed mask and the shared base weights only;
+//   - a LoRA adapter adds scale·(x·Aᵀ)·Bᵀ to the projections it adapts.
+//
+// A persona then costs its bit-packed mask (or its adapter's A and B), not a
+// copy of the model.
+package adapt
+
+import (
+	"fmt"
+	"math/bits"
+	"runtime"
+	"sync"
+
+	"github.com/masque-ai/masque/kernels"
+	"github.com/masque-ai/masque/mask"
+	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/train/lora"
+)
+
+// Persona is what a persona carries over its base model in a batched
+// forward pass: a model.Adapter for its linear corrections and optional
+// per-sequence hooks (FFN channel masks). A *Persona is comparable, so the
+// sequences of one persona are adapted together.
+type Persona struct {
+	base *model.Model
+
+	// Mask part.
+	gamma  float32
+	ffn    [][]float32              // per layer: channel multipliers, or nil
+	sparse [][model.NumProj]*sparse // per layer and projection, or nil
+
+	// LoRA part.
+	lora  *lora.Adapter
+	scale float32
+	mats  [][model.NumProj][2]*kernels.Matrix
+
+	bytes int64
+}
+
+// sparse is the unstructured mask of one projection.
+type sparse struct {
+	w      *kernels.Matrix
+	bits   *mask.Bits
+	pruned []int32 // pruned entries per row
+}
+
+// FromMask prepares mk, which must have been made for base, for batched
+// serving. FFN blocks whose masks prune whole channels become channel
+// multipliers; every other masked projection becomes a sparse correction.
+// Nothing of base is copied.
+func FromMask(base *model.Model, mk *mask.Mask) (*Persona, error) {
+	if err := mk.Check(base); err != nil {
+		return nil, err
+	}
+	p := &Persona{base: base, gamma: float32(mk.Gamma)}
+	return p, p.addMask(mk)
+}
+
+// FromLoRA prepares a LoRA adapter over base for batched serving. The
+// adapter's A and B are shared, not copied.
+func FromLoRA(base *model.Model, a *lora.Adapter) (*Persona, error) {
+	p := &Persona{base: base}
+	return p, p.addLoRA(a)
+}
+
+// Combine returns a persona with both a mask and a LoRA adapter (either may
+// be nil): the adapter's correction is added to the masked projection.
+func Combine(base *model.Model, mk *mask.Mask, a *lora.Adapter) (*Persona, error) {
+	p := &Persona{base: base}
+	if mk != nil {
+		if err := mk.Check(base); err != nil {
+			return nil, err
+		}
+		p.gamma = float32(mk.Gamma)
+		if err := p.addMask(mk); err != nil {
+			return nil, err
+		}
+	}
+	if a != nil {
+		if err := p.addLoRA(a); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func (p *Persona) addMask(mk *mask.Mask) error {
+	cfg := &p.base.Config
+	L := cfg.Layers
+	p.ffn = make([][]float32, L)
+	p.sparse = make([][model.NumProj]*sparse, L)
+	for l := 0; l < L; l++ {
+		ly := &p.base.Layers[l]
+		g, u, d := mk.Get(mask.Key{Layer: l, Proj: model.ProjGate}), mk.Get(mask.Key{Layer: l, Proj: model.ProjUp}), mk.Get(mask.Key{Layer: l, Proj: model.ProjDown})
+		if vec := channelVector(g, u, d, mk.Gamma, ly.GateBias == nil && ly.UpBias == nil, cfg.Intermediate); vec != nil {
+			p.ffn[l] = vec
+			p.bytes += int64(len(vec)) * 4
+		}
+		for pr := model.Proj(0); pr < model.NumProj; pr++ {
+			if p.ffn[l] != nil && (pr == model.ProjGate || pr == model.ProjUp || pr == model.ProjDown) {
+				continue
+			}
+			b := mk.Get(mask.Key{Layer: l, Proj: pr})
+			if b == nil {
+				continue
+			}
+			w := ly.Weight(pr)
+			if b.Rows != w.Rows || b.Cols != w.Cols {
+				return fmt.Errorf("adapt: layer %d %s: mask %d×%d, weight %d×%d", l, pr.HFName(), b.Rows, b.Cols, w.Rows, w.Cols)
+			}
+			s := &sparse{w: w, bits: b, pruned: make([]int32, b.Rows)}
+			any := false
+			for r := 0; r < b.Rows; r++ {
+				s.pruned[r] = int32(b.Cols - b.RowCount(r))
+				any = any || s.pruned[r] > 0
+			}
+			if !any || p.gamma == 1 {
+				continue
+			}
+			p.sparse[l][pr] = s
+			p.bytes += int64(len(b.Data)) + int64(len(s.pruned))*4
+		}
+	}
+	return nil
+}
+
+// channelVector returns the FFN channel multipliers equivalent to masking
+// gate and up rows and down columns, or nil when the masks are not whole
+// channels (or nothing is masked). Gate or up rows can only become a
+// multiplier when pruning them zeroes the channel: γ = 0 and no biases.
+func channelVector(g, u, d *mask.Bits, gamma float64, noBias bool, ff int) []float32 {
+	if g == nil && u == nil && d == nil {
+		return nil
+	}
+	if (g != nil || u != nil) && (gamma != 0 || !noBias) {
+		return nil
+	}
+	keep := make([]bool, ff)
+	for i := range keep {
+		keep[i] = true
+	}
+	for _, b := range []*mask.Bits{g, u} {
+		if b == nil {
+			continue
+		}
+		for r := 0; r < b.Rows; r++ {
+			switch b.RowCount(r) {
+			case b.Cols:
+			case 0:
+				keep[r] = false
+			default:
+				return nil
+			}
+		}
+	}
+	if d != nil {
+		for c := 0; c < d.Cols; c++ {
+			n := 0
+			for r := 0; r < d.Rows; r++ {
+				if d.Get(r, c) {
+					n++
+				}
+			}
+			switch n {
+			case d.Rows:
+			case 0:
+				keep[c] = false
+			default:
+				return nil
+			}
+		}
+	}
+	vec := make([]float32, ff)
+	dropped := false
+	for i, k := range keep {
+		switch {
+		case k:
+			vec[i] = 1
+		case g != nil && !g.Get(i, 0), u != nil && !u.Get(i, 0):
+			vec[i] = 0 // gate or up row pruned: the channel is zero
+			dropped = true
+		default:
+			vec[i] = float32(gamma) // only the down column pruned, scaled by γ
+			dropped = true
+		}
+	}
+	if !dropped {
+		return nil
+	}
+	return vec
+}
+
+func (p *Persona) addLoRA(a *lora.Adapter) error {
+	if err := a.Check(p.base); err != nil {
+		return err
+	}
+	p.lora = a
+	p.scale = a.Scale()
+	p.mats = make([][model.NumProj][2]*kernels.Matrix, p.base.Config.Layers)
+	r := a.Config.Rank
+	for _, pr := range a.All() {
+		p.mats[pr.Layer][pr.Proj] = [2]*kernels.Matrix{kernels.FromF32(r, pr.In, pr.A), kernels.FromF32(pr.Out, r, pr.B)}
+	}
+	p.bytes += a.NumParams() * 4
+	return nil
+}
+
+// Bytes is the memory the persona holds beyond the shared base model: its
+// bit-packed masks, per-row counts, channel vectors and LoRA weights.
+func (p *Persona) Bytes() int64 { return p.bytes }
+
+// Channels reports how many layers use an FFN channel vector and how many
+// projections a sparse correction.
+func (p *Persona) Channels() (ffnLayers, sparseProjs int) {
+	for l := range p.ffn {
+		if p.ffn[l] != nil {
+			ffnLayers++
+		}
+		for _, s := range p.sparse[l] {
+			if s != nil {
+				sparseProjs++
+			}
+		}
+	}
+	return
+}
+
+// Hooks returns the per-sequence hooks (the FFN channel mask), or nil when
+// the persona has none.
+func (p *Persona) Hooks() *model.Hooks {
+	for _, v := range p.ffn {
+		if v != nil {
+			return &model.Hooks{FFNMask: p.FFNMask}
+		}
+	}
+	return nil
+}
+
+// FFNMask returns layer l's FFN channel multipliers, or nil.
+func (p *Persona) FFNMask(l int) []float32 {
+	if l < 0 || l >= len(p.ffn) {
+		return nil
+	}
+	return p.ffn[l]
+}
+
+// Adapter returns p as a model.Adapter, or nil when p has no linear
+// corrections (base model or channel masks only).
+func (p *Persona) Adapter() model.Adapter {
+	if p.lora == nil {
+		has := false
+		for l := range p.sparse {
+			for _, s := range p.sparse[l] {
+				has = has || s != nil
+			}
+		}
+		if !has {
+			return nil
+		}
+	}
+	return p
+}
+
+// AdaptLinear implements model.Adapter.
+func (p *Persona) AdaptLinear(layer int, pr model.Proj, y, x []float32, rows int) {
+	if layer < len(p.sparse) {
+		if s := p.sparse[layer][pr]; s != nil {
+			s.apply(p.base.K, y, x, rows, 1-p.gamma)
+		}
+	}
+	if p.mats != nil {
+		if m := p.mats[layer][pr]; m[0] != nil {
+			k := p.base.K
+			r := m[0].Rows
+			t := make([]float32, rows*r)
+			k.MatMul(t, x, m[0], rows)
+			d := make([]float32, rows*m[1].Rows)
+			k.MatMul(d, t, m[1], rows)
+			k.Axpy(p.scale, d, y[:len(d)])
+		}
+	}
+}
+
+// keepLUT[b] holds, for each bit of byte b, 0 where the bit is set (kept)
+// and 1 where it is clear (pruned).
+var keepLUT = func() (t [256][8]float32) {
+	for b := range t {
+		for i := 0; i < 8; i++ {
+			if b&(1<<i) == 0 {
+				t[b][i] = 1
+			}
+		}
+	}
+	return
+}()
+
+// apply subtracts f·(W⊙(1−M))·x from y for rows rows: weight rows with
+// pruned entries are decoded, restricted to the pruned entries and dotted
+// with every input row. The weight rows are split over the CPUs.
+func (s *sparse) apply(k kernels.Kernels, y, x []float32, rows int, f float32) {
+	N, C := s.w.Rows, s.w.Cols
+	stride := s.bits.Stride()
+	work := func(r0, r1 int) {
+		buf := make([]float32, C+8)
+		for r := r0; r < r1; r++ {
+			n := s.pruned[r]
+			if n == 0 {
+				continue
+			}
+			row := s.bits.Data[r*stride : (r+1)*stride]
+			if int(n) <= C/16 {
+				// Few pruned entries: visit them one by one.
+				k.Row(buf[:C], s.w, r)
+				for i := 0; i < rows; i++ {
+					xi := x[i*C : (i+1)*C]
+					var acc float32
+					for j, b := range row {
+						z := ^b
+						if j == len(row)-1 && C%8 != 0 {
+							z &= byte(1<<(C%8)) - 1
+						}
+						for z != 0 {
+							c := j*8 + bits.TrailingZeros8(z)
+							acc += buf[c] * xi[c]
+							z &= z - 1
+						}
+					}
+					y[i*N+r] -= f * acc
+				}
+				continue
+			}
+			k.Row(buf[:C], s.w, r)
+			for j, b := range row {
+				lut := &keepLUT[b]
+				seg := buf[j*8 : j*8+8]
+				for i := range seg {
+					seg[i] *= lut[i]
+				}
+			}
+			for i := 0; i < rows; i++ {
+				y[i*N+r] -= f * k.Dot(buf[:C], x[i*C:(i+1)*C])
+			}
+		}
+	}
+	workers := runtime.GOMAXPROCS(0)
+	if N*C < 1<<15 || workers == 1 {
+		work(0, N)
+		return
+	}
+	chunk := (N + workers*4 - 1) / (workers * 4)
+	var wg sync.WaitGroup
+	next := make(chan int, (N+chunk-1)/chunk)
+	for r := 0; r < N; r += chunk {
+		next <- r
+	}
+	close(next)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r0 := range next {
+				work(r0, min(N, r0+chunk))
+			}
+		}()
+	}
+	wg.Wait()
+}

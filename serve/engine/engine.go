@@ -1,0 +1,736 @@
+// Package engine runs many generations at once with continuous batching:
+// every step, the sequences that share a base model are run through one
+// model.ForwardBatch (new prompts in chunks next to the single tokens of
+// sequences that are decoding), then each sequence samples its next token.
+// Sequences join and leave between steps, so a short request never waits
+// for a long one.
+//
+// Admission is bounded twice: at most Config.MaxSeqs sequences run at once,
+// and their KV caches, reserved for a whole context each and drawn from a
+// per-model pool, stay within Config.KVBytes. Requests beyond that wait in a
+// bounded queue; Submit fails with ErrQueueFull when it is full. A request
+// whose context ends (client gone, timeout) or that is cancelled leaves the
+// queue or the batch at once and its cache goes back to the pool.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/masque-ai/masque/generate"
+	"github.com/masque-ai/masque/model"
+)
+
+// Errors returned by Submit or reported in Result.Err.
+var (
+	// ErrQueueFull: the request queue is full; retry later.
+	ErrQueueFull = errors.New("engine: request queue is full")
+	// ErrClosed: the engine has been closed.
+	ErrClosed = errors.New("engine: closed")
+	// ErrTimeout: the request's deadline passed before it finished.
+	ErrTimeout = errors.New("engine: request timed out")
+)
+
+// Config sets the engine's bounds.
+type Config struct {
+	// MaxSeqs is the most sequences generating at once (the batch slots).
+	MaxSeqs int
+	// MaxQueue is the most requests waiting for a slot.
+	MaxQueue int
+	// KVBytes bounds the memory of all KV caches together. Each running
+	// sequence reserves a cache for its base's whole context length.
+	KVBytes int64
+	// BatchTokens caps the tokens of one forward step; longer prompts are
+	// fed in chunks over several steps. At least 1; every decoding sequence
+	// always gets its token.
+	BatchTokens int
+	// OnStep, if set, is called after every forward step with the base's
+	// name, the number of sequences and tokens in it and its duration.
+	OnStep func(base string, seqs, tokens int, d time.Duration)
+}
+
+// Base is a model that sequences run on, with its cache pool. Personas
+// over the same base share its weights and run in the same batches.
+type Base struct {
+	// Name identifies the base in statistics.
+	Name string
+	// Model is the shared model.
+	Model *model.Model
+	// Tokenizer turns generated ids into text.
+	Tokenizer generate.Tokenizer
+	// Ctx is the context length of every sequence (cache positions).
+	Ctx int
+
+	forgotten bool // set by ForgetBase (under the engine's lock)
+}
+
+// SlotBytes is the KV cache memory one sequence of this base reserves.
+func (b *Base) SlotBytes() int64 {
+	c := &b.Model.Config
+	return 2 * int64(c.Layers) * int64(b.Ctx) * int64(c.KVDim()) * 4
+}
+
+// Request is one generation.
+type Request struct {
+	// Base is the model to run on.
+	Base *Base
+	// Prompt holds the token ids to feed (at least one, fewer than Base.Ctx).
+	Prompt []int
+	// Adapter corrects this sequence's linear projections (a persona's
+	// LoRA adapter or sparse mask correction); nil for none.
+	Adapter model.Adapter
+	// Hooks apply to this sequence only (a persona's FFN channel mask);
+	// nil for none.
+	Hooks *model.Hooks
+	// Options holds the sampling settings (Temperature, TopK, TopP, MinP,
+	// RepetitionPenalty, RepeatLastN, Seed), MaxTokens, Stop strings,
+	// StopTokens, IgnoreEOS and SkipSpecial, with generate.Generate's
+	// meaning. Options.Logprobs is ignored: see Logprobs.
+	Options generate.Options
+	// Logprobs asks for the log-probability of every generated token.
+	Logprobs bool
+	// TopLogprobs is the number of most likely alternatives listed with
+	// each token (at most generate.MaxLogprobs).
+	TopLogprobs int
+}
+
+// Chunk is what a stream delivers: one chunk per sampled token, in order,
+// with the text that token released and its log-probability; the text
+// released at the end and the Result come with the last chunk.
+type Chunk struct {
+	// Text is newly released text (possibly "": text can be held back
+	// until a character or a possible stop string is complete).
+	Text string
+	// Logprobs has the entry of the chunk's token, when asked for.
+	Logprobs []generate.LogprobEntry
+	// Tokens is the number of tokens sampled in the chunk (1, or 0 for a
+	// last chunk that only ends the stream).
+	Tokens int
+	// Result is set on the last chunk.
+	Result *Result
+}
+
+// Result describes a finished generation.
+type Result struct {
+	// FinishReason is generate.FinishStop, FinishLength or FinishCancelled.
+	FinishReason string
+	// PromptTokens is the prompt's length, CompletionTokens the number of
+	// tokens sampled (as generate.Result counts them).
+	PromptTokens, CompletionTokens int
+	// IDs are the generated tokens (without the one that stopped it).
+	IDs []int
+	// Queued is the time spent waiting for a slot; FirstToken the time
+	// from Submit to the first sampled token.
+	Queued, FirstToken time.Duration
+	// Err is set when generation failed: ErrTimeout, ErrClosed or a model
+	// error.
+	Err error
+}
+
+// Stats is a snapshot of the engine's state.
+type Stats struct {
+	// Queued and Active count the waiting and running requests; MaxSeqs and
+	// MaxQueue are the configured bounds.
+	Queued, Active, MaxSeqs, MaxQueue int
+	// KVReserved is the memory reserved by caches (running and pooled);
+	// KVUsed what the running sequences' caches hold now; KVBudget the bound.
+	KVReserved, KVUsed, KVBudget int64
+	// Steps counts forward steps; Tokens the tokens they ran.
+	Steps, Tokens int64
+}
+
+// Engine schedules generations. It is safe for concurrent use.
+type Engine struct {
+	cfg Config
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	queue    []*Stream
+	active   []*Stream                // owned by the loop; len read under mu for stats
+	pools    map[*Base][]*model.Cache // free caches of bases with caches
+	reserved int64
+	closed   bool
+	done     chan struct{}
+
+	steps, tokens atomic.Int64
+	kvUsed        atomic.Int64
+}
+
+// New starts an engine. Close stops it.
+func New(cfg Config) (*Engine, error) {
+	if cfg.MaxSeqs < 1 || cfg.MaxQueue < 0 || cfg.KVBytes <= 0 || cfg.BatchTokens < 1 {
+		return nil, fmt.Errorf("engine: bad config (max seqs %d, queue %d, KV bytes %d, batch tokens %d)", cfg.MaxSeqs, cfg.MaxQueue, cfg.KVBytes, cfg.BatchTokens)
+	}
+	e := &Engine{cfg: cfg, done: make(chan struct{}), pools: map[*Base][]*model.Cache{}}
+	e.cond = sync.NewCond(&e.mu)
+	go e.loop()
+	return e, nil
+}
+
+// CheckBase reports whether one sequence of b fits the KV budget.
+func (e *Engine) CheckBase(b *Base) error {
+	if b.Ctx < 2 {
+		return fmt.Errorf("engine: base %s: context length %d is too short", b.Name, b.Ctx)
+	}
+	if s := b.SlotBytes(); s > e.cfg.KVBytes {
+		return fmt.Errorf("engine: one sequence of %s needs %d bytes of KV cache (context %d), more than the budget of %d: lower the context length or raise the KV memory", b.Name, s, b.Ctx, e.cfg.KVBytes)
+	}
+	return nil
+}
+
+// Slots returns how many sequences of b can run at once: MaxSeqs, or fewer
+// when the KV budget holds fewer caches.
+func (e *Engine) Slots(b *Base) int {
+	return int(min(int64(e.cfg.MaxSeqs), e.cfg.KVBytes/max(1, b.SlotBytes())))
+}
+
+// Stats returns the current state.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return Stats{Queued: len(e.queue), Active: len(e.active), MaxSeqs: e.cfg.MaxSeqs, MaxQueue: e.cfg.MaxQueue,
+		KVReserved: e.reserved, KVUsed: e.kvUsed.Load(), KVBudget: e.cfg.KVBytes, Steps: e.steps.Load(), Tokens: e.tokens.Load()}
+}
+
+// Close fails every queued and running request with ErrClosed and stops
+// the engine; it waits for the current step to end.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.closed = true
+	e.cond.Broadcast()
+	e.mu.Unlock()
+	<-e.done
+}
+
+// Stream is a submitted request: Recv returns its output.
+type Stream struct {
+	req    Request
+	ctx    context.Context
+	eng    *Engine
+	submit time.Time
+
+	cancelled atomic.Bool
+	stop      func() bool // unregisters the context callback
+
+	// Owned by the loop while running.
+	cache    *model.Cache
+	fed      int   // prompt tokens fed
+	next     []int // the token to feed next while decoding
+	history  []int
+	sampler  *generate.Sampler
+	text     generate.TextStream
+	filter   stopFilter
+	ids      []int
+	sampled  int
+	started  time.Time
+	first    time.Duration
+	stopToks map[int]bool
+
+	// Mailbox: chunks not yet received, bounded by the request's tokens.
+	mbox   sync.Mutex
+	notify chan struct{}
+	out    []Chunk
+	final  bool // the Result has been posted
+	ended  bool // the Result has been received
+}
+
+// Submit queues a request. It fails at once with ErrQueueFull when the
+// queue is full, ErrClosed after Close, or an error for a malformed
+// request. When ctx ends, the request is cancelled: it leaves the queue or
+// its batch at once and its Result says why (ErrTimeout for a deadline).
+func (e *Engine) Submit(ctx context.Context, r Request) (*Stream, error) {
+	if r.Base == nil || r.Base.Model == nil {
+		return nil, errors.New("engine: request without a base model")
+	}
+	if len(r.Prompt) == 0 {
+		return nil, errors.New("engine: empty prompt")
+	}
+	if len(r.Prompt) >= r.Base.Ctx {
+		return nil, fmt.Errorf("engine: prompt of %d tokens leaves no room in the context of %d", len(r.Prompt), r.Base.Ctx)
+	}
+	if r.TopLogprobs < 0 || r.TopLogprobs > generate.MaxLogprobs {
+		return nil, fmt.Errorf("engine: top logprobs %d outside [0,%d]", r.TopLogprobs, generate.MaxLogprobs)
+	}
+	vocab := r.Base.Model.Config.Vocab
+	for _, id := range r.Prompt {
+		if id < 0 || id >= vocab {
+			return nil, fmt.Errorf("engine: token id %d outside the vocabulary [0,%d)", id, vocab)
+		}
+	}
+	var stops []string
+	for _, s := range r.Options.Stop {
+		if s != "" {
+			stops = append(stops, s)
+		}
+	}
+	if len(stops) > 0 && r.Base.Tokenizer == nil {
+		return nil, errors.New("engine: stop strings need a tokenizer")
+	}
+	s := &Stream{req: r, ctx: ctx, eng: e, submit: time.Now(), notify: make(chan struct{}, 1), filter: stopFilter{stops: stops}}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, ErrClosed
+	}
+	// Requests that will start as soon as the loop admits them do not count
+	// against the queue.
+	if len(e.queue) >= e.cfg.MaxQueue+max(0, e.Slots(r.Base)-len(e.active)) {
+		e.mu.Unlock()
+		return nil, ErrQueueFull
+	}
+	// AfterFunc runs Cancel on its own goroutine, so registering it under
+	// the lock cannot deadlock even when ctx has already ended.
+	s.stop = context.AfterFunc(ctx, s.Cancel)
+	e.queue = append(e.queue, s)
+	e.cond.Signal()
+	e.mu.Unlock()
+	return s, nil
+}
+
+// Cancel ends the request: a queued request leaves the queue, a running one
+// leaves the batch before the next step and its cache returns to the pool.
+// Its Result has FinishReason "cancelled" (with ErrTimeout when the
+// context's deadline passed). Cancel may be called more than once.
+func (s *Stream) Cancel() {
+	if s.cancelled.Swap(true) {
+		return
+	}
+	e := s.eng
+	e.mu.Lock()
+	if i := slices.Index(e.queue, s); i >= 0 {
+		e.queue = slices.Delete(e.queue, i, i+1)
+		e.mu.Unlock()
+		s.finish(generate.FinishCancelled, s.ctxErr())
+		return
+	}
+	e.cond.Signal()
+	e.mu.Unlock()
+}
+
+// ctxErr maps the context's end to ErrTimeout for deadlines, nil otherwise.
+func (s *Stream) ctxErr() error {
+	if errors.Is(s.ctx.Err(), context.DeadlineExceeded) {
+		return ErrTimeout
+	}
+	return nil
+}
+
+// Recv waits for the next chunk. The last chunk has Result set; a call
+// after it returns ErrClosed. If ctx ends first, the request is cancelled
+// and ctx's error returned.
+func (s *Stream) Recv(ctx context.Context) (Chunk, error) {
+	for {
+		s.mbox.Lock()
+		if len(s.out) > 0 {
+			c := s.out[0]
+			s.out[0] = Chunk{}
+			s.out = s.out[1:]
+			if c.Result != nil {
+				s.ended = true
+			}
+			s.mbox.Unlock()
+			return c, nil
+		}
+		if s.ended {
+			s.mbox.Unlock()
+			return Chunk{}, ErrClosed
+		}
+		s.mbox.Unlock()
+		select {
+		case <-s.notify:
+		case <-ctx.Done():
+			s.Cancel()
+			return Chunk{}, ctx.Err()
+		}
+	}
+}
+
+// post queues a token's chunk (tokens > 0), or adds text released at the
+// end and the result to the last queued chunk (or a new one).
+func (s *Stream) post(text string, lp *generate.LogprobEntry, tokens int, res *Result) {
+	if text == "" && lp == nil && tokens == 0 && res == nil {
+		return
+	}
+	s.mbox.Lock()
+	if s.final {
+		s.mbox.Unlock()
+		return
+	}
+	if tokens > 0 || len(s.out) == 0 {
+		s.out = append(s.out, Chunk{})
+	}
+	c := &s.out[len(s.out)-1]
+	c.Text += text
+	if lp != nil {
+		c.Logprobs = append(c.Logprobs, *lp)
+	}
+	c.Tokens += tokens
+	if res != nil {
+		c.Result, s.final = res, true
+	}
+	s.mbox.Unlock()
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// finish posts the final chunk (once).
+func (s *Stream) finish(reason string, err error) {
+	if s.stop != nil {
+		s.stop()
+	}
+	res := &Result{FinishReason: reason, PromptTokens: len(s.req.Prompt), CompletionTokens: s.sampled, IDs: s.ids, FirstToken: s.first, Err: err}
+	if !s.started.IsZero() {
+		res.Queued = s.started.Sub(s.submit)
+	} else {
+		res.Queued = time.Since(s.submit)
+	}
+	s.post("", nil, 0, res)
+}
+
+func (e *Engine) canAdmitLocked(b *Base) bool {
+	if len(e.active) >= e.cfg.MaxSeqs {
+		return false
+	}
+	if len(e.pools[b]) > 0 {
+		return true
+	}
+	need := b.SlotBytes()
+	if e.reserved+need <= e.cfg.KVBytes {
+		return true
+	}
+	// Pooled caches of other bases can be dropped to make room.
+	spare := int64(0)
+	for o, free := range e.pools {
+		if o != b {
+			spare += int64(len(free)) * o.SlotBytes()
+		}
+	}
+	return e.reserved-spare+need <= e.cfg.KVBytes
+}
+
+// takeCacheLocked returns a cache for b from its pool, a new one within
+// the budget, or nil.
+func (e *Engine) takeCacheLocked(b *Base) *model.Cache {
+	if free := e.pools[b]; len(free) > 0 {
+		c := free[len(free)-1]
+		e.pools[b] = free[:len(free)-1]
+		c.Reset()
+		return c
+	}
+	need := b.SlotBytes()
+	for o, free := range e.pools {
+		for o != b && len(free) > 0 && e.reserved+need > e.cfg.KVBytes {
+			free = free[:len(free)-1]
+			e.reserved -= o.SlotBytes()
+		}
+		e.pools[o] = free
+	}
+	if e.reserved+need > e.cfg.KVBytes {
+		return nil
+	}
+	e.reserved += need
+	if _, ok := e.pools[b]; !ok && !b.forgotten {
+		e.pools[b] = nil
+	}
+	return b.Model.NewCache(b.Ctx)
+}
+
+// releaseLocked returns a running stream's cache to its base's pool (or
+// frees it when the base has been forgotten).
+func (e *Engine) releaseLocked(s *Stream) {
+	if s.cache == nil {
+		return
+	}
+	b := s.req.Base
+	if free, ok := e.pools[b]; ok {
+		s.cache.Reset()
+		e.pools[b] = append(free, s.cache)
+	} else {
+		e.reserved -= b.SlotBytes()
+	}
+	s.cache = nil
+}
+
+// ForgetBase drops b's pooled caches (after its last persona is removed);
+// caches of b's sequences still running are freed when they end.
+func (e *Engine) ForgetBase(b *Base) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.reserved -= int64(len(e.pools[b])) * b.SlotBytes()
+	delete(e.pools, b)
+	b.forgotten = true
+}
+
+// loop is the scheduler.
+func (e *Engine) loop() {
+	defer close(e.done)
+	for {
+		e.mu.Lock()
+		for !e.closed && len(e.active) == 0 && !e.admittableLocked() {
+			e.cond.Wait()
+		}
+		if e.closed {
+			q := e.queue
+			e.queue = nil
+			act := e.active
+			e.active = nil
+			for _, s := range act {
+				e.releaseLocked(s)
+			}
+			e.mu.Unlock()
+			for _, s := range append(q, act...) {
+				s.finish(generate.FinishCancelled, ErrClosed)
+			}
+			return
+		}
+		e.admitLocked()
+		// Drop cancelled sequences before spending a step on them.
+		var gone []*Stream
+		e.active = slices.DeleteFunc(e.active, func(s *Stream) bool {
+			if s.cancelled.Load() || s.ctx.Err() != nil {
+				e.releaseLocked(s)
+				gone = append(gone, s)
+				return true
+			}
+			return false
+		})
+		active := slices.Clone(e.active)
+		e.mu.Unlock()
+		for _, s := range gone {
+			s.finish(generate.FinishCancelled, s.ctxErr())
+		}
+		if len(active) == 0 {
+			e.kvUsed.Store(0)
+			continue
+		}
+		var used int64
+		for _, s := range active {
+			used += s.cache.Bytes()
+		}
+		e.kvUsed.Store(used)
+		// One step per base, in the order the bases first appear.
+		var order []*Base
+		for _, s := range active {
+			if !slices.Contains(order, s.req.Base) {
+				order = append(order, s.req.Base)
+			}
+		}
+		var ended []*Stream
+		for _, b := range order {
+			ended = append(ended, e.step(b, active)...)
+		}
+		if len(ended) > 0 {
+			e.mu.Lock()
+			e.active = slices.DeleteFunc(e.active, func(s *Stream) bool {
+				if slices.Contains(ended, s) {
+					e.releaseLocked(s)
+					return true
+				}
+				return false
+			})
+			e.mu.Unlock()
+		}
+	}
+}
+
+// admittableLocked reports whether the head of the queue can start.
+func (e *Engine) admittableLocked() bool {
+	return len(e.queue) > 0 && e.canAdmitLocked(e.queue[0].req.Base)
+}
+
+// admitLocked moves queued requests into the batch, first come first
+// served, while slots and KV memory last.
+func (e *Engine) admitLocked() {
+	for len(e.queue) > 0 {
+		s := e.queue[0]
+		if !e.canAdmitLocked(s.req.Base) {
+			return
+		}
+		c := e.takeCacheLocked(s.req.Base)
+		if c == nil {
+			return
+		}
+		e.queue = e.queue[1:]
+		s.start(c)
+		e.active = append(e.active, s)
+	}
+}
+
+// start prepares a stream to run on cache c.
+func (s *Stream) start(c *model.Cache) {
+	s.cache = c
+	s.started = time.Now()
+	o := s.req.Options
+	s.sampler = generate.NewSampler(o)
+	s.history = append(make([]int, 0, len(s.req.Prompt)+64), s.req.Prompt...)
+	s.stopToks = map[int]bool{}
+	for _, id := range o.StopTokens {
+		s.stopToks[id] = true
+	}
+	if !o.IgnoreEOS {
+		for _, id := range s.req.Base.Model.Config.EOS {
+			s.stopToks[id] = true
+		}
+	}
+	if tok := s.req.Base.Tokenizer; tok != nil {
+		s.text = tok.NewTextStream(o.SkipSpecial)
+		// As generate does: prime with the last prompt token, discard its text.
+		s.text.Add(s.req.Prompt[len(s.req.Prompt)-1])
+	}
+}
+
+// step runs one forward pass over b's active sequences and samples their
+// next tokens. It returns the sequences that ended.
+func (e *Engine) step(b *Base, active []*Stream) []*Stream {
+	var decode, prefill []*Stream
+	for _, s := range active {
+		if s.req.Base != b {
+			continue
+		}
+		if s.fed < len(s.req.Prompt) {
+			prefill = append(prefill, s)
+		} else {
+			decode = append(decode, s)
+		}
+	}
+	budget := e.cfg.BatchTokens - len(decode)
+	type item struct {
+		s    *Stream
+		toks []int
+		last bool // the logits are used for sampling
+	}
+	var items []item
+	for _, s := range decode {
+		items = append(items, item{s, s.next, true})
+	}
+	for _, s := range prefill {
+		if budget <= 0 && len(items) > 0 {
+			break
+		}
+		n := len(s.req.Prompt) - s.fed
+		if n > budget {
+			n = max(budget, 1)
+			if len(items) == 0 {
+				n = max(n, e.cfg.BatchTokens)
+			}
+			n = min(n, len(s.req.Prompt)-s.fed)
+		}
+		budget -= n
+		items = append(items, item{s, s.req.Prompt[s.fed : s.fed+n], s.fed+n == len(s.req.Prompt)})
+	}
+	// Sequences of one persona next to each other: their adapter runs once.
+	var groups []model.Adapter
+	for _, it := range items {
+		if a := it.s.req.Adapter; a != nil && !slices.Contains(groups, a) {
+			groups = append(groups, a)
+		}
+	}
+	slices.SortStableFunc(items, func(x, y item) int {
+		return slices.Index(groups, x.s.req.Adapter) - slices.Index(groups, y.s.req.Adapter)
+	})
+	batch := make([]model.BatchSeq, len(items))
+	tokens := 0
+	for i, it := range items {
+		batch[i] = model.BatchSeq{Cache: it.s.cache, Tokens: it.toks, Hooks: it.s.req.Hooks, Adapter: it.s.req.Adapter}
+		tokens += len(it.toks)
+	}
+	t0 := time.Now()
+	logits, err := b.Model.ForwardBatch(batch)
+	d := time.Since(t0)
+	e.steps.Add(1)
+	e.tokens.Add(int64(tokens))
+	if e.cfg.OnStep != nil {
+		e.cfg.OnStep(b.Name, len(batch), tokens, d)
+	}
+	var ended []*Stream
+	if err != nil {
+		for _, it := range items {
+			it.s.finish("", fmt.Errorf("engine: forward pass: %w", err))
+			ended = append(ended, it.s)
+		}
+		return ended
+	}
+	for i, it := range items {
+		s := it.s
+		if s.fed < len(s.req.Prompt) {
+			s.fed += len(it.toks)
+		}
+		if !it.last {
+			continue
+		}
+		if s.cancelled.Load() {
+			continue // dropped before the next step
+		}
+		if s.sample(logits[i]) {
+			ended = append(ended, s)
+		}
+	}
+	return ended
+}
+
+// sample picks the next token from logits and emits its text; it reports
+// whether generation ended (and then has posted the result). The steps and
+// stop conditions are generate.Generate's.
+func (s *Stream) sample(logits []float32) bool {
+	o := &s.req.Options
+	id := s.sampler.Sample(logits, s.history)
+	s.sampled++
+	if s.sampled == 1 {
+		s.first = time.Since(s.submit)
+	}
+	if s.stopToks[id] {
+		s.end(generate.FinishStop)
+		return true
+	}
+	s.ids = append(s.ids, id)
+	s.history = append(s.history, id)
+	var lp *generate.LogprobEntry
+	if s.req.Logprobs {
+		e := generate.NewLogprobEntry(logits, id, s.req.TopLogprobs)
+		lp = &e
+	}
+	var out string
+	found := false
+	if s.text != nil {
+		out, found = s.filter.add(s.text.Add(id))
+	}
+	s.post(out, lp, 1, nil)
+	switch {
+	case found:
+		s.end(generate.FinishStop)
+		return true
+	case o.MaxTokens > 0 && len(s.ids) >= o.MaxTokens:
+		s.end(generate.FinishLength)
+		return true
+	case s.cache.Len() >= s.cache.Max():
+		s.end(generate.FinishLength)
+		return true
+	}
+	s.next = []int{id}
+	return false
+}
+
+// end releases the text still held back and posts the result.
+func (s *Stream) end(reason string) {
+	if s.text != nil && !s.filter.done {
+		out, found := s.filter.add(s.text.Flush())
+		if found {
+			reason = generate.FinishStop
+		} else {
+			out += s.filter.flush()
+		}
+		s.post(out, nil, 0, nil)
+	}
+	s.finish(reason, nil)
+}

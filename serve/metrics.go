@@ -1,0 +1,128 @@
+package serve
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/masque-ai/masque/serve/engine"
+)
+
+// metrics are the server's Prometheus metrics, in a registry of its own.
+type metrics struct {
+	reg     *prometheus.Registry
+	handler http.Handler
+
+	httpRequests *prometheus.CounterVec   // endpoint, code
+	httpDuration *prometheus.HistogramVec // endpoint
+	generations  *prometheus.CounterVec   // persona, finish_reason
+	tokens       *prometheus.CounterVec   // persona, kind (prompt, completion)
+	ttft         prometheus.Histogram
+	tokenLatency prometheus.Histogram
+	queueWait    prometheus.Histogram
+	batchSeqs    *prometheus.HistogramVec // base
+	batchTokens  *prometheus.HistogramVec // base
+	stepDuration *prometheus.HistogramVec // base
+	rejected     prometheus.Counter
+}
+
+func newMetrics(s *Server) *metrics {
+	reg := prometheus.NewRegistry()
+	m := &metrics{reg: reg}
+	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "masque_http_requests_total", Help: "HTTP requests by endpoint and status code."}, []string{"endpoint", "code"})
+	m.httpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "masque_http_request_duration_seconds", Help: "HTTP request latency, streams included, by endpoint.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14)}, []string{"endpoint"})
+	m.generations = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "masque_generations_total", Help: "Finished generations by persona and finish reason (stop, length, cancelled, error)."}, []string{"persona", "finish_reason"})
+	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "masque_tokens_total", Help: "Tokens by persona and kind (prompt or completion)."}, []string{"persona", "kind"})
+	m.ttft = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "masque_time_to_first_token_seconds", Help: "Time from request to first generated token, queueing included.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)})
+	m.tokenLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "masque_inter_token_latency_seconds", Help: "Time between generated tokens of a request.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)})
+	m.queueWait = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "masque_queue_wait_seconds", Help: "Time requests waited for a generation slot.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 3, 12)})
+	m.batchSeqs = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "masque_batch_sequences", Help: "Sequences per forward step.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}}, []string{"base"})
+	m.batchTokens = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "masque_batch_tokens", Help: "Tokens per forward step.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 12)}, []string{"base"})
+	m.stepDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "masque_step_duration_seconds", Help: "Duration of forward steps.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"base"})
+	m.rejected = prometheus.NewCounter(prometheus.CounterOpts{Name: "masque_rejected_requests_total", Help: "Requests refused with 429 because the queue was full."})
+	stats := func(f func(engine.Stats) float64) func() float64 {
+		return func() float64 {
+			if s.eng == nil {
+				return 0
+			}
+			return f(s.eng.Stats())
+		}
+	}
+	reg.MustRegister(m.httpRequests, m.httpDuration, m.generations, m.tokens, m.ttft, m.tokenLatency, m.queueWait,
+		m.batchSeqs, m.batchTokens, m.stepDuration, m.rejected,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "masque_queue_depth", Help: "Requests waiting for a generation slot."}, stats(func(st engine.Stats) float64 { return float64(st.Queued) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "masque_active_sequences", Help: "Sequences generating now (slots in use)."}, stats(func(st engine.Stats) float64 { return float64(st.Active) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "masque_slots", Help: "The most sequences that generate at once."}, stats(func(st engine.Stats) float64 { return float64(st.MaxSeqs) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "masque_queue_capacity", Help: "The most requests that may wait."}, stats(func(st engine.Stats) float64 { return float64(st.MaxQueue) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "masque_kv_cache_reserved_bytes", Help: "KV cache memory reserved by running and pooled sequences."}, stats(func(st engine.Stats) float64 { return float64(st.KVReserved) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "masque_kv_cache_used_bytes", Help: "KV cache memory the running sequences hold."}, stats(func(st engine.Stats) float64 { return float64(st.KVUsed) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "masque_kv_cache_budget_bytes", Help: "The bound on KV cache memory."}, stats(func(st engine.Stats) float64 { return float64(st.KVBudget) })),
+		&memoryCollector{s: s},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return m
+}
+
+func (m *metrics) request(endpoint string, code int, d time.Duration) {
+	m.httpRequests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
+	m.httpDuration.WithLabelValues(endpoint).Observe(d.Seconds())
+}
+
+func (m *metrics) step(base string, seqs, tokens int, d time.Duration) {
+	m.batchSeqs.WithLabelValues(base).Observe(float64(seqs))
+	m.batchTokens.WithLabelValues(base).Observe(float64(tokens))
+	m.stepDuration.WithLabelValues(base).Observe(d.Seconds())
+}
+
+func (m *metrics) generation(persona string, res *engine.Result, d time.Duration) {
+	reason := res.FinishReason
+	if res.Err != nil {
+		reason = "error"
+	}
+	m.generations.WithLabelValues(persona, reason).Inc()
+	m.tokens.WithLabelValues(persona, "prompt").Add(float64(res.PromptTokens))
+	m.tokens.WithLabelValues(persona, "completion").Add(float64(res.CompletionTokens))
+	m.queueWait.Observe(res.Queued.Seconds())
+}
+
+// memoryCollector reports the memory of every persona beyond the shared
+// base (masks, adapters, own models) and of the base models.
+type memoryCollector struct{ s *Server }
+
+var (
+	personaMemDesc = prometheus.NewDesc("masque_persona_memory_bytes", "Memory a persona holds beyond its shared base model (bit-packed masks, LoRA weights, or its own model's weights).", []string{"persona", "kind"}, nil)
+	baseMemDesc    = prometheus.NewDesc("masque_base_memory_bytes", "Memory of a base model's weights, shared by the personas on it.", []string{"base"}, nil)
+	personasDesc   = prometheus.NewDesc("masque_personas", "Personas served.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c *memoryCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- personaMemDesc
+	ch <- baseMemDesc
+	ch <- personasDesc
+}
+
+// Collect implements prometheus.Collector.
+func (c *memoryCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ch <- prometheus.MustNewConstMetric(baseMemDesc, prometheus.GaugeValue, float64(s.base.bytes), s.opts.BaseID)
+	ch <- prometheus.MustNewConstMetric(personasDesc, prometheus.GaugeValue, float64(len(s.personas)))
+	for name, p := range s.personas {
+		ch <- prometheus.MustNewConstMetric(personaMemDesc, prometheus.GaugeValue, float64(p.bytes), name, p.spec.Kind())
+	}
+}

@@ -1,0 +1,220 @@
+package persona
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"strings"
+)
+
+// Card is a SillyTavern character card (the fields masque uses).
+type Card struct {
+	// SpecName is "chara_card_v1", "chara_card_v2" or "chara_card_v3".
+	SpecName string `json:"-"`
+	// Name is the character's display name.
+	Name string `json:"name"`
+	// Description, Personality and Scenario describe the character and
+	// the setting; they make up the default system prompt.
+	Description string `json:"description"`
+	Personality string `json:"personality"`
+	Scenario    string `json:"scenario"`
+	// FirstMessage is the character's greeting (first_mes).
+	FirstMessage string `json:"first_mes"`
+	// MessageExamples are example dialogues (mes_example; not used).
+	MessageExamples string `json:"mes_example"`
+	// SystemPrompt replaces the default system prompt; {{original}} in it
+	// stands for the default one.
+	SystemPrompt string `json:"system_prompt"`
+	// PostHistoryInstructions are instructions after the chat history
+	// (not used).
+	PostHistoryInstructions string `json:"post_history_instructions"`
+	// CreatorNotes, Creator and CharacterVersion are informational.
+	CreatorNotes     string `json:"creator_notes"`
+	Creator          string `json:"creator"`
+	CharacterVersion string `json:"character_version"`
+	// Tags are the card's labels.
+	Tags []string `json:"tags"`
+	// AlternateGreetings are further greetings (not used).
+	AlternateGreetings []string `json:"alternate_greetings"`
+}
+
+// MaxCardBytes bounds the size of a card file (a PNG with its image).
+const MaxCardBytes = 16 << 20
+
+var pngSignature = []byte("\x89PNG\r\n\x1a\n")
+
+// ParseCard reads a character card: JSON (V1 fields at the top level, or
+// V2/V3 {"spec": "chara_card_v2", "data": {...}}) or a PNG whose "ccv3" or
+// "chara" tEXt chunk holds the JSON in base64 (ccv3 is preferred).
+func ParseCard(data []byte) (*Card, error) {
+	if len(data) > MaxCardBytes {
+		return nil, fmt.Errorf("card larger than %d bytes", MaxCardBytes)
+	}
+	if bytes.HasPrefix(data, pngSignature) {
+		js, err := cardFromPNG(data)
+		if err != nil {
+			return nil, err
+		}
+		data = js
+	}
+	var top struct {
+		Spec string          `json:"spec"`
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(data, &top); err != nil {
+		return nil, fmt.Errorf("character card: malformed JSON: %v", err)
+	}
+	c := &Card{}
+	switch top.Spec {
+	case "chara_card_v2", "chara_card_v3":
+		if len(top.Data) == 0 {
+			return nil, fmt.Errorf("character card: %s without \"data\"", top.Spec)
+		}
+		if err := json.Unmarshal(top.Data, c); err != nil {
+			return nil, fmt.Errorf("character card: malformed data: %v", err)
+		}
+		c.SpecName = top.Spec
+	case "":
+		if err := json.Unmarshal(data, c); err != nil {
+			return nil, fmt.Errorf("character card: %v", err)
+		}
+		c.SpecName = "chara_card_v1"
+	default:
+		return nil, fmt.Errorf("character card: unknown spec %q", top.Spec)
+	}
+	if strings.TrimSpace(c.Name) == "" {
+		return nil, errors.New("character card: no name")
+	}
+	return c, nil
+}
+
+// cardFromPNG returns the decoded card JSON of a PNG's ccv3 or chara chunk.
+func cardFromPNG(data []byte) ([]byte, error) {
+	chunks := map[string][]byte{}
+	p := len(pngSignature)
+	for p < len(data) {
+		if len(data)-p < 12 {
+			return nil, errors.New("character card: truncated PNG chunk")
+		}
+		n := binary.BigEndian.Uint32(data[p:])
+		typ := string(data[p+4 : p+8])
+		if uint64(n) > uint64(len(data)-p-12) {
+			return nil, fmt.Errorf("character card: PNG chunk %q overruns the file", typ)
+		}
+		body := data[p+8 : p+8+int(n)]
+		crc := binary.BigEndian.Uint32(data[p+8+int(n):])
+		if crc32.ChecksumIEEE(data[p+4:p+8+int(n)]) != crc {
+			return nil, fmt.Errorf("character card: PNG chunk %q has a bad CRC", typ)
+		}
+		p += 12 + int(n)
+		if typ == "IEND" {
+			break
+		}
+		if typ != "tEXt" {
+			continue
+		}
+		i := bytes.IndexByte(body, 0)
+		if i < 0 {
+			continue
+		}
+		key := string(body[:i])
+		if key == "chara" || key == "ccv3" {
+			chunks[key] = body[i+1:]
+		}
+	}
+	text, ok := chunks["ccv3"]
+	if !ok {
+		if text, ok = chunks["chara"]; !ok {
+			return nil, errors.New("character card: the PNG has no \"chara\" text chunk")
+		}
+	}
+	js, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(text)))
+	if err != nil {
+		return nil, fmt.Errorf("character card: the PNG's card is not base64: %v", err)
+	}
+	return js, nil
+}
+
+// EmbedCardPNG returns a copy of the PNG image img with the card JSON
+// stored as a base64 "chara" tEXt chunk before IEND (replacing any
+// existing chara chunk), as SillyTavern writes cards.
+func EmbedCardPNG(img, cardJSON []byte) ([]byte, error) {
+	if !bytes.HasPrefix(img, pngSignature) {
+		return nil, errors.New("not a PNG image")
+	}
+	var out bytes.Buffer
+	out.Write(pngSignature)
+	p := len(pngSignature)
+	for p+12 <= len(img) {
+		n := int(binary.BigEndian.Uint32(img[p:]))
+		if n > len(img)-p-12 {
+			return nil, errors.New("truncated PNG chunk")
+		}
+		typ := string(img[p+4 : p+8])
+		chunk := img[p : p+12+n]
+		p += 12 + n
+		if typ == "tEXt" && bytes.HasPrefix(chunk[8:], []byte("chara\x00")) {
+			continue
+		}
+		if typ == "IEND" {
+			writeChunk(&out, "tEXt", append([]byte("chara\x00"), base64.StdEncoding.AppendEncode(nil, cardJSON)...))
+		}
+		out.Write(chunk)
+		if typ == "IEND" {
+			return out.Bytes(), nil
+		}
+	}
+	return nil, errors.New("PNG without IEND")
+}
+
+func writeChunk(w *bytes.Buffer, typ string, body []byte) {
+	var hdr [8]byte
+	binary.BigEndian.PutUint32(hdr[:4], uint32(len(body)))
+	copy(hdr[4:], typ)
+	w.Write(hdr[:])
+	w.Write(body)
+	crc := crc32.NewIEEE()
+	crc.Write(hdr[4:])
+	crc.Write(body)
+	var c [4]byte
+	binary.BigEndian.PutUint32(c[:], crc.Sum32())
+	w.Write(c[:])
+}
+
+// Spec turns the card into a persona spec: the name becomes a slug, the
+// description the profile, and the system prompt is the card's own (its
+// {{original}} replaced by the default prompt) or the default one built
+// from the description, personality and scenario. {{char}} and {{user}}
+// are replaced by the character's name and "User".
+func (c *Card) Spec() Spec {
+	var def strings.Builder
+	fmt.Fprintf(&def, "You are %s.", c.Name)
+	if d := strings.TrimSpace(c.Description); d != "" {
+		def.WriteString(" " + d)
+	}
+	if p := strings.TrimSpace(c.Personality); p != "" {
+		fmt.Fprintf(&def, "\n%s's personality: %s", c.Name, p)
+	}
+	if s := strings.TrimSpace(c.Scenario); s != "" {
+		def.WriteString("\nScenario: " + s)
+	}
+	prompt := def.String()
+	if sp := strings.TrimSpace(c.SystemPrompt); sp != "" {
+		prompt = strings.ReplaceAll(sp, "{{original}}", prompt)
+	}
+	fill := func(s string) string {
+		r := strings.NewReplacer("{{char}}", c.Name, "{{Char}}", c.Name, "<BOT>", c.Name, "{{user}}", "User", "{{User}}", "User", "<USER>", "User")
+		return r.Replace(s)
+	}
+	return Spec{
+		Name:         Slug(c.Name),
+		Description:  fill(strings.TrimSpace(c.Description)),
+		SystemPrompt: fill(prompt),
+		Greeting:     fill(c.FirstMessage),
+		Tags:         c.Tags,
+	}
+}

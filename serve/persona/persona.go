@@ -1,0 +1,299 @@
+// Package persona describes the personas masque serve offers: a name, a
+// profile that becomes the system prompt, and what the persona runs on (the
+// base model, a weight mask over it, a LoRA adapter, or a separate pruned
+// model folder). It reads persona registries (YAML or JSON) and imports
+// SillyTavern character cards (V1, V2 and V3; JSON, or PNG with the card in
+// a "chara" or "ccv3" text chunk).
+//
+// The package only describes personas; loading masks, adapters and models
+// is up to the server.
+package persona
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Kinds of persona, by what they run on.
+const (
+	KindBase     = "base"      // the base model as it is
+	KindMask     = "mask"      // a weight mask over the base model
+	KindLoRA     = "lora"      // a LoRA adapter over the base model
+	KindMaskLoRA = "mask+lora" // both
+	KindModel    = "model"     // a separate (e.g. pruned) model folder
+)
+
+// Spec is one persona as a registry lists it.
+type Spec struct {
+	// Name is the persona's id: the "model" of API requests.
+	Name string `json:"name" yaml:"name"`
+	// Description is the persona's profile. It becomes the system prompt
+	// when SystemPrompt is empty.
+	Description string `json:"description,omitempty" yaml:"description,omitempty"`
+	// SystemPrompt, when set, is the system prompt (a request that brings
+	// its own system message replaces it).
+	SystemPrompt string `json:"system_prompt,omitempty" yaml:"system_prompt,omitempty"`
+	// Greeting is the persona's first message (a card's first_mes); the
+	// playground shows it.
+	Greeting string `json:"greeting,omitempty" yaml:"greeting,omitempty"`
+	// Mask is a mask file (masque subnet) applied to the base model.
+	Mask string `json:"mask,omitempty" yaml:"mask,omitempty"`
+	// LoRA is a PEFT LoRA adapter folder applied to the base model.
+	LoRA string `json:"lora,omitempty" yaml:"lora,omitempty"`
+	// Model is a separate model folder (or .gguf file) the persona runs on
+	// instead of the base model; it excludes Mask and LoRA.
+	Model string `json:"model,omitempty" yaml:"model,omitempty"`
+	// Card is a SillyTavern character card (JSON or PNG) to import; fields
+	// set here override the card's. Registries only.
+	Card string `json:"card,omitempty" yaml:"card,omitempty"`
+	// Temperature is the persona's default temperature for requests that
+	// set none (default 1, as OpenAI's).
+	Temperature *float64 `json:"temperature,omitempty" yaml:"temperature,omitempty"`
+	// TopP is the persona's default top_p (default 1).
+	TopP *float64 `json:"top_p,omitempty" yaml:"top_p,omitempty"`
+	// MaxTokens, if positive, is the persona's default max_tokens (still
+	// bounded by the server's limit).
+	MaxTokens int `json:"max_tokens,omitempty" yaml:"max_tokens,omitempty"`
+	// Tags are free-form labels.
+	Tags []string `json:"tags,omitempty" yaml:"tags,omitempty"`
+}
+
+// Kind says what the persona runs on (KindBase, KindMask, …).
+func (s *Spec) Kind() string {
+	switch {
+	case s.Model != "":
+		return KindModel
+	case s.Mask != "" && s.LoRA != "":
+		return KindMaskLoRA
+	case s.Mask != "":
+		return KindMask
+	case s.LoRA != "":
+		return KindLoRA
+	}
+	return KindBase
+}
+
+// Prompt returns the system prompt the persona adds to a conversation that
+// has none ("" for none).
+func (s *Spec) Prompt() string {
+	if s.SystemPrompt != "" {
+		return s.SystemPrompt
+	}
+	return s.Description
+}
+
+// Limits on what a spec may hold.
+const (
+	MaxNameLen   = 64
+	MaxPromptLen = 64 << 10
+)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// ValidName reports whether name can be a persona id: 1 to MaxNameLen
+// letters, digits, '.', '_' or '-', starting with a letter or digit, and no
+// "..": names appear in URLs, metrics and logs and must never act as paths.
+func ValidName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("persona name is empty")
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("persona name is longer than %d characters", MaxNameLen)
+	case !nameRE.MatchString(name):
+		return fmt.Errorf("persona name %q may only hold letters, digits, '.', '_' and '-', and must start with a letter or digit", name)
+	case strings.Contains(name, ".."):
+		return fmt.Errorf("persona name %q contains \"..\"", name)
+	}
+	return nil
+}
+
+// Slug turns a display name (a card's "Captain Mira!") into a valid
+// persona name ("captain-mira").
+func Slug(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		ok := r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_'
+		if ok {
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			b.WriteRune(r)
+			dash = false
+		} else {
+			dash = true
+		}
+		if b.Len() >= MaxNameLen {
+			break
+		}
+	}
+	out := b.String()
+	if len(out) > MaxNameLen {
+		out = out[:MaxNameLen]
+	}
+	out = strings.Trim(out, "-_")
+	if out == "" {
+		return "persona"
+	}
+	return out
+}
+
+// Validate checks the spec's name, its fields' sizes and ranges, and that
+// it does not both name a model folder and a mask or adapter.
+func (s *Spec) Validate() error {
+	if err := ValidName(s.Name); err != nil {
+		return err
+	}
+	if len(s.Description) > MaxPromptLen || len(s.SystemPrompt) > MaxPromptLen || len(s.Greeting) > MaxPromptLen {
+		return fmt.Errorf("persona %s: description, system prompt and greeting are limited to %d bytes each", s.Name, MaxPromptLen)
+	}
+	if s.Model != "" && (s.Mask != "" || s.LoRA != "") {
+		return fmt.Errorf("persona %s: a persona with its own model folder cannot also have a mask or LoRA adapter", s.Name)
+	}
+	if t := s.Temperature; t != nil && !(*t >= 0 && *t <= 2) {
+		return fmt.Errorf("persona %s: temperature %g outside [0, 2]", s.Name, *t)
+	}
+	if p := s.TopP; p != nil && !(*p >= 0 && *p <= 1) {
+		return fmt.Errorf("persona %s: top_p %g outside [0, 1]", s.Name, *p)
+	}
+	if s.MaxTokens < 0 {
+		return fmt.Errorf("persona %s: max_tokens %d is negative", s.Name, s.MaxTokens)
+	}
+	for _, t := range []*float64{s.Temperature, s.TopP} {
+		if t != nil && (math.IsNaN(*t) || math.IsInf(*t, 0)) {
+			return fmt.Errorf("persona %s: sampling defaults must be finite", s.Name)
+		}
+	}
+	return nil
+}
+
+// registryFile is the layout of a registry: {"personas": [...]}; a bare
+// list is accepted too.
+type registryFile struct {
+	Personas []Spec `json:"personas" yaml:"personas"`
+}
+
+// MaxRegistryBytes bounds the size of a registry file.
+const MaxRegistryBytes = 16 << 20
+
+// LoadRegistry reads a registry file: YAML (.yaml, .yml) or JSON (.json),
+// either {"personas": [...]} or a bare list of specs. Relative paths in it
+// (mask, lora, model, card) are taken relative to the file's folder, cards
+// are imported, and every spec is validated; names must be unique.
+func LoadRegistry(path string) ([]Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("persona registry: %w", err)
+	}
+	if len(data) > MaxRegistryBytes {
+		return nil, fmt.Errorf("persona registry %s: larger than %d bytes", path, MaxRegistryBytes)
+	}
+	specs, err := ParseRegistry(data, strings.EqualFold(filepath.Ext(path), ".json"))
+	if err != nil {
+		return nil, fmt.Errorf("persona registry %s: %v", path, err)
+	}
+	dir := filepath.Dir(path)
+	seen := map[string]bool{}
+	for i := range specs {
+		s := &specs[i]
+		for _, p := range []*string{&s.Mask, &s.LoRA, &s.Model, &s.Card} {
+			if *p != "" && !filepath.IsAbs(*p) {
+				*p = filepath.Join(dir, *p)
+			}
+		}
+		if s.Card != "" {
+			if err := s.importCard(); err != nil {
+				return nil, fmt.Errorf("persona registry %s: entry %d: %v", path, i+1, err)
+			}
+		}
+		if err := s.Validate(); err != nil {
+			return nil, fmt.Errorf("persona registry %s: entry %d: %v", path, i+1, err)
+		}
+		if seen[s.Name] {
+			return nil, fmt.Errorf("persona registry %s: persona %s is listed twice", path, s.Name)
+		}
+		seen[s.Name] = true
+	}
+	return specs, nil
+}
+
+// ParseRegistry parses a registry's text (JSON when asJSON, else YAML, of
+// which JSON is a subset). Unknown fields are errors. Paths are left as
+// they are and cards are not imported.
+func ParseRegistry(data []byte, asJSON bool) ([]Spec, error) {
+	trimmed := bytes.TrimSpace(data)
+	isList := len(trimmed) > 0 && (trimmed[0] == '[' || trimmed[0] == '-')
+	if asJSON {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if isList {
+			var specs []Spec
+			if err := dec.Decode(&specs); err != nil {
+				return nil, err
+			}
+			return specs, nil
+		}
+		var f registryFile
+		if err := dec.Decode(&f); err != nil {
+			return nil, err
+		}
+		return f.Personas, nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if isList {
+		var specs []Spec
+		if err := dec.Decode(&specs); err != nil {
+			return nil, err
+		}
+		return specs, nil
+	}
+	var f registryFile
+	if err := dec.Decode(&f); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return f.Personas, nil
+}
+
+// importCard reads s.Card and fills the fields s leaves empty from it.
+func (s *Spec) importCard() error {
+	data, err := os.ReadFile(s.Card)
+	if err != nil {
+		return err
+	}
+	c, err := ParseCard(data)
+	if err != nil {
+		return fmt.Errorf("%s: %v", s.Card, err)
+	}
+	from := c.Spec()
+	if s.Name == "" {
+		s.Name = from.Name
+	}
+	if s.Description == "" {
+		s.Description = from.Description
+	}
+	if s.SystemPrompt == "" {
+		s.SystemPrompt = from.SystemPrompt
+	}
+	if s.Greeting == "" {
+		s.Greeting = from.Greeting
+	}
+	if len(s.Tags) == 0 {
+		s.Tags = from.Tags
+	}
+	s.Card = ""
+	return nil
+}

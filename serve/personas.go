@@ -1,0 +1,374 @@
+package serve
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/generate"
+	"github.com/masque-ai/masque/mask"
+	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/serve/adapt"
+	"github.com/masque-ai/masque/serve/engine"
+	"github.com/masque-ai/masque/serve/persona"
+	"github.com/masque-ai/masque/train/lora"
+)
+
+// baseModel is a model that personas run on: the server's base, or a
+// persona's own model folder. Personas and requests in flight hold
+// references; a model the server opened is closed when the last one is
+// released.
+type baseModel struct {
+	ck    *checkpoint.Checkpoint
+	eb    *engine.Base
+	stops []int
+	owned bool
+	bytes int64
+
+	mu   sync.Mutex
+	refs int
+}
+
+func newBaseModel(name string, ck *checkpoint.Checkpoint, ctx int, owned bool) *baseModel {
+	return &baseModel{
+		ck:    ck,
+		eb:    &engine.Base{Name: name, Model: ck.Model, Tokenizer: generate.FromTokenizer(ck.Tokenizer), Ctx: ctx},
+		stops: ck.StopTokens(),
+		owned: owned,
+		bytes: modelBytes(ck.Model),
+		refs:  1,
+	}
+}
+
+func (b *baseModel) acquire() {
+	b.mu.Lock()
+	b.refs++
+	b.mu.Unlock()
+}
+
+// release drops a reference; an owned model is closed with the last one.
+func (b *baseModel) release() {
+	b.mu.Lock()
+	b.refs--
+	last := b.refs == 0
+	b.mu.Unlock()
+	if last && b.owned {
+		b.ck.Close()
+	}
+}
+
+// modelBytes is the memory of a model's weights.
+func modelBytes(m *model.Model) int64 {
+	n := int64(len(m.Embed.Data)) + int64(len(m.Norm))*4
+	if m.LMHead != m.Embed {
+		n += int64(len(m.LMHead.Data))
+	}
+	for i := range m.Layers {
+		l := &m.Layers[i]
+		for p := model.Proj(0); p < model.NumProj; p++ {
+			n += int64(len(l.Weight(p).Data)) + int64(len(l.Bias(p)))*4
+		}
+		n += int64(len(l.AttnNorm)+len(l.MLPNorm)+len(l.QNorm)+len(l.KNorm)) * 4
+	}
+	return n
+}
+
+// loaded is a persona ready to serve.
+type loaded struct {
+	spec    persona.Spec
+	base    *baseModel
+	adapter model.Adapter
+	hooks   *model.Hooks
+	bytes   int64 // memory beyond the shared base
+	created int64
+}
+
+// personaObject is a persona as /v1/personas shows it.
+type personaObject struct {
+	ID           string   `json:"id"`
+	Object       string   `json:"object"`
+	Kind         string   `json:"kind"`
+	Description  string   `json:"description,omitempty"`
+	SystemPrompt string   `json:"system_prompt,omitempty"`
+	Greeting     string   `json:"greeting,omitempty"`
+	Tags         []string `json:"tags,omitempty"`
+	MemoryBytes  int64    `json:"memory_bytes"`
+	Created      int64    `json:"created"`
+}
+
+func (p *loaded) object() personaObject {
+	return personaObject{ID: p.spec.Name, Object: "persona", Kind: p.spec.Kind(), Description: p.spec.Description,
+		SystemPrompt: p.spec.Prompt(), Greeting: p.spec.Greeting, Tags: p.spec.Tags, MemoryBytes: p.bytes, Created: p.created}
+}
+
+func (s *Server) sortedNamesLocked() []string {
+	names := make([]string, 0, len(s.personas))
+	for n := range s.personas {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// lookup returns the persona (or the bare base) named id, with a reference
+// on its model that the caller must release.
+func (s *Server) lookup(id string) (*loaded, *apiError) {
+	if id == "" {
+		return nil, badRequest("model", "missing_model", "'model' is required: a persona id from GET /v1/models")
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, newError(http.StatusServiceUnavailable, typeServer, "shutting_down", "", "the server is shutting down")
+	}
+	p := s.personas[id]
+	if p == nil {
+		if id != s.opts.BaseID {
+			return nil, modelNotFound(id)
+		}
+		p = &loaded{spec: persona.Spec{Name: id}, base: s.base}
+	}
+	p.base.acquire()
+	return p, nil
+}
+
+// errConflict marks a persona that exists already.
+var errConflict = errors.New("conflict")
+
+// addPersona loads spec and registers it. root, when not empty, is the
+// folder that the spec's relative file paths must stay inside (personas
+// added over the API); startup personas pass "".
+func (s *Server) addPersona(spec persona.Spec, root string) error {
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	if spec.Card != "" {
+		return errors.New("card paths are read from registries only: upload the card instead")
+	}
+	if spec.Name == s.opts.BaseID {
+		return fmt.Errorf("%w: %q is the base model's id", errConflict, spec.Name)
+	}
+	s.mu.RLock()
+	_, dup := s.personas[spec.Name]
+	s.mu.RUnlock()
+	if dup {
+		return fmt.Errorf("%w: persona %s exists already", errConflict, spec.Name)
+	}
+	if root != "" {
+		for _, p := range []*string{&spec.Mask, &spec.LoRA, &spec.Model} {
+			if *p == "" {
+				continue
+			}
+			full, err := resolveUnder(root, *p)
+			if err != nil {
+				return err
+			}
+			*p = full
+		}
+	}
+	p := &loaded{spec: spec, base: s.base, created: time.Now().Unix()}
+	switch spec.Kind() {
+	case persona.KindModel:
+		ck, err := checkpoint.Open(spec.Model, checkpoint.Options{})
+		if err != nil {
+			return err
+		}
+		if _, err := ck.NeedTokenizer(); err != nil {
+			ck.Close()
+			return err
+		}
+		bm := newBaseModel(spec.Name+"@"+filepath.Base(spec.Model), ck, min(s.opts.Ctx, modelCtx(ck)), true)
+		if err := s.eng.CheckBase(bm.eb); err != nil {
+			ck.Close()
+			return err
+		}
+		p.base, p.bytes = bm, bm.bytes
+	case persona.KindMask, persona.KindLoRA, persona.KindMaskLoRA:
+		var mk *mask.Mask
+		var ad *lora.Adapter
+		var err error
+		if spec.Mask != "" {
+			if mk, err = mask.Load(spec.Mask); err != nil {
+				return err
+			}
+		}
+		if spec.LoRA != "" {
+			if ad, err = lora.Load(spec.LoRA); err != nil {
+				return err
+			}
+		}
+		ap, err := adapt.Combine(s.base.ck.Model, mk, ad)
+		if err != nil {
+			return err
+		}
+		p.adapter, p.hooks, p.bytes = ap.Adapter(), ap.Hooks(), ap.Bytes()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.personas[spec.Name]; dup || s.closed {
+		if p.base != s.base {
+			p.base.release()
+		}
+		if s.closed {
+			return errors.New("the server is shutting down")
+		}
+		return fmt.Errorf("%w: persona %s exists already", errConflict, spec.Name)
+	}
+	if p.base == s.base {
+		s.base.acquire()
+	}
+	s.personas[spec.Name] = p
+	return nil
+}
+
+// removePersona unregisters a persona. Requests in flight finish on it.
+func (s *Server) removePersona(name string) bool {
+	s.mu.Lock()
+	p := s.personas[name]
+	delete(s.personas, name)
+	s.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	if p.base != s.base {
+		s.eng.ForgetBase(p.base.eb)
+	}
+	p.base.release()
+	return true
+}
+
+// resolveUnder resolves the relative path p inside root, following
+// symbolic links, and refuses anything that ends up outside root.
+func resolveUnder(root, p string) (string, error) {
+	if !filepath.IsLocal(p) {
+		return "", fmt.Errorf("path %q must be relative to the persona folder and stay inside it", p)
+	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return "", fmt.Errorf("persona folder: %v", err)
+	}
+	full, err := filepath.EvalSymlinks(filepath.Join(realRoot, p))
+	if err != nil {
+		return "", fmt.Errorf("path %q: no such file in the persona folder", p)
+	}
+	rel, err := filepath.Rel(realRoot, full)
+	if err != nil || !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("path %q leaves the persona folder", p)
+	}
+	return full, nil
+}
+
+func (s *Server) handlePersonas(w http.ResponseWriter, r *http.Request) *apiError {
+	if r.Method == http.MethodGet {
+		s.mu.RLock()
+		out := []personaObject{}
+		for _, n := range s.sortedNamesLocked() {
+			out = append(out, s.personas[n].object())
+		}
+		s.mu.RUnlock()
+		writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": out})
+		return nil
+	}
+	spec, e := parsePersonaUpload(r)
+	if e != nil {
+		return e
+	}
+	root := s.opts.PersonaRoot
+	if root == "" && (spec.Mask != "" || spec.LoRA != "" || spec.Model != "") {
+		return badRequest("", "files_disabled", "personas added at run time cannot use files: start the server with --persona-root")
+	}
+	if root == "" {
+		root = "."
+	}
+	if err := s.addPersona(spec, root); err != nil {
+		if errors.Is(err, errConflict) {
+			return newError(http.StatusConflict, typeInvalidRequest, "persona_exists", "name", "%v", err)
+		}
+		return badRequest("", "invalid_persona", "%v", err)
+	}
+	s.mu.RLock()
+	obj := s.personas[spec.Name].object()
+	s.mu.RUnlock()
+	writeJSON(w, http.StatusCreated, obj)
+	return nil
+}
+
+// parsePersonaUpload reads a persona from a request body: a spec as JSON,
+// or a SillyTavern card (JSON or PNG). For cards, the query parameters
+// name, mask, lora and model override or add to what the card says.
+func parsePersonaUpload(r *http.Request) (persona.Spec, *apiError) {
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return persona.Spec{}, newError(http.StatusRequestEntityTooLarge, typeInvalidRequest, "request_too_large", "", "the request body is larger than %d bytes", mbe.Limit)
+		}
+		return persona.Spec{}, badRequest("", "", "reading the body: %v", err)
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	isCard := ct == "image/png" || bytes.HasPrefix(data, []byte("\x89PNG"))
+	if !isCard {
+		var peek struct {
+			Spec string `json:"spec"`
+		}
+		if err := json.Unmarshal(data, &peek); err != nil {
+			return persona.Spec{}, badRequest("", "invalid_json", "we could not parse the JSON body of your request: %v", err)
+		}
+		isCard = strings.HasPrefix(peek.Spec, "chara_card")
+	}
+	if isCard {
+		c, err := persona.ParseCard(data)
+		if err != nil {
+			return persona.Spec{}, badRequest("", "invalid_card", "%v", err)
+		}
+		spec := c.Spec()
+		q := r.URL.Query()
+		if v := q.Get("name"); v != "" {
+			spec.Name = v
+		}
+		spec.Mask, spec.LoRA, spec.Model = q.Get("mask"), q.Get("lora"), q.Get("model")
+		return spec, nil
+	}
+	var spec persona.Spec
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&spec); err != nil {
+		return persona.Spec{}, badRequest("", "invalid_persona", "persona: %v", err)
+	}
+	return spec, nil
+}
+
+func (s *Server) handlePersona(w http.ResponseWriter, r *http.Request) *apiError {
+	name := strings.TrimPrefix(r.URL.Path, "/v1/personas/")
+	if err := persona.ValidName(name); err != nil {
+		return badRequest("name", "invalid_name", "%v", err)
+	}
+	if r.Method == http.MethodDelete {
+		if name == s.opts.BaseID {
+			return badRequest("name", "base_model", "the base model cannot be removed")
+		}
+		if !s.removePersona(name) {
+			return newError(http.StatusNotFound, typeInvalidRequest, "persona_not_found", "name", "no persona %q", name)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"id": name, "object": "persona", "deleted": true})
+		return nil
+	}
+	s.mu.RLock()
+	p := s.personas[name]
+	s.mu.RUnlock()
+	if p == nil {
+		return newError(http.StatusNotFound, typeInvalidRequest, "persona_not_found", "name", "no persona %q", name)
+	}
+	writeJSON(w, http.StatusOK, p.object())
+	return nil
+}

@@ -1,0 +1,441 @@
+// Package serve is masque's OpenAI-compatible multi-persona server: one base
+// model, many personas (a system prompt, and optionally a weight mask, a
+// LoRA adapter or a pruned model of their own), all generating at once with
+// continuous batching (package serve/engine) over shared weights.
+//
+// Endpoints: POST /v1/chat/completions and /v1/completions (streaming with
+// server-sent events, or not), GET /v1/models, GET /health, GET /metrics
+// (Prometheus), persona management under /v1/personas (admin key), and a
+// small web playground at /.
+package serve
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/serve/engine"
+	"github.com/masque-ai/masque/serve/persona"
+	"github.com/masque-ai/masque/serve/playground"
+)
+
+// Options configure a Server. Zero values take the defaults named.
+type Options struct {
+	// Base is the opened base model. The server does not close it.
+	Base *checkpoint.Checkpoint
+	// BaseID is the model id under which the bare base model is served
+	// (default "base").
+	BaseID string
+	// Personas are loaded at start; a persona that fails to load fails New.
+	Personas []persona.Spec
+	// PersonaRoot is the folder whose files (masks, adapters, model
+	// folders) personas added at run time may use; their paths are
+	// relative to it and may not leave it. Empty: such personas can only
+	// run on the base model with a prompt.
+	PersonaRoot string
+
+	// APIKey, if set, is required (Authorization: Bearer KEY) by every
+	// endpoint except the playground's static files.
+	APIKey string
+	// AdminKey, if set, enables persona management (POST and DELETE
+	// /v1/personas), which requires it; without it those endpoints answer 403.
+	AdminKey string
+
+	// Ctx is the context length of each sequence (default: the model's
+	// maximum, at most 4096).
+	Ctx int
+	// KVBytes bounds the KV cache memory of all sequences (default 1 GiB).
+	KVBytes int64
+	// MaxSeqs is the most sequences generating at once (default 32).
+	MaxSeqs int
+	// MaxQueue is the most requests waiting for a slot (default 64); more
+	// are refused with 429.
+	MaxQueue int
+	// BatchTokens caps the tokens of one forward step (default 512).
+	BatchTokens int
+	// Timeout bounds each request, queueing included (default 5 minutes).
+	Timeout time.Duration
+	// MaxBodyBytes bounds request bodies (default 1 MiB; persona uploads
+	// may be up to persona.MaxCardBytes).
+	MaxBodyBytes int64
+	// MaxMessageBytes bounds each message's content (default 64 KiB) and
+	// MaxMessages their number (default 256).
+	MaxMessageBytes, MaxMessages int
+	// MaxTokens is the default and the largest max_tokens (default 1024).
+	MaxTokens int
+	// NoPlayground turns off the web playground at /.
+	NoPlayground bool
+	// Log receives one line per failed request (default: discarded).
+	Log *slog.Logger
+
+	// stepDelay slows every forward step down (tests only).
+	stepDelay time.Duration
+}
+
+func (o *Options) defaults() error {
+	if o.Base == nil || o.Base.Model == nil {
+		return errors.New("serve: no base model")
+	}
+	if _, err := o.Base.NeedTokenizer(); err != nil {
+		return fmt.Errorf("serve: the base model needs a tokenizer: %v", err)
+	}
+	if o.BaseID == "" {
+		o.BaseID = "base"
+	}
+	if err := persona.ValidName(o.BaseID); err != nil {
+		return fmt.Errorf("serve: base id: %v", err)
+	}
+	if o.Ctx <= 0 {
+		o.Ctx = min(modelCtx(o.Base), 4096)
+	}
+	o.Ctx = min(o.Ctx, modelCtx(o.Base))
+	def := func(p *int, v int) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	def(&o.MaxSeqs, 32)
+	def(&o.BatchTokens, 512)
+	def(&o.MaxMessageBytes, 64<<10)
+	def(&o.MaxMessages, 256)
+	def(&o.MaxTokens, 1024)
+	if o.MaxQueue < 0 {
+		return errors.New("serve: negative queue length")
+	}
+	if o.MaxQueue == 0 {
+		o.MaxQueue = 64
+	}
+	if o.KVBytes <= 0 {
+		o.KVBytes = 1 << 30
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Minute
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return nil
+}
+
+func modelCtx(ck *checkpoint.Checkpoint) int {
+	if n := ck.Model.Config.MaxSeq; n > 0 {
+		return n
+	}
+	return 4096
+}
+
+// Server serves personas over HTTP. Create it with New and release it with
+// Close.
+type Server struct {
+	opts    Options
+	eng     *engine.Engine
+	base    *baseModel
+	metrics *metrics
+	handler http.Handler
+	created int64
+
+	mu       sync.RWMutex
+	personas map[string]*loaded
+	closed   bool
+
+	apiKey, adminKey [32]byte
+}
+
+// New loads the personas, starts the engine and returns the server.
+func New(opts Options) (*Server, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, personas: map[string]*loaded{}, created: time.Now().Unix()}
+	s.apiKey = sha256.Sum256([]byte(opts.APIKey))
+	s.adminKey = sha256.Sum256([]byte(opts.AdminKey))
+	s.metrics = newMetrics(s)
+	onStep := s.metrics.step
+	if d := opts.stepDelay; d > 0 {
+		onStep = func(base string, seqs, tokens int, t time.Duration) {
+			s.metrics.step(base, seqs, tokens, t)
+			time.Sleep(d)
+		}
+	}
+	eng, err := engine.New(engine.Config{MaxSeqs: opts.MaxSeqs, MaxQueue: opts.MaxQueue, KVBytes: opts.KVBytes, BatchTokens: opts.BatchTokens,
+		OnStep: onStep})
+	if err != nil {
+		return nil, fmt.Errorf("serve: %v", err)
+	}
+	s.eng = eng
+	s.base = newBaseModel(opts.BaseID, opts.Base, opts.Ctx, false)
+	if err := eng.CheckBase(s.base.eb); err != nil {
+		eng.Close()
+		return nil, fmt.Errorf("serve: %v", err)
+	}
+	for _, spec := range opts.Personas {
+		if err := s.addPersona(spec, ""); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("serve: persona %s: %v", spec.Name, err)
+		}
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Engine returns the scheduler (for statistics).
+func (s *Server) Engine() *engine.Engine { return s.eng }
+
+// Close stops the engine (failing requests in flight) and closes the
+// model folders that personas opened. The base checkpoint stays open.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	ps := s.personas
+	s.personas = map[string]*loaded{}
+	s.mu.Unlock()
+	s.eng.Close()
+	for _, p := range ps {
+		p.base.release()
+	}
+}
+
+// route is one endpoint.
+type route struct {
+	methods []string
+	auth    int // authNone, authUser, authAdmin
+	name    string
+	h       func(w http.ResponseWriter, r *http.Request) *apiError
+}
+
+const (
+	authNone = iota
+	authUser
+	authAdmin
+)
+
+func (s *Server) routes() http.Handler {
+	exact := map[string]route{
+		"/health":              {[]string{"GET"}, authUser, "health", s.handleHealth},
+		"/metrics":             {[]string{"GET"}, authUser, "metrics", s.handleMetrics},
+		"/v1/models":           {[]string{"GET"}, authUser, "models", s.handleModels},
+		"/v1/chat/completions": {[]string{"POST"}, authUser, "chat", s.handleChat},
+		"/v1/completions":      {[]string{"POST"}, authUser, "completions", s.handleCompletions},
+		"/v1/personas":         {[]string{"GET", "POST"}, authUser, "personas", s.handlePersonas},
+	}
+	prefix := map[string]route{
+		"/v1/models/":   {[]string{"GET"}, authUser, "models", s.handleModel},
+		"/v1/personas/": {[]string{"GET", "DELETE"}, authUser, "personas", s.handlePersona},
+	}
+	var pg http.Handler
+	if !s.opts.NoPlayground {
+		pg = playground.Handler()
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		name := "other"
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.opts.Log.Error("panic", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				if !sw.wrote {
+					writeError(sw, newError(500, typeServer, "", "", "internal error"))
+				}
+			}
+			s.metrics.request(name, sw.status(), time.Since(start))
+		}()
+		sw.Header().Set("X-Content-Type-Options", "nosniff")
+		path := r.URL.Path
+		rt, ok := exact[path]
+		if !ok {
+			for p, pr := range prefix {
+				if strings.HasPrefix(path, p) && len(path) > len(p) {
+					rt, ok = pr, true
+				}
+			}
+		}
+		if !ok {
+			if pg != nil && r.Method == http.MethodGet && playground.Serves(path) {
+				name = "playground"
+				pg.ServeHTTP(sw, r)
+				return
+			}
+			writeError(sw, newError(http.StatusNotFound, typeNotFound, "not_found", "", "no endpoint %s %s", r.Method, path))
+			return
+		}
+		name = rt.name
+		allowed := false
+		for _, m := range rt.methods {
+			allowed = allowed || m == r.Method
+		}
+		if !allowed {
+			sw.Header().Set("Allow", strings.Join(rt.methods, ", "))
+			writeError(sw, newError(http.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "", "%s %s is not supported (allowed: %s)", r.Method, path, strings.Join(rt.methods, ", ")))
+			return
+		}
+		auth := rt.auth
+		if rt.name == "personas" && (r.Method == http.MethodPost || r.Method == http.MethodDelete) {
+			auth = authAdmin
+		}
+		if e := s.authorize(r, auth); e != nil {
+			writeError(sw, e)
+			return
+		}
+		limit := s.opts.MaxBodyBytes
+		if auth == authAdmin {
+			limit = max(limit, persona.MaxCardBytes)
+		}
+		r.Body = http.MaxBytesReader(sw, r.Body, limit)
+		// A slow client gets bodyTimeout to send its body; generations
+		// lift the deadline once it is read (see generation.run).
+		http.NewResponseController(sw).SetReadDeadline(time.Now().Add(bodyTimeout))
+		if e := rt.h(sw, r); e != nil {
+			if e.Status >= 500 {
+				s.opts.Log.Error("request failed", "path", path, "status", e.Status, "error", e.Message)
+			}
+			if sw.wrote {
+				return // a stream already started reports its own errors
+			}
+			writeError(sw, e)
+		}
+	})
+}
+
+// bodyTimeout bounds the time a client may take to send its request body.
+var bodyTimeout = time.Minute
+
+// authorize checks the bearer key: any key for authUser when an API key is
+// set (the admin key also passes), the admin key for authAdmin.
+func (s *Server) authorize(r *http.Request, level int) *apiError {
+	if level == authNone {
+		return nil
+	}
+	key, hasBearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	key = strings.TrimSpace(key)
+	sum := sha256.Sum256([]byte(key))
+	isAdmin := s.opts.AdminKey != "" && hasBearer && subtle.ConstantTimeCompare(sum[:], s.adminKey[:]) == 1
+	if level == authAdmin {
+		if s.opts.AdminKey == "" {
+			return newError(http.StatusForbidden, typePermission, "admin_disabled", "", "persona management is disabled: start the server with --admin-key")
+		}
+		if !isAdmin {
+			return newError(http.StatusUnauthorized, typeAuthentication, "invalid_admin_key", "", "persona management needs the admin key (Authorization: Bearer ADMIN_KEY)")
+		}
+		return nil
+	}
+	if s.opts.APIKey == "" || isAdmin {
+		return nil
+	}
+	if !hasBearer || subtle.ConstantTimeCompare(sum[:], s.apiKey[:]) != 1 {
+		return newError(http.StatusUnauthorized, typeAuthentication, "invalid_api_key", "", "incorrect or missing API key (Authorization: Bearer KEY)")
+	}
+	return nil
+}
+
+// statusWriter records the status and whether anything was written, and
+// passes Flush through for streaming.
+type statusWriter struct {
+	http.ResponseWriter
+	code  int
+	wrote bool
+}
+
+// WriteHeader records the status.
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.code, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Write records that the body started.
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.code, w.wrote = http.StatusOK, true
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush flushes the underlying writer, for streams.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap returns the underlying writer (for http.ResponseController).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) status() int {
+	if !w.wrote {
+		return http.StatusOK
+	}
+	return w.code
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) *apiError {
+	st := s.eng.Stats()
+	s.mu.RLock()
+	n := len(s.personas)
+	s.mu.RUnlock()
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "personas": n, "active": st.Active, "queued": st.Queued, "slots": st.MaxSeqs})
+	return nil
+}
+
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) *apiError {
+	s.metrics.handler.ServeHTTP(w, r)
+	return nil
+}
+
+func (s *Server) modelObjects() []modelObject {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := []modelObject{{ID: s.opts.BaseID, Object: "model", Created: s.created, OwnedBy: "masque"}}
+	for _, name := range s.sortedNamesLocked() {
+		out = append(out, modelObject{ID: name, Object: "model", Created: s.personas[name].created, OwnedBy: "masque"})
+	}
+	return out
+}
+
+func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) *apiError {
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": s.modelObjects()})
+	return nil
+}
+
+func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) *apiError {
+	id := strings.TrimPrefix(r.URL.Path, "/v1/models/")
+	for _, m := range s.modelObjects() {
+		if m.ID == id {
+			writeJSON(w, http.StatusOK, m)
+			return nil
+		}
+	}
+	return modelNotFound(id)
+}
+
+func modelNotFound(id string) *apiError {
+	return newError(http.StatusNotFound, typeInvalidRequest, "model_not_found", "model", "the model %q does not exist (GET /v1/models lists the personas)", id)
+}
+
+// requestContext bounds a request by the server's timeout.
+func (s *Server) requestContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.opts.Timeout)
+}
