@@ -2,8 +2,14 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/masque-ai/masque/quant"
 )
@@ -71,9 +77,12 @@ func BenchmarkMatMul(b *testing.B) {
 	for _, dt := range allTypes {
 		for _, sh := range benchShapes {
 			cols := benchCols(dt, sh.cols)
-			w := benchMatrix(dt, sh.rows, cols)
+			var w *Matrix
 			for _, m := range []int{1, 128} {
 				b.Run(fmt.Sprintf("%s/%s/m=%d", dt, sh.name, m), func(b *testing.B) {
+					if w == nil {
+						w = benchMatrix(dt, sh.rows, cols)
+					}
 					x := randVec(rand.New(rand.NewPCG(2, 3)), m*cols, 1)
 					dst := make([]float32, m*sh.rows)
 					k.MatMul(dst, x, w, m)
@@ -85,6 +94,122 @@ func BenchmarkMatMul(b *testing.B) {
 					b.ReportMetric(2*float64(m)*float64(sh.rows)*float64(cols)/s/1e9, "GFLOP/s")
 					b.ReportMetric(float64(len(w.Data))/s/1e9, "GB/s")
 				})
+			}
+		}
+	}
+}
+
+// TestBenchMin measures the best-of-N time of MatMul per level, dtype, shape
+// and m, which is far less sensitive to other load on the machine than
+// testing.B's mean. It only runs with MASQUE_BENCH=1 (MASQUE_BENCH_FILTER,
+// a regexp, picks cases; MASQUE_BENCH_THREADS the thread count, default 2).
+func TestBenchMin(t *testing.T) {
+	if os.Getenv("MASQUE_BENCH") == "" {
+		t.Skip("set MASQUE_BENCH=1")
+	}
+	th := 2
+	if v, err := strconv.Atoi(os.Getenv("MASQUE_BENCH_THREADS")); err == nil {
+		th = v
+	}
+	defer SetThreads(0)
+	SetThreads(th)
+	if v, err := strconv.Atoi(os.Getenv("MASQUE_BENCH_QMAXM")); err == nil {
+		for _, l := range levels() {
+			for t := range l.q.maxM {
+				l.q.maxM[t] = v
+			}
+		}
+	}
+	if v, err := strconv.Atoi(os.Getenv("MASQUE_BENCH_KB")); err == nil {
+		gemmKBlock = v
+	}
+	filter := regexp.MustCompile(os.Getenv("MASQUE_BENCH_FILTER"))
+	names := Levels()
+	if lv := os.Getenv("MASQUE_BENCH_LEVELS"); lv != "" {
+		names = strings.Split(lv, ",")
+	}
+	ms := []int{1, 128}
+	if v := os.Getenv("MASQUE_BENCH_M"); v != "" {
+		ms = nil
+		for _, f := range strings.Split(v, ",") {
+			n, _ := strconv.Atoi(f)
+			ms = append(ms, n)
+		}
+	}
+	for _, dt := range allTypes {
+		for _, sh := range benchShapes {
+			cols := benchCols(dt, sh.cols)
+			var w *Matrix
+			for _, m := range ms {
+				for _, name := range names {
+					k, err := ForLevel(name)
+					if err != nil {
+						t.Fatal(err)
+					}
+					id := fmt.Sprintf("%s %s %s m=%d", k.Name(), dt, sh.name, m)
+					if !filter.MatchString(id) {
+						continue
+					}
+					if w == nil {
+						w = benchMatrix(dt, sh.rows, cols)
+					}
+					x := randVec(rand.New(rand.NewPCG(2, 3)), m*cols, 1)
+					dst := make([]float32, m*sh.rows)
+					best := math.Inf(1)
+					start := time.Now()
+					for n := 0; n < 400 && (n < 5 || time.Since(start) < 3*time.Second); n++ {
+						t0 := time.Now()
+						k.MatMul(dst, x, w, m)
+						best = min(best, time.Since(t0).Seconds())
+					}
+					flop := 2 * float64(m) * float64(sh.rows) * float64(cols)
+					fmt.Printf("%-32s %9.1f µs %8.1f GFLOP/s %7.1f GB/s\n", id, best*1e6, flop/best/1e9, float64(len(w.Data))/best/1e9)
+				}
+			}
+		}
+	}
+}
+
+// TestBenchBackward is TestBenchMin for the backward products at m = 256
+// (MASQUE_BENCH=1 to run).
+func TestBenchBackward(t *testing.T) {
+	if os.Getenv("MASQUE_BENCH") == "" {
+		t.Skip("set MASQUE_BENCH=1")
+	}
+	th := 2
+	if v, err := strconv.Atoi(os.Getenv("MASQUE_BENCH_THREADS")); err == nil {
+		th = v
+	}
+	defer SetThreads(0)
+	SetThreads(th)
+	names := Levels()
+	if lv := os.Getenv("MASQUE_BENCH_LEVELS"); lv != "" {
+		names = strings.Split(lv, ",")
+	}
+	const m = 256
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, sh := range []struct{ rows, cols int }{{512, 512}, {896, 896}, {2048, 2048}, {4864, 896}, {896, 4864}} {
+		w := FromF32(sh.rows, sh.cols, randVec(rng, sh.rows*sh.cols, 0.05))
+		dy := randVec(rng, m*sh.rows, 1)
+		x := randVec(rng, m*sh.cols, 1)
+		dx := make([]float32, m*sh.cols)
+		dw := make([]float32, sh.rows*sh.cols)
+		for _, name := range names {
+			k, _ := ForLevel(name)
+			for _, op := range []string{"BackInput", "BackWeight"} {
+				best := math.Inf(1)
+				start := time.Now()
+				for n := 0; n < 200 && (n < 3 || time.Since(start) < 2*time.Second); n++ {
+					t0 := time.Now()
+					if op == "BackInput" {
+						k.MatMulBackInput(dx, dy, w, m)
+					} else {
+						k.MatMulBackWeight(dw, dy, x, m, sh.rows, sh.cols)
+					}
+					best = min(best, time.Since(t0).Seconds())
+				}
+				flop := 2 * float64(m) * float64(sh.rows) * float64(sh.cols)
+				fmt.Printf("%-7s %-10s %4dx%-4d m=%d %9.1f µs %7.1f GFLOP/s\n", k.Name(), op, sh.rows, sh.cols, m, best*1e6, flop/best/1e9)
 			}
 		}
 	}

@@ -31,6 +31,9 @@ func newGoLevel() *level {
 		}
 	}
 	l.q = goQuantKernels()
+	l.outerP, l.outerR = goOuterTable(false), goOuterTable(true)
+	l.outMR, l.outVec = goOuterMR, goOuterVec
+	l.v = goVec
 	return l
 }
 

@@ -10,11 +10,24 @@ import (
 
 // Blocking parameters of the float GEMM (m > mrMax).
 const (
-	gemmRowBlock   = 64   // weight rows per task
-	gemmTokenBlock = 96   // tokens per task
-	gemmKBlock     = 1024 // reduction length per pass, so tiles stay in L1/L2
-	minTaskMACs    = 1 << 16
+	gemmRowBlock      = 64   // weight rows per task
+	gemmTokenBlock    = 96   // tokens per task
+	gemmKBlockDefault = 1024 // reduction length per pass, so tiles stay in L1/L2
+	minTaskMACs       = 1 << 16
+	maxCallRows       = 1024 // weight rows per assembly call
 )
+
+var gemmKBlock = gemmKBlockDefault
+
+// kBlock splits a reduction of length k (a multiple of kvec) into passes of
+// at most about target elements, all of nearly the same length.
+func kBlock(k, kvec, target int) int {
+	if k == 0 {
+		return 0
+	}
+	n := ceilDiv(k, target)
+	return roundUp(ceilDiv(k, n), kvec)
+}
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
@@ -69,8 +82,12 @@ func (l *level) dotRows(t quant.DType, mr, nr int, dst []float32, ldd int, x []f
 	if acc {
 		a = 1
 	}
-	if g := nrows / nr; g > 0 {
-		l.dotFor(t, mr, nr)(&dst[0], ldd*4, &x[0], ldx*4, w, ldw, k, g, a)
+	// At most maxCallRows rows per assembly call, so a goroutine is never
+	// unpreemptible for long.
+	g := nrows / nr
+	for g0 := 0; g0 < g; g0 += maxCallRows / nr {
+		gn := min(g-g0, maxCallRows/nr)
+		l.dotFor(t, mr, nr)(&dst[g0*nr], ldd*4, &x[0], ldx*4, unsafe.Add(w, g0*nr*ldw), ldw, k, gn, a)
 	}
 	if rest := nrows % nr; rest > 0 {
 		done := nrows - rest
@@ -129,12 +146,17 @@ func (l *level) matMulFloat(dst, x []float32, w *Matrix, m int) {
 		tb = roundUp(tb/2, mr)
 		ntb = ceilDiv(m, tb)
 	}
-	kb := roundUp(min(kmain, gemmKBlock), l.kvec)
+	kb := kBlock(kmain, l.kvec, gemmKBlock)
 	parallel(nrb*ntb, func(task int) {
 		r0 := (task / ntb) * rb
 		r1 := min(N, r0+rb)
 		i0 := (task % ntb) * tb
 		i1 := min(m, i0+tb)
+		// The first token tile would otherwise wait on memory for every
+		// line of the weight block and of the output rows; ask for all of
+		// them at once.
+		prefetchL2(&w.Data[r0*ldw], (r1-r0)*ldw, 0, 1)
+		prefetchL2((*byte)(unsafe.Pointer(&dst[i0*N+r0])), (r1-r0)*4, N*4, i1-i0)
 		for k0 := 0; k0 < kmain || k0 == 0; k0 += kb {
 			kn := min(kb, kmain-k0)
 			for i := i0; i < i1; i += mr {
@@ -161,12 +183,12 @@ func getF32(n int) *[]float32 {
 	return &b
 }
 
-// matMulQuant multiplies by a block-quantised matrix. Small m uses the
-// integer kernels on 8-bit activations; larger m decodes row blocks of the
-// weights to float32 once and reuses them for all tokens with the float
+// matMulQuant multiplies by a block-quantised matrix. Up to maxM tokens use
+// the integer kernels on 8-bit activations; more tokens decode row blocks of
+// the weights to float32 once and reuse them for all tokens with the float
 // tiles.
 func (l *level) matMulQuant(dst, x []float32, w *Matrix, m int) {
-	if m <= l.q.maxM && l.q.qdot[w.Type] != nil {
+	if m <= l.q.maxM[w.Type] && l.q.qdot[w.Type] != nil {
 		l.gemvQuant(dst, x, w, m)
 		return
 	}
@@ -188,7 +210,9 @@ func (l *level) gemmDecoded(dst, x []float32, w *Matrix, m int) {
 		tb = roundUp(tb/2, mr)
 		ntb = ceilDiv(m, tb)
 	}
-	kb := roundUp(min(kmain, gemmKBlock), l.kvec)
+	// Half the float path's pass: the decoded rows and the activation tile
+	// then share L1.
+	kb := kBlock(kmain, l.kvec, gemmKBlock/2)
 	decode := l.q.decode[w.Type]
 	parallel(nrb*ntb, func(task int) {
 		r0 := (task / ntb) * rb
@@ -197,6 +221,8 @@ func (l *level) gemmDecoded(dst, x []float32, w *Matrix, m int) {
 		i1 := min(m, i0+tb)
 		bp := getF32(decodeRows * K)
 		buf := *bp
+		prefetchL2(&w.Data[r0*rbytes], (r1-r0)*rbytes, 0, 1)
+		prefetchL2((*byte)(unsafe.Pointer(&dst[i0*N+r0])), (r1-r0)*4, N*4, i1-i0)
 		for s0 := r0; s0 < r1; s0 += decodeRows {
 			s1 := min(r1, s0+decodeRows)
 			decode(buf[:(s1-s0)*K], w.Data[s0*rbytes:s1*rbytes], K)
@@ -214,16 +240,4 @@ func (l *level) gemmDecoded(dst, x []float32, w *Matrix, m int) {
 		}
 		f32Pool.Put(bp)
 	})
-}
-
-// Row implements Kernels.
-func (f fast) Row(dst []float32, w *Matrix, i int) {
-	rb := w.RowBytes()
-	src := w.Data[i*rb : (i+1)*rb]
-	switch w.Type {
-	case quant.F32, quant.F16, quant.BF16:
-		f.l.q.decodeFloat(w.Type, dst[:w.Cols], src)
-	default:
-		f.l.q.decode[w.Type](dst[:w.Cols], src, w.Cols)
-	}
 }

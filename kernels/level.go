@@ -28,6 +28,13 @@ type level struct {
 	dot [3][][]dotFn
 
 	q quantKernels
+
+	// Outer-product tiles for the backward products: outerP/outerR[mr][nv]
+	// for up to outMR rows and nv vectors of outVec columns.
+	outerP, outerR [][3]outerFn
+	outMR, outVec  int
+
+	v vecKernels
 }
 
 func (l *level) dotFor(t quant.DType, mr, nr int) dotFn {

@@ -4,8 +4,6 @@ package kernels
 
 import "github.com/masque-ai/masque/quant"
 
-//go:generate go run ./internal/gen
-
 var (
 	levelAVX512 = newAsmLevel("avx512", 16, 6, []int{0, 8, 8, 6, 5, 5, 4},
 		[3][][]dotFn{
@@ -22,6 +20,17 @@ var (
 )
 
 func newAsmLevel(name string, kvec, mrMax int, nrMax []int, dot [3][][]dotFn, q quantKernels) *level {
-	return &level{name: name, kvec: kvec, mrMax: mrMax, nrMax: nrMax, dot: dot, q: q}
+	l := &level{name: name, kvec: kvec, mrMax: mrMax, nrMax: nrMax, dot: dot, q: q, outVec: kvec}
+	if name == "avx512" {
+		l.outerP, l.outerR, l.outMR = outerP_avx512, outerR_avx512, 12
+		l.v = vecKernels{w: 16, dot: vdot_avx512, sumsq: vsumsq_avx512, axpy: vaxpy_avx512,
+			mulScale: vmulscale_avx512, scale: vscale_avx512, max: vmax_avx512, expSub: vexpsub_avx512,
+			siluMul: vsilumul_avx512, cvtBF16: vcvtBF16_avx512, cvtF16: vcvtF16_avx512}
+	} else {
+		l.outerP, l.outerR, l.outMR = outerP_avx2, outerR_avx2, 6
+		l.v = vecKernels{w: 8, dot: vdot_avx2, sumsq: vsumsq_avx2, axpy: vaxpy_avx2,
+			mulScale: vmulscale_avx2, scale: vscale_avx2, max: vmax_avx2, expSub: vexpsub_avx2,
+			siluMul: vsilumul_avx2, cvtBF16: vcvtBF16_avx2, cvtF16: vcvtF16_avx2}
+	}
+	return l
 }
-

@@ -1,11 +1,3 @@
-// Package kernels holds the numerical inner loops of masque: matrix products
-// over weights in any quant.DType, RMSNorm, SiLU·mul, softmax and the small
-// vector operations attention is built from.
-//
-// The Kernels interface is what the model and training code call. Portable is a
-// plain, single-threaded Go implementation that defines the expected results;
-// Default returns the fastest implementation for this machine, which the tests
-// compare against Portable.
 package kernels
 
 import (

@@ -65,6 +65,9 @@ func (Portable) Row(dst []float32, w *Matrix, i int) {
 // RMSNorm implements Kernels.
 func (Portable) RMSNorm(dst, x, weight []float32, eps float32) {
 	n := len(weight)
+	if n == 0 {
+		return
+	}
 	for off := 0; off+n <= len(x); off += n {
 		xr := x[off : off+n]
 		var ss float32

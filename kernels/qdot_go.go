@@ -46,15 +46,24 @@ func goQdot(t quant.DType, mr int) qdotFn {
 	}
 }
 
+// dot32 is the integer dot product of 32 quants.
+func dot32(w *[32]int8, x *[32]int8) int32 {
+	var s0, s1, s2, s3 int32
+	for j := 0; j < 32; j += 4 {
+		s0 += int32(w[j]) * int32(x[j])
+		s1 += int32(w[j+1]) * int32(x[j+1])
+		s2 += int32(w[j+2]) * int32(x[j+2])
+		s3 += int32(w[j+3]) * int32(x[j+3])
+	}
+	return s0 + s1 + s2 + s3
+}
+
 func goDotQ8_0(x, w []byte, k int) float32 {
 	var s float32
 	for b := 0; b < k/32; b++ {
-		blk := w[34*b:]
-		q := act32Quants(x, b)
-		var sum int32
-		for j := 0; j < 32; j++ {
-			sum += int32(int8(blk[2+j])) * int32(q[j])
-		}
+		blk := w[34*b : 34*b+34]
+		q := (*[32]int8)(act32Quants(x, b))
+		sum := dot32((*[32]int8)(unsafe.Pointer(&blk[2])), q)
 		s += float32(sum) * (f16(blk) * act32Scale(x, b))
 	}
 	return s
@@ -62,35 +71,42 @@ func goDotQ8_0(x, w []byte, k int) float32 {
 
 func goDotQ4_0(x, w []byte, k int) float32 {
 	var s float32
+	var u [32]int8
 	for b := 0; b < k/32; b++ {
-		blk := w[18*b:]
-		q := act32Quants(x, b)
-		var sum, qs int32
+		blk := w[18*b : 18*b+18]
+		q := (*[32]int8)(act32Quants(x, b))
 		for j := 0; j < 16; j++ {
-			sum += int32(blk[2+j]&15)*int32(q[j]) + int32(blk[2+j]>>4)*int32(q[16+j])
-			qs += int32(q[j]) + int32(q[16+j])
+			u[j] = int8(blk[2+j] & 15)
+			u[16+j] = int8(blk[2+j] >> 4)
 		}
-		s += float32(sum-8*qs) * (f16(blk) * act32Scale(x, b))
+		var qs int32
+		for _, v := range q {
+			qs += int32(v)
+		}
+		s += float32(dot32(&u, q)-8*qs) * (f16(blk) * act32Scale(x, b))
 	}
 	return s
 }
 
 func goDotQ4K(x, w []byte, k int) float32 {
 	var s float32
+	var u [32]int8
 	for b := 0; b < k/256; b++ {
-		blk := w[144*b:]
+		blk := w[144*b : 144*b+144]
 		d, dmin := f16(blk), f16(blk[2:])
 		sc, mn := q4kScales(blk[4:16])
 		q := act256Quants(x, b)
 		var A, B int32
 		for c := 0; c < 4; c++ {
-			var lo, hi int32
+			qs := blk[16+32*c : 16+32*c+32]
 			for l := 0; l < 32; l++ {
-				v := blk[16+32*c+l]
-				lo += int32(v&15) * int32(q[64*c+l])
-				hi += int32(v>>4) * int32(q[64*c+32+l])
+				u[l] = int8(qs[l] & 15)
 			}
-			A += int32(sc[2*c])*lo + int32(sc[2*c+1])*hi
+			A += int32(sc[2*c]) * dot32(&u, (*[32]int8)(q[64*c:]))
+			for l := 0; l < 32; l++ {
+				u[l] = int8(qs[l] >> 4)
+			}
+			A += int32(sc[2*c+1]) * dot32(&u, (*[32]int8)(q[64*c+32:]))
 		}
 		for j := 0; j < 8; j++ {
 			B += int32(mn[j]) * (act256Sum(x, b, 2*j) + act256Sum(x, b, 2*j+1))
@@ -103,14 +119,16 @@ func goDotQ4K(x, w []byte, k int) float32 {
 
 func goDotQ6K(x, w []byte, k int) float32 {
 	var s float32
+	var u [256]uint8
 	for b := 0; b < k/256; b++ {
 		blk := w[210*b : 210*b+210]
 		q := act256Quants(x, b)
+		q6kUnpack(blk, &u)
 		var A int32
 		for sb := 0; sb < 16; sb++ {
 			var I int32
 			for e := 16 * sb; e < 16*sb+16; e++ {
-				I += int32(q6kQuant(blk, e)) * int32(q[e])
+				I += int32(u[e]) * int32(q[e])
 			}
 			A += int32(int8(blk[192+sb])) * (I - 32*act256Sum(x, b, sb))
 		}

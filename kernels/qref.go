@@ -12,7 +12,7 @@ import (
 // and what the SIMD decoders are tested against; package quant's own
 // DequantizeRow must agree with them (tested).
 
-func f16(b []byte) float32 { return quant.F16ToF32(binary.LittleEndian.Uint16(b)) }
+func f16(b []byte) float32 { return f16Tab()[binary.LittleEndian.Uint16(b)] }
 
 // refDecodeQ8_0 decodes whole Q8_0 blocks from src into dst.
 func refDecodeQ8_0(src []byte, dst []float32) {
@@ -72,36 +72,35 @@ func refDecodeQ4K(src []byte, dst []float32) {
 	}
 }
 
-// q6kQuant returns the 6-bit quant (0..63, offset 32) of element e of a
-// Q6_K super-block.
-func q6kQuant(blk []byte, e int) int {
-	h, r := e/128, e%128
-	l, part := r%32, r/32
-	ql := blk[64*h:]
-	qh := blk[128+32*h:]
-	var lo byte
-	switch part {
-	case 0:
-		lo = ql[l] & 15
-	case 1:
-		lo = ql[l+32] & 15
-	case 2:
-		lo = ql[l] >> 4
-	case 3:
-		lo = ql[l+32] >> 4
+// q6kUnpack writes the 256 six-bit quants (0..63, offset 32) of a Q6_K
+// super-block in element order: in half h, with l in 0..31, byte
+// ql[64h+l] holds elements 128h+l (low nibble) and 128h+l+64 (high nibble),
+// ql[64h+32+l] holds 128h+l+32 and 128h+l+96, and qh[32h+l] holds the top
+// two bits of those four in bit pairs 0–1, 2–3, 4–5, 6–7.
+func q6kUnpack(blk []byte, q *[256]uint8) {
+	for h := 0; h < 2; h++ {
+		ql := (*[64]byte)(blk[64*h:])
+		qh := (*[32]byte)(blk[128+32*h:])
+		out := (*[128]uint8)(q[128*h:])
+		for l := 0; l < 32; l++ {
+			out[l] = ql[l]&15 | (qh[l]&3)<<4
+			out[l+32] = ql[l+32]&15 | (qh[l]>>2&3)<<4
+			out[l+64] = ql[l]>>4 | (qh[l]>>4&3)<<4
+			out[l+96] = ql[l+32]>>4 | (qh[l]>>6&3)<<4
+		}
 	}
-	hi := (qh[l] >> (2 * part)) & 3
-	return int(lo | hi<<4)
 }
 
 // refDecodeQ6K decodes whole Q6_K super-blocks: d·scale[e/16]·(q−32).
 func refDecodeQ6K(src []byte, dst []float32) {
+	var q [256]uint8
 	for b := 0; b < len(dst)/256; b++ {
 		blk := src[210*b : 210*b+210]
 		d := f16(blk[208:])
+		q6kUnpack(blk, &q)
 		for e := 0; e < 256; e++ {
 			s := float32(int8(blk[192+e/16]))
-			dst[256*b+e] = d * s * float32(q6kQuant(blk, e)-32)
+			dst[256*b+e] = d * s * float32(int(q[e])-32)
 		}
 	}
 }

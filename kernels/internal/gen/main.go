@@ -76,6 +76,9 @@ func main() {
 	s3.f("%s//go:build amd64\n\n#include \"textflag.h\"\n", header)
 	g3.f("%s//go:build amd64\n\npackage kernels\n", header)
 	genQdot(&s3, &g3)
+	genActConsts(&s3)
+	genActQ(&s3, &g3)
+	genDec(&s3, &g3)
 	writeFile(dir, "qdot_amd64.s", s3.b.Bytes())
 	writeFile(dir, "qdot_amd64.go", g3.b.Bytes())
 
@@ -83,7 +86,8 @@ func main() {
 	var g2 goFile
 	s2.f("%s//go:build amd64\n\n#include \"textflag.h\"\n", header)
 	g2.f("%s//go:build amd64\n\npackage kernels\n\nimport \"unsafe\"\n\nvar _ unsafe.Pointer\n", header)
+	genOuter(&s2, &g2)
 	genMisc(&s2, &g2)
-	writeFile(dir, "misc_amd64.s", s2.b.Bytes())
-	writeFile(dir, "misc_amd64.go", g2.b.Bytes())
+	writeFile(dir, "vec_amd64.s", s2.b.Bytes())
+	writeFile(dir, "vec_amd64.go", g2.b.Bytes())
 }

@@ -29,21 +29,18 @@ var qtypes = []qtype{
 	{"Q6_K", 210, 320, 256, false},
 }
 
-const qmrMax = 4
+const qmrMax = 8
 
 func qdotName(t qtype, s isa, mr int) string { return fmt.Sprintf("qdot%s_%s_%d", t.name, s.name, mr) }
 
-// GPR roles in the integer kernels.
-var qxp = []string{"BX", "CX", "SI", "DI"} // token activation rows
+// GPR roles in the integer kernels. The per-row values (start of the weight
+// row, dst pointer, rows left) live in the frame.
+var qxp = []string{"BX", "CX", "SI", "DI", "R11", "R12", "R13", "R14"} // token activation rows
 
 const (
-	qOW   = "R8"  // running weight pointer
-	qOA   = "R9"  // activation offset within a row
-	qCNT  = "R10" // iterations left in this row
-	qWP   = "R11" // start of the current weight row
-	qDP   = "R12" // dst for the current row, token 0
-	qLDD  = "R13"
-	qROWS = "R14"
+	qOW  = "R8"  // running weight pointer
+	qOA  = "R9"  // activation offset within a row
+	qCNT = "R10" // iterations left in this row
 )
 
 func genQdot(a *asm, g *goFile) {
@@ -51,7 +48,7 @@ func genQdot(a *asm, g *goFile) {
 	for _, s := range []isa{isaAVX512, isaAVX2} {
 		for _, t := range qtypes {
 			g.f("var qdot%s_%s = []qdotFn{nil,", t.name, s.name)
-			for mr := 1; mr <= qmrMax; mr++ {
+			for mr := 1; mr <= qmrLimit(s, t); mr++ {
 				g.f("%s,", qdotName(t, s, mr))
 				qdotKernel(a, s, t, mr)
 			}
@@ -60,7 +57,7 @@ func genQdot(a *asm, g *goFile) {
 	}
 	for _, s := range []isa{isaAVX512, isaAVX2} {
 		for _, t := range qtypes {
-			for mr := 1; mr <= qmrMax; mr++ {
+			for mr := 1; mr <= qmrLimit(s, t); mr++ {
 				g.f("//go:noescape\nfunc %s(%s)\n", qdotName(t, s, mr), qdotArgs)
 			}
 		}
@@ -141,7 +138,7 @@ type qkern struct {
 func (q *qkern) emit(name string) {
 	a, s, t := q.a, q.s, q.t
 	a.f("\n// func %s(%s)", name, qdotArgs)
-	a.f("TEXT ·%s(SB), NOSPLIT, $16-64", name)
+	a.f("TEXT ·%s(SB), NOSPLIT, $176-64", name)
 	// Iteration counts.
 	a.i("MOVQ", "k+48(FP)", "AX")
 	if t.eIter == 64 {
@@ -159,11 +156,13 @@ func (q *qkern) emit(name string) {
 	for i := 1; i < q.mr; i++ {
 		a.i("LEAQ", fmt.Sprintf("(%s)(AX*1)", qxp[i-1]), qxp[i])
 	}
-	a.i("MOVQ", "w+32(FP)", qWP)
-	a.i("MOVQ", "dst+0(FP)", qDP)
-	a.i("MOVQ", "ldd+8(FP)", qLDD)
-	a.i("MOVQ", "nrows+56(FP)", qROWS)
-	a.i("TESTQ", qROWS, qROWS)
+	a.i("MOVQ", "w+32(FP)", "AX")
+	a.i("MOVQ", "AX", "wp-24(SP)")
+	a.i("MOVQ", "dst+0(FP)", "AX")
+	a.i("MOVQ", "AX", "dp-32(SP)")
+	a.i("MOVQ", "nrows+56(FP)", "AX")
+	a.i("MOVQ", "AX", "rows-40(SP)")
+	a.i("TESTQ", "AX", "AX")
 	done := a.newLabel("done")
 	a.i("JZ", done)
 	q.consts()
@@ -172,7 +171,7 @@ func (q *qkern) emit(name string) {
 	tail := a.newLabel("tail")
 	store := a.newLabel("store")
 	a.lbl(row)
-	a.i("MOVQ", qWP, qOW)
+	a.i("MOVQ", "wp-24(SP)", qOW)
 	a.i("XORQ", qOA, qOA)
 	a.i("MOVQ", "nfull-8(SP)", qCNT)
 	for _, r := range q.acc {
@@ -194,17 +193,19 @@ func (q *qkern) emit(name string) {
 		q.body(true)
 	}
 	a.lbl(store)
-	a.i("MOVQ", qDP, "AX")
+	a.i("MOVQ", "dp-32(SP)", "AX")
+	a.i("MOVQ", "ldd+8(FP)", "DX")
 	for i, r := range q.acc {
 		if i > 0 {
-			a.i("ADDQ", qLDD, "AX")
+			a.i("ADDQ", "DX", "AX")
 		}
 		hsum(a, s, r, q.tmp)
 		a.i("VMOVSS", xr(r), "(AX)")
 	}
-	a.i("ADDQ", "$4", qDP)
-	a.i("ADDQ", "ldw+40(FP)", qWP)
-	a.i("DECQ", qROWS)
+	a.i("ADDQ", "$4", "dp-32(SP)")
+	a.i("MOVQ", "ldw+40(FP)", "AX")
+	a.i("ADDQ", "AX", "wp-24(SP)")
+	a.i("DECQ", "rows-40(SP)")
 	a.i("JNZ", row)
 	a.lbl(done)
 	a.i("VZEROUPPER")
@@ -481,7 +482,7 @@ func q6kAVX512(q *qkern) {
 		for h := 0; h < 2; h++ {
 			ql, qh, ha, hb := t0, t1, q0+2*h, q0+2*h+1
 			a.i("VMOVDQU64", wa(64*h), zr(ql))
-			a.i("VMOVDQU", wa(128+32*h), yr(qh))
+			a.i("VMOVDQU8", wa(128+32*h), yr(qh))
 			// low nibbles | high bits: elements 128h .. 128h+63
 			a.i("VPSLLW", "$4", yr(qh), yr(ha))
 			a.i("VPSLLW", "$2", yr(qh), yr(hb))
@@ -522,6 +523,255 @@ func q6kAVX512(q *qkern) {
 
 // ---- AVX2 ----
 
-func q32AVX2(q *qkern) {}
-func q4kAVX2(q *qkern) {}
-func q6kAVX2(q *qkern) {}
+// qmrLimit is the most tokens one kernel of type t handles on ISA s.
+func qmrLimit(s isa, t qtype) int {
+	if s.v == "Z" {
+		return 8
+	}
+	if t.name == "Q6_K" {
+		return 3
+	}
+	return 4
+}
+
+func q32AVX2(q *qkern) {
+	a := q.a
+	const (
+		cM    = 0
+		cOnes = 1
+		dw    = 2
+		qq    = 3
+		hh    = 4
+		u     = 5
+		t     = 6
+		sv    = 7
+		xx    = 8
+	)
+	for i := 0; i < q.mr; i++ {
+		q.acc = append(q.acc, 9+i)
+	}
+	q.tmp = t
+	q.consts = func() {
+		a.i("MOVL", "$0x0f0f0f0f", "AX")
+		a.i("VMOVD", "AX", xr(cM))
+		a.i("VPBROADCASTD", xr(cM), yr(cM))
+		a.i("MOVL", "$0x00010001", "AX")
+		a.i("VMOVD", "AX", xr(cOnes))
+		a.i("VPBROADCASTD", xr(cOnes), yr(cOnes))
+	}
+	isQ8 := q.t.name == "Q8_0"
+	bs := 18
+	if isQ8 {
+		bs = 34
+	}
+	q.body = func(tail bool) {
+		nb := 2
+		if tail {
+			nb = 1
+		}
+		for h := 0; h < nb; h++ {
+			a.i("VPBROADCASTW", wa(bs*h), xr(dw))
+			a.i("VCVTPH2PS", xr(dw), yr(dw))
+			if isQ8 {
+				a.i("VMOVDQU", wa(bs*h+2), yr(qq))
+				a.i("VPABSB", yr(qq), yr(u))
+			} else {
+				a.i("VMOVDQU", wa(bs*h+2), xr(qq))
+				a.i("VPSRLW", "$4", xr(qq), xr(hh))
+				a.i("VPAND", xr(cM), xr(qq), xr(qq))
+				a.i("VPAND", xr(cM), xr(hh), xr(hh))
+				a.i("VINSERTI128", "$1", xr(hh), yr(qq), yr(u))
+			}
+			for i := 0; i < q.mr; i++ {
+				if isQ8 {
+					a.i("VMOVDQU", xa(i, 32*h), yr(xx))
+					a.i("VPSIGNB", yr(qq), yr(xx), yr(xx))
+					a.i("VPMADDUBSW", yr(xx), yr(u), yr(t))
+				} else {
+					a.i("VPMADDUBSW", xa(i, 32*h), yr(u), yr(t))
+				}
+				a.i("VPMADDWD", yr(cOnes), yr(t), yr(t))
+				if !isQ8 {
+					a.i("VPADDD", xa(i, 128+32*h), yr(t), yr(t))
+				}
+				a.i("VCVTDQ2PS", yr(t), yr(t))
+				a.i("VMULPS", xa(i, 64+32*h), yr(dw), yr(sv))
+				a.i("VFMADD231PS", yr(t), yr(sv), yr(q.acc[i]))
+			}
+		}
+	}
+}
+
+// Stack slots of the AVX2 k-quant kernels (32 bytes each, below the five
+// 8-byte locals of every kernel).
+const (
+	slotD   = 80  // d broadcast
+	slotDM  = 112 // dmin broadcast
+	slotMND = 144 // Q4_K mins, each twice, as int16
+	slotS16 = 176 // sub-block scales as int16
+)
+
+func slot(name string, off, plus int) string { return fmt.Sprintf("%s-%d(SP)", name, off-plus) }
+
+func f16ToSlot(a *asm, off int, t int, name string, so int) {
+	a.i("MOVWLZX", wa(off), "AX")
+	a.i("VMOVD", "AX", xr(t))
+	a.i("VCVTPH2PS", xr(t), xr(t))
+	a.i("VBROADCASTSS", xr(t), yr(t))
+	a.i("VMOVUPS", yr(t), slot(name, so, 0))
+}
+
+func q4kAVX2(q *qkern) {
+	a := q.a
+	const (
+		cM   = 0
+		lo   = 1
+		hi   = 2
+		sclo = 3
+		schi = 4
+		t    = 5
+		sv   = 6
+	)
+	ai := make([]int, q.mr)
+	for i := 0; i < q.mr; i++ {
+		ai[i] = 7 + i
+		q.acc = append(q.acc, 7+q.mr+i)
+	}
+	q.tmp = t
+	q.consts = func() {
+		a.i("MOVL", "$0x0f0f0f0f", "AX")
+		a.i("VMOVD", "AX", xr(cM))
+		a.i("VPBROADCASTD", xr(cM), yr(cM))
+	}
+	q.body = func(bool) {
+		q4kScales(a, t, sv, lo, false)
+		a.i("VPMOVZXBW", xr(t), yr(lo))
+		a.i("VMOVDQU", yr(lo), slot("s16", slotS16, 0))
+		a.i("VPSRLDQ", "$8", xr(t), xr(t))
+		a.i("VPMOVZXBW", xr(t), xr(t))
+		a.i("VPUNPCKLWD", xr(t), xr(t), xr(lo))
+		a.i("VPUNPCKHWD", xr(t), xr(t), xr(hi))
+		a.i("VINSERTI128", "$1", xr(hi), yr(lo), yr(lo))
+		a.i("VMOVDQU", yr(lo), slot("mnd", slotMND, 0))
+		f16ToSlot(a, 0, t, "dv", slotD)
+		f16ToSlot(a, 2, t, "dmv", slotDM)
+		for i := range ai {
+			a.i("VPXOR", yr(ai[i]), yr(ai[i]), yr(ai[i]))
+		}
+		for c := 0; c < 4; c++ {
+			a.i("VMOVDQU", wa(16+32*c), yr(lo))
+			a.i("VPSRLW", "$4", yr(lo), yr(hi))
+			a.i("VPAND", yr(cM), yr(lo), yr(lo))
+			a.i("VPAND", yr(cM), yr(hi), yr(hi))
+			a.i("VPBROADCASTW", slot("s16", slotS16, 2*(2*c)), yr(sclo))
+			a.i("VPBROADCASTW", slot("s16", slotS16, 2*(2*c+1)), yr(schi))
+			for i := 0; i < q.mr; i++ {
+				a.i("VPMADDUBSW", xa(i, 64*c), yr(lo), yr(t))
+				a.i("VPMADDWD", yr(sclo), yr(t), yr(t))
+				a.i("VPADDD", yr(t), yr(ai[i]), yr(ai[i]))
+				a.i("VPMADDUBSW", xa(i, 64*c+32), yr(hi), yr(t))
+				a.i("VPMADDWD", yr(schi), yr(t), yr(t))
+				a.i("VPADDD", yr(t), yr(ai[i]), yr(ai[i]))
+			}
+		}
+		for i := 0; i < q.mr; i++ {
+			a.i("VCVTDQ2PS", yr(ai[i]), yr(ai[i]))
+			a.i("VBROADCASTSS", xa(i, 288), yr(t))
+			a.i("VMULPS", slot("dv", slotD, 0), yr(t), yr(sv))
+			a.i("VFMADD231PS", yr(ai[i]), yr(sv), yr(q.acc[i]))
+			a.i("VMULPS", slot("dmv", slotDM, 0), yr(t), yr(sv))
+			a.i("VMOVDQU", xa(i, 256), yr(t))
+			a.i("VPMADDWD", slot("mnd", slotMND, 0), yr(t), yr(t))
+			a.i("VCVTDQ2PS", yr(t), yr(t))
+			a.i("VFNMADD231PS", yr(t), yr(sv), yr(q.acc[i]))
+		}
+	}
+}
+
+func q6kAVX2(q *qkern) {
+	a := q.a
+	const (
+		cM  = 0
+		c30 = 1
+		ql  = 2
+		qh  = 3
+		dlo = 4
+		dhi = 5
+		pp  = 6
+		sc  = 7
+		t   = 8
+		hh  = 9
+	)
+	ai := make([]int, q.mr)
+	for i := 0; i < q.mr; i++ {
+		ai[i] = 10 + i
+		q.acc = append(q.acc, 10+q.mr+i)
+	}
+	q.tmp = t
+	q.consts = func() {
+		a.i("MOVL", "$0x0f0f0f0f", "AX")
+		a.i("VMOVD", "AX", xr(cM))
+		a.i("VPBROADCASTD", xr(cM), yr(cM))
+		a.i("MOVL", "$0x30303030", "AX")
+		a.i("VMOVD", "AX", xr(c30))
+		a.i("VPBROADCASTD", xr(c30), yr(c30))
+	}
+	q.body = func(bool) {
+		a.i("VPMOVSXBW", wa(192), yr(t))
+		a.i("VMOVDQU", yr(t), slot("s16", slotS16, 0))
+		a.i("VPERMQ", "$0x44", yr(t), yr(dlo))
+		a.i("VPERMQ", "$0xee", yr(t), yr(dhi))
+		f16ToSlot(a, 208, t, "dv", slotD)
+		for i := range ai {
+			a.i("VPXOR", yr(ai[i]), yr(ai[i]), yr(ai[i]))
+		}
+		for h := 0; h < 2; h++ {
+			a.i("VMOVDQU", wa(128+32*h), yr(qh))
+			for half := 0; half < 2; half++ { // ql bytes 0..31 or 32..63 of this half
+				a.i("VMOVDQU", wa(64*h+32*half), yr(ql))
+				for nib := 0; nib < 2; nib++ {
+					p := half + 2*nib // piece within the half: elements 128h+32p..
+					j := 4*h + p      // piece within the super-block
+					if nib == 0 {
+						a.i("VPAND", yr(cM), yr(ql), yr(pp))
+					} else {
+						a.i("VPSRLW", "$4", yr(ql), yr(pp))
+						a.i("VPAND", yr(cM), yr(pp), yr(pp))
+					}
+					switch p {
+					case 0:
+						a.i("VPSLLW", "$4", yr(qh), yr(hh))
+					case 1:
+						a.i("VPSLLW", "$2", yr(qh), yr(hh))
+					case 2:
+						a.i("VMOVDQA", yr(qh), yr(hh))
+					case 3:
+						a.i("VPSRLW", "$2", yr(qh), yr(hh))
+					}
+					a.i("VPAND", yr(c30), yr(hh), yr(hh))
+					a.i("VPOR", yr(hh), yr(pp), yr(pp))
+					src := dlo
+					if j >= 4 {
+						src = dhi
+					}
+					a.i("VPSHUFB", fmt.Sprintf("q6kshuf<>+%d(SB)", 32*(j%4)), yr(src), yr(sc))
+					for i := 0; i < q.mr; i++ {
+						a.i("VPMADDUBSW", xa(i, 32*j), yr(pp), yr(t))
+						a.i("VPMADDWD", yr(sc), yr(t), yr(t))
+						a.i("VPADDD", yr(t), yr(ai[i]), yr(ai[i]))
+					}
+				}
+			}
+		}
+		for i := 0; i < q.mr; i++ {
+			a.i("VMOVDQU", xa(i, 256), yr(t))
+			a.i("VPMADDWD", slot("s16", slotS16, 0), yr(t), yr(t))
+			a.i("VPSLLD", "$5", yr(t), yr(t))
+			a.i("VPSUBD", yr(t), yr(ai[i]), yr(ai[i]))
+			a.i("VCVTDQ2PS", yr(ai[i]), yr(ai[i]))
+			a.i("VBROADCASTSS", xa(i, 288), yr(t))
+			a.i("VMULPS", slot("dv", slotD, 0), yr(t), yr(t))
+			a.i("VFMADD231PS", yr(ai[i]), yr(t), yr(q.acc[i]))
+		}
+	}
+}

@@ -1,3 +1,0 @@
-package main
-
-func genMisc(a *asm, g *goFile) {}
