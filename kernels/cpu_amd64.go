@@ -9,7 +9,10 @@ import "golang.org/x/sys/cpu"
 var (
 	hasAVX2   = cpu.X86.HasAVX && cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C
 	hasAVX512 = hasAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL &&
-		cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VNNI
+		cpu.X86.HasAVX512DQ
+	// Without VNNI (Skylake-SP) the avx512 level keeps the AVX2 integer
+	// kernels for block-quantised weights.
+	hasVNNI = cpu.X86.HasAVX512VNNI
 )
 
 // levels returns the levels this CPU supports, fastest first; the last is

@@ -12,7 +12,8 @@
 // The fast implementation comes in three levels that share their drivers
 // (tiling, threading, activation quantisation) and differ in the inner loops:
 //
-//   - "avx512": Go assembly for AVX-512 F/BW/VL/DQ + VNNI (amd64),
+//   - "avx512": Go assembly for AVX-512 F/BW/VL/DQ (amd64); the integer
+//     kernels use VNNI where the CPU has it and the AVX2 ones otherwise,
 //   - "avx2":   Go assembly for AVX2 + FMA + F16C (amd64),
 //   - "go":     plain Go, for every other machine and as the reference the
 //     assembly tiles are tested against.

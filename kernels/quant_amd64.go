@@ -44,12 +44,16 @@ func asmQuantKernels(tabs map[quant.DType][]qdotFn, a32, a256 func(dst *byte, x 
 }
 
 func avx512QuantKernels() quantKernels {
-	return asmQuantKernels(map[quant.DType][]qdotFn{
+	tabs := map[quant.DType][]qdotFn{
 		quant.Q8_0: qdotQ8_0_avx512,
 		quant.Q4_0: qdotQ4_0_avx512,
 		quant.Q4_K: qdotQ4_K_avx512,
 		quant.Q6_K: qdotQ6_K_avx512,
-	}, actQ32_avx512, actQ256_avx512, map[quant.DType]decFn{
+	}
+	if !hasVNNI {
+		tabs = avx2Tabs
+	}
+	return asmQuantKernels(tabs, actQ32_avx512, actQ256_avx512, map[quant.DType]decFn{
 		quant.Q8_0: decQ8_0_avx512,
 		quant.Q4_0: decQ4_0_avx512,
 		quant.Q4_K: decQ4_K_avx512,
@@ -57,13 +61,15 @@ func avx512QuantKernels() quantKernels {
 	})
 }
 
+var avx2Tabs = map[quant.DType][]qdotFn{
+	quant.Q8_0: qdotQ8_0_avx2,
+	quant.Q4_0: qdotQ4_0_avx2,
+	quant.Q4_K: qdotQ4_K_avx2,
+	quant.Q6_K: qdotQ6_K_avx2,
+}
+
 func avx2QuantKernels() quantKernels {
-	return asmQuantKernels(map[quant.DType][]qdotFn{
-		quant.Q8_0: qdotQ8_0_avx2,
-		quant.Q4_0: qdotQ4_0_avx2,
-		quant.Q4_K: qdotQ4_K_avx2,
-		quant.Q6_K: qdotQ6_K_avx2,
-	}, actQ32_avx2, actQ256_avx2, map[quant.DType]decFn{
+	return asmQuantKernels(avx2Tabs, actQ32_avx2, actQ256_avx2, map[quant.DType]decFn{
 		quant.Q8_0: decQ8_0_avx2,
 		quant.Q4_0: decQ4_0_avx2,
 		quant.Q4_K: decQ4_K_avx2,

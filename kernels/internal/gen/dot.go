@@ -52,10 +52,6 @@ func loadW(a *asm, s isa, t wtype, addr, dst string) {
 
 var gprPool = []string{"BX", "CX", "SI", "DI", "R8", "R9", "R10", "R11", "R12", "R13", "R14"}
 
-// pfReg holds the start of the next row group in the one-token tiles (which
-// use at most 9 of gprPool).
-const pfReg = "R14"
-
 func dotName(t wtype, s isa, mr, nr int) string {
 	return fmt.Sprintf("dot%s_%s_%dx%d", t.name, s.name, mr, nr)
 }
@@ -160,23 +156,11 @@ func dotKernel(a *asm, s isa, t wtype, mr, nr int) {
 			a.i("VXORPS", r, r, r)
 		}
 	}
-	// Decoding (one token) streams the weights once: while a group of rows
-	// is consumed, ask for the next group (the nr·ldw bytes that follow,
-	// contiguous) at the same pace, nr·vector bytes per iteration.
-	pf := mr == 1 && (nr == 2 || nr == 4 || nr == 8)
-	if pf {
-		a.i("MOVQ", "wcur-8(SP)", pfReg)
-	}
 	a.i("XORQ", off, off)
 	a.i("TESTQ", end, end)
 	a.i("JZ", reduce)
 	a.f("PCALIGN $32")
 	a.lbl(loop)
-	if pf {
-		for b := 0; b < nr*s.vec*t.bytes; b += 64 {
-			a.i("PREFETCHT1", fmt.Sprintf("%d(%s)(%s*%d)", b, pfReg, off, nr))
-		}
-	}
 	for j := 0; j < nr; j++ {
 		loadW(a, s, t, fmt.Sprintf("(%s)(%s*1)", wp[j], off), s.r(wreg(j)))
 	}
