@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -17,7 +19,7 @@ func (e *env) benchCmd() *cobra.Command {
 	var mf modelFlags
 	var o bench.Options
 	var asJSON bool
-	var level string
+	var level, cpuProfile string
 	c := &cobra.Command{
 		Use:   "bench --model PATH [--prompt-tokens 128 --gen-tokens 64 --threads 2] [--json]",
 		Short: "Measure prompt and decode speed (tokens/s) and peak memory",
@@ -40,6 +42,17 @@ file (see bench/compare.sh).`,
 				}
 				ck.Model.K = k
 			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			r, err := bench.Run(ck.Model, o)
 			if err != nil {
 				return err
@@ -61,6 +74,7 @@ file (see bench/compare.sh).`,
 	c.Flags().IntVar(&o.Threads, "threads", 0, "kernel threads (default: one per core)")
 	c.Flags().Uint64Var(&o.Seed, "seed", 1, "seed of the random prompt")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) to this file")
 	c.Flags().StringVar(&level, "kernels", "", "force a kernel level ("+strings.Join(kernels.Levels(), ", ")+")")
 	return c
 }
