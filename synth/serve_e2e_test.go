@@ -1,11 +1,7 @@
-//go:build serve_e2e
-
 // This test runs the answers stage against `masque serve` (package serve)
-// on the built-in stories260K model over real HTTP with streaming. It is
-// opt-in (go test -tags serve_e2e ./synth/) because package serve was still
-// being written when synth was; the always-on end-to-end test
-// (TestEndToEndOverHTTP) uses synth's own minimal server over
-// generate.Generate instead. stories260K's 512-token context is shorter
+// on the built-in stories260K model over real HTTP with streaming.
+// TestEndToEndOverHTTP does the same against synth's own minimal server over
+// generate.Generate, with fault injection elsewhere. stories260K's 512-token context is shorter
 // than synth's prompts, so the test opens its own copy of the model with
 // max_position_embeddings raised to 2048 (RoPE runs at any position; the
 // text is nonsense either way) and checks the formats and row counts.
