@@ -179,22 +179,19 @@ func buildGGUF(f *gguf.File) (*Model, error) {
 	} else if m.LMHead, err = matrix("output.weight", cfg.Vocab, cfg.Hidden); err != nil {
 		return nil, err
 	}
-	qd, kvd := cfg.QDim(), cfg.KVDim()
-	shapes := [NumProj][2]int{{qd, cfg.Hidden}, {kvd, cfg.Hidden}, {kvd, cfg.Hidden}, {cfg.Hidden, qd},
-		{cfg.Intermediate, cfg.Hidden}, {cfg.Intermediate, cfg.Hidden}, {cfg.Hidden, cfg.Intermediate}}
-	hasBias := [NumProj]bool{cfg.AttnQKVBias, cfg.AttnQKVBias, cfg.AttnQKVBias, cfg.AttnOBias, cfg.MLPBias, cfg.MLPBias, cfg.MLPBias}
 	m.Layers = make([]Layer, cfg.Layers)
 	for l := range m.Layers {
 		ly := &m.Layers[l]
 		pre := fmt.Sprintf("blk.%d.", l)
 		for p := Proj(0); p < NumProj; p++ {
-			w, err := matrix(pre+ggufProj[p]+".weight", shapes[p][0], shapes[p][1])
+			rows, cols := cfg.ProjShape(p)
+			w, err := matrix(pre+ggufProj[p]+".weight", rows, cols)
 			if err != nil {
 				return nil, err
 			}
 			var b []float32
-			if hasBias[p] {
-				if b, err = vector(pre+ggufProj[p]+".bias", shapes[p][0]); err != nil {
+			if cfg.ProjHasBias(p) {
+				if b, err = vector(pre+ggufProj[p]+".bias", rows); err != nil {
 					return nil, err
 				}
 			}
@@ -210,7 +207,7 @@ func buildGGUF(f *gguf.File) (*Model, error) {
 			}
 			ly.SetWeight(p, w)
 			if b != nil {
-				*[NumProj]*[]float32{&ly.QBias, &ly.KBias, &ly.VBias, &ly.OBias, &ly.GateBias, &ly.UpBias, &ly.DownBias}[p] = b
+				ly.SetBias(p, b)
 			}
 		}
 		if ly.AttnNorm, err = vector(pre+"attn_norm.weight", cfg.Hidden); err != nil {

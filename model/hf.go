@@ -109,26 +109,23 @@ func buildHF(cfg Config, set *safetensors.Set, dir string) (*Model, error) {
 	} else if m.LMHead, err = matrix("lm_head.weight", cfg.Vocab, cfg.Hidden); err != nil {
 		return nil, err
 	}
-	qd, kvd := cfg.QDim(), cfg.KVDim()
-	shapes := [NumProj][2]int{{qd, cfg.Hidden}, {kvd, cfg.Hidden}, {kvd, cfg.Hidden}, {cfg.Hidden, qd},
-		{cfg.Intermediate, cfg.Hidden}, {cfg.Intermediate, cfg.Hidden}, {cfg.Hidden, cfg.Intermediate}}
-	hasBias := [NumProj]bool{cfg.AttnQKVBias, cfg.AttnQKVBias, cfg.AttnQKVBias, cfg.AttnOBias, cfg.MLPBias, cfg.MLPBias, cfg.MLPBias}
 	m.Layers = make([]Layer, cfg.Layers)
 	for l := range m.Layers {
 		ly := &m.Layers[l]
 		pre := HFLayerPrefix(l)
 		for p := Proj(0); p < NumProj; p++ {
-			w, err := matrix(pre+p.HFName()+".weight", shapes[p][0], shapes[p][1])
+			rows, cols := cfg.ProjShape(p)
+			w, err := matrix(pre+p.HFName()+".weight", rows, cols)
 			if err != nil {
 				return nil, err
 			}
 			ly.SetWeight(p, w)
-			if hasBias[p] {
-				b, err := vector(pre+p.HFName()+".bias", shapes[p][0])
+			if cfg.ProjHasBias(p) {
+				b, err := vector(pre+p.HFName()+".bias", rows)
 				if err != nil {
 					return nil, err
 				}
-				*[NumProj]*[]float32{&ly.QBias, &ly.KBias, &ly.VBias, &ly.OBias, &ly.GateBias, &ly.UpBias, &ly.DownBias}[p] = b
+				ly.SetBias(p, b)
 			}
 		}
 		if ly.AttnNorm, err = vector(pre+"input_layernorm.weight", cfg.Hidden); err != nil {

@@ -97,6 +97,23 @@ func (l *Layer) Bias(p Proj) []float32 {
 	return [NumProj][]float32{l.QBias, l.KBias, l.VBias, l.OBias, l.GateBias, l.UpBias, l.DownBias}[p]
 }
 
+// ProjShape returns the [rows, cols] of projection p's weight under c.
+func (c *Config) ProjShape(p Proj) (rows, cols int) {
+	s := [NumProj][2]int{{c.QDim(), c.Hidden}, {c.KVDim(), c.Hidden}, {c.KVDim(), c.Hidden}, {c.Hidden, c.QDim()},
+		{c.Intermediate, c.Hidden}, {c.Intermediate, c.Hidden}, {c.Hidden, c.Intermediate}}[p]
+	return s[0], s[1]
+}
+
+// ProjHasBias reports whether projection p has a bias under c.
+func (c *Config) ProjHasBias(p Proj) bool {
+	return [NumProj]bool{c.AttnQKVBias, c.AttnQKVBias, c.AttnQKVBias, c.AttnOBias, c.MLPBias, c.MLPBias, c.MLPBias}[p]
+}
+
+// SetBias replaces the bias of projection p.
+func (l *Layer) SetBias(p Proj, b []float32) {
+	*[NumProj]*[]float32{&l.QBias, &l.KBias, &l.VBias, &l.OBias, &l.GateBias, &l.UpBias, &l.DownBias}[p] = b
+}
+
 // SetWeight replaces the matrix of projection p.
 func (l *Layer) SetWeight(p Proj, w *kernels.Matrix) {
 	*[NumProj]**kernels.Matrix{&l.Q, &l.K, &l.V, &l.O, &l.Gate, &l.Up, &l.Down}[p] = w
@@ -171,14 +188,13 @@ func (m *Model) init() error {
 	}
 	for i := range m.Layers {
 		l := &m.Layers[i]
-		shapes := [NumProj][2]int{{c.QDim(), c.Hidden}, {c.KVDim(), c.Hidden}, {c.KVDim(), c.Hidden}, {c.Hidden, c.QDim()},
-			{c.Intermediate, c.Hidden}, {c.Intermediate, c.Hidden}, {c.Hidden, c.Intermediate}}
 		for p := Proj(0); p < NumProj; p++ {
 			what := fmt.Sprintf("layer %d %s", i, p.HFName())
-			if err := check(what, l.Weight(p), shapes[p][0], shapes[p][1]); err != nil {
+			rows, cols := c.ProjShape(p)
+			if err := check(what, l.Weight(p), rows, cols); err != nil {
 				return err
 			}
-			if err := vec(what+" bias", l.Bias(p), shapes[p][0]); err != nil {
+			if err := vec(what+" bias", l.Bias(p), rows); err != nil {
 				return err
 			}
 		}
