@@ -16,7 +16,7 @@ import (
 
 // TestAnchorAgreement proves that GGUF files masque writes load and run in
 // llama.cpp: every hf-tiny architecture is converted by `masque convert`,
-// then llama.cpp (the anchor tool, ../shared/tools/anchor, built with its
+// then llama.cpp (the project's shared anchor tool, tools/anchor, built with its
 // build.sh) computes logits that must match PyTorch's goldens, and its greedy
 // tokens must equal masque's. Set MASQUE_ANCHOR to the anchor binary to run it.
 func TestAnchorAgreement(t *testing.T) {
