@@ -246,7 +246,7 @@ func run(ctx context.Context, m *model.Model, cache *model.Cache, tok Tokenizer,
 	history = append(append(history, before...), prompt...)
 
 	var stream TextStream
-	filter := &stopFilter{stops: stops}
+	filter := NewStopFilter(stops)
 	var text []byte
 	// emit passes s to onText and records it.
 	emit := func(s string) error {
@@ -266,13 +266,13 @@ func run(ctx context.Context, m *model.Model, cache *model.Cache, tok Tokenizer,
 	t1 := time.Now()
 	finish := func(reason string, err error) (*Result, error) {
 		res.FinishReason = reason
-		if stream != nil && err == nil && !filter.done {
+		if stream != nil && err == nil && !filter.Done() {
 			// Generation is over: what was held back can be released.
-			out, found := filter.add(stream.Flush())
+			out, found := filter.Add(stream.Flush())
 			if found {
 				res.FinishReason = FinishStop
 			} else {
-				out += filter.flush()
+				out += filter.Flush()
 			}
 			if e := emit(out); e != nil {
 				res.FinishReason, err = FinishCancelled, e
@@ -309,7 +309,7 @@ func run(ctx context.Context, m *model.Model, cache *model.Cache, tok Tokenizer,
 			res.Logprobs = append(res.Logprobs, NewLogprobEntry(logits, id, o.Logprobs))
 		}
 		if stream != nil {
-			out, found := filter.add(stream.Add(id))
+			out, found := filter.Add(stream.Add(id))
 			if e := emit(out); e != nil {
 				return finish(FinishCancelled, e)
 			}

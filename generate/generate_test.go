@@ -368,9 +368,9 @@ func TestStopFilter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := &stopFilter{stops: tt.stops}
+			f := NewStopFilter(tt.stops)
 			for i, p := range tt.pieces {
-				out, found := f.add(p)
+				out, found := f.Add(p)
 				if out != tt.want[i] || found != (i == tt.found) {
 					t.Fatalf("piece %d %q: got %q %v, want %q %v", i, p, out, found, tt.want[i], i == tt.found)
 				}
@@ -378,7 +378,7 @@ func TestStopFilter(t *testing.T) {
 					return
 				}
 			}
-			if got := f.flush(); got != tt.flush {
+			if got := f.Flush(); got != tt.flush {
 				t.Fatalf("flush %q, want %q", got, tt.flush)
 			}
 		})

@@ -2,18 +2,27 @@ package generate
 
 import "strings"
 
-// stopFilter holds back generated text that might be the start of a stop
-// string, and finds the first complete stop string.
-type stopFilter struct {
+// StopFilter holds back generated text that might be the start of a stop
+// string, and finds the first complete stop string, so that neither a stop
+// string nor anything after it is ever released. Generate uses one; servers
+// that stream text themselves can too.
+type StopFilter struct {
 	stops   []string
 	pending string // decoded text not yet released
 	done    bool   // a stop string was found
 }
 
-// add appends text and returns what can be released now. found reports
+// NewStopFilter returns a filter for the given stop strings (empty strings
+// are the caller's to drop).
+func NewStopFilter(stops []string) *StopFilter { return &StopFilter{stops: stops} }
+
+// Done reports whether a stop string was found.
+func (f *StopFilter) Done() bool { return f.done }
+
+// Add appends text and returns what can be released now. found reports
 // that a stop string was completed; then out is the text before it and the
 // filter must not be used again.
-func (f *stopFilter) add(text string) (out string, found bool) {
+func (f *StopFilter) Add(text string) (out string, found bool) {
 	f.pending += text
 	if len(f.stops) == 0 {
 		out, f.pending = f.pending, ""
@@ -38,7 +47,7 @@ func (f *stopFilter) add(text string) (out string, found bool) {
 
 // held is the length of the longest suffix of pending that is a proper
 // prefix of some stop string.
-func (f *stopFilter) held() int {
+func (f *StopFilter) held() int {
 	best := 0
 	for _, s := range f.stops {
 		for k := min(len(s)-1, len(f.pending)); k > best; k-- {
@@ -51,9 +60,9 @@ func (f *stopFilter) held() int {
 	return best
 }
 
-// flush releases everything held back: generation is over, so it can no
+// Flush releases everything held back: generation is over, so it can no
 // longer become a stop string.
-func (f *stopFilter) flush() string {
+func (f *StopFilter) Flush() string {
 	out := f.pending
 	f.pending = ""
 	return out

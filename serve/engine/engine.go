@@ -228,7 +228,7 @@ type Stream struct {
 	history  []int
 	sampler  *generate.Sampler
 	text     generate.TextStream
-	filter   stopFilter
+	filter   *generate.StopFilter
 	ids      []int
 	sampled  int
 	started  time.Time
@@ -275,7 +275,7 @@ func (e *Engine) Submit(ctx context.Context, r Request) (*Stream, error) {
 	if len(stops) > 0 && r.Base.Tokenizer == nil {
 		return nil, errors.New("engine: stop strings need a tokenizer")
 	}
-	s := &Stream{req: r, ctx: ctx, eng: e, submit: time.Now(), notify: make(chan struct{}, 1), filter: stopFilter{stops: stops}}
+	s := &Stream{req: r, ctx: ctx, eng: e, submit: time.Now(), notify: make(chan struct{}, 1), filter: generate.NewStopFilter(stops)}
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -703,7 +703,7 @@ func (s *Stream) sample(logits []float32) bool {
 	var out string
 	found := false
 	if s.text != nil {
-		out, found = s.filter.add(s.text.Add(id))
+		out, found = s.filter.Add(s.text.Add(id))
 	}
 	s.post(out, lp, 1, nil)
 	switch {
@@ -723,12 +723,12 @@ func (s *Stream) sample(logits []float32) bool {
 
 // end releases the text still held back and posts the result.
 func (s *Stream) end(reason string) {
-	if s.text != nil && !s.filter.done {
-		out, found := s.filter.add(s.text.Flush())
+	if s.text != nil && !s.filter.Done() {
+		out, found := s.filter.Add(s.text.Flush())
 		if found {
 			reason = generate.FinishStop
 		} else {
-			out += s.filter.flush()
+			out += s.filter.Flush()
 		}
 		s.post(out, nil, 0, nil)
 	}

@@ -361,11 +361,11 @@ func TestStopFilter(t *testing.T) {
 		{[]string{"abc", "bc"}, []string{"xab", "c"}, "x", true},
 		{[]string{"bcd", "c"}, []string{"xab", "c"}, "xab", true},
 	} {
-		f := &stopFilter{stops: tc.stops}
+		f := generate.NewStopFilter(tc.stops)
 		var out strings.Builder
 		found := false
 		for _, p := range tc.pieces {
-			o, fd := f.add(p)
+			o, fd := f.Add(p)
 			out.WriteString(o)
 			if fd {
 				found = true
@@ -373,7 +373,7 @@ func TestStopFilter(t *testing.T) {
 			}
 		}
 		if !found {
-			out.WriteString(f.flush())
+			out.WriteString(f.Flush())
 		}
 		if out.String() != tc.want || found != tc.found {
 			t.Errorf("%v %q: %q %v, want %q %v", tc.stops, tc.pieces, out.String(), found, tc.want, tc.found)
