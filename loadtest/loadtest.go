@@ -147,6 +147,10 @@ type sample struct {
 	hasTiming bool
 }
 
+// connectBackoff is how long a client waits after a request that never
+// reached the server.
+const connectBackoff = 100 * time.Millisecond
+
 // Run performs the load test.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.check(); err != nil {
@@ -211,6 +215,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				mu.Lock()
 				samples = append(samples, s)
 				mu.Unlock()
+				if !s.ok && s.status == 0 {
+					// The server could not be reached: pause instead of
+					// spinning, so a dead server is not hammered.
+					select {
+					case <-time.After(connectBackoff):
+					case <-hard.Done():
+					}
+				}
 			}
 		}()
 	}
