@@ -1,9 +1,5 @@
 package model
 
-import (
-	"fmt"
-	"math"
-)
 
 // Cache is the key/value cache of one sequence. It grows as tokens are added,
 // up to the maximum length it was made with.
@@ -92,140 +88,15 @@ func (m *Model) Forward(c *Cache, tokens []int, all bool) ([]float32, error) {
 	return m.ForwardHooks(c, tokens, all, nil)
 }
 
-// ForwardHooks is Forward with hooks (nil hooks are allowed).
+// ForwardHooks is Forward with hooks (nil hooks are allowed). It is a batch
+// of one sequence through ForwardBatch, so single and batched inference
+// share one implementation.
 func (m *Model) ForwardHooks(c *Cache, tokens []int, all bool, h *Hooks) ([]float32, error) {
-	cfg := &m.Config
-	T := len(tokens)
-	if T == 0 {
-		return nil, fmt.Errorf("forward: no tokens")
+	out, err := m.ForwardBatch([]BatchSeq{{Cache: c, Tokens: tokens, All: all, Hooks: h}})
+	if err != nil {
+		return nil, err
 	}
-	if c.n+T > c.max {
-		return nil, fmt.Errorf("forward: %d positions exceed the cache's %d", c.n+T, c.max)
-	}
-	for _, t := range tokens {
-		if t < 0 || t >= cfg.Vocab {
-			return nil, fmt.Errorf("forward: token id %d outside the vocabulary [0,%d)", t, cfg.Vocab)
-		}
-	}
-	if h == nil {
-		h = &Hooks{}
-	}
-	k := m.K
-	H, D, qd, kvd, ff := cfg.Hidden, cfg.HeadDim, cfg.QDim(), cfg.KVDim(), cfg.Intermediate
-	p0 := c.n
-	c.grow(p0 + T)
-
-	x := make([]float32, T*H)
-	for i, t := range tokens {
-		k.Row(x[i*H:(i+1)*H], m.Embed, t)
-	}
-	xn := make([]float32, T*max(H, qd))
-	q := make([]float32, T*qd)
-	kv := make([]float32, 2*T*kvd)
-	kk, vv := kv[:T*kvd], kv[T*kvd:]
-	att := make([]float32, T*qd)
-	proj := make([]float32, T*H)
-	gate := make([]float32, T*ff)
-	up := make([]float32, T*ff)
-
-	half := D / 2
-	cos := make([]float32, T*half)
-	sin := make([]float32, T*half)
-	for i := 0; i < T; i++ {
-		m.rope.cosSin(p0+i, cos[i*half:(i+1)*half], sin[i*half:(i+1)*half])
-	}
-	linear := func(l int, p Proj, dst, in []float32, rows int) {
-		ly := &m.Layers[l]
-		w := ly.Weight(p)
-		if h.LinearInput != nil {
-			h.LinearInput(l, p, in[:rows*w.Cols], rows, w.Cols)
-		}
-		k.MatMul(dst, in, w, rows)
-		if b := ly.Bias(p); b != nil {
-			for r := 0; r < rows; r++ {
-				addTo(dst[r*w.Rows:(r+1)*w.Rows], b)
-			}
-		}
-	}
-	scale := float32(1 / math.Sqrt(float64(D)))
-	group := cfg.Heads / cfg.KVHeads
-	scores := make([]float32, p0+T)
-
-	for l := range m.Layers {
-		ly := &m.Layers[l]
-		if h.Hidden != nil {
-			h.Hidden(l, x, T, H)
-		}
-		k.RMSNorm(xn[:T*H], x, ly.AttnNorm, cfg.NormEps)
-		linear(l, ProjQ, q, xn, T)
-		linear(l, ProjK, kk, xn, T)
-		linear(l, ProjV, vv, xn, T)
-		if ly.QNorm != nil {
-			k.RMSNorm(q, q, ly.QNorm, cfg.NormEps)
-			k.RMSNorm(kk, kk, ly.KNorm, cfg.NormEps)
-		}
-		for i := 0; i < T; i++ {
-			cs, sn := cos[i*half:(i+1)*half], sin[i*half:(i+1)*half]
-			applyRope(q[i*qd:(i+1)*qd], cfg.Heads, D, cs, sn)
-			applyRope(kk[i*kvd:(i+1)*kvd], cfg.KVHeads, D, cs, sn)
-		}
-		kc, vc := c.k[l], c.v[l]
-		copy(kc[p0*kvd:], kk)
-		copy(vc[p0*kvd:], vv)
-		for i := 0; i < T; i++ {
-			pos := p0 + i
-			lo := 0
-			if w := cfg.SlidingWindow; w > 0 && pos-w+1 > 0 {
-				lo = pos - w + 1
-			}
-			for hd := 0; hd < cfg.Heads; hd++ {
-				qh := q[i*qd+hd*D : i*qd+(hd+1)*D]
-				off := (hd / group) * D
-				s := scores[lo : pos+1]
-				for j := lo; j <= pos; j++ {
-					s[j-lo] = k.Dot(qh, kc[j*kvd+off:j*kvd+off+D]) * scale
-				}
-				k.Softmax(s)
-				out := att[i*qd+hd*D : i*qd+(hd+1)*D]
-				clear(out)
-				for j := lo; j <= pos; j++ {
-					k.Axpy(s[j-lo], vc[j*kvd+off:j*kvd+off+D], out)
-				}
-			}
-		}
-		linear(l, ProjO, proj, att, T)
-		addTo(x, proj)
-
-		k.RMSNorm(xn[:T*H], x, ly.MLPNorm, cfg.NormEps)
-		linear(l, ProjGate, gate, xn, T)
-		linear(l, ProjUp, up, xn, T)
-		k.SiLUMul(gate, gate, up)
-		if h.FFNMask != nil {
-			if mask := h.FFNMask(l); mask != nil {
-				for r := 0; r < T; r++ {
-					mulTo(gate[r*ff:(r+1)*ff], mask)
-				}
-			}
-		}
-		linear(l, ProjDown, proj, gate, T)
-		addTo(x, proj)
-	}
-	if h.Hidden != nil {
-		h.Hidden(cfg.Layers, x, T, H)
-	}
-	c.n = p0 + T
-
-	rows, in := T, x
-	if !all {
-		rows, in = 1, x[(T-1)*H:]
-	}
-	k.RMSNorm(xn[:rows*H], in, m.Norm, cfg.NormEps)
-	if h.Hidden != nil {
-		h.Hidden(cfg.Layers+1, xn[:rows*H], rows, H)
-	}
-	logits := make([]float32, rows*cfg.Vocab)
-	k.MatMul(logits, xn, m.LMHead, rows)
-	return logits, nil
+	return out[0], nil
 }
 
 func addTo(dst, src []float32) {
