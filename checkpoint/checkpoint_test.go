@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -81,19 +82,7 @@ func TestGGUFCarriesTemplate(t *testing.T) {
 		t.Fatalf("rendered %q, %v", s, err)
 	}
 	text := "Once upon a time, Lily saw a big red ball."
-	if a, b := src.Tokenizer.Encode(text, true), g.Tokenizer.Encode(text, true); !equal(a, b) {
+	if a, b := src.Tokenizer.Encode(text, true), g.Tokenizer.Encode(text, true); !slices.Equal(a, b) {
 		t.Fatalf("tokenizer changed through GGUF: %v vs %v", a, b)
 	}
-}
-
-func equal(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

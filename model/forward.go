@@ -1,6 +1,5 @@
 package model
 
-
 // Cache is the key/value cache of one sequence. It grows as tokens are added,
 // up to the maximum length it was made with.
 type Cache struct {

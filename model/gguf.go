@@ -2,13 +2,13 @@ package model
 
 import (
 	"fmt"
-	"math"
 	"runtime"
 	"sync"
 
 	"github.com/masque-ai/masque/gguf"
 	"github.com/masque-ai/masque/kernels"
 	"github.com/masque-ai/masque/quant"
+	"github.com/masque-ai/masque/safetensors"
 )
 
 // GGUF architecture names masque reads and writes. Mistral is stored as
@@ -342,7 +342,7 @@ func SaveGGUF(path string, m *Model, o GGUFOptions) error {
 		return nil
 	}
 	vec := func(name string, v []float32) {
-		ts = append(ts, gguf.WriteTensor{Name: name, Shape: []int{len(v)}, Type: quant.F32, Data: f32Bytes(v)})
+		ts = append(ts, gguf.WriteTensor{Name: name, Shape: []int{len(v)}, Type: quant.F32, Data: safetensors.F32Bytes(v)})
 	}
 	if err := mat("token_embd.weight", m.Embed, 0); err != nil {
 		return err
@@ -421,15 +421,6 @@ func mustRowBytes(t quant.DType, n int) int {
 	b, err := t.RowBytes(n)
 	if err != nil {
 		panic(err)
-	}
-	return b
-}
-
-func f32Bytes(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		u := math.Float32bits(x)
-		b[4*i], b[4*i+1], b[4*i+2], b[4*i+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
 	}
 	return b
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -85,7 +86,7 @@ func TestAnchorAgreement(t *testing.T) {
 			var ag struct{ IDs []int }
 			json.Unmarshal(raw, &ag)
 			mine := greedy(t, out, ids[:5], 24)
-			if !equal(mine, ag.IDs) {
+			if !slices.Equal(mine, ag.IDs) {
 				t.Fatalf("greedy ids differ:\nmasque %v\nllama.cpp %v", mine, ag.IDs)
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -58,7 +59,7 @@ func TestGenerateBuiltinGolden(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &r); err != nil {
 			t.Fatalf("%s: %v in %q", c.Name, err, out)
 		}
-		if !equal(r.PromptIDs, c.PromptIDs) || !equal(r.IDs, c.GeneratedIDs) {
+		if !slices.Equal(r.PromptIDs, c.PromptIDs) || !slices.Equal(r.IDs, c.GeneratedIDs) {
 			t.Errorf("%s: got prompt %v ids %v\nwant prompt %v ids %v", c.Name, r.PromptIDs, r.IDs, c.PromptIDs, c.GeneratedIDs)
 		}
 	}
@@ -231,18 +232,6 @@ func TestConvertRoundTrip(t *testing.T) {
 			t.Fatalf("%s: %s %s", typ, b, errs)
 		}
 	}
-}
-
-func equal(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func itoa(i int) string { return jsonInt(i) }
