@@ -69,17 +69,30 @@ func benchCols(dt quant.DType, cols int) int {
 
 // BenchmarkMatMul times MatMul with the default kernels on 2 threads and
 // reports GFLOP/s (2·m·rows·cols per call) and the weight bytes streamed per
-// second (GB/s).
+// second (GB/s). BF16 runs twice: with the default rounded activations and
+// as bf16-exact (ExactBF16).
 func BenchmarkMatMul(b *testing.B) {
 	defer SetThreads(0)
 	SetThreads(2)
-	k := Default()
+	type variant struct {
+		dt   quant.DType
+		name string
+		k    Kernels
+	}
+	var variants []variant
 	for _, dt := range allTypes {
+		variants = append(variants, variant{dt, dt.String(), Default()})
+		if dt == quant.BF16 {
+			variants = append(variants, variant{dt, "bf16-exact", ExactBF16(Default())})
+		}
+	}
+	for _, v := range variants {
+		dt, k := v.dt, v.k
 		for _, sh := range benchShapes {
 			cols := benchCols(dt, sh.cols)
 			var w *Matrix
 			for _, m := range []int{1, 128} {
-				b.Run(fmt.Sprintf("%s/%s/m=%d", dt, sh.name, m), func(b *testing.B) {
+				b.Run(fmt.Sprintf("%s/%s/m=%d", v.name, sh.name, m), func(b *testing.B) {
 					if w == nil {
 						w = benchMatrix(dt, sh.rows, cols)
 					}

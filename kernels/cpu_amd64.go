@@ -13,6 +13,9 @@ var (
 	// Without VNNI (Skylake-SP) the avx512 level keeps the AVX2 integer
 	// kernels for block-quantised weights.
 	hasVNNI = cpu.X86.HasAVX512VNNI
+	// With AVX-512 BF16 (Cooper Lake, Sapphire Rapids, Zen 4 and later) the
+	// avx512 level multiplies BF16 weights with VDPBF16PS.
+	hasBF16 = hasAVX512 && cpu.X86.HasAVX512BF16
 )
 
 // levels returns the levels this CPU supports, fastest first; the last is

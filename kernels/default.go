@@ -18,6 +18,11 @@ import (
 // cannot run falls back to the best supported one, with a warning on stderr.
 const EnvKernels = "MASQUE_KERNELS"
 
+// EnvBF16 is the environment variable that sets how Default multiplies by
+// BF16 weights: MASQUE_BF16=exact keeps the activations float32 (see
+// ExactBF16); unset or "round" rounds them to bf16.
+const EnvBF16 = "MASQUE_BF16"
+
 var (
 	defaultOnce sync.Once
 	defaultK    Kernels
@@ -35,9 +40,40 @@ func Default() Kernels {
 			fmt.Fprintf(os.Stderr, "masque: %s=%s: %v; using %s\n", EnvKernels, name, err, Levels()[0])
 			k, _ = ForLevel("")
 		}
+		switch mode := strings.ToLower(strings.TrimSpace(os.Getenv(EnvBF16))); mode {
+		case "", "round":
+		case "exact":
+			k = ExactBF16(k)
+		default:
+			fmt.Fprintf(os.Stderr, "masque: %s=%s: want exact or round; using round\n", EnvBF16, mode)
+		}
 		defaultK = k
 	})
 	return defaultK
+}
+
+// ExactBF16 returns k changed to keep activations in float32 when it
+// multiplies by BF16 weights (the weights widen to float32 exactly), or k
+// itself for an implementation it does not know.
+//
+// By default every implementation rounds the activations of a BF16 product
+// to bf16 (nearest even) and sums the exact products in float32: the
+// arithmetic of the AVX-512 BF16 instruction VDPBF16PS, of llama.cpp and of
+// PyTorch's bf16 matrix products, and about twice as fast where the CPU has
+// it. It costs about three significant digits in each product's inputs
+// (relative error ≲ 2⁻⁹), far below what bf16 weights already carry, but
+// enough to tell apart from a float64 reference: tests against such
+// references and anything that wants float32 accuracy use ExactBF16.
+func ExactBF16(k Kernels) Kernels {
+	switch k := k.(type) {
+	case fast:
+		k.exactBF16 = true
+		return k
+	case Portable:
+		k.ExactBF16 = true
+		return k
+	}
+	return k
 }
 
 // Levels lists the kernel levels this machine can run, fastest first
@@ -57,7 +93,7 @@ func Levels() []string {
 func ForLevel(name string) (Kernels, error) {
 	switch name {
 	case "", "auto":
-		return fast{levels()[0]}, nil
+		return fast{l: levels()[0]}, nil
 	case "reference", "ref":
 		return Portable{}, nil
 	case "portable":
@@ -65,7 +101,7 @@ func ForLevel(name string) (Kernels, error) {
 	}
 	for _, l := range levels() {
 		if l.name == name {
-			return fast{l}, nil
+			return fast{l: l}, nil
 		}
 	}
 	for _, known := range []string{"avx512", "avx2", "go"} {

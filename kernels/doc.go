@@ -33,11 +33,22 @@
 //
 // # How MatMul works
 //
-//   - F32, BF16, F16 weights: register tiles of up to 6 tokens × 4–8 weight
-//     rows; each weight vector is loaded (and converted to float32: BF16 by a
-//     shift, F16 by VCVTPH2PS) once and used for every token of the tile, so
-//     activations stay float32 and results match Portable to float32
-//     rounding. Long rows are processed in blocks so tiles stay in cache.
+//   - F32, F16 weights (and BF16 under ExactBF16): register tiles of up to
+//     6 tokens × 4–8 weight rows; each weight vector is loaded (and
+//     converted to float32: BF16 by a shift, F16 by VCVTPH2PS) once and used
+//     for every token of the tile, so activations stay float32 and results
+//     match Portable to float32 rounding. Long rows are processed in blocks
+//     so tiles stay in cache.
+//   - BF16 weights by default: the activations are rounded to bf16 once per
+//     call (VCVTNEPS2BF16) and the same tiles multiply bf16 pairs with
+//     VDPBF16PS, twice the multiply-adds per instruction of FMA, on CPUs
+//     with AVX-512 BF16; elsewhere the rounded activations go through the
+//     float32 tiles, so every level computes the same products (exact
+//     bf16·bf16 products summed in float32) as llama.cpp does. The
+//     environment variable MASQUE_BF16=exact (EnvBF16) or ExactBF16 keeps
+//     float32 activations instead. The Go assembler does not know the BF16
+//     instructions; the generator emits their EVEX bytes, checked against
+//     GNU as.
 //   - Q8_0, Q4_0, Q4_K, Q6_K weights when decoding (up to 8 tokens), and
 //     Q4_K, Q6_K weights for any number of tokens on the assembly levels:
 //     the activations are quantised to 8 bits once per call (blocks of 32

@@ -242,6 +242,57 @@ var dotF16_avx2 = [][]dotFn{nil,
 	},
 }
 
+var dotBF16P_avx512 = [][]dotFn{nil,
+	{nil,
+		dotBF16P_avx512_1x1,
+		dotBF16P_avx512_1x2,
+		dotBF16P_avx512_1x3,
+		dotBF16P_avx512_1x4,
+		dotBF16P_avx512_1x5,
+		dotBF16P_avx512_1x6,
+		dotBF16P_avx512_1x7,
+		dotBF16P_avx512_1x8,
+	},
+	{nil,
+		dotBF16P_avx512_2x1,
+		dotBF16P_avx512_2x2,
+		dotBF16P_avx512_2x3,
+		dotBF16P_avx512_2x4,
+		dotBF16P_avx512_2x5,
+		dotBF16P_avx512_2x6,
+		dotBF16P_avx512_2x7,
+		dotBF16P_avx512_2x8,
+	},
+	{nil,
+		dotBF16P_avx512_3x1,
+		dotBF16P_avx512_3x2,
+		dotBF16P_avx512_3x3,
+		dotBF16P_avx512_3x4,
+		dotBF16P_avx512_3x5,
+		dotBF16P_avx512_3x6,
+	},
+	{nil,
+		dotBF16P_avx512_4x1,
+		dotBF16P_avx512_4x2,
+		dotBF16P_avx512_4x3,
+		dotBF16P_avx512_4x4,
+		dotBF16P_avx512_4x5,
+	},
+	{nil,
+		dotBF16P_avx512_5x1,
+		dotBF16P_avx512_5x2,
+		dotBF16P_avx512_5x3,
+		dotBF16P_avx512_5x4,
+		dotBF16P_avx512_5x5,
+	},
+	{nil,
+		dotBF16P_avx512_6x1,
+		dotBF16P_avx512_6x2,
+		dotBF16P_avx512_6x3,
+		dotBF16P_avx512_6x4,
+	},
+}
+
 //go:noescape
 func dotF32_avx512_1x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
@@ -567,6 +618,114 @@ func dotF16_avx512_6x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Poin
 func dotF16_avx512_6x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
+func dotBF16P_avx512_1x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_1x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_1x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_1x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_1x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_1x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_1x7(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_1x8(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_2x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_2x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_2x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_2x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_2x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_2x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_2x7(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_2x8(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_3x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_3x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_3x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_3x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_3x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_3x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_4x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_4x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_4x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_4x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_4x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_5x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_5x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_5x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_5x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_5x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_6x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_6x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_6x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func dotBF16P_avx512_6x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
 func dotF32_avx2_1x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
@@ -709,3 +868,6 @@ func dotF16_avx2_4x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointe
 
 //go:noescape
 func dotF16_avx2_4x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+
+//go:noescape
+func cvtF32BF16_avx512(dst *uint16, src *float32, n int)

@@ -60,7 +60,13 @@ func (f fast) MatMul(dst, x []float32, w *Matrix, m int) {
 		return
 	}
 	switch w.Type {
-	case quant.F32, quant.F16, quant.BF16:
+	case quant.BF16:
+		if f.exactBF16 {
+			f.l.matMulFloat(dst, x, w, m)
+		} else {
+			f.l.matMulBF16Rounded(dst, x, w, m)
+		}
+	case quant.F32, quant.F16:
 		f.l.matMulFloat(dst, x, w, m)
 	default:
 		f.l.matMulQuant(dst, x, w, m)
@@ -78,20 +84,28 @@ func floatElemBytes(t quant.DType) int {
 // writing dst[i*ldd + r]. k must be a multiple of kvec; the caller adds the
 // remainder.
 func (l *level) dotRows(t quant.DType, mr, nr int, dst []float32, ldd int, x []float32, ldx int, w unsafe.Pointer, ldw, k, nrows int, acc bool) {
+	tiles := func(mr, nr int) dotFn { return l.dotFor(t, mr, nr) }
+	runDotRows(tiles, mr, nr, dst, ldd, unsafe.Pointer(&x[0]), ldx*4, w, ldw, k, nrows, acc)
+}
+
+// runDotRows calls the tiles of tiles(mr, ·) over nrows weight rows; x and
+// its stride ldx (bytes) are in the tiles' activation type.
+func runDotRows(tiles func(mr, nr int) dotFn, mr, nr int, dst []float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw, k, nrows int, acc bool) {
 	a := 0
 	if acc {
 		a = 1
 	}
+	xp := (*float32)(x) // the tiles' signature; bf16 tiles read it as bf16
 	// At most maxCallRows rows per assembly call, so a goroutine is never
 	// unpreemptible for long.
 	g := nrows / nr
 	for g0 := 0; g0 < g; g0 += maxCallRows / nr {
 		gn := min(g-g0, maxCallRows/nr)
-		l.dotFor(t, mr, nr)(&dst[g0*nr], ldd*4, &x[0], ldx*4, unsafe.Add(w, g0*nr*ldw), ldw, k, gn, a)
+		tiles(mr, nr)(&dst[g0*nr], ldd*4, xp, ldx, unsafe.Add(w, g0*nr*ldw), ldw, k, gn, a)
 	}
 	if rest := nrows % nr; rest > 0 {
 		done := nrows - rest
-		l.dotFor(t, mr, rest)(&dst[done], ldd*4, &x[0], ldx*4, unsafe.Add(w, done*ldw), ldw, k, 1, a)
+		tiles(mr, rest)(&dst[done], ldd*4, xp, ldx, unsafe.Add(w, done*ldw), ldw, k, 1, a)
 	}
 }
 
@@ -120,10 +134,33 @@ func floatTail(t quant.DType, dst, x []float32, w *Matrix, i0, i1, r0, r1, k0 in
 
 func (l *level) matMulFloat(dst, x []float32, w *Matrix, m int) {
 	t := w.Type
+	kmain := w.Cols / l.kvec * l.kvec
+	l.floatProduct(dst, w, m, floatPlan{
+		tiles: func(mr, nr int) dotFn { return l.dotFor(t, mr, nr) },
+		kmain: kmain, kvec: l.kvec,
+		x: unsafe.Pointer(&x[0]), xbytes: 4,
+		tail: func(i0, i1, r0, r1 int) { floatTail(t, dst, x, w, i0, i1, r0, r1, kmain) },
+	})
+}
+
+// floatPlan says how floatProduct runs one product: with which tiles, on
+// activations of which type, and how the columns past kmain are added.
+type floatPlan struct {
+	tiles       func(mr, nr int) dotFn
+	kmain, kvec int            // columns the tiles cover (a multiple of kvec)
+	x           unsafe.Pointer // m × w.Cols activations
+	xbytes      int            // bytes per activation (4, or 2 for bf16)
+	tail        func(i0, i1, r0, r1 int)
+}
+
+// floatProduct splits dst = x·Wᵀ into tasks: rows of W for a few tokens
+// (decoding), or blocks of rows × tokens × reduction passes (prompts).
+func (l *level) floatProduct(dst []float32, w *Matrix, m int, p floatPlan) {
 	N, K := w.Rows, w.Cols
-	eb := floatElemBytes(t)
+	eb := floatElemBytes(w.Type)
 	ldw := K * eb
-	kmain := K / l.kvec * l.kvec
+	ldx := K * p.xbytes
+	kmain := p.kmain
 	wp := unsafe.Pointer(&w.Data[0])
 	if m <= l.mrMax {
 		mr, nr := m, l.nrMax[m]
@@ -131,8 +168,8 @@ func (l *level) matMulFloat(dst, x []float32, w *Matrix, m int) {
 		parallel(ceilDiv(N, chunk), func(task int) {
 			r0 := task * chunk
 			r1 := min(N, r0+chunk)
-			l.dotRows(t, mr, nr, dst[r0:], N, x, K, unsafe.Add(wp, r0*ldw), ldw, kmain, r1-r0, false)
-			floatTail(t, dst, x, w, 0, m, r0, r1, kmain)
+			runDotRows(p.tiles, mr, nr, dst[r0:], N, p.x, ldx, unsafe.Add(wp, r0*ldw), ldw, kmain, r1-r0, false)
+			p.tail(0, m, r0, r1)
 		})
 		return
 	}
@@ -146,7 +183,7 @@ func (l *level) matMulFloat(dst, x []float32, w *Matrix, m int) {
 		tb = roundUp(tb/2, mr)
 		ntb = ceilDiv(m, tb)
 	}
-	kb := kBlock(kmain, l.kvec, gemmKBlock)
+	kb := kBlock(kmain, p.kvec, gemmKBlock)
 	parallel(nrb*ntb, func(task int) {
 		r0 := (task / ntb) * rb
 		r1 := min(N, r0+rb)
@@ -160,15 +197,82 @@ func (l *level) matMulFloat(dst, x []float32, w *Matrix, m int) {
 		for k0 := 0; k0 < kmain || k0 == 0; k0 += kb {
 			kn := min(kb, kmain-k0)
 			for i := i0; i < i1; i += mr {
-				l.dotRows(t, min(mr, i1-i), nr, dst[i*N+r0:], N, x[i*K+k0:], K,
+				runDotRows(p.tiles, min(mr, i1-i), nr, dst[i*N+r0:], N, unsafe.Add(p.x, i*ldx+k0*p.xbytes), ldx,
 					unsafe.Add(wp, r0*ldw+k0*eb), ldw, kn, r1-r0, k0 > 0)
 			}
 			if kmain == 0 {
 				break
 			}
 		}
-		floatTail(t, dst, x, w, i0, i1, r0, r1, kmain)
+		p.tail(i0, i1, r0, r1)
 	})
+}
+
+// matMulBF16Rounded multiplies by BF16 weights with the activations rounded
+// to bf16 (see ExactBF16): with VDPBF16PS where the CPU has it, otherwise
+// by rounding x into float32 scratch and using the widening tiles (the
+// products are exact either way; only the order of the float32 sums
+// differs).
+func (l *level) matMulBF16Rounded(dst, x []float32, w *Matrix, m int) {
+	K := w.Cols
+	if l.dotPairs == nil {
+		bp := getF32(m * K)
+		xr := *bp
+		roundBF16(xr, x[:m*K])
+		l.matMulFloat(dst, xr, w, m)
+		f32Pool.Put(bp)
+		return
+	}
+	bp := getU16(m * K)
+	xb := *bp
+	l.cvtPairs(xb, x[:m*K])
+	const kvec = 32 // bf16 pairs per 512-bit vector
+	kmain := K / kvec * kvec
+	l.floatProduct(dst, w, m, floatPlan{
+		tiles: func(mr, nr int) dotFn { return l.dotPairs[mr][nr] },
+		kmain: kmain, kvec: kvec,
+		x: unsafe.Pointer(&xb[0]), xbytes: 2,
+		tail: func(i0, i1, r0, r1 int) { bf16PairsTail(dst, xb, w, i0, i1, r0, r1, kmain) },
+	})
+	u16Pool.Put(bp)
+}
+
+// bf16PairsTail adds Σ_{c ≥ k0} xb[i,c]·W[r,c] (both bf16) for tokens
+// i0 ≤ i < i1 and rows r0 ≤ r < r1.
+func bf16PairsTail(dst []float32, xb []uint16, w *Matrix, i0, i1, r0, r1, k0 int) {
+	K, N := w.Cols, w.Rows
+	if k0 >= K {
+		return
+	}
+	var wbuf, xbuf [32]float32
+	wr, xr := wbuf[:K-k0], xbuf[:K-k0]
+	for r := r0; r < r1; r++ {
+		decodeFloatRow(quant.BF16, unsafe.Pointer(&w.Data[(r*K+k0)*2]), wr)
+		for i := i0; i < i1; i++ {
+			decodeFloatRow(quant.BF16, unsafe.Pointer(&xb[i*K+k0]), xr)
+			dst[i*N+r] += dot(xr, wr)
+		}
+	}
+}
+
+// roundBF16 sets dst[i] to src[i] rounded to the nearest bf16 value (ties
+// to even; NaN stays NaN), as float32.
+func roundBF16(dst, src []float32) {
+	for i, v := range src {
+		dst[i] = quant.BF16ToF32(quant.F32ToBF16(v))
+	}
+}
+
+// u16Pool recycles scratch buffers of bf16 activations.
+var u16Pool sync.Pool
+
+func getU16(n int) *[]uint16 {
+	if p, ok := u16Pool.Get().(*[]uint16); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	b := make([]uint16, n)
+	return &b
 }
 
 // f32Pool recycles scratch buffers of decoded weights.

@@ -41,6 +41,22 @@ func testLevels(t *testing.T) []Kernels {
 	return out
 }
 
+// bf16NoPairs returns the levels that multiply BF16 weights with
+// VDPBF16PS again without it (as on AVX-512 CPUs that lack the BF16
+// extension), so that path is tested too.
+func bf16NoPairs() []Kernels {
+	var out []Kernels
+	for _, l := range levels() {
+		if l.dotPairs != nil {
+			c := *l
+			c.name += "-nobf16"
+			c.dotPairs, c.cvtPairs = nil, nil
+			out = append(out, fast{l: &c})
+		}
+	}
+	return out
+}
+
 func randVec(rng *rand.Rand, n int, scale float32) []float32 {
 	v := make([]float32, n)
 	for i := range v {
@@ -210,6 +226,24 @@ func TestMatMul(t *testing.T) {
 				slack = q8Slack(x, dec, sh.m, sh.n, sh.k, be)
 			}
 			ks := append([]Kernels{Portable{}}, testLevels(t)...)
+			if dt == quant.BF16 {
+				// By default BF16 products round x to bf16 first: compare
+				// with the exact product of the rounded x, and the exact
+				// variants with the plain reference.
+				xr := make([]float32, len(x))
+				roundBF16(xr, x)
+				wantR, magR := refMatMul(xr, dec, sh.m, sh.n, sh.k)
+				for _, k := range append(ks, bf16NoPairs()...) {
+					dst := randVec(rng, sh.m*sh.n, 1)
+					k.MatMul(dst, x, w, sh.m)
+					e := checkClose(t, fmt.Sprintf("%s %s (rounded x) m=%d n=%d k=%d", k.Name(), dt, sh.m, sh.n, sh.k), dst, wantR, magR, nil, tolFloat)
+					key := fmt.Sprintf("%-9s %-5s rounded", k.Name(), dt)
+					worstErr[key] = max(worstErr[key], e)
+				}
+				for i, k := range ks {
+					ks[i] = ExactBF16(k)
+				}
+			}
 			for _, k := range ks {
 				sl := slack
 				if k.Name() == "portable" {
@@ -246,7 +280,7 @@ func TestMatMulThreads(t *testing.T) {
 			for _, th := range []int{1, 2, 3, 8} {
 				SetThreads(th)
 				dst := make([]float32, m*301)
-				Default().MatMul(dst, x, w, m)
+				ExactBF16(Default()).MatMul(dst, x, w, m)
 				checkClose(t, fmt.Sprintf("threads=%d %s m=%d", th, dt, m), dst, want, mag, nil, tolFloat)
 			}
 		}

@@ -27,6 +27,12 @@ type level struct {
 	// dot[t][mr][nr] for t = F32, F16, BF16.
 	dot [3][][]dotFn
 
+	// dotPairs[mr][nr] multiply BF16 weights by bf16 activations in pairs
+	// (VDPBF16PS; k a multiple of 32), and cvtPairs rounds float32
+	// activations to bf16 for them; both nil where the CPU lacks AVX-512 BF16.
+	dotPairs [][]dotFn
+	cvtPairs func(dst []uint16, src []float32)
+
 	q quantKernels
 
 	// Outer-product tiles for the backward products: outerP/outerR[mr][nv]
@@ -47,7 +53,10 @@ func (l *level) dotFor(t quant.DType, mr, nr int) dotFn {
 
 // fast is the Kernels implementation built on a level's inner loops and the
 // worker pool.
-type fast struct{ l *level }
+type fast struct {
+	l         *level
+	exactBF16 bool // see ExactBF16
+}
 
 // Name implements Kernels.
 func (f fast) Name() string { return f.l.name }

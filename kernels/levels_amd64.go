@@ -21,6 +21,18 @@ var (
 
 func newAsmLevel(name string, kvec, mrMax int, nrMax []int, dot [3][][]dotFn, q quantKernels) *level {
 	l := &level{name: name, kvec: kvec, mrMax: mrMax, nrMax: nrMax, dot: dot, q: q, outVec: kvec}
+	if name == "avx512" && hasBF16 {
+		l.dotPairs = dotBF16P_avx512
+		l.cvtPairs = func(dst []uint16, src []float32) {
+			n := len(src) &^ 15
+			if n > 0 {
+				cvtF32BF16_avx512(&dst[0], &src[0], n)
+			}
+			for i := n; i < len(src); i++ {
+				dst[i] = quant.F32ToBF16(src[i])
+			}
+		}
+	}
 	if name == "avx512" {
 		l.outerP, l.outerR, l.outMR = outerP_avx512, outerR_avx512, 12
 		l.v = vecKernels{w: 16, dot: vdot_avx512, sumsq: vsumsq_avx512, axpy: vaxpy_avx512,

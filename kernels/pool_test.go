@@ -44,7 +44,7 @@ func TestConcurrentCallers(t *testing.T) {
 	w, dec := randMatrix(t, rng, quant.BF16, 200, 96)
 	x := randVec(rng, 5*96, 1)
 	want, mag := refMatMul(x, dec, 5, 200, 96)
-	k := Default()
+	k := ExactBF16(Default())
 	var wg sync.WaitGroup
 	errs := make(chan string, 16)
 	for g := 0; g < 8; g++ {

@@ -9,13 +9,23 @@ import (
 // Portable is the reference implementation: plain single-threaded Go with
 // sequential float32 accumulation. It builds everywhere and defines the
 // results the fast kernels are checked against.
-type Portable struct{}
+type Portable struct {
+	// ExactBF16 keeps activations float32 in products with BF16 weights
+	// (see the package function ExactBF16); by default they are rounded to
+	// bf16 first.
+	ExactBF16 bool
+}
 
 // Name implements Kernels.
 func (Portable) Name() string { return "portable" }
 
 // MatMul implements Kernels.
-func (Portable) MatMul(dst, x []float32, w *Matrix, m int) {
+func (p Portable) MatMul(dst, x []float32, w *Matrix, m int) {
+	if w.Type == quant.BF16 && !p.ExactBF16 {
+		xr := make([]float32, m*w.Cols)
+		roundBF16(xr, x[:m*w.Cols])
+		x = xr
+	}
 	row := make([]float32, w.Cols)
 	for r := 0; r < w.Rows; r++ {
 		wr := row

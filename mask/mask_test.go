@@ -232,8 +232,12 @@ func manualMasked(t *testing.T, m *model.Model, mk *Mask) *model.Model {
 	return mm
 }
 
+// logits runs m over toks with exact BF16 products (kernels.ExactBF16),
+// so models with BF16 and float32 copies of the same weights compare
+// to float32 rounding.
 func logits(t *testing.T, m *model.Model, toks []int) []float32 {
 	t.Helper()
+	m.K = kernels.ExactBF16(m.K)
 	out, err := m.Forward(m.NewCache(len(toks)), toks, true)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/masque-ai/masque/kernels"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/safetensors"
 	"github.com/masque-ai/masque/train/hfsave"
@@ -27,8 +28,12 @@ func maxAbsDiff(a, b []float32) float64 {
 	return d
 }
 
+// forwardLogits runs m over ids with exact BF16 products
+// (kernels.ExactBF16): the training network and merged float32 models
+// compute BF16 bases in float32 too.
 func forwardLogits(t testing.TB, m *model.Model, ids []int) []float32 {
 	t.Helper()
+	m.K = kernels.ExactBF16(m.K)
 	out, err := m.Forward(m.NewCache(len(ids)), ids, true)
 	if err != nil {
 		t.Fatal(err)

@@ -81,7 +81,8 @@ type Options struct {
 	// norms, softmax); ≤ 0 means GOMAXPROCS. Matrix products use the
 	// kernels' own threads.
 	Threads int
-	// Kernels overrides the model's kernels.
+	// Kernels overrides the model's kernels (by default the model's, with
+	// kernels.ExactBF16: products with frozen BF16 weights stay float32).
 	Kernels kernels.Kernels
 }
 
@@ -144,9 +145,12 @@ func New(m *model.Model, o Options) (*Net, error) {
 	n := &Net{Model: m, K: o.Kernels, Adapter: o.Adapter, cfg: m.Config, opt: o, threads: o.Threads}
 	if n.K == nil {
 		n.K = m.K
-	}
-	if n.K == nil {
-		n.K = kernels.Default()
+		if n.K == nil {
+			n.K = kernels.Default()
+		}
+		// Training keeps BF16 products in float32 (frozen BF16 weights):
+		// the backward pass is the exact derivative of that.
+		n.K = kernels.ExactBF16(n.K)
 	}
 	if n.threads <= 0 {
 		n.threads = runtime.GOMAXPROCS(0)

@@ -30,11 +30,47 @@ func mem(off int, base string) string {
 
 // weight element types of the float kernels.
 type wtype struct {
-	name  string // "F32", "BF16", "F16"
+	name  string // "F32", "BF16", "F16", "BF16P"
 	bytes int
+	// pairs: the activations are bf16 too and VDPBF16PS multiplies them in
+	// pairs (two elements per float32 lane); otherwise they are float32 and
+	// the weights widen to float32 for FMA.
+	pairs bool
 }
 
-var wtypes = []wtype{{"F32", 4}, {"BF16", 2}, {"F16", 2}}
+var wtypes = []wtype{{"F32", 4, false}, {"BF16", 2, false}, {"F16", 2, false}}
+
+// bf16Pairs is the AVX-512 BF16 extension's type: bf16 weights times bf16
+// activations, products of pairs accumulated in float32.
+var bf16Pairs = wtype{"BF16P", 2, true}
+
+// evex emits an EVEX-encoded 512-bit instruction of map 0F38, prefix F3,
+// W0 with register operands only (dst = ModRM.reg, src1 = EVEX.vvvv, src2 =
+// ModRM.rm), as bytes: the Go assembler does not know the AVX-512 BF16
+// instructions. Registers are numbered 0–31; comment is the instruction
+// in Go syntax.
+func evex(a *asm, comment string, opcode byte, src2, src1, dst int) {
+	inv := func(v, bit int) byte { return byte(^(v >> bit) & 1) }
+	p0 := inv(dst, 3)<<7 | inv(src2, 4)<<6 | inv(src2, 3)<<5 | inv(dst, 4)<<4 | 0x02
+	p1 := byte(^src1&0xf)<<3 | 0x04 | 0x02
+	p2 := byte(0x40) | inv(src1, 4)<<3
+	modrm := byte(0xc0) | byte(dst&7)<<3 | byte(src2&7)
+	a.f("\tBYTE $0x62; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x // %s",
+		p0, p1, p2, opcode, modrm, comment)
+}
+
+// vdpbf16ps emits VDPBF16PS: dst.f32[i] += src1.bf16[2i]·src2.bf16[2i] +
+// src1.bf16[2i+1]·src2.bf16[2i+1].
+func vdpbf16ps(a *asm, src2, src1, dst int) {
+	evex(a, fmt.Sprintf("VDPBF16PS Z%d, Z%d, Z%d", src2, src1, dst), 0x52, src2, src1, dst)
+}
+
+// vcvtneps2bf16 emits VCVTNEPS2BF16 Zsrc, Ydst: sixteen float32 rounded to
+// bf16 (nearest even).
+func vcvtneps2bf16(a *asm, src, dst int) {
+	// vvvv is unused; register 0 encodes as the required 1111.
+	evex(a, fmt.Sprintf("VCVTNEPS2BF16 Z%d, Y%d", src, dst), 0x72, src, 0, dst)
+}
 
 // loadW emits the load of one vector of weights (converted to float32) from
 // addr into register dst.
@@ -45,6 +81,8 @@ func loadW(a *asm, s isa, t wtype, addr, dst string) {
 	case "BF16":
 		a.i("VPMOVZXWD", addr, dst)
 		a.i("VPSLLD", "$16", dst, dst)
+	case "BF16P":
+		a.i("VMOVDQU32", addr, dst)
 	case "F16":
 		a.i("VCVTPH2PS", addr, dst)
 	}
@@ -77,8 +115,23 @@ func genDot(a *asm, g *goFile) {
 			g.f("}\n")
 		}
 	}
+	// bf16 × bf16 pairs (AVX-512 BF16): x points at bf16 activations.
+	s := isaAVX512
+	g.f("var %s = [][]dotFn{nil,", "dot"+bf16Pairs.name+"_"+s.name)
+	for mr := 1; mr <= s.mrMax; mr++ {
+		g.f("{nil,")
+		for nr := 1; nr <= s.nrMax[mr]; nr++ {
+			g.f("%s,", dotName(bf16Pairs, s, mr, nr))
+			dotKernel(a, s, bf16Pairs, mr, nr)
+		}
+		g.f("},")
+	}
+	g.f("}\n")
 	for _, s := range []isa{isaAVX512, isaAVX2} {
-		for _, t := range wtypes {
+		for _, t := range append(wtypes, bf16Pairs) {
+			if t.pairs && s.v != "Z" {
+				continue
+			}
 			for mr := 1; mr <= s.mrMax; mr++ {
 				for nr := 1; nr <= s.nrMax[mr]; nr++ {
 					g.f("//go:noescape\nfunc %s(%s)\n", dotName(t, s, mr, nr), dotArgs)
@@ -86,6 +139,33 @@ func genDot(a *asm, g *goFile) {
 			}
 		}
 	}
+	genCvtBF16(a, g)
+}
+
+// genCvtBF16 writes cvtF32BF16_avx512(dst *uint16, src *float32, n int):
+// n float32 (a multiple of 16) rounded to bf16 with VCVTNEPS2BF16.
+func genCvtBF16(a *asm, g *goFile) {
+	g.f("//go:noescape\nfunc cvtF32BF16_avx512(dst *uint16, src *float32, n int)\n")
+	a.f("\n// func cvtF32BF16_avx512(dst *uint16, src *float32, n int)")
+	a.f("TEXT ·cvtF32BF16_avx512(SB), NOSPLIT, $0-24")
+	a.i("MOVQ", "dst+0(FP)", "DI")
+	a.i("MOVQ", "src+8(FP)", "SI")
+	a.i("MOVQ", "n+16(FP)", "CX")
+	a.i("SHRQ", "$4", "CX")
+	done := a.newLabel("done")
+	loop := a.newLabel("loop")
+	a.i("JZ", done)
+	a.lbl(loop)
+	a.i("VMOVUPS", "(SI)", "Z0")
+	vcvtneps2bf16(a, 0, 1)
+	a.i("VMOVDQU", "Y1", "(DI)")
+	a.i("ADDQ", "$64", "SI")
+	a.i("ADDQ", "$32", "DI")
+	a.i("DECQ", "CX")
+	a.i("JNZ", loop)
+	a.lbl(done)
+	a.i("VZEROUPPER")
+	a.i("RET")
 }
 
 func maxInts(v []int) int {
@@ -110,7 +190,14 @@ func dotKernel(a *asm, s isa, t wtype, mr, nr int) {
 	wreg := func(j int) int { return mr*nr + j }
 	xreg := mr*nr + nr
 	t0, t1, zero := s.nregs-1, s.nregs-2, s.nregs-3
-	xscale := 4 / t.bytes // x bytes per weight byte
+	xscale := 4 / t.bytes   // x bytes per weight byte
+	step := s.vec * t.bytes // weight bytes per iteration
+	if t.pairs {
+		if s.v != "Z" {
+			panic("bf16 pairs need AVX-512")
+		}
+		xscale, step = 1, 2*s.vec*t.bytes
+	}
 
 	a.i("MOVQ", "w+32(FP)", end)
 	a.i("MOVQ", end, "wcur-8(SP)")
@@ -166,6 +253,13 @@ func dotKernel(a *asm, s isa, t wtype, mr, nr int) {
 	}
 	for i := 0; i < mr; i++ {
 		xa := fmt.Sprintf("(%s)(%s*%d)", xp[i], off, xscale)
+		if t.pairs {
+			a.i("VMOVDQU32", xa, s.r(xreg))
+			for j := 0; j < nr; j++ {
+				vdpbf16ps(a, wreg(j), xreg, acc(i, j))
+			}
+			continue
+		}
 		if nr == 1 {
 			a.i("VFMADD231PS", xa, s.r(wreg(0)), s.r(acc(i, 0)))
 			continue
@@ -175,7 +269,7 @@ func dotKernel(a *asm, s isa, t wtype, mr, nr int) {
 			a.i("VFMADD231PS", s.r(wreg(j)), s.r(xreg), s.r(acc(i, j)))
 		}
 	}
-	a.i("ADDQ", fmt.Sprintf("$%d", s.vec*t.bytes), off)
+	a.i("ADDQ", fmt.Sprintf("$%d", step), off)
 	a.i("CMPQ", off, end)
 	a.i("JB", loop)
 
