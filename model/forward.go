@@ -1,5 +1,7 @@
 package model
 
+import "fmt"
+
 // Cache is the key/value cache of one sequence. It grows as tokens are added,
 // up to the maximum length it was made with.
 type Cache struct {
@@ -34,6 +36,38 @@ func (c *Cache) Truncate(n int) {
 	if n < c.n && n >= 0 {
 		c.n = n
 	}
+}
+
+// CopyPrefix replaces c's contents with the first n positions of src, so
+// that c continues src's sequence from position n: keys and values depend
+// only on the tokens before them, so a shared prompt prefix computed once can
+// seed other sequences. Both caches must belong to models of the same shape
+// (layers and KV width); n may be at most src.Len() and c.Max(). On error, c
+// is unchanged. src is only read; when c is src, c is truncated to n.
+func (c *Cache) CopyPrefix(src *Cache, n int) error {
+	switch {
+	case c == nil || src == nil:
+		return fmt.Errorf("copy prefix: nil cache")
+	case c.kvDim != src.kvDim || len(c.k) != len(src.k):
+		return fmt.Errorf("copy prefix: caches of different models (%d layers × %d KV width, source %d × %d)", len(c.k), c.kvDim, len(src.k), src.kvDim)
+	case n < 0 || n > src.n:
+		return fmt.Errorf("copy prefix: %d positions, the source holds %d", n, src.n)
+	case n > c.max:
+		return fmt.Errorf("copy prefix: %d positions exceed the cache's %d", n, c.max)
+	}
+	if c == src {
+		c.n = n
+		return nil
+	}
+	c.n = 0 // nothing of the old contents needs to survive a reallocation
+	c.grow(n)
+	m := n * c.kvDim
+	for l := range c.k {
+		copy(c.k[l], src.k[l][:m])
+		copy(c.v[l], src.v[l][:m])
+	}
+	c.n = n
+	return nil
 }
 
 // Bytes is the memory the cache holds.

@@ -356,7 +356,7 @@ func (g *generation) run(w http.ResponseWriter, r *http.Request) *apiError {
 	ctx, cancel := g.s.requestContext(r)
 	defer cancel()
 	st, err := g.s.eng.Submit(ctx, engine.Request{Base: g.p.base.eb, Prompt: g.prompt, Adapter: g.p.adapter, Hooks: g.p.hooks,
-		Options: g.opts, Logprobs: g.logprobs, TopLogprobs: g.top})
+		Options: g.opts, Logprobs: g.logprobs, TopLogprobs: g.top, PrefixKey: g.p.prefixKey})
 	switch {
 	case errors.Is(err, engine.ErrQueueFull):
 		g.s.metrics.rejected.Inc()
@@ -401,6 +401,12 @@ func (g *generation) observe(t *timing, c engine.Chunk) {
 	t.last = now
 }
 
+// resultUsage is a finished generation's usage.
+func resultUsage(res *engine.Result) usage {
+	return usage{PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens, TotalTokens: res.PromptTokens + res.CompletionTokens,
+		PromptTokensDetails: promptTokensDetails{CachedTokens: res.CachedTokens}}
+}
+
 func (g *generation) finished(res *engine.Result) {
 	g.s.metrics.generation(g.p.spec.Name, res, time.Since(g.start))
 }
@@ -441,7 +447,7 @@ func (g *generation) collect(w http.ResponseWriter, st *engine.Stream) *apiError
 		if res.FinishReason == generate.FinishCancelled {
 			return nil
 		}
-		u := usage{PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens, TotalTokens: res.PromptTokens + res.CompletionTokens}
+		u := resultUsage(res)
 		if g.chat {
 			ch := chatChoice{Message: assistantMessage{Role: "assistant", Content: text.String()}, FinishReason: res.FinishReason}
 			if g.logprobs {
@@ -552,11 +558,11 @@ func (g *generation) streamOut(w http.ResponseWriter, st *engine.Stream) *apiErr
 			send(textChunk("", nil, &fr))
 		}
 		if g.includeUsage {
-			u := &usage{PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens, TotalTokens: res.PromptTokens + res.CompletionTokens}
+			u := resultUsage(res)
 			if g.chat {
-				send(chatChunk{ID: g.id, Object: "chat.completion.chunk", Created: g.created, Model: g.model, SystemFingerprint: fingerprint, Choices: []chunkChoice{}, Usage: u})
+				send(chatChunk{ID: g.id, Object: "chat.completion.chunk", Created: g.created, Model: g.model, SystemFingerprint: fingerprint, Choices: []chunkChoice{}, Usage: &u})
 			} else {
-				send(completion{ID: g.id, Object: "text_completion", Created: g.created, Model: g.model, SystemFingerprint: fingerprint, Choices: []completionChoice{}, Usage: u})
+				send(completion{ID: g.id, Object: "text_completion", Created: g.created, Model: g.model, SystemFingerprint: fingerprint, Choices: []completionChoice{}, Usage: &u})
 			}
 		}
 		fmt.Fprint(w, "data: [DONE]\n\n")

@@ -200,42 +200,50 @@ func TestGreedyMatchesGenerate(t *testing.T) {
 		return res.Text
 	}
 	client := newClient(f)
-	ask := func(name string) (string, error) {
+	// ask returns the answer, and the prompt tokens taken from the prompt
+	// cache and not.
+	ask := func(name string) (string, [2]int64, error) {
 		res, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: name,
 			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(user)}, MaxTokens: openai.Int(40),
 			Temperature: openai.Float(0), Seed: openai.Int(9)})
 		if err != nil {
-			return "", err
+			return "", [2]int64{}, err
 		}
-		return res.Choices[0].Message.Content, nil
+		cached := res.Usage.PromptTokensDetails.CachedTokens
+		return res.Choices[0].Message.Content, [2]int64{cached, res.Usage.PromptTokens - cached}, nil
 	}
 	want := map[string]string{}
 	for _, tc := range tests {
 		want[tc.persona] = expected(t, tc.model, tc.ck, tc.system)
 	}
-	// One at a time.
+	// One at a time, all of the prompt run.
 	for _, tc := range tests {
-		got, err := ask(tc.persona)
+		got, tokens, err := ask(tc.persona)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got != want[tc.persona] {
 			t.Errorf("%s alone:\n got %q\nwant %q", tc.persona, got, want[tc.persona])
 		}
+		if tokens[0] != 0 {
+			t.Errorf("%s: %d cached prompt tokens on the first request", tc.persona, tokens[0])
+		}
 	}
 	if want["ranger"] == want["base"] || want["bard"] == want["base"] || want["oracle"] == want["base"] {
 		t.Errorf("the personas' weights change nothing: %q", want)
 	}
-	// All at once, sharing forward batches.
+	// All at once, sharing forward batches; the same prompts again, so
+	// each resumes from the prompt cache and runs only its last token.
 	type answer struct {
 		name, text string
+		tokens     [2]int64
 		err        error
 	}
 	out := make(chan answer, len(tests))
 	for _, tc := range tests {
 		go func() {
-			s, err := ask(tc.persona)
-			out <- answer{tc.persona, s, err}
+			s, tokens, err := ask(tc.persona)
+			out <- answer{tc.persona, s, tokens, err}
 		}()
 	}
 	for range tests {
@@ -245,6 +253,9 @@ func TestGreedyMatchesGenerate(t *testing.T) {
 		}
 		if a.text != want[a.name] {
 			t.Errorf("%s batched:\n got %q\nwant %q", a.name, a.text, want[a.name])
+		}
+		if a.tokens[0] == 0 || a.tokens[1] != 1 {
+			t.Errorf("%s batched: %d prompt tokens from the cache, %d run; want all but one from the cache", a.name, a.tokens[0], a.tokens[1])
 		}
 	}
 }

@@ -91,6 +91,10 @@ type loaded struct {
 	hooks   *model.Hooks
 	bytes   int64 // memory beyond the shared base
 	created int64
+	// prefixKey tells the engine which requests may share prompt keys and
+	// values: unique to this load of the persona (a persona removed and
+	// added again with other files gets a new one).
+	prefixKey string
 }
 
 // personaObject is a persona as /v1/personas shows it.
@@ -136,7 +140,7 @@ func (s *Server) lookup(id string) (*loaded, *apiError) {
 		if id != s.opts.BaseID {
 			return nil, modelNotFound(id)
 		}
-		p = &loaded{spec: persona.Spec{Name: id}, base: s.base}
+		p = &loaded{spec: persona.Spec{Name: id}, base: s.base, prefixKey: baseKey(id)}
 	}
 	p.base.acquire()
 	return p, nil
@@ -227,9 +231,15 @@ func (s *Server) addPersona(spec persona.Spec, root string) error {
 	if p.base == s.base {
 		s.base.acquire()
 	}
+	s.loads++
+	p.prefixKey = fmt.Sprintf("%s#%d", spec.Name, s.loads)
 	s.personas[spec.Name] = p
 	return nil
 }
+
+// baseKey is the prompt cache key of the bare base model: load 0, which
+// no persona gets.
+func baseKey(id string) string { return id + "#0" }
 
 // removePersona unregisters a persona. Requests in flight finish on it.
 func (s *Server) removePersona(name string) bool {
@@ -242,6 +252,8 @@ func (s *Server) removePersona(name string) bool {
 	}
 	if p.base != s.base {
 		s.eng.ForgetBase(p.base.eb)
+	} else {
+		s.eng.ForgetPrefix(p.base.eb, p.prefixKey)
 	}
 	p.base.release()
 	return true

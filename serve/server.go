@@ -63,6 +63,14 @@ type Options struct {
 	MaxQueue int
 	// BatchTokens caps the tokens of one forward step (default 512).
 	BatchTokens int
+	// PromptCacheBytes bounds the memory of the prompt cache (default 256
+	// MiB, apart from KVBytes; negative disables it): the keys and values
+	// of recent prompts, per persona, from which a request whose prompt
+	// starts the same way (the chat template, the persona's system prompt,
+	// earlier turns) resumes instead of running those tokens again.
+	// Responses report the reused tokens as
+	// usage.prompt_tokens_details.cached_tokens.
+	PromptCacheBytes int64
 	// Timeout bounds each request, queueing included (default 5 minutes).
 	Timeout time.Duration
 	// MaxBodyBytes bounds request bodies (default 1 MiB; persona uploads
@@ -118,6 +126,12 @@ func (o *Options) defaults() error {
 	if o.KVBytes <= 0 {
 		o.KVBytes = 1 << 30
 	}
+	switch {
+	case o.PromptCacheBytes == 0:
+		o.PromptCacheBytes = 256 << 20
+	case o.PromptCacheBytes < 0:
+		o.PromptCacheBytes = 0
+	}
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Minute
 	}
@@ -150,6 +164,7 @@ type Server struct {
 	mu       sync.RWMutex
 	personas map[string]*loaded
 	closed   bool
+	loads    uint64 // personas loaded so far (under mu): their prompt cache keys
 
 	apiKey, adminKey [32]byte
 }
@@ -171,7 +186,7 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	eng, err := engine.New(engine.Config{MaxSeqs: opts.MaxSeqs, MaxQueue: opts.MaxQueue, KVBytes: opts.KVBytes, BatchTokens: opts.BatchTokens,
-		OnStep: onStep})
+		PrefixBytes: opts.PromptCacheBytes, OnStep: onStep})
 	if err != nil {
 		return nil, fmt.Errorf("serve: %v", err)
 	}

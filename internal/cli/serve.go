@@ -21,6 +21,7 @@ func (e *env) serveCmd() *cobra.Command {
 		personas, personaRoot, addr, apiKey, adminKey, baseID string
 		kvMemory, maxBody, maxMessage                         string
 		ctxLen, maxSeqs, queue, batchTokens, maxTokens        int
+		promptCacheMB                                         int
 		timeout                                               time.Duration
 		noPlayground, verbose                                 bool
 	)
@@ -50,6 +51,12 @@ Concurrent requests run in the same forward batches; mask and LoRA personas are
 applied per sequence over one shared copy of the base weights. At most
 --max-seqs sequences generate at once and their KV caches stay within
 --kv-memory; --queue more may wait (then 429 with Retry-After).
+
+Prompts are cached per persona: the keys and values of recent prompts (up to
+--prompt-cache-mb, least recently used dropped first) let a request that starts
+like an earlier one (the chat template, the persona's system prompt, earlier
+turns of the conversation) run only the tokens that differ. Responses report
+the reused tokens as usage.prompt_tokens_details.cached_tokens.
 
 With --admin-key, personas can be added (POST /v1/personas: a JSON spec, or a
 card as JSON or PNG) and removed (DELETE /v1/personas/NAME) at run time; their
@@ -93,6 +100,13 @@ The server listens on the loopback interface by default; another address needs
 			if timeout <= 0 {
 				return usagef("--timeout must be positive")
 			}
+			if promptCacheMB < 0 {
+				return usagef("--prompt-cache-mb must be 0 (off) or more")
+			}
+			promptCache := int64(promptCacheMB) << 20
+			if promptCacheMB == 0 {
+				promptCache = -1 // off
+			}
 			var specs []persona.Spec
 			if personas != "" {
 				if specs, err = persona.LoadRegistry(personas); err != nil {
@@ -114,7 +128,7 @@ The server listens on the loopback interface by default; another address needs
 			srv, err := serve.New(serve.Options{
 				Base: ck, BaseID: baseID, Personas: specs, PersonaRoot: personaRoot,
 				APIKey: apiKey, AdminKey: adminKey,
-				Ctx: ctxLen, KVBytes: kv, MaxSeqs: maxSeqs, MaxQueue: queue, BatchTokens: batchTokens,
+				Ctx: ctxLen, KVBytes: kv, MaxSeqs: maxSeqs, MaxQueue: queue, BatchTokens: batchTokens, PromptCacheBytes: promptCache,
 				Timeout: timeout, MaxBodyBytes: body, MaxMessageBytes: int(msg), MaxTokens: maxTokens,
 				NoPlayground: noPlayground,
 				Log:          slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
@@ -128,8 +142,8 @@ The server listens on the loopback interface by default; another address needs
 				return err
 			}
 			st := srv.Engine().Stats()
-			fmt.Fprintf(e.stderr, "masque serve: %s with %d personas on http://%s (playground at /, %d slots, KV budget %d MiB)\n",
-				ck.Path, len(specs), ln.Addr(), st.MaxSeqs, st.KVBudget>>20)
+			fmt.Fprintf(e.stderr, "masque serve: %s with %d personas on http://%s (playground at /, %d slots, KV budget %d MiB, prompt cache %d MiB)\n",
+				ck.Path, len(specs), ln.Addr(), st.MaxSeqs, st.KVBudget>>20, st.PrefixBudget>>20)
 			return srv.Serve(cmd.Context(), ln)
 		},
 	}
@@ -146,6 +160,7 @@ The server listens on the loopback interface by default; another address needs
 	fl.IntVar(&maxSeqs, "max-seqs", 32, "most sequences generating at once (batch slots)")
 	fl.IntVar(&queue, "queue", 64, "most requests waiting for a slot; more get 429")
 	fl.IntVar(&batchTokens, "batch-tokens", 512, "most tokens per forward step (longer prompts are fed in chunks)")
+	fl.IntVar(&promptCacheMB, "prompt-cache-mb", 256, "MiB of recent prompts' keys and values kept (apart from --kv-memory) to skip shared prompt prefixes (0: off)")
 	fl.IntVar(&maxTokens, "max-tokens", 1024, "default and largest max_tokens of a request")
 	fl.DurationVar(&timeout, "timeout", 5*time.Minute, "time limit of a request, queueing included")
 	fl.StringVar(&maxBody, "max-body", "1MiB", "largest request body")

@@ -33,7 +33,7 @@ func TestServeAndLoadtest(t *testing.T) {
 	var out, errb bytes.Buffer
 	go func() {
 		root := newRoot(strings.NewReader(""), &out, &errb)
-		root.SetArgs([]string{"serve", "--personas", reg, "--addr", addr, "--api-key", "k1"})
+		root.SetArgs([]string{"serve", "--personas", reg, "--addr", addr, "--api-key", "k1", "--prompt-cache-mb", "16"})
 		done <- root.ExecuteContext(ctx)
 	}()
 	base := "http://" + addr
@@ -64,9 +64,17 @@ func TestServeAndLoadtest(t *testing.T) {
 		json.Unmarshal(b, &v)
 		return resp.StatusCode, v
 	}
-	code, v := call("k1", `{"model":"sailor","messages":[{"role":"user","content":"Tell me a story."}],"max_tokens":8,"temperature":0}`)
+	story := `{"model":"sailor","messages":[{"role":"user","content":"Tell me a story."}],"max_tokens":8,"temperature":0}`
+	code, v := call("k1", story)
 	if code != 200 || v["choices"] == nil {
 		t.Fatalf("chat: %d %v", code, v)
+	}
+	// The same request again resumes from the prompt cache.
+	code, v = call("k1", story)
+	u, _ := v["usage"].(map[string]any)
+	details, _ := u["prompt_tokens_details"].(map[string]any)
+	if cached, _ := details["cached_tokens"].(float64); code != 200 || cached < 1 || cached != u["prompt_tokens"].(float64)-1 {
+		t.Errorf("second chat: %d, usage %v", code, u)
 	}
 	if code, _ := call("wrong", `{"model":"sailor","messages":[]}`); code != 401 {
 		t.Errorf("bad key: %d, want 401", code)
@@ -94,5 +102,11 @@ func TestServeAndLoadtest(t *testing.T) {
 	case <-done:
 	case <-time.After(15 * time.Second):
 		t.Fatal("serve did not stop on cancellation")
+	}
+	if !strings.Contains(errb.String(), "prompt cache 16 MiB") {
+		t.Errorf("serve's banner: %s", errb.String())
+	}
+	if code, _, stderr := run(t, "", "serve", "--prompt-cache-mb", "-1"); code == 0 || !strings.Contains(stderr, "--prompt-cache-mb") {
+		t.Errorf("a negative prompt cache: exit %d, %s", code, stderr)
 	}
 }

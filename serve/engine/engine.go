@@ -11,6 +11,12 @@
 // bounded queue; Submit fails with ErrQueueFull when it is full. A request
 // whose context ends (client gone, timeout) or that is cancelled leaves the
 // queue or the batch at once and its cache goes back to the pool.
+//
+// Prompts that start alike are not run twice: with Config.PrefixBytes set,
+// the keys and values of every finished prompt are kept (least recently
+// used evicted first) under the request's Base and PrefixKey, and a later
+// request with the same Base and PrefixKey starts from the longest stored
+// prefix it shares, running only the rest of its prompt.
 package engine
 
 import (
@@ -49,6 +55,11 @@ type Config struct {
 	// fed in chunks over several steps. At least 1; every decoding sequence
 	// always gets its token.
 	BatchTokens int
+	// PrefixBytes bounds the memory of the prompt-prefix store (the keys
+	// and values of finished prompts that later requests with the same
+	// Base and Request.PrefixKey start from), apart from KVBytes; 0
+	// disables prefix reuse.
+	PrefixBytes int64
 	// OnStep, if set, is called after every forward step with the base's
 	// name, the number of sequences and tokens in it and its duration.
 	OnStep func(base string, seqs, tokens int, d time.Duration)
@@ -97,6 +108,15 @@ type Request struct {
 	// TopLogprobs is the number of most likely alternatives listed with
 	// each token (at most generate.MaxLogprobs).
 	TopLogprobs int
+	// PrefixKey enables prompt-prefix reuse (see Config.PrefixBytes). It
+	// promises that requests with the same non-empty PrefixKey and the
+	// same Base compute identical keys and values for identical token
+	// prefixes: the same weights, Hooks and Adapter (one persona as loaded;
+	// a persona loaded again with other masks needs another key). Such
+	// requests start from the stored positions of the earlier one whose
+	// prompt shares the most leading tokens with theirs (Hooks do not see
+	// the reused tokens run again). Empty disables reuse for this request.
+	PrefixKey string
 }
 
 // Chunk is what a stream delivers: one chunk per sampled token, in order,
@@ -122,6 +142,10 @@ type Result struct {
 	// PromptTokens is the prompt's length, CompletionTokens the number of
 	// tokens sampled (as generate.Result counts them).
 	PromptTokens, CompletionTokens int
+	// CachedTokens is the number of leading prompt tokens whose keys and
+	// values were reused from an earlier request instead of being run (at
+	// most PromptTokens-1: the last prompt token always runs).
+	CachedTokens int
 	// IDs are the generated tokens (without the one that stopped it).
 	IDs []int
 	// Queued is the time spent waiting for a slot; FirstToken the time
@@ -142,6 +166,13 @@ type Stats struct {
 	KVReserved, KVUsed, KVBudget int64
 	// Steps counts forward steps; Tokens the tokens they ran.
 	Steps, Tokens int64
+	// PrefixBytes is the memory of the prompt-prefix store, PrefixBudget
+	// its bound and PrefixEntries the prompts it holds; PrefixHits counts
+	// requests that started from a stored prefix and PrefixTokens the
+	// prompt tokens they did not have to run.
+	PrefixBytes, PrefixBudget int64
+	PrefixEntries             int
+	PrefixHits, PrefixTokens  int64
 }
 
 // Engine schedules generations. It is safe for concurrent use.
@@ -156,17 +187,25 @@ type Engine struct {
 	reserved int64
 	closed   bool
 	done     chan struct{}
+	drops    []prefixGroup // prefix entries to drop (key "": all of a base), for the loop
+
+	prefix *prefixStore // owned by the loop; nil when disabled
 
 	steps, tokens atomic.Int64
 	kvUsed        atomic.Int64
+	// The prefix store's state for Stats.
+	prefixBytes, prefixEntries, prefixHits, prefixTokens atomic.Int64
 }
 
 // New starts an engine. Close stops it.
 func New(cfg Config) (*Engine, error) {
-	if cfg.MaxSeqs < 1 || cfg.MaxQueue < 0 || cfg.KVBytes <= 0 || cfg.BatchTokens < 1 {
-		return nil, fmt.Errorf("engine: bad config (max seqs %d, queue %d, KV bytes %d, batch tokens %d)", cfg.MaxSeqs, cfg.MaxQueue, cfg.KVBytes, cfg.BatchTokens)
+	if cfg.MaxSeqs < 1 || cfg.MaxQueue < 0 || cfg.KVBytes <= 0 || cfg.BatchTokens < 1 || cfg.PrefixBytes < 0 {
+		return nil, fmt.Errorf("engine: bad config (max seqs %d, queue %d, KV bytes %d, batch tokens %d, prefix bytes %d)", cfg.MaxSeqs, cfg.MaxQueue, cfg.KVBytes, cfg.BatchTokens, cfg.PrefixBytes)
 	}
 	e := &Engine{cfg: cfg, done: make(chan struct{}), pools: map[*Base][]*model.Cache{}}
+	if cfg.PrefixBytes > 0 {
+		e.prefix = newPrefixStore(cfg.PrefixBytes)
+	}
 	e.cond = sync.NewCond(&e.mu)
 	go e.loop()
 	return e, nil
@@ -194,7 +233,9 @@ func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return Stats{Queued: len(e.queue), Active: len(e.active), MaxSeqs: e.cfg.MaxSeqs, MaxQueue: e.cfg.MaxQueue,
-		KVReserved: e.reserved, KVUsed: e.kvUsed.Load(), KVBudget: e.cfg.KVBytes, Steps: e.steps.Load(), Tokens: e.tokens.Load()}
+		KVReserved: e.reserved, KVUsed: e.kvUsed.Load(), KVBudget: e.cfg.KVBytes, Steps: e.steps.Load(), Tokens: e.tokens.Load(),
+		PrefixBytes: e.prefixBytes.Load(), PrefixBudget: e.cfg.PrefixBytes, PrefixEntries: int(e.prefixEntries.Load()),
+		PrefixHits: e.prefixHits.Load(), PrefixTokens: e.prefixTokens.Load()}
 }
 
 // Close fails every queued and running request with ErrClosed and stops
@@ -223,7 +264,8 @@ type Stream struct {
 
 	// Owned by the loop while running.
 	cache    *model.Cache
-	fed      int   // prompt tokens fed
+	fed      int   // prompt tokens fed (or taken from the prefix store)
+	cached   int   // prompt tokens taken from the prefix store
 	next     []int // the token to feed next while decoding
 	history  []int
 	sampler  *generate.Sampler
@@ -389,7 +431,8 @@ func (s *Stream) finish(reason string, err error) {
 	if s.stop != nil {
 		s.stop()
 	}
-	res := &Result{FinishReason: reason, PromptTokens: len(s.req.Prompt), CompletionTokens: s.sampled, IDs: s.ids, FirstToken: s.first, Err: err}
+	res := &Result{FinishReason: reason, PromptTokens: len(s.req.Prompt), CompletionTokens: s.sampled, CachedTokens: s.cached,
+		IDs: s.ids, FirstToken: s.first, Err: err}
 	if !s.started.IsZero() {
 		res.Queued = s.started.Sub(s.submit)
 	} else {
@@ -462,14 +505,35 @@ func (e *Engine) releaseLocked(s *Stream) {
 	s.cache = nil
 }
 
-// ForgetBase drops b's pooled caches (after its last persona is removed);
-// caches of b's sequences still running are freed when they end.
+// ForgetBase drops b's pooled caches and stored prompt prefixes (after its
+// last persona is removed); caches of b's sequences still running are
+// freed when they end, and their prompts are not stored.
 func (e *Engine) ForgetBase(b *Base) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.reserved -= int64(len(e.pools[b])) * b.SlotBytes()
 	delete(e.pools, b)
 	b.forgotten = true
+	if e.prefix != nil {
+		e.drops = append(e.drops, prefixGroup{base: b})
+		e.cond.Signal()
+	}
+}
+
+// ForgetPrefix drops the stored prompt prefixes of b under key (after the
+// persona that used key is removed). A request of that key still running
+// may store its prompt afterwards; it ages out of the store as the least
+// recently used.
+func (e *Engine) ForgetPrefix(b *Base, key string) {
+	if key == "" {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.prefix != nil {
+		e.drops = append(e.drops, prefixGroup{base: b, key: key})
+		e.cond.Signal()
+	}
 }
 
 // loop is the scheduler.
@@ -477,7 +541,7 @@ func (e *Engine) loop() {
 	defer close(e.done)
 	for {
 		e.mu.Lock()
-		for !e.closed && len(e.active) == 0 && !e.admittableLocked() {
+		for !e.closed && len(e.active) == 0 && !e.admittableLocked() && len(e.drops) == 0 {
 			e.cond.Wait()
 		}
 		if e.closed {
@@ -494,7 +558,9 @@ func (e *Engine) loop() {
 			}
 			return
 		}
-		e.admitLocked()
+		drops := e.drops
+		e.drops = nil
+		admitted := e.admitLocked()
 		// Drop cancelled sequences before spending a step on them.
 		var gone []*Stream
 		e.active = slices.DeleteFunc(e.active, func(s *Stream) bool {
@@ -509,6 +575,17 @@ func (e *Engine) loop() {
 		e.mu.Unlock()
 		for _, s := range gone {
 			s.finish(generate.FinishCancelled, s.ctxErr())
+		}
+		if e.prefix != nil {
+			for _, g := range drops {
+				e.prefix.drop(g.base, g.key)
+			}
+			for _, s := range admitted {
+				if s.cache != nil { // not dropped above
+					e.reusePrefix(s)
+				}
+			}
+			e.prefixStats()
 		}
 		if len(active) == 0 {
 			e.kvUsed.Store(0)
@@ -526,9 +603,14 @@ func (e *Engine) loop() {
 				order = append(order, s.req.Base)
 			}
 		}
-		var ended []*Stream
+		var ended, prompted []*Stream
 		for _, b := range order {
-			ended = append(ended, e.step(b, active)...)
+			en, pr := e.step(b, active)
+			ended = append(ended, en...)
+			prompted = append(prompted, pr...)
+		}
+		if len(prompted) > 0 && e.prefix != nil {
+			e.storePrefixes(prompted)
 		}
 		if len(ended) > 0 {
 			e.mu.Lock()
@@ -550,21 +632,64 @@ func (e *Engine) admittableLocked() bool {
 }
 
 // admitLocked moves queued requests into the batch, first come first
-// served, while slots and KV memory last.
-func (e *Engine) admitLocked() {
+// served, while slots and KV memory last, and returns them.
+func (e *Engine) admitLocked() []*Stream {
+	var admitted []*Stream
 	for len(e.queue) > 0 {
 		s := e.queue[0]
 		if !e.canAdmitLocked(s.req.Base) {
-			return
+			break
 		}
 		c := e.takeCacheLocked(s.req.Base)
 		if c == nil {
-			return
+			break
 		}
 		e.queue = e.queue[1:]
 		s.start(c)
 		e.active = append(e.active, s)
+		admitted = append(admitted, s)
 	}
+	return admitted
+}
+
+// reusePrefix seeds a stream that has just started with the longest stored
+// prefix of its prompt, leaving at least the last prompt token to run (its
+// logits give the first sampled token). It runs on the loop goroutine.
+func (e *Engine) reusePrefix(s *Stream) {
+	if s.req.PrefixKey == "" {
+		return
+	}
+	ent, n := e.prefix.lookup(prefixGroup{s.req.Base, s.req.PrefixKey}, s.req.Prompt)
+	p := min(n, len(s.req.Prompt)-1)
+	if ent == nil || p < 1 {
+		return
+	}
+	if err := s.cache.CopyPrefix(ent.cache, p); err != nil {
+		return // the cache is unchanged: the whole prompt runs
+	}
+	e.prefix.touch(ent)
+	s.fed, s.cached = p, p
+	e.prefixHits.Add(1)
+	e.prefixTokens.Add(int64(p))
+}
+
+// storePrefixes keeps the keys and values of the prompts that the streams
+// have just finished feeding (their caches hold exactly the prompt). It
+// runs on the loop goroutine, before ended streams release their caches.
+func (e *Engine) storePrefixes(streams []*Stream) {
+	e.mu.Lock()
+	streams = slices.DeleteFunc(streams, func(s *Stream) bool { return s.req.PrefixKey == "" || s.req.Base.forgotten })
+	e.mu.Unlock()
+	for _, s := range streams {
+		e.prefix.add(prefixGroup{s.req.Base, s.req.PrefixKey}, s.req.Prompt, s.cache, s.req.Base.Model)
+	}
+	e.prefixStats()
+}
+
+// prefixStats publishes the prefix store's size for Stats.
+func (e *Engine) prefixStats() {
+	e.prefixBytes.Store(e.prefix.bytes)
+	e.prefixEntries.Store(int64(e.prefix.lru.Len()))
 }
 
 // start prepares a stream to run on cache c.
@@ -591,8 +716,9 @@ func (s *Stream) start(c *model.Cache) {
 }
 
 // step runs one forward pass over b's active sequences and samples their
-// next tokens. It returns the sequences that ended.
-func (e *Engine) step(b *Base, active []*Stream) []*Stream {
+// next tokens. It returns the sequences that ended, and those whose prompt
+// has now been fed whole (their caches hold exactly the prompt).
+func (e *Engine) step(b *Base, active []*Stream) (ended, prompted []*Stream) {
 	var decode, prefill []*Stream
 	for _, s := range active {
 		if s.req.Base != b {
@@ -653,18 +779,20 @@ func (e *Engine) step(b *Base, active []*Stream) []*Stream {
 	if e.cfg.OnStep != nil {
 		e.cfg.OnStep(b.Name, len(batch), tokens, d)
 	}
-	var ended []*Stream
 	if err != nil {
 		for _, it := range items {
 			it.s.finish("", fmt.Errorf("engine: forward pass: %w", err))
 			ended = append(ended, it.s)
 		}
-		return ended
+		return ended, nil
 	}
 	for i, it := range items {
 		s := it.s
 		if s.fed < len(s.req.Prompt) {
 			s.fed += len(it.toks)
+			if s.fed == len(s.req.Prompt) {
+				prompted = append(prompted, s)
+			}
 		}
 		if !it.last {
 			continue
@@ -676,7 +804,7 @@ func (e *Engine) step(b *Base, active []*Stream) []*Stream {
 			ended = append(ended, s)
 		}
 	}
-	return ended
+	return ended, prompted
 }
 
 // sample picks the next token from logits and emits its text; it reports

@@ -1,0 +1,134 @@
+package engine
+
+import (
+	"container/list"
+	"slices"
+
+	"github.com/masque-ai/masque/model"
+)
+
+// prefixGroup is what decides whether stored keys and values can seed a
+// request: the same base and the same non-empty Request.PrefixKey.
+type prefixGroup struct {
+	base *Base
+	key  string
+}
+
+// prefixEntry is one stored prompt: its tokens and a cache holding exactly
+// their positions.
+type prefixEntry struct {
+	group  prefixGroup
+	tokens []int
+	cache  *model.Cache
+	bytes  int64
+	elem   *list.Element // in prefixStore.lru
+}
+
+// prefixStore keeps the keys and values of finished prompts, at most budget
+// bytes of them, evicting the least recently used. It belongs to the
+// engine's loop goroutine: nothing else touches it (Stats reads the
+// engine's atomic copies of its counters).
+type prefixStore struct {
+	budget int64
+	bytes  int64
+	groups map[prefixGroup][]*prefixEntry
+	lru    *list.List // of *prefixEntry, most recently used first
+}
+
+func newPrefixStore(budget int64) *prefixStore {
+	return &prefixStore{budget: budget, groups: map[prefixGroup][]*prefixEntry{}, lru: list.New()}
+}
+
+// commonPrefix is the length of the longest common prefix of a and b.
+func commonPrefix(a, b []int) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
+
+// lookup returns the entry of g that shares the longest prefix with
+// prompt, and that prefix's length (nil and 0 when none shares a token).
+func (p *prefixStore) lookup(g prefixGroup, prompt []int) (*prefixEntry, int) {
+	var best *prefixEntry
+	n := 0
+	for _, e := range p.groups[g] {
+		if c := commonPrefix(e.tokens, prompt); c > n {
+			best, n = e, c
+		}
+	}
+	return best, n
+}
+
+// touch marks e as just used.
+func (p *prefixStore) touch(e *prefixEntry) { p.lru.MoveToFront(e.elem) }
+
+// add stores the first len(tokens) positions of c (which holds tokens
+// there) under g, unless an entry of g already covers tokens. Entries of g
+// that tokens extends are replaced by the new one, which serves every
+// request they would. Least recently used entries are evicted to stay
+// within the budget; a prompt larger than the whole budget is not stored.
+func (p *prefixStore) add(g prefixGroup, tokens []int, c *model.Cache, m *model.Model) {
+	var extended []*prefixEntry
+	for _, e := range p.groups[g] {
+		n := commonPrefix(e.tokens, tokens)
+		switch {
+		case n == len(tokens):
+			p.touch(e) // covered: e holds tokens and maybe more
+			return
+		case n == len(e.tokens):
+			extended = append(extended, e)
+		}
+	}
+	// The snapshot holds exactly len(tokens) positions (a fresh cache grows
+	// to what it is given), plus the token ids.
+	need := 2*int64(m.Config.Layers)*int64(len(tokens))*int64(m.Config.KVDim())*4 + int64(len(tokens))*8
+	if need > p.budget {
+		return
+	}
+	snap := m.NewCache(len(tokens))
+	if err := snap.CopyPrefix(c, len(tokens)); err != nil {
+		return // c is not of m, or holds fewer positions: nothing to store
+	}
+	e := &prefixEntry{group: g, tokens: slices.Clone(tokens), cache: snap, bytes: snap.Bytes() + int64(len(tokens))*8}
+	for _, o := range extended {
+		p.remove(o)
+	}
+	for p.bytes+e.bytes > p.budget && p.lru.Len() > 0 {
+		p.remove(p.lru.Back().Value.(*prefixEntry))
+	}
+	e.elem = p.lru.PushFront(e)
+	p.groups[g] = append(p.groups[g], e)
+	p.bytes += e.bytes
+}
+
+// remove drops e.
+func (p *prefixStore) remove(e *prefixEntry) {
+	p.lru.Remove(e.elem)
+	es := p.groups[e.group]
+	if i := slices.Index(es, e); i >= 0 {
+		es = slices.Delete(es, i, i+1)
+	}
+	if len(es) == 0 {
+		delete(p.groups, e.group)
+	} else {
+		p.groups[e.group] = es
+	}
+	p.bytes -= e.bytes
+}
+
+// drop removes the entries of base b: all of them when key is "", else
+// those of key.
+func (p *prefixStore) drop(b *Base, key string) {
+	for g, es := range p.groups {
+		if g.base != b || key != "" && g.key != key {
+			continue
+		}
+		for _, e := range slices.Clone(es) {
+			p.remove(e)
+		}
+	}
+}
