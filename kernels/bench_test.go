@@ -91,7 +91,7 @@ func BenchmarkMatMul(b *testing.B) {
 		for _, sh := range benchShapes {
 			cols := benchCols(dt, sh.cols)
 			var w *Matrix
-			for _, m := range []int{1, 128} {
+			for _, m := range []int{1, 16, 128} {
 				b.Run(fmt.Sprintf("%s/%s/m=%d", v.name, sh.name, m), func(b *testing.B) {
 					if w == nil {
 						w = benchMatrix(dt, sh.rows, cols)

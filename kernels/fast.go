@@ -19,6 +19,13 @@ const (
 
 var gemmKBlock = gemmKBlockDefault
 
+// Batched decoding: up to midTokens tokens run each block of about
+// midRowBytes of weight rows for all their token tiles in turn.
+var (
+	midTokens   = 32
+	midRowBytes = 16 << 10
+)
+
 // kBlock splits a reduction of length k (a multiple of kvec) into passes of
 // at most about target elements, all of nearly the same length.
 func kBlock(k, kvec, target int) int {
@@ -175,6 +182,32 @@ func (l *level) floatProduct(dst []float32, w *Matrix, m int, p floatPlan) {
 	}
 	mr := l.mrMax
 	nr := l.nrMax[mr]
+	if m <= midTokens {
+		// A few token tiles (batched decoding): split by weight rows as
+		// for one token, and run every token tile over a small block of
+		// rows while it is in L1/L2, so the weights stream from memory
+		// once, in order, with the hardware prefetcher's help.
+		sub := roundUp(max(nr, midRowBytes/max(ldw, 1)), nr)
+		chunk := roundUp(rowChunk(N, nr, m*K), sub)
+		parallel(ceilDiv(N, chunk), func(task int) {
+			r0 := task * chunk
+			r1 := min(N, r0+chunk)
+			prefetchL2((*byte)(unsafe.Add(wp, r0*ldw)), min(sub, r1-r0)*ldw, 0, 1)
+			for s0 := r0; s0 < r1; s0 += sub {
+				s1 := min(r1, s0+sub)
+				// Ask for the next block while this one is multiplied.
+				if s1 < r1 {
+					prefetchL2((*byte)(unsafe.Add(wp, s1*ldw)), (min(r1, s1+sub)-s1)*ldw, 0, 1)
+				}
+				for i := 0; i < m; i += mr {
+					runDotRows(p.tiles, min(mr, m-i), l.nrMax[min(mr, m-i)], dst[i*N+s0:], N, unsafe.Add(p.x, i*ldx), ldx,
+						unsafe.Add(wp, s0*ldw), ldw, kmain, s1-s0, false)
+				}
+			}
+			p.tail(0, m, r0, r1)
+		})
+		return
+	}
 	rb := min(roundUp(N, nr), gemmRowBlock)
 	tb := roundUp(min(m, gemmTokenBlock), mr)
 	nrb, ntb := ceilDiv(N, rb), ceilDiv(m, tb)

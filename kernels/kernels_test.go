@@ -200,6 +200,9 @@ func matMulShapes(dt quant.DType) []shape {
 		{4, 8, 100}, {5, 11, 33}, {6, 17, 64}, {7, 23, 79}, {7, 5, 1}, {8, 40, 96},
 		{13, 31, 200}, {64, 70, 130}, {64, 64, 1100}, {97, 67, 2071}, {200, 130, 64},
 		{1, 2100, 48}, {2, 2053, 16},
+		// Batched decoding (up to midTokens): several tasks, blocks of rows
+		// and token tiles of every size.
+		{16, 2100, 100}, {11, 1037, 70}, {32, 300, 1030}, {9, 5, 64},
 	}
 }
 

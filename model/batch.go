@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math"
 	"reflect"
-	"runtime"
-	"sync"
 )
 
 // Adapter changes the linear projections of the sequences it is attached to
@@ -123,7 +121,7 @@ func (m *Model) ForwardBatch(seqs []BatchSeq) ([][]float32, error) {
 	q := make([]float32, T*qd)
 	kv := make([]float32, 2*T*kvd)
 	kk, vv := kv[:T*kvd], kv[T*kvd:]
-	att := make([]float32, T*qd)
+	attOut := make([]float32, T*qd)
 	proj := make([]float32, T*H)
 	gate := make([]float32, T*ff)
 	up := make([]float32, T*ff)
@@ -194,50 +192,7 @@ func (m *Model) ForwardBatch(seqs []BatchSeq) ([][]float32, error) {
 
 	scale := float32(1 / math.Sqrt(float64(D)))
 	group := cfg.Heads / cfg.KVHeads
-	// Attention work items: one per (row, head).
-	maxCtx := 0
-	work := 0
-	for i := range seqs {
-		n := p0[i] + len(seqs[i].Tokens)
-		maxCtx = max(maxCtx, n)
-		work += len(seqs[i].Tokens) * n
-	}
-	rowSeq := make([]int, T)
-	for i := range seqs {
-		for r := off[i]; r < off[i+1]; r++ {
-			rowSeq[r] = i
-		}
-	}
-	workers := 1
-	if work*cfg.Heads*D >= 1<<16 {
-		workers = min(runtime.GOMAXPROCS(0), T*cfg.Heads)
-	}
-	scoreBufs := make([][]float32, workers)
-	for w := range scoreBufs {
-		scoreBufs[w] = make([]float32, maxCtx)
-	}
-	attendRow := func(l, r, hd int, scores []float32) {
-		i := rowSeq[r]
-		c := seqs[i].Cache
-		kc, vc := c.k[l], c.v[l]
-		pos := p0[i] + r - off[i]
-		lo := 0
-		if w := cfg.SlidingWindow; w > 0 && pos-w+1 > 0 {
-			lo = pos - w + 1
-		}
-		qh := q[r*qd+hd*D : r*qd+(hd+1)*D]
-		o := (hd / group) * D
-		s := scores[lo : pos+1]
-		for j := lo; j <= pos; j++ {
-			s[j-lo] = k.Dot(qh, kc[j*kvd+o:j*kvd+o+D]) * scale
-		}
-		k.Softmax(s)
-		out := att[r*qd+hd*D : r*qd+(hd+1)*D]
-		clear(out)
-		for j := lo; j <= pos; j++ {
-			k.Axpy(s[j-lo], vc[j*kvd+o:j*kvd+o+D], out)
-		}
-	}
+	att := newAttention(seqs, off, p0, cfg, k)
 
 	for l := range m.Layers {
 		ly := &m.Layers[l]
@@ -257,28 +212,12 @@ func (m *Model) ForwardBatch(seqs []BatchSeq) ([][]float32, error) {
 		}
 		for i := range seqs {
 			c := seqs[i].Cache
-			copy(c.k[l][p0[i]*kvd:], kk[off[i]*kvd:off[i+1]*kvd])
-			copy(c.v[l][p0[i]*kvd:], vv[off[i]*kvd:off[i+1]*kvd])
-		}
-		n := T * cfg.Heads
-		if workers == 1 {
-			for t := 0; t < n; t++ {
-				attendRow(l, t/cfg.Heads, t%cfg.Heads, scoreBufs[0])
+			for r := off[i]; r < off[i+1]; r++ {
+				c.put(l, p0[i]+r-off[i], kk[r*kvd:(r+1)*kvd], vv[r*kvd:(r+1)*kvd])
 			}
-		} else {
-			var wg sync.WaitGroup
-			for w := 0; w < workers; w++ {
-				wg.Add(1)
-				go func(w int) {
-					defer wg.Done()
-					for t := w; t < n; t += workers {
-						attendRow(l, t/cfg.Heads, t%cfg.Heads, scoreBufs[w])
-					}
-				}(w)
-			}
-			wg.Wait()
 		}
-		linear(l, ProjO, proj, att)
+		att.run(l, q, attOut, scale, group)
+		linear(l, ProjO, proj, attOut)
 		addTo(x, proj)
 
 		k.RMSNorm(xn[:T*H], x, ly.MLPNorm, cfg.NormEps)

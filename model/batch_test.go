@@ -139,7 +139,7 @@ func TestForwardBatchEqualsSingle(t *testing.T) {
 
 // cloneCache copies a cache's contents.
 func cloneCache(c *Cache) *Cache {
-	out := &Cache{kvDim: c.kvDim, max: c.max, n: c.n, k: make([][]float32, len(c.k)), v: make([][]float32, len(c.v))}
+	out := &Cache{kvDim: c.kvDim, headDim: c.headDim, capPos: c.capPos, max: c.max, n: c.n, k: make([][]float32, len(c.k)), v: make([][]float32, len(c.v))}
 	for l := range c.k {
 		out.k[l] = append([]float32(nil), c.k[l]...)
 		out.v[l] = append([]float32(nil), c.v[l]...)
@@ -319,5 +319,32 @@ func BenchmarkForwardBatchDecode(b *testing.B) {
 			}
 			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tok/s")
 		})
+	}
+}
+
+// TestAttentionRowBlocks: splitting a long prompt's attention into blocks
+// of rows (as attBlockFloats does for long contexts) gives the same logits,
+// with and without a sliding window.
+func TestAttentionRowBlocks(t *testing.T) {
+	m := loadTiny(t, "qwen2")
+	defer func(v int) { attBlockFloats = v; m.Config.SlidingWindow = 0 }(attBlockFloats)
+	toks := randTokens(rand.New(rand.NewPCG(5, 6)), 40, m.Config.Vocab)
+	for _, window := range []int{0, 5} {
+		m.Config.SlidingWindow = window
+		attBlockFloats = 1 << 18
+		want, err := m.Forward(m.NewCache(64), toks, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, floats := range []int{1, 50, 300} {
+			attBlockFloats = floats
+			got, err := m.Forward(m.NewCache(64), toks, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := maxRelDiff(got, want); d > 1e-5 {
+				t.Errorf("window %d, blocks of %d scores: max relative difference %g", window, floats, d)
+			}
+		}
 	}
 }

@@ -5,9 +5,10 @@ import "fmt"
 // Cache is the key/value cache of one sequence. It grows as tokens are added,
 // up to the maximum length it was made with.
 type Cache struct {
-	kvDim, max int
-	k, v       [][]float32 // per layer: [positions × kvDim]
-	n          int
+	kvDim, headDim, max int
+	capPos              int         // positions allocated per KV head
+	k, v                [][]float32 // per layer: [KV heads × capPos × headDim], head-major
+	n                   int
 }
 
 // NewCache returns an empty cache for up to maxSeq positions (maxSeq ≤ 0
@@ -19,7 +20,25 @@ func (m *Model) NewCache(maxSeq int) *Cache {
 			maxSeq = 4096
 		}
 	}
-	return &Cache{kvDim: m.Config.KVDim(), max: maxSeq, k: make([][]float32, m.Config.Layers), v: make([][]float32, m.Config.Layers)}
+	return &Cache{kvDim: m.Config.KVDim(), headDim: m.Config.HeadDim, max: maxSeq,
+		k: make([][]float32, m.Config.Layers), v: make([][]float32, m.Config.Layers)}
+}
+
+// head returns the keys and values of KV head h in layer l, one row of
+// headDim values per position (capPos rows, the first Len() filled).
+func (c *Cache) head(l, h int) (k, v []float32) {
+	n := c.capPos * c.headDim
+	return c.k[l][h*n : (h+1)*n], c.v[l][h*n : (h+1)*n]
+}
+
+// put stores the keys and values of position pos in layer l from rows
+// holding every KV head side by side (kvDim values each).
+func (c *Cache) put(l, pos int, k, v []float32) {
+	D := c.headDim
+	for h, o := 0, pos*D; h < c.kvDim/D; h, o = h+1, o+c.capPos*D {
+		copy(c.k[l][o:o+D], k[h*D:(h+1)*D])
+		copy(c.v[l][o:o+D], v[h*D:(h+1)*D])
+	}
 }
 
 // Len is the number of positions stored.
@@ -61,10 +80,14 @@ func (c *Cache) CopyPrefix(src *Cache, n int) error {
 	}
 	c.n = 0 // nothing of the old contents needs to survive a reallocation
 	c.grow(n)
-	m := n * c.kvDim
+	m := n * c.headDim
 	for l := range c.k {
-		copy(c.k[l], src.k[l][:m])
-		copy(c.v[l], src.v[l][:m])
+		for h := 0; h < c.kvDim/c.headDim; h++ {
+			dk, dv := c.head(l, h)
+			sk, sv := src.head(l, h)
+			copy(dk[:m], sk[:m])
+			copy(dv[:m], sv[:m])
+		}
 	}
 	c.n = n
 	return nil
@@ -79,23 +102,27 @@ func (c *Cache) Bytes() int64 {
 	return b
 }
 
-// grow makes room for n positions in every layer.
+// grow makes room for n positions in every layer, keeping the first Len().
 func (c *Cache) grow(n int) {
-	need := n * c.kvDim
-	for l := range c.k {
-		if cap(c.k[l]) < need {
-			nc := max(need, 2*cap(c.k[l]))
-			nc = min(nc, c.max*c.kvDim)
-			k := make([]float32, need, nc)
-			v := make([]float32, need, nc)
-			copy(k, c.k[l][:c.n*c.kvDim])
-			copy(v, c.v[l][:c.n*c.kvDim])
-			c.k[l], c.v[l] = k, v
-		} else {
-			c.k[l] = c.k[l][:need]
-			c.v[l] = c.v[l][:need]
-		}
+	if n <= c.capPos {
+		return
 	}
+	nc := min(max(n, 2*c.capPos), c.max)
+	D, heads := c.headDim, c.kvDim/c.headDim
+	keep := c.n * D
+	for l := range c.k {
+		k := make([]float32, heads*nc*D)
+		v := make([]float32, heads*nc*D)
+		if keep > 0 {
+			for h := 0; h < heads; h++ {
+				ok, ov := c.head(l, h)
+				copy(k[h*nc*D:], ok[:keep])
+				copy(v[h*nc*D:], ov[:keep])
+			}
+		}
+		c.k[l], c.v[l] = k, v
+	}
+	c.capPos = nc
 }
 
 // Hooks observe or steer a forward pass. Every field is optional. Slices
