@@ -155,11 +155,16 @@ func TestBenchMin(t *testing.T) {
 			var w *Matrix
 			for _, m := range ms {
 				for _, name := range names {
-					k, err := ForLevel(name)
+					// "LEVEL+exact" measures LEVEL under ExactBF16.
+					base, exact := strings.CutSuffix(name, "+exact")
+					k, err := ForLevel(base)
 					if err != nil {
 						t.Fatal(err)
 					}
-					id := fmt.Sprintf("%s %s %s m=%d", k.Name(), dt, sh.name, m)
+					if exact {
+						k = ExactBF16(k)
+					}
+					id := fmt.Sprintf("%s %s %s m=%d", name, dt, sh.name, m)
 					if !filter.MatchString(id) {
 						continue
 					}
