@@ -259,6 +259,22 @@ func (s *Server) removePersona(name string) bool {
 	return true
 }
 
+// persist writes the personas being served to Options.Registry, if set.
+func (s *Server) persist() error {
+	if s.opts.Registry == "" {
+		return nil
+	}
+	s.persistMu.Lock()
+	defer s.persistMu.Unlock()
+	s.mu.RLock()
+	var specs []persona.Spec
+	for _, n := range s.sortedNamesLocked() {
+		specs = append(specs, s.personas[n].spec)
+	}
+	s.mu.RUnlock()
+	return persona.SaveRegistry(s.opts.Registry, specs)
+}
+
 // resolveUnder resolves the relative path p inside root, following
 // symbolic links, and refuses anything that ends up outside root.
 func resolveUnder(root, p string) (string, error) {
@@ -307,6 +323,10 @@ func (s *Server) handlePersonas(w http.ResponseWriter, r *http.Request) *apiErro
 			return newError(http.StatusConflict, typeInvalidRequest, "persona_exists", "name", "%v", err)
 		}
 		return badRequest("", "invalid_persona", "%v", err)
+	}
+	if err := s.persist(); err != nil {
+		s.removePersona(spec.Name)
+		return newError(http.StatusInternalServerError, typeServer, "registry_not_written", "", "persona %s not added: %v", spec.Name, err)
 	}
 	s.mu.RLock()
 	obj := s.personas[spec.Name].object()
@@ -371,6 +391,9 @@ func (s *Server) handlePersona(w http.ResponseWriter, r *http.Request) *apiError
 		}
 		if !s.removePersona(name) {
 			return newError(http.StatusNotFound, typeInvalidRequest, "persona_not_found", "name", "no persona %q", name)
+		}
+		if err := s.persist(); err != nil {
+			return newError(http.StatusInternalServerError, typeServer, "registry_not_written", "", "persona %s removed, but not from the registry: %v", name, err)
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"id": name, "object": "persona", "deleted": true})
 		return nil

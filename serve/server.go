@@ -43,6 +43,11 @@ type Options struct {
 	// relative to it and may not leave it. Empty: such personas can only
 	// run on the base model with a prompt.
 	PersonaRoot string
+	// Registry, if set, is the registry file that personas added or
+	// removed at run time are written back to (persona.SaveRegistry), so
+	// they survive a restart. An add whose registry cannot be written is
+	// undone and answered with an error.
+	Registry string
 
 	// APIKey, if set, is required (Authorization: Bearer KEY) by every
 	// endpoint except the playground's static files.
@@ -165,6 +170,8 @@ type Server struct {
 	personas map[string]*loaded
 	closed   bool
 	loads    uint64 // personas loaded so far (under mu): their prompt cache keys
+
+	persistMu sync.Mutex // orders writes of Options.Registry
 
 	apiKey, adminKey [32]byte
 }

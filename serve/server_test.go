@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -488,5 +489,50 @@ func TestPlaygroundServed(t *testing.T) {
 	g := newFixture(t, func(o *Options) { o.NoPlayground = true })
 	if code, _, _ := g.do(t, "GET", "/", "", "", nil); code != 404 {
 		t.Errorf("playground off: %d", code)
+	}
+}
+
+// TestPersonaPersist: with Options.Registry, personas added and removed at
+// run time are written back to the registry, which then loads as the
+// served personas; an add whose registry cannot be written is undone.
+func TestPersonaPersist(t *testing.T) {
+	reg := filepath.Join(t.TempDir(), "personas.yaml")
+	f := newFixture(t, func(o *Options) { o.Registry = reg })
+	names := func() []string {
+		specs, err := persona.LoadRegistry(reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, s := range specs {
+			out = append(out, s.Name)
+			if s.Name == "knight" && s.Mask != filepath.Join(f.dir, "ranger.mask.safetensors") {
+				t.Errorf("knight's mask is %q in the registry", s.Mask)
+			}
+		}
+		return out
+	}
+	if code, _, body := f.do(t, "POST", "/v1/personas", testAdminKey, "application/json",
+		jsonBytes(persona.Spec{Name: "knight", Description: "A knight.", Mask: "ranger.mask.safetensors"})); code != 201 {
+		t.Fatalf("add: %d %s", code, body)
+	}
+	if got, want := names(), []string{"bard", "knight", "oracle", "pirate", "pruned", "ranger"}; !slices.Equal(got, want) {
+		t.Errorf("after the add the registry lists %v, want %v", got, want)
+	}
+	if code, _, body := f.do(t, "DELETE", "/v1/personas/pirate", testAdminKey, "", nil); code != 200 {
+		t.Fatalf("delete: %d %s", code, body)
+	}
+	if got, want := names(), []string{"bard", "knight", "oracle", "pruned", "ranger"}; !slices.Equal(got, want) {
+		t.Errorf("after the delete the registry lists %v, want %v", got, want)
+	}
+
+	// A registry that cannot be written: the add is refused and undone.
+	g := newFixture(t, func(o *Options) { o.Registry = filepath.Join(t.TempDir(), "missing", "personas.yaml") })
+	code, _, body := g.do(t, "POST", "/v1/personas", testAdminKey, "application/json", jsonBytes(persona.Spec{Name: "scribe", Description: "A scribe."}))
+	if code != 500 || !strings.Contains(string(body), "registry_not_written") {
+		t.Errorf("add with an unwritable registry: %d %s", code, body)
+	}
+	if code, _, _ := g.do(t, "GET", "/v1/personas/scribe", testAPIKey, "", nil); code != 404 {
+		t.Errorf("the failed add left the persona in place (%d)", code)
 	}
 }

@@ -23,7 +23,7 @@ func (e *env) serveCmd() *cobra.Command {
 		ctxLen, maxSeqs, queue, batchTokens, maxTokens        int
 		promptCacheMB                                         int
 		timeout                                               time.Duration
-		noPlayground, verbose                                 bool
+		noPlayground, verbose, persist                        bool
 	)
 	c := &cobra.Command{
 		Use:   "serve --model PATH [--personas FILE] [--addr 127.0.0.1:8080]",
@@ -60,7 +60,9 @@ the reused tokens as usage.prompt_tokens_details.cached_tokens.
 
 With --admin-key, personas can be added (POST /v1/personas: a JSON spec, or a
 card as JSON or PNG) and removed (DELETE /v1/personas/NAME) at run time; their
-files must lie inside --persona-root (default: the registry's folder).
+files must lie inside --persona-root (default: the registry's folder). With
+--persist, every such change is written back to the --personas file (atomically;
+its comments and formatting are not kept), so the personas survive a restart.
 
 The server listens on the loopback interface by default; another address needs
 --api-key. Keys can also come from MASQUE_API_KEY and MASQUE_ADMIN_KEY.`,
@@ -107,7 +109,14 @@ The server listens on the loopback interface by default; another address needs
 			if promptCacheMB == 0 {
 				promptCache = -1 // off
 			}
+			if persist && personas == "" {
+				return usagef("--persist needs --personas: the registry file to write")
+			}
 			var specs []persona.Spec
+			registry := ""
+			if persist {
+				registry = personas
+			}
 			if personas != "" {
 				if specs, err = persona.LoadRegistry(personas); err != nil {
 					return err
@@ -126,7 +135,7 @@ The server listens on the loopback interface by default; another address needs
 				level = slog.LevelInfo
 			}
 			srv, err := serve.New(serve.Options{
-				Base: ck, BaseID: baseID, Personas: specs, PersonaRoot: personaRoot,
+				Base: ck, BaseID: baseID, Personas: specs, PersonaRoot: personaRoot, Registry: registry,
 				APIKey: apiKey, AdminKey: adminKey,
 				Ctx: ctxLen, KVBytes: kv, MaxSeqs: maxSeqs, MaxQueue: queue, BatchTokens: batchTokens, PromptCacheBytes: promptCache,
 				Timeout: timeout, MaxBodyBytes: body, MaxMessageBytes: int(msg), MaxTokens: maxTokens,
@@ -150,6 +159,7 @@ The server listens on the loopback interface by default; another address needs
 	mf.register(c)
 	fl := c.Flags()
 	fl.StringVar(&personas, "personas", "", "persona registry (YAML or JSON)")
+	fl.BoolVar(&persist, "persist", false, "write personas added or removed at run time back to the --personas file")
 	fl.StringVar(&personaRoot, "persona-root", "", "folder whose files personas added at run time may use (default: the registry's folder)")
 	fl.StringVar(&addr, "addr", "127.0.0.1:8080", "listen address (anything but loopback needs --api-key)")
 	fl.StringVar(&apiKey, "api-key", "", "require this bearer key on every endpoint (default: $MASQUE_API_KEY)")

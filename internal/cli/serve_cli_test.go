@@ -109,4 +109,7 @@ func TestServeAndLoadtest(t *testing.T) {
 	if code, _, stderr := run(t, "", "serve", "--prompt-cache-mb", "-1"); code == 0 || !strings.Contains(stderr, "--prompt-cache-mb") {
 		t.Errorf("a negative prompt cache: exit %d, %s", code, stderr)
 	}
+	if code, _, stderr := run(t, "", "serve", "--persist"); code == 0 || !strings.Contains(stderr, "--persist needs --personas") {
+		t.Errorf("--persist without a registry: exit %d, %s", code, stderr)
+	}
 }

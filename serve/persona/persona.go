@@ -22,6 +22,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/masque-ai/masque/internal/atomicfile"
 )
 
 // Kinds of persona, by what they run on.
@@ -225,6 +227,55 @@ func LoadRegistry(path string) ([]Spec, error) {
 		seen[s.Name] = true
 	}
 	return specs, nil
+}
+
+// SaveRegistry writes specs to path as a registry that LoadRegistry reads
+// back: YAML ({"personas": [...]}), or JSON when path ends in .json. The
+// file is replaced atomically (a temporary file renamed over it), so a
+// crash never leaves it half-written. File paths (mask, lora, model, card)
+// inside path's folder are written relative to it, others as they are.
+// Comments and formatting of an earlier file are not kept.
+func SaveRegistry(path string, specs []Spec) error {
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("persona registry %s: %v", path, err)
+	}
+	out := make([]Spec, len(specs))
+	for i, s := range specs {
+		for _, p := range []*string{&s.Mask, &s.LoRA, &s.Model, &s.Card} {
+			if *p == "" {
+				continue
+			}
+			if abs, err := filepath.Abs(*p); err == nil {
+				if rel, err := filepath.Rel(dir, abs); err == nil && filepath.IsLocal(rel) {
+					*p = rel
+				}
+			}
+		}
+		out[i] = s
+	}
+	reg := struct {
+		Personas []Spec `json:"personas" yaml:"personas"`
+	}{out}
+	var data []byte
+	if strings.EqualFold(filepath.Ext(path), ".json") {
+		data, err = json.MarshalIndent(reg, "", "  ")
+		data = append(data, '\n')
+	} else {
+		data, err = yaml.Marshal(reg)
+		data = append([]byte("# Persona registry, rewritten by masque serve --persist when personas are\n# added or removed at run time.\n"), data...)
+	}
+	if err != nil {
+		return fmt.Errorf("persona registry %s: %v", path, err)
+	}
+	err = atomicfile.WriteFile(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("persona registry %s: %v", path, err)
+	}
+	return nil
 }
 
 // ParseRegistry parses a registry's text (JSON when asJSON, else YAML, of

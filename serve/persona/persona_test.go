@@ -8,6 +8,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -279,4 +280,57 @@ personas:
 			}
 		})
 	}
+}
+
+// TestSaveRegistry: what SaveRegistry writes, LoadRegistry reads back as
+// the same specs, in YAML and JSON; paths inside the file's folder become
+// relative, others stay as they are.
+func TestSaveRegistry(t *testing.T) {
+	dir := t.TempDir()
+	temp := 0.3
+	specs := []Spec{
+		{Name: "pirate", Description: "A gruff pirate.", Mask: filepath.Join(dir, "masks", "pirate.safetensors"), Temperature: &temp, Tags: []string{"sea"}},
+		{Name: "sage", SystemPrompt: "You are a sage.\nSpeak slowly.", LoRA: "/elsewhere/adapter", Greeting: "Hm."},
+		{Name: "pruned", Model: filepath.Join(dir, "pruned"), MaxTokens: 64},
+	}
+	for _, file := range []string{"r.yaml", "r.json"} {
+		t.Run(file, func(t *testing.T) {
+			path := filepath.Join(dir, file)
+			if err := SaveRegistry(path, specs); err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := os.ReadFile(path)
+			if !strings.Contains(string(raw), filepath.Join("masks", "pirate.safetensors")) || strings.Contains(string(raw), dir) {
+				t.Errorf("paths inside the folder should be relative:\n%s", raw)
+			}
+			got, err := LoadRegistry(path)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, raw)
+			}
+			if !reflect.DeepEqual(got, specs) {
+				t.Errorf("read back %+v\nwant %+v", got, specs)
+			}
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if strings.Contains(e.Name(), ".tmp") {
+					t.Errorf("temporary file left behind: %s", e.Name())
+				}
+			}
+		})
+	}
+	t.Run("empty", func(t *testing.T) {
+		path := filepath.Join(dir, "e.yaml")
+		if err := SaveRegistry(path, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := LoadRegistry(path); err != nil || len(got) != 0 {
+			t.Errorf("read back %v, %v", got, err)
+		}
+	})
+	t.Run("missing folder", func(t *testing.T) {
+		path := filepath.Join(dir, "no", "such", "r.yaml")
+		if err := SaveRegistry(path, specs); err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("error %v should name %s", err, path)
+		}
+	})
 }
