@@ -249,14 +249,14 @@ func (l *level) floatProduct(dst []float32, w *Matrix, m int, p floatPlan) {
 func (l *level) matMulBF16Rounded(dst, x []float32, w *Matrix, m int) {
 	K := w.Cols
 	if l.dotPairs == nil {
-		bp := getF32(m * K)
+		bp := f32Pool.get(m * K)
 		xr := *bp
 		roundBF16(xr, x[:m*K])
 		l.matMulFloat(dst, xr, w, m)
-		f32Pool.Put(bp)
+		f32Pool.put(bp)
 		return
 	}
-	bp := getU16(m * K)
+	bp := u16Pool.get(m * K)
 	xb := *bp
 	l.cvtPairs(xb, x[:m*K])
 	const kvec = 32 // bf16 pairs per 512-bit vector
@@ -267,7 +267,7 @@ func (l *level) matMulBF16Rounded(dst, x []float32, w *Matrix, m int) {
 		x: unsafe.Pointer(&xb[0]), xbytes: 2,
 		tail: func(i0, i1, r0, r1 int) { bf16PairsTail(dst, xb, w, i0, i1, r0, r1, kmain) },
 	})
-	u16Pool.Put(bp)
+	u16Pool.put(bp)
 }
 
 // bf16PairsTail adds Σ_{c ≥ k0} xb[i,c]·W[r,c] (both bf16) for tokens
@@ -296,29 +296,26 @@ func roundBF16(dst, src []float32) {
 	}
 }
 
-// u16Pool recycles scratch buffers of bf16 activations.
-var u16Pool sync.Pool
+// scratch recycles buffers of T.
+type scratch[T any] struct{ p sync.Pool }
 
-func getU16(n int) *[]uint16 {
-	if p, ok := u16Pool.Get().(*[]uint16); ok && cap(*p) >= n {
+// get returns a buffer of n elements (contents undefined).
+func (s *scratch[T]) get(n int) *[]T {
+	if p, ok := s.p.Get().(*[]T); ok && cap(*p) >= n {
 		*p = (*p)[:n]
 		return p
 	}
-	b := make([]uint16, n)
+	b := make([]T, n)
 	return &b
 }
 
-// f32Pool recycles scratch buffers of decoded weights.
-var f32Pool sync.Pool
+// put hands a buffer from get back.
+func (s *scratch[T]) put(b *[]T) { s.p.Put(b) }
 
-func getF32(n int) *[]float32 {
-	if p, ok := f32Pool.Get().(*[]float32); ok && cap(*p) >= n {
-		*p = (*p)[:n]
-		return p
-	}
-	b := make([]float32, n)
-	return &b
-}
+var (
+	f32Pool scratch[float32] // decoded weights, rounded activations, panels
+	u16Pool scratch[uint16]  // bf16 activations
+)
 
 // matMulQuant multiplies by a block-quantised matrix. Up to maxM tokens use
 // the integer kernels on 8-bit activations; more tokens decode row blocks of
@@ -356,7 +353,7 @@ func (l *level) gemmDecoded(dst, x []float32, w *Matrix, m int) {
 		r1 := min(N, r0+rb)
 		i0 := (task % ntb) * tb
 		i1 := min(m, i0+tb)
-		bp := getF32(decodeRows * K)
+		bp := f32Pool.get(decodeRows * K)
 		buf := *bp
 		prefetchL2(&w.Data[r0*rbytes], (r1-r0)*rbytes, 0, 1)
 		prefetchL2((*byte)(unsafe.Pointer(&dst[i0*N+r0])), (r1-r0)*4, N*4, i1-i0)
@@ -375,6 +372,6 @@ func (l *level) gemmDecoded(dst, x []float32, w *Matrix, m int) {
 				}
 			}
 		}
-		f32Pool.Put(bp)
+		f32Pool.put(bp)
 	})
 }

@@ -93,8 +93,8 @@ func (f fast) MatMulBackInput(dx, dy []float32, w *Matrix, m int) {
 	l := f.l
 	var bp *[]float32
 	if w.Type != quant.F32 {
-		bp = getF32(min(R, backKBlock) * C)
-		defer f32Pool.Put(bp)
+		bp = f32Pool.get(min(R, backKBlock) * C)
+		defer f32Pool.put(bp)
 	}
 	for k0 := 0; k0 < R; k0 += backKBlock {
 		kn := min(backKBlock, R-k0)
@@ -163,7 +163,7 @@ func (f fast) MatMulBackWeight(dw, dy, x []float32, m, rows, cols int) {
 	pw := 2 * vec
 	nrt := ceilDiv(rows, mr)
 	// dy panels: tile rt holds dy[i, rt·mr : rt·mr+mi] for every i, [m][mi].
-	app := getF32(nrt * mr * m)
+	app := f32Pool.get(nrt * mr * m)
 	ap := *app
 	const tilesPerTask = 16
 	parallel(ceilDiv(nrt, tilesPerTask), func(task int) {
@@ -181,7 +181,7 @@ func (f fast) MatMulBackWeight(dw, dy, x []float32, m, rows, cols int) {
 	parallel(npan, func(pn int) {
 		c0 := pn * pw
 		w := min(pw, colMain-c0)
-		bpp := getF32(m * w)
+		bpp := f32Pool.get(m * w)
 		bp := *bpp
 		for i := 0; i < m; i++ {
 			copy(bp[i*w:(i+1)*w], x[i*cols+c0:i*cols+c0+w])
@@ -192,9 +192,9 @@ func (f fast) MatMulBackWeight(dw, dy, x []float32, m, rows, cols int) {
 			mi := min(mr, rows-r0)
 			kern[mi][w/vec](&dw[r0*cols+c0], cols*4, &ap[rt*mr*m], mi*4, &bp[0], w*4, m, 1)
 		}
-		f32Pool.Put(bpp)
+		f32Pool.put(bpp)
 	})
-	f32Pool.Put(app)
+	f32Pool.put(app)
 	// Columns left over by the vector width.
 	if colMain < cols {
 		for r := 0; r < rows; r++ {

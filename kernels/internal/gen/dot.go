@@ -101,32 +101,25 @@ const dotArgs = "dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, l
 // c < k (k a multiple of the vector width; strides in bytes). Each weight
 // vector loaded is used for mr tokens, each activation vector for nr rows.
 func genDot(a *asm, g *goFile) {
+	table := func(s isa, t wtype) {
+		g.f("var %s = [][]dotFn{nil,", "dot"+t.name+"_"+s.name)
+		for mr := 1; mr <= s.mrMax; mr++ {
+			g.f("{nil,")
+			for nr := 1; nr <= s.nrMax[mr]; nr++ {
+				g.f("%s,", dotName(t, s, mr, nr))
+				dotKernel(a, s, t, mr, nr)
+			}
+			g.f("},")
+		}
+		g.f("}\n")
+	}
 	for _, s := range []isa{isaAVX512, isaAVX2} {
 		for _, t := range wtypes {
-			g.f("var %s = [][]dotFn{nil,", "dot"+t.name+"_"+s.name)
-			for mr := 1; mr <= s.mrMax; mr++ {
-				g.f("{nil,")
-				for nr := 1; nr <= s.nrMax[mr]; nr++ {
-					g.f("%s,", dotName(t, s, mr, nr))
-					dotKernel(a, s, t, mr, nr)
-				}
-				g.f("},")
-			}
-			g.f("}\n")
+			table(s, t)
 		}
 	}
 	// bf16 × bf16 pairs (AVX-512 BF16): x points at bf16 activations.
-	s := isaAVX512
-	g.f("var %s = [][]dotFn{nil,", "dot"+bf16Pairs.name+"_"+s.name)
-	for mr := 1; mr <= s.mrMax; mr++ {
-		g.f("{nil,")
-		for nr := 1; nr <= s.nrMax[mr]; nr++ {
-			g.f("%s,", dotName(bf16Pairs, s, mr, nr))
-			dotKernel(a, s, bf16Pairs, mr, nr)
-		}
-		g.f("},")
-	}
-	g.f("}\n")
+	table(isaAVX512, bf16Pairs)
 	for _, s := range []isa{isaAVX512, isaAVX2} {
 		for _, t := range append(wtypes, bf16Pairs) {
 			if t.pairs && s.v != "Z" {
@@ -145,9 +138,7 @@ func genDot(a *asm, g *goFile) {
 // genCvtBF16 writes cvtF32BF16_avx512(dst *uint16, src *float32, n int):
 // n float32 (a multiple of 16) rounded to bf16 with VCVTNEPS2BF16.
 func genCvtBF16(a *asm, g *goFile) {
-	g.f("//go:noescape\nfunc cvtF32BF16_avx512(dst *uint16, src *float32, n int)\n")
-	a.f("\n// func cvtF32BF16_avx512(dst *uint16, src *float32, n int)")
-	a.f("TEXT ·cvtF32BF16_avx512(SB), NOSPLIT, $0-24")
+	fn(a, g, "cvtF32BF16_avx512", "dst *uint16, src *float32, n int", "", 24)
 	a.i("MOVQ", "dst+0(FP)", "DI")
 	a.i("MOVQ", "src+8(FP)", "SI")
 	a.i("MOVQ", "n+16(FP)", "CX")
