@@ -65,6 +65,12 @@
 //     scales once per 256 elements; for Q8_0/Q4_0 both run at the same
 //     speed, so the exact one is used.)
 //
+// MatMulMasked multiplies by F32/F16/BF16 weights with the entries of a
+// bit mask's clear bits taken as zero (a persona's unstructured mask over
+// shared weights): a few rows at a time are copied into scratch memory
+// masked (AVX-512 zero-masking loads from the bits) and multiplied there
+// with the same tiles.
+//
 // Matrix.Prepared is not used: no type needs a repacked copy of its weights.
 package kernels
 

@@ -871,3 +871,9 @@ func dotF16_avx2_4x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointe
 
 //go:noescape
 func cvtF32BF16_avx512(dst *uint16, src *float32, n int)
+
+//go:noescape
+func maskW16_avx512(dst, src *uint16, bits *byte, n int)
+
+//go:noescape
+func maskF32_avx512(dst, src *float32, bits *byte, n int)

@@ -24562,3 +24562,45 @@ loop962:
 done961:
 	VZEROUPPER
 	RET
+
+// func maskW16_avx512(dst, src *uint16, bits *byte, n int)
+TEXT ·maskW16_avx512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ bits+16(FP), BX
+	MOVQ n+24(FP), CX
+	SHRQ $5, CX
+	JZ done963
+loop964:
+	KMOVD (BX), K1
+	VMOVDQU16.Z (SI), K1, Z0
+	VMOVDQU16 Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	ADDQ $4, BX
+	DECQ CX
+	JNZ loop964
+done963:
+	VZEROUPPER
+	RET
+
+// func maskF32_avx512(dst, src *float32, bits *byte, n int)
+TEXT ·maskF32_avx512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ bits+16(FP), BX
+	MOVQ n+24(FP), CX
+	SHRQ $4, CX
+	JZ done965
+loop966:
+	KMOVW (BX), K1
+	VMOVUPS.Z (SI), K1, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	ADDQ $2, BX
+	DECQ CX
+	JNZ loop966
+done965:
+	VZEROUPPER
+	RET

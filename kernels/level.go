@@ -32,6 +32,11 @@ type level struct {
 	// activations to bf16 for them; both nil where the CPU lacks AVX-512 BF16.
 	dotPairs [][]dotFn
 	cvtPairs func(dst []uint16, src []float32)
+	// maskW16 and maskF32 copy weights with the entries of clear mask bits
+	// zeroed (MatMulMasked): 32 16-bit or 16 float32 elements per mask
+	// word; nil where the level has no such kernels (then Go does it).
+	maskW16 func(dst, src *uint16, bits *byte, n int)
+	maskF32 func(dst, src *float32, bits *byte, n int)
 
 	q quantKernels
 

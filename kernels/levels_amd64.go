@@ -34,6 +34,7 @@ func newAsmLevel(name string, kvec, mrMax int, nrMax []int, dot [3][][]dotFn, q 
 		}
 	}
 	if name == "avx512" {
+		l.maskW16, l.maskF32 = maskW16_avx512, maskF32_avx512
 		l.outerP, l.outerR, l.outMR = outerP_avx512, outerR_avx512, 12
 		l.v = vecKernels{w: 16, dot: vdot_avx512, sumsq: vsumsq_avx512, axpy: vaxpy_avx512,
 			mulScale: vmulscale_avx512, scale: vscale_avx512, max: vmax_avx512, expSub: vexpsub_avx512,

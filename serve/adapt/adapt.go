@@ -5,9 +5,11 @@
 //   - an FFN channel mask (whole intermediate channels pruned, as
 //     `masque subnet --granularity ffn-channels` makes) becomes a vector
 //     that multiplies the sequence's FFN activations (model.Hooks.FFNMask);
-//   - any other mask becomes a sparse correction: for every weight row r
-//     with pruned entries, y[r] −= (1−γ)·Σ_{c pruned} W[r,c]·x[c], computed
-//     from the bit-packed mask and the shared base weights only;
+//   - any other mask is applied as the projection runs: the sequence's rows
+//     are multiplied by the masked weights with kernels.MatMulMasked, which
+//     masks a few shared weight rows at a time in scratch memory from the
+//     bit-packed mask, and the output is replaced by (with a soft mask's γ)
+//     γ·x·Wᵀ + (1−γ)·x·(W⊙M)ᵀ + b;
 //   - a LoRA adapter adds scale·(x·Aᵀ)·Bᵀ to the projections it adapts.
 //
 // A persona then costs its bit-packed mask (or its adapter's A and B), not a
@@ -16,9 +18,6 @@ package adapt
 
 import (
 	"fmt"
-	"math/bits"
-	"runtime"
-	"sync"
 
 	"github.com/masque-ai/masque/kernels"
 	"github.com/masque-ai/masque/mask"
@@ -48,14 +47,15 @@ type Persona struct {
 
 // sparse is the unstructured mask of one projection.
 type sparse struct {
-	w      *kernels.Matrix
-	bits   *mask.Bits
-	pruned []int32 // pruned entries per row
+	w    *kernels.Matrix
+	bias []float32 // the projection's bias, nil for none
+	bits *mask.Bits
 }
 
 // FromMask prepares mk, which must have been made for base, for batched
 // serving. FFN blocks whose masks prune whole channels become channel
-// multipliers; every other masked projection becomes a sparse correction.
+// multipliers; every other masked projection is multiplied by its masked
+// weights (see the package comment).
 // Nothing of base is copied.
 func FromMask(base *model.Model, mk *mask.Mask) (*Persona, error) {
 	if err := mk.Check(base); err != nil {
@@ -117,17 +117,15 @@ func (p *Persona) addMask(mk *mask.Mask) error {
 			if b.Rows != w.Rows || b.Cols != w.Cols {
 				return fmt.Errorf("adapt: layer %d %s: mask %d×%d, weight %d×%d", l, pr.HFName(), b.Rows, b.Cols, w.Rows, w.Cols)
 			}
-			s := &sparse{w: w, bits: b, pruned: make([]int32, b.Rows)}
 			any := false
-			for r := 0; r < b.Rows; r++ {
-				s.pruned[r] = int32(b.Cols - b.RowCount(r))
-				any = any || s.pruned[r] > 0
+			for r := 0; r < b.Rows && !any; r++ {
+				any = b.RowCount(r) < b.Cols
 			}
 			if !any || p.gamma == 1 {
 				continue
 			}
-			p.sparse[l][pr] = s
-			p.bytes += int64(len(b.Data)) + int64(len(s.pruned))*4
+			p.sparse[l][pr] = &sparse{w: w, bias: ly.Bias(pr), bits: b}
+			p.bytes += int64(len(b.Data))
 		}
 	}
 	return nil
@@ -215,11 +213,11 @@ func (p *Persona) addLoRA(a *lora.Adapter) error {
 }
 
 // Bytes is the memory the persona holds beyond the shared base model: its
-// bit-packed masks, per-row counts, channel vectors and LoRA weights.
+// bit-packed masks, channel vectors and LoRA weights.
 func (p *Persona) Bytes() int64 { return p.bytes }
 
 // Channels reports how many layers use an FFN channel vector and how many
-// projections a sparse correction.
+// projections its masked weights (unstructured masks).
 func (p *Persona) Channels() (ffnLayers, sparseProjs int) {
 	for l := range p.ffn {
 		if p.ffn[l] != nil {
@@ -290,87 +288,21 @@ func (p *Persona) AdaptLinear(layer int, pr model.Proj, y, x []float32, rows int
 	}
 }
 
-// keepLUT[b] holds, for each bit of byte b, 0 where the bit is set (kept)
-// and 1 where it is clear (pruned).
-var keepLUT = func() (t [256][8]float32) {
-	for b := range t {
-		for i := 0; i < 8; i++ {
-			if b&(1<<i) == 0 {
-				t[b][i] = 1
-			}
-		}
-	}
-	return
-}()
-
-// apply subtracts f·(W⊙(1−M))·x from y for rows rows: weight rows with
-// pruned entries are decoded, restricted to the pruned entries and dotted
-// with every input row. The weight rows are split over the CPUs.
+// apply replaces y = x·Wᵀ + b (rows rows) by the output of the masked
+// weights W⊙M + γ·W⊙(1−M) = W − f·W⊙(1−M), f = 1−γ: it computes
+// ym = x·(W⊙M)ᵀ with kernels.MatMulMasked (a few masked rows at a time,
+// nothing of W copied) and sets y ← y − f·(y − b − ym).
 func (s *sparse) apply(k kernels.Kernels, y, x []float32, rows int, f float32) {
-	N, C := s.w.Rows, s.w.Cols
-	stride := s.bits.Stride()
-	work := func(r0, r1 int) {
-		buf := make([]float32, C+8)
-		for r := r0; r < r1; r++ {
-			n := s.pruned[r]
-			if n == 0 {
-				continue
+	N := s.w.Rows
+	ym := make([]float32, rows*N)
+	kernels.MatMulMasked(k, ym, x, s.w, s.bits.Data, s.bits.Stride(), rows)
+	for i := 0; i < rows; i++ {
+		yi, mi := y[i*N:(i+1)*N], ym[i*N:(i+1)*N]
+		for r, v := range mi {
+			if s.bias != nil {
+				v += s.bias[r]
 			}
-			row := s.bits.Data[r*stride : (r+1)*stride]
-			if int(n) <= C/16 {
-				// Few pruned entries: visit them one by one.
-				k.Row(buf[:C], s.w, r)
-				for i := 0; i < rows; i++ {
-					xi := x[i*C : (i+1)*C]
-					var acc float32
-					for j, b := range row {
-						z := ^b
-						if j == len(row)-1 && C%8 != 0 {
-							z &= byte(1<<(C%8)) - 1
-						}
-						for z != 0 {
-							c := j*8 + bits.TrailingZeros8(z)
-							acc += buf[c] * xi[c]
-							z &= z - 1
-						}
-					}
-					y[i*N+r] -= f * acc
-				}
-				continue
-			}
-			k.Row(buf[:C], s.w, r)
-			for j, b := range row {
-				lut := &keepLUT[b]
-				seg := buf[j*8 : j*8+8]
-				for i := range seg {
-					seg[i] *= lut[i]
-				}
-			}
-			for i := 0; i < rows; i++ {
-				y[i*N+r] -= f * k.Dot(buf[:C], x[i*C:(i+1)*C])
-			}
+			yi[r] -= f * (yi[r] - v)
 		}
 	}
-	workers := runtime.GOMAXPROCS(0)
-	if N*C < 1<<15 || workers == 1 {
-		work(0, N)
-		return
-	}
-	chunk := (N + workers*4 - 1) / (workers * 4)
-	var wg sync.WaitGroup
-	next := make(chan int, (N+chunk-1)/chunk)
-	for r := 0; r < N; r += chunk {
-		next <- r
-	}
-	close(next)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for r0 := range next {
-				work(r0, min(N, r0+chunk))
-			}
-		}()
-	}
-	wg.Wait()
 }

@@ -103,7 +103,7 @@ func TestPersonaMatchesMergedModel(t *testing.T) {
 			}
 			return mk
 		}, false, 0, true, false},
-		{"sparse few pruned (one by one path)", "qwen3", func(t *testing.T, m *model.Model, rng *rand.Rand) *mask.Mask {
+		{"sparse, few pruned", "qwen3", func(t *testing.T, m *model.Model, rng *rand.Rand) *mask.Mask {
 			mk := mask.New(m)
 			w := m.Layers[1].Weight(model.ProjO)
 			mk.Set(mask.Key{Layer: 1, Proj: model.ProjO}, randomBits(rng, w.Rows, w.Cols, 0.03))
@@ -114,6 +114,17 @@ func TestPersonaMatchesMergedModel(t *testing.T) {
 			w := m.Layers[0].Weight(model.ProjUp)
 			mk.Set(mask.Key{Layer: 0, Proj: model.ProjUp}, randomBits(rng, w.Rows, w.Cols, 0.7))
 			mk.Gamma = 0.1
+			return mk
+		}, false, 0, true, false},
+		{"unstructured over biases, gamma", "llama", func(t *testing.T, m *model.Model, rng *rand.Rand) *mask.Mask {
+			mk := mask.New(m)
+			for l := range m.Layers {
+				for _, p := range []model.Proj{model.ProjQ, model.ProjV, model.ProjGate} {
+					w := m.Layers[l].Weight(p)
+					mk.Set(mask.Key{Layer: l, Proj: p}, randomBits(rng, w.Rows, w.Cols, 0.4))
+				}
+			}
+			mk.Gamma = 0.3
 			return mk
 		}, false, 0, true, false},
 		{"lora", "smollm-tied", nil, true, 0, false, false},
@@ -231,10 +242,7 @@ func BenchmarkSparseCorrection(b *testing.B) {
 	m := loadTiny(b, "qwen2")
 	rng := rand.New(rand.NewPCG(1, 2))
 	w := m.Layers[0].Weight(model.ProjDown)
-	s := &sparse{w: w, bits: randomBits(rng, w.Rows, w.Cols, 0.5), pruned: make([]int32, w.Rows)}
-	for r := range s.pruned {
-		s.pruned[r] = int32(w.Cols - s.bits.RowCount(r))
-	}
+	s := &sparse{w: w, bits: randomBits(rng, w.Rows, w.Cols, 0.5)}
 	x := make([]float32, 4*w.Cols)
 	y := make([]float32, 4*w.Rows)
 	for i := 0; i < b.N; i++ {

@@ -93,7 +93,7 @@ type Request struct {
 	// Prompt holds the token ids to feed (at least one, fewer than Base.Ctx).
 	Prompt []int
 	// Adapter corrects this sequence's linear projections (a persona's
-	// LoRA adapter or sparse mask correction); nil for none.
+	// LoRA adapter or unstructured weight mask); nil for none.
 	Adapter model.Adapter
 	// Hooks apply to this sequence only (a persona's FFN channel mask);
 	// nil for none.

@@ -133,6 +133,51 @@ func genDot(a *asm, g *goFile) {
 		}
 	}
 	genCvtBF16(a, g)
+	genMaskRows(a, g)
+}
+
+// genMaskRows writes the masked row copies of MatMulMasked: for n elements
+// (a multiple of the elements per mask word), dst[i] = src[i] where bit i
+// of bits (LSB first) is set, 0 where it is clear; dst may be src.
+//
+//	maskW16_avx512(dst, src *uint16, bits *byte, n int)  (F16/BF16, 32 per step)
+//	maskF32_avx512(dst, src *float32, bits *byte, n int) (16 per step)
+func genMaskRows(a *asm, g *goFile) {
+	for _, k := range []struct {
+		name, elem, kmov, mov string
+		lanes                 int
+	}{{"maskW16_avx512", "uint16", "KMOVD", "VMOVDQU16", 32}, {"maskF32_avx512", "float32", "KMOVW", "VMOVUPS", 16}} {
+		fn(a, g, k.name, fmt.Sprintf("dst, src *%s, bits *byte, n int", k.elem), "", 32)
+		a.i("MOVQ", "dst+0(FP)", "DI")
+		a.i("MOVQ", "src+8(FP)", "SI")
+		a.i("MOVQ", "bits+16(FP)", "BX")
+		a.i("MOVQ", "n+24(FP)", "CX")
+		a.i("SHRQ", fmt.Sprintf("$%d", bitsLog2(k.lanes)), "CX")
+		done := a.newLabel("done")
+		loop := a.newLabel("loop")
+		a.i("JZ", done)
+		a.lbl(loop)
+		a.i(k.kmov, "(BX)", "K1")
+		a.i(k.mov+".Z", "(SI)", "K1", "Z0")
+		a.i(k.mov, "Z0", "(DI)")
+		a.i("ADDQ", "$64", "SI")
+		a.i("ADDQ", "$64", "DI")
+		a.i("ADDQ", fmt.Sprintf("$%d", k.lanes/8), "BX")
+		a.i("DECQ", "CX")
+		a.i("JNZ", loop)
+		a.lbl(done)
+		a.i("VZEROUPPER")
+		a.i("RET")
+	}
+}
+
+func bitsLog2(n int) int {
+	l := 0
+	for n > 1 {
+		n >>= 1
+		l++
+	}
+	return l
 }
 
 // genCvtBF16 writes cvtF32BF16_avx512(dst *uint16, src *float32, n int):

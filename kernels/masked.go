@@ -1,0 +1,212 @@
+package kernels
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/masque-ai/masque/quant"
+)
+
+// MatMulMasked computes the product with the weights a bit mask keeps,
+//
+//	dst[i,r] = Σ_c x[i,c]·W[r,c]·keep(r,c)  for i < m,
+//
+// where keep(r,c) is bit c%8 (least significant first) of
+// keep[r*stride + c/8]: 1 keeps the weight, 0 counts it as zero. It is
+// MatMul by W⊙M without making W⊙M: a few masked rows at a time are copied
+// into scratch memory and multiplied there, so a mask costs its bits, not a
+// copy of the weights. w must be F32, F16 or BF16 and stride at least
+// ceil(w.Cols/8). The arithmetic is k's, as for MatMul (activations of BF16
+// products rounded to bf16 unless ExactBF16), so the result equals MatMul
+// by a materialised W⊙M up to the order of the float32 sums.
+func MatMulMasked(k Kernels, dst, x []float32, w *Matrix, keep []byte, stride, m int) {
+	checkMatMul(dst, x, w, m)
+	switch w.Type {
+	case quant.F32, quant.F16, quant.BF16:
+	default:
+		panic(fmt.Sprintf("kernels.MatMulMasked: %s weights cannot be masked", w.Type))
+	}
+	if stride < (w.Cols+7)/8 || len(keep) < w.Rows*stride {
+		panic(fmt.Sprintf("kernels.MatMulMasked: %d mask bytes of stride %d for %d×%d weights", len(keep), stride, w.Rows, w.Cols))
+	}
+	if m == 0 || w.Rows == 0 {
+		return
+	}
+	if w.Cols == 0 {
+		clear(dst[:m*w.Rows])
+		return
+	}
+	if f, ok := k.(fast); ok {
+		f.l.matMulMasked(dst, x, w, keep, stride, m, f.exactBF16)
+		return
+	}
+	maskedReference(k, dst, x, w, keep, stride, m)
+}
+
+// roundsBF16 reports whether k rounds the activations of BF16 products.
+func roundsBF16(k Kernels) bool {
+	switch k := k.(type) {
+	case fast:
+		return !k.exactBF16
+	case Portable:
+		return !k.ExactBF16
+	}
+	return false
+}
+
+// maskedReference is MatMulMasked for any Kernels: one masked row at a
+// time, dotted with every token.
+func maskedReference(k Kernels, dst, x []float32, w *Matrix, keep []byte, stride, m int) {
+	N, K := w.Rows, w.Cols
+	if w.Type == quant.BF16 && roundsBF16(k) {
+		xr := make([]float32, m*K)
+		roundBF16(xr, x[:m*K])
+		x = xr
+	}
+	row := make([]float32, K)
+	for r := 0; r < N; r++ {
+		k.Row(row, w, r)
+		maskGo(row, keep[r*stride:])
+		for i := 0; i < m; i++ {
+			dst[i*N+r] = k.Dot(x[i*K:(i+1)*K], row)
+		}
+	}
+}
+
+// maskGo zeroes the elements of v whose bit in bits is clear.
+func maskGo[T float32 | uint16](v []T, bits []byte) {
+	for j := 0; j*8 < len(v); j++ {
+		b := bits[j]
+		if b == 0xff {
+			continue
+		}
+		seg := v[j*8 : min(len(v), j*8+8)]
+		for i := range seg {
+			if b&(1<<i) == 0 {
+				seg[i] = 0
+			}
+		}
+	}
+}
+
+// matMulMasked is MatMulMasked on a level: like gemmDecoded, row blocks
+// are split over the threads, and each task copies decodeRows masked rows
+// at a time into scratch (bf16 for the VDPBF16PS tiles, else float32) and
+// runs every token tile over them.
+func (l *level) matMulMasked(dst, x []float32, w *Matrix, keep []byte, stride, m int, exact bool) {
+	N, K := w.Rows, w.Cols
+	round := w.Type == quant.BF16 && !exact
+	pairs := round && l.dotPairs != nil
+	xf := x[:m*K] // the activations as the products see them, for the tail
+	if round {
+		bp := f32Pool.get(m * K)
+		defer f32Pool.put(bp)
+		xf = *bp
+		roundBF16(xf, x[:m*K])
+	}
+	tiles := func(mr, nr int) dotFn { return l.dotFor(quant.F32, mr, nr) }
+	xp, xbytes, kvec, eb := unsafe.Pointer(&xf[0]), 4, l.kvec, 4
+	if pairs {
+		bp := u16Pool.get(m * K)
+		defer u16Pool.put(bp)
+		xb := *bp
+		l.cvtPairs(xb, x[:m*K])
+		tiles = func(mr, nr int) dotFn { return l.dotPairs[mr][nr] }
+		xp, xbytes, kvec, eb = unsafe.Pointer(&xb[0]), 2, 32, 2
+	}
+	kmain := K / kvec * kvec
+	mr := min(m, l.mrMax)
+	rb := min(roundUp(N, decodeRows), gemmRowBlock)
+	tb := roundUp(min(m, gemmTokenBlock), mr)
+	nrb, ntb := ceilDiv(N, rb), ceilDiv(m, tb)
+	for nrb*ntb < 2*Threads() && tb > mr {
+		tb = roundUp(tb/2, mr)
+		ntb = ceilDiv(m, tb)
+	}
+	kb := kBlock(kmain, kvec, gemmKBlock/2)
+	parallel(nrb*ntb, func(task int) {
+		r0 := (task / ntb) * rb
+		r1 := min(N, r0+rb)
+		i0 := (task % ntb) * tb
+		i1 := min(m, i0+tb)
+		var buf unsafe.Pointer
+		if pairs {
+			bp := u16Pool.get(decodeRows * K)
+			defer u16Pool.put(bp)
+			buf = unsafe.Pointer(&(*bp)[0])
+		} else {
+			bp := f32Pool.get(decodeRows * K)
+			defer f32Pool.put(bp)
+			buf = unsafe.Pointer(&(*bp)[0])
+		}
+		for s0 := r0; s0 < r1; s0 += decodeRows {
+			s1 := min(r1, s0+decodeRows)
+			l.maskRows(buf, pairs, w, s0, s1, keep, stride)
+			for k0 := 0; k0 < kmain || k0 == 0; k0 += kb {
+				kn := min(kb, kmain-k0) // 0 when every column is in the tail: the tiles then clear dst
+				for i := i0; i < i1; i += mr {
+					t := min(mr, i1-i)
+					runDotRows(tiles, t, l.nrMax[t], dst[i*N+s0:], N, unsafe.Add(xp, (i*K+k0)*xbytes), K*xbytes,
+						unsafe.Add(buf, k0*eb), K*eb, kn, s1-s0, k0 > 0)
+				}
+				if kmain == 0 {
+					break
+				}
+			}
+			maskedTail(dst, xf, buf, pairs, N, K, i0, i1, s0, s1, kmain)
+		}
+	})
+}
+
+// maskRows copies rows [s0, s1) of w, masked, into buf: as bf16 when
+// asBF16 (w is BF16), else decoded to float32.
+func (l *level) maskRows(buf unsafe.Pointer, asBF16 bool, w *Matrix, s0, s1 int, keep []byte, stride int) {
+	K := w.Cols
+	rbytes := w.RowBytes()
+	for r := s0; r < s1; r++ {
+		bits := keep[r*stride:]
+		if asBF16 {
+			out := unsafe.Slice((*uint16)(unsafe.Add(buf, (r-s0)*K*2)), K)
+			src := unsafe.Slice((*uint16)(unsafe.Pointer(&w.Data[r*rbytes])), K)
+			n := 0
+			if l.maskW16 != nil {
+				n = K / 32 * 32
+				if n > 0 {
+					l.maskW16(&out[0], &src[0], &bits[0], n)
+				}
+			}
+			copy(out[n:], src[n:])
+			maskGo(out[n:], bits[n/8:])
+			continue
+		}
+		out := unsafe.Slice((*float32)(unsafe.Add(buf, (r-s0)*K*4)), K)
+		l.decodeRows(out, w, r, 1)
+		n := 0
+		if l.maskF32 != nil {
+			n = K / 16 * 16
+			if n > 0 {
+				l.maskF32(&out[0], &out[0], &bits[0], n)
+			}
+		}
+		maskGo(out[n:], bits[n/8:])
+	}
+}
+
+// maskedTail adds the columns from kmain on, which the tiles left out.
+func maskedTail(dst, xf []float32, buf unsafe.Pointer, asBF16 bool, N, K, i0, i1, s0, s1, kmain int) {
+	if kmain >= K {
+		return
+	}
+	var wbuf [32]float32
+	wr := wbuf[:K-kmain]
+	for r := s0; r < s1; r++ {
+		if asBF16 {
+			decodeFloatRow(quant.BF16, unsafe.Add(buf, ((r-s0)*K+kmain)*2), wr)
+		} else {
+			copy(wr, unsafe.Slice((*float32)(unsafe.Add(buf, ((r-s0)*K+kmain)*4)), K-kmain))
+		}
+		for i := i0; i < i1; i++ {
+			dst[i*N+r] += dot(xf[i*K+kmain:(i+1)*K], wr)
+		}
+	}
+}
