@@ -105,10 +105,10 @@ func parseCSV(path string, data []byte) ([]Item, error) {
 		if err == io.EOF {
 			break
 		}
-		line, _ := r.FieldPos(0)
 		if err != nil {
 			return nil, fmt.Errorf("mc: %s: %v", path, err)
 		}
+		line, _ := r.FieldPos(0) // only valid after a record was read
 		get := func(k string) string {
 			if i := col[k]; i < len(rec) {
 				return rec[i]

@@ -81,6 +81,7 @@ func TestLoad(t *testing.T) {
 		{"csv header", write("h.csv", "q,A,B,matching\nx,y,z,A\n"), `lacks a "question" column`},
 		{"csv matching", write("m.csv", "question,A,B,matching\nx,y,z,C\n"), "m.csv:2: matching is \"C\""},
 		{"csv short", write("s.csv", "question,A,B,matching\nx,y\n"), "s.csv:2"},
+		{"csv open quote", write("q.csv", "question,A,B,matching\n\"0"), "q.csv: parse error on line 2"},
 		{"json malformed", write("j.jsonl", `{"question":"q","A":"x","B":"y","matching":"A"}`+"\n{bad\n"), "j.jsonl:2: malformed JSON"},
 		{"json keys", write("k.jsonl", `{"q":"x"}`), "k.jsonl:1: want keys"},
 		{"json not matching", write("n.jsonl", `{"question":"x","answer_matching_behavior":" Yes"}`), "answer_not_matching_behavior is missing"},
