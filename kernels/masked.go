@@ -124,6 +124,13 @@ func (l *level) matMulMasked(dst, x []float32, w *Matrix, keep []byte, stride, m
 		ntb = ceilDiv(m, tb)
 	}
 	kb := kBlock(kmain, kvec, gemmKBlock/2)
+	block := decodeRows
+	if m <= l.mrMax {
+		// One token tile: no reuse to keep in L1, so mask bigger blocks
+		// (about 32 KiB) over the whole row, fewer calls.
+		kb = kmain
+		block = max(decodeRows, min(rb, roundUp(ceilDiv(32<<10, K*eb), decodeRows)))
+	}
 	parallel(nrb*ntb, func(task int) {
 		r0 := (task / ntb) * rb
 		r1 := min(N, r0+rb)
@@ -131,16 +138,16 @@ func (l *level) matMulMasked(dst, x []float32, w *Matrix, keep []byte, stride, m
 		i1 := min(m, i0+tb)
 		var buf unsafe.Pointer
 		if pairs {
-			bp := u16Pool.get(decodeRows * K)
+			bp := u16Pool.get(block * K)
 			defer u16Pool.put(bp)
 			buf = unsafe.Pointer(&(*bp)[0])
 		} else {
-			bp := f32Pool.get(decodeRows * K)
+			bp := f32Pool.get(block * K)
 			defer f32Pool.put(bp)
 			buf = unsafe.Pointer(&(*bp)[0])
 		}
-		for s0 := r0; s0 < r1; s0 += decodeRows {
-			s1 := min(r1, s0+decodeRows)
+		for s0 := r0; s0 < r1; s0 += block {
+			s1 := min(r1, s0+block)
 			l.maskRows(buf, pairs, w, s0, s1, keep, stride)
 			for k0 := 0; k0 < kmain || k0 == 0; k0 += kb {
 				kn := min(kb, kmain-k0) // 0 when every column is in the tail: the tiles then clear dst
@@ -163,6 +170,12 @@ func (l *level) matMulMasked(dst, x []float32, w *Matrix, keep []byte, stride, m
 func (l *level) maskRows(buf unsafe.Pointer, asBF16 bool, w *Matrix, s0, s1 int, keep []byte, stride int) {
 	K := w.Cols
 	rbytes := w.RowBytes()
+	if asBF16 && l.maskW16 != nil && K%32 == 0 && stride == K/8 {
+		// Rows and their bits are contiguous: one call for the block.
+		n := (s1 - s0) * K
+		l.maskW16((*uint16)(buf), (*uint16)(unsafe.Pointer(&w.Data[s0*rbytes])), &keep[s0*stride], n)
+		return
+	}
 	for r := s0; r < s1; r++ {
 		bits := keep[r*stride:]
 		if asBF16 {

@@ -4,7 +4,21 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+
+	"github.com/masque-ai/masque/kernels"
 )
+
+// Replacer is an Adapter that computes the whole output of some
+// projections from their input alone (a weight mask over the shared
+// weights, for example). For a projection it Replaces, ForwardBatch leaves
+// its sequences' rows out of the shared product, and AdaptLinear gets y
+// holding only the projection's bias (zeros without one) in those rows.
+type Replacer interface {
+	Adapter
+	// Replaces reports whether AdaptLinear computes projection p of layer l
+	// without the shared product.
+	Replaces(layer int, p Proj) bool
+}
 
 // Adapter changes the linear projections of the sequences it is attached to
 // in a batched forward pass (ForwardBatch) without touching the shared
@@ -146,6 +160,8 @@ func (m *Model) ForwardBatch(seqs []BatchSeq) ([][]float32, error) {
 	}
 	seqRows := func(i int) (int, int) { return off[i], off[i+1] }
 	var gx, gy []float32 // gather buffers for adapters over scattered rows
+	var rx, ry []float32 // gather buffers for the rows no adapter replaces
+	var replaced []bool
 	linear := func(l int, p Proj, dst, in []float32) {
 		ly := &m.Layers[l]
 		w := ly.Weight(p)
@@ -156,7 +172,7 @@ func (m *Model) ForwardBatch(seqs []BatchSeq) ([][]float32, error) {
 				}
 			}
 		}
-		k.MatMul(dst, in, w, T)
+		sharedProduct(k, dst, in, w, T, replacedRows(l, p, groups, seqs, off, T, &replaced), &rx, &ry)
 		if b := ly.Bias(p); b != nil {
 			for r := 0; r < T; r++ {
 				addTo(dst[r*w.Rows:(r+1)*w.Rows], b)
@@ -321,4 +337,65 @@ func grow32(b []float32, n int) []float32 {
 		return make([]float32, n)
 	}
 	return b[:n]
+}
+
+// replacedRows marks, in *buf, the batch rows whose projection p of layer l
+// a Replacer adapter computes; it returns nil when there are none.
+func replacedRows(l int, p Proj, groups []*adapterGroup, seqs []BatchSeq, off []int, T int, buf *[]bool) []bool {
+	var out []bool
+	for _, g := range groups {
+		r, ok := g.a.(Replacer)
+		if !ok || !r.Replaces(l, p) {
+			continue
+		}
+		if out == nil {
+			if cap(*buf) < T {
+				*buf = make([]bool, T)
+			}
+			out = (*buf)[:T]
+			clear(out)
+		}
+		for _, i := range g.seqs {
+			for r := off[i]; r < off[i+1]; r++ {
+				out[r] = true
+			}
+		}
+	}
+	return out
+}
+
+// sharedProduct sets dst = in·Wᵀ for the T rows, except the rows marked in
+// skip, which it zeroes. The other rows are multiplied in one product
+// (gathered into rx and ry when they are not contiguous), so the weights
+// are read once.
+func sharedProduct(k kernels.Kernels, dst, in []float32, w *kernels.Matrix, T int, skip []bool, rx, ry *[]float32) {
+	if skip == nil {
+		k.MatMul(dst, in, w, T)
+		return
+	}
+	N, C := w.Rows, w.Cols
+	var keep []int
+	for r := 0; r < T; r++ {
+		if skip[r] {
+			clear(dst[r*N : (r+1)*N])
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	switch {
+	case len(keep) == 0:
+	case keep[len(keep)-1]-keep[0] == len(keep)-1: // contiguous
+		a := keep[0]
+		k.MatMul(dst[a*N:], in[a*C:(a+len(keep))*C], w, len(keep))
+	default:
+		n := len(keep)
+		*rx, *ry = grow32(*rx, n*C), grow32(*ry, n*N)
+		for j, r := range keep {
+			copy((*rx)[j*C:(j+1)*C], in[r*C:(r+1)*C])
+		}
+		k.MatMul(*ry, *rx, w, n)
+		for j, r := range keep {
+			copy(dst[r*N:(r+1)*N], (*ry)[j*N:(j+1)*N])
+		}
+	}
 }

@@ -348,3 +348,75 @@ func TestAttentionRowBlocks(t *testing.T) {
 		}
 	}
 }
+
+// replacingAdapter computes projection p entirely: y (the bias alone, as
+// ForwardBatch leaves it for a Replacer) += x·(W+Δ)ᵀ.
+type replacingAdapter struct {
+	k    kernels.Kernels
+	p    Proj
+	full map[int]*kernels.Matrix // W+Δ by layer
+}
+
+func (a *replacingAdapter) Replaces(layer int, p Proj) bool { return p == a.p && a.full[layer] != nil }
+
+func (a *replacingAdapter) AdaptLinear(layer int, p Proj, y, x []float32, rows int) {
+	if !a.Replaces(layer, p) {
+		return
+	}
+	f := a.full[layer]
+	tmp := make([]float32, rows*f.Rows)
+	a.k.MatMul(tmp, x, f, rows)
+	for i := range tmp {
+		y[i] += tmp[i]
+	}
+}
+
+// TestForwardBatchReplacer: rows of a Replacer's sequences are left out of
+// the shared product (alone, next to other rows, scattered among them) and
+// the result is the model with the replaced weights.
+func TestForwardBatchReplacer(t *testing.T) {
+	m := loadTiny(t, "qwen2") // q/k/v have biases
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, p := range []Proj{ProjQ, ProjUp} {
+		d := &deltaAdapter{k: m.K, p: p, delta: map[int]*kernels.Matrix{}}
+		r := &replacingAdapter{k: m.K, p: p, full: map[int]*kernels.Matrix{}}
+		for l := range m.Layers {
+			w := m.Layers[l].Weight(p)
+			v, full := make([]float32, w.Rows*w.Cols), w.Float32s()
+			for i := range v {
+				v[i] = float32(rng.NormFloat64()) * 0.05
+				full[i] += v[i]
+			}
+			d.delta[l] = kernels.FromF32(w.Rows, w.Cols, v)
+			r.full[l] = kernels.FromF32(w.Rows, w.Cols, full)
+		}
+		ref := withDelta(t, m, d)
+		for _, layout := range [][]bool{{true}, {true, false}, {false, true, false, true}, {true, false, true}} {
+			var batch []BatchSeq
+			var want [][]float32
+			for i, rep := range layout {
+				toks := randTokens(rng, 2+i, m.Config.Vocab)
+				src := m
+				bs := BatchSeq{Cache: m.NewCache(32), Tokens: toks, All: true}
+				if rep {
+					src, bs.Adapter = ref, r
+				}
+				w, err := src.Forward(src.NewCache(32), toks, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, w)
+				batch = append(batch, bs)
+			}
+			got, err := m.ForwardBatch(batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range want {
+				if d := maxRelDiff(got[i], want[i]); d > 1e-4 {
+					t.Errorf("%s, layout %v, sequence %d: max relative difference %g", p.HFName(), layout, i, d)
+				}
+			}
+		}
+	}
+}

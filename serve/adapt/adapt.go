@@ -268,6 +268,13 @@ func (p *Persona) Adapter() model.Adapter {
 	return p
 }
 
+// Replaces implements model.Replacer: a projection under a hard
+// unstructured mask (γ = 0) is computed from the masked weights alone, so
+// the batch leaves the persona's rows out of the shared product.
+func (p *Persona) Replaces(layer int, pr model.Proj) bool {
+	return p.gamma == 0 && layer < len(p.sparse) && p.sparse[layer][pr] != nil
+}
+
 // AdaptLinear implements model.Adapter.
 func (p *Persona) AdaptLinear(layer int, pr model.Proj, y, x []float32, rows int) {
 	if layer < len(p.sparse) {

@@ -157,6 +157,7 @@ func genMaskRows(a *asm, g *goFile) {
 		loop := a.newLabel("loop")
 		a.i("JZ", done)
 		a.lbl(loop)
+		a.i("PREFETCHT0", "2048(SI)")
 		a.i(k.kmov, "(BX)", "K1")
 		a.i(k.mov+".Z", "(SI)", "K1", "Z0")
 		a.i(k.mov, "Z0", "(DI)")
