@@ -27,6 +27,7 @@ type Options struct {
 type Result struct {
 	Model          string    `json:"model"`
 	Kernels        string    `json:"kernels"`
+	BF16Rounded    bool      `json:"bf16_activations_rounded"` // see kernels.ExactBF16
 	Threads        int       `json:"threads"`
 	PromptTokens   int       `json:"prompt_tokens"`
 	GenTokens      int       `json:"gen_tokens"`
@@ -85,7 +86,7 @@ func Run(m *model.Model, o Options) (*Result, error) {
 	if _, _, err := one(); err != nil { // warm-up: page in the weights, size the caches
 		return nil, err
 	}
-	r := &Result{Model: m.Source(), Kernels: m.K.Name(), Threads: kernels.Threads(), PromptTokens: o.PromptTokens,
+	r := &Result{Model: m.Source(), Kernels: m.K.Name(), BF16Rounded: kernels.RoundsBF16(m.K), Threads: kernels.Threads(), PromptTokens: o.PromptTokens,
 		GenTokens: o.GenTokens, Reps: o.Reps, ParamCount: m.NumParams(), WeightType: m.Layers[0].Q.Type.String()}
 	for i := 0; i < o.Reps; i++ {
 		p, d, err := one()

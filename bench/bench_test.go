@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"github.com/masque-ai/masque/kernels"
 	"testing"
 
 	"github.com/masque-ai/masque/model"
@@ -17,6 +18,13 @@ func TestRun(t *testing.T) {
 	}
 	if r.PrefillTokS <= 0 || r.DecodeTokS <= 0 || len(r.DecodeRuns) != 3 {
 		t.Fatalf("implausible result %+v", r)
+	}
+	if !r.BF16Rounded {
+		t.Error("the default kernels should report rounded bf16 activations")
+	}
+	m.K = kernels.ExactBF16(m.K)
+	if r, err := Run(m, Options{PromptTokens: 4, GenTokens: 2, Reps: 1}); err != nil || r.BF16Rounded {
+		t.Errorf("ExactBF16 kernels: %+v, %v", r, err)
 	}
 	if _, err := Run(m, Options{PromptTokens: 0}); err == nil {
 		t.Fatal("empty prompt accepted")

@@ -43,8 +43,10 @@ func MatMulMasked(k Kernels, dst, x []float32, w *Matrix, keep []byte, stride, m
 	maskedReference(k, dst, x, w, keep, stride, m)
 }
 
-// roundsBF16 reports whether k rounds the activations of BF16 products.
-func roundsBF16(k Kernels) bool {
+// RoundsBF16 reports whether k rounds the activations of products with
+// BF16 weights to bf16 (the default; false under ExactBF16 and for
+// implementations of other packages).
+func RoundsBF16(k Kernels) bool {
 	switch k := k.(type) {
 	case fast:
 		return !k.exactBF16
@@ -58,7 +60,7 @@ func roundsBF16(k Kernels) bool {
 // time, dotted with every token.
 func maskedReference(k Kernels, dst, x []float32, w *Matrix, keep []byte, stride, m int) {
 	N, K := w.Rows, w.Cols
-	if w.Type == quant.BF16 && roundsBF16(k) {
+	if w.Type == quant.BF16 && RoundsBF16(k) {
 		xr := make([]float32, m*K)
 		roundBF16(xr, x[:m*K])
 		x = xr

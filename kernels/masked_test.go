@@ -44,13 +44,13 @@ func TestMatMulMasked(t *testing.T) {
 				}
 				for _, k := range ks {
 					xin := x
-					if dt == quant.BF16 && roundsBF16(k) {
+					if dt == quant.BF16 && RoundsBF16(k) {
 						xin = xr
 					}
 					want, mag := refMatMul(xin, masked, sh.m, sh.n, sh.k)
 					dst := randVec(rng, sh.m*sh.n, 1) // garbage that must be overwritten
 					MatMulMasked(k, dst, x, w, keep, stride, sh.m)
-					checkClose(t, fmt.Sprintf("%s %s exact=%v density %.2f m=%d n=%d k=%d", k.Name(), dt, !roundsBF16(k), density, sh.m, sh.n, sh.k),
+					checkClose(t, fmt.Sprintf("%s %s exact=%v density %.2f m=%d n=%d k=%d", k.Name(), dt, !RoundsBF16(k), density, sh.m, sh.n, sh.k),
 						dst, want, mag, nil, tolFloat)
 				}
 			}
