@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"github.com/masque-ai/masque/kernels"
 	"math"
 	"os"
 	"os/exec"
@@ -89,7 +90,57 @@ func TestAnchorAgreement(t *testing.T) {
 			if !slices.Equal(mine, ag.IDs) {
 				t.Fatalf("greedy ids differ:\nmasque %v\nllama.cpp %v", mine, ag.IDs)
 			}
+			if name == "llama3-ropescaled" {
+				bf16Agreement(t, anchor, dir, ids, sids, want)
+			}
 		})
+	}
+}
+
+// bf16Agreement converts the BF16 model in dir to a BF16 GGUF and compares
+// masque's logits with llama.cpp's on that file: both round the activations
+// of BF16 products to bf16 (masque's default), so they should agree far
+// more closely than either does with the float64 reference.
+func bf16Agreement(t *testing.T, anchor, dir string, ids []int, sids []string, ref []float32) {
+	out := filepath.Join(t.TempDir(), "m-bf16.gguf")
+	if code, _, errs := run(t, "", "convert", "--model", dir, "--out", out, "--type", "bf16"); code != 0 {
+		t.Fatal(errs)
+	}
+	raw, err := exec.Command(anchor, "logits", "--gguf", out, "--ids", strings.Join(sids, ",")).Output()
+	if err != nil {
+		t.Fatalf("anchor logits: %v", err)
+	}
+	var a struct{ Logits [][]float32 }
+	if err := json.Unmarshal(raw, &a); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := openForTest(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	m := ck.Model
+	for _, exact := range []bool{false, true} {
+		if exact {
+			m.K = kernels.ExactBF16(m.K)
+		}
+		mine, err := m.Forward(m.NewCache(0), ids, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		V := m.Config.Vocab
+		vsAnchor, vsRef, maxAbs := 0.0, 0.0, 0.0
+		for p, row := range a.Logits {
+			for v, x := range row {
+				vsAnchor = math.Max(vsAnchor, math.Abs(float64(x-mine[p*V+v])))
+				vsRef = math.Max(vsRef, math.Abs(float64(ref[p*V+v]-mine[p*V+v])))
+				maxAbs = math.Max(maxAbs, math.Abs(float64(x)))
+			}
+		}
+		t.Logf("bf16 GGUF, masque (exact BF16 %v) vs llama.cpp: max |Δlogit| %.2g; vs PyTorch float64: %.2g (max |logit| %.2g)", exact, vsAnchor, vsRef, maxAbs)
+		if !exact && vsAnchor > 1e-3*maxAbs {
+			t.Errorf("masque's bf16 arithmetic disagrees with llama.cpp's by %g", vsAnchor)
+		}
 	}
 }
 
