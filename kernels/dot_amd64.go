@@ -294,580 +294,580 @@ var dotBF16P_avx512 = [][]dotFn{nil,
 }
 
 //go:noescape
-func dotF32_avx512_1x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_1x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_1x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_1x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_1x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_1x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_1x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_1x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_1x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_1x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_1x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_1x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_1x7(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_1x7(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_1x8(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_1x8(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_2x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_2x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_2x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_2x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_2x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_2x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_2x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_2x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_2x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_2x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_2x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_2x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_2x7(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_2x7(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_2x8(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_2x8(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_3x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_3x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_3x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_3x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_3x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_3x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_3x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_3x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_3x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_3x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_3x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_3x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_4x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_4x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_4x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_4x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_4x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_4x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_4x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_4x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_4x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_4x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_5x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_5x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_5x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_5x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_5x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_5x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_5x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_5x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_5x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_5x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_6x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_6x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_6x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_6x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_6x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_6x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx512_6x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx512_6x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_1x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_1x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_1x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_1x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_1x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_1x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_1x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_1x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_1x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_1x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_1x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_1x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_1x7(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_1x7(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_1x8(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_1x8(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_2x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_2x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_2x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_2x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_2x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_2x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_2x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_2x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_2x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_2x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_2x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_2x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_2x7(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_2x7(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_2x8(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_2x8(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_3x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_3x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_3x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_3x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_3x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_3x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_3x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_3x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_3x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_3x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_3x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_3x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_4x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_4x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_4x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_4x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_4x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_4x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_4x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_4x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_4x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_4x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_5x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_5x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_5x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_5x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_5x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_5x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_5x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_5x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_5x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_5x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_6x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_6x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_6x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_6x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_6x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_6x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx512_6x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx512_6x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_1x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_1x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_1x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_1x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_1x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_1x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_1x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_1x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_1x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_1x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_1x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_1x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_1x7(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_1x7(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_1x8(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_1x8(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_2x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_2x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_2x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_2x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_2x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_2x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_2x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_2x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_2x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_2x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_2x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_2x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_2x7(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_2x7(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_2x8(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_2x8(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_3x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_3x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_3x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_3x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_3x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_3x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_3x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_3x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_3x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_3x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_3x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_3x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_4x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_4x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_4x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_4x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_4x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_4x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_4x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_4x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_4x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_4x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_5x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_5x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_5x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_5x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_5x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_5x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_5x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_5x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_5x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_5x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_6x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_6x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_6x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_6x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_6x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_6x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx512_6x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx512_6x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_1x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_1x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_1x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_1x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_1x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_1x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_1x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_1x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_1x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_1x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_1x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_1x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_1x7(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_1x7(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_1x8(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_1x8(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_2x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_2x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_2x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_2x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_2x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_2x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_2x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_2x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_2x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_2x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_2x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_2x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_2x7(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_2x7(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_2x8(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_2x8(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_3x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_3x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_3x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_3x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_3x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_3x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_3x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_3x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_3x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_3x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_3x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_3x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_4x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_4x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_4x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_4x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_4x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_4x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_4x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_4x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_4x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_4x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_5x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_5x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_5x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_5x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_5x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_5x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_5x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_5x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_5x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_5x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_6x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_6x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_6x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_6x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_6x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_6x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16P_avx512_6x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16P_avx512_6x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx2_1x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx2_1x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx2_1x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx2_1x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx2_1x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx2_1x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx2_1x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx2_1x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx2_1x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx2_1x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx2_1x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx2_1x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx2_2x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx2_2x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx2_2x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx2_2x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx2_2x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx2_2x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx2_2x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx2_2x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx2_3x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx2_3x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx2_3x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx2_3x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx2_3x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx2_3x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx2_4x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx2_4x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx2_4x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx2_4x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF32_avx2_4x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF32_avx2_4x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx2_1x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx2_1x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx2_1x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx2_1x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx2_1x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx2_1x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx2_1x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx2_1x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx2_1x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx2_1x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx2_1x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx2_1x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx2_2x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx2_2x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx2_2x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx2_2x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx2_2x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx2_2x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx2_2x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx2_2x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx2_3x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx2_3x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx2_3x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx2_3x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx2_3x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx2_3x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx2_4x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx2_4x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx2_4x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx2_4x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotBF16_avx2_4x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotBF16_avx2_4x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx2_1x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx2_1x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx2_1x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx2_1x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx2_1x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx2_1x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx2_1x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx2_1x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx2_1x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx2_1x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx2_1x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx2_1x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx2_2x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx2_2x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx2_2x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx2_2x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx2_2x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx2_2x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx2_2x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx2_2x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx2_3x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx2_3x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx2_3x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx2_3x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx2_3x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx2_3x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx2_4x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx2_4x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx2_4x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx2_4x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
-func dotF16_avx2_4x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+func dotF16_avx2_4x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 //go:noescape
 func cvtF32BF16_avx512(dst *uint16, src *float32, n int)

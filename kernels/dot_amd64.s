@@ -5,7 +5,7 @@
 #include "textflag.h"
 
 
-// func dotF32_avx512_1x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_1x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_1x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -64,7 +64,7 @@ next5:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_1x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_1x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_1x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -128,7 +128,7 @@ next10:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_1x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_1x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_1x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -202,7 +202,7 @@ next15:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_1x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_1x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_1x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -275,7 +275,7 @@ next20:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_1x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_1x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_1x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -367,7 +367,7 @@ next25:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_1x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_1x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_1x6(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -463,7 +463,7 @@ next30:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_1x7(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_1x7(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_1x7(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -569,7 +569,7 @@ next35:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_1x8(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_1x8(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_1x8(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -674,7 +674,7 @@ next40:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_2x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_2x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_2x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -752,7 +752,7 @@ next45:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_2x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_2x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_2x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -838,7 +838,7 @@ next50:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_2x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_2x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_2x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -942,7 +942,7 @@ next55:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_2x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_2x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_2x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -1043,7 +1043,7 @@ next60:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_2x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_2x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_2x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -1179,7 +1179,7 @@ next65:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_2x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_2x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_2x6(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -1321,7 +1321,7 @@ next70:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_2x7(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_2x7(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_2x7(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -1481,7 +1481,7 @@ next75:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_2x8(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_2x8(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_2x8(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -1638,7 +1638,7 @@ next80:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_3x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_3x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_3x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -1735,7 +1735,7 @@ next85:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_3x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_3x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_3x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -1843,7 +1843,7 @@ next90:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_3x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_3x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_3x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -1977,7 +1977,7 @@ next95:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_3x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_3x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_3x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -2106,7 +2106,7 @@ next100:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_3x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_3x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_3x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -2286,7 +2286,7 @@ next105:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_3x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_3x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_3x6(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -2474,7 +2474,7 @@ next110:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_4x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_4x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_4x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -2590,7 +2590,7 @@ next115:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_4x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_4x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_4x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -2720,7 +2720,7 @@ next120:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_4x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_4x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_4x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -2884,7 +2884,7 @@ next125:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_4x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_4x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_4x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -3041,7 +3041,7 @@ next130:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_4x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_4x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_4x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -3265,7 +3265,7 @@ next135:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_5x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_5x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_5x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -3400,7 +3400,7 @@ next140:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_5x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_5x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_5x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -3552,7 +3552,7 @@ next145:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_5x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_5x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_5x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -3746,7 +3746,7 @@ next150:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_5x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_5x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_5x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -3931,7 +3931,7 @@ next155:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_5x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_5x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_5x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -4199,7 +4199,7 @@ next160:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_6x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_6x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_6x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -4353,7 +4353,7 @@ next165:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_6x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_6x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_6x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -4527,7 +4527,7 @@ next170:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_6x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_6x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_6x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -4751,7 +4751,7 @@ next175:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx512_6x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx512_6x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx512_6x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -4964,7 +4964,7 @@ next180:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_1x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_1x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_1x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -5024,7 +5024,7 @@ next185:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_1x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_1x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_1x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -5090,7 +5090,7 @@ next190:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_1x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_1x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_1x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -5167,7 +5167,7 @@ next195:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_1x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_1x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_1x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -5244,7 +5244,7 @@ next200:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_1x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_1x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_1x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -5341,7 +5341,7 @@ next205:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_1x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_1x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_1x6(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -5443,7 +5443,7 @@ next210:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_1x7(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_1x7(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_1x7(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -5556,7 +5556,7 @@ next215:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_1x8(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_1x8(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_1x8(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -5669,7 +5669,7 @@ next220:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_2x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_2x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_2x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -5748,7 +5748,7 @@ next225:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_2x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_2x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_2x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -5836,7 +5836,7 @@ next230:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_2x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_2x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_2x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -5943,7 +5943,7 @@ next235:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_2x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_2x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_2x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -6048,7 +6048,7 @@ next240:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_2x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_2x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_2x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -6189,7 +6189,7 @@ next245:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_2x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_2x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_2x6(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -6337,7 +6337,7 @@ next250:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_2x7(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_2x7(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_2x7(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -6504,7 +6504,7 @@ next255:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_2x8(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_2x8(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_2x8(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -6669,7 +6669,7 @@ next260:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_3x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_3x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_3x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -6767,7 +6767,7 @@ next265:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_3x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_3x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_3x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -6877,7 +6877,7 @@ next270:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_3x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_3x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_3x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -7014,7 +7014,7 @@ next275:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_3x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_3x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_3x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -7147,7 +7147,7 @@ next280:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_3x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_3x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_3x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -7332,7 +7332,7 @@ next285:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_3x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_3x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_3x6(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -7526,7 +7526,7 @@ next290:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_4x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_4x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_4x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -7643,7 +7643,7 @@ next295:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_4x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_4x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_4x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -7775,7 +7775,7 @@ next300:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_4x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_4x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_4x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -7942,7 +7942,7 @@ next305:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_4x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_4x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_4x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -8103,7 +8103,7 @@ next310:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_4x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_4x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_4x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -8332,7 +8332,7 @@ next315:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_5x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_5x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_5x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -8468,7 +8468,7 @@ next320:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_5x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_5x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_5x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -8622,7 +8622,7 @@ next325:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_5x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_5x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_5x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -8819,7 +8819,7 @@ next330:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_5x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_5x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_5x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -9008,7 +9008,7 @@ next335:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_5x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_5x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_5x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -9281,7 +9281,7 @@ next340:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_6x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_6x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_6x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -9436,7 +9436,7 @@ next345:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_6x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_6x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_6x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -9612,7 +9612,7 @@ next350:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_6x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_6x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_6x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -9839,7 +9839,7 @@ next355:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx512_6x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx512_6x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx512_6x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -10056,7 +10056,7 @@ next360:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_1x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_1x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_1x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -10115,7 +10115,7 @@ next365:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_1x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_1x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_1x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -10179,7 +10179,7 @@ next370:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_1x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_1x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_1x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -10253,7 +10253,7 @@ next375:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_1x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_1x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_1x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -10326,7 +10326,7 @@ next380:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_1x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_1x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_1x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -10418,7 +10418,7 @@ next385:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_1x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_1x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_1x6(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -10514,7 +10514,7 @@ next390:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_1x7(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_1x7(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_1x7(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -10620,7 +10620,7 @@ next395:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_1x8(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_1x8(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_1x8(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -10725,7 +10725,7 @@ next400:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_2x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_2x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_2x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -10803,7 +10803,7 @@ next405:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_2x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_2x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_2x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -10889,7 +10889,7 @@ next410:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_2x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_2x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_2x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -10993,7 +10993,7 @@ next415:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_2x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_2x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_2x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -11094,7 +11094,7 @@ next420:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_2x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_2x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_2x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -11230,7 +11230,7 @@ next425:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_2x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_2x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_2x6(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -11372,7 +11372,7 @@ next430:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_2x7(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_2x7(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_2x7(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -11532,7 +11532,7 @@ next435:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_2x8(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_2x8(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_2x8(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -11689,7 +11689,7 @@ next440:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_3x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_3x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_3x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -11786,7 +11786,7 @@ next445:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_3x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_3x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_3x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -11894,7 +11894,7 @@ next450:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_3x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_3x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_3x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -12028,7 +12028,7 @@ next455:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_3x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_3x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_3x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -12157,7 +12157,7 @@ next460:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_3x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_3x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_3x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -12337,7 +12337,7 @@ next465:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_3x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_3x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_3x6(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -12525,7 +12525,7 @@ next470:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_4x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_4x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_4x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -12641,7 +12641,7 @@ next475:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_4x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_4x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_4x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -12771,7 +12771,7 @@ next480:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_4x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_4x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_4x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -12935,7 +12935,7 @@ next485:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_4x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_4x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_4x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -13092,7 +13092,7 @@ next490:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_4x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_4x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_4x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -13316,7 +13316,7 @@ next495:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_5x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_5x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_5x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -13451,7 +13451,7 @@ next500:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_5x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_5x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_5x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -13603,7 +13603,7 @@ next505:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_5x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_5x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_5x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -13797,7 +13797,7 @@ next510:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_5x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_5x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_5x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -13982,7 +13982,7 @@ next515:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_5x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_5x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_5x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -14250,7 +14250,7 @@ next520:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_6x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_6x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_6x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -14404,7 +14404,7 @@ next525:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_6x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_6x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_6x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -14578,7 +14578,7 @@ next530:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_6x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_6x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_6x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -14802,7 +14802,7 @@ next535:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx512_6x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx512_6x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx512_6x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -15015,7 +15015,7 @@ next540:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx2_1x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx2_1x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx2_1x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -15072,7 +15072,7 @@ next545:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx2_1x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx2_1x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx2_1x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -15134,7 +15134,7 @@ next550:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx2_1x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx2_1x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx2_1x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -15206,7 +15206,7 @@ next555:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx2_1x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx2_1x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx2_1x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -15277,7 +15277,7 @@ next560:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx2_1x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx2_1x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx2_1x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -15365,7 +15365,7 @@ next565:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx2_1x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx2_1x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx2_1x6(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -15457,7 +15457,7 @@ next570:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx2_2x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx2_2x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx2_2x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -15531,7 +15531,7 @@ next575:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx2_2x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx2_2x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx2_2x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -15613,7 +15613,7 @@ next580:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx2_2x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx2_2x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx2_2x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -15713,7 +15713,7 @@ next585:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx2_2x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx2_2x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx2_2x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -15810,7 +15810,7 @@ next590:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx2_3x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx2_3x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx2_3x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -15901,7 +15901,7 @@ next595:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx2_3x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx2_3x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx2_3x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -16003,7 +16003,7 @@ next600:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx2_3x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx2_3x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx2_3x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -16131,7 +16131,7 @@ next605:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx2_4x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx2_4x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx2_4x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -16239,7 +16239,7 @@ next610:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx2_4x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx2_4x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx2_4x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -16361,7 +16361,7 @@ next615:
 	VZEROUPPER
 	RET
 
-// func dotF32_avx2_4x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF32_avx2_4x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF32_avx2_4x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -16517,7 +16517,7 @@ next620:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx2_1x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx2_1x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx2_1x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -16575,7 +16575,7 @@ next625:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx2_1x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx2_1x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx2_1x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -16639,7 +16639,7 @@ next630:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx2_1x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx2_1x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx2_1x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -16714,7 +16714,7 @@ next635:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx2_1x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx2_1x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx2_1x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -16789,7 +16789,7 @@ next640:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx2_1x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx2_1x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx2_1x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -16882,7 +16882,7 @@ next645:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx2_1x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx2_1x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx2_1x6(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -16980,7 +16980,7 @@ next650:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx2_2x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx2_2x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx2_2x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -17055,7 +17055,7 @@ next655:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx2_2x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx2_2x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx2_2x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -17139,7 +17139,7 @@ next660:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx2_2x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx2_2x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx2_2x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -17242,7 +17242,7 @@ next665:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx2_2x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx2_2x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx2_2x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -17343,7 +17343,7 @@ next670:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx2_3x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx2_3x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx2_3x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -17435,7 +17435,7 @@ next675:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx2_3x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx2_3x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx2_3x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -17539,7 +17539,7 @@ next680:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx2_3x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx2_3x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx2_3x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -17670,7 +17670,7 @@ next685:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx2_4x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx2_4x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx2_4x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -17779,7 +17779,7 @@ next690:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx2_4x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx2_4x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx2_4x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -17903,7 +17903,7 @@ next695:
 	VZEROUPPER
 	RET
 
-// func dotBF16_avx2_4x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16_avx2_4x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16_avx2_4x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -18062,7 +18062,7 @@ next700:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx2_1x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx2_1x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx2_1x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -18119,7 +18119,7 @@ next705:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx2_1x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx2_1x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx2_1x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -18181,7 +18181,7 @@ next710:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx2_1x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx2_1x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx2_1x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -18253,7 +18253,7 @@ next715:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx2_1x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx2_1x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx2_1x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -18324,7 +18324,7 @@ next720:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx2_1x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx2_1x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx2_1x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -18412,7 +18412,7 @@ next725:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx2_1x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx2_1x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx2_1x6(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -18504,7 +18504,7 @@ next730:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx2_2x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx2_2x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx2_2x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -18578,7 +18578,7 @@ next735:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx2_2x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx2_2x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx2_2x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -18660,7 +18660,7 @@ next740:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx2_2x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx2_2x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx2_2x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -18760,7 +18760,7 @@ next745:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx2_2x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx2_2x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx2_2x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -18857,7 +18857,7 @@ next750:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx2_3x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx2_3x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx2_3x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -18948,7 +18948,7 @@ next755:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx2_3x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx2_3x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx2_3x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -19050,7 +19050,7 @@ next760:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx2_3x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx2_3x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx2_3x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -19178,7 +19178,7 @@ next765:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx2_4x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx2_4x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx2_4x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -19286,7 +19286,7 @@ next770:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx2_4x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx2_4x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx2_4x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -19408,7 +19408,7 @@ next775:
 	VZEROUPPER
 	RET
 
-// func dotF16_avx2_4x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotF16_avx2_4x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotF16_avx2_4x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -19564,7 +19564,7 @@ next780:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_1x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_1x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_1x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -19624,7 +19624,7 @@ next785:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_1x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_1x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_1x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -19688,7 +19688,7 @@ next790:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_1x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_1x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_1x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -19762,7 +19762,7 @@ next795:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_1x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_1x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_1x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -19835,7 +19835,7 @@ next800:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_1x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_1x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_1x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -19927,7 +19927,7 @@ next805:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_1x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_1x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_1x6(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -20023,7 +20023,7 @@ next810:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_1x7(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_1x7(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_1x7(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -20129,7 +20129,7 @@ next815:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_1x8(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_1x8(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_1x8(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -20234,7 +20234,7 @@ next820:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_2x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_2x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_2x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -20314,7 +20314,7 @@ next825:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_2x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_2x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_2x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -20400,7 +20400,7 @@ next830:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_2x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_2x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_2x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -20504,7 +20504,7 @@ next835:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_2x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_2x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_2x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -20605,7 +20605,7 @@ next840:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_2x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_2x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_2x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -20741,7 +20741,7 @@ next845:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_2x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_2x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_2x6(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -20883,7 +20883,7 @@ next850:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_2x7(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_2x7(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_2x7(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -21043,7 +21043,7 @@ next855:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_2x8(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_2x8(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_2x8(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -21200,7 +21200,7 @@ next860:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_3x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_3x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_3x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -21300,7 +21300,7 @@ next865:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_3x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_3x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_3x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -21408,7 +21408,7 @@ next870:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_3x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_3x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_3x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -21542,7 +21542,7 @@ next875:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_3x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_3x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_3x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -21671,7 +21671,7 @@ next880:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_3x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_3x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_3x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -21851,7 +21851,7 @@ next885:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_3x6(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_3x6(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_3x6(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -22039,7 +22039,7 @@ next890:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_4x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_4x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_4x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -22159,7 +22159,7 @@ next895:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_4x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_4x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_4x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -22289,7 +22289,7 @@ next900:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_4x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_4x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_4x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -22453,7 +22453,7 @@ next905:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_4x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_4x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_4x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -22610,7 +22610,7 @@ next910:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_4x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_4x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_4x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -22834,7 +22834,7 @@ next915:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_5x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_5x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_5x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -22974,7 +22974,7 @@ next920:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_5x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_5x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_5x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -23126,7 +23126,7 @@ next925:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_5x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_5x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_5x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -23320,7 +23320,7 @@ next930:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_5x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_5x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_5x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -23505,7 +23505,7 @@ next935:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_5x5(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_5x5(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_5x5(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -23773,7 +23773,7 @@ next940:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_6x1(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_6x1(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_6x1(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -23933,7 +23933,7 @@ next945:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_6x2(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_6x2(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_6x2(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -24107,7 +24107,7 @@ next950:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_6x3(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_6x3(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_6x3(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)
@@ -24331,7 +24331,7 @@ next955:
 	VZEROUPPER
 	RET
 
-// func dotBF16P_avx512_6x4(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+// func dotBF16P_avx512_6x4(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 TEXT ·dotBF16P_avx512_6x4(SB), NOSPLIT, $24-72
 	MOVQ w+32(FP), DX
 	MOVQ DX, wcur-8(SP)

@@ -75,7 +75,7 @@ func goDot(t quant.DType, mr, nr int) dotFn {
 	if t != quant.F32 {
 		eb = 2
 	}
-	return func(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int) {
+	return func(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int) {
 		const chunk = 256
 		var buf [chunk]float32
 		for g := 0; g < ngroups; g++ {
@@ -92,7 +92,7 @@ func goDot(t quant.DType, mr, nr int) dotFn {
 						decodeFloatRow(t, wj, wr)
 					}
 					for i := 0; i < mr; i++ {
-						xi := unsafe.Slice((*float32)(unsafe.Add(unsafe.Pointer(x), i*ldx+c0*4)), n)
+						xi := unsafe.Slice((*float32)(unsafe.Add(x, i*ldx+c0*4)), n)
 						sums[i][j] += dot4(xi, wr)
 					}
 				}

@@ -102,17 +102,16 @@ func runDotRows(tiles func(mr, nr int) dotFn, mr, nr int, dst []float32, ldd int
 	if acc {
 		a = 1
 	}
-	xp := (*float32)(x) // the tiles' signature; bf16 tiles read it as bf16
 	// At most maxCallRows rows per assembly call, so a goroutine is never
 	// unpreemptible for long.
 	g := nrows / nr
 	for g0 := 0; g0 < g; g0 += maxCallRows / nr {
 		gn := min(g-g0, maxCallRows/nr)
-		tiles(mr, nr)(&dst[g0*nr], ldd*4, xp, ldx, unsafe.Add(w, g0*nr*ldw), ldw, k, gn, a)
+		tiles(mr, nr)(&dst[g0*nr], ldd*4, x, ldx, unsafe.Add(w, g0*nr*ldw), ldw, k, gn, a)
 	}
 	if rest := nrows % nr; rest > 0 {
 		done := nrows - rest
-		tiles(mr, rest)(&dst[done], ldd*4, xp, ldx, unsafe.Add(w, done*ldw), ldw, k, 1, a)
+		tiles(mr, rest)(&dst[done], ldd*4, x, ldx, unsafe.Add(w, done*ldw), ldw, k, 1, a)
 	}
 }
 

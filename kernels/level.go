@@ -11,10 +11,11 @@ import (
 //
 //	dst[g·nr + j + i·ldd] = Σ_{c<k} x[c + i·ldx] · W[g·nr + j][c]
 //
-// where row r of W starts ldw bytes after row r-1 at w. Strides are in bytes;
+// where row r of W starts ldw bytes after row r-1 at w; x holds float32
+// activations (bf16 for the VDPBF16PS tiles). Strides are in bytes;
 // k (elements) must be a multiple of the level's kvec. The weight element
 // type (f32, bf16, f16) is fixed per function.
-type dotFn func(dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
+type dotFn func(dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int)
 
 // level is one implementation of the inner loops: pure Go, AVX2 or AVX-512.
 // The drivers in fast.go are shared; they split work into tiles and tasks

@@ -94,7 +94,7 @@ func dotName(t wtype, s isa, mr, nr int) string {
 	return fmt.Sprintf("dot%s_%s_%dx%d", t.name, s.name, mr, nr)
 }
 
-const dotArgs = "dst *float32, ldd int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int"
+const dotArgs = "dst *float32, ldd int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, ngroups int, acc int"
 
 // genDot writes the float dot-product tiles: for ngroups groups of nr weight
 // rows, dst[i*ldd + j] (+)= Σ_c x[i*ldx + c]·w[j*ldw + c] for i < mr, j < nr,
