@@ -26,6 +26,21 @@ var (
 	midRowBytes = 16 << 10
 )
 
+// taskBlocks splits an m-token product with N weight rows into tasks of rb
+// rows (a multiple of align, at most gemmRowBlock) × tb tokens (a multiple
+// of mr): nrb × ntb of them. With few row blocks the tokens are split finer
+// so every thread has work.
+func taskBlocks(N, m, mr, align int) (rb, tb, nrb, ntb int) {
+	rb = min(roundUp(N, align), gemmRowBlock)
+	tb = roundUp(min(m, gemmTokenBlock), mr)
+	nrb, ntb = ceilDiv(N, rb), ceilDiv(m, tb)
+	for nrb*ntb < 2*Threads() && tb > mr {
+		tb = roundUp(tb/2, mr)
+		ntb = ceilDiv(m, tb)
+	}
+	return rb, tb, nrb, ntb
+}
+
 // kBlock splits a reduction of length k (a multiple of kvec) into passes of
 // at most about target elements, all of nearly the same length.
 func kBlock(k, kvec, target int) int {
@@ -207,14 +222,7 @@ func (l *level) floatProduct(dst []float32, w *Matrix, m int, p floatPlan) {
 		})
 		return
 	}
-	rb := min(roundUp(N, nr), gemmRowBlock)
-	tb := roundUp(min(m, gemmTokenBlock), mr)
-	nrb, ntb := ceilDiv(N, rb), ceilDiv(m, tb)
-	// With few row blocks, split the tokens finer so every thread has work.
-	for nrb*ntb < 2*Threads() && tb > mr {
-		tb = roundUp(tb/2, mr)
-		ntb = ceilDiv(m, tb)
-	}
+	rb, tb, nrb, ntb := taskBlocks(N, m, mr, nr)
 	kb := kBlock(kmain, p.kvec, gemmKBlock)
 	parallel(nrb*ntb, func(task int) {
 		r0 := (task / ntb) * rb
@@ -336,13 +344,7 @@ func (l *level) gemmDecoded(dst, x []float32, w *Matrix, m int) {
 	kmain := K / l.kvec * l.kvec
 	mr := min(m, l.mrMax)
 	nr := l.nrMax[mr]
-	rb := min(roundUp(N, decodeRows), gemmRowBlock)
-	tb := roundUp(min(m, gemmTokenBlock), mr)
-	nrb, ntb := ceilDiv(N, rb), ceilDiv(m, tb)
-	for nrb*ntb < 2*Threads() && tb > mr {
-		tb = roundUp(tb/2, mr)
-		ntb = ceilDiv(m, tb)
-	}
+	rb, tb, nrb, ntb := taskBlocks(N, m, mr, decodeRows)
 	// Half the float path's pass: the decoded rows and the activation tile
 	// then share L1.
 	kb := kBlock(kmain, l.kvec, gemmKBlock/2)

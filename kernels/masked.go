@@ -118,13 +118,7 @@ func (l *level) matMulMasked(dst, x []float32, w *Matrix, keep []byte, stride, m
 	}
 	kmain := K / kvec * kvec
 	mr := min(m, l.mrMax)
-	rb := min(roundUp(N, decodeRows), gemmRowBlock)
-	tb := roundUp(min(m, gemmTokenBlock), mr)
-	nrb, ntb := ceilDiv(N, rb), ceilDiv(m, tb)
-	for nrb*ntb < 2*Threads() && tb > mr {
-		tb = roundUp(tb/2, mr)
-		ntb = ceilDiv(m, tb)
-	}
+	rb, tb, nrb, ntb := taskBlocks(N, m, mr, decodeRows)
 	kb := kBlock(kmain, kvec, gemmKBlock/2)
 	block := decodeRows
 	if m <= l.mrMax {
