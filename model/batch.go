@@ -71,41 +71,55 @@ type BatchSeq struct {
 //
 // Nothing is changed when an error is returned.
 func (m *Model) ForwardBatch(seqs []BatchSeq) ([][]float32, error) {
+	T, err := m.checkBatch(seqs)
+	if err != nil {
+		return nil, err
+	}
+	return m.forwardBatch(seqs, T)
+}
+
+// checkBatch validates a batch and returns its number of new tokens.
+func (m *Model) checkBatch(seqs []BatchSeq) (int, error) {
 	cfg := &m.Config
 	if len(seqs) == 0 {
-		return nil, fmt.Errorf("forward batch: no sequences")
+		return 0, fmt.Errorf("forward batch: no sequences")
 	}
 	T := 0
 	caches := make(map[*Cache]int, len(seqs))
 	for i := range seqs {
 		s := &seqs[i]
 		if s.Cache == nil {
-			return nil, fmt.Errorf("forward batch: sequence %d has no cache", i)
+			return 0, fmt.Errorf("forward batch: sequence %d has no cache", i)
 		}
 		if j, dup := caches[s.Cache]; dup {
-			return nil, fmt.Errorf("forward batch: sequences %d and %d share a cache", j, i)
+			return 0, fmt.Errorf("forward batch: sequences %d and %d share a cache", j, i)
 		}
 		caches[s.Cache] = i
 		if len(s.Tokens) == 0 {
-			return nil, fmt.Errorf("forward batch: sequence %d has no tokens", i)
+			return 0, fmt.Errorf("forward batch: sequence %d has no tokens", i)
 		}
 		if s.Cache.kvDim != cfg.KVDim() || len(s.Cache.k) != cfg.Layers {
-			return nil, fmt.Errorf("forward batch: sequence %d's cache was made for another model", i)
+			return 0, fmt.Errorf("forward batch: sequence %d's cache was made for another model", i)
 		}
 		if n := s.Cache.n + len(s.Tokens); n > s.Cache.max {
-			return nil, fmt.Errorf("forward batch: sequence %d: %d positions exceed the cache's %d", i, n, s.Cache.max)
+			return 0, fmt.Errorf("forward batch: sequence %d: %d positions exceed the cache's %d", i, n, s.Cache.max)
 		}
 		for _, t := range s.Tokens {
 			if t < 0 || t >= cfg.Vocab {
-				return nil, fmt.Errorf("forward batch: sequence %d: token id %d outside the vocabulary [0,%d)", i, t, cfg.Vocab)
+				return 0, fmt.Errorf("forward batch: sequence %d: token id %d outside the vocabulary [0,%d)", i, t, cfg.Vocab)
 			}
 		}
 		if s.Adapter != nil && !reflect.TypeOf(s.Adapter).Comparable() {
-			return nil, fmt.Errorf("forward batch: sequence %d: adapter of type %T is not comparable", i, s.Adapter)
+			return 0, fmt.Errorf("forward batch: sequence %d: adapter of type %T is not comparable", i, s.Adapter)
 		}
 		T += len(s.Tokens)
 	}
+	return T, nil
+}
 
+// forwardBatch runs a checked batch of T new tokens.
+func (m *Model) forwardBatch(seqs []BatchSeq, T int) ([][]float32, error) {
+	cfg := &m.Config
 	k := m.K
 	H, D, qd, kvd, ff := cfg.Hidden, cfg.HeadDim, cfg.QDim(), cfg.KVDim(), cfg.Intermediate
 	half := D / 2

@@ -420,3 +420,39 @@ func TestForwardBatchReplacer(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardChunks: a long run of tokens goes through Forward in chunks
+// (forwardChunk) with the logits of one pass, and an invalid token anywhere
+// leaves the cache unchanged.
+func TestForwardChunks(t *testing.T) {
+	m := loadTiny(t, "qwen3")
+	toks := randTokens(rand.New(rand.NewPCG(7, 8)), 23, m.Config.Vocab)
+	defer func(v int) { forwardChunk = v }(forwardChunk)
+	for _, all := range []bool{true, false} {
+		forwardChunk = 512
+		want, err := m.Forward(m.NewCache(64), toks, all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, chunk := range []int{1, 5, 22} {
+			forwardChunk = chunk
+			c := m.NewCache(64)
+			got, err := m.Forward(c, toks, all)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) || c.Len() != len(toks) {
+				t.Fatalf("chunks of %d: %d logits, cache %d; want %d, %d", chunk, len(got), c.Len(), len(want), len(toks))
+			}
+			if d := maxRelDiff(got, want); d > 1e-5 {
+				t.Errorf("chunks of %d, all %v: max relative difference %g", chunk, all, d)
+			}
+		}
+	}
+	forwardChunk = 4
+	bad := append(append([]int(nil), toks...), m.Config.Vocab)
+	c := m.NewCache(64)
+	if _, err := m.Forward(c, bad, false); err == nil || c.Len() != 0 {
+		t.Errorf("a bad last token: error %v, cache holds %d", err, c.Len())
+	}
+}

@@ -150,14 +150,44 @@ func (m *Model) Forward(c *Cache, tokens []int, all bool) ([]float32, error) {
 
 // ForwardHooks is Forward with hooks (nil hooks are allowed). It is a batch
 // of one sequence through ForwardBatch, so single and batched inference
-// share one implementation.
+// share one implementation. Without hooks, a long run of tokens goes
+// through in chunks of forwardChunk, which bounds the memory of the
+// activations (hooks see every call's tokens together, so with hooks it is
+// one pass).
 func (m *Model) ForwardHooks(c *Cache, tokens []int, all bool, h *Hooks) ([]float32, error) {
-	out, err := m.ForwardBatch([]BatchSeq{{Cache: c, Tokens: tokens, All: all, Hooks: h}})
+	seq := []BatchSeq{{Cache: c, Tokens: tokens, All: all, Hooks: h}}
+	T, err := m.checkBatch(seq)
 	if err != nil {
 		return nil, err
 	}
-	return out[0], nil
+	if h != nil || T <= forwardChunk {
+		out, err := m.forwardBatch(seq, T)
+		if err != nil {
+			return nil, err
+		}
+		return out[0], nil
+	}
+	var logits []float32
+	if all {
+		logits = make([]float32, 0, T*m.Config.Vocab)
+	}
+	for i := 0; i < T; i += forwardChunk {
+		part := tokens[i:min(T, i+forwardChunk)]
+		out, err := m.forwardBatch([]BatchSeq{{Cache: c, Tokens: part, All: all}}, len(part))
+		if err != nil {
+			return nil, err
+		}
+		if all {
+			logits = append(logits, out[0]...)
+		} else {
+			logits = out[0]
+		}
+	}
+	return logits, nil
 }
+
+// forwardChunk is the most tokens Forward runs in one pass.
+var forwardChunk = 512
 
 func addTo(dst, src []float32) {
 	for i, v := range src {
