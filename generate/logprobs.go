@@ -22,6 +22,12 @@ func logNormalizer(logits []float32) float64 {
 	return hi + math.Log(sum)
 }
 
+// LogProb returns log softmax(logits)[id] in float64 (NaN logits are left
+// out of the normaliser).
+func LogProb(logits []float32, id int) float64 {
+	return float64(logits[id]) - logNormalizer(logits)
+}
+
 // NewLogprobEntry scores token id against one row of logits: its
 // log-probability and the n most likely tokens (n ≤ 0: none), all under
 // log_softmax of the logits as given, computed in float64. NaN logits are

@@ -21,13 +21,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/masque-ai/masque/data/calib"
+	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
 )
 
@@ -298,32 +298,19 @@ func ScoreAnswers(m *model.Model, prompt []int, answers [][]int) ([]float64, err
 	out := make([]float64, len(answers))
 	for i, a := range answers {
 		c.Truncate(len(prompt))
-		s := logProb(last, a[0])
+		s := generate.LogProb(last, a[0])
 		if len(a) > 1 {
 			lg, err := m.Forward(c, a[:len(a)-1], true)
 			if err != nil {
 				return nil, err
 			}
 			for j := 1; j < len(a); j++ {
-				s += logProb(lg[(j-1)*V:j*V], a[j])
+				s += generate.LogProb(lg[(j-1)*V:j*V], a[j])
 			}
 		}
 		out[i] = s
 	}
 	return out, nil
-}
-
-// logProb returns log softmax(logits)[id] in float64.
-func logProb(logits []float32, id int) float64 {
-	mx := math.Inf(-1)
-	for _, v := range logits {
-		mx = max(mx, float64(v))
-	}
-	var z float64
-	for _, v := range logits {
-		z += math.Exp(float64(v) - mx)
-	}
-	return float64(logits[id]) - mx - math.Log(z)
 }
 
 // Evaluate scores every item with m.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/masque-ai/masque/data/calib"
+	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
 )
 
@@ -124,7 +125,7 @@ func TestScoreAnswers(t *testing.T) {
 		var want float64
 		for j := range a {
 			pos := len(prompt) - 1 + j
-			want += logProb(lg[pos*V:(pos+1)*V], a[j])
+			want += generate.LogProb(lg[pos*V:(pos+1)*V], a[j])
 		}
 		if math.Abs(got[i]-want) > 1e-4 {
 			t.Fatalf("answer %d: %g, want %g", i, got[i], want)

@@ -18,6 +18,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/masque-ai/masque/data/calib"
+	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
 )
 
@@ -146,7 +147,7 @@ func Evaluate(ctx context.Context, m *model.Model, name string, samples []Sample
 				if s.Score != nil && !s.Score[j] {
 					continue
 				}
-				sr.NLL -= logProb(lg[(j-1)*V:j*V], s.IDs[j])
+				sr.NLL -= generate.LogProb(lg[(j-1)*V:j*V], s.IDs[j])
 				sr.Tokens++
 			}
 		}
@@ -167,18 +168,6 @@ func Evaluate(ctx context.Context, m *model.Model, name string, samples []Sample
 	r.NLL = total / float64(r.Tokens)
 	r.PPL = math.Exp(r.NLL)
 	return r, nil
-}
-
-func logProb(logits []float32, id int) float64 {
-	mx := math.Inf(-1)
-	for _, v := range logits {
-		mx = max(mx, float64(v))
-	}
-	var z float64
-	for _, v := range logits {
-		z += math.Exp(float64(v) - mx)
-	}
-	return float64(logits[id]) - mx - math.Log(z)
 }
 
 // WriteTable prints a summary table of results.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/masque-ai/masque/data/calib"
+	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
 )
 
@@ -68,7 +69,7 @@ func TestPerplexity(t *testing.T) {
 	for _, s := range samples {
 		lg, _ := m.Forward(m.NewCache(len(s.IDs)), s.IDs, true)
 		for j := 1; j < len(s.IDs); j++ {
-			nll -= logProb(lg[(j-1)*V:j*V], s.IDs[j])
+			nll -= generate.LogProb(lg[(j-1)*V:j*V], s.IDs[j])
 			n++
 		}
 	}
