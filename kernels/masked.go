@@ -100,7 +100,9 @@ func (l *level) matMulMasked(dst, x []float32, w *Matrix, keep []byte, stride, m
 	round := w.Type == quant.BF16 && !exact
 	pairs := round && l.dotPairs != nil
 	xf := x[:m*K] // the activations as the products see them, for the tail
-	if round {
+	// The VDPBF16PS tiles take their own bf16 copy; the float32 one is then
+	// only read by the tail, which rows of whole vectors do not have.
+	if round && !(pairs && K%32 == 0) {
 		bp := f32Pool.get(m * K)
 		defer f32Pool.put(bp)
 		xf = *bp
