@@ -49,6 +49,20 @@ func writeJSONFile(path string, v any) error {
 	})
 }
 
+// emit writes result as JSON to the file out (if set) and prints it: as
+// JSON, or with table.
+func (e *env) emit(result any, out string, asJSON bool, table func() error) error {
+	if out != "" {
+		if err := writeJSONFile(out, result); err != nil {
+			return err
+		}
+	}
+	if asJSON {
+		return writeJSON(e.stdout, result)
+	}
+	return table()
+}
+
 func (e *env) evalMCCmd() *cobra.Command {
 	var mf modelFlags
 	var tests []string
@@ -110,15 +124,7 @@ for models without one). A table is printed; --out writes the full results as JS
 				reports = append(reports, r)
 			}
 			result := map[string]any{"model": ck.Path, "mask": maskPath, "reports": reports}
-			if out != "" {
-				if err := writeJSONFile(out, result); err != nil {
-					return err
-				}
-			}
-			if asJSON {
-				return writeJSON(e.stdout, result)
-			}
-			return mc.WriteTable(e.stdout, reports...)
+			return e.emit(result, out, asJSON, func() error { return mc.WriteTable(e.stdout, reports...) })
 		},
 	}
 	mf.register(c)
@@ -171,15 +177,7 @@ func (e *env) evalPPLCmd() *cobra.Command {
 				results = append(results, r)
 			}
 			result := map[string]any{"model": ck.Path, "mask": maskPath, "results": results}
-			if out != "" {
-				if err := writeJSONFile(out, result); err != nil {
-					return err
-				}
-			}
-			if asJSON {
-				return writeJSON(e.stdout, result)
-			}
-			return ppl.WriteTable(e.stdout, results...)
+			return e.emit(result, out, asJSON, func() error { return ppl.WriteTable(e.stdout, results...) })
 		},
 	}
 	mf.register(c)
