@@ -114,18 +114,8 @@ func (s *Server) options(p *loaded, sm sampling, promptLen int) (generate.Option
 // messageText returns a message's text: a string, or the concatenated
 // text parts of a list.
 func messageText(raw json.RawMessage, param string) (string, *apiError) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err == nil {
-		return s, nil
-	}
-	var parts []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-	}
-	if err := json.Unmarshal(raw, &parts); err != nil {
+	parts, err := chattemplate.ParseContent(raw)
+	if err != nil {
 		return "", badRequest(param, "invalid_type", "%s must be a string or a list of text parts", param)
 	}
 	var b strings.Builder

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/masque-ai/masque/chattemplate"
 )
 
 // Persona is one persona description read from an input file.
@@ -425,19 +427,9 @@ func parseInstruction(raw []byte, format string) (Instruction, error) {
 // contentText reads a message content: a string or a list of
 // {"type": "text", "text": ...} parts.
 func contentText(raw json.RawMessage) (string, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s, nil
-	}
-	var parts []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-	}
-	if err := json.Unmarshal(raw, &parts); err != nil {
-		return "", errors.New("content is neither a string nor a list of parts")
+	parts, err := chattemplate.ParseContent(raw)
+	if err != nil {
+		return "", err
 	}
 	var b strings.Builder
 	for _, p := range parts {

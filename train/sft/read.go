@@ -296,18 +296,8 @@ func sharegptRole(from string) string {
 
 // contentText accepts a string or a list of {"type":"text","text":...} parts.
 func contentText(raw json.RawMessage) (string, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err == nil {
-		return s, nil
-	}
-	var parts []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-	}
-	if err := json.Unmarshal(raw, &parts); err != nil {
+	parts, err := chattemplate.ParseContent(raw)
+	if err != nil {
 		return "", fmt.Errorf("content is neither a string nor a list of text parts")
 	}
 	var b strings.Builder
