@@ -101,8 +101,10 @@ func ClipGradNorm(params []*Param, maxNorm float64) float64 {
 
 // Schedule is a learning-rate schedule with linear warm-up.
 type Schedule struct {
-	// Kind is "constant", "linear" (decay to MinRatio·LR at Total) or
-	// "cosine" (half cosine down to MinRatio·LR at Total).
+	// Kind is "constant", "linear" (decay to MinRatio·LR) or "cosine"
+	// (half cosine down to MinRatio·LR): the decay starts at the peak on
+	// the first step after the warm-up and reaches MinRatio·LR exactly on
+	// the last step of the run (0-based step Total−1).
 	Kind string
 	// Warmup steps ramp the rate linearly: step s (0-based) uses
 	// LR·(s+1)/Warmup.
@@ -129,10 +131,11 @@ func (s Schedule) LR(lr float64, step int) float64 {
 	if s.Warmup > 0 && step < s.Warmup {
 		return lr * float64(step+1) / float64(s.Warmup)
 	}
-	if s.Total <= s.Warmup {
+	decay := s.Total - s.Warmup // steps after the warm-up
+	if decay <= 1 {
 		return lr
 	}
-	prog := float64(step-s.Warmup) / float64(s.Total-s.Warmup)
+	prog := float64(step-s.Warmup) / float64(decay-1)
 	prog = math.Min(1, math.Max(0, prog))
 	switch s.Kind {
 	case "linear":

@@ -102,15 +102,19 @@ func TestSchedule(t *testing.T) {
 		{Schedule{Kind: "constant", Warmup: 4, Total: 10}, 0, 0.25},
 		{Schedule{Kind: "constant", Warmup: 4, Total: 10}, 3, 1},
 		{Schedule{Kind: "constant", Warmup: 4, Total: 10}, 9, 1},
-		{Schedule{Kind: "linear", Total: 10}, 0, 1},
-		{Schedule{Kind: "linear", Total: 10}, 5, 0.5},
-		{Schedule{Kind: "linear", Total: 10}, 10, 0},
-		{Schedule{Kind: "linear", Total: 10, MinRatio: 0.2}, 10, 0.2},
-		{Schedule{Kind: "linear", Warmup: 2, Total: 12}, 7, 0.5},
-		{Schedule{Kind: "cosine", Total: 10}, 0, 1},
-		{Schedule{Kind: "cosine", Total: 10}, 5, 0.5},
-		{Schedule{Kind: "cosine", Total: 10}, 10, 0},
-		{Schedule{Kind: "cosine", Total: 10, MinRatio: 0.1}, 5, 0.55},
+		{Schedule{Kind: "linear", Total: 11}, 0, 1},
+		{Schedule{Kind: "linear", Total: 11}, 5, 0.5},
+		{Schedule{Kind: "linear", Total: 11}, 10, 0}, // the last step reaches the final rate
+		{Schedule{Kind: "linear", Total: 11, MinRatio: 0.2}, 10, 0.2},
+		{Schedule{Kind: "linear", Warmup: 2, Total: 13}, 7, 0.5},
+		{Schedule{Kind: "cosine", Total: 11}, 0, 1},
+		{Schedule{Kind: "cosine", Total: 11}, 5, 0.5},
+		{Schedule{Kind: "cosine", Total: 11}, 10, 0},
+		{Schedule{Kind: "cosine", Total: 11, MinRatio: 0.1}, 5, 0.55},
+		{Schedule{Kind: "cosine", Warmup: 3, Total: 20, MinRatio: 0.1}, 3, 1},    // first step after the warm-up: the peak
+		{Schedule{Kind: "cosine", Warmup: 3, Total: 20, MinRatio: 0.1}, 19, 0.1}, // last step: the final rate
+		{Schedule{Kind: "cosine", Warmup: 3, Total: 20, MinRatio: 0.1}, 25, 0.1}, // beyond (an extended run): stays there
+		{Schedule{Kind: "cosine", Warmup: 9, Total: 10, MinRatio: 0.1}, 9, 1},    // a single step after the warm-up
 		{Schedule{Kind: "cosine", Warmup: 10, Total: 10}, 20, 1},
 	} {
 		if got := tc.s.LR(1, tc.step); math.Abs(got-tc.want) > 1e-12 {

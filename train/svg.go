@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"html"
 	"math"
+	"sort"
 	"strconv"
 )
 
 // LossSVG draws the loss curves of a run as a standalone SVG image: the
 // training loss per step (blue line) and the held-out loss where it was
-// measured (orange line with dots), on linear axes with tick labels.
+// measured (orange line with dots), on linear axes with tick labels. Points
+// with EvalGroups add one curve per named held-out set (thin lines with
+// dots, in the order the names first appear, legend at the right).
 func LossSVG(history []Point, title string) []byte {
 	const (
 		W, H                     = 720, 420
@@ -31,8 +34,14 @@ func LossSVG(history []Point, title string) []byte {
 		if p.EvalLoss != nil && finite(*p.EvalLoss) {
 			lo, hi = math.Min(lo, *p.EvalLoss), math.Max(hi, *p.EvalLoss)
 		}
+		for _, v := range p.EvalGroups {
+			if finite(v) {
+				lo, hi = math.Min(lo, v), math.Max(hi, v)
+			}
+		}
 		maxStep = max(maxStep, p.Step)
 	}
+	groups := groupNames(history)
 	if math.IsInf(lo, 0) {
 		lo, hi = 0, 1
 	}
@@ -89,15 +98,58 @@ func LossSVG(history []Point, title string) []byte {
 		}
 	}
 	poly("#1f77b4", tr, len(tr) == 1)
+	for gi, g := range groups {
+		var pts [][2]float64
+		for _, p := range history {
+			if v, ok := p.EvalGroups[g]; ok && finite(v) {
+				pts = append(pts, [2]float64{x(p.Step), y(v)})
+			}
+		}
+		poly(groupPalette[gi%len(groupPalette)], pts, true)
+	}
 	poly("#ff7f0e", ev, true)
 	// Legend.
 	lx := W - right - 150
-	fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#1f77b4" stroke-width="2"/><text x="%d" y="%d" dominant-baseline="middle">train</text>`+"\n", lx, lx+24, top+14, top+14, lx+30, top+14)
+	legend := func(i int, color, name string) {
+		ly := top + 14 + 18*i
+		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="2"/><text x="%d" y="%d" dominant-baseline="middle">%s</text>`+"\n",
+			lx, lx+24, ly, ly, color, lx+30, ly, html.EscapeString(name))
+	}
+	legend(0, "#1f77b4", "train")
 	if len(ev) > 0 {
-		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#ff7f0e" stroke-width="2"/><text x="%d" y="%d" dominant-baseline="middle">held-out</text>`+"\n", lx, lx+24, top+32, top+32, lx+30, top+32)
+		name := "held-out"
+		if len(groups) > 0 {
+			name = "held-out (all)"
+		}
+		legend(1, "#ff7f0e", name)
+	}
+	for gi, g := range groups {
+		legend(2+gi, groupPalette[gi%len(groupPalette)], g)
 	}
 	b.WriteString("</svg>\n")
 	return b.Bytes()
+}
+
+// groupPalette colours the per-set held-out curves.
+var groupPalette = []string{"#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39"}
+
+// groupNames lists the EvalGroups names of history in order of first
+// appearance (names within one point sorted).
+func groupNames(history []Point) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range history {
+		var names []string
+		for k := range p.EvalGroups {
+			if !seen[k] {
+				seen[k] = true
+				names = append(names, k)
+			}
+		}
+		sort.Strings(names)
+		out = append(out, names...)
+	}
+	return out
 }
 
 // niceTicks returns about n round tick values covering [lo, hi].

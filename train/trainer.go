@@ -63,10 +63,13 @@ type Point struct {
 	Step      int      `json:"step"`
 	TrainLoss float64  `json:"train_loss"`
 	EvalLoss  *float64 `json:"eval_loss,omitempty"`
-	LR        float64  `json:"lr"`
-	GradNorm  float64  `json:"grad_norm"`
-	Tokens    int64    `json:"tokens"`
-	Seconds   float64  `json:"seconds"`
+	// EvalGroups holds the held-out loss of each named evaluation set
+	// (Trainer.EvalSets) where it was measured.
+	EvalGroups map[string]float64 `json:"eval_groups,omitempty"`
+	LR         float64            `json:"lr"`
+	GradNorm   float64            `json:"grad_norm"`
+	Tokens     int64              `json:"tokens"`
+	Seconds    float64            `json:"seconds"`
 }
 
 // State is the resumable progress of a run (state.json of a checkpoint).
@@ -85,13 +88,25 @@ type State struct {
 
 // Progress is reported after every optimiser step.
 type Progress struct {
-	Step, Total  int
-	Loss         float64 // mean train loss of the step
-	EvalLoss     float64 // NaN unless evaluated at this step
+	Step, Total int
+	Loss        float64 // mean train loss of the step
+	EvalLoss    float64 // NaN unless evaluated at this step
+	// EvalGroups is the loss of each named evaluation set when evaluated at
+	// this step (nil otherwise).
+	EvalGroups   map[string]float64
 	LR, GradNorm float64
 	Tokens       int64   // tokens processed so far
 	TokensPerSec float64 // over this run (not counting resumed time)
 	Elapsed      time.Duration
+	// StepTime is the time of this optimiser step alone (forward, backward,
+	// update), without evaluation or checkpointing.
+	StepTime time.Duration
+}
+
+// EvalSet is a named held-out set (one voice, one domain, …).
+type EvalSet struct {
+	Name string
+	Seqs []Sequence
 }
 
 // Trainer runs the optimisation loop over a Net.
@@ -101,7 +116,11 @@ type Trainer struct {
 	Cfg   Config
 	Train []Sequence
 	Eval  []Sequence
-	State State
+	// EvalSets, if set, are evaluated instead of Eval, each on its own: the
+	// history records each set's loss (Point.EvalGroups) and, as EvalLoss,
+	// the loss over all their counted tokens together.
+	EvalSets []EvalSet
+	State    State
 
 	epochBatches [][]Sequence
 	epochOf      int
@@ -226,6 +245,24 @@ func (t *Trainer) Evaluate() (Result, error) {
 	return EvaluateSet(t.Net, t.Eval, t.Cfg.BatchTokens)
 }
 
+// EvaluateGroups returns the loss of each EvalSets entry, by name, and
+// their sum.
+func (t *Trainer) EvaluateGroups() (map[string]float64, Result, error) {
+	out := make(map[string]float64, len(t.EvalSets))
+	var total Result
+	for _, es := range t.EvalSets {
+		r, err := EvaluateSet(t.Net, es.Seqs, t.Cfg.BatchTokens)
+		if err != nil {
+			return nil, total, fmt.Errorf("evaluating %s: %w", es.Name, err)
+		}
+		out[es.Name] = r.Mean()
+		total.Add(r)
+	}
+	return out, total, nil
+}
+
+func (t *Trainer) hasEval() bool { return len(t.Eval) > 0 || len(t.EvalSets) > 0 }
+
 // EvaluateSet returns the summed loss of seqs, run in batches of at most
 // budget tokens.
 func EvaluateSet(n *Net, seqs []Sequence, budget int) (Result, error) {
@@ -311,19 +348,28 @@ func (t *Trainer) Run(ctx context.Context, onStep func(Progress)) error {
 		if ctx.Err() != nil {
 			return t.interrupted(start, base)
 		}
+		t0 := time.Now()
 		loss, gn, lr, tok, err := t.Step()
 		if err != nil {
 			return err
 		}
+		stepTime := time.Since(t0)
 		runTokens += int64(tok)
 		el := time.Since(start)
 		t.State.Seconds = base + el.Seconds()
 		pt := Point{Step: t.State.Step, TrainLoss: loss, LR: lr, GradNorm: gn, Tokens: t.State.Tokens, Seconds: t.State.Seconds}
 		pr := Progress{Step: t.State.Step, Total: t.State.TotalSteps, Loss: loss, EvalLoss: math.NaN(), LR: lr, GradNorm: gn,
-			Tokens: t.State.Tokens, TokensPerSec: float64(runTokens) / el.Seconds(), Elapsed: el}
+			Tokens: t.State.Tokens, TokensPerSec: float64(runTokens) / el.Seconds(), Elapsed: el, StepTime: stepTime}
 		last := t.State.Step == t.State.TotalSteps
-		if len(t.Eval) > 0 && (last || (t.Cfg.EvalEvery > 0 && t.State.Step%t.Cfg.EvalEvery == 0)) {
-			r, err := t.Evaluate()
+		if t.hasEval() && (last || (t.Cfg.EvalEvery > 0 && t.State.Step%t.Cfg.EvalEvery == 0)) {
+			var r Result
+			var err error
+			if len(t.EvalSets) > 0 {
+				pt.EvalGroups, r, err = t.EvaluateGroups()
+				pr.EvalGroups = pt.EvalGroups
+			} else {
+				r, err = t.Evaluate()
+			}
 			if err != nil {
 				return err
 			}

@@ -145,6 +145,12 @@ type rawMessage struct {
 	Value   *string         `json:"value"` // ShareGPT
 }
 
+// ParseRow turns one JSON row (a line of a training file) into messages,
+// by the rules of Read; the error says what is wrong with the row.
+func ParseRow(data []byte, o ReadOptions) ([]chattemplate.Message, error) {
+	return parseRow(data, o)
+}
+
 // parseRow turns one JSON object into messages.
 func parseRow(data []byte, o ReadOptions) ([]chattemplate.Message, error) {
 	var row map[string]json.RawMessage
