@@ -174,6 +174,10 @@ const chatMLSource = "{% for message in messages %}" +
 	"{% endfor %}" +
 	"{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 
+// ChatMLSource is the source of the ChatML template that ChatML compiles, for
+// writing into a tokenizer_config.json (tokenizer/bpetrain does).
+const ChatMLSource = chatMLSource
+
 // ChatML returns the ChatML template, a fallback for models that ship no chat
 // template: every message becomes "<|im_start|>{role}\n{content}<|im_end|>\n"
 // and the generation prompt is "<|im_start|>assistant\n".
