@@ -344,3 +344,46 @@ func compareTransformersJS(t *testing.T, node, modDir, dir string, texts []strin
 	}
 	t.Logf("%d texts and %d chats agree with transformers.js", len(texts), len(chats))
 }
+
+// TestTransformersJSCorpus compares masque and transformers.js on a trained
+// tokenizer and a corpus's test split (the first 40 rows of every */test.jsonl: the
+// text, each message, and the chat), when MASQUE_BPETRAIN_TOKENIZER and
+// MASQUE_BPETRAIN_CORPUS name them, e.g. /work/corpus/tokenizer and
+// /work/corpus/voices.
+func TestTransformersJSCorpus(t *testing.T) {
+	dir, corpus := os.Getenv("MASQUE_BPETRAIN_TOKENIZER"), os.Getenv("MASQUE_BPETRAIN_CORPUS")
+	if dir == "" || corpus == "" {
+		t.Skip("set MASQUE_BPETRAIN_TOKENIZER and MASQUE_BPETRAIN_CORPUS")
+	}
+	node, modDir := transformersJS(t)
+	files, err := filepath.Glob(filepath.Join(corpus, "*", "test.jsonl"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no */test.jsonl in %s", corpus)
+	}
+	var texts []string
+	var chats [][]chattemplate.Message
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(nil, 1<<24)
+		for n := 0; n < 40 && sc.Scan(); n++ {
+			var row struct {
+				Text     string                 `json:"text"`
+				Messages []chattemplate.Message `json:"messages"`
+			}
+			if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			texts = append(texts, row.Text)
+			for _, m := range row.Messages {
+				texts = append(texts, m.Content)
+			}
+			chats = append(chats, row.Messages)
+		}
+		f.Close()
+	}
+	compareTransformersJS(t, node, modDir, dir, append(texts, edgeCases...), chats)
+}
