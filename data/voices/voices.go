@@ -136,8 +136,11 @@ type Config struct {
 	// Voices restricts the build to these voices (canonical order kept);
 	// empty means all. The contrast-key ranking still reads every definer.
 	Voices []string
-	// Logf, if set, receives progress lines.
+	// Logf, if set, receives a line per stage ("reading kjv", counts).
 	Logf func(format string, args ...any)
+	// Progress, if set, is called with the number of source voices read so
+	// far and their total (reading is most of the time).
+	Progress func(done, total int)
 }
 
 // Split names.
@@ -271,9 +274,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	all := map[string][]*document{}
+	total := len(need)
 	for _, v := range Voices {
 		if !need[v] {
 			continue
+		}
+		if cfg.Progress != nil {
+			cfg.Progress(len(all), total)
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -291,6 +298,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			d.count()
 		}
 		all[v] = docs
+	}
+	if cfg.Progress != nil {
+		cfg.Progress(total, total)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
