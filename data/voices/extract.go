@@ -160,6 +160,8 @@ var (
 	spacePunct = regexp.MustCompile(` +([,.;:!?’”)\]])`)
 	openSpace  = regexp.MustCompile(`([“‘(\[]) +`)
 	impKey     = regexp.MustCompile(`^\$\$\$(.*)$`)
+	// matter after a book's last verse: the WEB appends its glossary to Revelation 22:21
+	osisAfterBook = regexp.MustCompile(`<div\b[^>]*\btype="(?:glossary|introduction|back|front)"`)
 )
 
 // cleanOSIS turns an OSIS fragment into plain text.
@@ -212,7 +214,11 @@ func extractWEB(src *sources) ([]*document, error) {
 		if !ok || ch == 0 || v == 0 {
 			continue // deuterocanon, book and chapter introductions
 		}
-		if t := cleanOSIS(e[1]); t != "" {
+		body := e[1]
+		if loc := osisAfterBook.FindStringIndex(body); loc != nil {
+			body = body[:loc[0]]
+		}
+		if t := cleanOSIS(body); t != "" {
 			c.add("web", b, ch, v, t)
 		}
 	}
@@ -339,6 +345,7 @@ func extractSOTU(src *sources) ([]*document, error) {
 var (
 	jargonHead   = regexp.MustCompile(`^   :(.+?):(?: (.*))?$`)
 	jargonLetter = regexp.MustCompile(`^  [A-Z0-9]$`)
+	jargonEnd    = regexp.MustCompile(`^\s*Part[\s\x{00a0}]+III\.[\s\x{00a0}]+Appendices\s*$`) // NBSPs in the source
 	jargonPron   = regexp.MustCompile(`/[^/]*/,?\s*`)
 	braces       = regexp.MustCompile(`\{([^{}]*)\}`)
 )
@@ -393,13 +400,17 @@ func extractJargon(src *sources) ([]*document, error) {
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
+	done := false
+	for !done && sc.Scan() {
 		line := sc.Text()
 		switch {
 		case jargonHead.MatchString(line):
 			flush()
 			head = line
-		case jargonLetter.MatchString(line) || strings.Contains(line, "Part III. Appendices"):
+		case jargonEnd.MatchString(line):
+			flush()
+			done = true
+		case jargonLetter.MatchString(line):
 			flush()
 		case head != "":
 			cur = append(cur, line)
@@ -652,6 +663,7 @@ var (
 	cfgTagClose = regexp.MustCompile(`^\s*\[/([a-z_]+)\]`)
 	cfgKey      = regexp.MustCompile(`^\s*([a-z_]+)\s*=\s*(.*)$`)
 	markup      = regexp.MustCompile(`<[^>]*>`)
+	wmlContext  = regexp.MustCompile(`(?m)^[a-z_]+\^`)
 )
 
 // cfgString reads a WML string value starting at rest (after "key="),
@@ -752,7 +764,8 @@ func extractWesnoth(src *sources) ([]*document, error) {
 		var cur []*msg
 		named := false
 		emit := func(speaker, text string) {
-			text = strings.TrimSpace(markup.ReplaceAllString(text, ""))
+			text = wmlContext.ReplaceAllString(text, "") // translation context "addressed_plural^"
+			text = html.UnescapeString(strings.TrimSpace(markup.ReplaceAllString(text, "")))
 			if text == "" || strings.ContainsAny(text, "${}") {
 				return
 			}
