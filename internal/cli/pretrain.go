@@ -129,8 +129,8 @@ func (e *env) runPretrain(cmd *cobra.Command, cfg pretrain.Config) error {
 				progressbar.OptionShowDescriptionAtLineEnd(),
 			)
 		}
-		desc := fmt.Sprintf("step %d/%d loss %.4f lr %.2e %.0f tok/s MFU %.1f%% ETA %s", p.Step, p.Total, p.Loss, p.LR,
-			p.TrainTokensPerSec, 100*p.MFU, p.ETA.Round(time.Second))
+		desc := fmt.Sprintf("step %d/%d loss %.4f lr %.2e %.0f tok/s MFU %.1f%% (CPU time %.1f%%) ETA %s", p.Step, p.Total, p.Loss, p.LR,
+			p.TrainTokensPerSec, 100*p.MFU, 100*p.MFUCPU, p.ETA.Round(time.Second))
 		if bar != nil {
 			bar.Describe(desc)
 			_ = bar.Set(p.Step)
@@ -154,8 +154,8 @@ func (e *env) runPretrain(cmd *cobra.Command, cfg pretrain.Config) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "done: %d steps, %d tokens; %.0f tokens/s, MFU %.1f%% (%.2f MFLOP/token, peak %.1f GFLOP/s)\n",
-		res.Steps, res.Tokens, res.TokensPerSec, 100*res.MFU, res.FlopsPerToken/1e6, res.PeakFLOPS/1e9)
+	fmt.Fprintf(e.stderr, "done: %d steps, %d tokens; %.0f tokens/s, MFU %.1f%% (by CPU time %.1f%%; %.2f MFLOP/token, peak %.1f GFLOP/s)\n",
+		res.Steps, res.Tokens, res.TokensPerSec, 100*res.MFU, 100*res.MFUCPU, res.FlopsPerToken/1e6, res.PeakFLOPS/1e9)
 	if res.EvalLoss != nil {
 		fmt.Fprintf(e.stderr, "validation loss %.4f:%s\n", res.EvalLossAll, groupLosses(res.EvalLoss))
 	}

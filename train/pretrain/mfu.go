@@ -42,12 +42,24 @@ func FlopsPerToken(cfg model.Config, seqs []train.Sequence) float64 {
 	return 6*mats + 6*float64(cfg.Layers)*qd*attn/tokens + 6*float64(cfg.Vocab)*H*counted/tokens
 }
 
-// MeasurePeak returns the best rate (FLOP/s) of k's MatMul, on the threads
-// the kernels are set to, over float32 products of square-ish shapes (512
-// rows of 1024×1024 and 768×768 weights) repeated for about budget.
-func MeasurePeak(k kernels.Kernels, budget time.Duration) float64 {
+// Peak is the measured matrix-product peak.
+type Peak struct {
+	// FLOPS is the best wall-clock rate (FLOP/s) of one product.
+	FLOPS float64
+	// PerCPUSecond is FLOPs per second of CPU time (all threads together)
+	// over the whole measurement: a figure a loaded machine disturbs much
+	// less than the wall-clock rate.
+	PerCPUSecond float64
+}
+
+// MeasurePeak measures k's MatMul, on the threads the kernels are set to,
+// over float32 products of square-ish shapes (512 rows of 1024×1024 and
+// 768×768 weights) repeated for about budget.
+func MeasurePeak(k kernels.Kernels, budget time.Duration) Peak {
 	rng := rand.New(rand.NewPCG(1, 2))
-	best := 0.0
+	var p Peak
+	var flopsAll float64
+	var cpuAll time.Duration
 	for _, sh := range [][3]int{{512, 1024, 1024}, {512, 768, 768}} {
 		m, rows, cols := sh[0], sh[1], sh[2]
 		w := make([]float32, rows*cols)
@@ -63,16 +75,22 @@ func MeasurePeak(k kernels.Kernels, budget time.Duration) float64 {
 		k.MatMul(dst, x, W, m) // warm-up (and any preparation of W)
 		flops := 2 * float64(m) * float64(rows) * float64(cols)
 		end := time.Now().Add(budget / 2)
+		c0 := cpuTime()
 		for i := 0; i < 3 || time.Now().Before(end); i++ {
 			t0 := time.Now()
 			k.MatMul(dst, x, W, m)
-			if r := flops / time.Since(t0).Seconds(); r > best {
-				best = r
+			if r := flops / time.Since(t0).Seconds(); r > p.FLOPS {
+				p.FLOPS = r
 			}
+			flopsAll += flops
 			if i > 200 {
 				break
 			}
 		}
+		cpuAll += cpuTime() - c0
 	}
-	return best
+	if cpuAll > 0 {
+		p.PerCPUSecond = flopsAll / cpuAll.Seconds()
+	}
+	return p
 }

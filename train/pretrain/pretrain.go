@@ -104,6 +104,7 @@ type Config struct {
 	// DType of the written model: "bf16" (default) or "f32".
 	DType string
 	// PeakFLOPS, if positive, is used as the machine's matrix-product peak
+	// (wall-clock FLOP/s; the CPU-time figures are then not reported)
 	// instead of measuring it (MeasurePeak, about a second) at the start.
 	PeakFLOPS float64
 	// Command is recorded in run.json (the command line that made the run).
@@ -126,6 +127,10 @@ type Progress struct {
 	// TrainTokensPerSec is the throughput of the optimiser steps alone
 	// (this run, evaluation and checkpoints left out); MFU goes with it.
 	TrainTokensPerSec, MFU float64
+	// MFUCPU is the model FLOPs per CPU-second of the steps over the peak's
+	// FLOPs per CPU-second: what MFU would be on an otherwise idle machine
+	// (0 when not measured).
+	MFUCPU float64
 	// ETA estimates the time left at the run's mean pace so far.
 	ETA time.Duration
 }
@@ -139,8 +144,9 @@ type Result struct {
 	Tokens      int64
 	Interrupted bool
 	Params      Counts
-	// TokensPerSec and MFU are over the optimiser steps of this process.
-	TokensPerSec, MFU, PeakFLOPS, FlopsPerToken float64
+	// TokensPerSec and MFU are over the optimiser steps of this process;
+	// MFUCPU is MFU by CPU time (see Progress).
+	TokensPerSec, MFU, MFUCPU, PeakFLOPS, FlopsPerToken float64
 	// EvalLoss is the last validation loss per group, and over all.
 	EvalLoss    map[string]float64
 	EvalLossAll float64
@@ -456,20 +462,32 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	logf("model: %s, %d parameters (%d non-embedding), vocabulary %d, context %d; %d steps of ≤%d×%d tokens\n",
 		modelName(&cfg), counts.Total, counts.NonEmbedding, mc.Vocab, mc.MaxSeq, tr.State.TotalSteps, cfg.BatchTokens, cfg.Accum)
 
-	peak := cfg.PeakFLOPS
-	if !(peak > 0) {
-		peak = MeasurePeak(net.K, time.Second)
+	pk := Peak{FLOPS: cfg.PeakFLOPS}
+	if !(pk.FLOPS > 0) {
+		pk = MeasurePeak(net.K, time.Second)
 	}
+	peak := pk.FLOPS
 	fpt := FlopsPerToken(mc, data.Train)
-	logf("throughput: %.2f MFLOP per token; matrix-product peak %.1f GFLOP/s on %d threads (%s kernels)\n", fpt/1e6, peak/1e9, kernels.Threads(), net.K.Name())
+	logf("throughput: %.2f MFLOP per token; matrix-product peak %.1f GFLOP/s on %d threads (%s kernels), %.1f GFLOP per CPU-second\n",
+		fpt/1e6, peak/1e9, kernels.Threads(), net.K.Name(), pk.PerCPUSecond/1e9)
 
-	rec := &record{cfg: &cfg, mc: mc, counts: counts, data: data, tr: tr, peak: peak, fpt: fpt, warmup: warm, threads: threads, kernels: net.K.Name()}
+	rec := &record{cfg: &cfg, mc: mc, counts: counts, data: data, tr: tr, peak: peak, peakCPU: pk.PerCPUSecond, fpt: fpt, warmup: warm, threads: threads, kernels: net.K.Name()}
 	startStep, startTokens := tr.State.Step, tr.State.Tokens
 	runStart := time.Now()
 	var stepSecs float64
 	lastTokens := tr.State.Tokens
+	// CPU time is counted over the intervals between two reports that hold
+	// only an optimiser step (no evaluation, no checkpoint).
+	lastCPU, lastClean := cpuTime(), true
 	onStep := func(p train.Progress) {
 		stepSecs += p.StepTime.Seconds()
+		cpu := cpuTime()
+		if lastClean && p.EvalGroups == nil && cpu > lastCPU {
+			rec.cpuTokens += p.Tokens - lastTokens
+			rec.cpuSecs += (cpu - lastCPU).Seconds()
+		}
+		saves := cfg.CheckpointEvery > 0 && p.Step%cfg.CheckpointEvery == 0
+		lastClean = !saves
 		lastTokens = p.Tokens
 		rec.trainTokens, rec.trainSecs = lastTokens-startTokens, stepSecs
 		pr := Progress{Progress: p}
@@ -477,16 +495,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			pr.TrainTokensPerSec = float64(lastTokens-startTokens) / stepSecs
 			pr.MFU = pr.TrainTokensPerSec * fpt / peak
 		}
+		pr.MFUCPU = rec.mfuCPU()
 		if done := p.Step - startStep; done > 0 {
 			pr.ETA = time.Duration(float64(time.Since(runStart)) / float64(done) * float64(p.Total-p.Step))
 		}
 		if cfg.Progress != nil {
 			cfg.Progress(pr)
 		}
-		if p.EvalGroups != nil || (cfg.CheckpointEvery > 0 && p.Step%cfg.CheckpointEvery == 0) {
+		if p.EvalGroups != nil || saves {
 			// Curves and the record so far, for watching a long run.
 			_ = rec.write(false, false)
 		}
+		lastCPU = cpuTime()
 	}
 	runErr := tr.Run(ctx, onStep)
 	interrupted := errors.Is(runErr, train.ErrInterrupted)
@@ -548,16 +568,26 @@ func writeJSON(path string, v any) error {
 
 // record writes run.json and loss.svg.
 type record struct {
-	cfg             *Config
-	mc              model.Config
-	counts          Counts
-	data            *Data
-	tr              *train.Trainer
-	peak, fpt       float64
-	warmup, threads int
-	kernels         string
-	trainTokens     int64
-	trainSecs       float64
+	cfg                *Config
+	mc                 model.Config
+	counts             Counts
+	data               *Data
+	tr                 *train.Trainer
+	peak, peakCPU, fpt float64
+	warmup, threads    int
+	kernels            string
+	trainTokens        int64
+	trainSecs          float64
+	cpuTokens          int64
+	cpuSecs            float64
+}
+
+// mfuCPU is the MFU by CPU time (0 when either side was not measured).
+func (r *record) mfuCPU() float64 {
+	if r.cpuSecs <= 0 || r.peakCPU <= 0 {
+		return 0
+	}
+	return float64(r.cpuTokens) * r.fpt / r.cpuSecs / r.peakCPU
 }
 
 func (r *record) result(interrupted bool) *Result {
@@ -567,6 +597,7 @@ func (r *record) result(interrupted bool) *Result {
 		res.TokensPerSec = float64(r.trainTokens) / r.trainSecs
 		res.MFU = res.TokensPerSec * r.fpt / r.peak
 	}
+	res.MFUCPU = r.mfuCPU()
 	for i := len(r.tr.State.History) - 1; i >= 0; i-- {
 		if p := r.tr.State.History[i]; p.EvalLoss != nil {
 			res.EvalLoss, res.EvalLossAll = p.EvalGroups, *p.EvalLoss
@@ -595,7 +626,8 @@ func (r *record) write(final, interrupted bool) error {
 		"machine": map[string]any{"threads": r.threads, "kernels": r.kernels, "gomaxprocs": runtime.GOMAXPROCS(0), "goarch": runtime.GOARCH},
 		"throughput": map[string]any{
 			"tokens_per_second": res.TokensPerSec, "mfu": res.MFU, "model_flops_per_token": r.fpt, "peak_flops": r.peak,
-			"note": "tokens/s over this process's optimiser steps (evaluation and checkpoints excluded); MFU = tokens/s × model FLOPs per token / the kernels' measured MatMul peak on the same threads",
+			"mfu_cpu_time": res.MFUCPU, "peak_flops_per_cpu_second": r.peakCPU, "train_cpu_seconds": r.cpuSecs,
+			"note": "tokens/s over this process's optimiser steps (evaluation and checkpoints excluded); MFU = tokens/s × model FLOPs per token / the kernels' best measured MatMul rate on the same threads (wall clock); mfu_cpu_time = model FLOPs per CPU-second of the steps / MatMul FLOPs per CPU-second, nearly independent of other load on the machine",
 		},
 		"steps_done": r.tr.State.Step, "tokens_seen": r.tr.State.Tokens, "seconds": r.tr.State.Seconds,
 		"finished": final && !interrupted, "interrupted": interrupted,
