@@ -150,8 +150,8 @@ type Model struct {
 	// bytes, then the merged tokens in the order they were learned.
 	Tokens []string
 	// Merges are the learned merges in priority order, as pairs of token ids. A merge
-	// can make a token that an earlier merge made already (from a different split of
-	// the same bytes); then it adds no token.
+	// whose result is a token already (the same bytes split differently) adds no token,
+	// as in Hugging Face's trainer.
 	Merges [][2]int32
 	// MergeCounts are the pair frequencies at the time of each merge.
 	MergeCounts []int64

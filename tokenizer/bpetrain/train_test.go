@@ -145,8 +145,7 @@ func naiveTrain(texts []string, vocabSize, nSpecial int) []string {
 }
 
 // TestMatchesNaive compares the incremental trainer with the textbook algorithm on
-// random texts over small alphabets (many ties, repeated symbols such as "aaaa", and
-// merges that rebuild an existing token from a different split).
+// random texts over small alphabets (many ties, repeated symbols such as "aaaa").
 func TestMatchesNaive(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	alphabets := []string{"ab ", "abc  ", "aab b\n", "xyzé, 1"}
