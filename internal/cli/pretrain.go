@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"os/signal"
@@ -115,7 +114,7 @@ func (e *env) runPretrain(cmd *cobra.Command, cfg pretrain.Config) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	tty := writerIsTerminal(e.stderr)
+	tty := isTerminal(e.stderr)
 	var bar *progressbar.ProgressBar
 	cfg.Progress = func(p pretrain.Progress) {
 		if bar == nil && tty {
@@ -174,16 +173,4 @@ func groupLosses(m map[string]float64) string {
 		fmt.Fprintf(&b, " %s %.3f", k, m[k])
 	}
 	return b.String()
-}
-
-// writerIsTerminal reports whether w is a character device (a terminal).
-// (internal/cli/tokenizer.go, not yet committed, has the same isTerminal:
-// keep one when both are in.)
-func writerIsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
