@@ -78,7 +78,11 @@
 //     in the source, except in the Devil's Dictionary, whose headwords are all
 //     capitals).
 //   - wesnoth: `In "SCENARIO" (CAMPAIGN), speak as SPEAKER.`, or `In
-//     "SCENARIO" (CAMPAIGN), narrate.` for the narrator.
+//     "SCENARIO" (CAMPAIGN), narrate.` for the narrator (and story text).
+//     SCENARIO is the scenario's name= (else its file name), CAMPAIGN the
+//     campaign folder's name with spaces; SPEAKER the speaker= id with
+//     spaces, or "one of the warriors" for the generic unit/second_unit and
+//     variable speakers. Consecutive lines of one speaker form one passage.
 //
 // T, the topic words: the three most frequent words of the passage of three
 // letters or more that are not in the stopword list (function words, archaic
