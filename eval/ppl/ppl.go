@@ -45,10 +45,9 @@ func TextSamples(path string, tok calib.Tokenizer, maxTokens int) ([]Sample, err
 }
 
 // ChatSamples reads a chat JSONL file (see calib.ReadChatJSONL) and marks
-// the tokens of every assistant turn: for assistant message i they are the
-// tokens the rendering of messages 0..i adds to the rendering of messages
-// 0..i−1 with the generation prompt. Conversations are truncated at
-// maxTokens (≤ 0: 512).
+// the tokens of every assistant turn (see ChatSample). Conversations are
+// truncated at maxTokens (≤ 0: 512); those without an assistant message are
+// skipped.
 func ChatSamples(path string, chat calib.ChatFunc, maxTokens int) ([]Sample, error) {
 	if maxTokens <= 0 {
 		maxTokens = calib.DefaultMaxTokens
@@ -59,41 +58,53 @@ func ChatSamples(path string, chat calib.ChatFunc, maxTokens int) ([]Sample, err
 	}
 	var out []Sample
 	for ci, msgs := range convs {
-		full, err := chat(msgs, false)
+		s, ok, err := ChatSample(msgs, chat)
 		if err != nil {
 			return nil, fmt.Errorf("ppl: %s: conversation %d: %v", path, ci+1, err)
 		}
-		score := make([]bool, len(full))
-		any := false
-		for i, m := range msgs {
-			if m.Role != "assistant" {
-				continue
-			}
-			prefix, err1 := chat(msgs[:i], true)
-			upto, err2 := chat(msgs[:i+1], false)
-			if err := errors.Join(err1, err2); err != nil {
-				return nil, fmt.Errorf("ppl: %s: conversation %d: %v", path, ci+1, err)
-			}
-			if !slices.Equal(upto[:min(len(prefix), len(upto))], prefix) || !slices.Equal(full[:min(len(upto), len(full))], upto) {
-				return nil, fmt.Errorf("ppl: %s: conversation %d: the chat template does not render the conversation incrementally, so the assistant tokens of message %d cannot be located", path, ci+1, i+1)
-			}
-			for j := max(len(prefix), 1); j < len(upto); j++ {
-				score[j] = true
-				any = true
-			}
-		}
-		if !any {
+		if !ok {
 			continue
 		}
-		if len(full) > maxTokens {
-			full, score = full[:maxTokens], score[:maxTokens]
+		if len(s.IDs) > maxTokens {
+			s.IDs, s.Score = s.IDs[:maxTokens], s.Score[:maxTokens]
 		}
-		out = append(out, Sample{IDs: full, Score: score})
+		out = append(out, s)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("ppl: %s: no assistant messages to score", path)
 	}
 	return out, nil
+}
+
+// ChatSample renders one conversation with chat and marks the tokens of
+// every assistant turn: for assistant message i they are the tokens the
+// rendering of messages 0..i adds to the rendering of messages 0..i−1 with
+// the generation prompt. ok is false when the conversation has no
+// assistant message (or its assistant turns add no tokens).
+func ChatSample(msgs []calib.Message, chat calib.ChatFunc) (s Sample, ok bool, err error) {
+	full, err := chat(msgs, false)
+	if err != nil {
+		return Sample{}, false, err
+	}
+	score := make([]bool, len(full))
+	for i, m := range msgs {
+		if m.Role != "assistant" {
+			continue
+		}
+		prefix, err1 := chat(msgs[:i], true)
+		upto, err2 := chat(msgs[:i+1], false)
+		if err := errors.Join(err1, err2); err != nil {
+			return Sample{}, false, err
+		}
+		if !slices.Equal(upto[:min(len(prefix), len(upto))], prefix) || !slices.Equal(full[:min(len(upto), len(full))], upto) {
+			return Sample{}, false, fmt.Errorf("the chat template does not render the conversation incrementally, so the assistant tokens of message %d cannot be located", i+1)
+		}
+		for j := max(len(prefix), 1); j < len(upto); j++ {
+			score[j] = true
+			ok = true
+		}
+	}
+	return Sample{IDs: full, Score: score}, ok, nil
 }
 
 // Load reads samples from path: chat JSONL for .jsonl files, text otherwise.
