@@ -21,7 +21,7 @@ func (e *env) evalCmd() *cobra.Command {
 		Use:   "eval",
 		Short: "Evaluate a model (optionally with a mask): persona tests, perplexity, …",
 	}
-	c.AddCommand(e.evalMCCmd(), e.evalPPLCmd(), e.evalRunCmd(), e.evalRolebenchCmd(), e.evalCompareCmd())
+	c.AddCommand(e.evalMCCmd(), e.evalPPLCmd(), e.evalRunCmd(), e.evalRolebenchCmd(), e.evalCompareCmd(), e.evalVoicesCmd())
 	return c
 }
 

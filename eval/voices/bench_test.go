@@ -1,0 +1,346 @@
+package voices
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/masque-ai/masque/chattemplate"
+	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/data/calib"
+	"github.com/masque-ai/masque/eval/ppl"
+	"github.com/masque-ai/masque/eval/report"
+	"github.com/masque-ai/masque/eval/roleplay"
+	"github.com/masque-ai/masque/mask"
+	"github.com/masque-ai/masque/model"
+)
+
+func openBuiltin(t *testing.T) *checkpoint.Checkpoint {
+	t.Helper()
+	ck, err := checkpoint.Open(DefaultModel, checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ck.Close() })
+	return ck
+}
+
+// halfFFNMask prunes every other input column of every FFN down projection.
+func halfFFNMask(t *testing.T, m *model.Model) *mask.Mask {
+	mk := mask.New(m)
+	for l := 0; l < m.Config.Layers; l++ {
+		w := m.Layers[l].Weight(model.ProjDown)
+		b := mask.NewBits(w.Rows, w.Cols)
+		for r := 0; r < w.Rows; r++ {
+			for c := 0; c < w.Cols; c += 2 {
+				b.Set(r, c, false)
+			}
+		}
+		if err := mk.Set(mask.Key{Layer: l, Proj: model.ProjDown}, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return mk
+}
+
+// TestBenchmarkEndToEnd runs the whole benchmark on the built-in model and
+// the test corpus, and checks its numbers against independent
+// computations.
+func TestBenchmarkEndToEnd(t *testing.T) {
+	ck := openBuiltin(t)
+	corpus := copyCorpus(t)
+	out := filepath.Join(t.TempDir(), "dense")
+	ctx := context.Background()
+	var stages []string
+	cfg := Config{Corpus: corpus, Checkpoint: ck, Limit: 4, MaxTokens: 24, Seed: 7, Out: out,
+		Progress: func(stage string, done, total int) {
+			if !slices.Contains(stages, stage) {
+				stages = append(stages, stage)
+			}
+		}}
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The classifier was trained and saved beside the corpus.
+	if _, err := os.Stat(filepath.Join(corpus, ClassifierFile)); err != nil || rep.Classifier.Bytes == 0 {
+		t.Fatalf("classifier file: %v (%d bytes)", err, rep.Classifier.Bytes)
+	}
+	if want := []string{"classifier test", "greedy", "sampled", "perplexity"}; !slices.Equal(stages, want) {
+		t.Errorf("stages %v, want %v", stages, want)
+	}
+	if len(rep.Items) != 12 || len(rep.VoiceOrder) != 3 {
+		t.Fatalf("%d items, voices %v", len(rep.Items), rep.VoiceOrder)
+	}
+
+	// Fidelity and the confusion matrix agree with a fresh classification
+	// of the stored answers.
+	cl, err := LoadClassifier(filepath.Join(corpus, ClassifierFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for vi, v := range rep.VoiceOrder {
+		hits, hits08 := 0, 0
+		row := make([]int, len(rep.Confusion.Cols))
+		for _, it := range rep.Items {
+			if it.Voice != v {
+				continue
+			}
+			if it.Greedy.Tokens == 0 || it.T08.Tokens == 0 {
+				t.Errorf("%s: an empty answer", it.ID)
+			}
+			name := cl.Predict(it.Greedy.Text).Name(cl.Voices)
+			if name != it.Greedy.Voice {
+				t.Errorf("%s: classified %q, report says %q", it.ID, name, it.Greedy.Voice)
+			}
+			if name == v {
+				hits++
+			}
+			if it.T08.Voice == v {
+				hits08++
+			}
+			row[colOf(rep.Confusion.Cols, name)]++
+		}
+		vr := rep.Voices[v]
+		if float64(vr.Fidelity) != float64(hits)/4 || float64(vr.FidelityT08) != float64(hits08)/4 || !slices.Equal(row, rep.Confusion.Greedy[vi]) {
+			t.Errorf("%s: fidelity %v/%v, confusion %v; recomputed %d/4, %d/4, %v", v, vr.Fidelity, vr.FidelityT08, rep.Confusion.Greedy[vi], hits, hits08, row)
+		}
+		// The own-persona perplexity equals eval/ppl's on the test file
+		// (the test answers are short: nothing is truncated).
+		samples, err := ppl.Load(filepath.Join(corpus, v, "test.jsonl"), ck.Tokenizer, func(msgs []calib.Message, gen bool) ([]int, error) {
+			cm := make([]chattemplate.Message, len(msgs))
+			for i, m := range msgs {
+				cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}
+			}
+			return ck.EncodeChat(cm, gen, nil)
+		}, 512)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr, err := ppl.Evaluate(ctx, ck.Model, v, samples, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(float64(vr.PPLOwn)-pr.PPL) > 1e-9*pr.PPL || vr.ScoredTokens != pr.Tokens {
+			t.Errorf("%s: ppl_own %v over %d tokens, eval/ppl %v over %d", v, vr.PPLOwn, vr.ScoredTokens, pr.PPL, pr.Tokens)
+		}
+		var others float64
+		for _, o := range rep.VoiceOrder {
+			if o != v {
+				others += float64(vr.PPLUnder[o]) / 2
+			}
+		}
+		if math.Abs(float64(vr.PPLOtherPersonas)-others) > 1e-12*others || math.Abs(float64(vr.ConditioningRatio)-float64(vr.PPLOwn)/others) > 1e-12 {
+			t.Errorf("%s: other personas %v ratio %v, recomputed %v", v, vr.PPLOtherPersonas, vr.ConditioningRatio, others)
+		}
+		if vr.PPL != vr.PPLOwn || !vr.Distinct1.Valid() || !(vr.Distinct2 >= 0 && vr.Distinct2 <= 1) {
+			t.Errorf("%s: %+v", v, vr)
+		}
+	}
+
+	// The JSON has the documented shape.
+	data, err := os.ReadFile(filepath.Join(out, ReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shape struct {
+		ClassifierAccuracy *float64 `json:"classifier_accuracy"`
+		MeanFidelity       *float64 `json:"mean_fidelity"`
+		Voices             map[string]map[string]any
+		Confusion          map[string]any
+	}
+	if err := json.Unmarshal(data, &shape); err != nil {
+		t.Fatal(err)
+	}
+	if shape.ClassifierAccuracy == nil || shape.MeanFidelity == nil || len(shape.Voices) != 3 || shape.Confusion["greedy"] == nil {
+		t.Fatalf("report.json lacks keys: %s", data[:min(len(data), 400)])
+	}
+	for _, k := range []string{"fidelity", "fidelity_t08", "ppl", "ppl_other_personas", "conditioning_ratio", "distinct2", "repetition"} {
+		if _, ok := shape.Voices["gloss"][k]; !ok {
+			t.Errorf("voices.gloss lacks %q", k)
+		}
+	}
+	back, err := ReadReport(out)
+	if err != nil || back.MeanFidelity != rep.MeanFidelity {
+		t.Fatalf("ReadReport: %v", err)
+	}
+
+	// A rerun resumes from the caches and gives the same report; a run
+	// without caches gives the same answers (deterministic, seeded).
+	rep2, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg3 := cfg
+	cfg3.Out = ""
+	rep3, err := Run(ctx, cfg3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*Report{rep2, rep3} {
+		if !reflect.DeepEqual(r.Items, rep.Items) || !reflect.DeepEqual(r.Voices, rep.Voices) || !reflect.DeepEqual(r.Confusion, rep.Confusion) {
+			t.Fatal("a rerun gave other results")
+		}
+	}
+	cfg4 := cfg3
+	cfg4.Seed = 8
+	rep4, err := Run(ctx, cfg4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := 0
+	for i := range rep.Items {
+		if rep4.Items[i].Greedy != rep.Items[i].Greedy {
+			t.Fatal("the seed changed a greedy answer")
+		}
+		if rep4.Items[i].T08.Text == rep.Items[i].T08.Text {
+			same++
+		}
+	}
+	if same == len(rep.Items) {
+		t.Error("another seed gave the same sampled answers")
+	}
+
+	// The library takes a model prepared by the caller (here masked), and
+	// an override system prompt.
+	masked, err := mask.Masked(ck.Model, halfFFNMask(t, ck.Model), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := ""
+	mout := filepath.Join(filepath.Dir(out), "masked")
+	mrep, err := Run(ctx, Config{Corpus: corpus, Checkpoint: ck, Model: masked, ModelExtra: "half-ffn", Method: "checker", Limit: 4, MaxTokens: 24, Seed: 7,
+		System: &empty, Out: mout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	differs := false
+	for i, it := range mrep.Items {
+		differs = differs || it.Greedy.Text != rep.Items[i].Greedy.Text
+		if _, ok := it.NLL[systemKey]; !ok {
+			t.Fatalf("%s: no NLL under the override", it.ID)
+		}
+	}
+	if !differs || mrep.Fingerprint == rep.Fingerprint && mrep.Voices["gloss"].PPLOwn == rep.Voices["gloss"].PPLOwn {
+		t.Error("the masked model gave the dense model's results")
+	}
+	if mrep.Voices["gloss"].PPL == mrep.Voices["gloss"].PPLOwn {
+		t.Error("ppl under an empty system prompt equals ppl under the persona")
+	}
+
+	// eval compare reads both runs.
+	var runs []*roleplay.Run
+	for _, dir := range []string{out, mout} {
+		r, err := roleplay.ReadRun(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, r)
+	}
+	if got := float64(runs[0].Summary[MetricFidelity].Mean); math.Abs(got-float64(rep.MeanFidelity)) > 1e-12 {
+		t.Errorf("run.json fidelity %v, report %v", got, rep.MeanFidelity)
+	}
+	c, err := report.Compare(runs, report.Options{Metric: MetricFidelity, Seed: 1, Resamples: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Reference != "dense" || len(c.Diffs) != len(RunMetrics) || c.Diffs[0].Pairs != 12 {
+		t.Fatalf("compare: reference %s, %d diffs %+v", c.Reference, len(c.Diffs), c.Diffs)
+	}
+	cdir := filepath.Join(filepath.Dir(out), "compare")
+	os.MkdirAll(cdir, 0o755)
+	if err := c.Save(filepath.Join(cdir, "compare.json"), filepath.Join(cdir, "report.html")); err != nil {
+		t.Fatal(err)
+	}
+
+	// The HTML report.
+	page, err := os.ReadFile(filepath.Join(out, HTMLFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<svg", "Confusion, greedy answers", "scripture", "Persona fidelity", "ppl other personas"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	if strings.Contains(string(page), "http://") && !strings.Contains(string(page), `xmlns="http://www.w3.org/2000/svg"`) || strings.Contains(string(page), "<script src") || strings.Contains(string(page), "<link") {
+		t.Error("report.html refers to external assets")
+	}
+	if keep := os.Getenv("MASQUE_VOICES_E2E_OUT"); keep != "" {
+		os.MkdirAll(keep, 0o755)
+		os.WriteFile(filepath.Join(keep, "report.html"), page, 0o644)
+	}
+	if bin := chromium(); bin == "" {
+		t.Log("chromium is not installed: skipping the rendering check")
+	} else {
+		screenshot(t, bin, filepath.Join(out, HTMLFile))
+	}
+}
+
+func TestBenchmarkBadInput(t *testing.T) {
+	ck := openBuiltin(t)
+	ctx := context.Background()
+
+	// A corpus missing a split.
+	dir := copyCorpus(t)
+	os.Remove(filepath.Join(dir, "slang", "test.jsonl"))
+	out := filepath.Join(t.TempDir(), "out")
+	_, err := Run(ctx, Config{Corpus: dir, Checkpoint: ck, Limit: 1, MaxTokens: 4, Out: out})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join("slang", "test.jsonl")) {
+		t.Errorf("missing test split: %v", err)
+	}
+	if _, serr := os.Stat(filepath.Join(out, ReportFile)); serr == nil {
+		t.Error("a report was written for a failed run")
+	}
+
+	// A classifier trained for another voice set.
+	dir = copyCorpus(t)
+	other, _ := Train([]string{"scripture", "gloss"}, [][]string{{"thou art"}, {"a word"}}, TrainOptions{})
+	other.Save(filepath.Join(dir, ClassifierFile))
+	_, err = Run(ctx, Config{Corpus: dir, Checkpoint: ck, Limit: 1, MaxTokens: 4})
+	if err == nil || !strings.Contains(err.Error(), "knows the voices") {
+		t.Errorf("classifier for another voice set: %v", err)
+	}
+
+	// A classifier file that is not one.
+	os.WriteFile(filepath.Join(dir, ClassifierFile), []byte("junk"), 0o644)
+	_, err = Run(ctx, Config{Corpus: dir, Checkpoint: ck, Limit: 1, MaxTokens: 4})
+	if err == nil || !strings.Contains(err.Error(), ClassifierFile) {
+		t.Errorf("junk classifier: %v", err)
+	}
+
+	// Missing train split when the classifier must be trained.
+	dir = copyCorpus(t)
+	os.Remove(filepath.Join(dir, "gloss", "train.jsonl"))
+	_, err = Run(ctx, Config{Corpus: dir, Checkpoint: ck, Limit: 1, MaxTokens: 4})
+	if err == nil || !strings.Contains(err.Error(), "no train split") {
+		t.Errorf("missing train split: %v", err)
+	}
+	if _, serr := os.Stat(filepath.Join(dir, ClassifierFile)); serr == nil {
+		t.Error("a classifier was written from an incomplete corpus")
+	}
+
+	// Unknown voice, no corpus.
+	_, err = Run(ctx, Config{Corpus: copyCorpus(t), Checkpoint: ck, Voices: []string{"pirate"}})
+	if err == nil || !strings.Contains(err.Error(), `no voice "pirate"`) {
+		t.Errorf("unknown voice: %v", err)
+	}
+	_, err = Run(ctx, Config{Checkpoint: ck})
+	if err == nil || !strings.Contains(err.Error(), "--corpus") {
+		t.Errorf("no corpus: %v", err)
+	}
+
+	// A cancelled run stops with the context's error.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = Run(cctx, Config{Corpus: copyCorpus(t), Checkpoint: ck, Limit: 1, MaxTokens: 4})
+	if err == nil || !strings.Contains(err.Error(), "canceled") {
+		t.Errorf("cancelled: %v", err)
+	}
+}
