@@ -25,6 +25,7 @@ package voices
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -155,8 +156,11 @@ type Settings struct {
 
 // ClassifierReport describes the classifier used.
 type ClassifierReport struct {
-	Path     string    `json:"path,omitempty"`
-	Bytes    int       `json:"bytes"`
+	Path  string `json:"path,omitempty"`
+	Bytes int    `json:"bytes"`
+	// SHA256 identifies the classifier (of its encoding): fidelities of
+	// runs are comparable when it is the same.
+	SHA256   string    `json:"sha256"`
 	Features Features  `json:"features"`
 	Selected int       `json:"selected_features"`
 	Alpha    float64   `json:"alpha"`
@@ -354,7 +358,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	// The classifier.
-	cl, clPath, clBytes, err := classifierFor(corp, cfg, logf)
+	cl, clPath, clData, err := classifierFor(corp, cfg, logf)
 	if err != nil {
 		return nil, err
 	}
@@ -370,7 +374,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Label: cfg.Label, Method: cfg.Method, Sparsity: cfg.Sparsity, SystemOverride: cfg.System,
 		Settings:           Settings{Limit: cfg.Limit, MaxTokens: cfg.MaxTokens, Temperature: cfg.Temperature, Seed: cfg.Seed, PPLMaxTokens: cfg.PPLMaxTokens},
 		ClassifierAccuracy: acc.Accuracy, ClassifierAccuracyMacro: acc.Macro,
-		Classifier: ClassifierReport{Path: clPath, Bytes: clBytes, Features: cl.Features, Selected: cl.NumFeatures(), Alpha: cl.Alpha, Test: acc},
+		Classifier: ClassifierReport{Path: clPath, Bytes: len(clData), SHA256: fmt.Sprintf("%x", sha256.Sum256(clData)), Features: cl.Features, Selected: cl.NumFeatures(), Alpha: cl.Alpha, Test: acc},
 		VoiceOrder: voices, Voices: map[string]*VoiceResult{}, Started: start.UTC()}
 	if rep.Model == "" {
 		rep.Model = ck.Path
@@ -490,41 +494,38 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-// classifierFor returns the classifier of cfg, its path and its size in
-// bytes, training and saving it first when needed.
-func classifierFor(corp *Corpus, cfg Config, logf func(string, ...any)) (*Classifier, string, int, error) {
+// classifierFor returns the classifier of cfg, its path and its encoding,
+// training and saving it first when needed.
+func classifierFor(corp *Corpus, cfg Config, logf func(string, ...any)) (*Classifier, string, []byte, error) {
 	if cfg.Classifier != nil {
 		data, err := cfg.Classifier.Marshal()
-		return cfg.Classifier, "", len(data), err
+		return cfg.Classifier, "", data, err
 	}
 	path := cfg.ClassifierPath
 	if path == "" {
 		path = filepath.Join(corp.Dir, ClassifierFile)
 	}
-	if _, err := os.Stat(path); err == nil {
-		cl, err := LoadClassifier(path)
-		if err != nil {
-			return nil, "", 0, err
-		}
-		st, _ := os.Stat(path)
-		return cl, path, int(st.Size()), nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, "", 0, fmt.Errorf("voices: %w", err)
+	data, err := os.ReadFile(path)
+	if err == nil {
+		cl, err := Unmarshal(data, path)
+		return cl, path, data, err
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, "", nil, fmt.Errorf("voices: %w", err)
 	}
 	logf("training the voice classifier on %s (no %s yet)", corp.Dir, path)
 	cl, err := TrainCorpus(corp, cfg.TrainOptions)
 	if err != nil {
-		return nil, "", 0, err
+		return nil, "", nil, err
 	}
-	if err := cl.Save(path); err != nil {
-		return nil, "", 0, err
+	if data, err = cl.Marshal(); err != nil {
+		return nil, "", nil, err
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, "", 0, err
+	if err := writeFile(path, data); err != nil {
+		return nil, "", nil, err
 	}
-	logf("saved %s (%d bytes)", path, st.Size())
-	return cl, path, int(st.Size()), nil
+	logf("saved %s (%d bytes)", path, len(data))
+	return cl, path, data, nil
 }
 
 // itemSeed derives a sampling seed per prompt.

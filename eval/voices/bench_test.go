@@ -253,6 +253,9 @@ func TestBenchmarkEndToEnd(t *testing.T) {
 	if c.Reference != "dense" || len(c.Diffs) != len(RunMetrics) || c.Diffs[0].Pairs != 12 {
 		t.Fatalf("compare: reference %s, %d diffs %+v", c.Reference, len(c.Diffs), c.Diffs)
 	}
+	if len(c.Warnings) > 0 || len(rep.Classifier.SHA256) != 64 || mrep.Classifier.SHA256 != rep.Classifier.SHA256 {
+		t.Fatalf("compare warns %v (classifiers %s, %s)", c.Warnings, rep.Classifier.SHA256, mrep.Classifier.SHA256)
+	}
 	cdir := filepath.Join(filepath.Dir(out), "compare")
 	os.MkdirAll(cdir, 0o755)
 	if err := c.Save(filepath.Join(cdir, "compare.json"), filepath.Join(cdir, "report.html")); err != nil {

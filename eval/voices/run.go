@@ -30,7 +30,9 @@ const RunKind = "voices"
 // an item scored with the item-level metrics RunMetrics (so compare's
 // persona means of fidelity are the report's fidelities, and its paired
 // bootstrap pairs the same prompts across runs), and the per-voice
-// perplexities under the own persona are its reference perplexities.
+// perplexities under the own persona are its reference perplexities. The
+// set's name carries the classifier's hash, so that compare warns when two
+// runs were classified differently.
 // Corpus-level figures (distinct-n, perplexity ratios, the confusion
 // matrix) stay in report.json.
 func (r *Report) Run() *roleplay.Run {
@@ -100,3 +102,5 @@ func (r *Report) Run() *roleplay.Run {
 	run.Aggregate()
 	return run
 }
+
+func short(sha string) string { return sha[:min(len(sha), 12)] }
