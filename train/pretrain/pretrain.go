@@ -86,7 +86,7 @@ type Config struct {
 	ChatRatio float64
 	// EvalEvery evaluates the validation sets every so many steps (0: at
 	// the end only); EvalTokens caps each voice's validation set (a seeded
-	// sample of its documents; default 16384, negative: all).
+	// sample of its documents; default 8192, negative: all).
 	EvalEvery, EvalTokens int
 	// CheckpointEvery saves OutDir/checkpoint every so many steps (0: only
 	// when interrupted).
@@ -118,7 +118,7 @@ type Config struct {
 // DefaultConfig returns the defaults of `masque pretrain`.
 func DefaultConfig() Config {
 	return Config{Preset: "voices-base", SeqLen: 512, Accum: 1, LR: 3e-3, Warmup: -1, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8,
-		WeightDecay: 0.1, ClipNorm: 1, ChatRatio: 0.5, EvalTokens: 16384, InitStd: 0.02, DType: "bf16", Seed: 1}
+		WeightDecay: 0.1, ClipNorm: 1, ChatRatio: 0.5, EvalTokens: 8192, InitStd: 0.02, DType: "bf16", Seed: 1}
 }
 
 // Progress is reported after every optimiser step.
