@@ -55,6 +55,18 @@ func TestPretrain(t *testing.T) {
 	if code, _, errs := run(t, "", "generate", "--model", out, "--prompt", "the cat", "-n", "5", "--temperature", "0"); code != 0 {
 		t.Errorf("generate with the pretrained model: %s", errs)
 	}
+	// The model converts to a GGUF with the same logits (bf16 weights kept
+	// as bf16) and the chat template.
+	gg := filepath.Join(dir, "m.gguf")
+	if code, _, errs := run(t, "", "convert", "--model", out, "--out", gg, "--type", "bf16"); code != 0 {
+		t.Fatalf("convert: %s", errs)
+	}
+	lg := []string{"logits", "--ids", "513,100,120,514,512", "--json"}
+	_, a, _ := run(t, "", append(lg, "--model", out)...)
+	_, b2, errs := run(t, "", append(lg, "--model", gg)...)
+	if a == "" || a != b2 {
+		t.Errorf("logits of the folder and of its GGUF differ (%d vs %d bytes) %s", len(a), len(b2), errs)
+	}
 	// Usage errors.
 	if code, _, errs := run(t, "", "pretrain", "--tokenizer", tok, "--out", out); code != 2 || !strings.Contains(errs, "--corpus or --data") {
 		t.Errorf("no data: code %d, %s", code, errs)
