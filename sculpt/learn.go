@@ -876,15 +876,15 @@ type RunRecord struct {
 	DensePPL       *float64 `json:"dense_valid_ppl"`
 	PPL            *float64 `json:"valid_ppl"`
 
-	Steps        int          `json:"steps"`
-	Seconds      float64      `json:"seconds"`
-	StepsPerSec  float64      `json:"steps_per_second"`
-	TokensPerSec float64      `json:"tokens_per_second"`
-	Threads      int          `json:"threads"`
-	Export       *ExportInfo  `json:"export,omitempty"`
-	Files        []string     `json:"files"`
-	History      []Point      `json:"history"`
-	Finished     time.Time    `json:"finished"`
+	Steps        int         `json:"steps"`
+	Seconds      float64     `json:"seconds"`
+	StepsPerSec  float64     `json:"steps_per_second"`
+	TokensPerSec float64     `json:"tokens_per_second"`
+	Threads      int         `json:"threads"`
+	Export       *ExportInfo `json:"export,omitempty"`
+	Files        []string    `json:"files"`
+	History      []Point     `json:"history"`
+	Finished     time.Time   `json:"finished"`
 }
 
 // RunFormat names the format of run.json.
@@ -905,24 +905,24 @@ func (lr *learner) writeRun(res *Result, modelFP string) error {
 		Ratio: c.Ratio, Layers: m.Config.Layers, DFF: m.Config.Intermediate, K: lr.k,
 		Params: m.NumParams(), ParamsPruned: PrunedParams(m, lr.k),
 		Choices: map[string]any{
-			"estimator":          c.Estimator,
-			"temperature":        c.Temperature,
-			"loss":               "next-token cross-entropy on assistant tokens (and their end-of-turn token), mean over the batch's trained tokens",
-			"mask":               "TopK(z_l, k) as 0/1 on silu(gate)·up, the same k in every layer; ties to the smaller channel index",
-			"gradient":           map[string]string{EstimatorSTE: "straight-through: dL/dz = dL/dM", EstimatorGumbel: "hard top-k of z+τ·Gumbel forward, σ((z+τg−t)/τ) backward", EstimatorSoftTopK: "soft top-k σ((z−t)/τ) forward and backward, t halfway between the k-th and (k+1)-th score"}[c.Estimator],
-			"optimizer":          "Adam on z (β1 0.9, β2 0.999, ε 1e-8, no weight decay, no clipping)",
-			"lr":                 c.LR,
-			"schedule":           c.Schedule,
-			"steps":              c.Steps,
-			"batch_tokens":       c.BatchTokens,
-			"seed":               c.Seed,
-			"init":               "z_l,i = s_l,i / mean_i(s_l,i) + noise·N(0,1), s = RMS over calibration tokens of the down_proj input channel × ‖down_proj[:,i]‖₂ (stats package)",
-			"init_noise":         c.InitNoise,
+			"estimator":           c.Estimator,
+			"temperature":         c.Temperature,
+			"loss":                "next-token cross-entropy on assistant tokens (and their end-of-turn token), mean over the batch's trained tokens",
+			"mask":                "TopK(z_l, k) as 0/1 on silu(gate)·up, the same k in every layer; ties to the smaller channel index",
+			"gradient":            map[string]string{EstimatorSTE: "straight-through: dL/dz = dL/dM", EstimatorGumbel: "hard top-k of z+τ·Gumbel forward, σ((z+τg−t)/τ) backward", EstimatorSoftTopK: "soft top-k σ((z−t)/τ) forward and backward, t halfway between the k-th and (k+1)-th score"}[c.Estimator],
+			"optimizer":           "Adam on z (β1 0.9, β2 0.999, ε 1e-8, no weight decay, no clipping)",
+			"lr":                  c.LR,
+			"schedule":            c.Schedule,
+			"steps":               c.Steps,
+			"batch_tokens":        c.BatchTokens,
+			"seed":                c.Seed,
+			"init":                "z_l,i = s_l,i / mean_i(s_l,i) + noise·N(0,1), s = RMS over calibration tokens of the down_proj input channel × ‖down_proj[:,i]‖₂ (stats package)",
+			"init_noise":          c.InitNoise,
 			"calibration_samples": min(c.CalibSamples, len(c.Data.Train)),
-			"init_given":         c.InitScores != nil,
-			"weights":            "frozen",
-			"eval_every":         c.EvalEvery,
-			"checkpoint_every":   c.CheckpointEvery,
+			"init_given":          c.InitScores != nil,
+			"weights":             "frozen",
+			"eval_every":          c.EvalEvery,
+			"checkpoint_every":    c.CheckpointEvery,
 		},
 		DenseValidLoss: nanNil(res.DenseValidLoss), InitValidLoss: nanNil(res.InitValidLoss), ValidLoss: nanNil(res.ValidLoss),
 		DensePPL: expNil(res.DenseValidLoss), PPL: expNil(res.ValidLoss),
