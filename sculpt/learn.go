@@ -578,16 +578,50 @@ func (lr *learner) forwardMasks(step int) {
 			for i, v := range p.Data {
 				s[i] = float64(v)
 			}
-			ord := rankOrder(s)
-			a, b := ord[lr.k-1], ord[lr.k]
-			t := (s[a] + s[b]) / 2
+			sm, a, b := softTopK(s, lr.k, tau)
 			lr.pair[l] = [2]int{a, b}
 			m := lr.net.FFNMask[l]
-			for i, v := range s {
-				m[i] = float32(sigmoid((v - t) / tau))
+			for i, v := range sm {
+				m[i] = float32(v)
 			}
 		}
 	}
+}
+
+// softTopK is the soft top-k mask σ((z_i − t)/τ) with t halfway between
+// the k-th and (k+1)-th largest score (channels a and b).
+func softTopK(z []float64, k int, tau float64) (m []float64, a, b int) {
+	ord := rankOrder(z)
+	a, b = ord[k-1], ord[k]
+	t := (z[a] + z[b]) / 2
+	m = make([]float64, len(z))
+	for i, v := range z {
+		m[i] = sigmoid((v - t) / tau)
+	}
+	return m, a, b
+}
+
+// softTopKBack returns d loss/d z from g = d loss/d m for m = softTopK(z):
+// ∂m_i/∂z_j = m_i(1 − m_i)/τ·(δ_ij − ∂t/∂z_j), ∂t/∂z_j = ½ for j ∈ {a, b}.
+func softTopKBack(g, m []float64, a, b int, tau float64) []float64 {
+	out := make([]float64, len(g))
+	var sum float64
+	for i := range g {
+		d := g[i] * m[i] * (1 - m[i]) / tau
+		out[i] = d
+		sum += d
+	}
+	out[a] -= sum / 2
+	out[b] -= sum / 2
+	return out
+}
+
+func f64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
 }
 
 // backwardScores turns d loss/d mask into d loss/d z.
@@ -609,16 +643,10 @@ func (lr *learner) backwardScores() {
 			}
 		case EstimatorSoftTopK:
 			m := lr.net.FFNMask[l]
-			var sum float64
-			for i := range p.Grad {
-				s := float64(m[i])
-				d := float64(g[i]) * s * (1 - s) / tau
-				p.Grad[i] = float32(d)
-				sum += d
+			gz := softTopKBack(f64(g), f64(m), lr.pair[l][0], lr.pair[l][1], tau)
+			for i, v := range gz {
+				p.Grad[i] = float32(v)
 			}
-			a, b := lr.pair[l][0], lr.pair[l][1]
-			p.Grad[a] -= float32(sum / 2)
-			p.Grad[b] -= float32(sum / 2)
 		}
 	}
 }
