@@ -617,7 +617,7 @@ func (r *record) write(final, interrupted bool) error {
 		"recipe": map[string]any{
 			"seq_len": c.SeqLen, "batch_tokens": c.BatchTokens, "accum": c.Accum, "steps": r.tr.State.TotalSteps,
 			"lr": c.LR, "min_lr": c.MinLR, "schedule": tc.Schedule.Kind, "warmup": r.warmup,
-			"optimizer": "AdamW", "beta1": tc.Beta1, "beta2": tc.Beta2, "eps": tc.Eps, "weight_decay": tc.WeightDecay, "weight_decay_on": "matrices",
+			"optimizer": "AdamW", "beta1": tc.Beta1, "beta2": tc.Beta2, "eps": tc.Eps, "weight_decay": tc.WeightDecay, "weight_decay_on": "every matrix (the tied embeddings included), not the norms",
 			"clip_norm": tc.ClipNorm, "chat_ratio": c.ChatRatio, "eval_every": c.EvalEvery, "eval_tokens_per_set": c.EvalTokens,
 			"checkpoint_every": c.CheckpointEvery, "seed": c.Seed, "init_std": c.InitStd, "init_residual_std": c.InitStd / math.Sqrt(2*float64(r.mc.Layers)),
 			"dtype": strings.ToLower(c.DType),
