@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -481,6 +482,9 @@ func RunBaseline(ctx context.Context, cfg BaselineConfig) (*BaselineResult, erro
 	res.Seconds = time.Since(start).Seconds()
 	if cfg.NoWrite {
 		return res, nil
+	}
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("sculpt: %w", err)
 	}
 	if res.Keep != nil {
 		if err := SaveKeep(filepath.Join(cfg.Out, KeepFile), res.Keep); err != nil {

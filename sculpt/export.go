@@ -18,6 +18,7 @@ import (
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/kernels"
+	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/quant"
 	"github.com/masque-ai/masque/train/hfsave"
@@ -331,4 +332,26 @@ func SaveGGUF(ck *checkpoint.Checkpoint, sm *model.Model, path, typ string) erro
 	cp := *ck
 	cp.Model = sm
 	return cp.SaveGGUF(path, t)
+}
+
+func fingerprintOf(m *model.Model) string { return mask.Fingerprint(m) }
+
+// ExportKeep applies a keep-indices file to ck's model and exports the
+// smaller model to dir. A file from a run folder whose recorded fingerprint
+// is not the model's, or whose shape does not fit it, is refused.
+func ExportKeep(ck *checkpoint.Checkpoint, keepPath, dir string, o ExportOptions) (*ExportInfo, error) {
+	keep, fp, err := LoadKeep(keepPath)
+	if err != nil {
+		return nil, err
+	}
+	if fp != "" {
+		if got := mask.Fingerprint(ck.Model); got != fp {
+			return nil, fmt.Errorf("sculpt: %s was made for another model (fingerprint %.16s… in %s, model %s has %.16s…)",
+				keepPath, fp, filepath.Join(filepath.Dir(keepPath), RunFile), ck.Path, got)
+		}
+	}
+	if err := CheckKeep(keep, &ck.Model.Config); err != nil {
+		return nil, fmt.Errorf("%v (%s, model %s)", err, keepPath, ck.Path)
+	}
+	return Export(ck, keep, dir, o)
 }

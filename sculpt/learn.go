@@ -316,6 +316,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	case !c.Resume && has:
 		return nil, fmt.Errorf("sculpt: %s already holds a checkpoint: resume that run, or choose another output folder", ckDir)
 	}
+	if err := os.MkdirAll(c.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("sculpt: %w", err)
+	}
 	modelFP := mask.Fingerprint(m)
 	net, err := train.New(m, train.Options{Threads: c.Threads})
 	if err != nil {

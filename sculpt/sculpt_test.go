@@ -64,8 +64,8 @@ func TestKeepCountAndTopK(t *testing.T) {
 }
 
 func smallConfig(ck *checkpoint.Checkpoint, d *Data, out string) Config {
-	return Config{Checkpoint: ck, Data: d, Persona: "slang", Ratio: 0.25, Steps: 6, LR: 0.05, BatchTokens: 512, Seed: 3,
-		CalibSamples: 8, EvalEvery: 3, CheckpointEvery: 2, Out: out, Threads: 2}
+	return Config{Checkpoint: ck, Data: d, Persona: "slang", Ratio: 0.25, Steps: 4, LR: 0.05, BatchTokens: 512, Seed: 3,
+		CalibSamples: 4, EvalEvery: 2, CheckpointEvery: 2, Out: out, Threads: 2}
 }
 
 func TestRunResumeEqualsUninterrupted(t *testing.T) {
@@ -85,7 +85,7 @@ func TestRunResumeEqualsUninterrupted(t *testing.T) {
 	cfgB.NoExport = true
 	ctx, cancel := context.WithCancel(context.Background())
 	cfgB.Progress = func(p Progress) {
-		if p.Step == 4 {
+		if p.Step == 2 {
 			cancel()
 		}
 	}

@@ -1,0 +1,74 @@
+package sculpt
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestCompare(t *testing.T) {
+	ck := openBuiltin(t)
+	out := t.TempDir()
+	cfg := CompareConfig{Checkpoint: ck, Corpus: corpusDir, Persona: "scripture", Ratio: 0.5, Out: out,
+		Learn:        Config{Steps: 2, BatchTokens: 512, Seed: 1, CalibSamples: 4, EvalEvery: -1, Threads: 2},
+		CalibSamples: 4, FidelityLimit: 1, FidelityMaxTokens: 6, NoExport: true,
+		Methods: []string{MethodGlobal, MethodMagnitude, MethodWandaGeneric, MethodDepthAngular}}
+	res, err := Compare(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(out, CompareFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var js map[string]any
+	if err := json.Unmarshal(data, &js); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"persona", "ratio", "dense", "methods", "drop_avoided_vs_best_baseline"} {
+		if _, ok := js[key]; !ok {
+			t.Errorf("compare.json lacks %q", key)
+		}
+	}
+	dense := js["dense"].(map[string]any)
+	if dense["ppl"] == nil || dense["fidelity"] == nil {
+		t.Errorf("dense: %v", dense)
+	}
+	methods := js["methods"].(map[string]any)
+	if len(methods) != 5 {
+		t.Fatalf("%d methods: %v", len(methods), methods)
+	}
+	pp := PrunedParams(ck.Model, res.K)
+	for name, v := range methods {
+		f := v.(map[string]any)
+		if f["ppl"] == nil || f["fidelity"] == nil || f["params"] == nil {
+			t.Errorf("%s: %v", name, f)
+		}
+		params := int64(f["params"].(float64))
+		switch name {
+		case MethodDepth, MethodDepthAngular:
+			if params > pp {
+				t.Errorf("%s keeps %d parameters, more than %d", name, params, pp)
+			}
+		default:
+			if params != pp {
+				t.Errorf("%s keeps %d parameters, want %d", name, params, pp)
+			}
+		}
+	}
+	if res.BestBaseline == "" || res.BestBaseline == MethodPersonaPruner {
+		t.Errorf("best baseline %q", res.BestBaseline)
+	}
+	// A second call reads the finished runs back: the same figures.
+	res2, err := Compare(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, f := range res.Methods {
+		if res2.Methods[name].PPL != f.PPL {
+			t.Errorf("%s: ppl %v then %v", name, f.PPL, res2.Methods[name].PPL)
+		}
+	}
+}
