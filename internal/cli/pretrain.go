@@ -116,6 +116,8 @@ func (e *env) runPretrain(cmd *cobra.Command, cfg pretrain.Config) error {
 
 	tty := isTerminal(e.stderr)
 	var bar *progressbar.ProgressBar
+	const logEvery = 30 * time.Second
+	lastLine := time.Now()
 	cfg.Progress = func(p pretrain.Progress) {
 		if bar == nil && tty {
 			bar = progressbar.NewOptions(p.Total,
@@ -134,7 +136,14 @@ func (e *env) runPretrain(cmd *cobra.Command, cfg pretrain.Config) error {
 			bar.Describe(desc)
 			_ = bar.Set(p.Step)
 		}
+		if !tty && math.IsNaN(p.EvalLoss) && time.Since(lastLine) >= logEvery {
+			// Not a terminal (a log file, a pipe): one plain line now and then
+			// instead of a redrawn bar.
+			fmt.Fprintln(e.stderr, desc)
+			lastLine = time.Now()
+		}
 		if !math.IsNaN(p.EvalLoss) {
+			lastLine = time.Now()
 			line := desc + fmt.Sprintf(" | valid %.4f:", p.EvalLoss) + groupLosses(p.EvalGroups)
 			if bar != nil {
 				fmt.Fprint(e.stderr, "\r\033[K")
