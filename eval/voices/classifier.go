@@ -294,7 +294,7 @@ func (c *Classifier) Check(corp *Corpus) error {
 			strings.Join(c.Voices, ","), corp.Dir, strings.Join(corp.Names(), ","), corp.Dir)
 	}
 	for v, want := range c.Info.TrainSHA256 {
-		got, err := fileSHA256(corp.SplitPath(v, SplitTrain))
+		got, err := corp.SplitSHA256(v, SplitTrain)
 		if err != nil {
 			return fmt.Errorf("voices: %w", err)
 		}

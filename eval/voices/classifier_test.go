@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
+	"encoding/json"
 	"io"
 	"math"
 	"os"
@@ -288,5 +289,52 @@ func TestDistinctRepetition(t *testing.T) {
 	}
 	if r := Repetition("a b c", 4); !math.IsNaN(r) {
 		t.Errorf("repetition of a short text %g, want NaN", r)
+	}
+}
+
+// An evaluation kit ships without train splits: the classifier is checked
+// against the digests its MANIFEST.json records.
+func TestClassifierCheckKit(t *testing.T) {
+	dir := copyCorpus(t)
+	corp, err := OpenCorpus(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := TrainCorpus(corp, TrainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type output struct {
+		Path   string `json:"path"`
+		SHA256 string `json:"sha256"`
+	}
+	var outs []output
+	for _, v := range corp.Names() {
+		sum, err := fileSHA256(corp.SplitPath(v, SplitTrain))
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, output{v + "/train.jsonl", sum})
+		if err := os.Remove(corp.SplitPath(v, SplitTrain)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Check(corp); err == nil || !strings.Contains(err.Error(), "train.jsonl") {
+		t.Fatalf("kit without a manifest: %v", err)
+	}
+	writeManifest := func(outs []output) {
+		data, _ := json.Marshal(map[string]any{"outputs": outs})
+		if err := os.WriteFile(filepath.Join(dir, "MANIFEST.json"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeManifest(outs)
+	if err := c.Check(corp); err != nil {
+		t.Fatalf("kit with the right manifest: %v", err)
+	}
+	outs[0].SHA256 = strings.Repeat("0", 64)
+	writeManifest(outs)
+	if err := c.Check(corp); err == nil || !strings.Contains(err.Error(), "retrain") {
+		t.Fatalf("kit whose manifest records another train split: %v", err)
 	}
 }

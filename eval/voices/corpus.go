@@ -168,6 +168,39 @@ func (c *Corpus) Rows(voice, split string) ([]Row, error) {
 }
 
 // fileSHA256 is the hex SHA-256 of a file.
+// SplitSHA256 returns the SHA-256 of one voice's split file. An evaluation
+// kit (a corpus folder shipped without its train split, such as the one
+// embedded with builtin:voices) has no train.jsonl: then the digest that the
+// corpus's MANIFEST.json recorded for the file is used.
+func (c *Corpus) SplitSHA256(voice, split string) (string, error) {
+	path := c.SplitPath(voice, split)
+	sum, err := fileSHA256(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return sum, err
+	}
+	mpath := filepath.Join(c.Dir, "MANIFEST.json")
+	data, merr := os.ReadFile(mpath)
+	if merr != nil {
+		return "", err
+	}
+	var m struct {
+		Outputs []struct {
+			Path   string `json:"path"`
+			SHA256 string `json:"sha256"`
+		} `json:"outputs"`
+	}
+	if jerr := json.Unmarshal(data, &m); jerr != nil {
+		return "", fmt.Errorf("%s: %v", mpath, jerr)
+	}
+	rel := voice + "/" + split + ".jsonl"
+	for _, o := range m.Outputs {
+		if o.Path == rel {
+			return o.SHA256, nil
+		}
+	}
+	return "", fmt.Errorf("%s is missing and %s records no digest for it", path, mpath)
+}
+
 func fileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
