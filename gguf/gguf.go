@@ -98,14 +98,33 @@ func (t ValueType) size() int {
 
 // GGML tensor type ids of the types masque supports.
 const (
-	GGMLTypeF32  uint32 = 0
-	GGMLTypeF16  uint32 = 1
-	GGMLTypeQ4_0 uint32 = 2
-	GGMLTypeQ8_0 uint32 = 8
-	GGMLTypeQ4_K uint32 = 12
-	GGMLTypeQ6_K uint32 = 14
-	GGMLTypeBF16 uint32 = 30
+	GGMLTypeF32    uint32 = 0
+	GGMLTypeF16    uint32 = 1
+	GGMLTypeQ4_0   uint32 = 2
+	GGMLTypeQ4_1   uint32 = 3
+	GGMLTypeQ5_0   uint32 = 6
+	GGMLTypeQ5_1   uint32 = 7
+	GGMLTypeQ8_0   uint32 = 8
+	GGMLTypeQ2_K   uint32 = 10
+	GGMLTypeQ3_K   uint32 = 11
+	GGMLTypeQ4_K   uint32 = 12
+	GGMLTypeQ5_K   uint32 = 13
+	GGMLTypeQ6_K   uint32 = 14
+	GGMLTypeQ8_K   uint32 = 15
+	GGMLTypeIQ4_NL uint32 = 20
+	GGMLTypeIQ4_XS uint32 = 23
+	GGMLTypeBF16   uint32 = 30
 )
+
+// ggmlOfDType pairs each quant.DType with its GGML id.
+var ggmlOfDType = map[quant.DType]uint32{
+	quant.F32: GGMLTypeF32, quant.F16: GGMLTypeF16, quant.BF16: GGMLTypeBF16,
+	quant.Q8_0: GGMLTypeQ8_0, quant.Q4_0: GGMLTypeQ4_0, quant.Q4_1: GGMLTypeQ4_1,
+	quant.Q5_0: GGMLTypeQ5_0, quant.Q5_1: GGMLTypeQ5_1, quant.Q2_K: GGMLTypeQ2_K,
+	quant.Q3_K: GGMLTypeQ3_K, quant.Q4_K: GGMLTypeQ4_K, quant.Q5_K: GGMLTypeQ5_K,
+	quant.Q6_K: GGMLTypeQ6_K, quant.Q8_K: GGMLTypeQ8_K, quant.IQ4_NL: GGMLTypeIQ4_NL,
+	quant.IQ4_XS: GGMLTypeIQ4_XS,
+}
 
 // ggmlTypeNames names GGML's tensor types (including ones masque cannot
 // read) for error messages. Gaps are ids GGML has retired.
@@ -129,21 +148,10 @@ func GGMLTypeName(id uint32) string {
 // DTypeFromGGML maps a GGML tensor type id to a quant.DType; ok is false for
 // types masque does not support.
 func DTypeFromGGML(id uint32) (t quant.DType, ok bool) {
-	switch id {
-	case GGMLTypeF32:
-		return quant.F32, true
-	case GGMLTypeF16:
-		return quant.F16, true
-	case GGMLTypeBF16:
-		return quant.BF16, true
-	case GGMLTypeQ8_0:
-		return quant.Q8_0, true
-	case GGMLTypeQ4_0:
-		return quant.Q4_0, true
-	case GGMLTypeQ4_K:
-		return quant.Q4_K, true
-	case GGMLTypeQ6_K:
-		return quant.Q6_K, true
+	for t, g := range ggmlOfDType {
+		if g == id {
+			return t, true
+		}
 	}
 	return 0, false
 }
@@ -151,21 +159,8 @@ func DTypeFromGGML(id uint32) (t quant.DType, ok bool) {
 // GGMLType returns the GGML tensor type id of t. It panics if t is not a
 // valid quant.DType.
 func GGMLType(t quant.DType) uint32 {
-	switch t {
-	case quant.F32:
-		return GGMLTypeF32
-	case quant.F16:
-		return GGMLTypeF16
-	case quant.BF16:
-		return GGMLTypeBF16
-	case quant.Q8_0:
-		return GGMLTypeQ8_0
-	case quant.Q4_0:
-		return GGMLTypeQ4_0
-	case quant.Q4_K:
-		return GGMLTypeQ4_K
-	case quant.Q6_K:
-		return GGMLTypeQ6_K
+	if g, ok := ggmlOfDType[t]; ok {
+		return g
 	}
 	panic("gguf: no GGML type for " + t.String())
 }
@@ -294,6 +289,6 @@ func (e *UnsupportedTypeError) Error() string {
 	if n, ok := ggmlTypeNames[e.GGMLType]; ok {
 		what = "GGML type " + n + ", which masque does not support"
 	}
-	return fmt.Sprintf("gguf: unsupported tensor type %d (%s) in %s: %s (supported: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)",
-		e.GGMLType, e.Tensor, e.Path, what)
+	return fmt.Sprintf("gguf: %s: tensor %s has %s (type id %d); masque reads f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, q8_k, iq4_nl and iq4_xs",
+		e.Path, e.Tensor, what, e.GGMLType)
 }

@@ -145,3 +145,11 @@ func TestDecode(t *testing.T) {
 		}
 	}
 }
+
+func TestNumTypes(t *testing.T) {
+	for d := quant.DType(0); d.Valid(); d++ {
+		if int(d) >= numTypes {
+			t.Fatalf("quant.%s (%d) does not fit the kernels' per-type tables of %d", d, d, numTypes)
+		}
+	}
+}

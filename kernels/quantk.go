@@ -2,7 +2,7 @@ package kernels
 
 import "github.com/masque-ai/masque/quant"
 
-const numTypes = 8 // > every quant.DType value
+const numTypes = 16 // > every quant.DType value (checked by TestNumTypes)
 
 // quantKernels are a level's kernels for block-quantised weights.
 type quantKernels struct {
@@ -34,6 +34,20 @@ func goQuantKernels() quantKernels {
 		q.qdot[t] = make([]qdotFn, q.qmr[t]+1)
 		for mr := 1; mr <= q.qmr[t]; mr++ {
 			q.qdot[t][mr] = goQdot(t, mr)
+		}
+	}
+	// Every other block type (Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q5_K, Q8_K,
+	// IQ4_NL, IQ4_XS) has no integer tile yet: its rows are decoded to
+	// float32 by package quant's decoder and multiplied by the float tiles
+	// (gemmDecoded) for any number of tokens.
+	for t := quant.DType(0); t < numTypes && t.Valid(); t++ {
+		if t.Quantized() && q.decode[t] == nil {
+			q.decode[t] = func(dst []float32, src []byte, cols int) {
+				rb, _ := t.RowBytes(cols)
+				for r := 0; r < len(dst)/cols; r++ {
+					_ = quant.DequantizeRow(t, src[r*rb:(r+1)*rb], dst[r*cols:(r+1)*cols])
+				}
+			}
 		}
 	}
 	return q

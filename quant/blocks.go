@@ -6,7 +6,8 @@ import (
 )
 
 // This file holds the block codecs for Q8_0 and Q4_0 and the dispatch for all
-// block formats; the k-quants (Q4_K, Q6_K) live in quant_k.go.
+// block formats; Q4_K, Q6_K and the shared k-quant search live in quant_k.go,
+// the other formats in blocks_more.go.
 //
 // The quantisers follow GGML's reference ("_ref") quantisers step by step in
 // float32 arithmetic and write byte-identical blocks: the places where the
@@ -36,6 +37,24 @@ func dequantizeBlocks(t DType, src []byte, dst []float32) {
 		fn = dequantQ4K
 	case Q6_K:
 		fn = dequantQ6K
+	case Q4_1:
+		fn = dequantQ4_1
+	case Q5_0:
+		fn = dequantQ5_0
+	case Q5_1:
+		fn = dequantQ5_1
+	case Q2_K:
+		fn = dequantQ2K
+	case Q3_K:
+		fn = dequantQ3K
+	case Q5_K:
+		fn = dequantQ5K
+	case Q8_K:
+		fn = dequantQ8K
+	case IQ4_NL:
+		fn = dequantIQ4NL
+	case IQ4_XS:
+		fn = dequantIQ4XS
 	default:
 		panic("quant: no block decoder for " + t.String())
 	}
@@ -56,6 +75,14 @@ func quantizeBlocks(t DType, src []float32, dst []byte) {
 		fn = quantQ4K
 	case Q6_K:
 		fn = quantQ6K
+	case Q4_1:
+		fn = quantQ4_1
+	case Q5_0:
+		fn = quantQ5_0
+	case Q5_1:
+		fn = quantQ5_1
+	case Q5_K:
+		fn = quantQ5K
 	default:
 		panic("quant: no block encoder for " + t.String())
 	}

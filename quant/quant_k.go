@@ -67,8 +67,22 @@ func dequantQ4K(b []byte, y []float32) {
 // Fused multiply-adds (fma32, roundMulAdd) stand exactly where the reference
 // build contracts them; see quant_fma.go.
 func quantQ4K(x []float32, b []byte) {
+	var L [256]uint8
+	kQuantScaleMin(x, L[:], b[0:], b[2:], b[4:16], 15, -1, 0.1, 20)
+	qs := b[16:144]
+	for c := range 4 {
+		for l := range 32 {
+			qs[32*c+l] = L[64*c+l] | L[64*c+32+l]<<4
+		}
+	}
+}
+
+// kQuantScaleMin is the part Q4_K and Q5_K share: the per-sub-block scale
+// and min search (searchScaleMin with the given nmax and search grid), the
+// 6-bit scales and mins packed into sc against the super scales written to
+// dOut and dminOut, and the final quants (0..nmax) written to L.
+func kQuantScaleMin(x []float32, L []uint8, dOut, dminOut, sc []byte, nmax int, rmin, rdelta float32, nstep int) {
 	var (
-		L              [256]uint8
 		w              [32]float32
 		scales, mins   [8]float32
 		maxScale, maxM float32
@@ -83,7 +97,7 @@ func quantQ4K(x []float32, b []byte) {
 		for l, v := range xs {
 			w[l] = avX + abs32(v)
 		}
-		scales[j], mins[j] = searchScaleMin(xs, w[:], L[32*j:32*j+32])
+		scales[j], mins[j] = searchScaleMin(xs, w[:], L[32*j:32*j+32], nmax, rmin, rdelta, nstep)
 		if scales[j] > maxScale {
 			maxScale = scales[j]
 		}
@@ -98,16 +112,15 @@ func quantQ4K(x []float32, b []byte) {
 	if maxM > 0 {
 		invMin = 63 / maxM
 	}
-	sc := b[4:16]
-	clear(sc)
+	clear(sc[:12])
 	for j := range 8 {
 		ls := clampInt(roundMulAdd(invScale, scales[j]), 0, 63)
 		lm := clampInt(roundMulAdd(invMin, mins[j]), 0, 63)
 		packScaleMinK4(j, sc, uint8(ls), uint8(lm))
 	}
-	putF16(b[0:], scaleToF16(maxScale/63))
-	putF16(b[2:], scaleToF16(maxM/63))
-	d, dmin := getF16(b[0:]), getF16(b[2:])
+	putF16(dOut, scaleToF16(maxScale/63))
+	putF16(dminOut, scaleToF16(maxM/63))
+	d, dmin := getF16(dOut), getF16(dminOut)
 	for j := range 8 {
 		s, m := scaleMinK4(j, sc)
 		dj := d * float32(s)
@@ -116,32 +129,21 @@ func quantQ4K(x []float32, b []byte) {
 		}
 		dm := dmin * float32(m)
 		for i, v := range x[32*j : 32*j+32] {
-			L[32*j+i] = uint8(clampInt(nearestInt((v+dm)/dj), 0, 15))
-		}
-	}
-	qs := b[16:144]
-	for c := range 4 {
-		for l := range 32 {
-			qs[32*c+l] = L[64*c+l] | L[64*c+32+l]<<4
+			L[32*j+i] = uint8(clampInt(nearestInt((v+dm)/dj), 0, nmax))
 		}
 	}
 }
 
 // searchScaleMin finds a scale s ≥ 0 and min m ≥ 0 so that x ≈ s·q − m with
-// q in 0..15, minimising Σ w·(s·q − m − x)². It starts from the plain
+// q in 0..nmax, minimising Σ w·(s·q − m − x)². It starts from the plain
 // min/max mapping, then tries 21 inverse scales (14 to 16 steps across the
 // current range, moving the range's low end to each improvement), refining
 // each by the weighted least-squares s and m for the quants it yields, and
 // keeps the best. It writes the chosen quants to L and returns s and m.
-// This is the search of GGML's make_qkx2_quants with nmax = 15, rmin = −1,
-// rdelta = 0.1, 20 steps and squared error, evaluated in the same order.
-func searchScaleMin(x, w []float32, L []uint8) (scale, theMin float32) {
-	const (
-		nmax   = 15
-		nstep  = 20
-		rmin   = float32(-1)
-		rdelta = float32(0.1)
-	)
+// This is the search of GGML's make_qkx2_quants with squared error (Q4_K:
+// nmax = 15, rmin = −1, rdelta = 0.1, 20 steps; Q5_K: 31, −0.5, 0.1, 15),
+// evaluated in the same order.
+func searchScaleMin(x, w []float32, L []uint8, nmax int, rmin, rdelta float32, nstep int) (scale, theMin float32) {
 	n := len(x)
 	lo, hi := x[0], x[0]
 	sumW := w[0]
@@ -165,7 +167,7 @@ func searchScaleMin(x, w []float32, L []uint8) (scale, theMin float32) {
 		}
 		return 0, -lo
 	}
-	iscale := nmax / (hi - lo)
+	iscale := float32(nmax) / (hi - lo)
 	scale = 1 / iscale
 	var bestErr float32
 	for i := range n {
@@ -176,7 +178,7 @@ func searchScaleMin(x, w []float32, L []uint8) (scale, theMin float32) {
 	}
 	var aux [32]uint8
 	for is := 0; is <= nstep; is++ {
-		iscale = (float32(rmin+float32(rdelta*float32(is))) + nmax) / (hi - lo)
+		iscale = (float32(rmin+float32(rdelta*float32(is))) + float32(nmax)) / (hi - lo)
 		var sumL, sumL2, sumXL float32
 		for i := range n {
 			l := uint8(clampInt(roundMulAdd(iscale, x[i]-lo), 0, nmax))

@@ -37,7 +37,11 @@ func DequantizeRow(t DType, src []byte, dst []float32) error {
 }
 
 // QuantizeRow encodes src as type t into dst, which must hold RowBytes(len(src)) bytes.
+// Types that are read but not written (see Encodable) give an error.
 func QuantizeRow(t DType, src []float32, dst []byte) error {
+	if t.Valid() && !t.Encodable() {
+		return fmt.Errorf("masque reads %s but cannot write it", t)
+	}
 	n, err := t.RowBytes(len(src))
 	if err != nil {
 		return err

@@ -259,6 +259,7 @@ func (s *Server) routes() http.Handler {
 		"/v1/chat/completions": {[]string{"POST"}, authUser, "chat", s.handleChat},
 		"/v1/completions":      {[]string{"POST"}, authUser, "completions", s.handleCompletions},
 		"/v1/personas":         {[]string{"GET", "POST"}, authUser, "personas", s.handlePersonas},
+		"/v1/embeddings":       {[]string{"POST"}, authUser, "embeddings", s.handleEmbeddings},
 	}
 	prefix := map[string]route{
 		"/v1/models/":   {[]string{"GET"}, authUser, "models", s.handleModel},

@@ -65,7 +65,7 @@ With no --model, commands use the built-in default model (stories260K).`,
 		e.generateCmd(), e.chatCmd(), e.tokenizeCmd(), e.logitsCmd(), e.templateCmd(), e.inspectCmd(),
 		e.benchCmd(), e.randomCmd(), e.convertCmd(false), e.convertCmd(true),
 		e.statsCmd(), e.subnetCmd(), e.maskCmd(), e.evalCmd(), e.finetuneCmd(), e.synthCmd(),
-		e.serveCmd(), e.loadtestCmd(), e.tokenizerCmd(), e.pretrainCmd(), e.corpusCmd(),
+		e.serveCmd(), e.loadtestCmd(), e.tokenizerCmd(), e.pretrainCmd(), e.corpusCmd(), e.styleCmd(), e.embedCmd(), e.sculptCmd(),
 	)
 	return root
 }

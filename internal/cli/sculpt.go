@@ -1,0 +1,490 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/sculpt"
+)
+
+// sculptFlags are the options of `masque sculpt` shared by its subcommands.
+type sculptFlags struct {
+	data, evalData, persona, corpus, out string
+	ratio                                float64
+	maxLen, maxRows                      int
+	seed                                 uint64
+	threads                              int
+	dtype, ggufType                      string
+	noExport, noGGUF                     bool
+}
+
+func (f *sculptFlags) registerData(c *cobra.Command) {
+	fl := c.Flags()
+	fl.StringVar(&f.data, "data", "", "chat data, JSONL (messages, system/question/answer or Alpaca rows); the loss is on the assistant tokens")
+	fl.StringVar(&f.evalData, "eval-data", "", "held-out chat data for the validation loss (default: 5% of --data)")
+	fl.StringVar(&f.persona, "persona", "", "a voice of the --corpus voices corpus: its train split is the data, its valid split the held-out data")
+	fl.StringVar(&f.corpus, "corpus", "", "voices corpus folder (masque corpus voices --out DIR), with --persona")
+	fl.Float64Var(&f.ratio, "ratio", 0.25, "share of FFN channels removed in every layer, in (0, 1): k = round((1 − ratio)·d_ff) are kept")
+	fl.StringVar(&f.out, "out", "", "output folder (required)")
+	fl.IntVar(&f.maxLen, "max-len", 0, "cut conversations to this many tokens (default: the model's context)")
+	fl.IntVar(&f.maxRows, "max-rows", 0, "use only the first N training rows (0: all)")
+	fl.Uint64Var(&f.seed, "seed", 1, "seed of the data order, the held-out split and the score noise")
+	fl.IntVar(&f.threads, "threads", 0, "threads (default: all CPUs)")
+	fl.StringVar(&f.dtype, "dtype", "", "element type of the exported Hugging Face model: f32, bf16 or f16 (default: the model's)")
+	fl.StringVar(&f.ggufType, "gguf-type", "", "matrix type of model.gguf: f32, f16, bf16 or q8_0 (default: as the model)")
+	fl.BoolVar(&f.noExport, "no-export", false, "do not write the smaller model (model/, model.gguf); keep_indices.json is still written")
+	fl.BoolVar(&f.noGGUF, "no-gguf", false, "do not write model.gguf")
+}
+
+func (f *sculptFlags) exportOptions() sculpt.ExportOptions {
+	return sculpt.ExportOptions{DType: f.dtype, GGUFType: f.ggufType, NoGGUF: f.noGGUF}
+}
+
+// loadData reads --persona/--corpus or --data.
+func (f *sculptFlags) loadData(e *env, ck *checkpoint.Checkpoint, needData bool) (*sculpt.Data, error) {
+	do := sculpt.DataOptions{MaxLen: f.maxLen, Seed: f.seed, MaxRows: f.maxRows}
+	var d *sculpt.Data
+	var err error
+	switch {
+	case f.persona != "" && f.data != "":
+		return nil, usagef("give --persona (with --corpus) or --data, not both")
+	case f.persona != "":
+		if f.corpus == "" {
+			return nil, usagef("--persona needs --corpus DIR (a voices corpus)")
+		}
+		d, err = sculpt.LoadPersona(ck, f.corpus, f.persona, do)
+	case f.data != "":
+		d, err = sculpt.LoadChat(ck, f.data, f.evalData, do)
+	case needData:
+		return nil, usagef("give --data FILE.jsonl, or --persona NAME with --corpus DIR")
+	default:
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(e.stderr, "data: %d training rows (%d tokens, %d trained on), %d held out, %d skipped\n",
+		len(d.Train), d.Tokens, d.Targets, len(d.Valid), len(d.Skipped))
+	return d, nil
+}
+
+func (e *env) sculptCmd() *cobra.Command {
+	var mf modelFlags
+	var f sculptFlags
+	var cfg sculpt.Config
+	var global bool
+	c := &cobra.Command{
+		Use:   "sculpt --model M (--persona NAME --corpus DIR | --data FILE.jsonl) --ratio R --out DIR",
+		Short: "Persona-Pruner: learn which FFN channels a persona needs and export the smaller model",
+		Long: `sculpt learns, on a frozen model, which FFN channels one persona needs
+(Persona-Pruner): a score vector z per layer, the forward mask TopK(z, k) with the
+same k = round((1 − ratio)·d_ff) in every layer, the straight-through gradient of
+the cross-entropy on the assistant tokens to z, Adam on z. z starts from the
+channel's RMS activation times the norm of its down_proj column, plus noise.
+
+It writes DIR/model (an ordinary Hugging Face folder with intermediate_size = k),
+DIR/model.gguf, DIR/keep_indices.json ([L][k]), DIR/scores.json, DIR/run.json (every
+choice, the curves) and DIR/report.html (loss and mask-churn curves).
+Checkpoints go to DIR/checkpoint; --resume continues an interrupted run exactly.
+
+Subcommands: baseline (magnitude, Wanda, Taylor, depth pruning at equal size),
+compare (Persona-Pruner vs every baseline on one persona), analyze (mask overlap
+across seeds and personas), export (apply a keep_indices.json to a model).`,
+		Example: `  masque sculpt --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/kjv-25
+  masque sculpt --model M --data persona.jsonl --ratio 0.5 --steps 400 --out runs/p50`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.out == "" {
+				return usagef("--out is required")
+			}
+			if global && (f.persona != "" || f.data != "") {
+				return usagef("--global pools every voice of --corpus; it takes no --persona or --data")
+			}
+			if global && f.corpus == "" {
+				return usagef("--global needs --corpus DIR")
+			}
+			if _, err := sculpt.KeepCount(1000, f.ratio); err != nil {
+				return usagef("--ratio: %v", err)
+			}
+			ck, err := mf.open()
+			if err != nil {
+				return err
+			}
+			defer ck.Close()
+			if _, err := sculpt.KeepCount(ck.Model.Config.Intermediate, f.ratio); err != nil {
+				return usagef("--ratio: %v", err)
+			}
+			if global {
+				cfg.Data, err = sculpt.LoadPooled(ck, f.corpus, nil, f.maxRows, sculpt.DataOptions{MaxLen: f.maxLen, Seed: f.seed})
+				cfg.Method = sculpt.MethodGlobal
+			} else {
+				cfg.Data, err = f.loadData(e, ck, true)
+				cfg.Persona = f.persona
+			}
+			if err != nil {
+				return err
+			}
+			cfg.Checkpoint, cfg.Ratio, cfg.Out, cfg.Seed, cfg.Threads = ck, f.ratio, f.out, f.seed, f.threads
+			cfg.NoExport, cfg.Export = f.noExport, f.exportOptions()
+			cfg.Logf = func(format string, a ...any) { fmt.Fprintf(e.stderr, format+"\n", a...) }
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			pb := e.stepBar("learning the mask")
+			cfg.Progress = pb.update
+			res, err := sculpt.Run(ctx, cfg)
+			pb.done()
+			if errors.Is(err, sculpt.ErrInterrupted) {
+				return fmt.Errorf("%v; continue with the same flags plus --resume", err)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stderr, "done: %d steps in %.1f s (%.2f steps/s, %.0f tokens/s); k = %d of %d channels per layer\n",
+				res.Steps, res.Seconds, res.StepsPerSec, res.TokensPerSec, res.K, res.DFF)
+			if !math.IsNaN(res.ValidLoss) {
+				fmt.Fprintf(e.stderr, "held-out perplexity: dense %.3f, initial mask %.3f, learned mask %.3f\n",
+					math.Exp(res.DenseValidLoss), math.Exp(res.InitValidLoss), math.Exp(res.ValidLoss))
+			}
+			if res.Export != nil {
+				fmt.Fprintf(e.stderr, "smaller model (%d → %d parameters): %s", res.Export.DenseParams, res.Export.Params, res.Export.Model)
+				if res.Export.GGUF != "" {
+					fmt.Fprintf(e.stderr, ", %s", res.Export.GGUF)
+				} else if res.Export.GGUFSkipped != "" {
+					fmt.Fprintf(e.stderr, " (no GGUF: %s)", res.Export.GGUFSkipped)
+				}
+				fmt.Fprintln(e.stderr)
+			}
+			fmt.Fprintf(e.stderr, "report: %s\n", filepath.Join(f.out, sculpt.ReportFile))
+			return nil
+		},
+	}
+	mf.register(c)
+	f.registerData(c)
+	registerLearnFlags(c, &cfg)
+	c.Flags().BoolVar(&global, "global", false, "learn one global mask on every voice of --corpus pooled (--max-rows per voice)")
+	c.AddCommand(e.sculptBaselineCmd(), e.sculptCompareCmd(), e.sculptAnalyzeCmd(), e.sculptExportCmd())
+	return c
+}
+
+func registerLearnFlags(c *cobra.Command, cfg *sculpt.Config) {
+	fl := c.Flags()
+	fl.IntVar(&cfg.Steps, "steps", sculpt.DefaultSteps, "Adam steps on the scores")
+	fl.Float64Var(&cfg.LR, "lr", sculpt.DefaultLR, "learning rate of the scores (normalised to mean 1 per layer at the start)")
+	fl.StringVar(&cfg.Schedule, "schedule", "constant", "learning-rate schedule: constant, linear or cosine (to 10%)")
+	fl.IntVar(&cfg.BatchTokens, "batch-tokens", sculpt.DefaultBatchTokens, "token budget of one step's batch")
+	fl.Float64Var(&cfg.InitNoise, "init-noise", sculpt.DefaultInitNoise, "standard deviation of the noise added to the initial scores (negative: none)")
+	fl.IntVar(&cfg.CalibSamples, "calib-samples", sculpt.DefaultCalibSamples, "training conversations whose activations set the initial scores")
+	fl.StringVar(&cfg.Estimator, "estimator", sculpt.EstimatorSTE, "gradient to the scores: ste (straight-through), gumbel (straight-through Gumbel top-k) or soft-topk (ablations)")
+	fl.Float64Var(&cfg.Temperature, "temperature", sculpt.DefaultTemperature, "τ of the gumbel and soft-topk estimators")
+	fl.IntVar(&cfg.EvalEvery, "eval-every", 0, "validation loss every N steps (0: ten times a run)")
+	fl.IntVar(&cfg.CheckpointEvery, "checkpoint-every", sculpt.DefaultCkptEvery, "checkpoint every N steps (negative: only when interrupted)")
+	fl.BoolVar(&cfg.Resume, "resume", false, "continue the interrupted run in --out (same flags; --steps may grow)")
+}
+
+// stepBar shows learning progress: a bar on a terminal, quiet otherwise.
+type stepBar struct {
+	e    *env
+	what string
+	bar  *progressbar.ProgressBar
+	tty  bool
+}
+
+func (e *env) stepBar(what string) *stepBar {
+	return &stepBar{e: e, what: what, tty: isTerminal(e.stderr)}
+}
+
+func (s *stepBar) update(p sculpt.Progress) {
+	if !s.tty {
+		return
+	}
+	if s.bar == nil {
+		s.bar = progressbar.NewOptions(p.Total, progressbar.OptionSetWriter(s.e.stderr), progressbar.OptionSetDescription(s.what),
+			progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(false), progressbar.OptionSetWidth(20),
+			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionShowDescriptionAtLineEnd())
+	}
+	desc := fmt.Sprintf("step %d/%d loss %.4f churn %d %.2f steps/s %.0f tok/s ETA %s", p.Step, p.Total, p.Loss, p.Churn, p.StepsPerSec,
+		p.TokensPerSec, p.ETA.Round(time.Second))
+	if !math.IsNaN(p.EvalLoss) {
+		desc += fmt.Sprintf(" valid %.4f", p.EvalLoss)
+	}
+	s.bar.Describe(desc)
+	_ = s.bar.Set(p.Step)
+}
+
+func (s *stepBar) done() {
+	if s.bar != nil {
+		_ = s.bar.Exit()
+		fmt.Fprintln(s.e.stderr)
+		s.bar = nil
+	}
+}
+
+func (e *env) sculptBaselineCmd() *cobra.Command {
+	var mf modelFlags
+	var f sculptFlags
+	var cfg sculpt.BaselineConfig
+	var calib string
+	c := &cobra.Command{
+		Use:   "baseline --method M --ratio R --out DIR [--persona NAME --corpus DIR | --data FILE.jsonl] [--calib persona|generic]",
+		Short: "A pruning baseline at Persona-Pruner's size: magnitude, wanda, taylor, depth or depth-angular",
+		Long: `baseline prunes the model with one of Persona-Pruner's baselines, keeping the same
+k = round((1 − ratio)·d_ff) FFN channels in every layer (depth methods: the fewest
+whole blocks whose parameters are at least as many), and writes DIR/run.json,
+DIR/keep_indices.json (channel methods) and the smaller model (DIR/model, DIR/model.gguf).
+
+  magnitude      ‖gate_i‖² + ‖up_i‖² + ‖down[:,i]‖² (no data)
+  wanda          Σ_j |gate_ij|·‖X_j‖ + Σ_j |up_ij|·‖X_j‖ + ‖H_i‖·Σ_r |down_ri|
+  taylor         LLM-Pruner first order, Σ |w·∂L/∂w| over gate row, up row, down column
+  depth          ShortGPT: drop the blocks of lowest block influence 1 − cos(x_l, x_l+1)
+  depth-angular  Gromov et al.: drop the consecutive blocks of smallest angular distance
+
+The data (--persona/--corpus or --data) calibrates wanda, taylor and the depth
+methods; --calib generic uses the corpus's other voices instead of the persona's.
+The global mask is "masque sculpt --global --corpus DIR".`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.out == "" {
+				return usagef("--out is required")
+			}
+			method, err := sculpt.ParseBaseline(cfg.Method)
+			if err != nil {
+				return usagef("--method: %v", err)
+			}
+			if _, err := sculpt.KeepCount(1000, f.ratio); err != nil {
+				return usagef("--ratio: %v", err)
+			}
+			if calib != "persona" && calib != "generic" {
+				return usagef("--calib must be persona or generic, not %q", calib)
+			}
+			if calib == "generic" && (f.persona == "" || f.corpus == "") {
+				return usagef("--calib generic needs --persona and --corpus (the other voices are the generic data)")
+			}
+			ck, err := mf.open()
+			if err != nil {
+				return err
+			}
+			defer ck.Close()
+			if calib == "generic" {
+				others, err := sculpt.OtherVoices(f.corpus, f.persona)
+				if err != nil {
+					return err
+				}
+				if cfg.Calib, err = sculpt.LoadPooled(ck, f.corpus, others, f.maxRows, sculpt.DataOptions{MaxLen: f.maxLen}); err != nil {
+					return err
+				}
+				cfg.CalibName = "generic (voices other than " + f.persona + ")"
+			} else {
+				if cfg.Calib, err = f.loadData(e, ck, method != sculpt.MethodMagnitude); err != nil {
+					return err
+				}
+				if cfg.Calib != nil {
+					cfg.CalibName = cfg.Calib.Source
+				}
+			}
+			cfg.Checkpoint, cfg.Method, cfg.Ratio, cfg.Out = ck, method, f.ratio, f.out
+			cfg.NoExport, cfg.Export = f.noExport, f.exportOptions()
+			res, err := sculpt.RunBaseline(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			if res.Drop != nil {
+				fmt.Fprintf(e.stderr, "%s: drop layers %v; ", method, res.Drop)
+			} else {
+				fmt.Fprintf(e.stderr, "%s: keep %d channels per layer; ", method, res.K)
+			}
+			fmt.Fprintf(e.stderr, "%d → %d parameters in %.1f s; written to %s\n", res.DenseParams, res.Params, res.Seconds, f.out)
+			return nil
+		},
+	}
+	mf.register(c)
+	f.registerData(c)
+	c.Flags().StringVar(&cfg.Method, "method", "", "magnitude, wanda, taylor, depth or depth-angular (required)")
+	c.Flags().StringVar(&calib, "calib", "persona", "calibration data: persona (the --persona/--data rows) or generic (the corpus's other voices)")
+	c.Flags().IntVar(&cfg.CalibSamples, "calib-samples", sculpt.DefaultCalibSamples, "calibration conversations used")
+	c.Flags().IntVar(&cfg.BatchTokens, "batch-tokens", sculpt.DefaultBatchTokens, "token budget of one batch of Taylor gradients")
+	return c
+}
+
+func (e *env) sculptCompareCmd() *cobra.Command {
+	var mf modelFlags
+	var f sculptFlags
+	var cfg sculpt.CompareConfig
+	var asJSON bool
+	var methods string
+	c := &cobra.Command{
+		Use:   "compare --persona NAME --corpus DIR --ratio R --out DIR [--json]",
+		Short: "Persona-Pruner vs the global mask and every baseline on one persona: perplexity, fidelity, parameters",
+		Long: `compare runs Persona-Pruner, the global mask (all voices pooled) and every
+baseline (magnitude, wanda and taylor with persona and with generic calibration,
+depth, depth-angular) at the same ratio, and measures each model and the dense
+one: perplexity of the persona's held-out (valid) split and of the other voices',
+persona fidelity and conditioning ratio (eval voices on the persona's test prompts),
+parameters. The headline is the share of the best baseline's perplexity increase
+that Persona-Pruner avoids, 1 − (ppl_PP − ppl_dense)/(ppl_best − ppl_dense).
+
+Each method's run folder is DIR/<method>; DIR/compare.json and DIR/compare.html hold
+the table. An interrupted comparison resumes with the same command.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case f.out == "":
+				return usagef("--out is required")
+			case f.persona == "" || f.corpus == "":
+				return usagef("compare needs --persona NAME and --corpus DIR (a voices corpus)")
+			case f.data != "":
+				return usagef("compare takes its data from --persona/--corpus, not --data")
+			}
+			if _, err := sculpt.KeepCount(1000, f.ratio); err != nil {
+				return usagef("--ratio: %v", err)
+			}
+			if methods != "" {
+				cfg.Methods = strings.Split(methods, ",")
+			}
+			ck, err := mf.open()
+			if err != nil {
+				return err
+			}
+			defer ck.Close()
+			cfg.Checkpoint, cfg.Corpus, cfg.Persona, cfg.Ratio, cfg.Out = ck, f.corpus, f.persona, f.ratio, f.out
+			cfg.Learn.Seed, cfg.Learn.Threads, cfg.NoExport = f.seed, f.threads, f.noExport
+			cfg.CalibSamples = cfg.Learn.CalibSamples
+			cfg.Learn.Export = f.exportOptions()
+			cfg.Stage = func(format string, a ...any) { fmt.Fprintf(e.stderr, "compare: "+format+"\n", a...) }
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			pb := e.stepBar("learning")
+			cfg.Learn.Progress = func(p sculpt.Progress) {
+				pb.update(p)
+				if p.Step == p.Total {
+					pb.done()
+				}
+			}
+			res, err := sculpt.Compare(ctx, cfg)
+			pb.done()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(e.stdout, res)
+			}
+			fmt.Fprintf(e.stdout, "%-16s %10s %10s %9s %12s\n", "method", "ppl", "generic", "fidelity", "params")
+			line := func(name string, fg *sculpt.Figures) {
+				fmt.Fprintf(e.stdout, "%-16s %10.3f %10.3f %9.3f %12d\n", name, fg.PPL, fg.GenericPPL, fg.Fidelity, fg.Params)
+			}
+			line("dense", &res.Dense)
+			for _, m := range sculpt.CompareMethods {
+				if fg := res.Methods[m]; fg != nil {
+					line(m, fg)
+				}
+			}
+			if res.DropAvoided != nil {
+				fmt.Fprintf(e.stdout, "drop avoided vs the best baseline (%s): %.1f%%\n", res.BestBaseline, 100**res.DropAvoided)
+			}
+			fmt.Fprintf(e.stderr, "written to %s\n", filepath.Join(f.out, sculpt.CompareFile))
+			return nil
+		},
+	}
+	mf.register(c)
+	f.registerData(c)
+	registerLearnFlags(c, &cfg.Learn)
+	fl := c.Flags()
+	fl.BoolVar(&asJSON, "json", false, "print the comparison as JSON on stdout")
+	fl.StringVar(&methods, "methods", "", "comma-separated methods to run (default all: "+strings.Join(sculpt.CompareMethods, ",")+")")
+	fl.IntVar(&cfg.GlobalPerVoice, "global-rows", 0, "training rows per voice in the global mask's pooled data (0: as many as the persona has)")
+	fl.BoolVar(&cfg.NoFidelity, "no-fidelity", false, "skip the persona-fidelity benchmark")
+	fl.IntVar(&cfg.FidelityLimit, "fidelity-limit", 20, "test prompts of the persona answered for the fidelity")
+	fl.IntVar(&cfg.FidelityMaxTokens, "fidelity-max-tokens", 0, "longest answer in tokens (default: eval voices's)")
+	return c
+}
+
+func (e *env) sculptAnalyzeCmd() *cobra.Command {
+	var cfg sculpt.AnalyzeConfig
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "analyze --out DIR [--corpus DIR] RUN_DIR...",
+		Short: "Mask overlap of sculpt runs: across seeds of a persona, between personas against persona similarity, per layer",
+		Long: `analyze reads finished sculpt run folders (keep_indices.json, scores.json, run.json)
+and reports, as DIR/analysis.json and DIR/analysis.html:
+  - for runs of the same persona (different seeds): kept-channel overlap, the
+    correlation of the 0/1 masks and of the learned scores;
+  - between personas: mean kept-channel overlap against persona similarity (the
+    cosine of the word-frequency vectors of their train splits, --corpus), and the
+    Pearson correlation of the two over persona pairs;
+  - a heat map per layer of the kept-channel overlap between personas.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cfg.Out == "" {
+				return usagef("--out is required")
+			}
+			cfg.Runs = args
+			a, err := sculpt.Analyze(cfg)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(e.stdout, a)
+			}
+			for _, p := range a.Seeds {
+				fmt.Fprintf(e.stdout, "seeds %s: %s vs %s: overlap %.3f, mask r %.3f, score r %.3f\n", p.Persona, p.A, p.B, p.Overlap, p.MaskCorr, p.ScoreCorr)
+			}
+			if a.SimilarityCorrelation != nil {
+				fmt.Fprintf(e.stdout, "mask overlap vs persona similarity over %d pairs: r = %.3f\n", a.Pairs, *a.SimilarityCorrelation)
+			}
+			fmt.Fprintf(e.stderr, "written to %s\n", cfg.Out)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&cfg.Out, "out", "", "output folder (required)")
+	c.Flags().StringVar(&cfg.Corpus, "corpus", "", "voices corpus, for persona similarity")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the analysis as JSON on stdout")
+	return c
+}
+
+func (e *env) sculptExportCmd() *cobra.Command {
+	var mf modelFlags
+	var f sculptFlags
+	var keep string
+	c := &cobra.Command{
+		Use:   "export --keep keep_indices.json --out DIR [--model M]",
+		Short: "Apply keep indices ([L][k]) to a model and write the smaller model",
+		Long: `export slices a model by a keep_indices.json (Persona-Pruner's [L][k] layout: the
+kept FFN channels of every layer) and writes DIR/model, DIR/model.gguf and
+DIR/keep_indices.json. Indices from a sculpt run folder are checked against the
+fingerprint of the model they were made for.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if keep == "" || f.out == "" {
+				return usagef("--keep and --out are required")
+			}
+			ck, err := mf.open()
+			if err != nil {
+				return err
+			}
+			defer ck.Close()
+			info, err := sculpt.ExportKeep(ck, keep, f.out, f.exportOptions())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stderr, "%d → %d parameters (intermediate_size %d): %s\n", info.DenseParams, info.Params, info.Intermediate, info.Model)
+			return nil
+		},
+	}
+	mf.register(c)
+	c.Flags().StringVar(&keep, "keep", "", "keep_indices.json (required)")
+	c.Flags().StringVar(&f.out, "out", "", "output folder (required)")
+	c.Flags().StringVar(&f.dtype, "dtype", "", "element type of the Hugging Face model: f32, bf16 or f16")
+	c.Flags().StringVar(&f.ggufType, "gguf-type", "", "matrix type of model.gguf")
+	c.Flags().BoolVar(&f.noGGUF, "no-gguf", false, "do not write model.gguf")
+	return c
+}

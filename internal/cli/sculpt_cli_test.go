@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const sculptCorpus = "../../sculpt/testdata/corpus"
+
+// TestSculptWorkflow runs sculpt on the built-in model end to end: a
+// Persona-Pruner run with its exported model, a second seed and another
+// persona for the analysis, a baseline, the comparison's JSON, and the
+// errors for bad input.
+func TestSculptWorkflow(t *testing.T) {
+	dir := t.TempDir()
+	learn := []string{"--corpus", sculptCorpus, "--ratio", "0.5", "--steps", "2", "--batch-tokens", "512", "--calib-samples", "4", "--threads", "2"}
+	runA := filepath.Join(dir, "slang-1")
+	code, _, errs := run(t, "", append([]string{"sculpt", "--persona", "slang", "--out", runA}, learn...)...)
+	if code != 0 {
+		t.Fatalf("sculpt: %s", errs)
+	}
+	for _, want := range []string{"smaller model", "report:", "held-out perplexity"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("sculpt output lacks %q: %s", want, errs)
+		}
+	}
+	for _, f := range []string{"run.json", "report.html", "keep_indices.json", "model/config.json", "model.gguf"} {
+		if _, err := os.Stat(filepath.Join(runA, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	gen := []string{"generate", "--model", filepath.Join(runA, "model"), "--prompt", "Once upon a time", "-n", "8", "--temperature", "0"}
+	if code, out, errs := run(t, "", gen...); code != 0 || out == "" {
+		t.Fatalf("generate from the exported model: %s", errs)
+	}
+	runB := filepath.Join(dir, "slang-2")
+	if code, _, errs := run(t, "", append([]string{"sculpt", "--persona", "slang", "--seed", "2", "--no-export", "--out", runB}, learn...)...); code != 0 {
+		t.Fatalf("sculpt seed 2: %s", errs)
+	}
+	runC := filepath.Join(dir, "gloss")
+	if code, _, errs := run(t, "", append([]string{"sculpt", "--persona", "gloss", "--no-export", "--out", runC}, learn...)...); code != 0 {
+		t.Fatalf("sculpt gloss: %s", errs)
+	}
+	code, out, errs := run(t, "", "sculpt", "analyze", "--json", "--corpus", sculptCorpus, "--out", filepath.Join(dir, "an"), runA, runB, runC)
+	if code != 0 {
+		t.Fatalf("analyze: %s", errs)
+	}
+	var an struct {
+		Seeds    []map[string]any `json:"seed_pairs"`
+		Personas []string         `json:"personas"`
+	}
+	if err := json.Unmarshal([]byte(out), &an); err != nil || len(an.Seeds) != 1 || len(an.Personas) != 2 {
+		t.Fatalf("analyze output %s: %v", out, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "an", "analysis.html")); err != nil {
+		t.Error(err)
+	}
+	// A baseline.
+	if code, _, errs := run(t, "", "sculpt", "baseline", "--method", "magnitude", "--ratio", "0.5", "--no-gguf", "--out", filepath.Join(dir, "mag")); code != 0 {
+		t.Fatalf("baseline: %s", errs)
+	}
+	// The comparison's JSON.
+	code, out, errs = run(t, "", append([]string{"sculpt", "compare", "--persona", "gloss", "--out", filepath.Join(dir, "cmp"), "--json", "--no-export",
+		"--methods", "magnitude,depth", "--fidelity-limit", "1", "--fidelity-max-tokens", "4"}, learn...)...)
+	if code != 0 {
+		t.Fatalf("compare: %s", errs)
+	}
+	var cmp map[string]any
+	if err := json.Unmarshal([]byte(out), &cmp); err != nil {
+		t.Fatalf("compare output %q: %v", out, err)
+	}
+	for _, k := range []string{"persona", "ratio", "dense", "methods", "drop_avoided_vs_best_baseline"} {
+		if _, ok := cmp[k]; !ok {
+			t.Errorf("compare JSON lacks %q", k)
+		}
+	}
+	if ms, _ := cmp["methods"].(map[string]any); len(ms) != 3 {
+		t.Errorf("methods %v", cmp["methods"])
+	}
+
+	// Bad input.
+	bad := filepath.Join(dir, "bad.jsonl")
+	os.WriteFile(bad, []byte(`{"messages":[{"role":"user","content":"hi"}]}`+"\n"), 0o644)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sculpt", "--persona", "slang", "--corpus", sculptCorpus, "--ratio", "1", "--out", filepath.Join(dir, "x")}, "outside (0, 1)"},
+		{[]string{"sculpt", "--persona", "slang", "--corpus", sculptCorpus, "--ratio", "0", "--out", filepath.Join(dir, "x")}, "outside (0, 1)"},
+		{[]string{"sculpt", "--persona", "slang", "--corpus", sculptCorpus, "--ratio", "0.999", "--out", filepath.Join(dir, "x")}, "k = 0"},
+		{[]string{"sculpt", "--data", bad, "--out", filepath.Join(dir, "x")}, "no conversation with assistant tokens"},
+		{[]string{"sculpt", "--persona", "pirate", "--corpus", sculptCorpus, "--out", filepath.Join(dir, "x")}, "not a voice"},
+		{[]string{"sculpt", "export", "--model", "../../testdata/hf-tiny/llama", "--keep", filepath.Join(runA, "keep_indices.json"), "--out", filepath.Join(dir, "x")}, "another model"},
+		{[]string{"sculpt", "baseline", "--method", "slicegpt", "--out", filepath.Join(dir, "x")}, "unknown baseline"},
+	} {
+		code, _, errs := run(t, "", c.args...)
+		if code == 0 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, %s (want %q)", c.args, code, errs, c.want)
+		}
+	}
+	// Keep indices without a run.json still have to fit the model.
+	lone := filepath.Join(dir, "lone.json")
+	data, _ := os.ReadFile(filepath.Join(runA, "keep_indices.json"))
+	os.WriteFile(lone, data, 0o644)
+	code, _, errs = run(t, "", "sculpt", "export", "--model", "../../testdata/hf-tiny/llama", "--keep", lone, "--out", filepath.Join(dir, "y"))
+	if code == 0 || !strings.Contains(errs, "another model") {
+		t.Errorf("foreign keep indices: exit %d, %s", code, errs)
+	}
+}

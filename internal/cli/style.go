@@ -1,0 +1,392 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/masque-ai/masque/internal/atomicfile"
+	"github.com/masque-ai/masque/style"
+)
+
+func (e *env) styleCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "style",
+		Short: "Structured style profiles (keywords, syntax, pragmatic tags) and style scores",
+		Long: `A character's style in three explicit parts (METHODS.md §3): a lexical signature
+(PMI keywords against a background), a syntactic profile (grammar rules from
+part-of-speech tags and phrase chunks mapped onto 14 named dimensions) and
+pragmatic tags (prototype centroids over sentence embeddings).`,
+	}
+	c.AddCommand(e.styleProfileCmd(), e.styleReportCmd(), e.styleScoreCmd(), e.styleClassifyCmd(), e.styleTagsCmd())
+	return c
+}
+
+// styleBars draws a progress bar per stage (quiet when stderr is not a
+// terminal).
+func (e *env) styleBars() func(stage string, done, total int) {
+	if !isTerminal(e.stderr) {
+		return func(string, int, int) {}
+	}
+	bars := map[string]*progressbar.ProgressBar{}
+	return func(stage string, done, total int) {
+		bar := bars[stage]
+		if bar == nil {
+			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription(stage),
+				progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetPredictTime(true),
+				progressbar.OptionSetElapsedTime(true), progressbar.OptionSetWidth(24), progressbar.OptionThrottle(200*time.Millisecond),
+				progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }))
+			bars[stage] = bar
+		}
+		bar.Set(done)
+	}
+}
+
+func (e *env) styleProfileCmd() *cobra.Command {
+	var data, background, out, name, charField, textField, split, tags string
+	var minCount, top, chunkWords, embedLines int
+	var ef embedderFlags
+	c := &cobra.Command{
+		Use:   "profile --data LINES [--background BG] --out profile.json",
+		Short: "Build style profiles of one or more characters",
+		Long: `Build the style profile of each character in --data: a plain-text file (one
+line per utterance, one character: --name), a JSONL file with a character field
+(many characters), or a voices corpus folder (every voice, --split train).
+Each character's background for PMI is the other characters plus --background
+(neutral text: lines, or a JSONL file's text fields). With --model or
+--embed-url the profiles get their pragmatic part (tags from --tags, default
+the built-in set, see masque style tags, and the style centroid).`,
+		Example: `  masque style profile --data /work/corpus/voices --model ./voices-base --out voices.json
+  masque style profile --data lines.txt --name alice --background neutral.txt --out alice.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if data == "" || out == "" {
+				return usagef("--data and --out are required")
+			}
+			chars, err := style.LoadCharacters(data, style.DataOptions{Name: name, CharacterField: charField, TextField: textField, Split: split})
+			if err != nil {
+				return err
+			}
+			var bg []string
+			if background != "" {
+				if bg, err = style.ReadLines(background); err != nil {
+					return err
+				}
+			}
+			ts, err := style.LoadTagSet(tags)
+			if err != nil {
+				return err
+			}
+			emb, err := ef.open()
+			if err != nil {
+				return err
+			}
+			defer ef.close()
+			start := time.Now()
+			set, err := style.Run(cmd.Context(), style.Config{Characters: chars, Background: bg, MinCount: minCount, TopK: top,
+				ChunkWords: chunkWords, Embedder: emb, TagSet: ts, EmbedLines: embedLines, Progress: e.styleBars()})
+			if err != nil {
+				return err
+			}
+			if err := set.Save(out); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "character\tlines\twords\ttop keywords\ttags on")
+			for _, p := range set.Characters {
+				var kw, on []string
+				for _, k := range p.Keywords[:min(6, len(p.Keywords))] {
+					kw = append(kw, k.Word)
+				}
+				for _, t := range p.Tags {
+					if t.On {
+						on = append(on, t.Name)
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", p.Name, p.Lines, p.Words, strings.Join(kw, " "), strings.Join(on, " "))
+			}
+			tw.Flush()
+			fmt.Fprintf(e.stdout, "wrote %s (%d characters, %.1fs)\n", out, len(set.Characters), time.Since(start).Seconds())
+			return nil
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&data, "data", "", "the characters' lines: text file, JSONL with a character field, or a voices corpus folder")
+	fl.StringVar(&background, "background", "", "neutral text (one line each, or JSONL text fields)")
+	fl.StringVar(&out, "out", "", "profile file to write (JSON)")
+	fl.StringVar(&name, "name", "", "the character of a plain-text --data file (or of JSONL rows without the character field)")
+	fl.StringVar(&charField, "character-field", "character", "JSONL field naming the character")
+	fl.StringVar(&textField, "text-field", "text", "JSONL field holding the line (rows without it contribute their assistant messages)")
+	fl.StringVar(&split, "split", "train", "split read from a voices corpus folder")
+	fl.StringVar(&tags, "tags", "", "pragmatic tag set file (YAML; default: the built-in set)")
+	fl.IntVar(&minCount, "min-count", 5, "least uses of a word for the lexicon and keywords")
+	fl.IntVar(&top, "top", 25, "keywords per character")
+	fl.IntVar(&chunkWords, "chunk-words", 100, "chunk size (words) over which syntactic spread is measured")
+	fl.IntVar(&embedLines, "embed-lines", 200, "most lines per character embedded for the pragmatic part")
+	ef.register(c)
+	return c
+}
+
+func (e *env) styleReportCmd() *cobra.Command {
+	var profile, out string
+	c := &cobra.Command{
+		Use:   "report --profile P --out report.html",
+		Short: "Render an HTML page comparing characters' styles (keywords, radar of the 14 dimensions, tags)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if profile == "" || out == "" {
+				return usagef("--profile and --out are required")
+			}
+			set, err := style.Load(profile)
+			if err != nil {
+				return err
+			}
+			if err := atomicfile.WriteFile(out, func(w io.Writer) error { return style.WriteReport(w, set) }); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "wrote %s\n", out)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&profile, "profile", "", "profile file (masque style profile)")
+	c.Flags().StringVar(&out, "out", "", "HTML file to write")
+	return c
+}
+
+// scoreRow is a batch row of masque style score.
+type scoreRow struct {
+	Character string `json:"character"`
+	Input     string `json:"input"`
+	Output    string `json:"output"`
+}
+
+func (e *env) styleScoreCmd() *cobra.Command {
+	var profile, character, input, output, batch, tags string
+	var gate float64
+	var asJSON bool
+	var ef embedderFlags
+	c := &cobra.Command{
+		Use:   "score --profile P [--character C] --input NEUTRAL --output REPLY",
+		Short: "Score a reply: semantic fidelity to its neutral input, style similarity to a character, VSS and H",
+		Long: `semantic = cosine of the embeddings of input and output; style = the mean of
+the lexical, syntactic and pragmatic similarities of the output to the
+character's profile (see the style package); VSS = style if semantic > --gate
+(0.75) else 0; H = the harmonic mean of semantic and style. The embedder must
+be the one the profile was built with. --batch FILE.jsonl scores rows
+{"character":...,"input":...,"output":...} (character optional when the profile
+has one); with --json one object per row.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if profile == "" {
+				return usagef("--profile is required")
+			}
+			if batch == "" && (input == "" || output == "") {
+				return usagef("give --input and --output, or --batch")
+			}
+			set, err := style.Load(profile)
+			if err != nil {
+				return err
+			}
+			var ts *style.TagSet
+			if tags != "" {
+				if ts, err = style.LoadTagSet(tags); err != nil {
+					return err
+				}
+			}
+			emb, err := ef.open()
+			if err != nil {
+				return err
+			}
+			defer ef.close()
+			if emb == nil {
+				return usagef("scoring needs the embedder the profile was built with (--model or --embed-url)")
+			}
+			sc, err := style.NewScorer(set, nil, emb, ts)
+			if err != nil {
+				return fmt.Errorf("%s: %v", profile, err)
+			}
+			var rows []scoreRow
+			if batch != "" {
+				if rows, err = readScoreRows(batch); err != nil {
+					return err
+				}
+			} else {
+				rows = []scoreRow{{Character: character, Input: input, Output: output}}
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+			if !asJSON {
+				fmt.Fprintln(tw, "row\tcharacter\tsemantic\tstyle\tlexical\tsyntactic\tpragmatic\tvss\th")
+			}
+			for i, r := range rows {
+				name := r.Character
+				if name == "" {
+					name = character
+				}
+				if name == "" {
+					if len(set.Characters) != 1 {
+						return usagef("the profile has %d characters: give --character (or a character field in each row)", len(set.Characters))
+					}
+					name = set.Characters[0].Name
+				}
+				p, err := set.Character(name)
+				if err != nil {
+					return fmt.Errorf("row %d: %v", i+1, err)
+				}
+				s, err := sc.ScorePair(cmd.Context(), p, r.Input, r.Output, gate)
+				if err != nil {
+					return fmt.Errorf("row %d: %v", i+1, err)
+				}
+				if asJSON {
+					if err := writeJSON(e.stdout, map[string]float64{"semantic": s.Semantic, "style": s.Style, "vss": s.VSS, "h": s.H}); err != nil {
+						return err
+					}
+					continue
+				}
+				prag := "-"
+				if !math.IsNaN(s.Parts.Pragmatic) {
+					prag = fmt.Sprintf("%.3f", s.Parts.Pragmatic)
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%.3f\t%.3f\n", i+1, name, s.Semantic, s.Style, s.Parts.Lexical, s.Parts.Syntactic, prag, s.VSS, s.H)
+			}
+			return tw.Flush()
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&profile, "profile", "", "profile file (masque style profile)")
+	fl.StringVar(&character, "character", "", "the character whose style the output should have (default: the profile's only one)")
+	fl.StringVar(&input, "input", "", "the neutral input text")
+	fl.StringVar(&output, "output", "", "the styled reply")
+	fl.StringVar(&batch, "batch", "", `JSONL of {"character","input","output"} rows to score`)
+	fl.StringVar(&tags, "tags", "", "tag set file to check the profile against (refused when the profile was built with another)")
+	fl.Float64Var(&gate, "gate", style.SemanticGate, "semantic fidelity above which style counts (VSS)")
+	fl.BoolVar(&asJSON, "json", false, `print {"semantic","style","vss","h"} per row`)
+	ef.register(c)
+	return c
+}
+
+func readScoreRows(path string) ([]scoreRow, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 16<<20)
+	var rows []scoreRow
+	for ln := 1; sc.Scan(); ln++ {
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		var r scoreRow
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", path, ln, err)
+		}
+		if strings.TrimSpace(r.Input) == "" || strings.TrimSpace(r.Output) == "" {
+			return nil, fmt.Errorf("%s:%d: the row needs non-empty input and output", path, ln)
+		}
+		rows = append(rows, r)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("%s: no rows", path)
+	}
+	return rows, nil
+}
+
+func (e *env) styleClassifyCmd() *cobra.Command {
+	var profile, corpus, split string
+	var chunkWords, perVoice int
+	var asJSON bool
+	var ef embedderFlags
+	c := &cobra.Command{
+		Use:   "classify --profile P --corpus VOICES",
+		Short: "Nearest-profile classification of a voices corpus's held-out passages, per style part",
+		Long: `Cut the held-out documents of a voices corpus into passages of about
+--chunk-words words, assign each to the most similar profile by each part alone
+(lexical, syntactic, pragmatic) and by all three (style similarity), and print
+the accuracies. The pragmatic part needs the profile's embedder.`,
+		Example: `  masque style profile --data /work/corpus/voices --model builtin --out voices.json
+  masque style classify --profile voices.json --corpus /work/corpus/voices --model builtin`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if profile == "" || corpus == "" {
+				return usagef("--profile and --corpus are required")
+			}
+			set, err := style.Load(profile)
+			if err != nil {
+				return err
+			}
+			emb, err := ef.open()
+			if err != nil {
+				return err
+			}
+			defer ef.close()
+			sc, err := style.NewScorer(set, nil, emb, nil)
+			if err != nil {
+				return fmt.Errorf("%s: %v", profile, err)
+			}
+			bar := e.styleBars()
+			res, err := style.Classify(cmd.Context(), style.ClassifyConfig{Scorer: sc, Corpus: corpus, Split: split, ChunkWords: chunkWords, PerVoice: perVoice,
+				Progress: func(d, t int) { bar("classify", d, t) }})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(e.stdout, res)
+			}
+			parts := []string{}
+			for _, p := range style.ClassifyParts {
+				if _, ok := res.Accuracy[p]; ok {
+					parts = append(parts, p)
+				}
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintf(tw, "voice\t%s\n", strings.Join(parts, "\t"))
+			for _, v := range res.Voices {
+				fmt.Fprint(tw, v)
+				for _, p := range parts {
+					fmt.Fprintf(tw, "\t%.1f%%", 100*res.PerVoice[p][v])
+				}
+				fmt.Fprintln(tw)
+			}
+			fmt.Fprint(tw, "all voices")
+			for _, p := range parts {
+				fmt.Fprintf(tw, "\t%.1f%%", 100*res.Accuracy[p])
+			}
+			fmt.Fprintf(tw, "\n%d passages, %d words\n", res.Chunks, res.Words)
+			return tw.Flush()
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&profile, "profile", "", "profile file with one character per voice")
+	fl.StringVar(&corpus, "corpus", "", "voices corpus folder")
+	fl.StringVar(&split, "split", "test", "held-out split")
+	fl.IntVar(&chunkWords, "chunk-words", 100, "passage size in words")
+	fl.IntVar(&perVoice, "per-voice", 50, "most passages per voice")
+	fl.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	ef.register(c)
+	return c
+}
+
+func (e *env) styleTagsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "tags",
+		Short: "Print the built-in pragmatic tag set (YAML), a starting point for --tags",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := e.stdout.Write(style.DefaultTagSetYAML())
+			return err
+		},
+	}
+}

@@ -1,0 +1,334 @@
+package quant
+
+import (
+	"encoding/binary"
+	"math"
+)
+
+// Decoders (and, for Q4_1, Q5_0, Q5_1 and Q5_K, encoders) of the GGML block
+// formats beyond Q8_0, Q4_0, Q4_K and Q6_K. Layouts follow ggml-common.h byte
+// for byte; the decoders evaluate each element as GGML's scalar dequantisers
+// do (scale·quant, then minus the min, each product rounded on its own).
+
+// Q4_1 (20 bytes): d (f16), m (f16), 16 bytes; byte j holds element j (low
+// nibble) and j+16 (high nibble); x = d·q + m.
+
+func dequantQ4_1(b []byte, y []float32) {
+	d, m := getF16(b), getF16(b[2:])
+	for j := range 16 {
+		q := b[4+j]
+		y[j] = float32(float32(q&0xf)*d) + m
+		y[j+16] = float32(float32(q>>4)*d) + m
+	}
+}
+
+// minMax returns the smallest and largest of x (GGML starts from ±FLT_MAX).
+func minMax(x []float32) (lo, hi float32) {
+	lo, hi = math.MaxFloat32, -math.MaxFloat32
+	for _, v := range x {
+		if v < lo {
+			lo = v
+		}
+		if v > hi {
+			hi = v
+		}
+	}
+	return lo, hi
+}
+
+// quantQ4_1: d = (max−min)/15, m = min, q = trunc((x−min)·(1/d) + 0.5) ≤ 15,
+// like GGML's quantize_row_q4_1_ref (the multiply-add fused, as built).
+func quantQ4_1(x []float32, b []byte) {
+	lo, hi := minMax(x[:32])
+	d := (hi - lo) / 15
+	h := scaleToF16(d)
+	var id float32
+	if d != 0 {
+		id = 1 / d
+	}
+	putF16(b, h)
+	putF16(b[2:], scaleToF16(lo))
+	for j := range 16 {
+		b[4+j] = truncQ(x[j]-lo, id, 0.5, 15) | truncQ(x[j+16]-lo, id, 0.5, 15)<<4
+	}
+}
+
+// truncQ returns trunc(v·id + add) clamped to 0..lim, the (int8_t) cast of
+// GGML's legacy quantisers with the product fused into the addition.
+func truncQ(v, id, add float32, lim int) byte {
+	f := fma32(v, id, add)
+	if !(f > 0) {
+		return 0
+	}
+	if f >= float32(lim) {
+		return byte(lim)
+	}
+	return byte(int(f))
+}
+
+// Q5_0 (22 bytes): d (f16), qh (4 bytes, little-endian uint32: bit j is the
+// fifth bit of element j), 16 bytes of low nibbles laid out as Q4_0;
+// x = d·(q − 16).
+
+func dequantQ5_0(b []byte, y []float32) {
+	d := getF16(b)
+	qh := binary.LittleEndian.Uint32(b[2:])
+	for j := range 16 {
+		q := b[6+j]
+		h0 := byte(qh>>j) & 1 << 4
+		h1 := byte(qh>>(j+16)) & 1 << 4
+		y[j] = float32(int(q&0xf|h0)-16) * d
+		y[j+16] = float32(int(q>>4|h1)-16) * d
+	}
+}
+
+// quantQ5_0: d = m/−16 where m is the (first) value of largest magnitude;
+// q = trunc(x·(1/d) + 16.5) ≤ 31, like GGML's quantize_row_q5_0_ref.
+func quantQ5_0(x []float32, b []byte) {
+	var amax, mx float32
+	for _, v := range x[:32] {
+		if a := abs32(v); a > amax {
+			amax, mx = a, v
+		}
+	}
+	d := mx / -16
+	h := scaleToF16(d)
+	if F32ToF16(d)&0x7fff == 0x7c00 {
+		d = F16ToF32(h)
+	}
+	var id float32
+	if d != 0 {
+		id = 1 / d
+	}
+	putF16(b, h)
+	var qh uint32
+	for j := range 16 {
+		q0, q1 := truncQ(x[j], id, 16.5, 31), truncQ(x[j+16], id, 16.5, 31)
+		b[6+j] = q0&0xf | (q1&0xf)<<4
+		qh |= uint32(q0>>4) << j
+		qh |= uint32(q1>>4) << (j + 16)
+	}
+	binary.LittleEndian.PutUint32(b[2:], qh)
+}
+
+// Q5_1 (24 bytes): d (f16), m (f16), qh (4 bytes), 16 bytes of low nibbles;
+// x = d·q + m.
+
+func dequantQ5_1(b []byte, y []float32) {
+	d, m := getF16(b), getF16(b[2:])
+	qh := binary.LittleEndian.Uint32(b[4:])
+	for j := range 16 {
+		q := b[8+j]
+		h0 := byte(qh>>j) & 1 << 4
+		h1 := byte(qh>>(j+16)) & 1 << 4
+		y[j] = float32(float32(q&0xf|h0)*d) + m
+		y[j+16] = float32(float32(q>>4|h1)*d) + m
+	}
+}
+
+// quantQ5_1: d = (max−min)/31, m = min, q = trunc((x−min)·(1/d) + 0.5), like
+// GGML's quantize_row_q5_1_ref.
+func quantQ5_1(x []float32, b []byte) {
+	lo, hi := minMax(x[:32])
+	d := (hi - lo) / 31
+	var id float32
+	if d != 0 {
+		id = 1 / d
+	}
+	putF16(b, scaleToF16(d))
+	putF16(b[2:], scaleToF16(lo))
+	var qh uint32
+	for j := range 16 {
+		q0, q1 := truncQ(x[j]-lo, id, 0.5, 31), truncQ(x[j+16]-lo, id, 0.5, 31)
+		b[8+j] = q0&0xf | (q1&0xf)<<4
+		qh |= uint32(q0>>4) << j
+		qh |= uint32(q1>>4) << (j + 16)
+	}
+	binary.LittleEndian.PutUint32(b[4:], qh)
+}
+
+// Q2_K super-block (84 bytes):
+//
+//	[0:16]  one byte per sub-block of 16: scale (low nibble), min (high nibble)
+//	[16:80] 2-bit quants: two chunks of 32 bytes; chunk c covers elements
+//	        128c..128c+127, bit pair s (0..3) of byte l holding element
+//	        128c + 32s + l
+//	[80:82] d (f16), [82:84] dmin (f16)
+//
+// Element e of sub-block j decodes as d·(sc[j]&15)·q − dmin·(sc[j]>>4).
+
+func dequantQ2K(b []byte, y []float32) {
+	sc, qs := b[0:16], b[16:80]
+	d, dmin := getF16(b[80:]), getF16(b[82:])
+	is := 0
+	for c := range 2 {
+		q := qs[32*c : 32*c+32]
+		out := y[128*c:]
+		for s := range 4 {
+			shift := 2 * s
+			for half := range 2 {
+				v := sc[is]
+				is++
+				dl, ml := d*float32(v&0xf), dmin*float32(v>>4)
+				o := out[32*s+16*half:]
+				for l := range 16 {
+					o[l] = float32(dl*float32(q[16*half+l]>>shift&3)) - ml
+				}
+			}
+		}
+	}
+}
+
+// Q3_K super-block (110 bytes):
+//
+//	[0:32]    hmask: bit s of byte l is the high bit of element 32s + l
+//	          (set means +0, clear means −4)
+//	[32:96]   low 2 bits, laid out as Q2_K's quants
+//	[96:108]  16 six-bit scales (offset 32), packed (see scalesQ3K)
+//	[108:110] d (f16)
+//
+// Element e decodes as d·(scale[e/16] − 32)·(low − (high ? 0 : 4)).
+
+// scalesQ3K unpacks the 16 six-bit scales: the low four bits of scale j are
+// nibble j/8 of byte j%8; the top two bits are bit pair j/4 of byte 8 + j%4.
+func scalesQ3K(s []byte) [16]int8 {
+	var out [16]int8
+	for j := range 16 {
+		lo := s[j%8] >> (4 * (j / 8)) & 0xf
+		hi := s[8+j%4] >> (2 * (j / 4)) & 3
+		out[j] = int8(lo|hi<<4) - 32
+	}
+	return out
+}
+
+func dequantQ3K(b []byte, y []float32) {
+	hm, qs := b[0:32], b[32:96]
+	scales := scalesQ3K(b[96:108])
+	d := getF16(b[108:])
+	is := 0
+	for c := range 2 {
+		q := qs[32*c : 32*c+32]
+		out := y[128*c:]
+		for s := range 4 {
+			shift := 2 * s
+			m := byte(1) << (4*c + s)
+			for half := range 2 {
+				dl := d * float32(scales[is])
+				is++
+				o := out[32*s+16*half:]
+				for l := range 16 {
+					v := int(q[16*half+l] >> shift & 3)
+					if hm[16*half+l]&m == 0 {
+						v -= 4
+					}
+					o[l] = dl * float32(v)
+				}
+			}
+		}
+	}
+}
+
+// Q5_K super-block (176 bytes):
+//
+//	[0:2] d (f16), [2:4] dmin (f16), [4:16] scales and mins as Q4_K
+//	[16:48]   qh: bit 2c of byte l is the fifth bit of element 64c + l, bit
+//	          2c+1 that of element 64c + 32 + l
+//	[48:176]  low nibbles as Q4_K's quants
+//
+// Element i of sub-block j decodes as d·sc[j]·q − dmin·m[j].
+
+func dequantQ5K(b []byte, y []float32) {
+	d, dmin := getF16(b[0:]), getF16(b[2:])
+	sc, qh, qs := b[4:16], b[16:48], b[48:176]
+	for c := range 4 {
+		s1, m1 := scaleMinK4(2*c, sc)
+		s2, m2 := scaleMinK4(2*c+1, sc)
+		d1, dm1 := d*float32(s1), dmin*float32(m1)
+		d2, dm2 := d*float32(s2), dmin*float32(m2)
+		q := qs[32*c : 32*c+32]
+		out := y[64*c : 64*c+64]
+		u1, u2 := byte(1)<<(2*c), byte(2)<<(2*c)
+		for l := range 32 {
+			lo, hi := q[l]&0x0f, q[l]>>4
+			if qh[l]&u1 != 0 {
+				lo += 16
+			}
+			if qh[l]&u2 != 0 {
+				hi += 16
+			}
+			out[l] = float32(d1*float32(lo)) - dm1
+			out[32+l] = float32(d2*float32(hi)) - dm2
+		}
+	}
+}
+
+// quantQ5K follows GGML's reference Q5_K quantiser, which is the Q4_K one
+// (quantQ4K) with 5-bit quants and a shorter scale search.
+func quantQ5K(x []float32, b []byte) {
+	var L [256]uint8
+	sc := b[4:16]
+	kQuantScaleMin(x, L[:], b[0:], b[2:], sc, 31, -0.5, 0.1, 15)
+	qh, ql := b[16:48], b[48:176]
+	clear(qh)
+	for c := range 4 {
+		u1, u2 := byte(1)<<(2*c), byte(2)<<(2*c)
+		for l := range 32 {
+			l1, l2 := L[64*c+l], L[64*c+32+l]
+			if l1 > 15 {
+				l1 -= 16
+				qh[l] |= u1
+			}
+			if l2 > 15 {
+				l2 -= 16
+				qh[l] |= u2
+			}
+			ql[32*c+l] = l1 | l2<<4
+		}
+	}
+}
+
+// Q8_K super-block (292 bytes): d (f32), 256 int8 quants, 16 int16 sums of
+// groups of 16 (used only by dot products); x = d·q.
+
+func dequantQ8K(b []byte, y []float32) {
+	d := math.Float32frombits(binary.LittleEndian.Uint32(b))
+	for j := range 256 {
+		y[j] = d * float32(int8(b[4+j]))
+	}
+}
+
+// iq4nlValues is the non-linear 4-bit code book of IQ4_NL and IQ4_XS.
+var iq4nlValues = [16]int8{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
+
+// IQ4_NL (18 bytes): d (f16), 16 bytes of indices laid out as Q4_0;
+// x = d·table[q].
+
+func dequantIQ4NL(b []byte, y []float32) {
+	d := getF16(b)
+	for j := range 16 {
+		q := b[2+j]
+		y[j] = d * float32(iq4nlValues[q&0xf])
+		y[j+16] = d * float32(iq4nlValues[q>>4])
+	}
+}
+
+// IQ4_XS super-block (136 bytes): d (f16), scales_h (uint16: bit pair j is
+// the top of sub-block j's scale), scales_l (4 bytes: nibble j%2 of byte j/2
+// is the low four bits), then eight 16-byte groups of indices laid out as
+// IQ4_NL. Sub-block j decodes as d·(scale[j] − 32)·table[q].
+
+func dequantIQ4XS(b []byte, y []float32) {
+	d := getF16(b)
+	sh := binary.LittleEndian.Uint16(b[2:])
+	sl := b[4:8]
+	for j := range 8 {
+		ls := int(sl[j/2]>>(4*(j%2))&0xf) | int(sh>>(2*j)&3)<<4
+		dl := d * float32(ls-32)
+		q := b[8+16*j : 8+16*j+16]
+		o := y[32*j:]
+		for l := range 16 {
+			o[l] = dl * float32(iq4nlValues[q[l]&0xf])
+			o[l+16] = dl * float32(iq4nlValues[q[l]>>4])
+		}
+	}
+}
