@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -114,6 +115,9 @@ func Lookup(cache, ref string) (string, error) {
 	if _, err := os.Stat(snap); err != nil {
 		return "", notCached(fmt.Errorf("snapshot %s %w", commit, ErrNotCached))
 	}
+	if err := checkSnapshot(snap); err != nil {
+		return "", notCached(err)
+	}
 	p, err := openPath(snap, r.Quant)
 	if err != nil {
 		if errors.Is(err, ErrNotCached) {
@@ -122,6 +126,51 @@ func Lookup(cache, ref string) (string, error) {
 		return "", fmt.Errorf("%s: %w", ref, err)
 	}
 	return p, nil
+}
+
+// checkSnapshot refuses a snapshot that an interrupted or failed pull left
+// unfinished: a link to a blob that is gone, a safetensors index naming a
+// shard that is missing, or a model folder (config.json) with no
+// .safetensors weights at all. The error wraps ErrNotCached.
+func checkSnapshot(snap string) error {
+	files, err := snapshotFiles(snap)
+	if err != nil {
+		return err
+	}
+	hasConfig, hasWeights := false, false
+	for _, f := range files {
+		p := filepath.Join(snap, filepath.FromSlash(f))
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("snapshot %s is incomplete (%s: its blob is missing): %w", filepath.Base(snap), f, ErrNotCached)
+		}
+		switch {
+		case f == "config.json":
+			hasConfig = true
+		case strings.HasSuffix(f, ".safetensors"):
+			hasWeights = true
+		case strings.HasSuffix(f, ".safetensors.index.json"):
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			var idx struct {
+				WeightMap map[string]string `json:"weight_map"`
+			}
+			if err := json.Unmarshal(b, &idx); err != nil {
+				return fmt.Errorf("%s: %v", p, err)
+			}
+			for _, shard := range idx.WeightMap {
+				sp := filepath.Join(filepath.Dir(p), filepath.FromSlash(shard))
+				if _, err := os.Stat(sp); err != nil {
+					return fmt.Errorf("snapshot %s is incomplete (%s names %s, which is not there): %w", filepath.Base(snap), f, shard, ErrNotCached)
+				}
+			}
+		}
+	}
+	if hasConfig && !hasWeights {
+		return fmt.Errorf("snapshot %s has config.json but no .safetensors weights (an unfinished pull, or a repository masque cannot open): %w", filepath.Base(snap), ErrNotCached)
+	}
+	return nil
 }
 
 // openPath picks what opens a snapshot: the folder when it holds config.json
