@@ -83,7 +83,6 @@ func mean(v []float64) float64 {
 // Pearson is the correlation coefficient of x and y (NaN when either is
 // constant).
 func Pearson(x, y []float64) float64 {
-	n := float64(len(x))
 	if len(x) != len(y) || len(x) < 2 {
 		return math.NaN()
 	}
@@ -95,7 +94,6 @@ func Pearson(x, y []float64) float64 {
 		sxx += dx * dx
 		syy += dy * dy
 	}
-	_ = n
 	if sxx == 0 || syy == 0 {
 		return math.NaN()
 	}
@@ -166,6 +164,8 @@ type Analysis struct {
 	Pairs                 int      `json:"pairs"`
 	// LayerOverlap[l][i][j] is layer l's kept-channel overlap.
 	LayerOverlap [][][]float64 `json:"layer_overlap"`
+	// Note says why the persona similarity is missing, when it is.
+	Note string `json:"note,omitempty"`
 }
 
 // Analyze compares the masks of finished runs.
@@ -246,6 +246,11 @@ func Analyze(cfg AnalyzeConfig) (*Analysis, error) {
 		if len(xs) >= 3 {
 			a.SimilarityCorrelation = nanNil(Pearson(xs, ys))
 		}
+		if a.SimilarityCorrelation == nil {
+			a.Note = fmt.Sprintf("No correlation between mask overlap and persona similarity: %d persona pairs (at least 3, not all equal, are needed).", a.Pairs)
+		}
+	} else if P > 1 {
+		a.Note = "No persona similarity: no voices corpus given."
 	}
 	if cfg.Out != "" {
 		if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
@@ -321,7 +326,11 @@ var analysisTmpl = template.Must(template.New("a").Parse(`<!DOCTYPE html>
 <style>body{font-family:sans-serif;margin:24px;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}th{background:#f4f4f4}</style>
 </head><body>
 <h1>Persona-Pruner masks</h1>
-<h2>Across seeds</h2>
+{{.}}
+</body></html>
+`))
+
+var analysisBodyTmpl = template.Must(template.New("ab").Parse(`<h2>Across seeds</h2>
 {{if .A.Seeds}}<table><tr><th>persona</th><th>run A</th><th>run B</th><th>overlap</th><th>mask r</th><th>score r</th></tr>
 {{range .Seeds}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>{{end}}</table>{{else}}<p>No two runs of the same persona.</p>{{end}}
 <h2>Between personas</h2>
@@ -329,11 +338,22 @@ var analysisTmpl = template.Must(template.New("a").Parse(`<!DOCTYPE html>
 {{.Overlap}} {{.Sim}}
 <h2>Kept-channel overlap per layer</h2>
 {{range .Layers}}{{.}}{{end}}
-</body></html>
 `))
 
 // HTML renders analysis.html (heat maps as inline SVG).
 func (a *Analysis) HTML() ([]byte, error) {
+	body, err := a.bodyHTML()
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	err = analysisTmpl.Execute(&b, body)
+	return b.Bytes(), err
+}
+
+// bodyHTML renders the analysis's sections (seed pairs, persona overlap
+// against persona similarity, per-layer heat maps) as an HTML fragment.
+func (a *Analysis) bodyHTML() (template.HTML, error) {
 	f := func(v float64) string {
 		if !finite(v) {
 			return "–"
@@ -347,6 +367,8 @@ func (a *Analysis) HTML() ([]byte, error) {
 	corr := "Persona similarity needs --corpus and at least three personas."
 	if a.SimilarityCorrelation != nil {
 		corr = fmt.Sprintf("Pearson r between mask overlap and persona similarity over %d persona pairs: %.3f", a.Pairs, *a.SimilarityCorrelation)
+	} else if a.Note != "" {
+		corr = a.Note
 	}
 	var sim template.HTML
 	if a.PersonaSimilarity != nil {
@@ -357,7 +379,7 @@ func (a *Analysis) HTML() ([]byte, error) {
 		layers = append(layers, template.HTML(heatSVG(fmt.Sprintf("layer %d", l), a.Personas, a.Personas, m)))
 	}
 	var b bytes.Buffer
-	err := analysisTmpl.Execute(&b, map[string]any{"A": a, "Seeds": seeds, "Corr": corr,
+	err := analysisBodyTmpl.Execute(&b, map[string]any{"A": a, "Seeds": seeds, "Corr": corr,
 		"Overlap": template.HTML(heatSVG("mean kept-channel overlap", a.Personas, a.Personas, a.MaskOverlap)), "Sim": sim, "Layers": layers})
-	return b.Bytes(), err
+	return template.HTML(b.String()), err
 }

@@ -184,7 +184,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("sculpt: %w", err)
 	}
-	res := &CompareResult{Format: "masque-sculpt-compare/1", Model: cfg.Checkpoint.Path, Corpus: cfg.Corpus, Persona: cfg.Persona, Ratio: cfg.Ratio,
+	res := &CompareResult{Format: compareFormat, Model: cfg.Checkpoint.Path, Corpus: cfg.Corpus, Persona: cfg.Persona, Ratio: cfg.Ratio,
 		K: k, DFF: m.Config.Intermediate, Methods: map[string]*Figures{}, Definitions: map[string]string{}}
 	for mt, d := range definitions {
 		res.Definitions[mt] = d

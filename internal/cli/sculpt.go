@@ -99,10 +99,13 @@ choice, the curves) and DIR/report.html (loss and mask-churn curves).
 Checkpoints go to DIR/checkpoint; --resume continues an interrupted run exactly.
 
 Subcommands: baseline (magnitude, Wanda, Taylor, depth pruning at equal size),
-compare (Persona-Pruner vs every baseline on one persona), analyze (mask overlap
-across seeds and personas), export (apply a keep_indices.json to a model).`,
-		Example: `  masque sculpt --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/kjv-25
-  masque sculpt --model M --data persona.jsonl --ratio 0.5 --steps 400 --out runs/p50`,
+compare (Persona-Pruner vs every baseline on one persona), report (the
+comparisons of every persona and ratio in one table, with the headline and the
+mask analyses), analyze (mask overlap across seeds and personas), export (apply
+a keep_indices.json to a model).`,
+		Example: `  masque sculpt --model voices/model --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/kjv-25
+  masque sculpt --model M --data persona.jsonl --ratio 0.5 --steps 400 --out runs/p50
+  masque sculpt --model M --global --corpus corpus/voices --ratio 0.25 --out runs/global-25`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.out == "" {
@@ -173,7 +176,7 @@ across seeds and personas), export (apply a keep_indices.json to a model).`,
 	f.registerData(c)
 	registerLearnFlags(c, &cfg)
 	c.Flags().BoolVar(&global, "global", false, "learn one global mask on every voice of --corpus pooled (--max-rows per voice)")
-	c.AddCommand(e.sculptBaselineCmd(), e.sculptCompareCmd(), e.sculptAnalyzeCmd(), e.sculptExportCmd())
+	c.AddCommand(e.sculptBaselineCmd(), e.sculptCompareCmd(), e.sculptReportCmd(), e.sculptAnalyzeCmd(), e.sculptExportCmd())
 	return c
 }
 
@@ -252,6 +255,9 @@ DIR/keep_indices.json (channel methods) and the smaller model (DIR/model, DIR/mo
 The data (--persona/--corpus or --data) calibrates wanda, taylor and the depth
 methods; --calib generic uses the corpus's other voices instead of the persona's.
 The global mask is "masque sculpt --global --corpus DIR".`,
+		Example: `  masque sculpt baseline --method magnitude --ratio 0.25 --out runs/mag-25
+  masque sculpt baseline --model M --method wanda --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/wanda-kjv-25
+  masque sculpt baseline --model M --method taylor --calib generic --persona kjv --corpus corpus/voices --ratio 0.5 --out runs/taylor-gen-50`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.out == "" {
@@ -334,7 +340,11 @@ parameters. The headline is the share of the best baseline's perplexity increase
 that Persona-Pruner avoids, 1 − (ppl_PP − ppl_dense)/(ppl_best − ppl_dense).
 
 Each method's run folder is DIR/<method>; DIR/compare.json and DIR/compare.html hold
-the table. An interrupted comparison resumes with the same command.`,
+the table. An interrupted comparison resumes with the same command.
+--json prints {"persona", "ratio", "dense": {"ppl", "fidelity", …},
+"methods": {NAME: {"ppl", "fidelity", "params", …}}, "drop_avoided_vs_best_baseline", …}.`,
+		Example: `  masque sculpt compare --model M --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/cmp-kjv-25 --json
+  masque sculpt compare --model M --persona kjv --corpus corpus/voices --ratio 0.5 --methods magnitude,wanda,depth --out runs/cmp-kjv-50`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
@@ -408,6 +418,73 @@ the table. An interrupted comparison resumes with the same command.`,
 	return c
 }
 
+func (e *env) sculptReportCmd() *cobra.Command {
+	var cfg sculpt.ReportConfig
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "report --out DIR COMPARE_DIR... [RUN_DIR...]",
+		Short: "One report over the comparisons of every persona and ratio: the headline, the tables and the mask analyses",
+		Long: `report reads finished comparisons (the --out folders of "masque sculpt compare")
+and writes DIR/summary.json and DIR/summary.html:
+  - per ratio, the headline: the share of the best baseline's drop from the dense
+    model that Persona-Pruner avoids, 1 − drop_PP / drop_best, averaged over the
+    personas (persona perplexity, and persona fidelity where measured), and the
+    number of personas where Persona-Pruner beats every baseline and the global mask;
+  - per persona and ratio, dense vs Persona-Pruner vs every baseline: persona and
+    generic perplexity, fidelity, conditioning ratio, parameters;
+  - per ratio, the analyses of the Persona-Pruner masks: across seeds (give further
+    sculpt run folders of a compared persona with another --seed), mask overlap
+    against persona similarity (the corpus's word-frequency cosine), and the
+    per-layer overlap heat maps.`,
+		Example: `  masque sculpt report --out runs/report runs/cmp-kjv-25 runs/cmp-kjv-50 runs/cmp-web-25 runs/cmp-web-50
+  masque sculpt report --corpus corpus/voices --out runs/report runs/cmp-*-25 runs/kjv-25-seed2`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cfg.Out == "" {
+				return usagef("--out is required")
+			}
+			cfg.Dirs = args
+			rep, err := sculpt.BuildReport(cfg)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(e.stdout, rep)
+			}
+			pct := func(v *float64) string {
+				if v == nil {
+					return "–"
+				}
+				return fmt.Sprintf("%.1f%%", 100**v)
+			}
+			for _, rs := range rep.Ratios {
+				n := len(rs.Personas)
+				fmt.Fprintf(e.stdout, "ratio %g, %d personas: drop avoided vs the best baseline %s (ppl, %d defined), %s (fidelity, %d defined); "+
+					"beats every baseline on ppl %d/%d, on fidelity %d/%d; beats the global mask %d/%d\n",
+					rs.Ratio, n, pct(rs.MeanDropAvoided), rs.Defined, pct(rs.MeanDropAvoidedFidelity), rs.DefinedFidelity,
+					rs.BeatsPPL, n, rs.BeatsFidelity, n, rs.BeatsGlobal, n)
+				if a := rs.Analysis; a != nil {
+					for _, p := range a.Seeds {
+						fmt.Fprintf(e.stdout, "  seeds %s: mask r %.3f, overlap %.3f\n", p.Persona, p.MaskCorr, p.Overlap)
+					}
+					if a.SimilarityCorrelation != nil {
+						fmt.Fprintf(e.stdout, "  mask overlap vs persona similarity over %d pairs: r = %.3f\n", a.Pairs, *a.SimilarityCorrelation)
+					}
+				}
+			}
+			for _, n := range rep.Notes {
+				fmt.Fprintf(e.stderr, "note: %s\n", n)
+			}
+			fmt.Fprintf(e.stderr, "written to %s\n", filepath.Join(cfg.Out, "summary.html"))
+			return nil
+		},
+	}
+	c.Flags().StringVar(&cfg.Out, "out", "", "output folder (required)")
+	c.Flags().StringVar(&cfg.Corpus, "corpus", "", "voices corpus for the persona similarity (default: the one the comparisons recorded)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON on stdout")
+	return c
+}
+
 func (e *env) sculptAnalyzeCmd() *cobra.Command {
 	var cfg sculpt.AnalyzeConfig
 	var asJSON bool
@@ -422,7 +499,8 @@ and reports, as DIR/analysis.json and DIR/analysis.html:
     cosine of the word-frequency vectors of their train splits, --corpus), and the
     Pearson correlation of the two over persona pairs;
   - a heat map per layer of the kept-channel overlap between personas.`,
-		Args: cobra.MinimumNArgs(1),
+		Example: `  masque sculpt analyze --corpus corpus/voices --out runs/analysis runs/kjv-25 runs/kjv-25-seed2 runs/web-25 runs/jargon-25`,
+		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cfg.Out == "" {
 				return usagef("--out is required")
@@ -462,7 +540,8 @@ func (e *env) sculptExportCmd() *cobra.Command {
 kept FFN channels of every layer) and writes DIR/model, DIR/model.gguf and
 DIR/keep_indices.json. Indices from a sculpt run folder are checked against the
 fingerprint of the model they were made for.`,
-		Args: cobra.NoArgs,
+		Example: `  masque sculpt export --model M --keep runs/kjv-25/keep_indices.json --out runs/kjv-25-again`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keep == "" || f.out == "" {
 				return usagef("--keep and --out are required")

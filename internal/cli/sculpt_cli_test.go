@@ -80,6 +80,35 @@ func TestSculptWorkflow(t *testing.T) {
 	if ms, _ := cmp["methods"].(map[string]any); len(ms) != 3 {
 		t.Errorf("methods %v", cmp["methods"])
 	}
+	// The report over the comparison, with two runs of slang (seeds 1 and
+	// 2) for the mask analyses.
+	code, out, errs = run(t, "", "sculpt", "report", "--json", "--out", filepath.Join(dir, "rep"), filepath.Join(dir, "cmp"), runA, runB)
+	if code != 0 {
+		t.Fatalf("report: %s", errs)
+	}
+	var rep struct {
+		Rows   []map[string]any `json:"rows"`
+		Ratios []struct {
+			Ratio    float64 `json:"ratio"`
+			Analysis struct {
+				Seeds    []map[string]any `json:"seed_pairs"`
+				Personas []string         `json:"personas"`
+			} `json:"analysis"`
+		} `json:"ratios"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("report output %q: %v", out, err)
+	}
+	if len(rep.Rows) != 1 || len(rep.Ratios) != 1 || rep.Ratios[0].Ratio != 0.5 || len(rep.Ratios[0].Analysis.Seeds) != 1 ||
+		strings.Join(rep.Ratios[0].Analysis.Personas, ",") != "gloss,slang" {
+		t.Errorf("report %s", out)
+	}
+	if code, out, errs := run(t, "", "sculpt", "report", "--out", filepath.Join(dir, "rep2"), filepath.Join(dir, "cmp")); code != 0 || !strings.Contains(out, "ratio 0.5, 1 personas") {
+		t.Errorf("report text: exit %d, %s %s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "rep2", "summary.html")); err != nil {
+		t.Error(err)
+	}
 
 	// Bad input.
 	bad := filepath.Join(dir, "bad.jsonl")
@@ -95,6 +124,7 @@ func TestSculptWorkflow(t *testing.T) {
 		{[]string{"sculpt", "--persona", "pirate", "--corpus", sculptCorpus, "--out", filepath.Join(dir, "x")}, "not a voice"},
 		{[]string{"sculpt", "export", "--model", "../../testdata/hf-tiny/llama", "--keep", filepath.Join(runA, "keep_indices.json"), "--out", filepath.Join(dir, "x")}, "another model"},
 		{[]string{"sculpt", "baseline", "--method", "slicegpt", "--out", filepath.Join(dir, "x")}, "unknown baseline"},
+		{[]string{"sculpt", "report", "--out", filepath.Join(dir, "x"), runA}, "no comparison"},
 	} {
 		code, _, errs := run(t, "", c.args...)
 		if code == 0 || !strings.Contains(errs, c.want) {
