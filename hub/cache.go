@@ -234,28 +234,29 @@ func snapshotFiles(snap string) ([]string, error) {
 
 // CachedModel is one repository in the cache.
 type CachedModel struct {
-	Repo      string
-	Dir       string
-	Snapshots []Snapshot
+	Repo      string     `json:"repo"`
+	Dir       string     `json:"dir"`
+	Snapshots []Snapshot `json:"snapshots"`
 	// Size is the bytes its blobs (and files stored in snapshots instead of
 	// blobs) take on disk; Partial the bytes of unfinished downloads.
-	Size, Partial int64
-	Modified      time.Time
+	Size     int64     `json:"size"`
+	Partial  int64     `json:"partial,omitempty"`
+	Modified time.Time `json:"modified"`
 }
 
 // Snapshot is one commit of a cached repository.
 type Snapshot struct {
-	Commit string
-	Refs   []string // branches and tags pointing at it ("main", "v1.0")
-	Files  []string
+	Commit string   `json:"commit"`
+	Refs   []string `json:"refs,omitempty"` // branches and tags pointing at it ("main", "v1.0")
+	Files  []string `json:"files"`
 	// Size is the bytes of its files; Missing names files whose blob is
 	// gone (a broken link).
-	Size    int64
-	Missing []string
+	Size    int64    `json:"size"`
+	Missing []string `json:"missing,omitempty"`
 	// Kind: "hf" (a model folder with config.json), "gguf" (GGUF files,
 	// listed in GGUF) or "files".
-	Kind string
-	GGUF []string
+	Kind string   `json:"kind"`
+	GGUF []string `json:"gguf,omitempty"`
 }
 
 // List returns the models in the cache (CacheDir() when cache is ""),

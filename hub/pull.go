@@ -61,26 +61,29 @@ type Progress struct {
 
 // Result says what Run did.
 type Result struct {
-	Repo, Revision, Commit string
-	Snapshot               string // the snapshot folder
+	Repo     string `json:"repo"`
+	Revision string `json:"revision"`
+	Commit   string `json:"commit"`
+	Snapshot string `json:"snapshot"` // the snapshot folder
 	// Path is what --model org/name[@rev][:TAG] opens: the folder, or the
 	// GGUF file.
-	Path  string
-	Files []FileResult
+	Path  string       `json:"path"`
+	Files []FileResult `json:"files"`
 	// Skipped are files of the revision the default selection left out.
-	Skipped []string
+	Skipped []string `json:"skipped,omitempty"`
 	// Downloaded is bytes transferred by this run; Cached bytes found in
 	// the cache (linked, not fetched).
-	Downloaded, Cached int64
+	Downloaded int64 `json:"downloaded_bytes"`
+	Cached     int64 `json:"cached_bytes"`
 }
 
 // FileResult is one fetched or found file.
 type FileResult struct {
-	Name    string
-	Size    int64
-	Etag    string // the blob's name: sha256 for LFS files, git sha1 otherwise
-	Cached  bool   // already in the cache
-	Resumed int64  // bytes of an earlier interrupted download that were kept
+	Name    string `json:"name"`
+	Size    int64  `json:"size"`
+	Etag    string `json:"etag"`              // the blob's name: sha256 for LFS files, git sha1 otherwise
+	Cached  bool   `json:"cached"`            // already in the cache
+	Resumed int64  `json:"resumed,omitempty"` // bytes of an earlier interrupted download that were kept
 }
 
 // hubError is an answer from the hub that retrying will not change.

@@ -1,0 +1,30 @@
+package checkpoint
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/masque-ai/masque/hub"
+)
+
+// Resolve says where the model a --model argument names lives on disk. A
+// path that exists is itself; "org/name", "org/name@revision" or
+// "org/name:QUANT" that is no path here names a model that masque pull (or
+// huggingface_hub) put in the Hugging Face cache, and resolves to its
+// snapshot folder, or to its GGUF file for a GGUF repository. A model id that
+// is not in the cache is an error that says to pull it. Anything else (an
+// empty path, a built-in name, a missing file) comes back unchanged, for Open
+// to handle or report.
+func Resolve(path string) (string, error) {
+	if path == "" {
+		return path, nil
+	}
+	if _, err := os.Lstat(path); err == nil || !hub.IsRef(path) {
+		return path, nil
+	}
+	p, err := hub.Lookup("", path)
+	if err != nil {
+		return "", fmt.Errorf("opening model: %s is no file or folder here, nor a pulled model: %w", path, err)
+	}
+	return p, nil
+}
