@@ -727,6 +727,9 @@ func (p *puller) download(ctx context.Context, commit string, fr *FileResult, u,
 	for {
 		if fr.Size < 0 || have < fr.Size {
 			n, err := p.get(ctx, fr, u, inc, have)
+			if n > have {
+				failures = 0 // it advanced: count only failures in a row
+			}
 			have = n
 			if err != nil {
 				if ctx.Err() != nil {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -50,7 +51,8 @@ Interrupted downloads are resumed (the .incomplete files in the cache and
 HTTP range requests); every file is checked against the hub's sha256 (LFS
 files) or git hash, and a corrupt file never enters the cache. Gated and
 private models need a token: $HF_TOKEN, or the file huggingface-cli login
-writes ($HF_HOME/token). The path that opens the model is printed on stdout.`,
+writes ($HF_HOME/token). The path that opens the model is printed on stdout.
+A progress bar shows on a terminal (not with $HF_HUB_DISABLE_PROGRESS_BARS).`,
 		Example: `  masque pull Qwen/Qwen2.5-0.5B-Instruct
   masque pull HuggingFaceTB/SmolLM2-135M-Instruct --revision main --include '*.json' --include '*.safetensors'
   masque pull bartowski/SmolLM2-135M-Instruct-GGUF:Q4_K_M
@@ -70,7 +72,7 @@ writes ($HF_HOME/token). The path that opens the model is printed on stdout.`,
 			}
 			cfg.Model, cfg.Files = ref, args[1:]
 			var bar *progressbar.ProgressBar
-			if !quiet && isTerminal(e.stderr) {
+			if !quiet && isTerminal(e.stderr) && os.Getenv("HF_HUB_DISABLE_PROGRESS_BARS") == "" {
 				cfg.Progress = func(p hub.Progress) {
 					if bar == nil {
 						bar = progressbar.NewOptions64(p.Total, progressbar.OptionSetWriter(e.stderr),
