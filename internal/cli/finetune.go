@@ -2,7 +2,6 @@ package cli
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -19,6 +18,7 @@ import (
 	"github.com/masque-ai/masque/kernels"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/train"
+	"github.com/masque-ai/masque/train/finetune"
 	"github.com/masque-ai/masque/train/hfsave"
 	"github.com/masque-ai/masque/train/lora"
 	"github.com/masque-ai/masque/train/sft"
@@ -143,9 +143,9 @@ func (e *env) runFinetune(cmd *cobra.Command, mf *modelFlags, f *finetuneFlags) 
 		}
 	}
 	if f.lr == 0 {
-		f.lr = 2e-4
+		f.lr = finetune.DefaultLoRALR
 		if f.full {
-			f.lr = 2e-5
+			f.lr = finetune.DefaultFullLR
 		}
 	}
 	ckptDir := filepath.Join(f.out, "checkpoint")
@@ -207,82 +207,65 @@ func (e *env) runFinetune(cmd *cobra.Command, mf *modelFlags, f *finetuneFlags) 
 	fmt.Fprintf(e.stderr, "data: %d training rows, %d held out, %d skipped; %d tokens, %d trained on\n",
 		len(ds.Train), len(evalSet), len(ds.Skipped)+len(evalSkipped), ds.Tokens, ds.Targets)
 
-	// Model.
-	var adapter *lora.Adapter
-	nopt := train.Options{Full: f.full, Recompute: f.recompute, Threads: f.threads}
-	if !f.full {
-		adapter, err = lora.New(m, lora.Config{Rank: f.loraRank, Alpha: f.loraAlpha, Dropout: f.loraDropout, Targets: targets, BaseModel: ck.Path}, f.seed)
-		if err != nil {
-			return usagef("%v", err)
-		}
-		nopt.Adapter = adapter
-	}
-	net, err := train.New(m, nopt)
-	if err != nil {
-		return err
-	}
+	// Train.
 	cfg := train.Config{Steps: f.steps, Epochs: f.epochs, BatchTokens: f.batchTokens, Accum: f.accum, LR: f.lr,
 		Schedule: train.Schedule{Kind: kind, MinRatio: f.minLR}, WeightDecay: f.weightDecay, ClipNorm: f.clip, Seed: f.seed,
 		EvalEvery: f.evalEvery, CheckpointEvery: f.ckptEvery, CheckpointDir: ckptDir}
-	tr, err := train.NewTrainer(net, cfg, ds.Train, evalSet)
-	if err != nil {
-		return err
-	}
-	warm := f.warmup
-	if warm < 0 {
-		warm = int(math.Ceil(0.03 * float64(tr.State.TotalSteps)))
-	}
-	tr.Cfg.Schedule.Warmup = warm
-	var initialEval *float64
-	if f.resume {
-		if err := tr.LoadCheckpoint(ckptDir); err != nil {
-			return err
+	lc := lora.Config{Rank: f.loraRank, Alpha: f.loraAlpha, Dropout: f.loraDropout, Targets: targets, BaseModel: ck.Path}
+	if !f.full {
+		if err := lc.Validate(); err != nil {
+			return usagef("%v", err)
 		}
-		fmt.Fprintf(e.stderr, "resuming at step %d of %d\n", tr.State.Step, tr.State.TotalSteps)
-	} else if len(evalSet) > 0 {
-		r, err := tr.Evaluate()
-		if err != nil {
-			return err
-		}
-		v := r.Mean()
-		initialEval = &v
 	}
+	var bar *progressbar.ProgressBar
+	fc := finetune.Config{Model: m, Data: ds.Train, Eval: evalSet, Full: f.full, Train: cfg, Warmup: f.warmup, Resume: f.resume,
+		Recompute: f.recompute, Threads: f.threads,
+		LoRA: lc,
+		Progress: func(p train.Progress) {
+			if bar == nil {
+				bar = progressbar.NewOptions(p.Total,
+					progressbar.OptionSetWriter(e.stderr),
+					progressbar.OptionSetDescription("training"),
+					progressbar.OptionShowCount(),
+					progressbar.OptionSetPredictTime(true),
+					progressbar.OptionSetElapsedTime(true),
+					progressbar.OptionSetWidth(24),
+					progressbar.OptionThrottle(200*time.Millisecond),
+					progressbar.OptionShowDescriptionAtLineEnd(),
+				)
+			}
+			desc := fmt.Sprintf("step %d/%d loss %.4f lr %.2e %.0f tok/s", p.Step, p.Total, p.Loss, p.LR, p.TokensPerSec)
+			if !math.IsNaN(p.EvalLoss) {
+				desc += fmt.Sprintf(" eval %.4f", p.EvalLoss)
+			}
+			bar.Describe(desc)
+			_ = bar.Set(p.Step)
+		}}
 	mode := "full fine-tuning"
-	if adapter != nil {
+	if !f.full {
 		mode = fmt.Sprintf("LoRA r=%d alpha=%g on %s", f.loraRank, f.loraAlpha, f.targets)
 	}
-	fmt.Fprintf(e.stderr, "%s: %d trainable parameters of %d; %d steps\n", mode, net.NumTrainable(), m.NumParams(), tr.State.TotalSteps)
-
-	// Train.
-	bar := progressbar.NewOptions(tr.State.TotalSteps,
-		progressbar.OptionSetWriter(e.stderr),
-		progressbar.OptionSetDescription("training"),
-		progressbar.OptionShowCount(),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionSetElapsedTime(true),
-		progressbar.OptionSetWidth(24),
-		progressbar.OptionThrottle(200*time.Millisecond),
-		progressbar.OptionShowDescriptionAtLineEnd(),
-	)
-	_ = bar.Set(tr.State.Step)
-	runErr := tr.Run(cmd.Context(), func(p train.Progress) {
-		desc := fmt.Sprintf("step %d/%d loss %.4f lr %.2e %.0f tok/s", p.Step, p.Total, p.Loss, p.LR, p.TokensPerSec)
-		if !math.IsNaN(p.EvalLoss) {
-			desc += fmt.Sprintf(" eval %.4f", p.EvalLoss)
+	fc.Started = func(r *finetune.Result) {
+		if f.resume {
+			fmt.Fprintf(e.stderr, "resuming at step %d of %d\n", r.ResumedAt, r.Trainer.State.TotalSteps)
 		}
-		bar.Describe(desc)
-		_ = bar.Set(p.Step)
-	})
-	interrupted := errors.Is(runErr, train.ErrInterrupted)
-	if runErr == nil {
-		_ = bar.Finish()
-	} else {
-		_ = bar.Exit()
+		fmt.Fprintf(e.stderr, "%s: %d trainable parameters of %d; %d steps\n", mode, r.Net.NumTrainable(), m.NumParams(), r.Trainer.State.TotalSteps)
 	}
-	fmt.Fprintln(e.stderr)
+	res, runErr := finetune.Run(cmd.Context(), fc)
+	if bar != nil {
+		if runErr == nil {
+			_ = bar.Finish()
+		} else {
+			_ = bar.Exit()
+		}
+		fmt.Fprintln(e.stderr)
+	}
+	interrupted := res != nil && res.Interrupted
 	if runErr != nil && !interrupted {
 		return runErr
 	}
+	tr, net, adapter, initialEval, warm := res.Trainer, res.Net, res.Adapter, res.InitialEval, res.Warmup
+	cfg.LR = res.LR
 
 	// Outputs.
 	if err := os.MkdirAll(f.out, 0o755); err != nil {
