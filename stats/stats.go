@@ -15,6 +15,7 @@
 package stats
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"runtime"
@@ -429,4 +430,27 @@ func (c *Collector) Stats(man Manifest) *Stats {
 	man.Layers = c.m.Config.Layers
 	man.fill(c.m, c.ch)
 	return &Stats{Manifest: man, In: c.ch}
+}
+
+// Collect runs every sample (token ids, already truncated) through m on a
+// fresh cache and returns the statistics, with calib recorded in the
+// manifest. progress, if set, is called after each sample. It stops with
+// ctx's error when ctx is cancelled between samples.
+func Collect(ctx context.Context, m *model.Model, samples [][]int, calib Calibration, o Options, progress func(done, total int)) (*Stats, error) {
+	if len(samples) == 0 {
+		return nil, fmt.Errorf("stats: no calibration samples")
+	}
+	col := NewCollector(m, o)
+	for i, s := range samples {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := col.AddSample(s); err != nil {
+			return nil, fmt.Errorf("stats: calibration sample %d: %w", i+1, err)
+		}
+		if progress != nil {
+			progress(i+1, len(samples))
+		}
+	}
+	return col.Stats(Manifest{Calibration: calib}), nil
 }

@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -433,5 +434,53 @@ func TestHookOutsideSample(t *testing.T) {
 	}
 	if err := NewCollector(m, Options{}).AddSample(nil); err == nil {
 		t.Fatal("empty sample accepted")
+	}
+}
+
+// TestCollect checks Collect against a Collector fed by hand, its progress
+// calls, a cancelled context and an empty set.
+func TestCollect(t *testing.T) {
+	m := loadStories(t)
+	ss := storiesSamples(t)[:3]
+	var calls []int
+	got, err := Collect(context.Background(), m, ss, Calibration{Name: "three"}, Options{}, func(d, n int) {
+		if n != len(ss) {
+			t.Errorf("progress total %d, want %d", n, len(ss))
+		}
+		calls = append(calls, d)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 3 || calls[2] != 3 {
+		t.Fatalf("progress calls %v, want 1 2 3", calls)
+	}
+	c := NewCollector(m, Options{})
+	for _, s := range ss {
+		if err := c.AddSample(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := c.Stats(Manifest{})
+	if got.Manifest.Calibration.Name != "three" || got.Manifest.Samples != 3 {
+		t.Fatalf("manifest %+v", got.Manifest)
+	}
+	for l := range want.In {
+		for in := range want.In[l] {
+			x, y := want.In[l][in].MeanNorm(), got.In[l][in].MeanNorm()
+			for j := range x {
+				if x[j] != y[j] {
+					t.Fatalf("layer %d %s channel %d: %g, want %g", l, Input(in), j, y[j], x[j])
+				}
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Collect(ctx, m, ss, Calibration{}, Options{}, nil); err != context.Canceled {
+		t.Fatalf("cancelled: %v", err)
+	}
+	if _, err := Collect(context.Background(), m, nil, Calibration{}, Options{}, nil); err == nil {
+		t.Fatal("no samples: no error")
 	}
 }

@@ -235,14 +235,20 @@ func FromChatJSONL(path string, chat ChatFunc, o Options) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Set{Name: filepath.Base(path), Source: "chat", MaxTokens: o.maxTokens()}
+	return FromChats(filepath.Base(path), "chat", convs, chat, o)
+}
+
+// FromChats renders every conversation with chat (no generation prompt) as
+// one sample; name (a file name, say) appears in errors and in the set.
+func FromChats(name, source string, convs [][]Message, chat ChatFunc, o Options) (*Set, error) {
+	s := &Set{Name: name, Source: source, MaxTokens: o.maxTokens()}
 	for i, c := range convs {
 		if o.Limit > 0 && len(s.Samples) >= o.Limit {
 			break
 		}
 		ids, err := chat(c, false)
 		if err != nil {
-			return nil, fmt.Errorf("calib: %s: conversation %d: %v", path, i+1, err)
+			return nil, fmt.Errorf("calib: %s: conversation %d: %v", name, i+1, err)
 		}
 		var text strings.Builder
 		for _, m := range c {
@@ -251,7 +257,7 @@ func FromChatJSONL(path string, chat ChatFunc, o Options) (*Set, error) {
 		s.add(text.String(), ids, s.MaxTokens)
 	}
 	if len(s.Samples) == 0 {
-		return nil, fmt.Errorf("calib: %s: every conversation rendered to no tokens", path)
+		return nil, fmt.Errorf("calib: %s: every conversation rendered to no tokens", name)
 	}
 	return s, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -106,6 +107,16 @@ func TestTextAndChatFiles(t *testing.T) {
 	want, _ := byteChat([]Message{{"user", "hi"}, {"assistant", "hello"}}, false)
 	if len(cs.Samples) != 2 || len(cs.Samples[0]) != len(want) {
 		t.Fatalf("chat set %+v", cs)
+	}
+	mem, err := FromChats("kjv/valid", "voice", [][]Message{{{"user", "hi"}, {"assistant", "hello"}}, {{"user", "again"}}}, byteChat, Options{Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mem.Name != "kjv/valid" || mem.Source != "voice" || len(mem.Samples) != 1 || !slices.Equal(mem.Samples[0], cs.Samples[0]) || mem.Hash() == cs.Hash() {
+		t.Fatalf("in-memory chat set %+v", mem)
+	}
+	if _, err := FromChats("none", "voice", nil, byteChat, Options{}); err == nil || !strings.Contains(err.Error(), "none") {
+		t.Fatalf("empty in-memory set: %v", err)
 	}
 	cases := []struct {
 		name string
