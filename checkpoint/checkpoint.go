@@ -66,6 +66,11 @@ func Open(path string, o Options) (*Checkpoint, error) {
 	if path == "" || path == builtin.Name {
 		return openBuiltin()
 	}
+	// org/name pulled from the Hugging Face hub: its snapshot in the cache.
+	path, err := Resolve(path)
+	if err != nil {
+		return nil, err
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("opening model: %w", err)
@@ -273,6 +278,11 @@ func (ck *Checkpoint) StopTokens() []int {
 // also works on a folder that holds only tokenizer files; other paths are
 // opened fully.
 func OpenText(path string, o Options) (*Checkpoint, error) {
+	// org/name pulled from the Hugging Face hub: its snapshot in the cache.
+	path, err := Resolve(path)
+	if err != nil {
+		return nil, err
+	}
 	st, err := os.Stat(path)
 	if path == "" || err != nil || !st.IsDir() {
 		return Open(path, o)

@@ -99,17 +99,21 @@ A progress bar shows on a terminal (not with $HF_HUB_DISABLE_PROGRESS_BARS).`,
 			if asJSON {
 				return writeJSON(e.stdout, res)
 			}
-			var size int64
-			for _, f := range res.Files {
-				size += f.Size
-			}
-			fmt.Fprintf(e.stderr, "%s@%s (commit %s): %d files, %s (%s downloaded, %s already in the cache)\n",
-				res.Repo, res.Revision, res.Commit[:min(12, len(res.Commit))], len(res.Files), humanBytes(size),
-				humanBytes(res.Downloaded), humanBytes(res.Cached))
-			if len(res.Skipped) > 0 && !quiet {
-				fmt.Fprintf(e.stderr, "left out (--all fetches them): %s\n", strings.Join(res.Skipped, ", "))
-			}
 			if !quiet {
+				var size int64
+				for _, f := range res.Files {
+					size += f.Size
+				}
+				files := "files"
+				if len(res.Files) == 1 {
+					files = "file"
+				}
+				fmt.Fprintf(e.stderr, "%s@%s (commit %s): %d %s, %s (%s downloaded, %s already in the cache)\n",
+					res.Repo, res.Revision, res.Commit[:min(12, len(res.Commit))], len(res.Files), files, humanBytes(size),
+					humanBytes(res.Downloaded), humanBytes(res.Cached))
+				if len(res.Skipped) > 0 {
+					fmt.Fprintf(e.stderr, "left out (--all fetches them): %s\n", strings.Join(res.Skipped, ", "))
+				}
 				fmt.Fprintf(e.stderr, "use it with --model %s\n", ref)
 			}
 			fmt.Fprintln(e.stdout, res.Path)

@@ -66,6 +66,7 @@ With no --model, commands use the built-in default model (stories260K).`,
 		e.benchCmd(), e.randomCmd(), e.convertCmd(false), e.convertCmd(true),
 		e.statsCmd(), e.subnetCmd(), e.maskCmd(), e.evalCmd(), e.finetuneCmd(), e.synthCmd(),
 		e.serveCmd(), e.loadtestCmd(), e.tokenizerCmd(), e.pretrainCmd(), e.corpusCmd(), e.styleCmd(), e.embedCmd(), e.sculptCmd(),
+		e.pullCmd(), e.listCmd(), e.rmCmd(),
 	)
 	return root
 }
