@@ -725,3 +725,67 @@ func TestParseRef(t *testing.T) {
 		}
 	}
 }
+
+// TestPullConcurrent runs two pulls of the same model into one cache at
+// once: the per-blob lock (the one huggingface_hub takes) lets one write each
+// blob, and both end with the complete snapshot.
+func TestPullConcurrent(t *testing.T) {
+	noToken(t)
+	h := hubtest.New(t)
+	files := hfRepo()
+	h.Commit("org/tiny", "main", files)
+	cache := t.TempDir()
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := pull(t, h, cache, "org/tiny", nil)
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := hub.Lookup(cache, "org/tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, filepath.Join(p, "model.safetensors"), files["model.safetensors"])
+	if _, err := os.Stat(filepath.Join(cache, ".locks", "models--org--tiny", hubtest.SHA256(files["model.safetensors"])+".lock")); err != nil {
+		t.Fatalf("no lock file where huggingface_hub keeps it: %v", err)
+	}
+}
+
+// TestPullRetries: an overloaded hub (503, 429) is retried with backoff; a
+// refused CDN URL (403, an expired signature) is fetched again through a
+// fresh HEAD; a failure that outlasts the retries is reported.
+func TestPullRetries(t *testing.T) {
+	noToken(t)
+	h := hubtest.New(t)
+	files := hfRepo()
+	big, small := files["model.safetensors"], files["config.json"]
+	h.Commit("org/tiny", "main", files)
+	h.Fail(big, 403, 1)
+	h.Fail(small, 503, 2)
+	res, err := pull(t, h, t.TempDir(), "org/tiny", func(c *hub.Config) { c.Include = []string{"config.json", "*.safetensors"} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, filepath.Join(res.Snapshot, "model.safetensors"), big)
+	checkFile(t, filepath.Join(res.Snapshot, "config.json"), small)
+	heads := 0
+	for _, r := range h.Requests() {
+		if r.Method == "HEAD" && strings.HasSuffix(r.Path, "/model.safetensors") {
+			heads++
+		}
+	}
+	if heads != 2 {
+		t.Fatalf("%d HEADs of the LFS file, want 2 (a fresh URL after the 403)", heads)
+	}
+	h.Fail(small, 429, 100)
+	_, err = pull(t, h, t.TempDir(), "org/tiny", func(c *hub.Config) { c.Include = []string{"config.json"}; c.Retries = 2 })
+	if err == nil || !strings.Contains(err.Error(), "config.json") || !strings.Contains(err.Error(), "429") || !strings.Contains(err.Error(), "run again") {
+		t.Fatalf("persistent 429: %v", err)
+	}
+}

@@ -8,7 +8,7 @@
 // repositories, revisions and files (RepoNotFound, RevisionNotFound,
 // EntryNotFound), and renamed repositories (a relative redirect). Faults can
 // be injected: a transfer cut off after some bytes, a transfer that stalls
-// until the client goes away, corrupted bytes.
+// until the client goes away, corrupted bytes, error statuses.
 package hubtest
 
 import (
@@ -58,6 +58,7 @@ type Hub struct {
 	cut      map[string]int64  // content key → cut the next transfer after n bytes
 	stall    map[string]int64  // content key → stall the next transfer after n bytes
 	corrupt  map[string]int    // content key → transfers left to corrupt
+	fail     map[string]failure
 	log      []Request
 	seq      int
 }
@@ -66,7 +67,7 @@ type Hub struct {
 func New(t testing.TB) *Hub {
 	h := &Hub{Token: "hf_test_token_not_real", LFSThreshold: 1024,
 		repos: map[string]*repo{}, blobs: map[string][]byte{},
-		cut: map[string]int64{}, stall: map[string]int64{}, corrupt: map[string]int{}}
+		cut: map[string]int64{}, stall: map[string]int64{}, corrupt: map[string]int{}, fail: map[string]failure{}}
 	h.api = httptest.NewServer(http.HandlerFunc(h.serveHub))
 	h.cdn = httptest.NewServer(http.HandlerFunc(h.serveCDN))
 	// Distinct hosts (host:port), as huggingface.co and its CDN are.
@@ -169,6 +170,17 @@ func (h *Hub) Corrupt(content []byte, times int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.corrupt[h.Etag(content)] = times
+}
+
+type failure struct{ status, times int }
+
+// Fail makes the next times transfers (GET) of content answer with status
+// instead: 503 or 429 as an overloaded hub does, or 403 from the CDN as an
+// expired signed URL does.
+func (h *Hub) Fail(content []byte, status, times int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.fail[h.Etag(content)] = failure{status, times}
 }
 
 // Requests returns the requests received so far and forgets them.
@@ -331,6 +343,13 @@ func (h *Hub) serveCDN(w http.ResponseWriter, r *http.Request) {
 // serveContent serves b with Range support, applying any fault queued for key.
 func (h *Hub) serveContent(w http.ResponseWriter, r *http.Request, key string, b []byte) {
 	h.mu.Lock()
+	if f := h.fail[key]; f.times > 0 && r.Method == http.MethodGet {
+		f.times--
+		h.fail[key] = f
+		h.mu.Unlock()
+		http.Error(w, http.StatusText(f.status), f.status)
+		return
+	}
 	cut, hasCut := h.cut[key]
 	stall, hasStall := h.stall[key]
 	bad := h.corrupt[key] > 0
