@@ -115,6 +115,11 @@ type Config struct {
 	NoExport bool
 	// Export tunes the export.
 	Export ExportOptions
+	// Recover, if set, fine-tunes the exported model on Data after the
+	// export (recovery fine-tuning, LoRA or full) and writes it whole to
+	// Out/recovered; RecoverProgress reports its steps.
+	Recover         *RecoverConfig
+	RecoverProgress func(train.Progress)
 
 	// Threads bounds the engine's goroutines (≤ 0: GOMAXPROCS).
 	Threads int
@@ -170,6 +175,8 @@ type Result struct {
 	StepsPerSec, TokensPerSec float64
 	Export                    *ExportInfo
 	Fingerprint               string
+	// Recovery is the recovery fine-tuning's outcome (nil without one).
+	Recovery *RecoverInfo
 }
 
 // File names in a run folder.
@@ -282,6 +289,16 @@ func (c *Config) defaults() error {
 	if c.CheckpointEvery == 0 {
 		c.CheckpointEvery = DefaultCkptEvery
 	}
+	if c.Recover != nil {
+		if c.NoExport {
+			return errors.New("sculpt: recovery fine-tuning trains the exported model; it cannot be combined with no export")
+		}
+		rc := *c.Recover
+		if err := rc.defaults(c.BatchTokens); err != nil {
+			return err
+		}
+		c.Recover = &rc
+	}
 	return nil
 }
 
@@ -380,6 +397,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		logf("exporting the model with intermediate_size %d", k)
 		if res.Export, err = Export(c.Checkpoint, res.Keep, c.Out, c.Export); err != nil {
 			return nil, err
+		}
+		if c.Recover != nil {
+			// The mask checkpoint stays until the recovery is done, so that
+			// an interrupted recovery resumes with the same flags.
+			if err := lr.save(ckDir); err != nil {
+				return nil, err
+			}
+			sm, err := Slice(m, res.Keep)
+			if err != nil {
+				return nil, err
+			}
+			logf("recovery fine-tuning (%s, %d steps) of the exported model", c.Recover.Mode, c.Recover.Steps)
+			if res.Recovery, err = Recover(ctx, c.Checkpoint, sm, c.Data, *c.Recover, c.Out, c.Resume, c.Export, c.Threads, c.RecoverProgress); err != nil {
+				return nil, err
+			}
 		}
 	} else if err := SaveKeep(filepath.Join(c.Out, KeepFile), res.Keep); err != nil {
 		return nil, err
@@ -907,15 +939,16 @@ type RunRecord struct {
 	DensePPL       *float64 `json:"dense_valid_ppl"`
 	PPL            *float64 `json:"valid_ppl"`
 
-	Steps        int         `json:"steps"`
-	Seconds      float64     `json:"seconds"`
-	StepsPerSec  float64     `json:"steps_per_second"`
-	TokensPerSec float64     `json:"tokens_per_second"`
-	Threads      int         `json:"threads"`
-	Export       *ExportInfo `json:"export,omitempty"`
-	Files        []string    `json:"files"`
-	History      []Point     `json:"history"`
-	Finished     time.Time   `json:"finished"`
+	Steps        int          `json:"steps"`
+	Seconds      float64      `json:"seconds"`
+	StepsPerSec  float64      `json:"steps_per_second"`
+	TokensPerSec float64      `json:"tokens_per_second"`
+	Threads      int          `json:"threads"`
+	Export       *ExportInfo  `json:"export,omitempty"`
+	Recovery     *RecoverInfo `json:"recovery,omitempty"`
+	Files        []string     `json:"files"`
+	History      []Point      `json:"history"`
+	Finished     time.Time    `json:"finished"`
 }
 
 // RunFormat names the format of run.json.
@@ -958,13 +991,16 @@ func (lr *learner) writeRun(res *Result, modelFP string) error {
 		DenseValidLoss: nanNil(res.DenseValidLoss), InitValidLoss: nanNil(res.InitValidLoss), ValidLoss: nanNil(res.ValidLoss),
 		DensePPL: expNil(res.DenseValidLoss), PPL: expNil(res.ValidLoss),
 		Steps: res.Steps, Seconds: res.Seconds, StepsPerSec: res.StepsPerSec, TokensPerSec: res.TokensPerSec, Threads: threads,
-		Export: res.Export, History: res.History, Finished: time.Now().UTC(),
+		Export: res.Export, Recovery: res.Recovery, History: res.History, Finished: time.Now().UTC(),
 		Files: []string{RunFile, ReportFile, KeepFile, ScoresFile}}
 	if res.Export != nil {
 		rec.Files = append(rec.Files, ModelDir)
 		if res.Export.GGUF != "" {
 			rec.Files = append(rec.Files, GGUFFile)
 		}
+	}
+	if res.Recovery != nil {
+		rec.Files = append(rec.Files, RecoveredDir)
 	}
 	if err := writeJSONFile(filepath.Join(c.Out, RunFile), rec); err != nil {
 		return err

@@ -156,6 +156,7 @@ var runTmpl = template.Must(template.New("run").Parse(`<!DOCTYPE html>
 <h2>Mask churn</h2>
 <p>Channels that entered the hard mask TopK(z, k) at each step (as many left it), all layers and per layer.</p>
 {{.Churn}}
+{{.Recovery}}
 </body></html>
 `))
 
@@ -213,8 +214,32 @@ func RunReportHTML(rec *RunRecord) ([]byte, error) {
 		}
 		rows = append(rows, [2]string{"exported model", rec.Export.Model}, [2]string{"GGUF", g}, [2]string{"keep indices", rec.Export.Keep})
 	}
+	var recovery template.HTML
+	if rv := rec.Recovery; rv != nil {
+		what := rv.Mode
+		if rv.LoRARank > 0 {
+			what = fmt.Sprintf("LoRA r=%d alpha=%g, merged", rv.LoRARank, rv.LoRAAlpha)
+		}
+		g := rv.GGUF
+		if g == "" {
+			g = "no GGUF: " + rv.GGUFSkipped
+		}
+		rows = append(rows, [2]string{"recovery fine-tuning", fmt.Sprintf("%s, %d steps at lr %g in %.1f s; train loss %.4f → %.4f; validation loss %s → %s",
+			what, rv.Steps, rv.LR, rv.Seconds, rv.FirstTrainLoss, rv.LastTrainLoss, f(rv.InitValidLoss), f(rv.ValidLoss))},
+			[2]string{"recovered model", rv.Model + " (" + g + ")"})
+		hist := rv.History
+		if rv.InitValidLoss != nil {
+			v := *rv.InitValidLoss
+			hist = append([]train.Point{{Step: 0, TrainLoss: math.NaN(), EvalLoss: &v}}, hist...)
+		}
+		svg := train.LossSVG(hist, "recovery fine-tuning loss")
+		if i := bytes.Index(svg, []byte("<svg")); i > 0 {
+			svg = svg[i:]
+		}
+		recovery = template.HTML("<h2>Recovery fine-tuning</h2>\n" + string(svg))
+	}
 	var buf bytes.Buffer
 	err := runTmpl.Execute(&buf, map[string]any{"Title": rec.Method + " " + rec.Persona, "Rows": rows,
-		"Loss": template.HTML(loss), "Churn": template.HTML(churn)})
+		"Loss": template.HTML(loss), "Churn": template.HTML(churn), "Recovery": recovery})
 	return buf.Bytes(), err
 }

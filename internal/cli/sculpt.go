@@ -16,6 +16,7 @@ import (
 
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/sculpt"
+	"github.com/masque-ai/masque/train"
 )
 
 // sculptFlags are the options of `masque sculpt` shared by its subcommands.
@@ -84,6 +85,8 @@ func (e *env) sculptCmd() *cobra.Command {
 	var f sculptFlags
 	var cfg sculpt.Config
 	var global bool
+	var rc sculpt.RecoverConfig
+	var recoverMode string
 	c := &cobra.Command{
 		Use:   "sculpt --model M (--persona NAME --corpus DIR | --data FILE.jsonl) --ratio R --out DIR",
 		Short: "Persona-Pruner: learn which FFN channels a persona needs and export the smaller model",
@@ -98,6 +101,12 @@ DIR/model.gguf, DIR/keep_indices.json ([L][k]), DIR/scores.json, DIR/run.json (e
 choice, the curves) and DIR/report.html (loss and mask-churn curves).
 Checkpoints go to DIR/checkpoint; --resume continues an interrupted run exactly.
 
+--recover lora|full fine-tunes the exported model on the same data afterwards
+(recovery fine-tuning, with the finetune pipeline: a LoRA adapter on every
+projection, merged, or every parameter; cosine schedule, 3% warm-up) and writes
+it whole to DIR/recovered/model (and DIR/recovered/model.gguf); DIR/model stays
+the pruned model without recovery.
+
 Subcommands: baseline (magnitude, Wanda, Taylor, depth pruning at equal size),
 compare (Persona-Pruner vs every baseline on one persona), report (the
 comparisons of every persona and ratio in one table, with the headline and the
@@ -105,7 +114,8 @@ mask analyses), analyze (mask overlap across seeds and personas), export (apply
 a keep_indices.json to a model).`,
 		Example: `  masque sculpt --model voices/model --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/kjv-25
   masque sculpt --model M --data persona.jsonl --ratio 0.5 --steps 400 --out runs/p50
-  masque sculpt --model M --global --corpus corpus/voices --ratio 0.25 --out runs/global-25`,
+  masque sculpt --model M --global --corpus corpus/voices --ratio 0.25 --out runs/global-25
+  masque sculpt --model M --persona kjv --corpus corpus/voices --ratio 0.5 --recover lora --recover-steps 200 --out runs/kjv-50-rec`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.out == "" {
@@ -119,6 +129,23 @@ a keep_indices.json to a model).`,
 			}
 			if _, err := sculpt.KeepCount(1000, f.ratio); err != nil {
 				return usagef("--ratio: %v", err)
+			}
+			mode, err := sculpt.ParseRecover(recoverMode)
+			if err != nil {
+				return usagef("--recover: %v", err)
+			}
+			if mode != "" {
+				if f.noExport {
+					return usagef("--recover fine-tunes the exported model; it cannot be combined with --no-export")
+				}
+				rc.Mode = mode
+				cfg.Recover = &rc
+			} else {
+				for _, name := range []string{"recover-steps", "recover-lr", "recover-rank"} {
+					if cmd.Flags().Changed(name) {
+						return usagef("--%s needs --recover lora or --recover full", name)
+					}
+				}
 			}
 			ck, err := mf.open()
 			if err != nil {
@@ -144,9 +171,17 @@ a keep_indices.json to a model).`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			pb := e.stepBar("learning the mask")
-			cfg.Progress = pb.update
+			cfg.Progress = func(p sculpt.Progress) {
+				pb.update(p)
+				if p.Step == p.Total {
+					pb.done()
+				}
+			}
+			rb := e.trainBar("recovery")
+			cfg.RecoverProgress = rb.update
 			res, err := sculpt.Run(ctx, cfg)
 			pb.done()
+			rb.done()
 			if errors.Is(err, sculpt.ErrInterrupted) {
 				return fmt.Errorf("%v; continue with the same flags plus --resume", err)
 			}
@@ -168,6 +203,17 @@ a keep_indices.json to a model).`,
 				}
 				fmt.Fprintln(e.stderr)
 			}
+			if rv := res.Recovery; rv != nil {
+				fmt.Fprintf(e.stderr, "recovery (%s, %d steps, %.1f s): train loss %.4f → %.4f", rv.Mode, rv.Steps, rv.Seconds, rv.FirstTrainLoss, rv.LastTrainLoss)
+				if rv.InitValidPPL != nil && rv.ValidPPL != nil {
+					fmt.Fprintf(e.stderr, ", held-out perplexity %.3f → %.3f", *rv.InitValidPPL, *rv.ValidPPL)
+				}
+				fmt.Fprintf(e.stderr, "\nrecovered model: %s", rv.Model)
+				if rv.GGUF != "" {
+					fmt.Fprintf(e.stderr, ", %s", rv.GGUF)
+				}
+				fmt.Fprintln(e.stderr)
+			}
 			fmt.Fprintf(e.stderr, "report: %s\n", filepath.Join(f.out, sculpt.ReportFile))
 			return nil
 		},
@@ -175,6 +221,10 @@ a keep_indices.json to a model).`,
 	mf.register(c)
 	f.registerData(c)
 	registerLearnFlags(c, &cfg)
+	c.Flags().StringVar(&recoverMode, "recover", "", "after the export, fine-tune the smaller model on the same data: lora or full (recovery fine-tuning; default none)")
+	c.Flags().IntVar(&rc.Steps, "recover-steps", sculpt.DefaultRecoverSteps, "steps of the recovery fine-tuning")
+	c.Flags().Float64Var(&rc.LR, "recover-lr", 0, "peak learning rate of the recovery (default 2e-4 for lora, 2e-5 for full)")
+	c.Flags().IntVar(&rc.LoRARank, "recover-rank", sculpt.DefaultRecoverLoRARank, "LoRA rank of --recover lora (alpha = rank)")
 	c.Flags().BoolVar(&global, "global", false, "learn one global mask on every voice of --corpus pooled (--max-rows per voice)")
 	c.AddCommand(e.sculptBaselineCmd(), e.sculptCompareCmd(), e.sculptReportCmd(), e.sculptAnalyzeCmd(), e.sculptExportCmd())
 	return c
@@ -223,6 +273,41 @@ func (s *stepBar) update(p sculpt.Progress) {
 	}
 	s.bar.Describe(desc)
 	_ = s.bar.Set(p.Step)
+}
+
+// trainBar shows the steps of a fine-tuning: a bar on a terminal, quiet
+// otherwise.
+type trainBar struct {
+	e    *env
+	what string
+	bar  *progressbar.ProgressBar
+}
+
+func (e *env) trainBar(what string) *trainBar { return &trainBar{e: e, what: what} }
+
+func (s *trainBar) update(p train.Progress) {
+	if !isTerminal(s.e.stderr) {
+		return
+	}
+	if s.bar == nil {
+		s.bar = progressbar.NewOptions(p.Total, progressbar.OptionSetWriter(s.e.stderr), progressbar.OptionSetDescription(s.what),
+			progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionSetWidth(20),
+			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionShowDescriptionAtLineEnd())
+	}
+	desc := fmt.Sprintf("step %d/%d loss %.4f lr %.2e %.0f tok/s", p.Step, p.Total, p.Loss, p.LR, p.TokensPerSec)
+	if !math.IsNaN(p.EvalLoss) {
+		desc += fmt.Sprintf(" eval %.4f", p.EvalLoss)
+	}
+	s.bar.Describe(desc)
+	_ = s.bar.Set(p.Step)
+}
+
+func (s *trainBar) done() {
+	if s.bar != nil {
+		_ = s.bar.Exit()
+		fmt.Fprintln(s.e.stderr)
+		s.bar = nil
+	}
 }
 
 func (s *stepBar) done() {

@@ -140,3 +140,39 @@ func TestSculptWorkflow(t *testing.T) {
 		t.Errorf("foreign keep indices: exit %d, %s", code, errs)
 	}
 }
+
+// TestSculptRecover: --recover fine-tunes the exported model and writes it
+// whole to DIR/recovered; generate runs it.
+func TestSculptRecover(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "rec")
+	args := []string{"sculpt", "--persona", "slang", "--corpus", sculptCorpus, "--ratio", "0.5", "--steps", "2", "--batch-tokens", "512",
+		"--calib-samples", "4", "--threads", "2", "--no-gguf", "--out", out}
+	code, _, errs := run(t, "", append(args, "--recover", "lora", "--recover-steps", "3", "--recover-lr", "1e-3")...)
+	if code != 0 {
+		t.Fatalf("sculpt --recover: %s", errs)
+	}
+	for _, want := range []string{"recovery (lora, 3 steps", "recovered model: " + filepath.Join(out, "recovered", "model")} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("output lacks %q: %s", want, errs)
+		}
+	}
+	gen := []string{"generate", "--model", filepath.Join(out, "recovered", "model"), "--prompt", "Once upon a time", "-n", "4", "--temperature", "0"}
+	if code, got, errs := run(t, "", gen...); code != 0 || got == "" {
+		t.Fatalf("generate from the recovered model: %s", errs)
+	}
+	for _, c := range []struct {
+		extra []string
+		want  string
+	}{
+		{[]string{"--recover", "qlora"}, "unknown recovery"},
+		{[]string{"--recover-steps", "5"}, "needs --recover"},
+		{[]string{"--recover", "full", "--no-export"}, "--no-export"},
+	} {
+		a := append(append([]string{}, args...), c.extra...)
+		a[len(args)-1] = filepath.Join(dir, "x")
+		if code, _, errs := run(t, "", a...); code == 0 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, %s (want %q)", c.extra, code, errs, c.want)
+		}
+	}
+}
