@@ -134,6 +134,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Cache == "" {
 		cfg.Cache = CacheDir()
 	}
+	if Offline() {
+		return offline(cfg)
+	}
 	if cfg.Endpoint == "" {
 		cfg.Endpoint = Endpoint()
 	}
@@ -265,6 +268,49 @@ feed:
 	res.Path = res.Snapshot
 	if pth, err := openPath(res.Snapshot, cfg.Model.Quant); err == nil {
 		res.Path = pth
+	}
+	return res, nil
+}
+
+// Offline reports whether $HF_HUB_OFFLINE asks, as it does huggingface_hub,
+// that the hub not be contacted.
+func Offline() bool {
+	switch strings.ToUpper(strings.TrimSpace(os.Getenv("HF_HUB_OFFLINE"))) {
+	case "1", "ON", "YES", "TRUE":
+		return true
+	}
+	return false
+}
+
+// offline answers a pull from the cache alone: what is there, or an error.
+func offline(cfg Config) (*Result, error) {
+	path, err := Lookup(cfg.Cache, cfg.Model.String())
+	if err != nil {
+		return nil, fmt.Errorf("HF_HUB_OFFLINE is set, so the hub is not contacted, and %w", err)
+	}
+	snap := path
+	if st, err := os.Stat(path); err == nil && !st.IsDir() {
+		snap = filepath.Dir(path)
+		for filepath.Base(filepath.Dir(snap)) != "snapshots" && filepath.Dir(snap) != snap {
+			snap = filepath.Dir(snap)
+		}
+	}
+	res := &Result{Repo: cfg.Model.Repo, Revision: cfg.Model.rev(), Commit: filepath.Base(snap), Snapshot: snap, Path: path}
+	files, err := snapshotFiles(snap)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		st, err := os.Stat(filepath.Join(snap, filepath.FromSlash(f)))
+		if err != nil {
+			continue
+		}
+		fr := FileResult{Name: f, Size: st.Size(), Cached: true}
+		if t, err := os.Readlink(filepath.Join(snap, filepath.FromSlash(f))); err == nil {
+			fr.Etag = filepath.Base(t)
+		}
+		res.Files = append(res.Files, fr)
+		res.Cached += st.Size()
 	}
 	return res, nil
 }

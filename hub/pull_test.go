@@ -789,3 +789,30 @@ func TestPullRetries(t *testing.T) {
 		t.Fatalf("persistent 429: %v", err)
 	}
 }
+
+// TestPullOffline: with HF_HUB_OFFLINE set, a pull answers from the cache
+// and never contacts the hub.
+func TestPullOffline(t *testing.T) {
+	noToken(t)
+	h := hubtest.New(t)
+	files := hfRepo()
+	commit := h.Commit("org/tiny", "main", files)
+	cache := t.TempDir()
+	t.Setenv("HF_HUB_OFFLINE", "1")
+	if _, err := pull(t, h, cache, "org/tiny", nil); err == nil || !strings.Contains(err.Error(), "HF_HUB_OFFLINE") || !strings.Contains(err.Error(), "masque pull org/tiny") {
+		t.Fatalf("offline, not cached: %v", err)
+	}
+	t.Setenv("HF_HUB_OFFLINE", "")
+	if _, err := pull(t, h, cache, "org/tiny", nil); err != nil {
+		t.Fatal(err)
+	}
+	h.Requests()
+	t.Setenv("HF_HUB_OFFLINE", "true")
+	res, err := pull(t, h, cache, "org/tiny", nil)
+	if err != nil || res.Commit != commit || res.Downloaded != 0 || len(res.Files) != 5 {
+		t.Fatalf("offline, cached: %+v %v", res, err)
+	}
+	if n := len(h.Requests()); n != 0 {
+		t.Fatalf("%d requests while offline", n)
+	}
+}
