@@ -3,6 +3,8 @@ package checkpoint
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/masque-ai/masque/hub"
 )
@@ -19,7 +21,7 @@ func Resolve(path string) (string, error) {
 	if path == "" {
 		return path, nil
 	}
-	if _, err := os.Lstat(path); err == nil || !hub.IsRef(path) {
+	if _, err := os.Lstat(path); err == nil || !hub.IsRef(path) || looksLikeFile(path) {
 		return path, nil
 	}
 	p, err := hub.Lookup("", path)
@@ -27,4 +29,13 @@ func Resolve(path string) (string, error) {
 		return "", fmt.Errorf("opening model: %s is no file or folder here, nor a pulled model: %w", path, err)
 	}
 	return p, nil
+}
+
+// looksLikeFile: a missing "dir/model.gguf" is a mistyped path, not a hub id.
+func looksLikeFile(path string) bool {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".gguf", ".bin", ".safetensors", ".json", ".pt", ".pth":
+		return true
+	}
+	return false
 }

@@ -48,7 +48,7 @@ func TestResolveHubCache(t *testing.T) {
 		t.Fatalf("local folder: %s %v", got, err)
 	}
 	// Paths and names that are no hub ids pass through unchanged.
-	for _, p := range []string{"", "builtin:voices", "/nonexistent/model", "x.gguf"} {
+	for _, p := range []string{"", "builtin:voices", "/nonexistent/model", "x.gguf", "models/missing.gguf", "out/model.bin"} {
 		if got, err := Resolve(p); err != nil || got != p {
 			t.Fatalf("Resolve(%q) = %q, %v", p, got, err)
 		}

@@ -52,7 +52,9 @@ HTTP range requests); every file is checked against the hub's sha256 (LFS
 files) or git hash, and a corrupt file never enters the cache. Gated and
 private models need a token: $HF_TOKEN, or the file huggingface-cli login
 writes ($HF_HOME/token). The path that opens the model is printed on stdout.
-A progress bar shows on a terminal (not with $HF_HUB_DISABLE_PROGRESS_BARS).`,
+A progress bar shows on a terminal (not with $HF_HUB_DISABLE_PROGRESS_BARS).
+With $HF_HUB_OFFLINE set, the hub is not contacted: a model already in the
+cache is reported, any other is an error.`,
 		Example: `  masque pull Qwen/Qwen2.5-0.5B-Instruct
   masque pull HuggingFaceTB/SmolLM2-135M-Instruct --revision main --include '*.json' --include '*.safetensors'
   masque pull bartowski/SmolLM2-135M-Instruct-GGUF:Q4_K_M
