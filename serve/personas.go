@@ -363,7 +363,10 @@ func parsePersonaUpload(r *http.Request) (persona.Spec, *apiError) {
 		if err != nil {
 			return persona.Spec{}, badRequest("", "invalid_card", "%v", err)
 		}
-		spec := c.Spec()
+		spec, err := c.Spec()
+		if err != nil {
+			return persona.Spec{}, badRequest("", "invalid_card", "%v", err)
+		}
 		q := r.URL.Query()
 		if v := q.Get("name"); v != "" {
 			spec.Name = v

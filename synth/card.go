@@ -10,6 +10,20 @@ import (
 	"hash/crc32"
 	"os"
 	"strings"
+
+	"github.com/masque-ai/masque/internal/macro"
+)
+
+// Limits on a card, checked when it is read (before any macro is
+// expanded): every text field, before and after expansion, holds at most
+// MaxCardFieldLen bytes, the name MaxCardNameLen, and there are at most
+// MaxCardTags tags of MaxCardNameLen bytes each.
+const (
+	MaxCardFieldLen = 64 << 10
+	MaxCardNameLen  = 256
+	MaxCardTags     = 256
+	// MaxCardBytes bounds a card file (a PNG with its image).
+	MaxCardBytes = 16 << 20
 )
 
 // Card is a SillyTavern character card: the fields of a V2 card's "data"
@@ -31,6 +45,9 @@ type Card struct {
 // ({"spec": "chara_card_v2", "data": {...}}) or a V1 card (the fields at
 // the top level). The card must have a name.
 func ParseCard(data []byte) (*Card, error) {
+	if len(data) > MaxCardBytes {
+		return nil, fmt.Errorf("character card: %d bytes; the limit is %d", len(data), MaxCardBytes)
+	}
 	var top struct {
 		Spec string          `json:"spec"`
 		Data json.RawMessage `json:"data"`
@@ -49,18 +66,50 @@ func ParseCard(data []byte) (*Card, error) {
 	if strings.TrimSpace(c.Name) == "" {
 		return nil, errors.New("character card: no name")
 	}
-	c.expand()
+	if err := c.expand(); err != nil {
+		return nil, err
+	}
 	return &c, nil
 }
 
-// expand replaces the {{char}} and {{user}} placeholders of card text.
-func (c *Card) expand() {
-	r := strings.NewReplacer("{{char}}", c.Name, "{{Char}}", c.Name, "<BOT>", c.Name,
-		"{{user}}", "the user", "{{User}}", "the user", "<USER>", "the user")
-	for _, p := range []*string{&c.Description, &c.Personality, &c.Scenario, &c.FirstMes, &c.MesExample, &c.SystemPrompt} {
-		*p = strings.TrimSpace(r.Replace(*p))
+// expand checks the card's limits, then replaces the {{char}} and
+// {{user}} placeholders of its text (each expansion bounded first).
+func (c *Card) expand() error {
+	if len(c.Name) > MaxCardNameLen {
+		return fmt.Errorf("character card: the name is %d bytes; the limit is %d", len(c.Name), MaxCardNameLen)
+	}
+	if len(c.Tags) > MaxCardTags {
+		return fmt.Errorf("character card: %d tags; the limit is %d", len(c.Tags), MaxCardTags)
+	}
+	for i, t := range c.Tags {
+		if len(t) > MaxCardNameLen {
+			return fmt.Errorf("character card: tag %d is %d bytes; the limit is %d", i+1, len(t), MaxCardNameLen)
+		}
 	}
 	c.Name = strings.TrimSpace(c.Name)
+	pairs := []string{"{{char}}", c.Name, "{{Char}}", c.Name, "<BOT>", c.Name,
+		"{{user}}", "the user", "{{User}}", "the user", "<USER>", "the user"}
+	for _, f := range []struct {
+		name string
+		p    *string
+	}{
+		{"description", &c.Description}, {"personality", &c.Personality}, {"scenario", &c.Scenario},
+		{"first_mes", &c.FirstMes}, {"mes_example", &c.MesExample}, {"system_prompt", &c.SystemPrompt},
+		{"creator_notes", &c.CreatorNotes},
+	} {
+		if len(*f.p) > MaxCardFieldLen {
+			return fmt.Errorf("character card: %s is %d bytes; the limit is %d", f.name, len(*f.p), MaxCardFieldLen)
+		}
+		if f.name == "creator_notes" {
+			continue // not expanded: notes for users
+		}
+		v, err := macro.Expand("character card: "+f.name, *f.p, MaxCardFieldLen, pairs...)
+		if err != nil {
+			return err
+		}
+		*f.p = strings.TrimSpace(v)
+	}
+	return nil
 }
 
 var pngSignature = []byte{0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'}
@@ -69,6 +118,9 @@ var pngSignature = []byte{0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'}
 // chunk with the keyword "chara" (or "ccv3", preferred when both are
 // there) holding the card's JSON in base64.
 func ParseCardPNG(data []byte) (*Card, error) {
+	if len(data) > MaxCardBytes {
+		return nil, fmt.Errorf("character card: %d bytes; the limit is %d", len(data), MaxCardBytes)
+	}
 	if !bytes.HasPrefix(data, pngSignature) {
 		return nil, errors.New("character card: not a PNG file")
 	}

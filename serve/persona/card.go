@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"strings"
+
+	"github.com/masque-ai/masque/internal/macro"
 )
 
 // Card is a SillyTavern character card (the fields masque uses).
@@ -44,6 +46,53 @@ type Card struct {
 
 // MaxCardBytes bounds the size of a card file (a PNG with its image).
 const MaxCardBytes = 16 << 20
+
+// Limits on a card's fields, checked when the card is read: every text
+// field holds at most MaxPromptLen bytes (what a spec's prompt may hold),
+// the name MaxCardNameLen bytes, and the lists at most MaxCardTags tags
+// (each MaxCardTagLen bytes) and MaxCardGreetings greetings.
+const (
+	MaxCardNameLen   = 256
+	MaxCardTags      = 256
+	MaxCardTagLen    = 256
+	MaxCardGreetings = 256
+)
+
+// checkLimits returns an error naming the first field over its limit.
+func (c *Card) checkLimits() error {
+	if len(c.Name) > MaxCardNameLen {
+		return fmt.Errorf("character card: the name is %d bytes; the limit is %d", len(c.Name), MaxCardNameLen)
+	}
+	for _, f := range []struct {
+		name, v string
+	}{
+		{"description", c.Description}, {"personality", c.Personality}, {"scenario", c.Scenario},
+		{"first_mes", c.FirstMessage}, {"mes_example", c.MessageExamples}, {"system_prompt", c.SystemPrompt},
+		{"post_history_instructions", c.PostHistoryInstructions}, {"creator_notes", c.CreatorNotes},
+		{"creator", c.Creator}, {"character_version", c.CharacterVersion},
+	} {
+		if len(f.v) > MaxPromptLen {
+			return fmt.Errorf("character card: %s is %d bytes; the limit is %d", f.name, len(f.v), MaxPromptLen)
+		}
+	}
+	if len(c.Tags) > MaxCardTags {
+		return fmt.Errorf("character card: %d tags; the limit is %d", len(c.Tags), MaxCardTags)
+	}
+	for i, t := range c.Tags {
+		if len(t) > MaxCardTagLen {
+			return fmt.Errorf("character card: tag %d is %d bytes; the limit is %d", i+1, len(t), MaxCardTagLen)
+		}
+	}
+	if len(c.AlternateGreetings) > MaxCardGreetings {
+		return fmt.Errorf("character card: %d alternate greetings; the limit is %d", len(c.AlternateGreetings), MaxCardGreetings)
+	}
+	for i, g := range c.AlternateGreetings {
+		if len(g) > MaxPromptLen {
+			return fmt.Errorf("character card: alternate greeting %d is %d bytes; the limit is %d", i+1, len(g), MaxPromptLen)
+		}
+	}
+	return nil
+}
 
 var pngSignature = []byte("\x89PNG\r\n\x1a\n")
 
@@ -88,6 +137,9 @@ func ParseCard(data []byte) (*Card, error) {
 	}
 	if strings.TrimSpace(c.Name) == "" {
 		return nil, errors.New("character card: no name")
+	}
+	if err := c.checkLimits(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -189,8 +241,13 @@ func writeChunk(w *bytes.Buffer, typ string, body []byte) {
 // description the profile, and the system prompt is the card's own (its
 // {{original}} replaced by the default prompt) or the default one built
 // from the description, personality and scenario. {{char}} and {{user}}
-// are replaced by the character's name and "User".
-func (c *Card) Spec() Spec {
+// are replaced by the character's name and "User". Every expansion is
+// bounded before it is done: a field that would grow past MaxPromptLen
+// bytes is an error, and nothing is allocated for it.
+func (c *Card) Spec() (Spec, error) {
+	if err := c.checkLimits(); err != nil {
+		return Spec{}, err
+	}
 	var def strings.Builder
 	fmt.Fprintf(&def, "You are %s.", c.Name)
 	if d := strings.TrimSpace(c.Description); d != "" {
@@ -204,17 +261,28 @@ func (c *Card) Spec() Spec {
 	}
 	prompt := def.String()
 	if sp := strings.TrimSpace(c.SystemPrompt); sp != "" {
-		prompt = strings.ReplaceAll(sp, "{{original}}", prompt)
+		var err error
+		if prompt, err = macro.Expand("character card: the system prompt", sp, MaxPromptLen, "{{original}}", prompt); err != nil {
+			return Spec{}, err
+		}
 	}
-	fill := func(s string) string {
-		r := strings.NewReplacer("{{char}}", c.Name, "{{Char}}", c.Name, "<BOT>", c.Name, "{{user}}", "User", "{{User}}", "User", "<USER>", "User")
-		return r.Replace(s)
+	pairs := []string{"{{char}}", c.Name, "{{Char}}", c.Name, "<BOT>", c.Name, "{{user}}", "User", "{{User}}", "User", "<USER>", "User"}
+	desc, err := macro.Expand("character card: the description", strings.TrimSpace(c.Description), MaxPromptLen, pairs...)
+	if err != nil {
+		return Spec{}, err
+	}
+	if prompt, err = macro.Expand("character card: the system prompt", prompt, MaxPromptLen, pairs...); err != nil {
+		return Spec{}, err
+	}
+	greeting, err := macro.Expand("character card: the greeting (first_mes)", c.FirstMessage, MaxPromptLen, pairs...)
+	if err != nil {
+		return Spec{}, err
 	}
 	return Spec{
 		Name:         Slug(c.Name),
-		Description:  fill(strings.TrimSpace(c.Description)),
-		SystemPrompt: fill(prompt),
-		Greeting:     fill(c.FirstMessage),
+		Description:  desc,
+		SystemPrompt: prompt,
+		Greeting:     greeting,
 		Tags:         c.Tags,
-	}
+	}, nil
 }

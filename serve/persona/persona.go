@@ -329,7 +329,10 @@ func (s *Spec) importCard() error {
 	if err != nil {
 		return fmt.Errorf("%s: %v", s.Card, err)
 	}
-	from := c.Spec()
+	from, err := c.Spec()
+	if err != nil {
+		return fmt.Errorf("%s: %v", s.Card, err)
+	}
 	if s.Name == "" {
 		s.Name = from.Name
 	}

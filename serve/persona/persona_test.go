@@ -169,7 +169,10 @@ func TestParseCard(t *testing.T) {
 			if c.SpecName != tc.spec {
 				t.Errorf("spec %s, want %s", c.SpecName, tc.spec)
 			}
-			s := c.Spec()
+			s, err := c.Spec()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if s.Name != tc.persona || (tc.prompt != "" && s.SystemPrompt != tc.prompt) || s.Greeting != tc.greeting {
 				t.Errorf("spec %+v\nwant name %q prompt %q greeting %q", s, tc.persona, tc.prompt, tc.greeting)
 			}
