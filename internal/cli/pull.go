@@ -78,7 +78,7 @@ cache is reported, any other is an error.`,
 				cfg.Progress = func(p hub.Progress) {
 					if bar == nil {
 						bar = progressbar.NewOptions64(p.Total, progressbar.OptionSetWriter(e.stderr),
-							progressbar.OptionShowBytes(true), progressbar.OptionShowTotalBytes(true),
+							progressbar.OptionShowBytes(true), progressbar.OptionShowCount(), progressbar.OptionShowTotalBytes(true),
 							progressbar.OptionSetPredictTime(true), progressbar.OptionSetElapsedTime(true),
 							progressbar.OptionSetWidth(24), progressbar.OptionThrottle(100*time.Millisecond),
 							progressbar.OptionUseIECUnits(false))
@@ -208,7 +208,11 @@ it last changed. Unfinished downloads are counted as partial.`,
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stderr, "%d models, %s on disk in %s\n", len(models), humanBytes(total), dir)
+			noun := "models"
+			if len(models) == 1 {
+				noun = "model"
+			}
+			fmt.Fprintf(e.stderr, "%d %s, %s on disk in %s\n", len(models), noun, humanBytes(total), dir)
 			return nil
 		},
 	}
