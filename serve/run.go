@@ -66,8 +66,10 @@ func CheckBind(addr, apiKey string) error {
 }
 
 // Serve answers HTTP on ln until ctx ends, then shuts down: it stops
-// accepting, gives requests in flight up to 10 seconds, and then ends
-// the remaining ones (streams get an error event). The server is closed
+// accepting, gives requests in flight up to Options.ShutdownGrace to
+// finish (streams end with their [DONE]), and then ends the remaining
+// ones (streams get an error event, code "shutting_down"); it returns nil
+// after a shutdown that ctx asked for. The server is closed
 // when Serve returns after ctx ended.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
@@ -85,7 +87,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownGrace)
 	defer cancel()
 	go func() {
 		<-sctx.Done()

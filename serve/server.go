@@ -88,6 +88,11 @@ type Options struct {
 	MaxTokens int
 	// NoPlayground turns off the web playground at /.
 	NoPlayground bool
+	// ShutdownGrace is how long Serve, once its context ends (SIGINT or
+	// SIGTERM in the CLI), lets the requests in flight finish before it
+	// ends them (streams then get an error event); default 10 seconds,
+	// negative: end them at once.
+	ShutdownGrace time.Duration
 	// Log receives one line per failed request (default: discarded).
 	Log *slog.Logger
 
@@ -139,6 +144,12 @@ func (o *Options) defaults() error {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Minute
+	}
+	switch {
+	case o.ShutdownGrace == 0:
+		o.ShutdownGrace = 10 * time.Second
+	case o.ShutdownGrace < 0:
+		o.ShutdownGrace = 0
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 1 << 20

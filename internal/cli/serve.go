@@ -22,7 +22,7 @@ func (e *env) serveCmd() *cobra.Command {
 		kvMemory, maxBody, maxMessage                         string
 		ctxLen, maxSeqs, queue, batchTokens, maxTokens        int
 		promptCacheMB                                         int
-		timeout                                               time.Duration
+		timeout, shutdownGrace                                time.Duration
 		noPlayground, verbose, persist                        bool
 	)
 	c := &cobra.Command{
@@ -91,6 +91,12 @@ The server listens on the loopback interface by default; another address needs
 			if err != nil {
 				return usagef("--max-message: %v", err)
 			}
+			if shutdownGrace < 0 {
+				return usagef("--shutdown-grace %v is negative", shutdownGrace)
+			}
+			if shutdownGrace == 0 {
+				shutdownGrace = -1 // serve.Options: negative is none, 0 the default
+			}
 			for _, v := range []struct {
 				name string
 				v    int
@@ -139,8 +145,8 @@ The server listens on the loopback interface by default; another address needs
 				APIKey: apiKey, AdminKey: adminKey,
 				Ctx: ctxLen, KVBytes: kv, MaxSeqs: maxSeqs, MaxQueue: queue, BatchTokens: batchTokens, PromptCacheBytes: promptCache,
 				Timeout: timeout, MaxBodyBytes: body, MaxMessageBytes: int(msg), MaxTokens: maxTokens,
-				NoPlayground: noPlayground,
-				Log:          slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
+				NoPlayground: noPlayground, ShutdownGrace: shutdownGrace,
+				Log: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
 			})
 			if err != nil {
 				return err
@@ -176,6 +182,7 @@ The server listens on the loopback interface by default; another address needs
 	fl.StringVar(&maxBody, "max-body", "1MiB", "largest request body")
 	fl.StringVar(&maxMessage, "max-message", "64KiB", "largest message content")
 	fl.BoolVar(&noPlayground, "no-playground", false, "do not serve the web playground at /")
+	fl.DurationVar(&shutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM or SIGINT, stop accepting and give requests in flight this long to finish before ending them (streams then get an error event); exit 0")
 	fl.BoolVar(&verbose, "verbose", false, "log more")
 	return c
 }
