@@ -14,7 +14,15 @@ import (
 
 // SaveGGUF writes the checkpoint (weights, tokenizer and chat template) as a
 // GGUF file whose matrices are stored as t; llama.cpp and ollama load it.
+// q4_k means llama.cpp's Q4_K_M recipe (see model.GGUFOptions).
 func (ck *Checkpoint) SaveGGUF(path string, t quant.DType) error {
+	return ck.SaveGGUFWith(path, model.GGUFOptions{Type: t})
+}
+
+// SaveGGUFWith is SaveGGUF with every option of model.SaveGGUF (a
+// llama.cpp recipe name, the per-tensor plan); o's Name defaults to the
+// checkpoint's, and the tokenizer and chat template are appended to Extra.
+func (ck *Checkpoint) SaveGGUFWith(path string, o model.GGUFOptions) error {
 	extra, err := ck.tokenizerGGUF()
 	if err != nil {
 		return err
@@ -22,8 +30,11 @@ func (ck *Checkpoint) SaveGGUF(path string, t quant.DType) error {
 	if ck.templateSource != "" {
 		extra = append(extra, gguf.KV{Key: "tokenizer.chat_template", Value: ck.templateSource})
 	}
-	name := strings.TrimSuffix(filepath.Base(ck.Path), filepath.Ext(ck.Path))
-	return model.SaveGGUF(path, ck.Model, model.GGUFOptions{Type: t, Name: name, Extra: extra})
+	if o.Name == "" {
+		o.Name = strings.TrimSuffix(filepath.Base(ck.Path), filepath.Ext(ck.Path))
+	}
+	o.Extra = append(o.Extra, extra...)
+	return model.SaveGGUF(path, ck.Model, o)
 }
 
 // tokenizerGGUF returns the tokenizer as GGUF metadata, from wherever the

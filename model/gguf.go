@@ -257,15 +257,31 @@ func permuteRows(w *kernels.Matrix, heads, headDim int, toInterleaved bool) *ker
 
 // GGUFOptions tune SaveGGUF.
 type GGUFOptions struct {
-	// Type of the matrices: F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K. A
-	// matrix whose row length is not a multiple of the type's block is
-	// stored as F16 instead. Norms and biases are always F32.
+	// Recipe is a llama.cpp file type ("Q4_K_M", "Q5_K_S", "Q8_0", "F16",
+	// …; see gguf.ParseFileType): the per-tensor types llama-quantize
+	// would choose, fallbacks included. Empty means the recipe of Type
+	// (q4_k means Q4_K_M, as in llama-quantize).
+	Recipe string
+	// Type of the matrices when Recipe is empty: F32, F16, BF16, Q8_0,
+	// Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K. Norms and biases are
+	// always F32.
 	Type quant.DType
 	// Name is general.name.
 	Name string
 	// Extra metadata (tokenizer.*, chat template, …) appended after the
 	// model's own keys.
 	Extra []gguf.KV
+	// Plan, if not nil, receives the type chosen for every matrix, in
+	// file order.
+	Plan *[]gguf.Choice
+}
+
+// FileType returns the llama.cpp recipe o asks for.
+func (o GGUFOptions) FileType() (gguf.FileType, error) {
+	if o.Recipe != "" {
+		return gguf.ParseFileType(o.Recipe)
+	}
+	return gguf.FileTypeOf(o.Type)
 }
 
 // SaveGGUF writes m as a GGUF v3 file that llama.cpp and ollama load:
@@ -292,6 +308,13 @@ func SaveGGUF(path string, m *Model, o GGUFOptions) error {
 	if c.SlidingWindow > 0 {
 		return fmt.Errorf("writing %s: sliding-window attention has no llama.cpp equivalent in the %s architecture", path, arch)
 	}
+	ft, err := o.FileType()
+	if err != nil {
+		return fmt.Errorf("writing %s: %v", path, err)
+	}
+	if err := ft.Writable(); err != nil {
+		return fmt.Errorf("writing %s: %v", path, err)
+	}
 	name := o.Name
 	if name == "" {
 		name = "masque model"
@@ -299,7 +322,7 @@ func SaveGGUF(path string, m *Model, o GGUFOptions) error {
 	meta := []gguf.KV{
 		{Key: "general.architecture", Value: arch},
 		{Key: "general.name", Value: name},
-		{Key: "general.file_type", Value: uint32(ggufFileType(o.Type))},
+		{Key: "general.file_type", Value: uint32(ft)},
 		{Key: "general.quantization_version", Value: uint32(2)},
 		{Key: arch + ".context_length", Value: uint32(max(c.MaxSeq, 1))},
 		{Key: arch + ".embedding_length", Value: uint32(c.Hidden)},
@@ -319,34 +342,22 @@ func SaveGGUF(path string, m *Model, o GGUFOptions) error {
 	}
 	meta = append(meta, o.Extra...)
 
-	var ts []gguf.WriteTensor
-	mat := func(name string, w *kernels.Matrix, permHeads int) error {
-		t := o.Type
-		if _, err := t.RowBytes(w.Cols); err != nil {
-			t = quant.F16
-		}
-		var data []byte
-		if w.Type == t {
-			data = w.Data
-		} else {
-			var err error
-			if data, err = convertRows(w, t); err != nil {
-				return err
-			}
-		}
-		out, _ := kernels.NewMatrix(t, w.Rows, w.Cols, data)
-		if permHeads > 0 {
-			out = permuteRows(out, permHeads, c.HeadDim, true)
-		}
-		ts = append(ts, gguf.WriteTensor{Name: name, Shape: []int{w.Cols, w.Rows}, Type: t, Data: out.Data})
-		return nil
+	// The tensors in file order; matrices are planned first, then encoded.
+	type entry struct {
+		name  string
+		w     *kernels.Matrix // nil for a vector
+		v     []float32
+		perm  int
+		index int // into the plan
 	}
-	vec := func(name string, v []float32) {
-		ts = append(ts, gguf.WriteTensor{Name: name, Shape: []int{len(v)}, Type: quant.F32, Data: safetensors.F32Bytes(v)})
+	var es []entry
+	var pts []gguf.PlanTensor
+	mat := func(name string, w *kernels.Matrix, permHeads int) {
+		es = append(es, entry{name: name, w: w, perm: permHeads, index: len(pts)})
+		pts = append(pts, gguf.PlanTensor{Name: name, Rows: w.Rows, Cols: w.Cols})
 	}
-	if err := mat("token_embd.weight", m.Embed, 0); err != nil {
-		return err
-	}
+	vec := func(name string, v []float32) { es = append(es, entry{name: name, v: v}) }
+	mat("token_embd.weight", m.Embed, 0)
 	if f := ropeFreqFactors(&c); f != nil {
 		vec("rope_freqs.weight", f)
 	}
@@ -361,9 +372,7 @@ func SaveGGUF(path string, m *Model, o GGUFOptions) error {
 			} else if arch == "llama" && p == ProjK {
 				perm = c.KVHeads
 			}
-			if err := mat(pre+ggufProj[p]+".weight", ly.Weight(p), perm); err != nil {
-				return err
-			}
+			mat(pre+ggufProj[p]+".weight", ly.Weight(p), perm)
 			if b := ly.Bias(p); b != nil {
 				if perm > 0 {
 					b = permuteRopeInverse(b, perm, c.HeadDim)
@@ -379,9 +388,34 @@ func SaveGGUF(path string, m *Model, o GGUFOptions) error {
 	}
 	vec("output_norm.weight", m.Norm)
 	if m.LMHead != m.Embed {
-		if err := mat("output.weight", m.LMHead, 0); err != nil {
-			return err
+		mat("output.weight", m.LMHead, 0)
+	}
+	plan, err := ft.Plan(pts, gguf.PlanModel{Layers: c.Layers, Heads: c.Heads, KVHeads: c.KVHeads})
+	if err != nil {
+		return fmt.Errorf("writing %s: %v", path, err)
+	}
+	if o.Plan != nil {
+		*o.Plan = plan
+	}
+	ts := make([]gguf.WriteTensor, 0, len(es))
+	for _, e := range es {
+		if e.w == nil {
+			ts = append(ts, gguf.WriteTensor{Name: e.name, Shape: []int{len(e.v)}, Type: quant.F32, Data: safetensors.F32Bytes(e.v)})
+			continue
 		}
+		w, t := e.w, plan[e.index].Type
+		data := w.Data
+		if w.Type != t {
+			var err error
+			if data, err = convertRows(w, t); err != nil {
+				return fmt.Errorf("writing %s: tensor %s: %v", path, e.name, err)
+			}
+		}
+		out, _ := kernels.NewMatrix(t, w.Rows, w.Cols, data)
+		if e.perm > 0 {
+			out = permuteRows(out, e.perm, c.HeadDim, true)
+		}
+		ts = append(ts, gguf.WriteTensor{Name: e.name, Shape: []int{w.Cols, w.Rows}, Type: t, Data: out.Data})
 	}
 	return gguf.Write(path, meta, ts)
 }
@@ -423,27 +457,6 @@ func mustRowBytes(t quant.DType, n int) int {
 		panic(err)
 	}
 	return b
-}
-
-// ggufFileType is llama.cpp's LLAMA_FTYPE for a whole-file type.
-func ggufFileType(t quant.DType) int {
-	switch t {
-	case quant.F32:
-		return 0
-	case quant.F16:
-		return 1
-	case quant.Q4_0:
-		return 2
-	case quant.Q8_0:
-		return 7
-	case quant.Q4_K:
-		return 15 // Q4_K_M
-	case quant.Q6_K:
-		return 18
-	case quant.BF16:
-		return 32
-	}
-	return 0
 }
 
 // GGUFArchName returns the GGUF architecture name m is saved under.

@@ -2,13 +2,16 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime/pprof"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/bench"
+	"github.com/masque-ai/masque/gguf"
 	"github.com/masque-ai/masque/kernels"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/quant"
@@ -145,10 +148,10 @@ benchmarks. Presets: ` + strings.Join(randmodel.PresetNames(), ", ") + `.`,
 func (e *env) convertCmd(quantize bool) *cobra.Command {
 	var mf modelFlags
 	var out, typ string
-	use, short := "convert --model HF_DIR --out FILE.gguf [--type f32|f16|bf16|q8_0|q4_0|q4_k|q6_k]",
+	use, short := "convert --model HF_DIR --out FILE.gguf [--type F32|F16|BF16|Q8_0|Q4_K_M|…]",
 		"Convert a model (Hugging Face folder, llama2.c, GGUF) to GGUF"
 	if quantize {
-		use, short = "quantize --model IN --type q8_0|q4_0|q4_k|bf16|f16 --out OUT.gguf", "Quantise a model's weights and write a GGUF file"
+		use, short = "quantize --model IN --type Q4_K_M|Q5_K_M|Q6_K|Q8_0|Q4_0|… --out OUT.gguf", "Quantise a model's weights and write a GGUF file"
 	}
 	c := &cobra.Command{
 		Use:   use,
@@ -156,13 +159,23 @@ func (e *env) convertCmd(quantize bool) *cobra.Command {
 		Long: short + `.
 
 The file holds the weights, the tokenizer and the chat template, and loads in
-llama.cpp and ollama as well as in masque. Matrices whose rows are not a
-multiple of the type's block size are stored as f16; norms and biases as f32.
-The output appears only when complete (written to a temporary name first).`,
+llama.cpp and ollama as well as in masque. --type takes llama.cpp's recipe
+names (llama-quantize's): F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K (Q4_K and Q5_K mean Q4_K_M and Q5_K_M),
+with llama.cpp's per-tensor choices: Q6_K (or Q8_0) for the output matrix
+and a tied embedding, Q6_K/Q5_K bumps of attn_v and ffn_down on the layers
+llama.cpp picks, and its fallbacks where rows are not a multiple of 256
+(Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16). Where llama.cpp
+refuses (rows of a legacy type that are not whole blocks) masque writes F16.
+A table of every matrix's type is printed. Norms and biases are f32. The
+output appears only when complete (written to a temporary name first).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := quant.ParseDType(typ)
+			ft, err := gguf.ParseFileType(typ)
 			if err != nil {
+				return usagef("--type: %v", err)
+			}
+			if err := ft.Writable(); err != nil {
 				return usagef("--type: %v", err)
 			}
 			if out == "" {
@@ -173,19 +186,56 @@ The output appears only when complete (written to a temporary name first).`,
 				return err
 			}
 			defer ck.Close()
-			if err := ck.SaveGGUF(out, t); err != nil {
+			var plan []gguf.Choice
+			t0 := time.Now()
+			if err := ck.SaveGGUFWith(out, model.GGUFOptions{Recipe: ft.String(), Plan: &plan}); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stderr, "wrote %s (%s)\n", out, t)
+			st, err := os.Stat(out)
+			if err != nil {
+				return err
+			}
+			printPlan(e.stderr, plan)
+			fmt.Fprintf(e.stderr, "wrote %s (%s, %.2f MiB, %.1f s)\n", out, ft, float64(st.Size())/(1<<20), time.Since(t0).Seconds())
 			return nil
 		},
 	}
 	mf.register(c)
 	c.Flags().StringVarP(&out, "out", "o", "", "output .gguf file")
-	def := "f32"
+	def := "F32"
 	if quantize {
-		def = "q8_0"
+		def = "Q8_0"
 	}
-	c.Flags().StringVar(&typ, "type", def, "weight type: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k")
+	c.Flags().StringVar(&typ, "type", def, "llama.cpp recipe: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K")
 	return c
+}
+
+// printPlan prints every matrix's type (and what a fallback replaced), then
+// the count and size per type.
+func printPlan(w io.Writer, plan []gguf.Choice) {
+	type agg struct{ n, bytes int }
+	by := map[quant.DType]*agg{}
+	var order []quant.DType
+	fallbacks := 0
+	for _, c := range plan {
+		note := ""
+		if c.Wanted != c.Type {
+			note = fmt.Sprintf("  (fallback: rows of %d do not fit %s)", c.Cols, c.Wanted)
+			fallbacks++
+		}
+		fmt.Fprintf(w, "  %-32s %6d x %-6d %-6s %9.3f MiB%s\n", c.Name, c.Rows, c.Cols, c.Type, float64(c.Bytes())/(1<<20), note)
+		a := by[c.Type]
+		if a == nil {
+			a = &agg{}
+			by[c.Type] = a
+			order = append(order, c.Type)
+		}
+		a.n++
+		a.bytes += c.Bytes()
+	}
+	var parts []string
+	for _, t := range order {
+		parts = append(parts, fmt.Sprintf("%s: %d (%.2f MiB)", t, by[t].n, float64(by[t].bytes)/(1<<20)))
+	}
+	fmt.Fprintf(w, "matrices: %s; %d fallback(s)\n", strings.Join(parts, ", "), fallbacks)
 }
