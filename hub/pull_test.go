@@ -571,6 +571,12 @@ func TestPullGGUF(t *testing.T) {
 	if p, err := hub.Lookup(cache, "bart/SmolLM2-GGUF:Q8_0"); err != nil || filepath.Base(p) != "SmolLM2-135M-Instruct-Q8_0.gguf" {
 		t.Fatalf("Lookup :Q8_0: %s %v", p, err)
 	}
+	// One file by name, as huggingface-cli download REPO FILE.
+	res, err = pull(t, h, t.TempDir(), "bart/SmolLM2-GGUF", func(c *hub.Config) { c.Files = []string{"SmolLM2-135M-Instruct-Q4_K_S.gguf"} })
+	if err != nil || filepath.Base(res.Path) != "SmolLM2-135M-Instruct-Q4_K_S.gguf" || len(res.Files) != 1 {
+		t.Fatalf("one file by name: %+v %v", res, err)
+	}
+	checkFile(t, res.Path, files["SmolLM2-135M-Instruct-Q4_K_S.gguf"])
 	// "Q4_K" is not a whole tag of any file.
 	if _, err := pull(t, h, cache, "bart/SmolLM2-GGUF:Q4_K", nil); err == nil || !strings.Contains(err.Error(), "no GGUF file of quantisation Q4_K") {
 		t.Fatalf("partial tag: %v", err)

@@ -116,7 +116,11 @@ cache is reported, any other is an error.`,
 				if len(res.Skipped) > 0 {
 					fmt.Fprintf(e.stderr, "left out (--all fetches them): %s\n", strings.Join(res.Skipped, ", "))
 				}
-				fmt.Fprintf(e.stderr, "use it with --model %s\n", ref)
+				if _, err := hub.Lookup(cfg.Cache, ref.String()); err != nil {
+					fmt.Fprintf(e.stderr, "warning: --model %s will not open it: %v\n", ref, err)
+				} else {
+					fmt.Fprintf(e.stderr, "use it with --model %s\n", ref)
+				}
 			}
 			fmt.Fprintln(e.stdout, res.Path)
 			return nil

@@ -147,6 +147,13 @@ func TestPullCLI(t *testing.T) {
 		t.Fatalf("rm twice: %d %s", code, errs)
 	}
 
+	// A repository without safetensors (PyTorch .bin only) is fetched, with a warning.
+	h.Commit("org/pt-only", "main", map[string][]byte{"config.json": hf["config.json"], "pytorch_model.bin": hf["model.safetensors"]})
+	code, _, errs = run(t, "", "pull", "org/pt-only")
+	if code != 0 || !strings.Contains(errs, "warning: --model org/pt-only will not open it") || !strings.Contains(errs, "no .safetensors weights") {
+		t.Fatalf("pt-only: %d %s", code, errs)
+	}
+
 	// Gated: the message says what to do.
 	h.Commit("org/gated", "main", hf)
 	h.Gate("org/gated")
