@@ -4,7 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"slices"
 	"strings"
 
@@ -147,6 +150,17 @@ func LoadPersona(ck *checkpoint.Checkpoint, corpusDir, persona string, o DataOpt
 	if _, ok := corp.Voice(persona); !ok {
 		return nil, fmt.Errorf("sculpt: persona %q is not a voice of the corpus %s (its voices: %s)", persona, corpusDir, strings.Join(corp.Names(), ", "))
 	}
+	for _, split := range []string{voices.SplitTrain, voices.SplitValid} {
+		if _, err := os.Stat(corp.SplitPath(persona, split)); errors.Is(err, fs.ErrNotExist) {
+			kit := ""
+			if split == voices.SplitTrain {
+				kit = " (an evaluation kit, such as the one built into builtin:voices, has no train splits)"
+			}
+			return nil, fmt.Errorf("sculpt: the corpus %s has no %s split for persona %q (%s is missing)%s; "+
+				"sculpt learns on a voices corpus with train and valid splits, as `masque corpus voices --out DIR` writes",
+				corpusDir, split, persona, corp.SplitPath(persona, split), kit)
+		}
+	}
 	enc, err := encoder(ck)
 	if err != nil {
 		return nil, err
@@ -156,17 +170,37 @@ func LoadPersona(ck *checkpoint.Checkpoint, corpusDir, persona string, o DataOpt
 	if err != nil {
 		return nil, err
 	}
-	va, err := loadFile(corp.SplitPath(persona, voices.SplitValid), enc, so)
-	if err != nil {
-		return nil, err
+	d := &Data{Train: tr.Train, Source: fmt.Sprintf("voices corpus %s, persona %s (train split; valid split held out)", corpusDir, persona),
+		Rows: tr.Rows, Skipped: problems(tr.Skipped)}
+	vpath := corp.SplitPath(persona, voices.SplitValid)
+	if empty, err := noRows(vpath); err != nil {
+		return nil, fmt.Errorf("sculpt: %w", err)
+	} else if empty {
+		// A voice with too few documents for a validation share (small
+		// corpora): learning works, without a held-out loss.
+		d.Source = fmt.Sprintf("voices corpus %s, persona %s (train split; its valid split is empty: no held-out loss)", corpusDir, persona)
+	} else {
+		va, err := loadFile(vpath, enc, so)
+		if err != nil {
+			return nil, err
+		}
+		d.Valid = va.Train
+		d.Skipped = append(d.Skipped, problems(va.Skipped)...)
 	}
-	d := &Data{Train: tr.Train, Valid: va.Train, Source: fmt.Sprintf("voices corpus %s, persona %s (train split; valid split held out)", corpusDir, persona),
-		Rows: tr.Rows, Skipped: append(problems(tr.Skipped), problems(va.Skipped)...)}
 	if o.MaxRows > 0 && len(d.Train) > o.MaxRows {
 		d.Train = d.Train[:o.MaxRows]
 	}
 	d.count()
 	return d, nil
+}
+
+// noRows reports whether a JSONL file holds nothing but white space.
+func noRows(path string) (bool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false, err
+	}
+	return len(strings.TrimSpace(string(data))) == 0, nil
 }
 
 // LoadPooled reads the given voices of a corpus (all when names is empty)

@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	datavoices "github.com/masque-ai/masque/data/voices"
 )
 
 const sculptCorpus = "../../sculpt/testdata/corpus"
@@ -175,4 +179,87 @@ func TestSculptRecover(t *testing.T) {
 			t.Errorf("%v: exit %d, %s (want %q)", c.extra, code, errs, c.want)
 		}
 	}
+}
+
+// TestSculptPersonaFromVoicesCorpus: --persona NAME --corpus DIR takes the
+// persona's rows from a voices corpus as `masque corpus voices` writes it
+// (built here from the source slices of data/voices's tests), so a sculpt
+// run needs no hand-made JSONL; an evaluation kit (no train splits) and a
+// missing --corpus are refused with clear errors.
+func TestSculptPersonaFromVoicesCorpus(t *testing.T) {
+	dir := t.TempDir()
+	corpus := filepath.Join(dir, "corpus")
+	if _, err := datavoices.Run(context.Background(), datavoices.Config{Out: corpus, Sources: "../../data/voices/testdata/sources",
+		System: t.TempDir(), Seed: 7, MaxWords: 60, Voices: []string{"kjv", "web", "jargon"}}); err != nil {
+		t.Fatal(err)
+	}
+	learn := []string{"--corpus", corpus, "--ratio", "0.5", "--steps", "2", "--batch-tokens", "512", "--calib-samples", "2", "--threads", "2", "--no-gguf"}
+	out := filepath.Join(dir, "kjv")
+	code, _, errs := run(t, "", append([]string{"sculpt", "--persona", "kjv", "--out", out}, learn...)...)
+	if code != 0 {
+		t.Fatalf("sculpt --persona kjv: %s", errs)
+	}
+	trainRows := countLines(t, filepath.Join(corpus, "kjv", "train.jsonl"))
+	validRows := countLines(t, filepath.Join(corpus, "kjv", "valid.jsonl"))
+	if want := fmt.Sprintf("data: %d training rows", trainRows); trainRows == 0 || !strings.Contains(errs, want) || !strings.Contains(errs, fmt.Sprintf("%d held out", validRows)) {
+		t.Errorf("want %q and %d held out: %s", want, validRows, errs)
+	}
+	var rec struct {
+		Persona   string `json:"persona"`
+		Data      string `json:"data"`
+		TrainRows int    `json:"train_rows"`
+	}
+	data, err := os.ReadFile(filepath.Join(out, "run.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &rec); err != nil || rec.Persona != "kjv" || rec.TrainRows != trainRows || !strings.Contains(rec.Data, "persona kjv") {
+		t.Errorf("run.json: %v %+v", err, rec)
+	}
+	// A voice whose valid split is empty in so small a corpus still learns.
+	if countLines(t, filepath.Join(corpus, "jargon", "valid.jsonl")) != 0 {
+		t.Fatal("the jargon slice now has validation rows: choose another voice with an empty valid split")
+	} else {
+		code, _, errs := run(t, "", append([]string{"sculpt", "--persona", "jargon", "--no-export", "--out", filepath.Join(dir, "jargon")}, learn...)...)
+		if code != 0 || !strings.Contains(errs, "0 held out") {
+			t.Errorf("jargon: exit %d: %s", code, errs)
+		}
+	}
+	// An evaluation kit: the corpus without its train splits.
+	kit := filepath.Join(dir, "kit")
+	for _, f := range []string{"personas.json", "kjv/valid.jsonl", "kjv/test.jsonl"} {
+		b, err := os.ReadFile(filepath.Join(corpus, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Dir(filepath.Join(kit, f)), 0o755)
+		os.WriteFile(filepath.Join(kit, f), b, 0o644)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sculpt", "--persona", "kjv", "--corpus", kit, "--out", filepath.Join(dir, "x")}, "evaluation kit"},
+		{[]string{"sculpt", "--persona", "kjv", "--out", filepath.Join(dir, "x")}, "--persona needs --corpus"},
+		{[]string{"sculpt", "--persona", "pirate", "--corpus", corpus, "--out", filepath.Join(dir, "x")}, "kjv, web, jargon"},
+	} {
+		if code, _, errs := run(t, "", c.args...); code == 0 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, %s (want %q)", c.args, code, errs, c.want)
+		}
+	}
+}
+
+func countLines(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(line) != "" {
+			n++
+		}
+	}
+	return n
 }
