@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/masque-ai/masque/internal/atomicfile"
@@ -47,7 +48,11 @@ type Config struct {
 	// Retries is how many times a file's transfer is resumed after a
 	// network failure before Run gives up on it (default 5).
 	Retries int
-	Client  *http.Client
+	// StallTimeout is how long a request may wait for the server's answer,
+	// or a transfer for its next bytes, before it counts as a network
+	// failure and is resumed (default 60 s).
+	StallTimeout time.Duration
+	Client       *http.Client
 	// Progress, when set, is called (never concurrently) as bytes arrive.
 	Progress func(Progress)
 }
@@ -153,9 +158,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if p.cfg.Retries <= 0 {
 		p.cfg.Retries = 5
 	}
+	if p.cfg.StallTimeout <= 0 {
+		p.cfg.StallTimeout = 60 * time.Second
+	}
 	p.client = cfg.Client
 	if p.client == nil {
-		p.client = &http.Client{}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.ResponseHeaderTimeout = p.cfg.StallTimeout
+		p.client = &http.Client{Transport: tr}
 	}
 	nr := *p.client
 	nr.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -827,7 +837,13 @@ func (p *puller) get(ctx context.Context, fr *FileResult, u, inc string, have in
 	p.mu.Lock()
 	p.progress.File = fr.Name
 	p.mu.Unlock()
-	req, err := p.request(ctx, http.MethodGet, u)
+	// A watchdog ends the request when no bytes come for StallTimeout.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var stalled atomic.Bool
+	watchdog := time.AfterFunc(p.cfg.StallTimeout, func() { stalled.Store(true); cancel() })
+	defer watchdog.Stop()
+	req, err := p.request(rctx, http.MethodGet, u)
 	if err != nil {
 		return have, err
 	}
@@ -836,6 +852,9 @@ func (p *puller) get(ctx context.Context, fr *FileResult, u, inc string, have in
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
+		if stalled.Load() && ctx.Err() == nil {
+			err = fmt.Errorf("no answer for %v", p.cfg.StallTimeout)
+		}
 		return have, err
 	}
 	defer resp.Body.Close()
@@ -875,6 +894,7 @@ func (p *puller) get(ctx context.Context, fr *FileResult, u, inc string, have in
 	var werr error
 	for {
 		n, rerr := resp.Body.Read(buf)
+		watchdog.Reset(p.cfg.StallTimeout)
 		if n > 0 {
 			if _, werr = f.Write(buf[:n]); werr != nil {
 				break
@@ -892,6 +912,9 @@ func (p *puller) get(ctx context.Context, fr *FileResult, u, inc string, have in
 	}
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
+	}
+	if werr != nil && stalled.Load() && ctx.Err() == nil {
+		werr = fmt.Errorf("no data for %v", p.cfg.StallTimeout)
 	}
 	return have, werr
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/masque-ai/masque/hub"
 	"github.com/masque-ai/masque/hub/hubtest"
@@ -820,5 +821,33 @@ func TestPullOffline(t *testing.T) {
 	}
 	if n := len(h.Requests()); n != 0 {
 		t.Fatalf("%d requests while offline", n)
+	}
+}
+
+// TestPullStall: a transfer that stops sending without closing the
+// connection is given up after StallTimeout and resumed where it stopped.
+func TestPullStall(t *testing.T) {
+	noToken(t)
+	h := hubtest.New(t)
+	files := hfRepo()
+	big := files["model.safetensors"]
+	h.Commit("org/tiny", "main", files)
+	h.StallAfter(big, 100_000)
+	res, err := pull(t, h, t.TempDir(), "org/tiny", func(c *hub.Config) {
+		c.Include = []string{"*.safetensors"}
+		c.StallTimeout = 300 * time.Millisecond
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, filepath.Join(res.Snapshot, "model.safetensors"), big)
+	var ranges []string
+	for _, r := range h.Requests() {
+		if r.CDN {
+			ranges = append(ranges, r.Range)
+		}
+	}
+	if !slices.Equal(ranges, []string{"", "bytes=100000-"}) {
+		t.Fatalf("CDN ranges %q: want the whole file, then the rest from byte 100000", ranges)
 	}
 }
