@@ -21,6 +21,9 @@ type DataOptions struct {
 	// Split is the voices-corpus split read from a corpus folder (default
 	// "train").
 	Split string
+	// MaxWords, if positive, keeps about that many words of each
+	// character: lines chosen evenly through its lines (see Thin).
+	MaxWords int
 }
 
 // LoadCharacters reads characters' lines from path: a voices corpus folder
@@ -43,10 +46,12 @@ func LoadCharacters(path string, o DataOptions) ([]Character, error) {
 		return nil, err
 	}
 	if st.IsDir() {
-		return loadVoices(path, o.Split)
+		cs, err := loadVoices(path, o.Split)
+		return Thin(cs, o.MaxWords), err
 	}
 	if strings.EqualFold(filepath.Ext(path), ".jsonl") {
-		return loadJSONL(path, o)
+		cs, err := loadJSONL(path, o)
+		return Thin(cs, o.MaxWords), err
 	}
 	if o.Name == "" {
 		return nil, fmt.Errorf("%s: a plain-text file is one character's lines: name the character", path)
@@ -58,7 +63,29 @@ func LoadCharacters(path string, o DataOptions) ([]Character, error) {
 	if len(lines) == 0 {
 		return nil, fmt.Errorf("%s: no lines", path)
 	}
-	return []Character{{Name: o.Name, Lines: lines}}, nil
+	return Thin([]Character{{Name: o.Name, Lines: lines}}, o.MaxWords), nil
+}
+
+// Thin keeps about maxWords whitespace-separated words of each character
+// (none kept out when maxWords <= 0 or the character has fewer): n·maxWords/W
+// of its n lines (W its words, at least one line), chosen evenly through
+// them, in order.
+func Thin(cs []Character, maxWords int) []Character {
+	if maxWords <= 0 {
+		return cs
+	}
+	for i, c := range cs {
+		w := 0
+		for _, l := range c.Lines {
+			w += len(strings.Fields(l))
+		}
+		if w <= maxWords {
+			continue
+		}
+		k := max(1, int(int64(len(c.Lines))*int64(maxWords)/int64(w)))
+		cs[i].Lines = sample(c.Lines, k)
+	}
+	return cs
 }
 
 // ReadLines reads the non-blank lines of a text file, or the text field

@@ -115,10 +115,40 @@ func Keywords(char *Counts, pmi map[string]float64, n int) []Keyword {
 	return ks
 }
 
-// meanPMI is the mean, over a text's content words, of their PMI for a
-// character (0 for words outside its lexicon), and the number of content
+// Vocabulary is what scoring needs to know of the words behind a profile
+// set: the pool (every character's and the background's content words)
+// counts of the stems used at least MinCount times in it, and the pool's
+// size.
+type Vocabulary struct {
+	Stems map[string]int `json:"stems"`
+	Words int            `json:"words"`
+}
+
+// wordPMI is the PMI of a stem for a character with lexicon lex and n
+// content words: its lexicon entry when the character used it at least
+// MinCount times; for a stem the pool knows (in voc) but the character
+// used fewer times, PMI with the character's count estimated as ½
+// (log2((½/n)/p(w)), a penalty: the word is evidence against the
+// character); 0 (no evidence) for a stem the pool has not seen often
+// enough.
+func wordPMI(stem string, lex map[string]float64, n int, voc *Vocabulary) float64 {
+	if p, ok := lex[stem]; ok {
+		return p
+	}
+	if voc == nil || n == 0 || voc.Words == 0 {
+		return 0
+	}
+	k := voc.Stems[stem]
+	if k == 0 {
+		return 0
+	}
+	return math.Log2((0.5 / float64(n)) / (float64(k) / float64(voc.Words)))
+}
+
+// meanPMI is the mean, over a text's content words, of their wordPMI for
+// a character (lexicon lex, n content words), and the number of content
 // words.
-func meanPMI(c *Counts, lexicon map[string]float64) (float64, int) {
+func meanPMI(c *Counts, lex map[string]float64, n int, voc *Vocabulary) (float64, int) {
 	if c.Total == 0 {
 		return 0, 0
 	}
@@ -129,7 +159,7 @@ func meanPMI(c *Counts, lexicon map[string]float64) (float64, int) {
 	sort.Strings(keys) // a fixed order of summation: the same bits every run
 	s := 0.0
 	for _, w := range keys {
-		s += float64(c.Stem[w]) * lexicon[w]
+		s += float64(c.Stem[w]) * wordPMI(w, lex, n, voc)
 	}
 	return s / float64(c.Total), c.Total
 }

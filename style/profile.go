@@ -12,7 +12,7 @@ import (
 )
 
 // Version is the profile file format's version.
-const Version = 1
+const Version = 2
 
 // Character is one character's lines.
 type Character struct {
@@ -112,6 +112,9 @@ type Set struct {
 	// used.
 	BackgroundLines int `json:"background_lines"`
 	BackgroundWords int `json:"background_words"`
+	// Vocabulary holds the pool's counts of its common stems (lexical
+	// evidence against a character, see wordPMI).
+	Vocabulary Vocabulary `json:"vocabulary"`
 	// Pragmatic is absent when the profiles were built without an
 	// embedder.
 	Pragmatic  *PragmaticSet `json:"pragmatic,omitempty"`
@@ -120,11 +123,11 @@ type Set struct {
 
 // PragmaticSet is what the pragmatic part of every profile shares.
 type PragmaticSet struct {
-	Embedder  string  `json:"embedder"`
-	Dim       int     `json:"dim"`
-	TagSet    string  `json:"tag_set"`
-	TagSHA256 string  `json:"tag_set_sha256"`
-	Threshold float64 `json:"threshold"`
+	Embedder  string   `json:"embedder"`
+	Dim       int      `json:"dim"`
+	TagSet    string   `json:"tag_set"`
+	TagSHA256 string   `json:"tag_set_sha256"`
+	Threshold float64  `json:"threshold"`
 	Tags      []string `json:"tags"`
 	// PrototypeMean is the mean embedding of all prototype sentences and
 	// Prototypes[k] the mean of tag k's (tag scores centre both on
@@ -149,10 +152,13 @@ type Profile struct {
 
 	Keywords []Keyword `json:"keywords"`
 	// Lexicon is the PMI of every stem used at least MinCount times, and
-	// LexSelf the mean PMI of the character's own content words: the
-	// lexical style centroid.
+	// LexSelf the mean word PMI (see wordPMI) of the character's own
+	// content words: the lexical style centroid.
 	Lexicon map[string]float64 `json:"lexicon"`
 	LexSelf float64            `json:"lex_self"`
+	// LexSpread is the standard deviation of the mean word PMI over the
+	// character's chunks of ChunkWords words (floored at LexSpreadFloor).
+	LexSpread float64 `json:"lex_spread"`
 
 	Syntax Syntax `json:"syntax"`
 
@@ -184,6 +190,9 @@ type TagScore struct {
 
 // SpreadFloor is the least spread of a syntactic dimension.
 const SpreadFloor = 0.01
+
+// LexSpreadFloor is the least spread of the mean word PMI (bits).
+const LexSpreadFloor = 0.05
 
 // analysis is one line's lexical and syntactic counts.
 type analysis struct {
@@ -271,10 +280,11 @@ func Run(ctx context.Context, cfg Config) (*Set, error) {
 	set.BackgroundWords = pool.Total
 	done0 += len(bg)
 	type charData struct {
-		counts *Counts
-		rules  Rules
-		prof   *Profile
-		chunks [][]float64
+		counts      *Counts
+		rules       Rules
+		prof        *Profile
+		chunks      [][]float64
+		chunkCounts []*Counts
 	}
 	chars := make([]charData, len(cfg.Characters))
 	for ci, ch := range cfg.Characters {
@@ -284,7 +294,7 @@ func Run(ctx context.Context, cfg Config) (*Set, error) {
 		}
 		done0 += len(as)
 		cd := charData{counts: NewCounts(), rules: Rules{}, prof: &Profile{Name: ch.Name}}
-		chunk, words := Rules{}, 0
+		chunk, chunkCounts, words := Rules{}, NewCounts(), 0
 		for i, a := range as {
 			if a.err != nil {
 				if errors.Is(a.err, ErrEmpty) {
@@ -298,14 +308,17 @@ func Run(ctx context.Context, cfg Config) (*Set, error) {
 			cd.counts.Merge(a.counts)
 			cd.rules.Merge(a.rules)
 			chunk.Merge(a.rules)
+			chunkCounts.Merge(a.counts)
 			words += a.words
 			if words >= cfg.ChunkWords {
 				cd.chunks = append(cd.chunks, chunk.Vector())
-				chunk, words = Rules{}, 0
+				cd.chunkCounts = append(cd.chunkCounts, chunkCounts)
+				chunk, chunkCounts, words = Rules{}, NewCounts(), 0
 			}
 		}
 		if words >= cfg.ChunkWords/2 || len(cd.chunks) == 0 && words > 0 {
 			cd.chunks = append(cd.chunks, chunk.Vector())
+			cd.chunkCounts = append(cd.chunkCounts, chunkCounts)
 		}
 		if cd.counts.Total == 0 {
 			return nil, fmt.Errorf("style: character %s has no content words (every line is empty or only stopwords)", ch.Name)
@@ -314,6 +327,12 @@ func Run(ctx context.Context, cfg Config) (*Set, error) {
 		pool.Merge(cd.counts)
 		chars[ci] = cd
 	}
+	set.Vocabulary = Vocabulary{Stems: map[string]int{}, Words: pool.Total}
+	for st, k := range pool.Stem {
+		if k >= cfg.MinCount {
+			set.Vocabulary.Stems[st] = k
+		}
+	}
 	for _, cd := range chars {
 		p := cd.prof
 		p.Lexicon = pmiPool(cd.counts, pool, cfg.MinCount)
@@ -321,7 +340,15 @@ func Run(ctx context.Context, cfg Config) (*Set, error) {
 		if p.Keywords == nil {
 			p.Keywords = []Keyword{}
 		}
-		p.LexSelf, _ = meanPMI(cd.counts, p.Lexicon)
+		p.LexSelf, _ = meanPMI(cd.counts, p.Lexicon, p.Words, &set.Vocabulary)
+		var ms [][]float64
+		for _, cc := range cd.chunkCounts {
+			if cc.Total > 0 {
+				m, _ := meanPMI(cc, p.Lexicon, p.Words, &set.Vocabulary)
+				ms = append(ms, []float64{m})
+			}
+		}
+		p.LexSpread = sdFloor(ms, 0, LexSpreadFloor)
 		p.Syntax = Syntax{Vector: cd.rules.Vector(), Spread: spread(cd.chunks), Chunks: len(cd.chunks), Rules: map[string]float64{}}
 		norm := cd.rules.Normalized()
 		for r, v := range norm {
@@ -356,21 +383,27 @@ func pmiPool(char, pool *Counts, minCount int) map[string]float64 {
 func spread(chunks [][]float64) []float64 {
 	out := make([]float64, len(Dimensions))
 	for d := range out {
-		if len(chunks) > 1 {
-			m := 0.0
-			for _, c := range chunks {
-				m += c[d]
-			}
-			m /= float64(len(chunks))
-			v := 0.0
-			for _, c := range chunks {
-				v += (c[d] - m) * (c[d] - m)
-			}
-			out[d] = math.Sqrt(v / float64(len(chunks)-1))
-		}
-		out[d] = max(out[d], SpreadFloor)
+		out[d] = sdFloor(chunks, d, SpreadFloor)
 	}
 	return out
+}
+
+// sdFloor is the sample standard deviation of xs[i][d] over i, at least
+// floor (floor itself with fewer than two values).
+func sdFloor(xs [][]float64, d int, floor float64) float64 {
+	if len(xs) < 2 {
+		return floor
+	}
+	m := 0.0
+	for _, c := range xs {
+		m += c[d]
+	}
+	m /= float64(len(xs))
+	v := 0.0
+	for _, c := range xs {
+		v += (c[d] - m) * (c[d] - m)
+	}
+	return max(math.Sqrt(v/float64(len(xs)-1)), floor)
 }
 
 // sample picks at most n items evenly through xs.

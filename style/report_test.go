@@ -4,28 +4,15 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-)
 
-// findChromium returns a Chromium or Chrome binary: $MASQUE_CHROMIUM, or
-// the first of the usual names on PATH.
-func findChromium() string {
-	if p := os.Getenv("MASQUE_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, n := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
-		if p, err := exec.LookPath(n); err == nil {
-			return p
-		}
-	}
-	return ""
-}
+	"github.com/masque-ai/masque/internal/browsertest"
+)
 
 // reportSet profiles voices-mini and gives it a pragmatic part with known
 // tag scores (the numbers the report must draw).
@@ -68,10 +55,7 @@ func TestReportHTML(t *testing.T) {
 // chart, 14 axis labels, a keyword table per character, tag bars whose
 // widths follow the scores.
 func TestReportInChromium(t *testing.T) {
-	bin := findChromium()
-	if bin == "" {
-		t.Skip("chromium not found (install Debian's chromium package, or set MASQUE_CHROMIUM): skipping the browser test of the style report")
-	}
+	ctx := browsertest.Context(t, "the style report", 1200, 900, 90*time.Second)
 	set := reportSet(t)
 	path := filepath.Join(t.TempDir(), "report.html")
 	f, err := os.Create(path)
@@ -82,18 +66,6 @@ func TestReportInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(bin), chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1200, 900),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelTime := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelTime()
 	type layout struct {
 		Series, Axes, Tables, Rows, Bars int
 		InChart                          bool

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"math"
 	"os"
 
@@ -89,24 +89,27 @@ func (s *Scorer) Features(ctx context.Context, text string) (*Features, error) {
 }
 
 // Parts compares a text's features with one profile:
-//   - lexical = clamp(meanPMI/LexSelf, 0, 1);
+//   - lexical = exp(−½·z²), z = (LexSelf − m)/LexSpread, m the text's mean
+//     word PMI for the character (1 when m ≥ LexSelf);
 //   - syntactic = exp(−½·mean_d z_d²), z_d = (v_d − profile_d)/spread_d;
 //   - pragmatic = ½·(max(0, cos(e − B, centroid − B)) + 1 − mean_k |t_k(e) − t_k(centroid)|/2)
 //     with B the background mean and t_k the tag scores;
 //   - style = the mean of the parts present.
 func (s *Scorer) Parts(f *Features, p *Profile) Parts {
 	var out Parts
-	m, _ := meanPMI(f.Counts, p.Lexicon)
+	m, _ := meanPMI(f.Counts, p.Lexicon, p.Words, &s.Set.Vocabulary)
 	out.MeanPMI = m
-	if p.LexSelf > 0 {
-		out.Lexical = math.Min(1, math.Max(0, m/p.LexSelf))
+	out.Lexical = 1
+	if m < p.LexSelf {
+		z := (p.LexSelf - m) / math.Max(p.LexSpread, LexSpreadFloor)
+		out.Lexical = math.Exp(-0.5 * z * z)
 	}
-	z2 := 0.0
+	syn := 0.0
 	for d, v := range f.Vector {
 		z := (v - p.Syntax.Vector[d]) / math.Max(p.Syntax.Spread[d], SpreadFloor)
-		z2 += z * z
+		syn += math.Exp(-0.5 * z * z)
 	}
-	out.Syntactic = math.Exp(-0.5 * z2 / float64(len(f.Vector)))
+	out.Syntactic = syn / float64(len(f.Vector))
 	out.Pragmatic = math.NaN()
 	n := 2.0
 	sum := out.Lexical + out.Syntactic

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -62,7 +64,40 @@ func TestPMIHand(t *testing.T) {
 	}
 	p := set.Characters[0]
 	near(t, "Run PMI(cat)", p.Lexicon["cat"], math.Log2(1.5))
-	near(t, "lex_self", p.LexSelf, (2*math.Log2(1.5)+math.Log2(0.75)+math.Log2(1.5))/4)
+	lexSelf := (2*math.Log2(1.5) + math.Log2(0.75) + math.Log2(1.5)) / 4
+	near(t, "lex_self", p.LexSelf, lexSelf)
+
+	// Chunks of 3 words: each line is one; their mean word PMIs are
+	// (PMI(cat)+PMI(sat))/2 and (PMI(cat)+PMI(ran))/2, whose sample SD is
+	// |difference|/√2. A text with a word the pool knows but the character
+	// never used ("dog") gets log2((½/N_c)/p(dog)) for it.
+	set, err = Run(context.Background(), Config{Characters: []Character{{Name: "c", Lines: []string{"The cat sat.", "The cat ran."}}},
+		Background: []string{"A dog sat."}, MinCount: 1, Workers: 1, ChunkWords: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = set.Characters[0]
+	m1, m2 := (math.Log2(1.5)+math.Log2(0.75))/2, math.Log2(1.5)
+	near(t, "lex_spread", p.LexSpread, math.Abs(m1-m2)/math.Sqrt2)
+	if set.Vocabulary.Words != 6 || set.Vocabulary.Stems["dog"] != 1 || set.Vocabulary.Stems["cat"] != 2 {
+		t.Fatalf("vocabulary %+v", set.Vocabulary)
+	}
+	sc, err := NewScorer(set, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := sc.Features(context.Background(), "A dog sat.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := sc.Parts(f, p)
+	m := (math.Log2((0.5/4)/(1.0/6)) + math.Log2(0.75)) / 2
+	near(t, "mean word PMI", parts.MeanPMI, m)
+	z := (lexSelf - m) / p.LexSpread
+	near(t, "lexical similarity", parts.Lexical, math.Exp(-z*z/2))
+	if f, _ = sc.Features(context.Background(), "The cat ran, the cat ran."); sc.Parts(f, p).Lexical != 1 {
+		t.Errorf("a text above the character's own mean PMI: lexical %v, want 1", sc.Parts(f, p).Lexical)
+	}
 }
 
 // TestStopwordsAndPunctuation: stopwords, punctuation, numbers and clitics
@@ -316,14 +351,26 @@ func TestChunks(t *testing.T) {
 }
 
 // BenchmarkProfile measures lexical + syntactic profiling (tagging,
-// counting, rules) on one core: words/s over the voices-mini train split.
+// counting, rules; one worker) in words per second of wall time and per
+// CPU-second of the process (the honest figure on a busy machine), over
+// voices-mini's train split, or over $MASQUE_STYLE_BENCH_CORPUS (a voices
+// corpus folder) thinned to $MASQUE_STYLE_BENCH_WORDS words per voice
+// (default 20000):
+//
+//	MASQUE_STYLE_BENCH_CORPUS=/work/corpus/voices go test ./style/ -run '^$' -bench Profile -benchtime 3x
 func BenchmarkProfile(b *testing.B) {
 	chars, err := LoadCharacters("testdata/voices-mini", DataOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	if dir := os.Getenv("MASQUE_STYLE_BENCH_CORPUS"); dir != "" {
-		if chars, err = LoadCharacters(dir, DataOptions{}); err != nil {
+		n := 20000
+		if s := os.Getenv("MASQUE_STYLE_BENCH_WORDS"); s != "" {
+			if n, err = strconv.Atoi(s); err != nil {
+				b.Fatalf("MASQUE_STYLE_BENCH_WORDS: %v", err)
+			}
+		}
+		if chars, err = LoadCharacters(dir, DataOptions{MaxWords: n}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -336,11 +383,48 @@ func BenchmarkProfile(b *testing.B) {
 	if _, err := tagger(); err != nil {
 		b.Fatal(err)
 	}
+	runtime.GC()
+	cpu0 := cpuSeconds()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := Run(context.Background(), Config{Characters: chars, Workers: 1}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(words)*float64(b.N)/b.Elapsed().Seconds(), "words/s")
+	b.StopTimer()
+	total := float64(words) * float64(b.N)
+	b.ReportMetric(total/b.Elapsed().Seconds(), "words/s")
+	if cpu := cpuSeconds() - cpu0; cpu > 0 {
+		b.ReportMetric(total/cpu, "words/cpu-s")
+	}
+	b.ReportMetric(float64(words), "words/op")
+}
+
+// TestSyntacticSimilarity: the mean over the 14 dimensions of
+// exp(−½ z_d²), on a profile made by hand.
+func TestSyntacticSimilarity(t *testing.T) {
+	v := make([]float64, len(Dimensions))
+	sp := make([]float64, len(Dimensions))
+	for d := range sp {
+		v[d], sp[d] = 0.5, 0.1
+	}
+	p := &Profile{Name: "x", Syntax: Syntax{Vector: v, Spread: sp}}
+	sc := &Scorer{Set: &Set{}, Lang: English{}}
+	fv := append([]float64(nil), v...)
+	fv[3] += 0.1 // one spread away
+	fv[7] -= 0.2 // two spreads away
+	got := sc.Parts(&Features{Counts: NewCounts(), Vector: fv}, p)
+	near(t, "syntactic", got.Syntactic, (12+math.Exp(-0.5)+math.Exp(-2))/14)
+	near(t, "style without embeddings", got.Style, (got.Lexical+got.Syntactic)/2)
+}
+
+func TestThin(t *testing.T) {
+	var lines []string
+	for i := 0; i < 100; i++ {
+		lines = append(lines, "one two three four five six seven eight nine ten")
+	}
+	cs := Thin([]Character{{Name: "a", Lines: lines}, {Name: "b", Lines: lines[:5]}}, 200)
+	if len(cs[0].Lines) != 20 || len(cs[1].Lines) != 5 {
+		t.Fatalf("kept %d and %d lines, want 20 (200 words) and 5 (fewer words than the cap)", len(cs[0].Lines), len(cs[1].Lines))
+	}
 }

@@ -23,7 +23,7 @@ const embedKeyEnv = "MASQUE_EMBED_KEY"
 
 func (f *embedderFlags) register(c *cobra.Command) {
 	fl := c.Flags()
-	fl.StringVarP(&f.model, "model", "m", "", `masque model whose mean-pooled last hidden state embeds sentences: a Hugging Face folder, .gguf or llama2.c .bin ("builtin": stories260K)`)
+	fl.StringVarP(&f.model, "model", "m", "", `masque model whose mean-pooled last hidden state embeds sentences: a Hugging Face folder, .gguf or llama2.c .bin ("builtin": the built-in default model)`)
 	fl.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer file for --model (llama2.c checkpoints)")
 	fl.StringVar(&f.url, "embed-url", "", "OpenAI-compatible endpoint for embeddings instead of --model (e.g. http://127.0.0.1:8080/v1)")
 	fl.StringVar(&f.name, "embed-model", "", "model name at --embed-url")

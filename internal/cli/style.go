@@ -53,7 +53,7 @@ func (e *env) styleBars() func(stage string, done, total int) {
 
 func (e *env) styleProfileCmd() *cobra.Command {
 	var data, background, out, name, charField, textField, split, tags string
-	var minCount, top, chunkWords, embedLines int
+	var minCount, top, chunkWords, embedLines, maxWords int
 	var ef embedderFlags
 	c := &cobra.Command{
 		Use:   "profile --data LINES [--background BG] --out profile.json",
@@ -72,7 +72,7 @@ the built-in set, see masque style tags, and the style centroid).`,
 			if data == "" || out == "" {
 				return usagef("--data and --out are required")
 			}
-			chars, err := style.LoadCharacters(data, style.DataOptions{Name: name, CharacterField: charField, TextField: textField, Split: split})
+			chars, err := style.LoadCharacters(data, style.DataOptions{Name: name, CharacterField: charField, TextField: textField, Split: split, MaxWords: maxWords})
 			if err != nil {
 				return err
 			}
@@ -132,6 +132,7 @@ the built-in set, see masque style tags, and the style centroid).`,
 	fl.IntVar(&top, "top", 25, "keywords per character")
 	fl.IntVar(&chunkWords, "chunk-words", 100, "chunk size (words) over which syntactic spread is measured")
 	fl.IntVar(&embedLines, "embed-lines", 200, "most lines per character embedded for the pragmatic part")
+	fl.IntVar(&maxWords, "max-words", 0, "keep about this many words of each character (lines chosen evenly; 0: all)")
 	ef.register(c)
 	return c
 }
