@@ -12,7 +12,7 @@ import (
 // Activations are quantised to 8 bits once per MatMul call for the integer
 // kernels, in one of two layouts (the same for every level):
 //
-// act32 (for Q8_0 and Q4_0 weights): blocks of 32 with one float32 scale,
+// act32 (for Q8_0, Q4_0 and Q5_0 weights): blocks of 32 with one float32 scale,
 // stored in chunks of two blocks (64 elements), chunk c at 192·c:
 //
 //	[0:64)    int8 quants of blocks 2c and 2c+1
@@ -23,7 +23,7 @@ import (
 //
 // An odd last block leaves the second half of its chunk zero.
 //
-// act256 (for Q4_K and Q6_K weights, like GGML's q8_K): super-blocks of 256
+// act256 (for Q4_K, Q5_K and Q6_K weights, like GGML's q8_K): super-blocks of 256
 // with one float32 scale, 320 bytes each:
 //
 //	[0:256)   int8 quants
@@ -97,7 +97,7 @@ func goQuantAct256(dst []byte, x []float32) {
 
 // actLayout returns the activation row size of weight type t for k columns.
 func actRowBytes(t quant.DType, k int) int {
-	if t == quant.Q4_K || t == quant.Q6_K {
+	if usesAct256(t) {
 		return act256RowBytes(k)
 	}
 	return act32RowBytes(k)
@@ -134,4 +134,10 @@ func act256Sum(a []byte, b, s int) int32 {
 
 func act256Scale(a []byte, b int) float32 {
 	return math.Float32frombits(binary.LittleEndian.Uint32(a[b*act256Block+288:]))
+}
+
+// usesAct256 reports whether the integer kernels of t take act256
+// activations (the 256-element super-block types) rather than act32.
+func usesAct256(t quant.DType) bool {
+	return t == quant.Q4_K || t == quant.Q5_K || t == quant.Q6_K
 }

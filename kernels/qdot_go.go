@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"encoding/binary"
 	"unsafe"
 
 	"github.com/masque-ai/masque/quant"
@@ -26,8 +27,12 @@ func goQdot(t quant.DType, mr int) qdotFn {
 		row = goDotQ8_0
 	case quant.Q4_0:
 		row = goDotQ4_0
+	case quant.Q5_0:
+		row = goDotQ5_0
 	case quant.Q4_K:
 		row = goDotQ4K
+	case quant.Q5_K:
+		row = goDotQ5K
 	case quant.Q6_K:
 		row = goDotQ6K
 	default:
@@ -133,6 +138,60 @@ func goDotQ6K(x, w []byte, k int) float32 {
 			A += int32(int8(blk[192+sb])) * (I - 32*act256Sum(x, b, sb))
 		}
 		s += float32(A) * (f16(blk[208:]) * act256Scale(x, b))
+	}
+	return s
+}
+
+// goDotQ5_0 is Q4_0's product with the fifth bits (qh, bit j for element j)
+// added and an offset of 16.
+func goDotQ5_0(x, w []byte, k int) float32 {
+	var s float32
+	var u [32]int8
+	for b := 0; b < k/32; b++ {
+		blk := w[22*b : 22*b+22]
+		qh := binary.LittleEndian.Uint32(blk[2:])
+		q := (*[32]int8)(act32Quants(x, b))
+		for j := 0; j < 16; j++ {
+			u[j] = int8(blk[6+j]&15 | byte(qh>>j&1)<<4)
+			u[16+j] = int8(blk[6+j]>>4 | byte(qh>>(j+16)&1)<<4)
+		}
+		var qs int32
+		for _, v := range q {
+			qs += int32(v)
+		}
+		s += float32(dot32(&u, q)-16*qs) * (f16(blk) * act32Scale(x, b))
+	}
+	return s
+}
+
+// goDotQ5K is Q4_K's product with the fifth bits: bit 2c of qh[l] for
+// element 64c+l, bit 2c+1 for element 64c+32+l.
+func goDotQ5K(x, w []byte, k int) float32 {
+	var s float32
+	var u [32]int8
+	for b := 0; b < k/256; b++ {
+		blk := w[176*b : 176*b+176]
+		d, dmin := f16(blk), f16(blk[2:])
+		sc, mn := q4kScales(blk[4:16])
+		qh := blk[16:48]
+		q := act256Quants(x, b)
+		var A, B int32
+		for c := 0; c < 4; c++ {
+			qs := blk[48+32*c : 48+32*c+32]
+			for l := 0; l < 32; l++ {
+				u[l] = int8(qs[l]&15 | (qh[l]>>(2*c)&1)<<4)
+			}
+			A += int32(sc[2*c]) * dot32(&u, (*[32]int8)(q[64*c:]))
+			for l := 0; l < 32; l++ {
+				u[l] = int8(qs[l]>>4 | (qh[l]>>(2*c+1)&1)<<4)
+			}
+			A += int32(sc[2*c+1]) * dot32(&u, (*[32]int8)(q[64*c+32:]))
+		}
+		for j := 0; j < 8; j++ {
+			B += int32(mn[j]) * (act256Sum(x, b, 2*j) + act256Sum(x, b, 2*j+1))
+		}
+		dx := act256Scale(x, b)
+		s += float32(A)*(d*dx) - float32(B)*(dmin*dx)
 	}
 	return s
 }

@@ -129,6 +129,10 @@ func refDecode(t quant.DType, src []byte, dst []float32) {
 	case quant.Q6_K:
 		refDecodeQ6K(src, dst)
 	default:
-		panic("kernels: unknown dtype " + t.String())
+		// The other block types decode through package quant (they follow
+		// GGML's dequantisers element for element; tested against ggml).
+		if err := quant.DequantizeRow(t, src, dst); err != nil {
+			panic("kernels: " + err.Error())
+		}
 	}
 }

@@ -29,6 +29,13 @@ func asmQuantKernels(tabs map[quant.DType][]qdotFn, a32, a256 func(dst *byte, x 
 		q.decode[t] = asmDecode(f, t)
 	}
 	q.act32, q.act256 = asmAct(a32), asmAct(a256)
+	for t := range q.qdot {
+		// Types without assembly tiles here are decoded to float32 and
+		// multiplied by the float tiles, faster than the pure-Go tiles.
+		if _, ok := tabs[quant.DType(t)]; !ok {
+			q.qdot[t], q.qmr[t], q.maxM[t] = nil, 0, 0
+		}
+	}
 	for t, tab := range tabs {
 		q.qdot[t] = tab
 		q.qmr[t] = len(tab) - 1
@@ -38,8 +45,12 @@ func asmQuantKernels(tabs map[quant.DType][]qdotFn, a32, a256 func(dst *byte, x 
 	// prompts use them too, with 8-bit activations like llama.cpp. Q8_0 and
 	// Q4_0 scale every 32 elements and only match the float path, so longer
 	// prompts keep exact float32 activations there.
-	q.maxM[quant.Q4_K] = 1 << 30
-	q.maxM[quant.Q6_K] = 1 << 30
+	// Q5_0 and Q5_K also: their only decoder is package quant's Go one.
+	for _, t := range []quant.DType{quant.Q4_K, quant.Q5_K, quant.Q6_K, quant.Q5_0} {
+		if q.qdot[t] != nil {
+			q.maxM[t] = 1 << 30
+		}
+	}
 	return q
 }
 
@@ -49,6 +60,8 @@ func avx512QuantKernels() quantKernels {
 		quant.Q4_0: qdotQ4_0_avx512,
 		quant.Q4_K: qdotQ4_K_avx512,
 		quant.Q6_K: qdotQ6_K_avx512,
+		quant.Q5_0: qdotQ5_0_avx512,
+		quant.Q5_K: qdotQ5_K_avx512,
 	}
 	if !hasVNNI {
 		tabs = avx2Tabs

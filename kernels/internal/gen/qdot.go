@@ -27,6 +27,15 @@ var qtypes = []qtype{
 	{"Q4_0", 36, 192, 64, true},
 	{"Q4_K", 144, 320, 256, false},
 	{"Q6_K", 210, 320, 256, false},
+	// AVX-512 only (they set fifth bits with mask registers); other levels
+	// decode them to float32.
+	{"Q5_0", 44, 192, 64, true},
+	{"Q5_K", 176, 320, 256, false},
+}
+
+// onISA reports whether type t has kernels on ISA s.
+func onISA(s isa, t qtype) bool {
+	return s.v == "Z" || (t.name != "Q5_0" && t.name != "Q5_K")
 }
 
 const qmrMax = 8
@@ -47,6 +56,9 @@ func genQdot(a *asm, g *goFile) {
 	genQConsts(a)
 	for _, s := range []isa{isaAVX512, isaAVX2} {
 		for _, t := range qtypes {
+			if !onISA(s, t) {
+				continue
+			}
 			g.f("var qdot%s_%s = []qdotFn{nil,", t.name, s.name)
 			for mr := 1; mr <= qmrLimit(s, t); mr++ {
 				g.f("%s,", qdotName(t, s, mr))
@@ -57,6 +69,9 @@ func genQdot(a *asm, g *goFile) {
 	}
 	for _, s := range []isa{isaAVX512, isaAVX2} {
 		for _, t := range qtypes {
+			if !onISA(s, t) {
+				continue
+			}
 			for mr := 1; mr <= qmrLimit(s, t); mr++ {
 				g.f("//go:noescape\nfunc %s(%s)\n", qdotName(t, s, mr), qdotArgs)
 			}
@@ -118,6 +133,18 @@ func genQConsts(a *asm) {
 		}
 	}
 	dataWords(a, "q6kshuf", w)
+	// Q5_K fifth-bit masks: for chunk c, bit 2c of each qh byte (elements
+	// 64c..64c+31), then bit 2c+1 (elements 64c+32..64c+63).
+	w = nil
+	for c := 0; c < 4; c++ {
+		for half := 0; half < 2; half++ {
+			b := uint32(1) << (2*c + half)
+			for i := 0; i < 8; i++ {
+				w = append(w, b|b<<8|b<<16|b<<24)
+			}
+		}
+	}
+	dataWords(a, "q5kbit", w)
 }
 
 // qframe emits the row loop shared by all integer kernels. body emits one
@@ -242,9 +269,9 @@ func qdotKernel(a *asm, s isa, t qtype, mr int) {
 	q := &qkern{a: a, s: s, t: t, mr: mr}
 	if s.v == "Z" {
 		switch t.name {
-		case "Q8_0", "Q4_0":
+		case "Q8_0", "Q4_0", "Q5_0":
 			q32AVX512(q)
-		case "Q4_K":
+		case "Q4_K", "Q5_K":
 			q4kAVX512(q)
 		case "Q6_K":
 			q6kAVX512(q)
@@ -290,22 +317,30 @@ func q32AVX512(q *qkern) {
 		t1   = 6
 		t2   = 7
 		t3   = 8
+		c10  = 9 // 0x10 bytes (Q5_0's fifth bit)
 	)
 	for i := 0; i < q.mr; i++ {
 		q.acc = append(q.acc, 16+i)
 	}
 	q.tmp = t0
+	isQ8, isQ5 := q.t.name == "Q8_0", q.t.name == "Q5_0"
 	q.consts = func() {
 		a.i("MOVL", "$0x0f0f0f0f", "AX")
 		a.i("VPBROADCASTD", "AX", zr(cM))
 		a.i("VMOVDQU32", "qidx2<>(SB)", zr(cIdx))
 		a.i("VPXORD", zr(cZ), zr(cZ), zr(cZ))
+		if isQ5 {
+			a.i("MOVL", "$0x10101010", "AX")
+			a.i("VPBROADCASTD", "AX", zr(c10))
+		}
 	}
-	isQ8 := q.t.name == "Q8_0"
 	q.body = func(tail bool) {
-		bs := 18 // weight block bytes
+		bs, qo := 18, 2 // weight block bytes, offset of the quants
 		if isQ8 {
 			bs = 34
+		}
+		if isQ5 {
+			bs, qo = 22, 6
 		}
 		off1 := bs
 		if tail {
@@ -320,9 +355,9 @@ func q32AVX512(q *qkern) {
 			a.i("VPABSB", zr(t0), zr(u))
 			a.i("VPMOVB2M", zr(t0), "K1")
 		} else {
-			a.i("VMOVDQU8", wa(2), xr(t0))
+			a.i("VMOVDQU8", wa(qo), xr(t0))
 			if !tail {
-				a.i("VINSERTI32X4", "$1", wa(bs+2), yr(t0), yr(t0))
+				a.i("VINSERTI32X4", "$1", wa(bs+qo), yr(t0), yr(t0))
 			}
 			a.i("VPSRLW", "$4", yr(t0), yr(t1))
 			a.i("VPANDD", yr(cM), yr(t0), yr(t0))
@@ -335,6 +370,18 @@ func q32AVX512(q *qkern) {
 				a.i("VSHUFI64X2", "$0xd8", zr(u), zr(u), zr(u))
 			}
 		}
+		if isQ5 {
+			// qh bit j is element j's fifth bit: the two blocks' words form
+			// a 64-bit byte mask in element order; add 16 where it is set.
+			a.i("MOVL", wa(2), "AX")
+			if !tail {
+				a.i("MOVL", wa(bs+2), "DX")
+				a.i("SHLQ", "$32", "DX")
+				a.i("ORQ", "DX", "AX")
+			}
+			a.i("KMOVQ", "AX", "K2")
+			a.i("VPADDB", zr(c10), zr(u), "K2", zr(u))
+		}
 		for i := 0; i < q.mr; i++ {
 			acc := zr(q.acc[i])
 			if isQ8 {
@@ -344,6 +391,9 @@ func q32AVX512(q *qkern) {
 				a.i("VPDPBUSD", zr(t1), zr(u), zr(t2))
 			} else {
 				a.i("VMOVDQU32", xa(i, 128), zr(t2))
+				if isQ5 {
+					a.i("VPSLLD", "$1", zr(t2), zr(t2)) // −16·Σx, not −8·Σx
+				}
 				a.i("VPDPBUSD", xa(i, 0), zr(u), zr(t2))
 			}
 			a.i("VCVTDQ2PS", zr(t2), zr(t2))
@@ -395,11 +445,18 @@ func q4kAVX512(q *qkern) {
 		t2   = 19
 		ai   = 20
 		t3   = 21
+		qhz  = 22 // Q5_K: the 32 qh bytes, twice
+		c10  = 23 // Q5_K: 0x10 bytes
 	)
 	for i := 0; i < q.mr; i++ {
 		q.acc = append(q.acc, 24+i)
 	}
 	q.tmp = t0
+	isQ5 := q.t.name == "Q5_K"
+	qo := 16 // offset of the 4-bit quants
+	if isQ5 {
+		qo = 48
+	}
 	q.consts = func() {
 		a.i("MOVL", "$0x0f0f0f0f", "AX")
 		a.i("VPBROADCASTD", "AX", zr(cM))
@@ -407,6 +464,10 @@ func q4kAVX512(q *qkern) {
 			a.i("VMOVDQU32", fmt.Sprintf("qidx4k<>+%d(SB)", 64*c), zr(idx0+c))
 		}
 		a.i("VMOVDQU16", "q4kmins<>(SB)", yr(cMin))
+		if isQ5 {
+			a.i("MOVL", "$0x10101010", "AX")
+			a.i("VPBROADCASTD", "AX", zr(c10))
+		}
 	}
 	q.body = func(bool) {
 		q4kScales(a, t0, t1, t2, true)
@@ -419,12 +480,21 @@ func q4kAVX512(q *qkern) {
 		f16Bcast(a, isaAVX512, 0, vd)
 		f16Bcast(a, isaAVX512, 2, vdm)
 		for h := 0; h < 2; h++ {
-			a.i("VMOVDQU64", wa(16+64*h), zr(t0))
+			a.i("VMOVDQU64", wa(qo+64*h), zr(t0))
 			a.i("VPSRLW", "$4", zr(t0), zr(t1))
 			a.i("VPANDD", zr(cM), zr(t0), zr(t0))
 			a.i("VPANDD", zr(cM), zr(t1), zr(t1))
 			a.i("VSHUFI64X2", "$0x44", zr(t1), zr(t0), zr(u0+2*h))
 			a.i("VSHUFI64X2", "$0xee", zr(t1), zr(t0), zr(u0+2*h+1))
+		}
+		if isQ5 {
+			// u0+c holds elements 64c..64c+63; their fifth bits are bit 2c
+			// (first 32) and 2c+1 (last 32) of qh[0..31].
+			a.i("VBROADCASTI64X4", wa(16), zr(qhz))
+			for c := 0; c < 4; c++ {
+				a.i("VPTESTMB", fmt.Sprintf("q5kbit<>+%d(SB)", 64*c), zr(qhz), "K2")
+				a.i("VPADDB", zr(c10), zr(u0+c), "K2", zr(u0+c))
+			}
 		}
 		for i := 0; i < q.mr; i++ {
 			a.i("VPXORD", zr(ai), zr(ai), zr(ai))
