@@ -38,8 +38,11 @@ func LinePlot(title, xlabel, ylabel string, ss []Series, y0, y1 float64) string 
 		return ""
 	}
 	if y1 <= y0 {
-		pad := (d1 - d0) * 0.1
-		y0, y1 = d0-pad, d1+pad
+		// At least 2 % of the values' magnitude, so that tiny differences
+		// do not fill the plot with identical tick labels.
+		span := math.Max(d1-d0, 0.02*math.Max(math.Abs(d0), math.Abs(d1)))
+		mid := (d0 + d1) / 2
+		y0, y1 = mid-span*0.6, mid+span*0.6
 	}
 	if x1 == x0 {
 		x0, x1 = x0-0.05, x1+0.05
@@ -75,9 +78,9 @@ func HeatPlot(title string, rows, cols []string, v [][]float64) string {
 	if len(cols) > 16 {
 		cell = 16
 	}
-	left, top := 90.0, 34.0
+	left, top := 150.0, 34.0
 	W := left + cell*float64(len(cols)) + 70
-	H := top + cell*float64(len(rows)) + 80
+	H := top + cell*float64(len(rows)) + 130
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-size="11">`, W, H)
 	fmt.Fprintf(&b, `<text x="4" y="18" font-size="13">%s</text>`, html.EscapeString(title))

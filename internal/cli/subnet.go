@@ -611,7 +611,7 @@ module, accuracy against sparsity).`,
 	fl.StringVar(&report, "report", "", "write an HTML report")
 	fl.BoolVar(&force, "force", false, "overwrite existing outputs")
 	fl.BoolVar(&asJSON, "json", false, "print JSON")
-	c.AddCommand(e.contrastCmd())
+	c.AddCommand(e.contrastCmd(), e.studyCmd())
 	return c
 }
 

@@ -227,9 +227,9 @@ func (res *Results) HTML() ([]byte, error) {
 			cond = append(cond, float64(f.ConditioningRatio))
 		}
 		links := ""
-		for _, mode := range []map[string]Figures{x.Empty, x.Prompted} {
+		for i, mode := range []map[string]Figures{x.Empty, x.Prompted} {
 			for _, f := range mode {
-				links += fmt.Sprintf(`<a href="%s">%s</a> `, esc(filepath.ToSlash(filepath.Join(f.Run, "report.html"))), esc(filepath.Base(f.Run)))
+				links += fmt.Sprintf(`<a href="%s" title="%s">%s</a> `, esc(filepath.ToSlash(filepath.Join(f.Run, "report.html"))), esc(f.Run), []string{"empty", "prompted"}[i])
 				break
 			}
 		}

@@ -654,7 +654,8 @@ func (r *runner) measure(ctx context.Context, s *Subject, evVoices []string) err
 	for _, mode := range []string{"empty", "prompted"} {
 		ek := key("eval", s.Key, r.fp, mode, evVoices, r.corp.Dir, r.set.EvalLimit, r.set.EvalMaxTokens, r.set.Temperature, r.set.Seed)
 		dir := filepath.Join(r.cfg.Out, "evals", slug(s.ID)+"-"+mode+"-"+ek)
-		r.track.begin("eval", s.ID+" ("+mode+" prompt)")
+		what := map[string]string{"empty": "empty prompt", "prompted": "own prompt"}[mode]
+		r.track.begin("eval", s.ID+" ("+what+")")
 		t0 := time.Now()
 		rep, err := voices.ReadReport(dir)
 		cached := err == nil
@@ -671,7 +672,7 @@ func (r *runner) measure(ctx context.Context, s *Subject, evVoices []string) err
 				return fmt.Errorf("study: %s: %w", s.ID, err)
 			}
 			vc := voices.Config{Corpus: r.corp.Dir, Checkpoint: r.ck, Model: m, ModelName: r.ck.Path + " " + s.ID, ModelExtra: s.Key,
-				Label: s.ID + " (" + mode + " prompt)", Method: s.Method, Classifier: r.cl, Voices: evVoices,
+				Label: s.ID + " (" + what + ")", Method: s.Method, Classifier: r.cl, Voices: evVoices,
 				Limit: r.set.EvalLimit, MaxTokens: r.set.EvalMaxTokens, Temperature: r.set.Temperature, Seed: r.set.Seed,
 				Out: dir, Progress: func(stage string, d, n int) { r.track.step(stage, d, n) }, Logf: r.logf}
 			if s.Pattern != nil {
@@ -683,7 +684,7 @@ func (r *runner) measure(ctx context.Context, s *Subject, evVoices []string) err
 				vc.System = &empty
 			}
 			if rep, err = voices.Run(ctx, vc); err != nil {
-				return fmt.Errorf("study: evaluating %s (%s prompt): %w", s.ID, mode, err)
+				return fmt.Errorf("study: evaluating %s (%s): %w", s.ID, what, err)
 			}
 		}
 		r.track.end("eval", cached, time.Since(t0))
