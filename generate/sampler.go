@@ -9,7 +9,8 @@ import (
 
 // Sampler picks the next token from a row of logits according to the
 // sampling fields of Options (Temperature, TopK, TopP, MinP,
-// RepetitionPenalty, RepeatLastN and Seed). The other fields are ignored.
+// RepetitionPenalty, RepeatLastN, FrequencyPenalty, PresencePenalty,
+// LogitBias and Seed). The other fields are ignored.
 //
 // A Sampler holds its own random number generator (PCG from math/rand/v2,
 // seeded from Options.Seed), so two Samplers made from the same Options give
@@ -27,6 +28,10 @@ type Sampler struct {
 	cands     []cand
 	seen      map[int]struct{}
 	seenOrder []int
+	freq      float32     // OpenAI frequency penalty (0: off)
+	pres      float32     // OpenAI presence penalty (0: off)
+	counts    map[int]int // times each id was returned, for freq/pres
+	bias      map[int]float32
 }
 
 // cand is one candidate token during sampling: its (penalized, tempered)
@@ -53,6 +58,19 @@ func NewSampler(o Options) *Sampler {
 		penalty: o.RepetitionPenalty,
 		lastN:   o.RepeatLastN,
 		rng:     rand.New(rand.NewPCG(o.Seed, pcgStream)),
+		freq:    finiteOr0(o.FrequencyPenalty),
+		pres:    finiteOr0(o.PresencePenalty),
+	}
+	for id, b := range o.LogitBias {
+		if b = finiteOr0(b); b != 0 {
+			if s.bias == nil {
+				s.bias = make(map[int]float32, len(o.LogitBias))
+			}
+			s.bias[id] = b
+		}
+	}
+	if s.freq != 0 || s.pres != 0 {
+		s.counts = map[int]int{}
 	}
 	if !(s.temp > 0) || math.IsInf(s.temp, 0) {
 		s.temp = 0
@@ -69,26 +87,91 @@ func NewSampler(o Options) *Sampler {
 	return s
 }
 
+// finiteOr0 returns x, or 0 for NaN and infinities.
+func finiteOr0(x float32) float32 {
+	if x != x || math.IsInf(float64(x), 0) {
+		return 0
+	}
+	return x
+}
+
 // Sample returns the id of the next token. logits is one row of raw model
 // output (Vocab values); it is not modified. history is the sequence the
 // repetition penalty looks at (prompt and generated tokens so far, oldest
 // first); only its last RepeatLastN entries are used when RepeatLastN > 0.
+// The frequency and presence penalties look instead at the ids this
+// Sampler has returned so far, which are the generated tokens when one
+// Sampler serves one generation.
 //
-// The steps run in this order: repetition penalty, then (if Temperature is
-// 0) argmax, with the lowest index winning ties; otherwise division by the
-// temperature, top-k, top-p, min-p and a random draw from what is left.
-// NaN logits are never chosen; if every logit is NaN, Sample returns 0.
+// The steps run in this order: repetition penalty, frequency and presence
+// penalties, logit bias, then (if Temperature is 0) argmax, with the lowest
+// index winning ties; otherwise division by the temperature, top-k, top-p,
+// min-p and a random draw from what is left. NaN logits are never chosen;
+// if every logit is NaN, Sample returns 0.
 func (s *Sampler) Sample(logits []float32, history []int) int {
+	return s.SampleMasked(logits, history, nil)
+}
+
+// SampleMasked is Sample where only the ids with allowed[id] true may be
+// chosen (nil: all). If no allowed id has a usable logit, the allowed id
+// with the largest raw logit is returned (the lowest allowed id if all are
+// NaN); if allowed is all false, it returns -1.
+func (s *Sampler) SampleMasked(logits []float32, history []int, allowed []bool) int {
 	l := logits
-	if s.penalty != 0 && len(history) > 0 {
+	if (s.penalty != 0 && len(history) > 0) || len(s.counts) > 0 || s.bias != nil || allowed != nil {
 		s.work = append(s.work[:0], logits...)
-		s.applyPenalty(s.work, history)
 		l = s.work
+		if s.penalty != 0 && len(history) > 0 {
+			s.applyPenalty(l, history)
+		}
+		for id, n := range s.counts {
+			if id >= 0 && id < len(l) {
+				l[id] -= float32(n)*s.freq + s.pres
+			}
+		}
+		for id, b := range s.bias {
+			if id >= 0 && id < len(l) {
+				l[id] += b
+			}
+		}
+		if allowed != nil {
+			best := -1
+			for i := range l {
+				if i >= len(allowed) || !allowed[i] {
+					l[i] = float32(math.Inf(-1))
+				} else if best < 0 || logits[i] > logits[best] {
+					best = i
+				}
+			}
+			if best < 0 {
+				return -1
+			}
+			id := s.pick(l)
+			if id >= len(allowed) || !allowed[id] {
+				id = best // every allowed logit was -Inf or NaN
+			}
+			s.count(id)
+			return id
+		}
 	}
+	id := s.pick(l)
+	s.count(id)
+	return id
+}
+
+// pick is argmax or a draw, by temperature.
+func (s *Sampler) pick(l []float32) int {
 	if s.temp == 0 {
 		return argmax(l)
 	}
 	return s.draw(l)
+}
+
+// count records a returned id for the frequency and presence penalties.
+func (s *Sampler) count(id int) {
+	if s.counts != nil {
+		s.counts[id]++
+	}
 }
 
 // applyPenalty applies the Hugging Face-style repetition penalty in place:

@@ -242,3 +242,80 @@ func TestSamplerDeterminism(t *testing.T) {
 		ha, hb = append(ha, x), append(hb, y)
 	}
 }
+
+// TestFrequencyPresencePenalty checks OpenAI's definition on greedy
+// sampling: each returned id loses count×frequency + presence, the prompt
+// (history) does not count.
+func TestFrequencyPresencePenalty(t *testing.T) {
+	logits := []float32{3, 2.6, 2.2, 0}
+	// frequency 0.5: after one 0, 0 is at 2.5 < 2.6 → 1; after one 1,
+	// 1 is at 2.1 → 0 (2.5) again; then 0 is at 2.0 → 2.2 wins.
+	s := NewSampler(Options{FrequencyPenalty: 0.5})
+	var got []int
+	for range 4 {
+		got = append(got, s.Sample(logits, []int{0, 0, 0, 0}))
+	}
+	if want := []int{0, 1, 0, 2}; !slices.Equal(got, want) {
+		t.Errorf("frequency penalty: %v, want %v", got, want)
+	}
+	// presence 0.5: a second use costs nothing more.
+	s = NewSampler(Options{PresencePenalty: 0.5})
+	got = got[:0]
+	for range 4 {
+		got = append(got, s.Sample(logits, nil))
+	}
+	// 0 → (0 at 2.5) 1 → (1 at 2.1) 0 → 0 (still 2.5, beats 2.2 and 2.1)
+	if want := []int{0, 1, 0, 0}; !slices.Equal(got, want) {
+		t.Errorf("presence penalty: %v, want %v", got, want)
+	}
+	// A negative frequency penalty keeps repeating the first pick.
+	s = NewSampler(Options{FrequencyPenalty: -1})
+	for i := range 3 {
+		if id := s.Sample([]float32{1, 1.5}, nil); id != 1 {
+			t.Fatalf("step %d: %d, want 1", i, id)
+		}
+	}
+	if !slices.Equal(logits, []float32{3, 2.6, 2.2, 0}) {
+		t.Fatalf("Sample modified its input: %v", logits)
+	}
+}
+
+func TestLogitBias(t *testing.T) {
+	logits := []float32{3, 2, 1}
+	s := NewSampler(Options{LogitBias: map[int]float32{0: -100, 2: 1.5, 7: 100, -1: 5}})
+	if id := s.Sample(logits, nil); id != 2 {
+		t.Fatalf("greedy with bias: %d, want 2", id)
+	}
+	// At temperature 1, a -100 bias makes a token practically impossible.
+	s = NewSampler(Options{Temperature: 1, Seed: 3, LogitBias: map[int]float32{0: -100}})
+	for range 2000 {
+		if s.Sample(logits, nil) == 0 {
+			t.Fatal("a token biased by -100 was sampled")
+		}
+	}
+}
+
+func TestSampleMasked(t *testing.T) {
+	logits := []float32{3, 2, 1, 0}
+	allowed := []bool{false, false, true, true}
+	s := NewSampler(Options{})
+	if id := s.SampleMasked(logits, nil, allowed); id != 2 {
+		t.Fatalf("greedy masked: %d, want 2", id)
+	}
+	s = NewSampler(Options{Temperature: 2, Seed: 1})
+	seen := map[int]int{}
+	for range 1000 {
+		seen[s.SampleMasked(logits, nil, allowed)]++
+	}
+	if seen[0]+seen[1] != 0 || seen[2] == 0 || seen[3] == 0 {
+		t.Fatalf("masked draws %v", seen)
+	}
+	// Every allowed logit unusable: the allowed id with the best raw logit.
+	inf := float32(math.Inf(-1))
+	if id := NewSampler(Options{Temperature: 1}).SampleMasked([]float32{1, inf, inf}, nil, []bool{false, true, true}); id != 1 {
+		t.Fatalf("all -Inf: %d, want 1", id)
+	}
+	if id := s.SampleMasked(logits, nil, make([]bool, 4)); id != -1 {
+		t.Fatalf("nothing allowed: %d, want -1", id)
+	}
+}
