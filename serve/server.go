@@ -88,6 +88,11 @@ type Options struct {
 	MaxTokens int
 	// NoPlayground turns off the web playground at /.
 	NoPlayground bool
+	// CORSOrigins are the web origins (e.g. "https://app.example"; "*":
+	// any) whose pages may call the API from a browser; requests from
+	// other origins are refused (see guard.go). The playground, served
+	// from the same origin, needs none.
+	CORSOrigins []string
 	// ShutdownGrace is how long Serve, once its context ends (SIGINT or
 	// SIGTERM in the CLI), lets the requests in flight finish before it
 	// ends them (streams then get an error event); default 10 seconds,
@@ -297,6 +302,9 @@ func (s *Server) routes() http.Handler {
 			s.metrics.request(name, sw.status(), time.Since(start))
 		}()
 		sw.Header().Set("X-Content-Type-Options", "nosniff")
+		if s.guard(sw, r) {
+			return
+		}
 		path := r.URL.Path
 		rt, ok := exact[path]
 		if !ok {
@@ -331,6 +339,16 @@ func (s *Server) routes() http.Handler {
 		}
 		if e := s.authorize(r, auth); e != nil {
 			writeError(sw, e)
+			return
+		}
+		var ctOK *apiError
+		if rt.name == "personas" {
+			ctOK = checkJSONBody(r, "image/png")
+		} else {
+			ctOK = checkJSONBody(r)
+		}
+		if ctOK != nil {
+			writeError(sw, ctOK)
 			return
 		}
 		limit := s.opts.MaxBodyBytes

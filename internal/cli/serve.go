@@ -24,6 +24,7 @@ func (e *env) serveCmd() *cobra.Command {
 		promptCacheMB                                         int
 		timeout, shutdownGrace                                time.Duration
 		noPlayground, verbose, persist                        bool
+		corsOrigins                                           []string
 	)
 	c := &cobra.Command{
 		Use:   "serve --model PATH [--personas FILE] [--addr 127.0.0.1:8080]",
@@ -65,7 +66,14 @@ files must lie inside --persona-root (default: the registry's folder). With
 its comments and formatting are not kept), so the personas survive a restart.
 
 The server listens on the loopback interface by default; another address needs
---api-key. Keys can also come from MASQUE_API_KEY and MASQUE_ADMIN_KEY.`,
+--api-key. Keys can also come from MASQUE_API_KEY and MASQUE_ADMIN_KEY.
+
+Web pages cannot drive the server through a browser: JSON endpoints take only
+Content-Type: application/json, requests from another origin are refused unless
+--cors-origin allows it, and a server without --api-key answers only requests
+addressed to a loopback name (localhost, 127.0.0.1, [::1]; DNS-rebinding
+protection). SIGTERM and SIGINT stop it cleanly: it stops accepting, lets
+requests in flight finish within --shutdown-grace, and exits 0.`,
 		Example: `  masque serve --model ./Qwen2.5-0.5B-Instruct --personas personas.yaml
   masque serve --personas personas.yaml --api-key sk-local --admin-key sk-admin --kv-memory 2GiB --max-seqs 16`,
 		Args: cobra.NoArgs,
@@ -145,7 +153,7 @@ The server listens on the loopback interface by default; another address needs
 				APIKey: apiKey, AdminKey: adminKey,
 				Ctx: ctxLen, KVBytes: kv, MaxSeqs: maxSeqs, MaxQueue: queue, BatchTokens: batchTokens, PromptCacheBytes: promptCache,
 				Timeout: timeout, MaxBodyBytes: body, MaxMessageBytes: int(msg), MaxTokens: maxTokens,
-				NoPlayground: noPlayground, ShutdownGrace: shutdownGrace,
+				NoPlayground: noPlayground, ShutdownGrace: shutdownGrace, CORSOrigins: corsOrigins,
 				Log: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
 			})
 			if err != nil {
@@ -182,6 +190,7 @@ The server listens on the loopback interface by default; another address needs
 	fl.StringVar(&maxBody, "max-body", "1MiB", "largest request body")
 	fl.StringVar(&maxMessage, "max-message", "64KiB", "largest message content")
 	fl.BoolVar(&noPlayground, "no-playground", false, "do not serve the web playground at /")
+	fl.StringSliceVar(&corsOrigins, "cors-origin", nil, "web origin (e.g. https://app.example; * for any) whose pages may call the API from a browser; repeatable (default: none, only the playground's own origin)")
 	fl.DurationVar(&shutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM or SIGINT, stop accepting and give requests in flight this long to finish before ending them (streams then get an error event); exit 0")
 	fl.BoolVar(&verbose, "verbose", false, "log more")
 	return c
