@@ -224,8 +224,10 @@ func Compare(runs []*roleplay.Run, o Options) (*Comparison, error) {
 		c.Recovered = rec
 	}
 	c.Notes = append(c.Notes,
-		fmt.Sprintf("differences: mean over personas of the mean paired difference (items scored in both runs); %g%% percentile intervals from %d persona-stratified paired bootstrap resamples, seed %d", 100*o.Level, o.Resamples, o.Seed),
-		roleplay.StyleNote)
+		fmt.Sprintf("differences: mean over personas of the mean paired difference (items scored in both runs); %g%% percentile intervals from %d persona-stratified paired bootstrap resamples, seed %d", 100*o.Level, o.Resamples, o.Seed))
+	if !slices.Contains(c.Metrics, roleplay.MetricStyle) {
+		c.Notes = append(c.Notes, roleplay.StyleNote)
+	}
 	return c, nil
 }
 

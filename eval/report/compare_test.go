@@ -172,7 +172,7 @@ func TestHTMLSelfContainedAndWellFormed(t *testing.T) {
 		t.Fatal(err)
 	}
 	page := buf.String()
-	for _, want := range []string{"<svg", "polyline", "dense &lt;&amp;&gt;", judge.PromptVersion, "REFUSAL", "no style module", "Differences from"} {
+	for _, want := range []string{"<svg", "polyline", "dense &lt;&amp;&gt;", judge.PromptVersion, "REFUSAL", "style scores: none", "Differences from"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}

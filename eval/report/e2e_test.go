@@ -200,7 +200,7 @@ func TestEndToEndAgainstMasqueServe(t *testing.T) {
 			t.Fatal(err)
 		}
 		page, _ := os.ReadFile(htmlPath)
-		for _, want := range []string{"<svg", "checker-50", judge.CompactPromptVersion, "no style module"} {
+		for _, want := range []string{"<svg", "checker-50", judge.CompactPromptVersion, "style scores: none"} {
 			if !bytes.Contains(page, []byte(want)) {
 				t.Errorf("%s report lacks %q", tc.name, want)
 			}

@@ -15,7 +15,7 @@ import (
 
 // Reference holds the reference metrics that need no judge, computed with
 // the packages that own them: multiple-choice persona tests (eval/mc) and
-// perplexity (eval/ppl). Style scores are not available yet (StyleNote).
+// perplexity (eval/ppl). Style scores are run metrics (Config.Style).
 type Reference struct {
 	MC    []*mc.Report  `json:"mc,omitempty"`
 	PPL   []*ppl.Result `json:"ppl,omitempty"`
@@ -59,7 +59,7 @@ func ComputeReference(ctx context.Context, ck *checkpoint.Checkpoint, m *model.M
 	if m == nil {
 		m = ck.Model
 	}
-	ref := &Reference{Notes: []string{StyleNote}}
+	ref := &Reference{}
 	if len(o.MCTests) == 0 && len(o.PPLData) == 0 {
 		return ref, nil
 	}

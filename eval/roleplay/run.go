@@ -41,8 +41,8 @@ const (
 	MetricRougeL = "rouge_l"
 )
 
-// StyleNote says why there are no style scores.
-const StyleNote = "style scores: not available: masque has no style module yet (METHODS.md §3); they will appear here once it exists"
+// StyleNote says why a run has no style scores.
+const StyleNote = "style scores: none: give style profiles of the set's personas (masque style profile; masque eval run --style-profile) to score the answers' style, semantic fidelity and VSS (METHODS.md §3)"
 
 // Num is a float64 that is written as JSON null when it is NaN or infinite
 // (a mean over nothing).
@@ -217,6 +217,10 @@ type Config struct {
 	// Reference holds metrics computed outside the run (multiple-choice
 	// tests, perplexity); it is stored as given.
 	Reference *Reference
+	// Style, if set, scores every answer's style against its persona's
+	// style profile (and, with references and an embedder, semantic
+	// fidelity, VSS and H).
+	Style *StyleConfig
 	// Progress, if set, is called as work completes; stage is "generate"
 	// or "judge".
 	Progress func(stage string, done, total int)
@@ -235,6 +239,11 @@ func Evaluate(ctx context.Context, cfg Config) (*Run, error) {
 	}
 	if len(cfg.Metrics) > 0 && cfg.Judge == nil {
 		return nil, errors.New("roleplay: judge metrics need a judge")
+	}
+	if cfg.Style != nil {
+		if err := checkStyle(cfg.Style, cfg.Set); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return nil, err
@@ -340,6 +349,9 @@ func Evaluate(ctx context.Context, cfg Config) (*Run, error) {
 			it.Scores[MetricRougeL] = ItemScore{Score: judge.Score{Value: s.F, OK: true, Method: "rouge-l"}}
 		}
 	}
+	if err == nil && cfg.Style != nil {
+		err = scoreStyle(ctx, cfg.Style, r)
+	}
 	r.finish(err)
 	if werr := WriteRun(filepath.Join(cfg.Out, RunFile), r); werr != nil {
 		return r, errors.Join(err, werr)
@@ -392,7 +404,13 @@ func newRun(cfg Config) *Run {
 		r.Metrics = append(r.Metrics, MetricRougeL)
 		r.Notes = append(r.Notes, "rouge_l: ROUGE-L F against the first reference answer; tokens are lower-cased runs of letters, digits and marks, each Han/kana character alone, punctuation dropped, no stemming (package eval/rouge).")
 	}
-	r.Notes = append(r.Notes, StyleNote)
+	if cfg.Style != nil {
+		sm := styleMetrics(cfg.Style, hasRef)
+		r.Metrics = append(r.Metrics, sm...)
+		r.Notes = append(r.Notes, styleNote(cfg.Style, sm))
+	} else {
+		r.Notes = append(r.Notes, StyleNote)
+	}
 	for _, p := range cfg.Set.Personas {
 		r.Personas = append(r.Personas, PersonaResult{ID: p.ID, Description: p.Description})
 	}
@@ -421,7 +439,7 @@ func (r *Run) finish(err error) {
 		var sum float64
 		n := 0
 		for name, s := range it.Scores {
-			if name == MetricRougeL || name == MetricPScore {
+			if name == MetricRougeL || name == MetricPScore || isStyleMetric(name) {
 				continue
 			}
 			c.Judgements++

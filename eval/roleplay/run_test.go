@@ -196,7 +196,7 @@ func TestEvaluateUnreadableVerdictsAndRubrics(t *testing.T) {
 	if s := r.Summary[MetricPScore]; float64(s.Mean) != 4 || s.N != 2 {
 		t.Fatalf("pscore %+v", s)
 	}
-	if len(r.Notes) < 2 || !strings.Contains(strings.Join(r.Notes, " "), "no style module") {
+	if len(r.Notes) < 2 || !strings.Contains(strings.Join(r.Notes, " "), "style scores: none") {
 		t.Fatalf("notes %q", r.Notes)
 	}
 }

@@ -15,6 +15,7 @@ import (
 type embedderFlags struct {
 	model, tokenizer string
 	url, name, key   string
+	prefix           string
 	ck               *checkpoint.Checkpoint
 }
 
@@ -22,22 +23,29 @@ type embedderFlags struct {
 const embedKeyEnv = "MASQUE_EMBED_KEY"
 
 func (f *embedderFlags) register(c *cobra.Command) {
+	f.registerAs(c, "", "m")
+}
+
+// registerAs registers the flags with names prefixed (e.g. "style-" where
+// the command has a --model of its own); short is --model's shorthand.
+func (f *embedderFlags) registerAs(c *cobra.Command, prefix, short string) {
 	fl := c.Flags()
-	fl.StringVarP(&f.model, "model", "m", "", `masque model whose mean-pooled last hidden state embeds sentences: a Hugging Face folder, .gguf or llama2.c .bin ("builtin": the built-in default model)`)
-	fl.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer file for --model (llama2.c checkpoints)")
-	fl.StringVar(&f.url, "embed-url", "", "OpenAI-compatible endpoint for embeddings instead of --model (e.g. http://127.0.0.1:8080/v1)")
-	fl.StringVar(&f.name, "embed-model", "", "model name at --embed-url")
-	fl.StringVar(&f.key, "embed-key", "", "API key of --embed-url (default: $"+embedKeyEnv+")")
+	fl.StringVarP(&f.model, prefix+"model", short, "", `masque model whose mean-pooled last hidden state embeds sentences: a Hugging Face folder, .gguf or llama2.c .bin ("builtin": the built-in default model)`)
+	fl.StringVar(&f.tokenizer, prefix+"tokenizer", "", "tokenizer file for --"+prefix+"model (llama2.c checkpoints)")
+	fl.StringVar(&f.url, prefix+"embed-url", "", "OpenAI-compatible endpoint for embeddings instead of --"+prefix+"model (e.g. http://127.0.0.1:8080/v1)")
+	fl.StringVar(&f.name, prefix+"embed-model", "", "model name at --"+prefix+"embed-url")
+	fl.StringVar(&f.key, prefix+"embed-key", "", "API key of --"+prefix+"embed-url (default: $"+embedKeyEnv+")")
+	f.prefix = prefix
 }
 
 // open returns the embedder, or nil when none was chosen. close releases it.
 func (f *embedderFlags) open() (style.Embedder, error) {
 	switch {
 	case f.model != "" && f.url != "":
-		return nil, usagef("give --model or --embed-url, not both")
+		return nil, usagef("give --%smodel or --%sembed-url, not both", f.prefix, f.prefix)
 	case f.url != "":
 		if f.name == "" {
-			return nil, usagef("--embed-url needs --embed-model")
+			return nil, usagef("--%sembed-url needs --%sembed-model", f.prefix, f.prefix)
 		}
 		key := f.key
 		if key == "" {

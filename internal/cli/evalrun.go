@@ -22,6 +22,7 @@ import (
 	"github.com/masque-ai/masque/eval/roleplay"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/mask"
+	"github.com/masque-ai/masque/style"
 )
 
 // Environment variables for endpoint keys (never read from OPENAI_API_KEY,
@@ -150,6 +151,9 @@ type evalRunFlags struct {
 	pplData                       []string
 	pplMaxTokens                  int
 	noReport, asJSON              bool
+	styleProfile                  string
+	styleGate                     float64
+	styleEmb                      embedderFlags
 }
 
 func (f *evalRunFlags) register(c *cobra.Command, defaultJudges []string) {
@@ -180,6 +184,9 @@ func (f *evalRunFlags) register(c *cobra.Command, defaultJudges []string) {
 	fl.StringArrayVar(&f.pplData, "ppl-data", nil, "perplexity data (text, one sample per line, or chat .jsonl) for the reference metrics; repeatable")
 	fl.IntVar(&f.pplMaxTokens, "ppl-max-tokens", 512, "--ppl-data: truncate samples at this many tokens")
 	fl.BoolVar(&f.noReport, "no-report", false, "do not write report.html")
+	fl.StringVar(&f.styleProfile, "style-profile", "", "style profiles of the personas (masque style profile; one character per persona id): adds the style metrics (style; with references semantic, vss, style_h)")
+	fl.Float64Var(&f.styleGate, "style-gate", style.SemanticGate, "semantic fidelity above which style counts in vss")
+	f.styleEmb.registerAs(c, "style-", "")
 	fl.BoolVar(&f.asJSON, "json", false, "print run.json's summary as JSON instead of a table")
 }
 
@@ -222,6 +229,24 @@ func (f *evalRunFlags) evaluate(cmd *cobra.Command, e *env, set *roleplay.Set) e
 	cfg := roleplay.Config{Out: f.out, CacheDir: f.cacheDir, Label: f.label, Method: f.method, Set: set,
 		GenConcurrency: f.concurrency, Judge: jd, JudgeURL: f.jf.url, Metrics: metrics, JudgeConcurrency: f.jf.concurrency,
 		Progress: e.evalBars("")}
+	if f.styleProfile != "" {
+		profiles, err := style.Load(f.styleProfile)
+		if err != nil {
+			return err
+		}
+		emb, err := f.styleEmb.open()
+		if err != nil {
+			return err
+		}
+		defer f.styleEmb.close()
+		sc, err := style.NewScorer(profiles, nil, emb, nil)
+		if err != nil {
+			return fmt.Errorf("%s: %v", f.styleProfile, err)
+		}
+		cfg.Style = &roleplay.StyleConfig{Scorer: sc, Gate: f.styleGate}
+	} else if f.styleEmb.model != "" || f.styleEmb.url != "" {
+		return usagef("--style-model and --style-embed-url embed for --style-profile: give it")
+	}
 	var sparsity *float64
 	if f.sparsity >= 0 {
 		sparsity = &f.sparsity
@@ -245,7 +270,7 @@ func (f *evalRunFlags) evaluate(cmd *cobra.Command, e *env, set *roleplay.Set) e
 		cfg.Gen = &roleplay.Endpoint{Client: &judge.Client{Name: "model", URL: f.modelURL, APIKey: key}, Model: f.modelName,
 			MaxTokens: f.maxTokens, Temperature: float64(f.temperature), Seed: seed}
 		cfg.Model = f.modelName + " @ " + f.modelURL
-		cfg.Reference = &roleplay.Reference{Notes: []string{roleplay.StyleNote, "multiple-choice tests and perplexity need a local model"}}
+		cfg.Reference = &roleplay.Reference{Notes: []string{"multiple-choice tests and perplexity need a local model"}}
 		if cfg.Method == "" {
 			cfg.Method = "endpoint"
 		}

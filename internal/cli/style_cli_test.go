@@ -202,3 +202,53 @@ func TestEmbedMatchesServe(t *testing.T) {
 		t.Errorf("unknown model: %d", st)
 	}
 }
+
+// TestEvalRunStyle: eval run --style-profile scores every answer's style
+// against its persona's profile; a profile without one of the personas is
+// refused.
+func TestEvalRunStyle(t *testing.T) {
+	dir := t.TempDir()
+	rows := filepath.Join(dir, "lines.jsonl")
+	os.WriteFile(rows, []byte(`{"character":"pirate-captain","text":"Arr, hoist the sails, ye scurvy dogs! The gold is ours."}
+{"character":"pirate-captain","text":"The sea is wide and the rum is gone, matey."}
+{"character":"victorian-detective","text":"The soufflé was underseasoned, the sauce a tepid disappointment."}
+{"character":"victorian-detective","text":"A bold menu, though the dessert course lacked conviction."}
+`), 0o644)
+	prof := filepath.Join(dir, "p.json")
+	if code, out, errs := styleRun(t, "style", "profile", "--data", rows, "--min-count", "1", "--out", prof); code != 0 {
+		t.Fatalf("profile: %d %s %s", code, out, errs)
+	}
+	// A set small enough for the built-in models' context.
+	setDir := filepath.Join(dir, "set")
+	for id, q := range map[string]string{"pirate-captain": "Where is the gold?", "victorian-detective": "Who did it?", "jazz-pianist": "What do you play?"} {
+		os.MkdirAll(filepath.Join(setDir, id), 0o755)
+		os.WriteFile(filepath.Join(setDir, id, "description.txt"), []byte("A "+id+"."), 0o644)
+		os.WriteFile(filepath.Join(setDir, id, "specific.txt"), []byte(q+"\n"), 0o644)
+	}
+	os.WriteFile(filepath.Join(setDir, "general.txt"), []byte("Why is the sky blue?\n"), 0o644)
+	os.WriteFile(filepath.Join(setDir, "set.json"), []byte(`{"name":"style-test","version":"1"}`), 0o644)
+	out := filepath.Join(dir, "run")
+	code, stdout, errs := styleRun(t, "eval", "run", "--set", setDir, "--personas", "pirate-captain,victorian-detective", "--judges", "none",
+		"--max-tokens", "8", "--out", out, "--no-report", "--style-profile", prof, "--json")
+	if code != 0 {
+		t.Fatalf("eval run: %d %s %s", code, stdout, errs)
+	}
+	var res struct {
+		Summary map[string]struct {
+			Mean  *float64
+			N     int
+			Items int
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("%v: %s", err, stdout)
+	}
+	if s, ok := res.Summary["style"]; !ok || s.N != 2 || s.Items != 4 || s.Mean == nil || *s.Mean < 0 || *s.Mean > 1 {
+		t.Fatalf("style summary %+v (%s)", res.Summary, stdout)
+	}
+	code, _, errs = styleRun(t, "eval", "run", "--set", setDir, "--personas", "pirate-captain,jazz-pianist", "--judges", "none",
+		"--max-tokens", "8", "--out", filepath.Join(dir, "run2"), "--no-report", "--style-profile", prof)
+	if code == 0 || !strings.Contains(errs, "jazz-pianist") {
+		t.Fatalf("profile without a persona: %d %s", code, errs)
+	}
+}
