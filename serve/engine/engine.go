@@ -262,6 +262,10 @@ type Stream struct {
 	cancelled atomic.Bool
 	stop      func() bool // unregisters the context callback
 
+	// leader, for a choice of SubmitN other than the first while it waits
+	// for the first's prompt to be fed (owned by the loop).
+	leader *Stream
+
 	// Owned by the loop while running.
 	cache    *model.Cache
 	fed      int   // prompt tokens fed (or taken from the prefix store)
@@ -290,22 +294,84 @@ type Stream struct {
 // request. When ctx ends, the request is cancelled: it leaves the queue or
 // its batch at once and its Result says why (ErrTimeout for a deadline).
 func (e *Engine) Submit(ctx context.Context, r Request) (*Stream, error) {
+	st, err := e.SubmitN(ctx, r, 1)
+	if err != nil {
+		return nil, err
+	}
+	return st[0], nil
+}
+
+// SubmitN queues n generations of one request (OpenAI's n choices) that
+// share the prompt's keys and values: the first runs the prompt, and each
+// other copies the first's cache once its prompt has been fed, running only
+// the last prompt token itself (whose logits it samples from). Choice i
+// samples with seed Options.Seed+i, so a fixed seed gives the same n
+// answers every time. A choice admitted after the first has ended runs the
+// prompt itself. The n streams are queued together or not at all
+// (ErrQueueFull); otherwise SubmitN behaves as Submit.
+func (e *Engine) SubmitN(ctx context.Context, r Request, n int) ([]*Stream, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("engine: %d choices", n)
+	}
+	if err := checkRequest(r); err != nil {
+		return nil, err
+	}
+	var stops []string
+	for _, s := range r.Options.Stop {
+		if s != "" {
+			stops = append(stops, s)
+		}
+	}
+	streams := make([]*Stream, n)
+	now := time.Now()
+	for i := range streams {
+		ri := r
+		ri.Options.Seed += uint64(i)
+		streams[i] = &Stream{req: ri, ctx: ctx, eng: e, submit: now, notify: make(chan struct{}, 1), filter: generate.NewStopFilter(stops)}
+		if i > 0 {
+			streams[i].leader = streams[0]
+		}
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, ErrClosed
+	}
+	// Requests that will start as soon as the loop admits them do not count
+	// against the queue.
+	if len(e.queue)+n > e.cfg.MaxQueue+max(0, e.Slots(r.Base)-len(e.active)) {
+		e.mu.Unlock()
+		return nil, ErrQueueFull
+	}
+	for _, s := range streams {
+		// AfterFunc runs Cancel on its own goroutine, so registering it under
+		// the lock cannot deadlock even when ctx has already ended.
+		s.stop = context.AfterFunc(ctx, s.Cancel)
+		e.queue = append(e.queue, s)
+	}
+	e.cond.Signal()
+	e.mu.Unlock()
+	return streams, nil
+}
+
+// checkRequest rejects a malformed request.
+func checkRequest(r Request) error {
 	if r.Base == nil || r.Base.Model == nil {
-		return nil, errors.New("engine: request without a base model")
+		return errors.New("engine: request without a base model")
 	}
 	if len(r.Prompt) == 0 {
-		return nil, errors.New("engine: empty prompt")
+		return errors.New("engine: empty prompt")
 	}
 	if len(r.Prompt) >= r.Base.Ctx {
-		return nil, fmt.Errorf("engine: prompt of %d tokens leaves no room in the context of %d", len(r.Prompt), r.Base.Ctx)
+		return fmt.Errorf("engine: prompt of %d tokens leaves no room in the context of %d", len(r.Prompt), r.Base.Ctx)
 	}
 	if r.TopLogprobs < 0 || r.TopLogprobs > generate.MaxLogprobs {
-		return nil, fmt.Errorf("engine: top logprobs %d outside [0,%d]", r.TopLogprobs, generate.MaxLogprobs)
+		return fmt.Errorf("engine: top logprobs %d outside [0,%d]", r.TopLogprobs, generate.MaxLogprobs)
 	}
 	vocab := r.Base.Model.Config.Vocab
 	for _, id := range r.Prompt {
 		if id < 0 || id >= vocab {
-			return nil, fmt.Errorf("engine: token id %d outside the vocabulary [0,%d)", id, vocab)
+			return fmt.Errorf("engine: token id %d outside the vocabulary [0,%d)", id, vocab)
 		}
 	}
 	var stops []string
@@ -315,27 +381,9 @@ func (e *Engine) Submit(ctx context.Context, r Request) (*Stream, error) {
 		}
 	}
 	if len(stops) > 0 && r.Base.Tokenizer == nil {
-		return nil, errors.New("engine: stop strings need a tokenizer")
+		return errors.New("engine: stop strings need a tokenizer")
 	}
-	s := &Stream{req: r, ctx: ctx, eng: e, submit: time.Now(), notify: make(chan struct{}, 1), filter: generate.NewStopFilter(stops)}
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return nil, ErrClosed
-	}
-	// Requests that will start as soon as the loop admits them do not count
-	// against the queue.
-	if len(e.queue) >= e.cfg.MaxQueue+max(0, e.Slots(r.Base)-len(e.active)) {
-		e.mu.Unlock()
-		return nil, ErrQueueFull
-	}
-	// AfterFunc runs Cancel on its own goroutine, so registering it under
-	// the lock cannot deadlock even when ctx has already ended.
-	s.stop = context.AfterFunc(ctx, s.Cancel)
-	e.queue = append(e.queue, s)
-	e.cond.Signal()
-	e.mu.Unlock()
-	return s, nil
+	return nil
 }
 
 // Cancel ends the request: a queued request leaves the queue, a running one
@@ -656,7 +704,7 @@ func (e *Engine) admitLocked() []*Stream {
 // prefix of its prompt, leaving at least the last prompt token to run (its
 // logits give the first sampled token). It runs on the loop goroutine.
 func (e *Engine) reusePrefix(s *Stream) {
-	if s.req.PrefixKey == "" {
+	if s.req.PrefixKey == "" || s.leader != nil {
 		return
 	}
 	ent, n := e.prefix.lookup(prefixGroup{s.req.Base, s.req.PrefixKey}, s.req.Prompt)
@@ -715,6 +763,24 @@ func (s *Stream) start(c *model.Cache) {
 	}
 }
 
+// fork starts a waiting choice of SubmitN from its leader's cache once the
+// leader has fed its prompt, leaving the last prompt token to run; when the
+// leader has left the batch, the choice runs its prompt itself. It reports
+// whether the stream can run now. It runs on the loop goroutine.
+func (s *Stream) fork() bool {
+	l := s.leader
+	n := len(s.req.Prompt)
+	switch {
+	case l.cache == nil: // ended, cancelled or never admitted: run alone
+	case l.fed < n:
+		return false
+	case s.cache.CopyPrefix(l.cache, n-1) == nil:
+		s.fed, s.cached = n-1, n-1
+	}
+	s.leader = nil
+	return true
+}
+
 // step runs one forward pass over b's active sequences and samples their
 // next tokens. It returns the sequences that ended, and those whose prompt
 // has now been fed whole (their caches hold exactly the prompt).
@@ -723,6 +789,9 @@ func (e *Engine) step(b *Base, active []*Stream) (ended, prompted []*Stream) {
 	for _, s := range active {
 		if s.req.Base != b {
 			continue
+		}
+		if s.leader != nil && !s.fork() {
+			continue // waits for its leader's prompt
 		}
 		if s.fed < len(s.req.Prompt) {
 			prefill = append(prefill, s)

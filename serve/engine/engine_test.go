@@ -406,3 +406,62 @@ func BenchmarkEngineDecode(b *testing.B) {
 		})
 	}
 }
+
+// TestSubmitN: n choices of one prompt run the prompt once (the others copy
+// its cache and run only its last token), and choice i equals a single
+// generation with seed Seed+i. With one slot, later choices run alone.
+func TestSubmitN(t *testing.T) {
+	ck, base := stories(t)
+	ids := ck.Tokenizer.Encode("Tom and Sue went to the park with a big red ball", true)
+	o := generate.Options{MaxTokens: 24, Temperature: 0.9, Seed: 42}
+	want := make([]*generate.Result, 3)
+	for i := range want {
+		oi := o
+		oi.Seed += uint64(i)
+		r, err := generate.GenerateWithCache(context.Background(), base.Model, base.Model.NewCache(base.Ctx), base.Tokenizer, ids, oi, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = r
+	}
+	if slices.Equal(want[0].IDs, want[1].IDs) && slices.Equal(want[1].IDs, want[2].IDs) {
+		t.Fatal("the three seeds give the same text: the test cannot tell choices apart")
+	}
+	for _, slots := range []int{8, 1} {
+		t.Run(fmt.Sprintf("%d slots", slots), func(t *testing.T) {
+			e := newEngine(t, Config{MaxSeqs: slots, MaxQueue: 4})
+			st, err := e.SubmitN(context.Background(), Request{Base: base, Prompt: ids, Options: o}, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fed := int64(len(ids))
+			for i, s := range st {
+				text, _, res := collect(t, s)
+				if res.Err != nil {
+					t.Fatal(res.Err)
+				}
+				if !slices.Equal(res.IDs, want[i].IDs) || text != want[i].Text {
+					t.Errorf("choice %d: %q, want %q", i, text, want[i].Text)
+				}
+				fed += int64(res.CompletionTokens - 1)
+				wantCached := 0
+				if i > 0 && slots > 1 {
+					wantCached = len(ids) - 1
+					fed++ // its last prompt token
+				} else if i > 0 {
+					fed += int64(len(ids))
+				}
+				if res.CachedTokens != wantCached {
+					t.Errorf("choice %d: %d cached tokens, want %d", i, res.CachedTokens, wantCached)
+				}
+			}
+			if got := e.Stats().Tokens; got != fed {
+				t.Errorf("the engine ran %d tokens, want %d", got, fed)
+			}
+		})
+	}
+	e := newEngine(t, Config{MaxSeqs: 1, MaxQueue: 1})
+	if _, err := e.SubmitN(context.Background(), Request{Base: base, Prompt: ids, Options: o}, 3); !errors.Is(err, ErrQueueFull) {
+		t.Errorf("3 choices for 1 slot and a queue of 1: %v, want ErrQueueFull", err)
+	}
+}
