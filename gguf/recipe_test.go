@@ -26,7 +26,7 @@ type recipeGolden struct {
 	VectorBytes int64 `json:"vector_bytes"`
 }
 
-var recipeGoldens = []string{"recipes-smollm2-135m.json", "recipes-tiny-untied.json"}
+var recipeGoldens = []string{"recipes-smollm2-135m.json", "recipes-qwen2.5-0.5b.json", "recipes-tiny-untied.json"}
 
 // recipeFixtureFiles are the llama.cpp recipes recorded from the anchor.
 var recipeFixtureFiles = []string{"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k", "f16", "bf16"}
