@@ -242,7 +242,7 @@ func (ck *Checkpoint) EncodeChat(msgs []chattemplate.Message, addGenerationPromp
 	if err != nil {
 		return nil, err
 	}
-	return tok.Encode(s, false), nil
+	return tok.EncodeChecked(s, false) // a tokenizer regex that times out is an error
 }
 
 // StopTokens returns the ids that end a reply: the model's EOS ids plus the

@@ -204,6 +204,9 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) *apiError {
 		return e
 	}
 	ids, err := p.base.ck.EncodeChat(msgs, true, nil)
+	if e := tokenizeError(err); e != nil {
+		return e
+	}
 	if err != nil {
 		return badRequest("messages", "invalid_value", "the chat template rejected the conversation: %v", err)
 	}
@@ -283,7 +286,11 @@ func (s *Server) completionPrompt(p *loaded, raw json.RawMessage) (string, []int
 		if len(text) > s.opts.MaxMessageBytes {
 			return "", nil, badRequest("prompt", "string_above_max_length", "the prompt is limited to %d bytes", s.opts.MaxMessageBytes)
 		}
-		return text, tok.Encode(text, true), nil
+		ids, err := tok.EncodeChecked(text, true)
+		if err != nil {
+			return "", nil, tokenizeError(err)
+		}
+		return text, ids, nil
 	}
 	var texts []string
 	if err := json.Unmarshal(raw, &texts); err == nil {

@@ -3,7 +3,9 @@ package tokenizer
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/dlclark/regexp2"
@@ -176,11 +178,35 @@ func parseReplace(p *patternJSON, content *string) (func(string) string, error) 
 	return nil, fmt.Errorf("pattern needs \"String\" or \"Regex\"")
 }
 
-// regex wraps a regexp2 pattern (with a hand-written fast path for the common
-// tokenizer split patterns) and returns match spans as byte offsets.
+// regex wraps a tokenizer pattern and returns match spans as byte offsets.
+// The common tokenizer split patterns have hand-written matchers; other
+// patterns run on Go's regexp, which takes linear time, when their meaning
+// is the same there (see linearPattern), and on regexp2 (a backtracking
+// .NET-compatible engine, as Hugging Face's Oniguruma) otherwise, with a
+// match timeout (RegexTimeout).
 type regex struct {
-	re   *regexp2.Regexp
-	fast func(s string, i int) int // returns the end of the match at i (> i), or -1
+	pattern string
+	re      *regexp2.Regexp
+	lin     *regexp.Regexp            // Go's linear-time engine, for patterns that mean the same there
+	fast    func(s string, i int) int // returns the end of the match at i (> i), or -1
+}
+
+// RegexTimeout bounds the time of one regexp2 match (patterns that need
+// backtracking: lookarounds, backreferences, …). A pattern that takes
+// longer (catastrophic backtracking, such as (a+)+$ on a long run of a's)
+// makes EncodeChecked fail with a *RegexTimeoutError.
+var RegexTimeout = 2 * time.Second
+
+// RegexTimeoutError says that a tokenizer pattern took longer than
+// RegexTimeout on a text.
+type RegexTimeoutError struct {
+	Pattern string        // the pattern (truncated to 200 bytes)
+	TextLen int           // the length of the text it ran on, in bytes
+	Timeout time.Duration // the timeout it exceeded
+}
+
+func (e *RegexTimeoutError) Error() string {
+	return fmt.Sprintf("tokenizer: the regex %q exceeded its match timeout of %v on a text of %d bytes (catastrophic backtracking: the tokenizer's pattern is unsafe for this input)", e.Pattern, e.Timeout, e.TextLen)
 }
 
 func compileRegex(pattern string) (*regex, error) {
@@ -188,11 +214,77 @@ func compileRegex(pattern string) (*regex, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bad regex %q: %v", truncate(pattern, 200), err)
 	}
-	return &regex{re: re, fast: fastSplitter(pattern)}, nil
+	re.MatchTimeout = RegexTimeout
+	r := &regex{pattern: pattern, re: re, fast: fastSplitter(pattern)}
+	if r.fast == nil && linearPattern(pattern) {
+		if lin, err := regexp.Compile(pattern); err == nil {
+			r.lin = lin
+		}
+	}
+	return r, nil
 }
 
-// find returns the [start, end) byte spans of all non-overlapping matches in s.
+// linearPattern reports whether pattern means the same in Go's regexp
+// syntax as in .NET's: it uses no lookarounds, backreferences, named or
+// flag groups, anchors at line ends ($, \Z, \G), word boundaries, class
+// subtraction, or the shorthand classes \d \w \s (ASCII in Go, Unicode in
+// .NET). Patterns that Go cannot compile are refused by the caller.
+func linearPattern(p string) bool {
+	inClass := false
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '\\':
+			if i+1 >= len(p) {
+				return false
+			}
+			i++
+			if strings.IndexByte("dDwWsSbBZGk0123456789", p[i]) >= 0 {
+				return false
+			}
+		case inClass:
+			switch {
+			case c == '[' && i > 0 && p[i-1] == '-':
+				return false // .NET class subtraction [a-z-[aeiou]]
+			case c == '[':
+				return false // Go's [[:alpha:]] and nested brackets
+			case c == ']':
+				inClass = false
+			}
+		case c == '[':
+			inClass = true
+			if i+1 < len(p) && p[i+1] == '^' {
+				i++
+			}
+			if i+1 < len(p) && p[i+1] == ']' {
+				i++ // a leading ] is a literal in both
+			}
+		case c == '$':
+			return false // .NET: end or before a final newline
+		case c == '(' && i+1 < len(p) && p[i+1] == '?':
+			if i+2 >= len(p) || p[i+2] != ':' {
+				return false // lookarounds, named groups, atomic groups, flags
+			}
+		}
+	}
+	return !inClass
+}
+
+// find returns the [start, end) byte spans of all non-overlapping matches
+// in s. A regexp2 match that exceeds RegexTimeout panics with a
+// *RegexTimeoutError, which EncodeChecked (and the other entry points)
+// recover: the pipeline that calls find has no error path.
 func (r *regex) find(s string) [][2]int {
+	spans, err := r.findErr(s)
+	if err != nil {
+		panic(err)
+	}
+	return spans
+}
+
+// findErr is find with the timeout as an error (the spans found before it
+// come back too).
+func (r *regex) findErr(s string) ([][2]int, error) {
 	if r.fast != nil {
 		out := make([][2]int, 0, len(s)/4+1)
 		for i := 0; i < len(s); {
@@ -205,12 +297,29 @@ func (r *regex) find(s string) [][2]int {
 			_, n := decodeRune(s, i)
 			i += n
 		}
-		return out
+		return out, nil
 	}
-	return r.findSlow(s)
+	if r.lin != nil {
+		var out [][2]int
+		for _, m := range r.lin.FindAllStringIndex(s, -1) {
+			if m[1] > m[0] {
+				out = append(out, [2]int{m[0], m[1]})
+			}
+		}
+		return out, nil
+	}
+	return r.findSlowErr(s)
 }
 
+// findSlow is findSlowErr without the error (the spans found before a
+// timeout), for tests comparing engines.
 func (r *regex) findSlow(s string) [][2]int {
+	out, _ := r.findSlowErr(s)
+	return out
+}
+
+// findSlowErr runs the pattern on regexp2.
+func (r *regex) findSlowErr(s string) ([][2]int, error) {
 	runes := []rune(s)
 	// byte offset of each rune index (plus the end).
 	offs := make([]int, 0, len(runes)+1)
@@ -219,7 +328,7 @@ func (r *regex) findSlow(s string) [][2]int {
 	}
 	offs = append(offs, len(s))
 	if len(offs) != len(runes)+1 {
-		return nil // cannot happen for valid UTF-8
+		return nil, nil // cannot happen for valid UTF-8
 	}
 	var out [][2]int
 	m, err := r.re.FindRunesMatch(runes)
@@ -233,5 +342,8 @@ func (r *regex) findSlow(s string) [][2]int {
 		}
 		m, err = r.re.FindNextMatch(m)
 	}
-	return out
+	if err != nil {
+		return out, &RegexTimeoutError{Pattern: truncate(r.pattern, 200), TextLen: len(s), Timeout: r.re.MatchTimeout}
+	}
+	return out, nil
 }

@@ -32,9 +32,12 @@ func NewSplitter(pattern string) (*Splitter, error) {
 
 // Split calls fn with each pre-token of s, in order; the pieces are substrings of s and
 // together they are s. s must be valid UTF-8 (the encoder replaces invalid bytes first).
+// A pattern that exceeds its match timeout (RegexTimeout) leaves the rest of s as one
+// piece.
 func (sp *Splitter) Split(s string, fn func(piece string)) {
 	at := 0
-	for _, m := range sp.re.find(s) {
+	spans, _ := sp.re.findErr(s)
+	for _, m := range spans {
 		if m[0] > at {
 			fn(s[at:m[0]])
 		}

@@ -187,8 +187,34 @@ func (t *Tokenizer) EOSToken() string { return t.eosTok }
 // tokenizer's post-processor (as adjusted by tokenizer_config.json add_bos_token /
 // add_eos_token) are added, e.g. BOS for Llama 2. Added tokens written in the text
 // (such as "<|im_start|>") are recognised in both modes. Invalid UTF-8 in text is
-// treated as U+FFFD.
+// treated as U+FFFD. A tokenizer pattern that exceeds its match timeout
+// (RegexTimeout) gives no ids: use EncodeChecked for untrusted text, to get
+// the error.
 func (t *Tokenizer) Encode(text string, addSpecial bool) []int {
+	ids, _ := t.EncodeChecked(text, addSpecial)
+	return ids
+}
+
+// EncodeChecked is Encode, with the error of a tokenizer pattern that
+// exceeded its match timeout (a *RegexTimeoutError).
+func (t *Tokenizer) EncodeChecked(text string, addSpecial bool) (ids []int, err error) {
+	defer recoverTimeout(&err)
+	return t.encode(text, addSpecial), nil
+}
+
+// recoverTimeout turns the panic of a regex match timeout (see regex.find)
+// into *err; other panics go on.
+func recoverTimeout(err *error) {
+	if v := recover(); v != nil {
+		te, ok := v.(*RegexTimeoutError)
+		if !ok {
+			panic(v)
+		}
+		*err = te
+	}
+}
+
+func (t *Tokenizer) encode(text string, addSpecial bool) []int {
 	if t.l2c != nil {
 		return t.l2c.encode(text, addSpecial)
 	}
@@ -207,7 +233,15 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) []int {
 // tokenize() (byte-level tokenizers give strings in the byte-level alphabet, e.g. "Ġworld").
 // An added token is given as the text it matched (which includes the whitespace
 // consumed by lstrip/rstrip), as Hugging Face does.
-func (t *Tokenizer) Tokens(text string) []string {
+// A pattern that exceeds its match timeout gives no tokens.
+func (t *Tokenizer) Tokens(text string) (out []string) {
+	var err error
+	defer func() {
+		if err != nil {
+			out = nil
+		}
+	}()
+	defer recoverTimeout(&err)
 	if t.l2c != nil {
 		ids := t.l2c.encode(text, false)
 		out := make([]string, len(ids))
@@ -216,7 +250,7 @@ func (t *Tokenizer) Tokens(text string) []string {
 		}
 		return out
 	}
-	out := []string{}
+	out = []string{}
 	t.encodeText(text, &out)
 	return out
 }
