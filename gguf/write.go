@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/quant"
 )
 
@@ -117,6 +118,7 @@ func Create(path string, meta []KV, tensors []WriteTensor) (*Writer, error) {
 	if dir == "" {
 		dir = "."
 	}
+	atomicfile.CleanStale(path) // what killed writes left (reported; only old ones)
 	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
 		return nil, fmt.Errorf("gguf: writing %s: %w", path, err)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/kernels"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/quant"
@@ -186,6 +187,7 @@ func Apply(m *model.Model, mk *Mask, out string, o ApplyOptions) (err error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("mask: %w", err)
 	}
+	atomicfile.CleanStale(out) // what killed applies left (reported; only old ones)
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp-")
 	if err != nil {
 		return fmt.Errorf("mask: %w", err)

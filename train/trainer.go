@@ -419,6 +419,7 @@ func (t *Trainer) SaveCheckpoint(dir string) error {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("saving checkpoint: %w", err)
 	}
+	atomicfile.CleanStale(dir) // stages that killed saves left (reported; only old ones)
 	stage, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
 	if err != nil {
 		return fmt.Errorf("saving checkpoint: %w", err)

@@ -32,6 +32,9 @@ type File struct {
 // The committed file gets the permission bits of the file it replaces, or
 // 0644 if there was none.
 //
+// Temporaries that killed writes of path left beside it are removed first
+// (CleanStale: only path's own, only those untouched for StaleAge).
+//
 // Callers should defer Abort right after a successful Create; Abort after a
 // successful Commit does nothing.
 func Create(path string) (*File, error) {
@@ -46,6 +49,7 @@ func Create(path string) (*File, error) {
 	if dir == "" {
 		dir = "."
 	}
+	CleanStale(path) // best effort: a folder that cannot be read fails CreateTemp below
 	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
 		return nil, fmt.Errorf("atomicfile: %w", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/train/lora"
 )
 
@@ -25,6 +26,12 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// server drains, long jobs write their checkpoint.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Say so when a write removes what an interrupted one left behind.
+	atomicfile.SetReporter(func(s atomicfile.Stale) {
+		fmt.Fprintf(stderr, "masque: removed %s (%.1f MiB), left by a write interrupted at %s\n",
+			s.Path, float64(s.Bytes)/(1<<20), s.Modified.Format("2006-01-02 15:04"))
+	})
+	defer atomicfile.SetReporter(nil)
 	root := newRoot(stdin, stdout, stderr)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
