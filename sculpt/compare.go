@@ -26,7 +26,18 @@ import (
 const (
 	MethodWandaGeneric  = "wanda-generic"
 	MethodTaylorGeneric = "taylor-generic"
+	// MethodRecovered is Persona-Pruner's model after recovery
+	// fine-tuning (CompareConfig.Recover); it is not a baseline.
+	MethodRecovered = "persona-pruner+recovery"
 )
+
+// displayOrder is the order of the methods in tables.
+func displayOrder() []string {
+	return append([]string{MethodPersonaPruner, MethodRecovered}, CompareMethods[1:]...)
+}
+
+// notBaseline reports whether a method is Persona-Pruner itself.
+func notBaseline(name string) bool { return name == MethodPersonaPruner || name == MethodRecovered }
 
 // CompareMethods lists every method Compare runs, Persona-Pruner first.
 var CompareMethods = []string{MethodPersonaPruner, MethodGlobal, MethodMagnitude, MethodWanda, MethodWandaGeneric,
@@ -53,6 +64,13 @@ type CompareConfig struct {
 	// GlobalPerVoice bounds each voice's rows in the global mask's pooled
 	// data (≤ 0: as many as the persona has).
 	GlobalPerVoice int
+	// MaxLen cuts conversations to so many tokens (≤ 0: the model's
+	// context); MaxRows, if > 0, uses only the persona's first MaxRows
+	// training rows (the persona's held-out split stays whole).
+	MaxLen, MaxRows int
+	// GenericValidRows bounds each other voice's held-out rows in the
+	// generic perplexity (default DefaultGenericValidRows; < 0: all).
+	GenericValidRows int
 	// Methods restricts the methods (nil: CompareMethods; Persona-Pruner
 	// is always run).
 	Methods []string
@@ -67,6 +85,10 @@ type CompareConfig struct {
 	// NoExport skips writing the models (the comparison still evaluates
 	// them in memory).
 	NoExport bool
+	// Recover, if set, adds recovery fine-tuning to the Persona-Pruner run
+	// and measures the recovered model as MethodRecovered (it needs the
+	// export).
+	Recover *RecoverConfig
 	// Stage, if set, is told what is being done; Learn.Progress reports
 	// the learning steps.
 	Stage func(format string, a ...any)
@@ -121,6 +143,10 @@ type CompareResult struct {
 	Finished             time.Time         `json:"finished"`
 }
 
+// DefaultGenericValidRows is the number of held-out rows of each other
+// voice in the generic perplexity.
+const DefaultGenericValidRows = 20
+
 // CompareFile is the comparison's JSON file in Out.
 const CompareFile = "compare.json"
 
@@ -136,6 +162,9 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 	}
 	if cfg.Persona == "" {
 		return nil, errors.New("sculpt: compare needs a persona of a voices corpus")
+	}
+	if cfg.Recover != nil && cfg.NoExport {
+		return nil, errors.New("sculpt: recovery fine-tuning trains the exported model; it cannot be combined with no export")
 	}
 	m := cfg.Checkpoint.Model
 	k, err := KeepCount(m.Config.Intermediate, cfg.Ratio)
@@ -164,7 +193,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 	if stage == nil {
 		stage = func(string, ...any) {}
 	}
-	do := DataOptions{MaxLen: 0, Seed: cfg.Learn.Seed}
+	do := DataOptions{MaxLen: cfg.MaxLen, Seed: cfg.Learn.Seed, MaxRows: cfg.MaxRows}
 	pd, err := LoadPersona(cfg.Checkpoint, cfg.Corpus, cfg.Persona, do)
 	if err != nil {
 		return nil, err
@@ -177,7 +206,11 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 	if perVoice <= 0 {
 		perVoice = len(pd.Train)
 	}
-	gd, err := LoadPooled(cfg.Checkpoint, cfg.Corpus, others, max(1, perVoice), do)
+	gvr := cfg.GenericValidRows
+	if gvr == 0 {
+		gvr = DefaultGenericValidRows
+	}
+	gd, err := LoadPooled(cfg.Checkpoint, cfg.Corpus, others, max(1, perVoice), DataOptions{MaxLen: cfg.MaxLen, Seed: cfg.Learn.Seed, MaxValidRows: max(0, gvr)})
 	if err != nil {
 		return nil, err
 	}
@@ -193,6 +226,9 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 	res.Definitions[MethodGlobal] = "the same learning on all voices pooled (one mask for every persona)"
 	res.Definitions[MethodWandaGeneric] = "Wanda with the other voices' data as calibration"
 	res.Definitions[MethodTaylorGeneric] = "Taylor with the other voices' data as calibration"
+	res.Definitions["ppl"] = fmt.Sprintf("perplexity of the assistant tokens of the persona's valid split (%d rows)", len(pd.Valid))
+	res.Definitions["generic_ppl"] = fmt.Sprintf("perplexity of the assistant tokens of the other voices' valid splits (%d rows: the first %s of each)",
+		len(gd.Valid), map[bool]string{true: "all", false: fmt.Sprint(gvr)}[gvr < 0])
 	res.Definitions[MethodWanda] += " (persona calibration data)"
 	res.Definitions[MethodTaylor] += " (persona calibration data)"
 
@@ -257,6 +293,25 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 		}
 		f.Seconds = time.Since(t0).Seconds()
 		res.Methods[mt] = &f
+		if mt == MethodPersonaPruner && cfg.Recover != nil {
+			t0 := time.Now()
+			path := filepath.Join(dir, RecoveredDir, recoveredHFPart)
+			if _, err := os.Stat(path); err != nil {
+				return nil, fmt.Errorf("sculpt: %s holds a Persona-Pruner run without a recovered model (%s); remove it to rerun with recovery", dir, path)
+			}
+			rck, err := checkpoint.Open(path, checkpoint.Options{})
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", MethodRecovered, err)
+			}
+			f, err := measure(MethodRecovered, rck.Model, filepath.Join(dir, RecoveredDir))
+			rck.Close()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", MethodRecovered, err)
+			}
+			f.Seconds = time.Since(t0).Seconds()
+			res.Methods[MethodRecovered] = &f
+			res.Definitions[MethodRecovered] = fmt.Sprintf("Persona-Pruner's model after recovery fine-tuning (%s, %d steps) on the persona's train split; not a baseline", cfg.Recover.Mode, cfg.Recover.Steps)
+		}
 	}
 	res.summarise()
 	res.Seconds = time.Since(start).Seconds()
@@ -312,12 +367,15 @@ func (cfg *CompareConfig) methodModel(ctx context.Context, mt, dir string, pd, g
 		lc := cfg.Learn
 		lc.Checkpoint, lc.Ratio, lc.Out, lc.Method, lc.NoExport = ck, cfg.Ratio, dir, mt, cfg.NoExport
 		lc.Data, lc.Persona = pd, cfg.Persona
+		if mt == MethodPersonaPruner {
+			lc.Recover = cfg.Recover
+		}
 		if mt == MethodGlobal {
 			perVoice := cfg.GlobalPerVoice
 			if perVoice <= 0 {
 				perVoice = len(pd.Train)
 			}
-			all, err := LoadPooled(ck, cfg.Corpus, nil, perVoice, DataOptions{Seed: cfg.Learn.Seed})
+			all, err := LoadPooled(ck, cfg.Corpus, nil, perVoice, DataOptions{MaxLen: cfg.MaxLen, Seed: cfg.Learn.Seed})
 			if err != nil {
 				return nil, err
 			}
@@ -361,7 +419,7 @@ func (r *CompareResult) summarise() {
 	pp := r.Methods[MethodPersonaPruner]
 	bestP, bestF := "", ""
 	for name, f := range r.Methods {
-		if name == MethodPersonaPruner {
+		if notBaseline(name) {
 			continue
 		}
 		if finite(f.PPL) && (bestP == "" || f.PPL < r.Methods[bestP].PPL || f.PPL == r.Methods[bestP].PPL && name < bestP) {
@@ -415,7 +473,7 @@ func (r *CompareResult) HTML() ([]byte, error) {
 			fmt.Sprint(f.Params), fmt.Sprintf("%.1f", f.Seconds)}
 	}
 	rows := [][]string{row("dense", &r.Dense)}
-	for _, mt := range CompareMethods {
+	for _, mt := range displayOrder() {
 		if f := r.Methods[mt]; f != nil {
 			rows = append(rows, row(mt, f))
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -70,5 +71,35 @@ func TestCompare(t *testing.T) {
 		if res2.Methods[name].PPL != f.PPL {
 			t.Errorf("%s: ppl %v then %v", name, f.PPL, res2.Methods[name].PPL)
 		}
+	}
+}
+
+// TestCompareRecover: with Recover, the recovered Persona-Pruner model is
+// measured as its own row, which is no baseline.
+func TestCompareRecover(t *testing.T) {
+	ck := openBuiltin(t)
+	out := t.TempDir()
+	cfg := CompareConfig{Checkpoint: ck, Corpus: corpusDir, Persona: "gloss", Ratio: 0.5, Out: out,
+		Learn:        Config{Steps: 2, BatchTokens: 512, Seed: 1, CalibSamples: 4, EvalEvery: -1, Threads: 2, Export: ExportOptions{NoGGUF: true}},
+		CalibSamples: 4, NoFidelity: true, Methods: []string{MethodMagnitude},
+		Recover: &RecoverConfig{Mode: RecoverLoRA, Steps: 4, LR: 3e-3}}
+	res, err := Compare(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp, rec := res.Methods[MethodPersonaPruner], res.Methods[MethodRecovered]
+	if rec == nil || rec.Params != pp.Params || !(rec.PPL < pp.PPL) {
+		t.Fatalf("recovered %+v, persona-pruner %+v", rec, pp)
+	}
+	if res.BestBaseline != MethodMagnitude || res.Definitions[MethodRecovered] == "" {
+		t.Errorf("best baseline %q, definitions %v", res.BestBaseline, res.Definitions)
+	}
+	html, _ := os.ReadFile(filepath.Join(out, "compare.html"))
+	if !strings.Contains(string(html), "recovery</td>") {
+		t.Error("compare.html lacks the recovered row")
+	}
+	cfg.NoExport = true
+	if _, err := Compare(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "no export") {
+		t.Errorf("recovery without export: %v", err)
 	}
 }

@@ -42,8 +42,10 @@ type DataOptions struct {
 	EvalFraction float64
 	// Seed picks the held-out rows.
 	Seed uint64
-	// MaxRows, if > 0, uses only the first MaxRows training rows.
-	MaxRows int
+	// MaxRows, if > 0, uses only the first MaxRows training rows (only
+	// they are encoded); MaxValidRows, if > 0, only the first MaxValidRows
+	// held-out rows of a voices corpus split.
+	MaxRows, MaxValidRows int
 }
 
 func loadOpts(ck *checkpoint.Checkpoint, o DataOptions) sft.Options {
@@ -166,6 +168,7 @@ func LoadPersona(ck *checkpoint.Checkpoint, corpusDir, persona string, o DataOpt
 		return nil, err
 	}
 	so := loadOpts(ck, o)
+	so.MaxRows = o.MaxRows
 	tr, err := loadFile(corp.SplitPath(persona, voices.SplitTrain), enc, so)
 	if err != nil {
 		return nil, err
@@ -180,6 +183,7 @@ func LoadPersona(ck *checkpoint.Checkpoint, corpusDir, persona string, o DataOpt
 		// corpora): learning works, without a held-out loss.
 		d.Source = fmt.Sprintf("voices corpus %s, persona %s (train split; its valid split is empty: no held-out loss)", corpusDir, persona)
 	} else {
+		so.MaxRows = o.MaxValidRows
 		va, err := loadFile(vpath, enc, so)
 		if err != nil {
 			return nil, err
@@ -206,8 +210,9 @@ func noRows(path string) (bool, error) {
 // LoadPooled reads the given voices of a corpus (all when names is empty)
 // together: the pooled data of a global mask, or the generic calibration
 // data of the baselines (every voice but the persona's). Each voice
-// contributes at most perVoice training rows (≤ 0: all), taken from the
-// start of its split, so that the pool is balanced.
+// contributes at most perVoice training rows (≤ 0: all) and
+// o.MaxValidRows held-out rows (≤ 0: all), taken from the start of its
+// splits, so that the pool is balanced.
 func LoadPooled(ck *checkpoint.Checkpoint, corpusDir string, names []string, perVoice int, o DataOptions) (*Data, error) {
 	corp, err := voices.OpenCorpus(corpusDir)
 	if err != nil {
@@ -218,7 +223,7 @@ func LoadPooled(ck *checkpoint.Checkpoint, corpusDir string, names []string, per
 	}
 	d := &Data{Source: fmt.Sprintf("voices corpus %s, voices %s pooled", corpusDir, strings.Join(names, ","))}
 	for _, n := range names {
-		vd, err := LoadPersona(ck, corpusDir, n, DataOptions{MaxLen: o.MaxLen, MaxRows: perVoice})
+		vd, err := LoadPersona(ck, corpusDir, n, DataOptions{MaxLen: o.MaxLen, MaxRows: perVoice, MaxValidRows: o.MaxValidRows})
 		if err != nil {
 			return nil, err
 		}

@@ -288,7 +288,7 @@ func reportRow(c *CompareResult, dir string) ReportRow {
 	fid := finite(pp.Fidelity)
 	others := 0
 	for name, f := range c.Methods {
-		if name == MethodPersonaPruner {
+		if notBaseline(name) {
 			continue
 		}
 		others++
@@ -368,7 +368,7 @@ func (r *Report) HTML() ([]byte, error) {
 				num(f.ConditioningRatio, "%.3f"), fmt.Sprint(f.Params)})
 		}
 		add("dense", &row.Dense)
-		for _, mt := range CompareMethods {
+		for _, mt := range displayOrder() {
 			if f := row.Methods[mt]; f != nil {
 				add(mt, f)
 			}

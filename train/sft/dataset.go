@@ -3,6 +3,7 @@ package sft
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/masque-ai/masque/train"
 )
@@ -31,6 +32,10 @@ type Options struct {
 	Seed         uint64
 	// Warn, if set, receives every skipped row.
 	Warn func(Problem)
+	// MaxRows, if > 0, encodes only the first MaxRows readable
+	// conversations of the file (and reports only the problems before the
+	// last of them): a cheap prefix of a large file.
+	MaxRows int
 }
 
 // Dataset is tokenized training data.
@@ -57,6 +62,11 @@ func Load(path string, enc *Encoder, o Options) (*Dataset, error) {
 	convs, probs, err := Read(path, o.Read)
 	if err != nil {
 		return nil, err
+	}
+	if o.MaxRows > 0 && len(convs) > o.MaxRows {
+		convs = convs[:o.MaxRows]
+		last := convs[len(convs)-1].Line
+		probs = slices.DeleteFunc(probs, func(p Problem) bool { return p.Line > last })
 	}
 	ds := &Dataset{}
 	bad := func(p Problem) error {

@@ -220,6 +220,16 @@ func TestBadRows(t *testing.T) {
 		t.Errorf("fail policy: error %v, want one naming %s:2", err, path)
 	}
 
+	// MaxRows: the first two readable rows (lines 1 and 5), and only the
+	// problems before line 5.
+	ds, err = Load(path, enc, Options{MaxLen: 60, MaxRows: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds.Rows != 2 || len(ds.Skipped) != 2 || ds.Skipped[1].Line != 3 {
+		t.Errorf("MaxRows 2: %d rows, skipped %v; want 2 rows and lines 2, 3 skipped", ds.Rows, ds.Skipped)
+	}
+
 	ds, err = Load(path, enc, Options{MaxLen: 60, Truncate: true})
 	if err != nil {
 		t.Fatal(err)
