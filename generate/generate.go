@@ -79,6 +79,11 @@ type Options struct {
 	// SkipSpecial leaves special tokens out of the emitted text.
 	SkipSpecial bool
 
+	// Constraint, when set, limits every sampled token to those its state
+	// allows (stop tokens and EOS only where it says the output is
+	// complete). If no token is allowed, generation fails.
+	Constraint Constraint
+
 	// Logprobs, when > 0 (at most MaxLogprobs), records for every generated
 	// token its log-probability and the Logprobs most likely alternatives
 	// in Result.Logprobs. The values are log_softmax of the model's raw
@@ -306,14 +311,30 @@ func run(ctx context.Context, m *model.Model, cache *model.Cache, tok Tokenizer,
 		stream.Add(prompt[len(prompt)-1])
 	}
 
+	var cons *constrained
+	if o.Constraint != nil {
+		cons = newConstrained(o.Constraint, cfg.Vocab, isStop)
+	}
 	for {
 		if ctx.Err() != nil {
 			return finish(FinishCancelled, nil)
 		}
-		id := sampler.Sample(logits, history)
+		var id int
+		if cons != nil {
+			if id, err = cons.sample(sampler, logits, history); err != nil {
+				return finish("", err)
+			}
+		} else {
+			id = sampler.Sample(logits, history)
+		}
 		res.CompletionTokens++
 		if isStop(id) {
 			return finish(FinishStop, nil)
+		}
+		if cons != nil {
+			if err := cons.state.Accept(id); err != nil {
+				return finish("", fmt.Errorf("generate: constraint: %w", err))
+			}
 		}
 		res.IDs = append(res.IDs, id)
 		history = append(history, id)

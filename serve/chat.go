@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,6 +11,8 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,37 +26,36 @@ const (
 	maxStops       = 16
 	maxStopBytes   = 1024
 	maxTopLogprobs = generate.MaxLogprobs
+	maxChoices     = 8    // n
+	maxLogitBias   = 1024 // entries of logit_bias
 )
 
-// sampling holds the validated sampling fields common to both endpoints.
+// sampling holds a request's sampling fields, common to both endpoints.
 type sampling struct {
-	maxTokens   *int
-	temperature *float64
-	topP        *float64
-	seed        *int64
-	stop        []string
-	n           *int
+	samplingFields
+	maxParam    string // the name max_tokens came under, for errors
 	promptParam string // "messages" or "prompt", for errors
 }
 
 // options turns the request's sampling fields, the persona's defaults and
-// the server's limits into generate.Options. promptLen is the prompt's
-// length in tokens, to check the context.
-func (s *Server) options(p *loaded, sm sampling, promptLen int) (generate.Options, *apiError) {
+// the server's limits into generate.Options and the number of choices.
+// promptLen is the prompt's length in tokens, to check the context.
+func (s *Server) options(p *loaded, sm sampling, promptLen int) (generate.Options, int, *apiError) {
 	o := generate.Options{SkipSpecial: true, StopTokens: p.base.stops}
-	if sm.n != nil && *sm.n != 1 {
-		if *sm.n < 1 {
-			return o, badRequest("n", "invalid_value", "n must be at least 1")
+	n := 1
+	if sm.N != nil {
+		n = *sm.N
+		if n < 1 || n > maxChoices {
+			return o, 0, badRequest("n", "invalid_value", "n must be between 1 and %d", maxChoices)
 		}
-		return o, badRequest("n", "unsupported_value", "n > 1 is not supported: send %d requests", *sm.n)
 	}
 	temp := 1.0
 	if t := p.spec.Temperature; t != nil {
 		temp = *t
 	}
-	if t := sm.temperature; t != nil {
+	if t := sm.Temperature; t != nil {
 		if !(*t >= 0 && *t <= 2) {
-			return o, badRequest("temperature", "invalid_value", "temperature %g outside [0, 2]", *t)
+			return o, 0, badRequest("temperature", "invalid_value", "temperature %g outside [0, 2]", *t)
 		}
 		temp = *t
 	}
@@ -61,9 +63,9 @@ func (s *Server) options(p *loaded, sm sampling, promptLen int) (generate.Option
 	if t := p.spec.TopP; t != nil {
 		topP = *t
 	}
-	if t := sm.topP; t != nil {
+	if t := sm.TopP; t != nil {
 		if !(*t >= 0 && *t <= 1) {
-			return o, badRequest("top_p", "invalid_value", "top_p %g outside [0, 1]", *t)
+			return o, 0, badRequest("top_p", "invalid_value", "top_p %g outside [0, 1]", *t)
 		}
 		topP = *t
 	}
@@ -71,35 +73,82 @@ func (s *Server) options(p *loaded, sm sampling, promptLen int) (generate.Option
 		temp = 0 // only the most likely token is left
 	}
 	o.Temperature, o.TopP = float32(temp), float32(topP)
-	if sm.seed != nil {
-		o.Seed = uint64(*sm.seed)
+	if k := sm.TopK; k != nil {
+		if *k < -1 {
+			return o, 0, badRequest("top_k", "invalid_value", "top_k %d: use a positive number, or 0 or -1 for no limit", *k)
+		}
+		o.TopK = max(*k, 0)
+	}
+	if m := sm.MinP; m != nil {
+		if !(*m >= 0 && *m <= 1) {
+			return o, 0, badRequest("min_p", "invalid_value", "min_p %g outside [0, 1]", *m)
+		}
+		o.MinP = float32(*m)
+	}
+	if r := sm.RepetitionPenalty; r != nil {
+		if !(*r > 0 && *r <= 10) {
+			return o, 0, badRequest("repetition_penalty", "invalid_value", "repetition_penalty %g outside (0, 10] (1: off)", *r)
+		}
+		o.RepetitionPenalty = float32(*r)
+	}
+	for _, pen := range []struct {
+		name string
+		v    *float64
+		dst  *float32
+	}{{"frequency_penalty", sm.FrequencyPenalty, &o.FrequencyPenalty}, {"presence_penalty", sm.PresencePenalty, &o.PresencePenalty}} {
+		if pen.v != nil {
+			if !(*pen.v >= -2 && *pen.v <= 2) {
+				return o, 0, badRequest(pen.name, "invalid_value", "%s %g outside [-2, 2]", pen.name, *pen.v)
+			}
+			*pen.dst = float32(*pen.v)
+		}
+	}
+	if len(sm.LogitBias) > maxLogitBias {
+		return o, 0, badRequest("logit_bias", "invalid_value", "logit_bias has %d entries, at most %d", len(sm.LogitBias), maxLogitBias)
+	}
+	vocab := p.base.ck.Model.Config.Vocab
+	for k, v := range sm.LogitBias {
+		id, err := strconv.Atoi(k)
+		if err != nil || id < 0 || id >= vocab {
+			return o, 0, badRequest("logit_bias", "invalid_value", "logit_bias key %q is not a token id in [0, %d)", k, vocab)
+		}
+		if !(v >= -100 && v <= 100) {
+			return o, 0, badRequest("logit_bias", "invalid_value", "logit_bias of token %d is %g, outside [-100, 100]", id, v)
+		}
+		if o.LogitBias == nil {
+			o.LogitBias = map[int]float32{}
+		}
+		o.LogitBias[id] = float32(v)
+	}
+	if sm.Seed != nil {
+		o.Seed = uint64(*sm.Seed)
 	} else {
 		o.Seed = mrand.Uint64()
 	}
-	if len(sm.stop) > maxStops {
-		return o, badRequest("stop", "invalid_value", "at most %d stop sequences", maxStops)
+	if len(sm.Stop) > maxStops {
+		return o, 0, badRequest("stop", "invalid_value", "at most %d stop sequences", maxStops)
 	}
-	for _, st := range sm.stop {
+	for _, st := range sm.Stop {
 		if len(st) > maxStopBytes {
-			return o, badRequest("stop", "invalid_value", "stop sequences are limited to %d bytes", maxStopBytes)
+			return o, 0, badRequest("stop", "invalid_value", "stop sequences are limited to %d bytes", maxStopBytes)
 		}
 	}
-	o.Stop = sm.stop
+	o.Stop = sm.Stop
 	ctx := p.base.eb.Ctx
 	if promptLen >= ctx {
-		return o, badRequest(sm.promptParam, "context_length_exceeded", "this model's maximum context length is %d tokens, and the prompt has %d", ctx, promptLen)
+		return o, 0, badRequest(sm.promptParam, "context_length_exceeded", "this model's maximum context length is %d tokens, and the prompt has %d", ctx, promptLen)
 	}
 	room := ctx - promptLen
 	limit := s.opts.MaxTokens
-	if sm.maxTokens != nil {
-		mt := *sm.maxTokens
+	if sm.MaxTokens != nil {
+		mt, param := *sm.MaxTokens, sm.maxParam
 		switch {
 		case mt < 1:
-			return o, badRequest("max_tokens", "invalid_value", "max_tokens must be at least 1")
+			return o, 0, badRequest(param, "invalid_value", "%s must be at least 1", param)
 		case mt > limit:
-			return o, badRequest("max_tokens", "invalid_value", "max_tokens %d is larger than this server allows (%d)", mt, limit)
+			return o, 0, badRequest(param, "invalid_value", "%s %d is larger than this server allows (%d)", param, mt, limit)
 		case mt > room:
-			return o, badRequest("max_tokens", "context_length_exceeded", "this model's maximum context length is %d tokens; you requested %d tokens (%d in the prompt, %d for the completion)", ctx, promptLen+mt, promptLen, mt)
+			return o, 0, badRequest(param, "context_length_exceeded", "this model's maximum context length is %d tokens; you requested %d tokens (%d in the prompt, %d for the completion)", ctx, promptLen+mt, promptLen, mt)
 		}
 		o.MaxTokens = mt
 	} else {
@@ -108,7 +157,7 @@ func (s *Server) options(p *loaded, sm sampling, promptLen int) (generate.Option
 		}
 		o.MaxTokens = min(limit, room)
 	}
-	return o, nil
+	return o, n, nil
 }
 
 // messageText returns a message's text: a string, or the concatenated
@@ -170,13 +219,60 @@ func newID(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
+// prefillMark is put at the end of a last assistant message to find where
+// its text ends in the rendered conversation.
+const prefillMark = "\u2063masque-prefill\u2063"
+
+// encodeChat renders and tokenizes a conversation. When the last message is
+// the assistant's, the reply continues it (assistant prefill): the
+// template is rendered without the generation prompt and cut where that
+// message's text ends, before whatever closes the turn.
+func (s *Server) encodeChat(p *loaded, msgs []chattemplate.Message) ([]int, *apiError) {
+	last := len(msgs) - 1
+	if msgs[last].Role != "assistant" {
+		ids, err := p.base.ck.EncodeChat(msgs, true, nil)
+		if e := tokenizeError(err); e != nil {
+			return nil, e
+		}
+		if err != nil {
+			return nil, badRequest("messages", "invalid_value", "the chat template rejected the conversation: %v", err)
+		}
+		return ids, nil
+	}
+	marked := slices.Clone(msgs)
+	marked[last].Content += prefillMark
+	text, err := p.base.ck.RenderChat(marked, false, nil)
+	if err != nil {
+		return nil, badRequest("messages", "invalid_value", "the chat template rejected the conversation: %v", err)
+	}
+	i := strings.LastIndex(text, prefillMark)
+	if i < 0 {
+		return nil, badRequest(fmt.Sprintf("messages[%d]", last), "unsupported_value", "this model's chat template drops the last assistant message, so it cannot be continued")
+	}
+	tok, err := p.base.ck.NeedTokenizer()
+	if err != nil {
+		return nil, newError(http.StatusInternalServerError, typeServer, "", "", "%v", err)
+	}
+	ids, err := tok.EncodeChecked(text[:i], false)
+	if err != nil {
+		if e := tokenizeError(err); e != nil {
+			return nil, e
+		}
+		return nil, badRequest("messages", "invalid_value", "the conversation could not be tokenized: %v", err)
+	}
+	return ids, nil
+}
+
 func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) *apiError {
 	var req chatRequest
-	if e := decodeBody(r, &req); e != nil {
+	if e := decodeStrict(r, &req); e != nil {
 		return e
 	}
 	if len(req.Tools) > 0 && string(req.Tools) != "null" && string(req.Tools) != "[]" {
 		return badRequest("tools", "unsupported_value", "tools are not supported")
+	}
+	if tc := bytes.TrimSpace(req.ToolChoice); len(tc) > 0 && string(tc) != "null" && string(tc) != `"none"` {
+		return badRequest("tool_choice", "unsupported_value", "tools are not supported: tool_choice may only be \"none\"")
 	}
 	wantLogprobs := req.Logprobs != nil && *req.Logprobs
 	top := 0
@@ -189,46 +285,45 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) *apiError {
 			return badRequest("top_logprobs", "invalid_value", "top_logprobs needs logprobs: true")
 		}
 	}
-	for _, pen := range []*float64{req.FrequencyPenalty, req.PresencePenalty} {
-		if pen != nil && !(*pen >= -2 && *pen <= 2) {
-			return badRequest("frequency_penalty", "invalid_value", "penalties must be between -2 and 2")
+	sm := sampling{samplingFields: req.samplingFields, maxParam: "max_tokens", promptParam: "messages"}
+	if req.MaxCompletionTokens != nil {
+		if req.MaxTokens != nil && *req.MaxTokens != *req.MaxCompletionTokens {
+			return badRequest("max_completion_tokens", "invalid_value", "max_tokens (%d) and max_completion_tokens (%d) disagree: send one", *req.MaxTokens, *req.MaxCompletionTokens)
 		}
+		sm.MaxTokens, sm.maxParam = req.MaxCompletionTokens, "max_completion_tokens"
 	}
 	p, e := s.lookup(req.Model)
 	if e != nil {
 		return e
 	}
 	defer p.base.release()
+	rf, e := s.responseFormat(p, req.ResponseFormat)
+	if e != nil {
+		return e
+	}
 	msgs, e := s.chatMessages(p, req.Messages)
 	if e != nil {
 		return e
 	}
-	ids, err := p.base.ck.EncodeChat(msgs, true, nil)
-	if e := tokenizeError(err); e != nil {
+	ids, e := s.encodeChat(p, msgs)
+	if e != nil {
 		return e
-	}
-	if err != nil {
-		return badRequest("messages", "invalid_value", "the chat template rejected the conversation: %v", err)
 	}
 	if len(ids) == 0 {
 		return badRequest("messages", "invalid_value", "the conversation renders to no tokens")
 	}
-	maxTok := req.MaxCompletionTokens
-	if maxTok == nil {
-		maxTok = req.MaxTokens
-	}
-	o, e := s.options(p, sampling{maxTok, req.Temperature, req.TopP, req.Seed, req.Stop, req.N, "messages"}, len(ids))
+	o, n, e := s.options(p, sm, len(ids))
 	if e != nil {
 		return e
 	}
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
-	g := &generation{s: s, p: p, model: req.Model, prompt: ids, opts: o, logprobs: wantLogprobs, top: top, chat: true, stream: req.Stream, includeUsage: includeUsage}
+	g := &generation{s: s, p: p, model: req.Model, prompt: ids, opts: o, n: n, format: rf, logprobs: wantLogprobs, top: top, chat: true, stream: req.Stream, includeUsage: includeUsage}
 	return g.run(w, r)
 }
 
 func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) *apiError {
 	var req completionRequest
-	if e := decodeBody(r, &req); e != nil {
+	if e := decodeStrict(r, &req); e != nil {
 		return e
 	}
 	if req.Suffix != nil && *req.Suffix != "" {
@@ -252,25 +347,29 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) *apiE
 		return e
 	}
 	defer p.base.release()
+	rf, e := s.responseFormat(p, req.ResponseFormat)
+	if e != nil {
+		return e
+	}
 	text, ids, e := s.completionPrompt(p, req.Prompt)
 	if e != nil {
 		return e
 	}
-	maxTok := req.MaxTokens
-	if maxTok == nil {
+	sm := sampling{samplingFields: req.samplingFields, maxParam: "max_tokens", promptParam: "prompt"}
+	if sm.MaxTokens == nil {
 		def := 16 // OpenAI's default for completions
-		maxTok = &def
 		if p.spec.MaxTokens > 0 {
-			*maxTok = min(*maxTok, p.spec.MaxTokens)
+			def = min(def, p.spec.MaxTokens)
 		}
-		*maxTok = max(1, min(*maxTok, p.base.eb.Ctx-len(ids)))
+		def = max(1, min(def, p.base.eb.Ctx-len(ids)))
+		sm.MaxTokens = &def
 	}
-	o, e := s.options(p, sampling{maxTok, req.Temperature, req.TopP, req.Seed, req.Stop, req.N, "prompt"}, len(ids))
+	o, n, e := s.options(p, sm, len(ids))
 	if e != nil {
 		return e
 	}
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
-	g := &generation{s: s, p: p, model: req.Model, prompt: ids, opts: o, logprobs: req.Logprobs != nil, top: top, stream: req.Stream, includeUsage: includeUsage}
+	g := &generation{s: s, p: p, model: req.Model, prompt: ids, opts: o, n: n, format: rf, logprobs: req.Logprobs != nil, top: top, stream: req.Stream, includeUsage: includeUsage}
 	if req.Echo {
 		g.echo = text
 	}
@@ -331,6 +430,8 @@ type generation struct {
 	model        string
 	prompt       []int
 	opts         generate.Options
+	n            int           // choices
+	format       *outputFormat // response_format; nil for plain text
 	logprobs     bool
 	top          int
 	chat, stream bool
@@ -342,7 +443,7 @@ type generation struct {
 	start   time.Time
 }
 
-// run submits the generation and answers, streaming or not.
+// run submits the generation's choices and answers, streaming or not.
 func (g *generation) run(w http.ResponseWriter, r *http.Request) *apiError {
 	g.start = time.Now()
 	// The body has been read: lift its deadline, which would otherwise
@@ -352,8 +453,12 @@ func (g *generation) run(w http.ResponseWriter, r *http.Request) *apiError {
 	g.created = g.start.Unix()
 	ctx, cancel := g.s.requestContext(r)
 	defer cancel()
-	st, err := g.s.eng.Submit(ctx, engine.Request{Base: g.p.base.eb, Prompt: g.prompt, Adapter: g.p.adapter, Hooks: g.p.hooks,
-		Options: g.opts, Logprobs: g.logprobs, TopLogprobs: g.top, PrefixKey: g.p.prefixKey})
+	req := engine.Request{Base: g.p.base.eb, Prompt: g.prompt, Adapter: g.p.adapter, Hooks: g.p.hooks,
+		Options: g.opts, Logprobs: g.logprobs, TopLogprobs: g.top, PrefixKey: g.p.prefixKey}
+	if g.format != nil {
+		req.Options.Constraint = g.format.constraint
+	}
+	sts, err := g.s.eng.SubmitN(ctx, req, g.n)
 	switch {
 	case errors.Is(err, engine.ErrQueueFull):
 		g.s.metrics.rejected.Inc()
@@ -365,11 +470,13 @@ func (g *generation) run(w http.ResponseWriter, r *http.Request) *apiError {
 	case err != nil:
 		return badRequest("", "invalid_value", "%v", err)
 	}
-	defer st.Cancel()
-	if g.stream {
-		return g.streamOut(w, st)
+	for _, st := range sts {
+		defer st.Cancel()
 	}
-	return g.collect(w, st)
+	if g.stream {
+		return g.streamOut(w, sts)
+	}
+	return g.collect(w, sts)
 }
 
 // timing follows a request's token arrivals for the latency metrics.
@@ -398,10 +505,15 @@ func (g *generation) observe(t *timing, c engine.Chunk) {
 	t.last = now
 }
 
-// resultUsage is a finished generation's usage.
-func resultUsage(res *engine.Result) usage {
-	return usage{PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens, TotalTokens: res.PromptTokens + res.CompletionTokens,
-		PromptTokensDetails: promptTokensDetails{CachedTokens: res.CachedTokens}}
+// resultsUsage is the usage of a request's finished choices: the prompt
+// counted once, the completions added up.
+func resultsUsage(res []*engine.Result) usage {
+	u := usage{PromptTokens: res[0].PromptTokens, PromptTokensDetails: promptTokensDetails{CachedTokens: res[0].CachedTokens}}
+	for _, r := range res {
+		u.CompletionTokens += r.CompletionTokens
+	}
+	u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	return u
 }
 
 func (g *generation) finished(res *engine.Result) {
@@ -419,59 +531,76 @@ func resultError(res *engine.Result) *apiError {
 	return newError(http.StatusInternalServerError, typeServer, "", "", "generation failed: %v", res.Err)
 }
 
-// collect waits for the whole answer. The engine ends the stream when the
-// request's context ends (client gone, deadline), so Recv needs none.
-func (g *generation) collect(w http.ResponseWriter, st *engine.Stream) *apiError {
-	var text strings.Builder
-	var lps []generate.LogprobEntry
-	var t timing
-	for {
-		c, err := st.Recv(context.Background())
-		if err != nil {
-			return nil
-		}
-		g.observe(&t, c)
-		text.WriteString(c.Text)
-		lps = append(lps, c.Logprobs...)
-		if c.Result == nil {
-			continue
-		}
-		res := c.Result
-		g.finished(res)
-		if res.Err != nil {
-			return resultError(res)
-		}
-		if res.FinishReason == generate.FinishCancelled {
-			return nil
-		}
-		u := resultUsage(res)
-		if g.chat {
-			ch := chatChoice{Message: assistantMessage{Role: "assistant", Content: text.String()}, FinishReason: res.FinishReason}
-			if g.logprobs {
-				ch.Logprobs = g.chatLogprobs(lps)
+// collect waits for every choice's whole answer. The engine ends the
+// streams when the request's context ends (client gone, deadline), so Recv
+// needs none.
+func (g *generation) collect(w http.ResponseWriter, sts []*engine.Stream) *apiError {
+	texts := make([]string, len(sts))
+	lps := make([][]generate.LogprobEntry, len(sts))
+	results := make([]*engine.Result, len(sts))
+	for i, st := range sts {
+		var text strings.Builder
+		var t timing
+		for results[i] == nil {
+			c, err := st.Recv(context.Background())
+			if err != nil {
+				return nil
 			}
-			writeJSON(w, http.StatusOK, chatCompletion{ID: g.id, Object: "chat.completion", Created: g.created, Model: g.model,
-				SystemFingerprint: fingerprint, Choices: []chatChoice{ch}, Usage: u})
-			return nil
+			g.observe(&t, c)
+			text.WriteString(c.Text)
+			lps[i] = append(lps[i], c.Logprobs...)
+			if res := c.Result; res != nil {
+				g.finished(res)
+				if res.Err != nil {
+					return resultError(res)
+				}
+				if res.FinishReason == generate.FinishCancelled {
+					return nil
+				}
+				results[i] = res
+			}
 		}
-		out := g.echo + text.String()
-		fr := res.FinishReason
-		ch := completionChoice{Text: out, FinishReason: &fr}
-		if g.logprobs {
-			ch.Logprobs = g.completionLogprobs(lps, len(g.echo))
+		texts[i] = text.String()
+	}
+	u := resultsUsage(results)
+	if g.chat {
+		choices := make([]chatChoice, len(sts))
+		for i := range sts {
+			choices[i] = chatChoice{Index: i, Message: assistantMessage{Role: "assistant", Content: texts[i]}, FinishReason: results[i].FinishReason}
+			if g.logprobs {
+				choices[i].Logprobs = g.chatLogprobs(lps[i])
+			}
 		}
-		writeJSON(w, http.StatusOK, completion{ID: g.id, Object: "text_completion", Created: g.created, Model: g.model,
-			SystemFingerprint: fingerprint, Choices: []completionChoice{ch}, Usage: &u})
+		writeJSON(w, http.StatusOK, chatCompletion{ID: g.id, Object: "chat.completion", Created: g.created, Model: g.model,
+			SystemFingerprint: fingerprint, Choices: choices, Usage: u})
 		return nil
 	}
+	choices := make([]completionChoice, len(sts))
+	for i := range sts {
+		fr := results[i].FinishReason
+		choices[i] = completionChoice{Index: i, Text: g.echo + texts[i], FinishReason: &fr}
+		if g.logprobs {
+			choices[i].Logprobs = g.completionLogprobs(lps[i], len(g.echo))
+		}
+	}
+	writeJSON(w, http.StatusOK, completion{ID: g.id, Object: "text_completion", Created: g.created, Model: g.model,
+		SystemFingerprint: fingerprint, Choices: choices, Usage: &u})
+	return nil
 }
 
 // fingerprint is the system_fingerprint of every response.
 const fingerprint = "fp_masque"
 
-// streamOut sends the answer as server-sent events. A failed write (the
-// client left) returns at once; the deferred Cancel frees the slot.
-func (g *generation) streamOut(w http.ResponseWriter, st *engine.Stream) *apiError {
+// indexedChunk is a chunk of choice i.
+type indexedChunk struct {
+	i int
+	c engine.Chunk
+}
+
+// streamOut sends the answer as server-sent events, the choices' chunks
+// interleaved as they come, each with its index. A failed write (the
+// client left) returns at once; the deferred Cancels free the slots.
+func (g *generation) streamOut(w http.ResponseWriter, sts []*engine.Stream) *apiError {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -489,32 +618,58 @@ func (g *generation) streamOut(w http.ResponseWriter, st *engine.Stream) *apiErr
 		}
 		return rc.Flush() == nil
 	}
-	chunk := func(delta chunkDelta, lp *chatLogprobs, finish *string) chatChunk {
+	chunk := func(i int, delta chunkDelta, lp *chatLogprobs, finish *string) chatChunk {
 		return chatChunk{ID: g.id, Object: "chat.completion.chunk", Created: g.created, Model: g.model, SystemFingerprint: fingerprint,
-			Choices: []chunkChoice{{Delta: delta, Logprobs: lp, FinishReason: finish}}}
+			Choices: []chunkChoice{{Index: i, Delta: delta, Logprobs: lp, FinishReason: finish}}}
 	}
-	textChunk := func(text string, lp *completionLogprobs, finish *string) completion {
+	textChunk := func(i int, text string, lp *completionLogprobs, finish *string) completion {
 		return completion{ID: g.id, Object: "text_completion", Created: g.created, Model: g.model, SystemFingerprint: fingerprint,
-			Choices: []completionChoice{{Text: text, Logprobs: lp, FinishReason: finish}}}
+			Choices: []completionChoice{{Index: i, Text: text, Logprobs: lp, FinishReason: finish}}}
 	}
 	empty := ""
-	if g.chat {
-		if !send(chunk(chunkDelta{Role: "assistant", Content: &empty}, nil, nil)) {
-			return nil
-		}
-	} else if g.echo != "" {
-		if !send(textChunk(g.echo, nil, nil)) {
-			return nil
+	for i := range sts {
+		if g.chat {
+			if !send(chunk(i, chunkDelta{Role: "assistant", Content: &empty}, nil, nil)) {
+				return nil
+			}
+		} else if g.echo != "" {
+			if !send(textChunk(i, g.echo, nil, nil)) {
+				return nil
+			}
 		}
 	}
-	var t timing
-	offset := len(g.echo)
-	for {
-		c, err := st.Recv(context.Background())
-		if err != nil {
-			return nil
-		}
-		g.observe(&t, c)
+	// One reader per choice feeds the writer below.
+	done := make(chan struct{})
+	defer close(done)
+	in := make(chan indexedChunk)
+	for i, st := range sts {
+		go func() {
+			for {
+				c, err := st.Recv(context.Background())
+				if err != nil {
+					return
+				}
+				select {
+				case in <- indexedChunk{i, c}:
+				case <-done:
+					return
+				}
+				if c.Result != nil {
+					return
+				}
+			}
+		}()
+	}
+	timings := make([]timing, len(sts))
+	offsets := make([]int, len(sts))
+	results := make([]*engine.Result, len(sts))
+	for i := range offsets {
+		offsets[i] = len(g.echo)
+	}
+	for left := len(sts); left > 0; {
+		ic := <-in
+		i, c := ic.i, ic.c
+		g.observe(&timings[i], c)
 		if c.Text != "" || len(c.Logprobs) > 0 {
 			var ok bool
 			if g.chat {
@@ -523,23 +678,25 @@ func (g *generation) streamOut(w http.ResponseWriter, st *engine.Stream) *apiErr
 					lp = g.chatLogprobs(c.Logprobs)
 				}
 				text := c.Text
-				ok = send(chunk(chunkDelta{Content: &text}, lp, nil))
+				ok = send(chunk(i, chunkDelta{Content: &text}, lp, nil))
 			} else {
 				var lp *completionLogprobs
 				if g.logprobs {
-					lp = g.completionLogprobs(c.Logprobs, offset)
+					lp = g.completionLogprobs(c.Logprobs, offsets[i])
 				}
-				ok = send(textChunk(c.Text, lp, nil))
+				ok = send(textChunk(i, c.Text, lp, nil))
 			}
-			offset += len(c.Text)
+			offsets[i] += len(c.Text)
 			if !ok {
-				return nil // deferred Cancel frees the slot
+				return nil // deferred Cancels free the slots
 			}
-		}
-		if c.Result == nil {
-			continue
 		}
 		res := c.Result
+		if res == nil {
+			continue
+		}
+		left--
+		results[i] = res
 		g.finished(res)
 		if res.Err != nil {
 			send(map[string]any{"error": resultError(res)})
@@ -550,22 +707,22 @@ func (g *generation) streamOut(w http.ResponseWriter, st *engine.Stream) *apiErr
 		}
 		fr := res.FinishReason
 		if g.chat {
-			send(chunk(chunkDelta{}, nil, &fr))
+			send(chunk(i, chunkDelta{}, nil, &fr))
 		} else {
-			send(textChunk("", nil, &fr))
+			send(textChunk(i, "", nil, &fr))
 		}
-		if g.includeUsage {
-			u := resultUsage(res)
-			if g.chat {
-				send(chatChunk{ID: g.id, Object: "chat.completion.chunk", Created: g.created, Model: g.model, SystemFingerprint: fingerprint, Choices: []chunkChoice{}, Usage: &u})
-			} else {
-				send(completion{ID: g.id, Object: "text_completion", Created: g.created, Model: g.model, SystemFingerprint: fingerprint, Choices: []completionChoice{}, Usage: &u})
-			}
-		}
-		fmt.Fprint(w, "data: [DONE]\n\n")
-		rc.Flush()
-		return nil
 	}
+	if g.includeUsage {
+		u := resultsUsage(results)
+		if g.chat {
+			send(chatChunk{ID: g.id, Object: "chat.completion.chunk", Created: g.created, Model: g.model, SystemFingerprint: fingerprint, Choices: []chunkChoice{}, Usage: &u})
+		} else {
+			send(completion{ID: g.id, Object: "text_completion", Created: g.created, Model: g.model, SystemFingerprint: fingerprint, Choices: []completionChoice{}, Usage: &u})
+		}
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
+	rc.Flush()
+	return nil
 }
 
 // tokenText is a token's text and bytes for logprobs.

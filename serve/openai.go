@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // apiError is an error with its HTTP status, in OpenAI's error object:
@@ -136,48 +139,125 @@ type streamOptions struct {
 	IncludeUsage bool `json:"include_usage"`
 }
 
-// chatRequest is POST /v1/chat/completions. Fields masque does not use are
-// ignored, as OpenAI-compatible servers do, except those whose absence
-// would change the answer (tools, n > 1).
+// samplingFields are the sampling fields both completion endpoints take.
+type samplingFields struct {
+	MaxTokens         *int               `json:"max_tokens"`
+	Temperature       *float64           `json:"temperature"`
+	TopP              *float64           `json:"top_p"`
+	TopK              *int               `json:"top_k"`
+	MinP              *float64           `json:"min_p"`
+	RepetitionPenalty *float64           `json:"repetition_penalty"`
+	FrequencyPenalty  *float64           `json:"frequency_penalty"`
+	PresencePenalty   *float64           `json:"presence_penalty"`
+	LogitBias         map[string]float64 `json:"logit_bias"`
+	Seed              *int64             `json:"seed"`
+	Stop              stringOrList       `json:"stop"`
+	N                 *int               `json:"n"`
+	Stream            bool               `json:"stream"`
+	StreamOptions     *streamOptions     `json:"stream_options"`
+}
+
+// ignoredFields are request fields that clients commonly send and that do
+// not change what masque generates, so they are accepted and ignored:
+// user, metadata, store (masque stores nothing), service_tier,
+// prompt_cache_key (masque reuses prompt prefixes by itself),
+// safety_identifier and parallel_tool_calls (meaningless without tools).
+// Any other field that the request type does not name is refused with a
+// 400 that lists it (a field set to null counts as absent).
+var ignoredFields = []string{"user", "metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier", "parallel_tool_calls"}
+
+// chatRequest is POST /v1/chat/completions. Fields it does not name, apart
+// from ignoredFields, are refused.
 type chatRequest struct {
+	samplingFields
 	Model               string          `json:"model"`
 	Messages            []chatMessage   `json:"messages"`
-	MaxTokens           *int            `json:"max_tokens"`
 	MaxCompletionTokens *int            `json:"max_completion_tokens"`
-	Temperature         *float64        `json:"temperature"`
-	TopP                *float64        `json:"top_p"`
-	Seed                *int64          `json:"seed"`
-	Stop                stringOrList    `json:"stop"`
-	N                   *int            `json:"n"`
-	Stream              bool            `json:"stream"`
-	StreamOptions       *streamOptions  `json:"stream_options"`
 	Logprobs            *bool           `json:"logprobs"`
 	TopLogprobs         *int            `json:"top_logprobs"`
-	FrequencyPenalty    *float64        `json:"frequency_penalty"`
-	PresencePenalty     *float64        `json:"presence_penalty"`
 	Tools               json.RawMessage `json:"tools"`
-	User                string          `json:"user"`
+	ToolChoice          json.RawMessage `json:"tool_choice"`
+	ResponseFormat      json.RawMessage `json:"response_format"`
 }
 
 // completionRequest is POST /v1/completions.
 type completionRequest struct {
-	Model            string          `json:"model"`
-	Prompt           json.RawMessage `json:"prompt"`
-	MaxTokens        *int            `json:"max_tokens"`
-	Temperature      *float64        `json:"temperature"`
-	TopP             *float64        `json:"top_p"`
-	Seed             *int64          `json:"seed"`
-	Stop             stringOrList    `json:"stop"`
-	N                *int            `json:"n"`
-	BestOf           *int            `json:"best_of"`
-	Stream           bool            `json:"stream"`
-	StreamOptions    *streamOptions  `json:"stream_options"`
-	Logprobs         *int            `json:"logprobs"`
-	Echo             bool            `json:"echo"`
-	Suffix           *string         `json:"suffix"`
-	FrequencyPenalty *float64        `json:"frequency_penalty"`
-	PresencePenalty  *float64        `json:"presence_penalty"`
-	User             string          `json:"user"`
+	samplingFields
+	Model          string          `json:"model"`
+	Prompt         json.RawMessage `json:"prompt"`
+	BestOf         *int            `json:"best_of"`
+	Logprobs       *int            `json:"logprobs"`
+	Echo           bool            `json:"echo"`
+	Suffix         *string         `json:"suffix"`
+	ResponseFormat json.RawMessage `json:"response_format"`
+}
+
+// jsonFields returns the JSON names of a struct type's fields, those of
+// embedded structs included.
+func jsonFields(t reflect.Type, into map[string]bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			jsonFields(f.Type, into)
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			into[name] = true
+		}
+	}
+}
+
+// decodeStrict is decodeBody for the completion endpoints: besides a
+// malformed body, a field that v's type does not name and that is not in
+// ignoredFields is a 400 naming every such field, so that nothing a client
+// asks for is silently ignored.
+func decodeStrict(r *http.Request, v any) *apiError {
+	var raw json.RawMessage
+	if e := decodeBody(r, &raw); e != nil {
+		return e
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return badRequest("", "invalid_type", "the request body must be a JSON object")
+	}
+	known := map[string]bool{}
+	jsonFields(reflect.TypeOf(v).Elem(), known)
+	for _, f := range ignoredFields {
+		known[f] = true
+	}
+	var unknown []string
+	for k, val := range obj {
+		if !known[k] && !bytes.Equal(bytes.TrimSpace(val), []byte("null")) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return badRequest(unknown[0], "unsupported_parameter", "masque does not support %s: remove %s from the request",
+			quoteList(unknown), map[bool]string{true: "it", false: "them"}[len(unknown) == 1])
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			f := strings.TrimPrefix(te.Field, "samplingFields.")
+			return badRequest(f, "invalid_type", "invalid type for %s: expected %s", fieldName(f), te.Type)
+		}
+		return badRequest("", "invalid_json", "we could not parse the JSON body of your request: %v", err)
+	}
+	return nil
+}
+
+// quoteList is 'a', 'b' and 'c'.
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = "'" + n + "'"
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " and " + q[len(q)-1]
 }
 
 // usage counts a request's tokens.

@@ -35,6 +35,8 @@ type baseModel struct {
 	owned bool
 	bytes int64
 
+	tokTable tokenTableOnce // token texts, built on first use
+
 	mu   sync.Mutex
 	refs int
 }

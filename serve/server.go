@@ -276,6 +276,8 @@ func (s *Server) routes() http.Handler {
 		"/v1/completions":      {[]string{"POST"}, authUser, "completions", s.handleCompletions},
 		"/v1/personas":         {[]string{"GET", "POST"}, authUser, "personas", s.handlePersonas},
 		"/v1/embeddings":       {[]string{"POST"}, authUser, "embeddings", s.handleEmbeddings},
+		"/tokenize":            {[]string{"POST"}, authUser, "tokenize", s.handleTokenize},
+		"/detokenize":          {[]string{"POST"}, authUser, "detokenize", s.handleDetokenize},
 	}
 	prefix := map[string]route{
 		"/v1/models/":   {[]string{"GET"}, authUser, "models", s.handleModel},

@@ -99,9 +99,10 @@ type Request struct {
 	// nil for none.
 	Hooks *model.Hooks
 	// Options holds the sampling settings (Temperature, TopK, TopP, MinP,
-	// RepetitionPenalty, RepeatLastN, Seed), MaxTokens, Stop strings,
-	// StopTokens, IgnoreEOS and SkipSpecial, with generate.Generate's
-	// meaning. Options.Logprobs is ignored: see Logprobs.
+	// RepetitionPenalty, RepeatLastN, FrequencyPenalty, PresencePenalty,
+	// LogitBias, Seed, Constraint), MaxTokens, Stop strings, StopTokens,
+	// IgnoreEOS and SkipSpecial, with generate.Generate's meaning.
+	// Options.Logprobs is ignored: see Logprobs.
 	Options generate.Options
 	// Logprobs asks for the log-probability of every generated token.
 	Logprobs bool
@@ -280,6 +281,7 @@ type Stream struct {
 	started  time.Time
 	first    time.Duration
 	stopToks map[int]bool
+	csample  func(*generate.Sampler, []float32, []int) (int, error) // Options.Constraint's, or nil
 
 	// Mailbox: chunks not yet received, bounded by the request's tokens.
 	mbox   sync.Mutex
@@ -756,6 +758,9 @@ func (s *Stream) start(c *model.Cache) {
 			s.stopToks[id] = true
 		}
 	}
+	if o.Constraint != nil {
+		s.csample = generate.NewConstrainedSampler(o.Constraint, s.req.Base.Model.Config.Vocab, func(id int) bool { return s.stopToks[id] })
+	}
 	if tok := s.req.Base.Tokenizer; tok != nil {
 		s.text = tok.NewTextStream(o.SkipSpecial)
 		// As generate does: prime with the last prompt token, discard its text.
@@ -881,7 +886,16 @@ func (e *Engine) step(b *Base, active []*Stream) (ended, prompted []*Stream) {
 // stop conditions are generate.Generate's.
 func (s *Stream) sample(logits []float32) bool {
 	o := &s.req.Options
-	id := s.sampler.Sample(logits, s.history)
+	var id int
+	if s.csample != nil {
+		var err error
+		if id, err = s.csample(s.sampler, logits, s.history); err != nil {
+			s.finish("", err)
+			return true
+		}
+	} else {
+		id = s.sampler.Sample(logits, s.history)
+	}
 	s.sampled++
 	if s.sampled == 1 {
 		s.first = time.Since(s.submit)
