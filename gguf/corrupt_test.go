@@ -56,7 +56,7 @@ var corruptCases = []struct {
 }{
 	{"empty", nil, "truncated"},
 	{"short", []byte("GGU"), "truncated"},
-	{"bad magic", (&fileBuilder{}).raw("GGML").u32(3).u64(0).u64(0).b, "bad magic"},
+	{"bad magic", (&fileBuilder{}).raw("GGML").u32(3).u64(0).u64(0).b, "not a GGUF file"},
 	{"version 1", (&fileBuilder{}).raw(Magic).u32(1).u64(0).u64(0).b, "unsupported GGUF version 1"},
 	{"version 4", (&fileBuilder{}).raw(Magic).u32(4).u64(0).u64(0).b, "unsupported GGUF version 4"},
 	{"big-endian", (&fileBuilder{}).raw(Magic).u32(3 << 24).u64(0).u64(0).b, "big-endian"},

@@ -81,8 +81,8 @@ func (r *reader) str(what string) (string, error) {
 func parse(path string, data []byte) (*File, error) {
 	r := &reader{path: path, b: data}
 	if len(data) < 4 || string(data[:4]) != Magic {
-		n := min(len(data), 4)
-		return nil, r.errorf(0, "bad magic %q, not a GGUF file", data[:n])
+		// The bytes are not echoed: files can be named over the API.
+		return nil, r.errorf(0, "not a GGUF file (it does not start with the GGUF magic)")
 	}
 	r.off = 4
 	version, err := r.u32("version")

@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+
+	"github.com/masque-ai/masque/internal/fileerr"
 )
 
 // Config describes a decoder-only transformer of the Llama family. Field
@@ -154,7 +156,7 @@ var Supported = []string{"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausal
 func ParseHFConfig(data []byte, name string) (*Config, error) {
 	var h hfConfig
 	if err := json.Unmarshal(data, &h); err != nil {
-		return nil, fmt.Errorf("%s: malformed JSON: %v", name, err)
+		return nil, fmt.Errorf("%s: malformed JSON: %s", name, fileerr.JSON(err))
 	}
 	if len(h.Architectures) == 0 {
 		return nil, fmt.Errorf("%s: no \"architectures\" entry, cannot tell which model this is", name)
@@ -261,7 +263,7 @@ func LoadHFConfig(dir string) (*Config, error) {
 			BOS json.RawMessage `json:"bos_token_id"`
 		}
 		if err := json.Unmarshal(gdata, &g); err != nil {
-			return nil, fmt.Errorf("%s: malformed JSON: %v", gp, err)
+			return nil, fmt.Errorf("%s: malformed JSON: %s", gp, fileerr.JSON(err))
 		}
 		ids, err := idList(g.EOS)
 		if err != nil {

@@ -25,6 +25,8 @@ import (
 	"os"
 	"slices"
 	"strconv"
+
+	"github.com/masque-ai/masque/internal/fileerr"
 )
 
 // maxHeaderLen bounds the JSON header; anything larger is treated as corrupt.
@@ -100,10 +102,12 @@ func Open(path string) (*File, error) {
 // checkHeaderLen validates the header length n against the file size.
 func checkHeaderLen(path string, n uint64, size int64) error {
 	if n > maxHeaderLen {
-		return formatErr(path, "header length %d is too large (limit %d bytes)", n, maxHeaderLen)
+		// n is the file's first 8 bytes: not echoed (files can be named over
+		// the API, and their bytes must not come back in errors).
+		return formatErr(path, "not a safetensors file: the header length in its first 8 bytes is beyond the limit of %d bytes", maxHeaderLen)
 	}
 	if n > uint64(size-8) {
-		return formatErr(path, "header length %d exceeds file size (%d bytes after the length field)", n, size-8)
+		return formatErr(path, "not a safetensors file: the header length in its first 8 bytes exceeds the file's size (%d bytes after the length field)", size-8)
 	}
 	return nil
 }
@@ -193,7 +197,7 @@ func splitHeader(path string, header []byte) ([]headerEntry, error) {
 	dec.UseNumber()
 	tok, err := dec.Token()
 	if err != nil {
-		return nil, formatErr(path, "header is not valid JSON: %v", err)
+		return nil, formatErr(path, "header is not valid JSON: %s", fileerr.JSON(err))
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
 		return nil, formatErr(path, "header is not a JSON object")
@@ -203,15 +207,15 @@ func splitHeader(path string, header []byte) ([]headerEntry, error) {
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, formatErr(path, "header is not valid JSON: %v", err)
+			return nil, formatErr(path, "header is not valid JSON: %s", fileerr.JSON(err))
 		}
 		name, ok := tok.(string)
 		if !ok {
-			return nil, formatErr(path, "header is not valid JSON: unexpected %v", tok)
+			return nil, formatErr(path, "header is not valid JSON: a key that is not a string (at byte %d)", dec.InputOffset())
 		}
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return nil, formatErr(path, "header is not valid JSON: %v", err)
+			return nil, formatErr(path, "header is not valid JSON: %s", fileerr.JSON(err))
 		}
 		if seen[name] {
 			return nil, formatErr(path, "duplicate tensor name %q in header", name)
@@ -220,7 +224,7 @@ func splitHeader(path string, header []byte) ([]headerEntry, error) {
 		entries = append(entries, headerEntry{name, raw})
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
-		return nil, formatErr(path, "header is not valid JSON: %v", err)
+		return nil, formatErr(path, "header is not valid JSON: %s", fileerr.JSON(err))
 	}
 	if tok, err := dec.Token(); err != io.EOF {
 		if err == nil {

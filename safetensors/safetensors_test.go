@@ -270,10 +270,10 @@ func TestOpenCorrupt(t *testing.T) {
 		{"empty file", nil, "too short"},
 		{"truncated to 5 bytes", good[:5], "too short"},
 		{"truncated data", good[:len(good)-4], "beyond the data section"},
-		{"truncated header", good[:20], "exceeds file size"},
-		{"header length beyond file", withLen(uint64(len(good))), "exceeds file size"},
-		{"header length absurd", withLen(1 << 40), "too large"},
-		{"header length max uint64", withLen(math.MaxUint64), "too large"},
+		{"truncated header", good[:20], "exceeds the file's size"},
+		{"header length beyond file", withLen(uint64(len(good))), "exceeds the file's size"},
+		{"header length absurd", withLen(1 << 40), "beyond the limit"},
+		{"header length max uint64", withLen(math.MaxUint64), "beyond the limit"},
 		{"offsets out of range", hdr(`"a":{"dtype":"F32","shape":[2,2],"data_offsets":[16,32]}`), "beyond the data section"},
 		{"offsets descending", hdr(`"a":{"dtype":"F32","shape":[0],"data_offsets":[8,4]}`), "two ascending integers"},
 		{"offsets negative", hdr(`"a":{"dtype":"F32","shape":[1],"data_offsets":[-4,0]}`), "two ascending integers"},
@@ -377,7 +377,7 @@ func TestOpenDirIndexErrors(t *testing.T) {
 		}, "invalid shard file name"},
 		{"corrupt shard", func(dir string) {
 			os.WriteFile(filepath.Join(dir, shard1), []byte("garbage!!"), 0o644)
-		}, "too large"},
+		}, "beyond the limit"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

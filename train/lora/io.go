@@ -11,6 +11,7 @@ import (
 	"slices"
 
 	"github.com/masque-ai/masque/internal/atomicfile"
+	"github.com/masque-ai/masque/internal/fileerr"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/safetensors"
 	"github.com/masque-ai/masque/train/hfsave"
@@ -66,7 +67,7 @@ func Load(dir string) (*Adapter, error) {
 	}
 	var pc peftConfig
 	if err := json.Unmarshal(data, &pc); err != nil {
-		return nil, fmt.Errorf("%s: malformed JSON: %v", cpath, err)
+		return nil, fmt.Errorf("%s: malformed JSON: %s", cpath, fileerr.JSON(err))
 	}
 	switch {
 	case pc.PeftType != "" && pc.PeftType != "LORA":
