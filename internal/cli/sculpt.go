@@ -62,7 +62,7 @@ func (f *sculptFlags) loadData(e *env, ck *checkpoint.Checkpoint, needData bool)
 		return nil, usagef("give --persona (with --corpus) or --data, not both")
 	case f.persona != "":
 		if f.corpus == "" {
-			return nil, usagef("--persona needs --corpus DIR (a voices corpus)")
+			return nil, usagef("--persona needs --corpus DIR: a voices corpus with train splits (masque corpus voices --out DIR; the evaluation kit built into builtin:voices has none)")
 		}
 		d, err = sculpt.LoadPersona(ck, f.corpus, f.persona, do)
 	case f.data != "":
@@ -130,22 +130,9 @@ a keep_indices.json to a model).`,
 			if _, err := sculpt.KeepCount(1000, f.ratio); err != nil {
 				return usagef("--ratio: %v", err)
 			}
-			mode, err := sculpt.ParseRecover(recoverMode)
-			if err != nil {
-				return usagef("--recover: %v", err)
-			}
-			if mode != "" {
-				if f.noExport {
-					return usagef("--recover fine-tunes the exported model; it cannot be combined with --no-export")
-				}
-				rc.Mode = mode
-				cfg.Recover = &rc
-			} else {
-				for _, name := range []string{"recover-steps", "recover-lr", "recover-rank"} {
-					if cmd.Flags().Changed(name) {
-						return usagef("--%s needs --recover lora or --recover full", name)
-					}
-				}
+			var err error
+			if cfg.Recover, err = recoverFromFlags(cmd, recoverMode, rc, f.noExport); err != nil {
+				return err
 			}
 			ck, err := mf.open()
 			if err != nil {
@@ -221,13 +208,39 @@ a keep_indices.json to a model).`,
 	mf.register(c)
 	f.registerData(c)
 	registerLearnFlags(c, &cfg)
-	c.Flags().StringVar(&recoverMode, "recover", "", "after the export, fine-tune the smaller model on the same data: lora or full (recovery fine-tuning; default none)")
-	c.Flags().IntVar(&rc.Steps, "recover-steps", sculpt.DefaultRecoverSteps, "steps of the recovery fine-tuning")
-	c.Flags().Float64Var(&rc.LR, "recover-lr", 0, "peak learning rate of the recovery (default 2e-4 for lora, 2e-5 for full)")
-	c.Flags().IntVar(&rc.LoRARank, "recover-rank", sculpt.DefaultRecoverLoRARank, "LoRA rank of --recover lora (alpha = rank)")
+	registerRecoverFlags(c, &rc, &recoverMode)
 	c.Flags().BoolVar(&global, "global", false, "learn one global mask on every voice of --corpus pooled (--max-rows per voice)")
 	c.AddCommand(e.sculptBaselineCmd(), e.sculptCompareCmd(), e.sculptReportCmd(), e.sculptAnalyzeCmd(), e.sculptExportCmd())
 	return c
+}
+
+func registerRecoverFlags(c *cobra.Command, rc *sculpt.RecoverConfig, mode *string) {
+	fl := c.Flags()
+	fl.StringVar(mode, "recover", "", "after the export, fine-tune the smaller model on the same data: lora or full (recovery fine-tuning; default none)")
+	fl.IntVar(&rc.Steps, "recover-steps", sculpt.DefaultRecoverSteps, "steps of the recovery fine-tuning")
+	fl.Float64Var(&rc.LR, "recover-lr", 0, "peak learning rate of the recovery (default 2e-4 for lora, 2e-5 for full)")
+	fl.IntVar(&rc.LoRARank, "recover-rank", sculpt.DefaultRecoverLoRARank, "LoRA rank of --recover lora (alpha = rank)")
+}
+
+// recoverFromFlags returns the recovery settings (nil without --recover).
+func recoverFromFlags(cmd *cobra.Command, mode string, rc sculpt.RecoverConfig, noExport bool) (*sculpt.RecoverConfig, error) {
+	m, err := sculpt.ParseRecover(mode)
+	if err != nil {
+		return nil, usagef("--recover: %v", err)
+	}
+	if m == "" {
+		for _, name := range []string{"recover-steps", "recover-lr", "recover-rank"} {
+			if cmd.Flags().Changed(name) {
+				return nil, usagef("--%s needs --recover lora or --recover full", name)
+			}
+		}
+		return nil, nil
+	}
+	if noExport {
+		return nil, usagef("--recover fine-tunes the exported model; it cannot be combined with --no-export")
+	}
+	rc.Mode = m
+	return &rc, nil
 }
 
 func registerLearnFlags(c *cobra.Command, cfg *sculpt.Config) {
@@ -413,6 +426,8 @@ func (e *env) sculptCompareCmd() *cobra.Command {
 	var cfg sculpt.CompareConfig
 	var asJSON bool
 	var methods string
+	var rc sculpt.RecoverConfig
+	var recoverMode string
 	c := &cobra.Command{
 		Use:   "compare --persona NAME --corpus DIR --ratio R --out DIR [--json]",
 		Short: "Persona-Pruner vs the global mask and every baseline on one persona: perplexity, fidelity, parameters",
@@ -446,6 +461,10 @@ the table. An interrupted comparison resumes with the same command.
 			if methods != "" {
 				cfg.Methods = strings.Split(methods, ",")
 			}
+			var err error
+			if cfg.Recover, err = recoverFromFlags(cmd, recoverMode, rc, f.noExport); err != nil {
+				return err
+			}
 			ck, err := mf.open()
 			if err != nil {
 				return err
@@ -453,6 +472,7 @@ the table. An interrupted comparison resumes with the same command.
 			defer ck.Close()
 			cfg.Checkpoint, cfg.Corpus, cfg.Persona, cfg.Ratio, cfg.Out = ck, f.corpus, f.persona, f.ratio, f.out
 			cfg.Learn.Seed, cfg.Learn.Threads, cfg.NoExport = f.seed, f.threads, f.noExport
+			cfg.MaxLen, cfg.MaxRows = f.maxLen, f.maxRows
 			cfg.CalibSamples = cfg.Learn.CalibSamples
 			cfg.Learn.Export = f.exportOptions()
 			cfg.Stage = func(format string, a ...any) { fmt.Fprintf(e.stderr, "compare: "+format+"\n", a...) }
@@ -473,12 +493,12 @@ the table. An interrupted comparison resumes with the same command.
 			if asJSON {
 				return writeJSON(e.stdout, res)
 			}
-			fmt.Fprintf(e.stdout, "%-16s %10s %10s %9s %12s\n", "method", "ppl", "generic", "fidelity", "params")
+			fmt.Fprintf(e.stdout, "%-24s %10s %10s %9s %12s\n", "method", "ppl", "generic", "fidelity", "params")
 			line := func(name string, fg *sculpt.Figures) {
-				fmt.Fprintf(e.stdout, "%-16s %10.3f %10.3f %9.3f %12d\n", name, fg.PPL, fg.GenericPPL, fg.Fidelity, fg.Params)
+				fmt.Fprintf(e.stdout, "%-24s %10.3f %10.3f %9.3f %12d\n", name, fg.PPL, fg.GenericPPL, fg.Fidelity, fg.Params)
 			}
 			line("dense", &res.Dense)
-			for _, m := range sculpt.CompareMethods {
+			for _, m := range append([]string{sculpt.MethodPersonaPruner, sculpt.MethodRecovered}, sculpt.CompareMethods[1:]...) {
 				if fg := res.Methods[m]; fg != nil {
 					line(m, fg)
 				}
@@ -493,9 +513,11 @@ the table. An interrupted comparison resumes with the same command.
 	mf.register(c)
 	f.registerData(c)
 	registerLearnFlags(c, &cfg.Learn)
+	registerRecoverFlags(c, &rc, &recoverMode)
 	fl := c.Flags()
 	fl.BoolVar(&asJSON, "json", false, "print the comparison as JSON on stdout")
 	fl.StringVar(&methods, "methods", "", "comma-separated methods to run (default all: "+strings.Join(sculpt.CompareMethods, ",")+")")
+	fl.IntVar(&cfg.GenericValidRows, "generic-rows", sculpt.DefaultGenericValidRows, "held-out rows of each other voice in the generic perplexity (negative: all)")
 	fl.IntVar(&cfg.GlobalPerVoice, "global-rows", 0, "training rows per voice in the global mask's pooled data (0: as many as the persona has)")
 	fl.BoolVar(&cfg.NoFidelity, "no-fidelity", false, "skip the persona-fidelity benchmark")
 	fl.IntVar(&cfg.FidelityLimit, "fidelity-limit", 20, "test prompts of the persona answered for the fidelity")
