@@ -46,6 +46,18 @@ func TestEmbeddings(t *testing.T) {
 	if r.Usage.PromptTokens != tokens || r.Usage.TotalTokens != tokens {
 		t.Fatalf("usage %+v, want %d tokens", r.Usage, tokens)
 	}
+	// style's client for any OpenAI-compatible endpoint reads the same
+	// numbers (unit vectors already: unchanged by its normalisation).
+	oe := &style.OpenAIEmbedder{BaseURL: f.ts.URL + "/v1", Model: base, APIKey: testAPIKey, Batch: 1, HTTPClient: f.ts.Client()}
+	got, err := oe.Embed(context.Background(), texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range texts {
+		if c := style.Cosine(got[i], want[i]); len(got[i]) != len(want[i]) || c < 1-1e-6 {
+			t.Fatalf("OpenAIEmbedder text %d: cosine %v to masque's own embedding", i, c)
+		}
+	}
 	for _, c := range []struct {
 		body map[string]any
 		code int
