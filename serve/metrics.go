@@ -28,6 +28,7 @@ type metrics struct {
 	batchTokens  *prometheus.HistogramVec // base
 	stepDuration *prometheus.HistogramVec // base
 	rejected     prometheus.Counter
+	stalled      prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -51,6 +52,7 @@ func newMetrics(s *Server) *metrics {
 	m.stepDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "masque_step_duration_seconds", Help: "Duration of forward steps.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"base"})
 	m.rejected = prometheus.NewCounter(prometheus.CounterOpts{Name: "masque_rejected_requests_total", Help: "Requests refused with 429 because the queue was full."})
+	m.stalled = prometheus.NewCounter(prometheus.CounterOpts{Name: "masque_stalled_clients_total", Help: "Clients dropped because they read nothing for the stall timeout (a write blocked that long)."})
 	stats := func(f func(engine.Stats) float64) func() float64 {
 		return func() float64 {
 			if s.eng == nil {
@@ -60,7 +62,7 @@ func newMetrics(s *Server) *metrics {
 		}
 	}
 	reg.MustRegister(m.httpRequests, m.httpDuration, m.generations, m.tokens, m.ttft, m.tokenLatency, m.queueWait,
-		m.batchSeqs, m.batchTokens, m.stepDuration, m.rejected,
+		m.batchSeqs, m.batchTokens, m.stepDuration, m.rejected, m.stalled,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "masque_queue_depth", Help: "Requests waiting for a generation slot."}, stats(func(st engine.Stats) float64 { return float64(st.Queued) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "masque_active_sequences", Help: "Sequences generating now (slots in use)."}, stats(func(st engine.Stats) float64 { return float64(st.Active) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "masque_slots", Help: "The most sequences that generate at once."}, stats(func(st engine.Stats) float64 { return float64(st.MaxSeqs) })),

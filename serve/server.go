@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -93,6 +94,12 @@ type Options struct {
 	// other origins are refused (see guard.go). The playground, served
 	// from the same origin, needs none.
 	CORSOrigins []string
+	// StallTimeout is how long one write to a client may block (the
+	// client reads nothing: its TCP buffers are full) before the client
+	// is dropped: its connection closed, its generation cancelled, and
+	// masque_stalled_clients_total counted. Default 60 seconds; negative:
+	// never.
+	StallTimeout time.Duration
 	// ShutdownGrace is how long Serve, once its context ends (SIGINT or
 	// SIGTERM in the CLI), lets the requests in flight finish before it
 	// ends them (streams then get an error event); default 10 seconds,
@@ -149,6 +156,12 @@ func (o *Options) defaults() error {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Minute
+	}
+	switch {
+	case o.StallTimeout == 0:
+		o.StallTimeout = time.Minute
+	case o.StallTimeout < 0:
+		o.StallTimeout = 0
 	}
 	switch {
 	case o.ShutdownGrace == 0:
@@ -289,7 +302,13 @@ func (s *Server) routes() http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &statusWriter{ResponseWriter: w, stall: s.opts.StallTimeout}
+		if sw.stall > 0 {
+			// No deadline left over from an earlier request on this
+			// connection; the last one is set as the handler returns, for
+			// the server's final flush.
+			http.NewResponseController(w).SetWriteDeadline(time.Time{})
+		}
 		name := "other"
 		defer func() {
 			if v := recover(); v != nil {
@@ -301,7 +320,12 @@ func (s *Server) routes() http.Handler {
 					writeError(sw, newError(500, typeServer, "", "", "internal error"))
 				}
 			}
+			sw.deadline()
 			s.metrics.request(name, sw.status(), time.Since(start))
+			if sw.stalled {
+				s.metrics.stalled.Inc()
+				s.opts.Log.Warn("client dropped: it read nothing for the stall timeout", "path", r.URL.Path, "remote", r.RemoteAddr, "stall_timeout", s.opts.StallTimeout)
+			}
 		}()
 		sw.Header().Set("X-Content-Type-Options", "nosniff")
 		if s.guard(sw, r) {
@@ -405,11 +429,30 @@ func (s *Server) authorize(r *http.Request, level int) *apiError {
 }
 
 // statusWriter records the status and whether anything was written, and
-// passes Flush through for streaming.
+// passes Flush through for streaming. Each write and flush must finish
+// within stall (if positive): a client that reads nothing fails the write
+// (stalled), which ends the handler and its generation.
 type statusWriter struct {
 	http.ResponseWriter
-	code  int
-	wrote bool
+	code    int
+	wrote   bool
+	stall   time.Duration
+	stalled bool
+}
+
+// deadline gives the next write stall to complete.
+func (w *statusWriter) deadline() {
+	if w.stall > 0 {
+		http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Now().Add(w.stall))
+	}
+}
+
+// check records a write that failed on its deadline.
+func (w *statusWriter) check(err error) error {
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		w.stalled = true
+	}
+	return err
 }
 
 // WriteHeader records the status.
@@ -425,14 +468,19 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if !w.wrote {
 		w.code, w.wrote = http.StatusOK, true
 	}
-	return w.ResponseWriter.Write(b)
+	w.deadline()
+	n, err := w.ResponseWriter.Write(b)
+	return n, w.check(err)
 }
 
 // Flush flushes the underlying writer, for streams.
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+func (w *statusWriter) Flush() { w.FlushError() }
+
+// FlushError flushes the underlying writer and returns its error (what
+// http.ResponseController.Flush calls).
+func (w *statusWriter) FlushError() error {
+	w.deadline()
+	return w.check(http.NewResponseController(w.ResponseWriter).Flush())
 }
 
 // Unwrap returns the underlying writer (for http.ResponseController).

@@ -22,7 +22,7 @@ func (e *env) serveCmd() *cobra.Command {
 		kvMemory, maxBody, maxMessage                         string
 		ctxLen, maxSeqs, queue, batchTokens, maxTokens        int
 		promptCacheMB                                         int
-		timeout, shutdownGrace                                time.Duration
+		timeout, shutdownGrace, stallTimeout                  time.Duration
 		noPlayground, verbose, persist                        bool
 		corsOrigins                                           []string
 	)
@@ -105,6 +105,9 @@ requests in flight finish within --shutdown-grace, and exits 0.`,
 			if shutdownGrace == 0 {
 				shutdownGrace = -1 // serve.Options: negative is none, 0 the default
 			}
+			if stallTimeout <= 0 {
+				stallTimeout = -1 // never
+			}
 			for _, v := range []struct {
 				name string
 				v    int
@@ -154,7 +157,8 @@ requests in flight finish within --shutdown-grace, and exits 0.`,
 				Ctx: ctxLen, KVBytes: kv, MaxSeqs: maxSeqs, MaxQueue: queue, BatchTokens: batchTokens, PromptCacheBytes: promptCache,
 				Timeout: timeout, MaxBodyBytes: body, MaxMessageBytes: int(msg), MaxTokens: maxTokens,
 				NoPlayground: noPlayground, ShutdownGrace: shutdownGrace, CORSOrigins: corsOrigins,
-				Log: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
+				StallTimeout: stallTimeout,
+				Log:          slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
 			})
 			if err != nil {
 				return err
@@ -191,6 +195,7 @@ requests in flight finish within --shutdown-grace, and exits 0.`,
 	fl.StringVar(&maxMessage, "max-message", "64KiB", "largest message content")
 	fl.BoolVar(&noPlayground, "no-playground", false, "do not serve the web playground at /")
 	fl.StringSliceVar(&corsOrigins, "cors-origin", nil, "web origin (e.g. https://app.example; * for any) whose pages may call the API from a browser; repeatable (default: none, only the playground's own origin)")
+	fl.DurationVar(&stallTimeout, "stall-timeout", time.Minute, "drop a client whose connection accepts nothing for this long (it stopped reading); counted in /metrics (0: never)")
 	fl.DurationVar(&shutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM or SIGINT, stop accepting and give requests in flight this long to finish before ending them (streams then get an error event); exit 0")
 	fl.BoolVar(&verbose, "verbose", false, "log more")
 	return c
