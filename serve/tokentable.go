@@ -1,9 +1,9 @@
 package serve
 
 import (
-	"strings"
 	"sync"
-	"unicode/utf8"
+
+	"github.com/masque-ai/masque/generate/grammar"
 )
 
 // tokenTable holds the text every token id of a base adds in the middle of
@@ -14,6 +14,8 @@ type tokenTable struct {
 	// a special token, valid UTF-8 on its own and without U+FFFD (a byte
 	// token that is part of a character is not ok).
 	ok []bool
+	// vocab is the trie of the ok texts, for constrained decoding.
+	vocab *grammar.Vocab
 }
 
 // tokenTableOnce builds a base's table on first use.
@@ -42,12 +44,9 @@ func buildTokenTable(b *baseModel) *tokenTable {
 		return t
 	}
 	n := min(vocab, tk.VocabSize())
-	for id := 0; id < n; id++ {
-		st := b.eb.Tokenizer.NewTextStream(false)
-		st.Add(prime[len(prime)-1])
-		s := st.Add(id) + st.Flush()
-		t.text[id] = s
-		t.ok[id] = s != "" && !tk.IsSpecial(id) && utf8.ValidString(s) && !strings.ContainsRune(s, utf8.RuneError)
-	}
+	texts, ok := grammar.TokenTexts(b.eb.Tokenizer, n, prime[len(prime)-1], tk.IsSpecial)
+	copy(t.text, texts)
+	copy(t.ok, ok)
+	t.vocab = grammar.NewVocab(t.text, t.ok)
 	return t
 }
