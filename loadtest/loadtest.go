@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -70,6 +71,12 @@ type Report struct {
 	// Requests counts the requests that completed without error; Errors
 	// the others (HTTP errors, error events, broken or cut-off streams).
 	Requests, Errors int
+	// Rejected counts the 429 answers (the server's queue was full): not
+	// errors; the client waited as the server's Retry-After asked (else
+	// backed off exponentially) and sent the request again.
+	Rejected int
+	// RetryWait is the time clients spent waiting on rejections.
+	RetryWait time.Duration
 	// Tokens counts completion tokens (from the usage the server reports,
 	// else content chunks).
 	Tokens int
@@ -145,7 +152,40 @@ type sample struct {
 	ttft      time.Duration
 	perToken  time.Duration
 	hasTiming bool
+	// retryAfter is the wait a 429 answer asked for (-1: none given).
+	retryAfter time.Duration
 }
+
+// MaxRetryAfter bounds the wait a server's Retry-After may ask for.
+const MaxRetryAfter = time.Minute
+
+// parseRetryAfter reads a Retry-After value, seconds or an HTTP date,
+// as a wait from now (bounded by MaxRetryAfter); -1 when absent or bad.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return -1
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return -1
+		}
+		if secs > int64(MaxRetryAfter/time.Second) {
+			return MaxRetryAfter
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(t.Sub(now), 0), MaxRetryAfter)
+	}
+	return -1
+}
+
+// Backoff bounds for rejections without a usable Retry-After.
+const (
+	firstBackoff = 250 * time.Millisecond
+	maxBackoff   = 10 * time.Second
+)
 
 // connectBackoff is how long a client waits after a request that never
 // reached the server.
@@ -182,6 +222,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	var mu sync.Mutex
 	var samples []sample
+	rejected, retryWait := 0, time.Duration(0)
 	started := 0
 	take := func() (int, bool) {
 		mu.Lock()
@@ -212,6 +253,29 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					"stream_options": map[string]bool{"include_usage": true},
 				})
 				s := one(hard, client, endpoint, cfg.APIKey, body)
+				for backoff := firstBackoff; s.status == http.StatusTooManyRequests; {
+					// The server is full: wait as it asks (or back off), then
+					// send the same request again, unless the run ends first.
+					wait := s.retryAfter
+					if wait < 0 {
+						wait, backoff = backoff, min(2*backoff, maxBackoff)
+					}
+					mu.Lock()
+					rejected++
+					mu.Unlock()
+					if time.Now().Add(wait).After(stopStarting) {
+						return
+					}
+					select {
+					case <-time.After(wait):
+					case <-hard.Done():
+						return
+					}
+					mu.Lock()
+					retryWait += wait
+					mu.Unlock()
+					s = one(hard, client, endpoint, cfg.APIKey, body)
+				}
 				mu.Lock()
 				samples = append(samples, s)
 				mu.Unlock()
@@ -227,7 +291,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}()
 	}
 	wg.Wait()
-	return summarize(samples, time.Since(start)), nil
+	r := summarize(samples, time.Since(start))
+	r.Rejected, r.RetryWait = rejected, retryWait
+	return r, nil
 }
 
 // one runs a streaming request and measures it.
@@ -248,7 +314,8 @@ func one(ctx context.Context, client *http.Client, endpoint, key string, body []
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return sample{status: resp.StatusCode, err: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))}
+		return sample{status: resp.StatusCode, err: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg)),
+			retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	s := sample{status: 200}
 	sc := bufio.NewScanner(resp.Body)
@@ -366,6 +433,9 @@ func percentile(d []time.Duration, p float64) time.Duration {
 func (r *Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "requests   %d ok, %d errors in %v\n", r.Requests, r.Errors, r.Elapsed.Round(time.Millisecond))
+	if r.Rejected > 0 {
+		fmt.Fprintf(&b, "rejected   %d times with HTTP 429 (server full); retried after the server's Retry-After, %v waited in all\n", r.Rejected, r.RetryWait.Round(time.Millisecond))
+	}
 	fmt.Fprintf(&b, "throughput %.2f requests/s, %.1f tokens/s (%d tokens)\n", r.RequestsPerSec, r.TokensPerSec, r.Tokens)
 	fmt.Fprintf(&b, "first token p50 %v, p99 %v\n", r.TTFTP50.Round(time.Microsecond), r.TTFTP99.Round(time.Microsecond))
 	fmt.Fprintf(&b, "per token   p50 %v, p99 %v\n", r.TPOTP50.Round(time.Microsecond), r.TPOTP99.Round(time.Microsecond))

@@ -108,7 +108,7 @@ func TestRunCounts(t *testing.T) {
 		contains string
 	}{
 		{"ok", true, false, ""},
-		{"busy", true, true, "HTTP 429"},
+		{"busy", true, false, "HTTP 429"}, // rejections are counted apart, not as errors
 		{"error-event", false, true, "boom"},
 		{"no-done", false, true, "[DONE]"},
 	} {
@@ -126,6 +126,9 @@ func TestRunCounts(t *testing.T) {
 			}
 			if tc.ok && (r.Tokens != 3*r.Requests || r.TTFTP50 <= 0 || r.TPOTP99 <= 0 || r.TokensPerSec <= 0) {
 				t.Errorf("report %+v", r)
+			}
+			if tc.mode == "busy" && r.Rejected == 0 {
+				t.Errorf("no rejections counted: %+v", r)
 			}
 			if tc.contains != "" && !strings.Contains(r.String(), tc.contains) {
 				t.Errorf("report lacks %q:\n%s", tc.contains, r)
