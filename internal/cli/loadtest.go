@@ -45,7 +45,7 @@ $MASQUE_API_KEY.`,
 			}
 			if asJSON {
 				return writeJSON(e.stdout, map[string]any{
-					"requests": r.Requests, "errors": r.Errors, "tokens": r.Tokens, "elapsed_s": r.Elapsed.Seconds(),
+					"requests": r.Requests, "errors": r.Errors, "rejected": r.Rejected, "retry_wait_s": r.RetryWait.Seconds(), "tokens": r.Tokens, "elapsed_s": r.Elapsed.Seconds(),
 					"requests_per_s": r.RequestsPerSec, "tokens_per_s": r.TokensPerSec,
 					"ttft_p50_ms": millis(r.TTFTP50), "ttft_p99_ms": millis(r.TTFTP99), "tpot_p50_ms": millis(r.TPOTP50), "tpot_p99_ms": millis(r.TPOTP99),
 					"status_counts": r.StatusCounts, "error_samples": r.ErrorSamples,
