@@ -161,10 +161,7 @@ func TestParseFileType(t *testing.T) {
 	if _, err := ParseFileType("q4_k_xl"); err == nil || !strings.Contains(err.Error(), "Q4_K_M") {
 		t.Errorf("bad name: %v", err)
 	}
-	if err := FileTypeQ3_K_M.Writable(); err == nil || !strings.Contains(err.Error(), "q3_k") {
-		t.Errorf("Q3_K_M writable: %v", err)
-	}
-	for _, ft := range []FileType{FileTypeQ4_K_M, FileTypeQ5_K_M, FileTypeQ4_K_S, FileTypeQ5_K_S, FileTypeQ6_K, FileTypeQ8_0, FileTypeQ4_0, FileTypeQ4_1, FileTypeQ5_0, FileTypeQ5_1, FileTypeF16, FileTypeBF16, FileTypeF32} {
+	for _, ft := range []FileType{FileTypeQ2_K, FileTypeQ3_K_S, FileTypeQ3_K_M, FileTypeQ3_K_L, FileTypeQ4_K_M, FileTypeQ5_K_M, FileTypeQ4_K_S, FileTypeQ5_K_S, FileTypeQ6_K, FileTypeQ8_0, FileTypeQ4_0, FileTypeQ4_1, FileTypeQ5_0, FileTypeQ5_1, FileTypeF16, FileTypeBF16, FileTypeF32} {
 		if err := ft.Writable(); err != nil {
 			t.Errorf("%s: %v", ft, err)
 		}

@@ -397,6 +397,12 @@ func SaveGGUF(path string, m *Model, o GGUFOptions) error {
 	if o.Plan != nil {
 		*o.Plan = plan
 	}
+	for _, c := range plan {
+		if !c.Type.Encodable() {
+			return fmt.Errorf("writing %s: the %s recipe gives tensor %s (rows of %d) %s, as llama.cpp's fallback for %s, and masque does not write %s",
+				path, ft, c.Name, c.Cols, c.Type, c.Wanted, c.Type)
+		}
+	}
 	ts := make([]gguf.WriteTensor, 0, len(es))
 	for _, e := range es {
 		if e.w == nil {

@@ -83,6 +83,10 @@ func quantizeBlocks(t DType, src []float32, dst []byte) {
 		fn = quantQ5_1
 	case Q5_K:
 		fn = quantQ5K
+	case Q2_K:
+		fn = quantQ2K
+	case Q3_K:
+		fn = quantQ3K
 	default:
 		panic("quant: no block encoder for " + t.String())
 	}

@@ -332,3 +332,195 @@ func dequantIQ4XS(b []byte, y []float32) {
 		}
 	}
 }
+
+// quantQ2K follows GGML's reference Q2_K quantiser: each sub-block of 16
+// gets a scale and min from the make_qkx2_quants search (2-bit quants,
+// |x| weights, absolute error); scales and mins are quantised to 4 bits
+// against d = max scale/15 and dmin = max min/15, and the elements are
+// re-quantised against the rounded values they decode with.
+func quantQ2K(x []float32, b []byte) {
+	var (
+		L              [256]uint8
+		w              [16]float32
+		scales, mins   [16]float32
+		maxScale, maxM float32
+	)
+	for j := range 16 {
+		xs := x[16*j : 16*j+16]
+		for l, v := range xs {
+			w[l] = abs32(v)
+		}
+		scales[j], mins[j] = searchScaleMinErr(xs, w[:], L[16*j:16*j+16], 3, -0.5, 0.1, 15, true)
+		if scales[j] > maxScale {
+			maxScale = scales[j]
+		}
+		if mins[j] > maxM {
+			maxM = mins[j]
+		}
+	}
+	sc := b[0:16]
+	clear(sc)
+	if maxScale > 0 {
+		is := 15 / maxScale
+		for j := range 16 {
+			sc[j] = uint8(roundMulAdd(is, scales[j]))
+		}
+		putF16(b[80:], scaleToF16(maxScale/15))
+	} else {
+		putF16(b[80:], 0)
+	}
+	if maxM > 0 {
+		im := 15 / maxM
+		for j := range 16 {
+			sc[j] |= uint8(roundMulAdd(im, mins[j])) << 4
+		}
+		putF16(b[82:], scaleToF16(maxM/15))
+	} else {
+		putF16(b[82:], 0)
+	}
+	d, dmin := getF16(b[80:]), getF16(b[82:])
+	for j := range 16 {
+		dj := d * float32(sc[j]&0xf)
+		if dj == 0 {
+			continue
+		}
+		dm := dmin * float32(sc[j]>>4)
+		for i, v := range x[16*j : 16*j+16] {
+			L[16*j+i] = uint8(clampInt(nearestInt((v+dm)/dj), 0, 3))
+		}
+	}
+	packQ2Bits(L[:], b[16:80])
+}
+
+// packQ2Bits packs 256 two-bit values as Q2_K and Q3_K store them: in
+// chunk c of 32 bytes, bit pair s of byte l holds element 128c + 32s + l.
+func packQ2Bits(L []uint8, qs []byte) {
+	for c := range 2 {
+		for l := range 32 {
+			e := 128*c + l
+			qs[32*c+l] = L[e] | L[e+32]<<2 | L[e+64]<<4 | L[e+96]<<6
+		}
+	}
+}
+
+// searchScale3 is GGML's make_q3_quants with do_rmse (nmax = 4): quants in
+// −4..3 from the scale mapping the value of largest magnitude to −4, then
+// up to five passes that move single quants wherever that raises the
+// x²-weighted least-squares fit. Quants go to L offset by +4; it returns
+// the least-squares scale.
+func searchScale3(x []float32, L []int8) float32 {
+	const nmax = 4
+	var amax, mx float32
+	for _, v := range x {
+		if a := abs32(v); a > amax {
+			amax, mx = a, v
+		}
+	}
+	if !(amax >= groupMaxEps) {
+		for i := range L[:len(x)] {
+			L[i] = 0
+		}
+		return 0
+	}
+	iscale := -nmax / mx
+	var sumLX, sumL2 float32
+	for i, v := range x {
+		l := clampInt(roundMulAdd(iscale, v), -nmax, nmax-1)
+		L[i] = int8(l)
+		w, fl := float32(v*v), float32(l)
+		sumLX = fma32(float32(w*v), fl, sumLX)
+		sumL2 = fma32(float32(w*fl), fl, sumL2)
+	}
+	for range 5 {
+		changed := 0
+		for i, v := range x {
+			w := float32(v * v)
+			fl := float32(L[i])
+			slx := fma32(-float32(w*v), fl, sumLX)
+			if slx > 0 {
+				sl2 := fma32(-float32(w*fl), fl, sumL2)
+				nl := clampInt(nearestInt(float32(v*sl2)/slx), -nmax, nmax-1)
+				if nl != int(L[i]) {
+					fn := float32(nl)
+					slx = fma32(float32(w*v), fn, slx)
+					sl2 = fma32(float32(w*fn), fn, sl2)
+					if sl2 > 0 && float32(float32(slx*slx)*sumL2) > float32(float32(sumLX*sumLX)*sl2) {
+						L[i] = int8(nl)
+						sumLX, sumL2 = slx, sl2
+						changed++
+					}
+				}
+			}
+		}
+		if changed == 0 {
+			break
+		}
+	}
+	for i := range x {
+		L[i] += nmax
+	}
+	if sumL2 > 0 {
+		return sumLX / sumL2
+	}
+	return 0
+}
+
+// quantQ3K follows GGML's reference Q3_K quantiser: a signed scale per
+// sub-block of 16 from searchScale3, the 16 scales quantised to 6 bits
+// against d = −(scale of largest magnitude)/32, the elements re-quantised
+// against the rounded scales, then split into high bits (hmask) and low
+// two bits.
+func quantQ3K(x []float32, b []byte) {
+	var (
+		L                [256]int8
+		scales           [16]float32
+		maxScale, amaxSc float32
+	)
+	for j := range 16 {
+		scales[j] = searchScale3(x[16*j:16*j+16], L[16*j:16*j+16])
+		if a := abs32(scales[j]); a > amaxSc {
+			amaxSc, maxScale = a, scales[j]
+		}
+	}
+	sc := b[96:108]
+	clear(sc)
+	if maxScale != 0 {
+		iscale := -32 / maxScale
+		for j := range 16 {
+			l := int(int8(roundMulAdd(iscale, scales[j])))
+			l = clampInt(l, -32, 31) + 32
+			if j < 8 {
+				sc[j] = uint8(l & 0xf)
+			} else {
+				sc[j-8] |= uint8(l&0xf) << 4
+			}
+			sc[8+j%4] |= uint8(l>>4) << (2 * (j / 4))
+		}
+		putF16(b[108:], scaleToF16(1/iscale))
+	} else {
+		putF16(b[108:], 0)
+	}
+	d := getF16(b[108:])
+	q := scalesQ3K(sc)
+	for j := range 16 {
+		dj := d * float32(q[j])
+		if dj == 0 {
+			continue
+		}
+		for i, v := range x[16*j : 16*j+16] {
+			L[16*j+i] = int8(clampInt(nearestInt(v/dj), -4, 3) + 4)
+		}
+	}
+	hm := b[0:32]
+	clear(hm)
+	var u [256]uint8
+	for j := range 256 {
+		v := uint8(L[j])
+		if v > 3 {
+			hm[j%32] |= 1 << (j / 32)
+			v -= 4
+		}
+		u[j] = v
+	}
+	packQ2Bits(u[:], b[32:96])
+}

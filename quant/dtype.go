@@ -1,9 +1,9 @@
 // Package quant defines the element types masque stores weights in (F32, F16,
 // BF16 and GGML's block-quantised formats: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, the
 // k-quants Q2_K…Q6_K and Q8_K, IQ4_NL and IQ4_XS) and the portable reference
-// code that converts them to and from float32. Every type decodes; the types
-// llama.cpp's recipes write (all but Q2_K, Q3_K, Q8_K, IQ4_NL and IQ4_XS)
-// also encode, byte for byte as GGML's reference quantisers.
+// code that converts them to and from float32. Every type decodes; all but
+// Q8_K, IQ4_NL and IQ4_XS also encode, byte for byte as GGML's reference
+// quantisers (tested against llama.cpp's own output, testdata/gguf).
 //
 // Everything here is plain, obviously-correct Go. The kernels package has the
 // fast versions and checks them against these.
@@ -79,11 +79,11 @@ func (t DType) BlockElems() int { return dtypeInfo[t].blockElems }
 // BlockBytes is the number of bytes one block occupies.
 func (t DType) BlockBytes() int { return dtypeInfo[t].blockBytes }
 
-// Encodable reports whether QuantizeRow can write t (every type but Q2_K,
-// Q3_K, Q8_K, IQ4_NL and IQ4_XS, which masque reads but does not write).
+// Encodable reports whether QuantizeRow can write t (every type but Q8_K,
+// IQ4_NL and IQ4_XS, which masque reads but does not write).
 func (t DType) Encodable() bool {
 	switch t {
-	case Q2_K, Q3_K, Q8_K, IQ4_NL, IQ4_XS:
+	case Q8_K, IQ4_NL, IQ4_XS:
 		return false
 	}
 	return t.Valid()

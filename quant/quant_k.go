@@ -144,6 +144,12 @@ func kQuantScaleMin(x []float32, L []uint8, dOut, dminOut, sc []byte, nmax int, 
 // nmax = 15, rmin = −1, rdelta = 0.1, 20 steps; Q5_K: 31, −0.5, 0.1, 15),
 // evaluated in the same order.
 func searchScaleMin(x, w []float32, L []uint8, nmax int, rmin, rdelta float32, nstep int) (scale, theMin float32) {
+	return searchScaleMinErr(x, w, L, nmax, rmin, rdelta, nstep, false)
+}
+
+// searchScaleMinErr is searchScaleMin with the error measure chosen: squared
+// (mad false) or absolute (mad true, make_qkx2_quants' use_mad, as Q2_K).
+func searchScaleMinErr(x, w []float32, L []uint8, nmax int, rmin, rdelta float32, nstep int, mad bool) (scale, theMin float32) {
 	n := len(x)
 	lo, hi := x[0], x[0]
 	sumW := w[0]
@@ -174,7 +180,11 @@ func searchScaleMin(x, w []float32, L []uint8, nmax int, rmin, rdelta float32, n
 		l := uint8(clampInt(roundMulAdd(iscale, x[i]-lo), 0, nmax))
 		L[i] = l
 		diff := fma32(scale, float32(l), lo) - x[i]
-		bestErr = fma32(w[i], diff*diff, bestErr)
+		if mad {
+			bestErr = fma32(w[i], abs32(diff), bestErr)
+		} else {
+			bestErr = fma32(w[i], diff*diff, bestErr)
+		}
 	}
 	var aux [32]uint8
 	for is := 0; is <= nstep; is++ {
@@ -201,7 +211,11 @@ func searchScaleMin(x, w []float32, L []uint8, nmax int, rmin, rdelta float32, n
 		var e float32
 		for i := range n {
 			diff := fma32(thisScale, float32(aux[i]), thisMin) - x[i]
-			e = fma32(w[i], diff*diff, e)
+			if mad {
+				e = fma32(w[i], abs32(diff), e)
+			} else {
+				e = fma32(w[i], diff*diff, e)
+			}
 		}
 		if e < bestErr {
 			copy(L[:n], aux[:n])
