@@ -393,6 +393,9 @@ func (s *Server) completionPrompt(p *loaded, raw json.RawMessage) (string, []int
 	}
 	var texts []string
 	if err := json.Unmarshal(raw, &texts); err == nil {
+		if len(texts) == 0 {
+			return "", nil, badRequest("prompt", "invalid_value", "the prompt is empty (an empty list)")
+		}
 		if len(texts) != 1 {
 			return "", nil, badRequest("prompt", "unsupported_value", "exactly one prompt per request is supported")
 		}

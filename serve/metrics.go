@@ -94,6 +94,19 @@ func (m *metrics) step(base string, seqs, tokens int, d time.Duration) {
 	m.stepDuration.WithLabelValues(base).Observe(d.Seconds())
 }
 
+// dropPersona removes the series of a removed persona (and of its own
+// base model, when it had one), so that personas added and removed at
+// run time do not grow /metrics for ever.
+func (m *metrics) dropPersona(name, base string, ownBase bool) {
+	m.generations.DeletePartialMatch(prometheus.Labels{"persona": name})
+	m.tokens.DeletePartialMatch(prometheus.Labels{"persona": name})
+	if ownBase {
+		for _, v := range []*prometheus.HistogramVec{m.batchSeqs, m.batchTokens, m.stepDuration} {
+			v.DeletePartialMatch(prometheus.Labels{"base": base})
+		}
+	}
+}
+
 func (m *metrics) generation(persona string, res *engine.Result, d time.Duration) {
 	reason := res.FinishReason
 	if res.Err != nil {

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/masque-ai/masque/internal/fileerr"
 )
 
 // apiError is an error with its HTTP status, in OpenAI's error object:
@@ -87,7 +89,7 @@ func decodeBody(r *http.Request, v any) *apiError {
 		}
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return badRequest(te.Field, "invalid_type", "invalid type for %s: expected %s", fieldName(te.Field), te.Type)
+			return badRequest(te.Field, "invalid_type", "invalid type for %s: expected %s, got a JSON %s", fieldName(te.Field), fileerr.Kind(te.Type), te.Value)
 		}
 		return badRequest("", "invalid_json", "we could not parse the JSON body of your request: %v", err)
 	}
@@ -241,7 +243,7 @@ func decodeStrict(r *http.Request, v any) *apiError {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			f := strings.TrimPrefix(te.Field, "samplingFields.")
-			return badRequest(f, "invalid_type", "invalid type for %s: expected %s", fieldName(f), te.Type)
+			return badRequest(f, "invalid_type", "invalid type for %s: expected %s, got a JSON %s", fieldName(f), fileerr.Kind(te.Type), te.Value)
 		}
 		return badRequest("", "invalid_json", "we could not parse the JSON body of your request: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/generate"
+	"github.com/masque-ai/masque/internal/fileerr"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/serve/adapt"
@@ -258,6 +259,7 @@ func (s *Server) removePersona(name string) bool {
 		s.eng.ForgetPrefix(p.base.eb, p.prefixKey)
 	}
 	p.base.release()
+	s.metrics.dropPersona(name, p.base.eb.Name, p.base != s.base)
 	return true
 }
 
@@ -380,6 +382,10 @@ func parsePersonaUpload(r *http.Request) (persona.Spec, *apiError) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&spec); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return persona.Spec{}, badRequest(te.Field, "invalid_persona", "persona: invalid type for %s: expected %s, got a JSON %s", fieldName(te.Field), fileerr.Kind(te.Type), te.Value)
+		}
 		return persona.Spec{}, badRequest("", "invalid_persona", "persona: %v", err)
 	}
 	return spec, nil

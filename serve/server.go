@@ -406,7 +406,9 @@ func (s *Server) authorize(r *http.Request, level int) *apiError {
 	if level == authNone {
 		return nil
 	}
-	key, hasBearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	// The scheme is case-insensitive (RFC 7235, RFC 6750); the key is not.
+	scheme, key, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	hasBearer := strings.EqualFold(scheme, "Bearer")
 	key = strings.TrimSpace(key)
 	sum := sha256.Sum256([]byte(key))
 	isAdmin := s.opts.AdminKey != "" && hasBearer && subtle.ConstantTimeCompare(sum[:], s.adminKey[:]) == 1

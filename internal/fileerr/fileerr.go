@@ -30,13 +30,14 @@ func JSON(err error) string {
 		if te.Field != "" {
 			where = fmt.Sprintf("%q", te.Field)
 		}
-		return fmt.Sprintf("%s is a JSON %s where %s is expected (at byte %d)", where, te.Value, kindName(te.Type), te.Offset)
+		return fmt.Sprintf("%s is a JSON %s where %s is expected (at byte %d)", where, te.Value, Kind(te.Type), te.Offset)
 	}
 	return "malformed JSON"
 }
 
-// kindName names what a Go type holds, in JSON's terms.
-func kindName(t reflect.Type) string {
+// Kind names what a Go type holds in JSON's terms ("a number", "a list",
+// "an object"), for errors that must not name Go types.
+func Kind(t reflect.Type) string {
 	if t == nil {
 		return "another type"
 	}
@@ -56,7 +57,7 @@ func kindName(t reflect.Type) string {
 	case reflect.Map, reflect.Struct:
 		return "an object"
 	case reflect.Pointer:
-		return kindName(t.Elem())
+		return Kind(t.Elem())
 	}
 	return "another type"
 }
