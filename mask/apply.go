@@ -197,6 +197,14 @@ func Apply(m *model.Model, mk *Mask, out string, o ApplyOptions) (err error) {
 			os.RemoveAll(tmp)
 		}
 	}()
+	// MkdirTemp makes 0700 folders; the model folder gets the mode any
+	// new folder gets (0755 less the umask): make it again with Mkdir.
+	if err = os.Remove(tmp); err == nil {
+		err = os.Mkdir(tmp, 0o755)
+	}
+	if err != nil {
+		return fmt.Errorf("mask: %w", err)
+	}
 	src := m.Source()
 	if st, e := os.Stat(filepath.Join(src, "config.json")); src != "" && e == nil && st.Mode().IsRegular() {
 		err = rewriteFolder(m, mk, src, tmp, o)

@@ -15,6 +15,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -186,8 +187,12 @@ const (
 )
 
 // Save writes the mask to path as a safetensors file (see FORMAT.md),
-// replacing any existing file atomically.
+// replacing any existing file atomically; missing parent folders are
+// created (0755, less the umask).
 func (mk *Mask) Save(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("mask: creating the folder of %s: %w", path, err)
+	}
 	shapes := map[string][2]int{}
 	for p := model.Proj(0); p < model.NumProj; p++ {
 		shapes[p.String()] = mk.Shapes[p]
