@@ -26,7 +26,7 @@ import (
 //     activations have.
 const tolFloat = 1e-5
 
-var allTypes = []quant.DType{quant.F32, quant.BF16, quant.F16, quant.Q8_0, quant.Q4_0, quant.Q5_0, quant.Q4_K, quant.Q5_K, quant.Q6_K}
+var allTypes = []quant.DType{quant.F32, quant.BF16, quant.F16, quant.Q8_0, quant.Q4_0, quant.Q4_1, quant.Q5_0, quant.Q5_1, quant.Q4_K, quant.Q5_K, quant.Q6_K}
 
 // testLevels returns every kernel level this machine runs.
 func testLevels(t *testing.T) []Kernels {
@@ -351,6 +351,9 @@ func fixScales(dt quant.DType, data []byte) {
 		switch dt {
 		case quant.Q8_0, quant.Q4_0, quant.Q5_0:
 			put(o)
+		case quant.Q4_1, quant.Q5_1:
+			put(o)
+			put(o + 2)
 		case quant.Q4_K, quant.Q5_K:
 			put(o)
 			put(o + 2)

@@ -70,6 +70,28 @@ var qdotQ5_K_avx512 = []qdotFn{nil,
 	qdotQ5_K_avx512_8,
 }
 
+var qdotQ4_1_avx512 = []qdotFn{nil,
+	qdotQ4_1_avx512_1,
+	qdotQ4_1_avx512_2,
+	qdotQ4_1_avx512_3,
+	qdotQ4_1_avx512_4,
+	qdotQ4_1_avx512_5,
+	qdotQ4_1_avx512_6,
+	qdotQ4_1_avx512_7,
+	qdotQ4_1_avx512_8,
+}
+
+var qdotQ5_1_avx512 = []qdotFn{nil,
+	qdotQ5_1_avx512_1,
+	qdotQ5_1_avx512_2,
+	qdotQ5_1_avx512_3,
+	qdotQ5_1_avx512_4,
+	qdotQ5_1_avx512_5,
+	qdotQ5_1_avx512_6,
+	qdotQ5_1_avx512_7,
+	qdotQ5_1_avx512_8,
+}
+
 var qdotQ8_0_avx2 = []qdotFn{nil,
 	qdotQ8_0_avx2_1,
 	qdotQ8_0_avx2_2,
@@ -240,6 +262,54 @@ func qdotQ5_K_avx512_7(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int
 
 //go:noescape
 func qdotQ5_K_avx512_8(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotQ4_1_avx512_1(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotQ4_1_avx512_2(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotQ4_1_avx512_3(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotQ4_1_avx512_4(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotQ4_1_avx512_5(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotQ4_1_avx512_6(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotQ4_1_avx512_7(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotQ4_1_avx512_8(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotQ5_1_avx512_1(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotQ5_1_avx512_2(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotQ5_1_avx512_3(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotQ5_1_avx512_4(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotQ5_1_avx512_5(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotQ5_1_avx512_6(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotQ5_1_avx512_7(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotQ5_1_avx512_8(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
 
 //go:noescape
 func qdotQ8_0_avx2_1(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)

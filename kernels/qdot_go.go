@@ -29,6 +29,10 @@ func goQdot(t quant.DType, mr int) qdotFn {
 		row = goDotQ4_0
 	case quant.Q5_0:
 		row = goDotQ5_0
+	case quant.Q4_1:
+		row = goDotQ4_1
+	case quant.Q5_1:
+		row = goDotQ5_1
 	case quant.Q4_K:
 		row = goDotQ4K
 	case quant.Q5_K:
@@ -192,6 +196,39 @@ func goDotQ5K(x, w []byte, k int) float32 {
 		}
 		dx := act256Scale(x, b)
 		s += float32(A)*(d*dx) - float32(B)*(dmin*dx)
+	}
+	return s
+}
+
+// goDotQ4_1 and goDotQ5_1 are the products with x = d·q + m weights:
+// d·dx·Σq·xq + m·dx·Σxq per block.
+func goDotQ4_1(x, w []byte, k int) float32 { return goDotQx1(x, w, k, false) }
+func goDotQ5_1(x, w []byte, k int) float32 { return goDotQx1(x, w, k, true) }
+
+func goDotQx1(x, w []byte, k int, five bool) float32 {
+	bs, qo := 20, 4
+	if five {
+		bs, qo = 24, 8
+	}
+	var s float32
+	var u [32]int8
+	for b := 0; b < k/32; b++ {
+		blk := w[bs*b : bs*b+bs]
+		var qh uint32
+		if five {
+			qh = binary.LittleEndian.Uint32(blk[4:])
+		}
+		q := (*[32]int8)(act32Quants(x, b))
+		for j := 0; j < 16; j++ {
+			u[j] = int8(blk[qo+j]&15 | byte(qh>>j&1)<<4)
+			u[16+j] = int8(blk[qo+j]>>4 | byte(qh>>(j+16)&1)<<4)
+		}
+		var qs int32
+		for _, v := range q {
+			qs += int32(v)
+		}
+		dx := act32Scale(x, b)
+		s += float32(dot32(&u, q))*(f16(blk)*dx) + float32(qs)*(f16(blk[2:])*dx)
 	}
 	return s
 }

@@ -31,11 +31,17 @@ var qtypes = []qtype{
 	// decode them to float32.
 	{"Q5_0", 44, 192, 64, true},
 	{"Q5_K", 176, 320, 256, false},
+	{"Q4_1", 40, 192, 64, true},
+	{"Q5_1", 48, 192, 64, true},
 }
 
 // onISA reports whether type t has kernels on ISA s.
 func onISA(s isa, t qtype) bool {
-	return s.v == "Z" || (t.name != "Q5_0" && t.name != "Q5_K")
+	switch t.name {
+	case "Q5_0", "Q5_K", "Q4_1", "Q5_1":
+		return s.v == "Z"
+	}
+	return true
 }
 
 const qmrMax = 8
@@ -269,7 +275,7 @@ func qdotKernel(a *asm, s isa, t qtype, mr int) {
 	q := &qkern{a: a, s: s, t: t, mr: mr}
 	if s.v == "Z" {
 		switch t.name {
-		case "Q8_0", "Q4_0", "Q5_0":
+		case "Q8_0", "Q4_0", "Q5_0", "Q4_1", "Q5_1":
 			q32AVX512(q)
 		case "Q4_K", "Q5_K":
 			q4kAVX512(q)
@@ -317,13 +323,18 @@ func q32AVX512(q *qkern) {
 		t1   = 6
 		t2   = 7
 		t3   = 8
-		c10  = 9 // 0x10 bytes (Q5_0's fifth bit)
+		c10  = 9  // 0x10 bytes (the fifth bit of Q5_0, Q5_1)
+		mw   = 10 // Q4_1/Q5_1: −m/8 lanes
+		cN8  = 11 // −1/8
 	)
 	for i := 0; i < q.mr; i++ {
 		q.acc = append(q.acc, 16+i)
 	}
 	q.tmp = t0
-	isQ8, isQ5 := q.t.name == "Q8_0", q.t.name == "Q5_0"
+	name := q.t.name
+	isQ8 := name == "Q8_0"
+	isQ5 := name == "Q5_0" || name == "Q5_1"
+	hasMin := name == "Q4_1" || name == "Q5_1" // x = d·q + m
 	q.consts = func() {
 		a.i("MOVL", "$0x0f0f0f0f", "AX")
 		a.i("VPBROADCASTD", "AX", zr(cM))
@@ -333,20 +344,38 @@ func q32AVX512(q *qkern) {
 			a.i("MOVL", "$0x10101010", "AX")
 			a.i("VPBROADCASTD", "AX", zr(c10))
 		}
+		if hasMin {
+			a.i("MOVL", "$0xbe000000", "AX") // −0.125
+			a.i("VPBROADCASTD", "AX", zr(cN8))
+		}
 	}
 	q.body = func(tail bool) {
-		bs, qo := 18, 2 // weight block bytes, offset of the quants
-		if isQ8 {
+		// Weight block bytes, offset of the quants, of the fifth bits.
+		bs, qo, ho := 18, 2, 2
+		switch name {
+		case "Q8_0":
 			bs = 34
-		}
-		if isQ5 {
+		case "Q5_0":
 			bs, qo = 22, 6
+		case "Q4_1":
+			bs, qo = 20, 4
+		case "Q5_1":
+			bs, qo, ho = 24, 8, 4
 		}
 		off1 := bs
 		if tail {
 			off1 = -1
 		}
 		dwLanes512(a, 0, off1, dw, cIdx)
+		if hasMin {
+			// The act32 lane corrections are −8·Σx: m·Σx = (−m/8)·corr.
+			m1 := bs + 2
+			if tail {
+				m1 = -1
+			}
+			dwLanes512(a, 2, m1, mw, cIdx)
+			a.i("VMULPS", zr(cN8), zr(mw), zr(mw))
+		}
 		if isQ8 {
 			a.i("VMOVDQU8", wa(2), yr(t0))
 			if !tail {
@@ -373,9 +402,9 @@ func q32AVX512(q *qkern) {
 		if isQ5 {
 			// qh bit j is element j's fifth bit: the two blocks' words form
 			// a 64-bit byte mask in element order; add 16 where it is set.
-			a.i("MOVL", wa(2), "AX")
+			a.i("MOVL", wa(ho), "AX")
 			if !tail {
-				a.i("MOVL", wa(bs+2), "DX")
+				a.i("MOVL", wa(bs+ho), "DX")
 				a.i("SHLQ", "$32", "DX")
 				a.i("ORQ", "DX", "AX")
 			}
@@ -389,6 +418,12 @@ func q32AVX512(q *qkern) {
 				a.i("VPSUBB", zr(t1), zr(cZ), "K1", zr(t1))
 				a.i("VPXORD", zr(t2), zr(t2), zr(t2))
 				a.i("VPDPBUSD", zr(t1), zr(u), zr(t2))
+			} else if hasMin {
+				a.i("VPXORD", zr(t2), zr(t2), zr(t2))
+				a.i("VPDPBUSD", xa(i, 0), zr(u), zr(t2))
+				a.i("VCVTDQ2PS", xa(i, 128), zr(t1))
+				a.i("VMULPS", xa(i, 64), zr(mw), zr(t3))
+				a.i("VFMADD231PS", zr(t1), zr(t3), acc)
 			} else {
 				a.i("VMOVDQU32", xa(i, 128), zr(t2))
 				if isQ5 {
