@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/generate"
+	"github.com/masque-ai/masque/generate/grammar"
 )
 
 // samplingFlags are the decoding settings shared by generate and chat.
@@ -22,6 +24,8 @@ type samplingFlags struct {
 	topP, minP    float32
 	repeatPenalty float32
 	repeatLastN   int
+	freqPenalty   float32
+	presPenalty   float32
 	seed          int64
 	stop          []string
 	ignoreEOS     bool
@@ -36,6 +40,8 @@ func (f *samplingFlags) register(c *cobra.Command, maxTokens int) {
 	fl.Float32Var(&f.minP, "min-p", 0.05, "drop tokens below this fraction of the top token's probability (0: off)")
 	fl.Float32Var(&f.repeatPenalty, "repeat-penalty", 1.0, "repetition penalty (1: off)")
 	fl.IntVar(&f.repeatLastN, "repeat-last-n", 64, "tokens the repetition penalty looks back over (0: all)")
+	fl.Float32Var(&f.freqPenalty, "frequency-penalty", 0, "OpenAI's frequency penalty: subtract count × this from the logit of every token already generated (0: off)")
+	fl.Float32Var(&f.presPenalty, "presence-penalty", 0, "OpenAI's presence penalty: subtract this from the logit of every token already generated (0: off)")
 	fl.Int64Var(&f.seed, "seed", -1, "random seed; the same seed gives the same output (-1: random)")
 	fl.StringArrayVar(&f.stop, "stop", nil, "stop string (repeatable)")
 	fl.BoolVar(&f.ignoreEOS, "ignore-eos", false, "keep generating past end-of-sequence tokens")
@@ -48,7 +54,8 @@ func (f *samplingFlags) options(ck *checkpoint.Checkpoint) generate.Options {
 	}
 	o := generate.Options{
 		MaxTokens: f.maxTokens, Temperature: f.temperature, TopK: f.topK, TopP: f.topP, MinP: f.minP,
-		RepetitionPenalty: f.repeatPenalty, RepeatLastN: f.repeatLastN, Seed: seed, Stop: f.stop,
+		RepetitionPenalty: f.repeatPenalty, RepeatLastN: f.repeatLastN, FrequencyPenalty: f.freqPenalty, PresencePenalty: f.presPenalty,
+		Seed: seed, Stop: f.stop,
 		IgnoreEOS: f.ignoreEOS, SkipSpecial: true,
 	}
 	if !f.ignoreEOS {
@@ -64,7 +71,7 @@ func textStreams(ck *checkpoint.Checkpoint) generate.Tokenizer {
 func (e *env) generateCmd() *cobra.Command {
 	mf := modelFlags{withLoRA: true}
 	var sf samplingFlags
-	var prompt, system string
+	var prompt, system, gram, schemaFile string
 	var chat, asJSON, stats bool
 	c := &cobra.Command{
 		Use:   "generate --prompt TEXT [flags]",
@@ -73,9 +80,16 @@ func (e *env) generateCmd() *cobra.Command {
 
 With --chat (or --system) the prompt becomes a user message rendered with the
 model's chat template. With --json the result is printed as one object
-{"prompt_ids":[...],"ids":[...],"text":"..."} where ids are the generated tokens only.`,
+{"prompt_ids":[...],"ids":[...],"text":"..."} where ids are the generated tokens only.
+
+--grammar json (any JSON value), --grammar json-object (a JSON object) and
+--json-schema FILE (a value of that JSON schema: type, properties, required,
+additionalProperties, items, enum, const, min/maxLength, min/maxItems)
+constrain decoding so that the output always parses (unless --max-tokens cuts
+it short).`,
 		Example: `  masque generate --prompt "Once upon a time"
-  masque generate --model ./Qwen2.5-0.5B-Instruct --chat --system "You are a pirate." --prompt "Hello" --temperature 0`,
+  masque generate --model ./Qwen2.5-0.5B-Instruct --chat --system "You are a pirate." --prompt "Hello" --temperature 0
+  masque generate --model ./Qwen2.5-0.5B-Instruct --chat --prompt "Describe an NPC as JSON" --json-schema npc.schema.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ck, err := mf.open()
@@ -104,6 +118,9 @@ model's chat template. With --json the result is printed as one object
 				return usagef("the prompt is empty and the tokenizer adds no BOS token: give --prompt")
 			}
 			o := sf.options(ck)
+			if o.Constraint, err = grammarConstraint(ck, gram, schemaFile); err != nil {
+				return err
+			}
 			var onText func(string) error
 			if !asJSON {
 				onText = func(s string) error { _, err := fmt.Fprint(e.stdout, s); return err }
@@ -133,7 +150,45 @@ model's chat template. With --json the result is printed as one object
 	c.Flags().StringVar(&system, "system", "", "system prompt (implies --chat)")
 	c.Flags().BoolVar(&asJSON, "json", false, `print {"prompt_ids":[...],"ids":[...],"text":"..."} instead of streaming`)
 	c.Flags().BoolVar(&stats, "stats", false, "print timing statistics to standard error")
+	c.Flags().StringVar(&gram, "grammar", "", "constrain the output: json (any JSON value) or json-object")
+	c.Flags().StringVar(&schemaFile, "json-schema", "", "constrain the output to a value of the JSON schema in `FILE`")
 	return c
+}
+
+// grammarConstraint returns the constraint of --grammar or --json-schema
+// over the model's vocabulary (nil for neither).
+func grammarConstraint(ck *checkpoint.Checkpoint, gram, schemaFile string) (generate.Constraint, error) {
+	var s *grammar.Schema
+	switch {
+	case gram != "" && schemaFile != "":
+		return nil, usagef("give --grammar or --json-schema, not both")
+	case schemaFile != "":
+		b, err := os.ReadFile(schemaFile)
+		if err != nil {
+			return nil, fmt.Errorf("--json-schema: %w", err)
+		}
+		if s, err = grammar.Compile(b); err != nil {
+			return nil, fmt.Errorf("--json-schema %s: %w", schemaFile, err)
+		}
+	case gram == "json":
+		s = grammar.JSONValue()
+	case gram == "json-object":
+		s = grammar.JSONObject()
+	case gram != "":
+		return nil, usagef("--grammar %q: use json or json-object (or --json-schema FILE)", gram)
+	default:
+		return nil, nil
+	}
+	tok, err := ck.NeedTokenizer()
+	if err != nil {
+		return nil, err
+	}
+	prime := tok.Encode("a", false)
+	if len(prime) == 0 {
+		return nil, fmt.Errorf("the tokenizer of %s cannot encode text", ck.Path)
+	}
+	texts, ok := grammar.TokenTexts(textStreams(ck), ck.Model.Config.Vocab, prime[len(prime)-1], tok.IsSpecial)
+	return s.Constraint(grammar.NewVocab(texts, ok)), nil
 }
 
 func printStats(e *env, res *generate.Result) {
