@@ -420,7 +420,7 @@ layout (see data/evalset/README.md) works too. The model is any checkpoint
 Answers and judge replies are appended to OUT/generations.jsonl and
 OUT/judgements.jsonl as they arrive: after an interruption or a failing judge,
 run the same command again to resume. Results: OUT/run.json and OUT/report.html.`,
-		Example: `  masque serve --model ./Llama-3.1-8B-Instruct --port 8080 &
+		Example: `  masque serve --model ./Llama-3.1-8B-Instruct --addr 127.0.0.1:8080 &
   masque eval run --model ./pruned-25 --method persona-pruner --sparsity 0.25 \
       --judge-url http://127.0.0.1:8080/v1 --judge-model base --out runs/pp-25
   masque eval run --model ./Llama-3.2-3B-Instruct --set data/evalset --personas pirate-captain --limit 5 \
