@@ -80,6 +80,10 @@ func parseHF(data, cfgData []byte, file, cfgFile string) (tok *Tokenizer, err er
 	defer func() {
 		if r := recover(); r != nil {
 			tok = nil
+			if te, ok := r.(*RegexTimeoutError); ok {
+				err = te // a normalizer regex that timed out on an added token
+				return
+			}
 			err = &parseError{file, fmt.Sprintf("internal error while parsing: %v", r)}
 		}
 	}()

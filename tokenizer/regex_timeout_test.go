@@ -40,6 +40,22 @@ func TestRegexTimeout(t *testing.T) {
 	}
 }
 
+// TestRegexTimeoutAtLoad: a normalizer pattern that times out on an added
+// token while the tokenizer is loaded is an error of FromJSON, not a
+// crash.
+func TestRegexTimeoutAtLoad(t *testing.T) {
+	defer func(d time.Duration) { RegexTimeout = d }(RegexTimeout)
+	RegexTimeout = 300 * time.Millisecond
+	js := `{"model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":[]},
+		"normalizer":{"type":"Replace","pattern":{"Regex":"(a+)+$"},"content":"x"},
+		"added_tokens":[{"id":2,"content":"` + strings.Repeat("a", 31) + `b","special":false,"normalized":true}]}`
+	_, err := FromJSON([]byte(js), nil)
+	var te *RegexTimeoutError
+	if !errors.As(err, &te) {
+		t.Fatalf("error %v, want a regex timeout", err)
+	}
+}
+
 // TestLinearRegex: patterns without lookarounds, backreferences or
 // constructs whose meaning differs between .NET and Go run on Go's
 // linear-time regexp (no backtracking at all) and give the same matches
