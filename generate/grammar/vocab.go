@@ -11,11 +11,25 @@ import (
 
 // Vocab is a model's vocabulary as text: every token's bytes in a trie, so
 // that the tokens sharing a prefix are checked against the grammar once for
-// that prefix. Build one per model and share it; it is read-only.
+// that prefix. Tokens that are plain string content (no quote, backslash or
+// control character) are also listed apart: inside a string they are all
+// allowed at once (up to a maxLength), and only the others are walked.
+// Build one per model and share it; it is read-only.
 type Vocab struct {
-	text  [][]byte // per id; nil: never allowed
-	nodes []trieNode
+	text    [][]byte // per id; nil: never allowed
+	all     trie     // every usable token
+	special trie     // usable tokens that are not plain string content
+	plain   []plainToken
 }
+
+// plainToken is a token that is plain string content, with its length in
+// characters.
+type plainToken struct {
+	id    int32
+	runes int32
+}
+
+type trie struct{ nodes []trieNode }
 
 type trieNode struct {
 	edges []trieEdge // children, by byte
@@ -27,12 +41,42 @@ type trieEdge struct {
 	to int32
 }
 
+// insert adds a token; texts must come in byte order.
+func (t *trie) insert(text []byte, id int) {
+	if len(t.nodes) == 0 {
+		t.nodes = []trieNode{{}}
+	}
+	n := int32(0)
+	for _, c := range text {
+		e := t.nodes[n].edges
+		if k := len(e); k > 0 && e[k-1].c == c { // sorted insertion: the last child or a new one
+			n = e[k-1].to
+			continue
+		}
+		t.nodes = append(t.nodes, trieNode{})
+		to := int32(len(t.nodes) - 1)
+		t.nodes[n].edges = append(t.nodes[n].edges, trieEdge{c, to})
+		n = to
+	}
+	t.nodes[n].ids = append(t.nodes[n].ids, int32(id))
+}
+
+// isPlain reports whether a text is plain string content.
+func isPlain(b []byte) bool {
+	for _, c := range b {
+		if c == '"' || c == '\\' || c < 0x20 {
+			return false
+		}
+	}
+	return true
+}
+
 // NewVocab builds the vocabulary of texts[id] (the text a token adds in the
 // middle of a text). Ids with usable[id] false (special tokens, empty
 // texts, bytes that are not whole characters) are never allowed; the
 // caller decides the stop tokens.
 func NewVocab(texts []string, usable []bool) *Vocab {
-	v := &Vocab{text: make([][]byte, len(texts)), nodes: []trieNode{{}}}
+	v := &Vocab{text: make([][]byte, len(texts))}
 	order := make([]int, 0, len(texts))
 	for id, t := range texts {
 		if id < len(usable) && usable[id] && t != "" {
@@ -41,20 +85,20 @@ func NewVocab(texts []string, usable []bool) *Vocab {
 		}
 	}
 	sort.Slice(order, func(a, b int) bool { return texts[order[a]] < texts[order[b]] })
+	total := 1
 	for _, id := range order {
-		n := int32(0)
-		for _, c := range v.text[id] {
-			e := v.nodes[n].edges
-			if k := len(e); k > 0 && e[k-1].c == c { // sorted insertion: the last child or a new one
-				n = e[k-1].to
-				continue
-			}
-			v.nodes = append(v.nodes, trieNode{})
-			to := int32(len(v.nodes) - 1)
-			v.nodes[n].edges = append(v.nodes[n].edges, trieEdge{c, to})
-			n = to
+		total += len(v.text[id])
+	}
+	v.all.nodes = make([]trieNode, 1, total) // at most one node per byte
+	v.special.nodes = []trieNode{{}}
+	for _, id := range order {
+		b := v.text[id]
+		v.all.insert(b, id)
+		if isPlain(b) {
+			v.plain = append(v.plain, plainToken{int32(id), int32(utf8.RuneCount(b))})
+		} else {
+			v.special.insert(b, id)
 		}
-		v.nodes[n].ids = append(v.nodes[n].ids, int32(id))
 	}
 	return v
 }
@@ -87,28 +131,44 @@ type tokenState struct {
 // Allowed marks every token whose text can come next and reports whether
 // the document is complete.
 func (t *tokenState) Allowed(allowed []bool) bool {
-	t.walk(&t.st, 0, 0, allowed)
-	return t.st.complete()
+	st := &t.st
+	if k := len(st.stack); k > 0 && st.stack[k-1].kind == fString && st.stack[k-1].st == strIn {
+		// Inside a string: every plain token that fits, then the others.
+		f := &st.stack[k-1]
+		room := int32(1 << 30)
+		if f.n.maxLen >= 0 {
+			room = int32(f.n.maxLen) - f.count
+		}
+		for _, p := range t.v.plain {
+			if p.runes <= room {
+				allowed[p.id] = true
+			}
+		}
+		t.walk(&t.v.special, st, 0, 0, allowed)
+	} else {
+		t.walk(&t.v.all, st, 0, 0, allowed)
+	}
+	return st.complete()
 }
 
 // walk checks the children of trie node n from state st (at depth d).
-func (t *tokenState) walk(st *state, n int32, d int, allowed []bool) {
+func (t *tokenState) walk(tr *trie, st *state, n int32, d int, allowed []bool) {
 	if d == len(t.bufs) {
 		t.bufs = append(t.bufs, state{})
 	}
-	for _, e := range t.v.nodes[n].edges {
+	for _, e := range tr.nodes[n].edges {
 		ns := &t.bufs[d]
 		ns.copyFrom(st)
 		if !ns.feed(e.c) {
 			continue
 		}
-		for _, id := range t.v.nodes[e.to].ids {
+		for _, id := range tr.nodes[e.to].ids {
 			if int(id) < len(allowed) {
 				allowed[id] = true
 			}
 		}
-		if len(t.v.nodes[e.to].edges) > 0 {
-			t.walk(ns, e.to, d+1, allowed)
+		if len(tr.nodes[e.to].edges) > 0 {
+			t.walk(tr, ns, e.to, d+1, allowed)
 		}
 	}
 }
