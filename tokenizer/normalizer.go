@@ -194,7 +194,8 @@ type regex struct {
 // RegexTimeout bounds the time of one regexp2 match (patterns that need
 // backtracking: lookarounds, backreferences, …). A pattern that takes
 // longer (catastrophic backtracking, such as (a+)+$ on a long run of a's)
-// makes EncodeChecked fail with a *RegexTimeoutError.
+// makes EncodeChecked fail with a *RegexTimeoutError. It is read when a
+// tokenizer is loaded.
 var RegexTimeout = 2 * time.Second
 
 // RegexTimeoutError says that a tokenizer pattern took longer than
