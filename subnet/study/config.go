@@ -184,15 +184,17 @@ type Config struct {
 	CalibSamples   int
 	CalibMaxTokens int
 	CalibSystem    bool
-	// EvalLimit test prompts per voice (≤ 0: 20), EvalMaxTokens per answer
-	// (≤ 0: 96), sampled at Temperature (≤ 0: 0.8) with Seed.
+	// EvalLimit test prompts per voice (≤ 0: 12), EvalMaxTokens per answer
+	// (≤ 0: 64), sampled at Temperature (≤ 0: 0.8) with Seed.
 	EvalLimit     int
 	EvalMaxTokens int
 	Temperature   float32
 	Seed          uint64
-	// PPLRows test passages of every corpus voice (≤ 0: 8), each cut at
-	// PPLMaxTokens tokens (≤ 0: 384), measure held-out perplexity under
-	// that voice's own persona prompt.
+	// PPLRows test passages of every corpus voice (≤ 0: 4), each cut at
+	// PPLMaxTokens tokens (≤ 0: 256), measure held-out perplexity under
+	// that voice's own persona prompt. PPLMaxTokens also bounds the
+	// conversations the voices benchmark scores under every persona (its
+	// conditioning ratio), the bulk of an evaluation's cost.
 	PPLRows      int
 	PPLMaxTokens int
 	// SFT also trains, per voice, a LoRA adapter (rank SFTRank, ≤ 0: 8;
@@ -241,7 +243,7 @@ func Preset(name string) (Config, error) {
 	case "quick":
 		return Config{Voices: []string{"kjv", "web"}, Methods: []subnet.Method{subnet.Wanda}, Sparsities: []float64{0.5},
 			Granularities: []string{Unstructured}, Pairs: [][2]string{{"kjv", "web"}},
-			CalibSamples: 8, CalibMaxTokens: 128, EvalLimit: 3, EvalMaxTokens: 16, PPLRows: 2, PPLMaxTokens: 128}, nil
+			CalibSamples: 8, CalibMaxTokens: 128, EvalLimit: 3, EvalMaxTokens: 16, PPLRows: 2, PPLMaxTokens: 192}, nil
 	}
 	return Config{}, fmt.Errorf("study: unknown preset %q (want full or quick)", name)
 }
@@ -337,13 +339,13 @@ func (cfg *Config) resolve() (Settings, []Pattern, error) {
 	}
 	cfg.CalibSamples = orInt(cfg.CalibSamples, 64)
 	cfg.CalibMaxTokens = orInt(cfg.CalibMaxTokens, 512)
-	cfg.EvalLimit = orInt(cfg.EvalLimit, 20)
-	cfg.EvalMaxTokens = orInt(cfg.EvalMaxTokens, 96)
+	cfg.EvalLimit = orInt(cfg.EvalLimit, 12)
+	cfg.EvalMaxTokens = orInt(cfg.EvalMaxTokens, 64)
 	if cfg.Temperature == 0 {
 		cfg.Temperature = 0.8
 	}
-	cfg.PPLRows = orInt(cfg.PPLRows, 8)
-	cfg.PPLMaxTokens = orInt(cfg.PPLMaxTokens, 384)
+	cfg.PPLRows = orInt(cfg.PPLRows, 4)
+	cfg.PPLMaxTokens = orInt(cfg.PPLMaxTokens, 256)
 	if cfg.SFT {
 		cfg.SFTRank = orInt(cfg.SFTRank, 8)
 		cfg.SFTSteps = orInt(cfg.SFTSteps, 80)

@@ -652,7 +652,7 @@ func (r *runner) measure(ctx context.Context, s *Subject, evVoices []string) err
 	s.Empty, s.Prompted = map[string]Figures{}, map[string]Figures{}
 	var emptyDir string
 	for _, mode := range []string{"empty", "prompted"} {
-		ek := key("eval", s.Key, r.fp, mode, evVoices, r.corp.Dir, r.set.EvalLimit, r.set.EvalMaxTokens, r.set.Temperature, r.set.Seed)
+		ek := key("eval", s.Key, r.fp, mode, evVoices, r.corp.Dir, r.set.EvalLimit, r.set.EvalMaxTokens, r.set.Temperature, r.set.Seed, r.set.PPLMaxTokens)
 		dir := filepath.Join(r.cfg.Out, "evals", slug(s.ID)+"-"+mode+"-"+ek)
 		what := map[string]string{"empty": "empty prompt", "prompted": "own prompt"}[mode]
 		r.track.begin("eval", s.ID+" ("+what+")")
@@ -674,7 +674,7 @@ func (r *runner) measure(ctx context.Context, s *Subject, evVoices []string) err
 			vc := voices.Config{Corpus: r.corp.Dir, Checkpoint: r.ck, Model: m, ModelName: r.ck.Path + " " + s.ID, ModelExtra: s.Key,
 				Label: s.ID + " (" + what + ")", Method: s.Method, Classifier: r.cl, Voices: evVoices,
 				Limit: r.set.EvalLimit, MaxTokens: r.set.EvalMaxTokens, Temperature: r.set.Temperature, Seed: r.set.Seed,
-				Out: dir, Progress: func(stage string, d, n int) { r.track.step(stage, d, n) }, Logf: r.logf}
+				PPLMaxTokens: r.set.PPLMaxTokens, Out: dir, Progress: func(stage string, d, n int) { r.track.step(stage, d, n) }, Logf: r.logf}
 			if s.Pattern != nil {
 				sp := s.Pattern.Sparsity
 				vc.Sparsity = &sp

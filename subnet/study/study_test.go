@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -381,5 +382,83 @@ func screenshot(t *testing.T, bin, htmlPath string) {
 	}
 	if blue < 300 {
 		t.Fatalf("the rendered report lacks its plots: %d blue pixels", blue)
+	}
+}
+
+// TestEveryMethodAndSFT runs every scorer and granularity and the LoRA
+// comparison on one voice, interrupting the run while a SparseGPT mask is
+// being evaluated (its updated weights are not on disk): the resumed run
+// recomputes them and ends with the results of an uninterrupted run.
+func TestEveryMethodAndSFT(t *testing.T) {
+	ck := tinyVoices(t)
+	mk := func(out string) Config {
+		cfg := quick(t, ck, out)
+		cfg.Voices, cfg.Pairs = []string{"kjv"}, [][2]string{}
+		cfg.Methods = []subnet.Method{subnet.Magnitude, subnet.Wanda, subnet.SparseGPT}
+		cfg.Granularities = []string{Unstructured, "2:4", FFN}
+		cfg.EvalLimit, cfg.EvalMaxTokens, cfg.PPLRows, cfg.CalibSamples = 1, 4, 1, 4
+		cfg.SFT, cfg.SFTSteps, cfg.SFTRank = true, 3, 2
+		return cfg
+	}
+	dirA := t.TempDir()
+	a, err := Run(context.Background(), mk(dirA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, s := range a.Subjects {
+		kinds[s.Kind+"/"+s.Method]++
+		want := 0.5
+		switch {
+		case s.Kind == KindSFT:
+			want = 1
+		case s.Pattern.Granularity == FFN: // attention stays dense: 12288 of 46080 entries per layer
+			want = (12288 + 0.5*33792) / 46080.0
+		}
+		if math.Abs(s.Density-want) > 0.01 {
+			t.Errorf("%s: kept share %g, want %g", s.ID, s.Density, want)
+		}
+	}
+	// magnitude and wanda: unstructured, 2:4, ffn; sparsegpt: no ffn.
+	if kinds["magnitude/magnitude"] != 3 || kinds["single/wanda"] != 3 || kinds["single/sparsegpt"] != 2 || kinds["sft/lora-sft"] != 1 {
+		t.Fatalf("subjects by kind %v", kinds)
+	}
+	var sft *Subject
+	for _, s := range a.Subjects {
+		if s.Kind == KindSFT {
+			sft = s
+		}
+	}
+	if _, err := os.Stat(filepath.Join(sft.File, "adapter_config.json")); err != nil {
+		t.Fatalf("adapter not saved: %v", err)
+	}
+	if len(a.Overlaps) != 0 || len(a.Pairs) != 0 {
+		t.Fatalf("one voice, no pairs: overlaps %v pairs %v", a.Overlaps, a.Pairs)
+	}
+
+	dirB := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg := mk(dirB)
+	var notes []string
+	cfg.Progress = func(p Progress) {
+		if p.Job == "eval" && strings.Contains(p.Item, "sparsegpt") {
+			cancel()
+		}
+	}
+	if _, err := Run(ctx, cfg); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	cfg = mk(dirB)
+	cfg.Logf = func(f string, args ...any) { notes = append(notes, f) }
+	b, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(notes, func(s string) bool { return strings.Contains(s, "recomputing SparseGPT") }) {
+		t.Fatalf("the resumed run did not recompute SparseGPT's weights: %v", notes)
+	}
+	rel := func(r *Results, dir string) string { return strings.ReplaceAll(asJSON(t, comparable(r)), dir, "OUT") }
+	if ra, rb := rel(a, dirA), rel(b, dirB); ra != rb {
+		t.Fatalf("resumed results differ from the uninterrupted run:\n%s\n%s", ra, rb)
 	}
 }
