@@ -207,8 +207,16 @@ func (s *Server) chatMessages(p *loaded, in []chatMessage) ([]chattemplate.Messa
 		}
 		out = append(out, chattemplate.Message{Role: role, Content: text})
 	}
-	if prompt := p.spec.Prompt(); prompt != "" && !hasSystem {
-		out = append([]chattemplate.Message{{Role: "system", Content: prompt}}, out...)
+	if !hasSystem {
+		// The persona's prompt, with the lorebook entries that the latest
+		// messages call up.
+		texts := make([]string, len(out))
+		for i, m := range out {
+			texts[i] = m.Content
+		}
+		if prompt := p.spec.PromptFor(texts); prompt != "" {
+			out = append([]chattemplate.Message{{Role: "system", Content: prompt}}, out...)
+		}
 	}
 	return out, nil
 }

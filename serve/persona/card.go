@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"strings"
 
 	"github.com/masque-ai/masque/internal/macro"
@@ -26,8 +27,12 @@ type Card struct {
 	Scenario    string `json:"scenario"`
 	// FirstMessage is the character's greeting (first_mes).
 	FirstMessage string `json:"first_mes"`
-	// MessageExamples are example dialogues (mes_example; not used).
+	// MessageExamples are example dialogues (mes_example): the spec's
+	// Examples.
 	MessageExamples string `json:"mes_example"`
+	// CharacterBook is the card's lorebook (character_book): the spec's
+	// Lorebook.
+	CharacterBook *CardBook `json:"character_book"`
 	// SystemPrompt replaces the default system prompt; {{original}} in it
 	// stands for the default one.
 	SystemPrompt string `json:"system_prompt"`
@@ -42,6 +47,42 @@ type Card struct {
 	Tags []string `json:"tags"`
 	// AlternateGreetings are further greetings (not used).
 	AlternateGreetings []string `json:"alternate_greetings"`
+}
+
+// CardBook is a card's character_book (V2 spec), the fields masque uses.
+type CardBook struct {
+	ScanDepth int             `json:"scan_depth"`
+	Entries   []CardBookEntry `json:"entries"`
+}
+
+// CardBookEntry is one character_book entry.
+type CardBookEntry struct {
+	Keys           []string `json:"keys"`
+	SecondaryKeys  []string `json:"secondary_keys"`
+	Content        string   `json:"content"`
+	Enabled        *bool    `json:"enabled"`
+	InsertionOrder int      `json:"insertion_order"`
+	CaseSensitive  bool     `json:"case_sensitive"`
+	Constant       bool     `json:"constant"`
+	Selective      bool     `json:"selective"`
+	// Position is "before_char" or "after_char" (V2), or SillyTavern's
+	// world-info number (0 before, 1 after); anything else means after.
+	Position any `json:"position"`
+}
+
+// position maps a card entry's position to a LoreEntry's.
+func (e *CardBookEntry) position() string {
+	switch p := e.Position.(type) {
+	case string:
+		if p == "before_char" {
+			return p
+		}
+	case float64:
+		if p == 0 {
+			return "before_char"
+		}
+	}
+	return "after_char"
 }
 
 // MaxCardBytes bounds the size of a card file (a PNG with its image).
@@ -81,6 +122,11 @@ func (c *Card) checkLimits() error {
 	for i, t := range c.Tags {
 		if len(t) > MaxCardTagLen {
 			return fmt.Errorf("character card: tag %d is %d bytes; the limit is %d", i+1, len(t), MaxCardTagLen)
+		}
+	}
+	if b := c.CharacterBook; b != nil {
+		if err := b.lorebook().validate(); err != nil {
+			return fmt.Errorf("character card: character_book: %w", err)
 		}
 	}
 	if len(c.AlternateGreetings) > MaxCardGreetings {
@@ -278,11 +324,48 @@ func (c *Card) Spec() (Spec, error) {
 	if err != nil {
 		return Spec{}, err
 	}
+	examples, err := macro.Expand("character card: the example dialogue (mes_example)", strings.TrimSpace(c.MessageExamples), MaxPromptLen, pairs...)
+	if err != nil {
+		return Spec{}, err
+	}
+	var book *Lorebook
+	if c.CharacterBook != nil && len(c.CharacterBook.Entries) > 0 {
+		book = c.CharacterBook.lorebook()
+		for i := range book.Entries {
+			e := &book.Entries[i]
+			what := fmt.Sprintf("character card: character_book entry %d", i+1)
+			if e.Content, err = macro.Expand(what, e.Content, MaxPromptLen, pairs...); err != nil {
+				return Spec{}, err
+			}
+			for _, keys := range [][]string{e.Keys, e.SecondaryKeys} {
+				for j := range keys {
+					if keys[j], err = macro.Expand(what+" key", keys[j], MaxLoreKeyLen, pairs...); err != nil {
+						return Spec{}, err
+					}
+				}
+			}
+		}
+	}
 	return Spec{
 		Name:         Slug(c.Name),
 		Description:  desc,
 		SystemPrompt: prompt,
 		Greeting:     greeting,
+		Examples:     examples,
+		Lorebook:     book,
 		Tags:         c.Tags,
 	}, nil
+}
+
+// lorebook converts a card's book (copying its lists).
+func (b *CardBook) lorebook() *Lorebook {
+	out := &Lorebook{ScanDepth: b.ScanDepth}
+	for _, e := range b.Entries {
+		out.Entries = append(out.Entries, LoreEntry{
+			Keys: slices.Clone(e.Keys), SecondaryKeys: slices.Clone(e.SecondaryKeys), Content: e.Content,
+			Disabled: e.Enabled != nil && !*e.Enabled, InsertionOrder: e.InsertionOrder, CaseSensitive: e.CaseSensitive,
+			Constant: e.Constant, Selective: e.Selective, Position: e.position(),
+		})
+	}
+	return out
 }

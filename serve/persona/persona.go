@@ -48,6 +48,14 @@ type Spec struct {
 	// Greeting is the persona's first message (a card's first_mes); the
 	// playground shows it.
 	Greeting string `json:"greeting,omitempty" yaml:"greeting,omitempty"`
+	// Examples is example dialogue (a card's mes_example, with its
+	// <START> separators), added to the system prompt under "Example
+	// dialogue:".
+	Examples string `json:"examples,omitempty" yaml:"examples,omitempty"`
+	// Lorebook holds background entries inserted into the system prompt
+	// when their keys appear in the latest messages (a card's
+	// character_book).
+	Lorebook *Lorebook `json:"lorebook,omitempty" yaml:"lorebook,omitempty"`
 	// Mask is a mask file (masque subnet) applied to the base model.
 	Mask string `json:"mask,omitempty" yaml:"mask,omitempty"`
 	// LoRA is a PEFT LoRA adapter folder applied to the base model.
@@ -86,12 +94,36 @@ func (s *Spec) Kind() string {
 }
 
 // Prompt returns the system prompt the persona adds to a conversation that
-// has none ("" for none).
+// has none ("" for none): the system prompt (or the description), then the
+// example dialogue, if any.
 func (s *Spec) Prompt() string {
-	if s.SystemPrompt != "" {
-		return s.SystemPrompt
+	p := s.SystemPrompt
+	if p == "" {
+		p = s.Description
 	}
-	return s.Description
+	if ex := strings.TrimSpace(s.Examples); ex != "" {
+		ex = strings.ReplaceAll(ex, "<START>", "***")
+		if p != "" {
+			p += "\n\n"
+		}
+		p += "Example dialogue:\n" + ex
+	}
+	return p
+}
+
+// PromptFor is Prompt for a conversation whose message texts (oldest
+// first) are messages: the lorebook entries they activate are put before
+// and after it.
+func (s *Spec) PromptFor(messages []string) string {
+	p := s.Prompt()
+	before, after := s.Lorebook.Activate(messages)
+	var parts []string
+	for _, x := range []string{before, p, after} {
+		if x != "" {
+			parts = append(parts, x)
+		}
+	}
+	return strings.Join(parts, "\n\n")
 }
 
 // Limits on what a spec may hold.
@@ -156,8 +188,13 @@ func (s *Spec) Validate() error {
 	if err := ValidName(s.Name); err != nil {
 		return err
 	}
-	if len(s.Description) > MaxPromptLen || len(s.SystemPrompt) > MaxPromptLen || len(s.Greeting) > MaxPromptLen {
-		return fmt.Errorf("persona %s: description, system prompt and greeting are limited to %d bytes each", s.Name, MaxPromptLen)
+	if len(s.Description) > MaxPromptLen || len(s.SystemPrompt) > MaxPromptLen || len(s.Greeting) > MaxPromptLen || len(s.Examples) > MaxPromptLen {
+		return fmt.Errorf("persona %s: description, system prompt, greeting and examples are limited to %d bytes each", s.Name, MaxPromptLen)
+	}
+	if s.Lorebook != nil {
+		if err := s.Lorebook.validate(); err != nil {
+			return fmt.Errorf("persona %s: %w", s.Name, err)
+		}
 	}
 	if s.Model != "" && (s.Mask != "" || s.LoRA != "") {
 		return fmt.Errorf("persona %s: a persona with its own model folder cannot also have a mask or LoRA adapter", s.Name)
