@@ -112,10 +112,10 @@ compare (Persona-Pruner vs every baseline on one persona), report (the
 comparisons of every persona and ratio in one table, with the headline and the
 mask analyses), analyze (mask overlap across seeds and personas), export (apply
 a keep_indices.json to a model).`,
-		Example: `  masque sculpt --model voices/model --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/kjv-25
-  masque sculpt --model M --data persona.jsonl --ratio 0.5 --steps 400 --out runs/p50
-  masque sculpt --model M --global --corpus corpus/voices --ratio 0.25 --out runs/global-25
-  masque sculpt --model M --persona kjv --corpus corpus/voices --ratio 0.5 --recover lora --recover-steps 200 --out runs/kjv-50-rec`,
+		Example: `  masque sculpt --model builtin:voices --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/kjv-25
+  masque sculpt --model builtin:voices --data persona.jsonl --ratio 0.5 --steps 400 --out runs/p50
+  masque sculpt --model builtin:voices --global --corpus corpus/voices --ratio 0.25 --out runs/global-25
+  masque sculpt --model builtin:voices --persona kjv --corpus corpus/voices --ratio 0.5 --recover lora --recover-steps 200 --out runs/kjv-50-rec`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.out == "" {
@@ -354,8 +354,8 @@ The data (--persona/--corpus or --data) calibrates wanda, taylor and the depth
 methods; --calib generic uses the corpus's other voices instead of the persona's.
 The global mask is "masque sculpt --global --corpus DIR".`,
 		Example: `  masque sculpt baseline --method magnitude --ratio 0.25 --out runs/mag-25
-  masque sculpt baseline --model M --method wanda --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/wanda-kjv-25
-  masque sculpt baseline --model M --method taylor --calib generic --persona kjv --corpus corpus/voices --ratio 0.5 --out runs/taylor-gen-50`,
+  masque sculpt baseline --model builtin:voices --method wanda --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/wanda-kjv-25
+  masque sculpt baseline --model builtin:voices --method taylor --calib generic --persona kjv --corpus corpus/voices --ratio 0.5 --out runs/taylor-gen-50`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.out == "" {
@@ -439,12 +439,17 @@ persona fidelity and conditioning ratio (eval voices on the persona's test promp
 parameters. The headline is the share of the best baseline's perplexity increase
 that Persona-Pruner avoids, 1 − (ppl_PP − ppl_dense)/(ppl_best − ppl_dense).
 
+With --recover lora|full, Persona-Pruner's model is also fine-tuned on the
+persona's train split after the export and measured as "persona-pruner+recovery"
+(not a baseline). Generic perplexity uses the first --generic-rows held-out rows
+of each other voice.
+
 Each method's run folder is DIR/<method>; DIR/compare.json and DIR/compare.html hold
 the table. An interrupted comparison resumes with the same command.
 --json prints {"persona", "ratio", "dense": {"ppl", "fidelity", …},
 "methods": {NAME: {"ppl", "fidelity", "params", …}}, "drop_avoided_vs_best_baseline", …}.`,
-		Example: `  masque sculpt compare --model M --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/cmp-kjv-25 --json
-  masque sculpt compare --model M --persona kjv --corpus corpus/voices --ratio 0.5 --methods magnitude,wanda,depth --out runs/cmp-kjv-50`,
+		Example: `  masque sculpt compare --model builtin:voices --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/cmp-kjv-25 --json
+  masque sculpt compare --model builtin:voices --persona kjv --corpus corpus/voices --ratio 0.5 --methods magnitude,wanda,depth --out runs/cmp-kjv-50`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
@@ -647,7 +652,7 @@ func (e *env) sculptExportCmd() *cobra.Command {
 kept FFN channels of every layer) and writes DIR/model, DIR/model.gguf and
 DIR/keep_indices.json. Indices from a sculpt run folder are checked against the
 fingerprint of the model they were made for.`,
-		Example: `  masque sculpt export --model M --keep runs/kjv-25/keep_indices.json --out runs/kjv-25-again`,
+		Example: `  masque sculpt export --model builtin:voices --keep runs/kjv-25/keep_indices.json --out runs/kjv-25-again`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keep == "" || f.out == "" {
