@@ -172,18 +172,7 @@ func (e *env) collectStatsGram(ctx context.Context, m *model.Model, set *calib.S
 	if len(gramLayers) > 0 {
 		o.Gram = func(l int, _ stats.Input) bool { return gramLayers[l] }
 	}
-	col := stats.NewCollector(m, o)
-	bar := e.progress(desc)
-	for i, s := range set.Samples {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if err := col.AddSample(s); err != nil {
-			return nil, fmt.Errorf("calibration sample %d: %w", i+1, err)
-		}
-		bar(i+1, len(set.Samples))
-	}
-	return col.Stats(stats.Manifest{Calibration: set.Calibration()}), nil
+	return stats.Collect(ctx, m, set.Samples, set.Calibration(), o, e.progress(desc))
 }
 
 func (e *env) statsCmd() *cobra.Command {
