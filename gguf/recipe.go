@@ -31,6 +31,8 @@ const (
 	FileTypeQ5_K_S FileType = 16
 	FileTypeQ5_K_M FileType = 17
 	FileTypeQ6_K   FileType = 18
+	FileTypeIQ4_NL FileType = 25
+	FileTypeIQ4_XS FileType = 30
 	FileTypeBF16   FileType = 32
 )
 
@@ -46,6 +48,7 @@ var fileTypes = map[FileType]struct {
 	FileTypeQ2_K: {"Q2_K", quant.Q2_K}, FileTypeQ3_K_S: {"Q3_K_S", quant.Q3_K}, FileTypeQ3_K_M: {"Q3_K_M", quant.Q3_K},
 	FileTypeQ3_K_L: {"Q3_K_L", quant.Q3_K}, FileTypeQ4_K_S: {"Q4_K_S", quant.Q4_K}, FileTypeQ4_K_M: {"Q4_K_M", quant.Q4_K},
 	FileTypeQ5_K_S: {"Q5_K_S", quant.Q5_K}, FileTypeQ5_K_M: {"Q5_K_M", quant.Q5_K}, FileTypeQ6_K: {"Q6_K", quant.Q6_K},
+	FileTypeIQ4_NL: {"IQ4_NL", quant.IQ4_NL}, FileTypeIQ4_XS: {"IQ4_XS", quant.IQ4_XS},
 }
 
 // String returns llama.cpp's name of the recipe ("Q4_K_M"), or
@@ -113,6 +116,8 @@ func (ft FileType) mayUse() []quant.DType {
 		out = append(out, quant.Q5_K)
 	case FileTypeQ2_K, FileTypeQ3_K_M, FileTypeQ3_K_L:
 		out = append(out, quant.Q3_K, quant.Q4_K, quant.Q5_K)
+	case FileTypeIQ4_NL, FileTypeIQ4_XS:
+		out = append(out, quant.Q5_K)
 	}
 	return out
 }
@@ -174,7 +179,7 @@ func (c Choice) Bytes() int {
 // the output (and tied token embedding) matrix, the attention-v and ffn-down
 // bumps to Q6_K/Q5_K on the layers its use_more_bits rule picks, and its
 // fallbacks for rows a k-quant cannot hold (Q4_K → Q5_0, Q5_K → Q5_1,
-// Q6_K → Q8_0, then F16). Tensors are considered in llama.cpp's order
+// Q6_K → Q8_0, Q2_K/Q3_K/IQ4_XS → IQ4_NL, then F16). Tensors are considered in llama.cpp's order
 // (non-layer tensors first, then by layer and name), which fixes which
 // attn_v and ffn_down tensors count as the first ones. The result is in
 // the order of ts. Where llama.cpp would refuse (rows of a legacy type that
@@ -250,6 +255,8 @@ func (ft FileType) Plan(ts []PlanTensor, m PlanModel) ([]Choice, error) {
 					}
 				case ft == FileTypeQ3_K_L:
 					typ = quant.Q5_K
+				case (ft == FileTypeIQ4_NL || ft == FileTypeIQ4_XS) && gqa >= 4:
+					typ = quant.Q5_K
 				case (ft == FileTypeQ4_K_M || ft == FileTypeQ5_K_M) && moreBits(iAttnV, nAttnV):
 					typ = quant.Q6_K
 				case ft == FileTypeQ4_K_S && iAttnV < 4:
@@ -273,6 +280,8 @@ func (ft FileType) Plan(ts []PlanTensor, m PlanModel) ([]Choice, error) {
 					if moreBits(il, nl) {
 						typ = quant.Q6_K
 					}
+				case il < nl/8 && (ft == FileTypeIQ4_NL || ft == FileTypeIQ4_XS):
+					typ = quant.Q5_K
 				case ft == FileTypeQ5_K_M && moreBits(il, nl):
 					typ = quant.Q6_K
 				case ft == FileTypeQ4_K_S && il < nl/8:
@@ -299,7 +308,7 @@ func (ft FileType) Plan(ts []PlanTensor, m PlanModel) ([]Choice, error) {
 				c.Type = quant.Q5_1
 			case quant.Q6_K:
 				c.Type = quant.Q8_0
-			case quant.Q2_K, quant.Q3_K:
+			case quant.Q2_K, quant.Q3_K, quant.IQ4_XS:
 				c.Type = quant.IQ4_NL
 			default:
 				// llama.cpp refuses the whole file here; masque stores the

@@ -29,7 +29,7 @@ type recipeGolden struct {
 var recipeGoldens = []string{"recipes-smollm2-135m.json", "recipes-qwen2.5-0.5b.json", "recipes-tiny-untied.json"}
 
 // recipeFixtureFiles are the llama.cpp recipes recorded from the anchor.
-var recipeFixtureFiles = []string{"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k", "f16", "bf16"}
+var recipeFixtureFiles = []string{"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k", "f16", "bf16", "iq4_nl", "iq4_xs"}
 
 // TestWriteRecipeFixture records llama.cpp's per-tensor choices from the
 // anchor's files $MASQUE_ANCHOR_DIR/$MASQUE_RECIPE_PREFIX-<recipe>.gguf
@@ -161,7 +161,7 @@ func TestParseFileType(t *testing.T) {
 	if _, err := ParseFileType("q4_k_xl"); err == nil || !strings.Contains(err.Error(), "Q4_K_M") {
 		t.Errorf("bad name: %v", err)
 	}
-	for _, ft := range []FileType{FileTypeQ2_K, FileTypeQ3_K_S, FileTypeQ3_K_M, FileTypeQ3_K_L, FileTypeQ4_K_M, FileTypeQ5_K_M, FileTypeQ4_K_S, FileTypeQ5_K_S, FileTypeQ6_K, FileTypeQ8_0, FileTypeQ4_0, FileTypeQ4_1, FileTypeQ5_0, FileTypeQ5_1, FileTypeF16, FileTypeBF16, FileTypeF32} {
+	for _, ft := range []FileType{FileTypeIQ4_NL, FileTypeIQ4_XS, FileTypeQ2_K, FileTypeQ3_K_S, FileTypeQ3_K_M, FileTypeQ3_K_L, FileTypeQ4_K_M, FileTypeQ5_K_M, FileTypeQ4_K_S, FileTypeQ5_K_S, FileTypeQ6_K, FileTypeQ8_0, FileTypeQ4_0, FileTypeQ4_1, FileTypeQ5_0, FileTypeQ5_1, FileTypeF16, FileTypeBF16, FileTypeF32} {
 		if err := ft.Writable(); err != nil {
 			t.Errorf("%s: %v", ft, err)
 		}

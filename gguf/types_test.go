@@ -135,7 +135,7 @@ func f32Bytes(v []float32) []byte {
 // importance matrix) masque reproduces byte for byte.
 var llamaCppDeterministic = map[quant.DType]bool{
 	quant.F16: true, quant.BF16: true, quant.Q8_0: true, quant.Q4_0: true, quant.Q4_1: true,
-	quant.Q5_0: true, quant.Q5_1: true, quant.Q4_K: true, quant.Q5_K: true, quant.Q6_K: true, quant.Q2_K: true, quant.Q3_K: true,
+	quant.Q5_0: true, quant.Q5_1: true, quant.Q4_K: true, quant.Q5_K: true, quant.Q6_K: true, quant.Q2_K: true, quant.Q3_K: true, quant.IQ4_NL: true, quant.IQ4_XS: true,
 }
 
 // TestTypesAgainstLlamaCpp decodes every sampled row with masque's decoder

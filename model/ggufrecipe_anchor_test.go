@@ -15,10 +15,10 @@ import (
 // requires each tensor to have the type and the bytes of llama.cpp's
 // quantisation of the same model (smol-<recipe>.gguf, made as
 // testdata/gguf/README.md says). It needs those files, so it runs only when
-// MASQUE_ANCHOR_DIR is set. MASQUE_ANCHOR_MODEL=tiny with
-// MASQUE_RECIPES=q2_k,q3_k_s,q3_k_m,q3_k_l checks the Q2_K and Q3_K recipes on
-// the tiny model, whose rows need no IQ4_NL fallback (21 of 21 tensors
-// identical in each when last run).
+// MASQUE_ANCHOR_DIR is set. MASQUE_RECIPES picks recipes (e.g. the slow
+// q2_k, q3_k_m, iq4_nl, iq4_xs); MASQUE_ANCHOR_MODEL=tiny uses the tiny
+// model (21 of 21 tensors identical for q2_k, q3_k_s, q3_k_m, q3_k_l,
+// iq4_nl and iq4_xs when last run).
 func TestRecipesByteIdenticalToLlamaCpp(t *testing.T) {
 	dir := os.Getenv("MASQUE_ANCHOR_DIR")
 	if dir == "" {

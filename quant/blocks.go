@@ -87,6 +87,10 @@ func quantizeBlocks(t DType, src []float32, dst []byte) {
 		fn = quantQ2K
 	case Q3_K:
 		fn = quantQ3K
+	case IQ4_NL:
+		fn = quantIQ4NL
+	case IQ4_XS:
+		fn = quantIQ4XS
 	default:
 		panic("quant: no block encoder for " + t.String())
 	}

@@ -524,3 +524,149 @@ func quantQ3K(x []float32, b []byte) {
 	}
 	packQ2Bits(u[:], b[32:96])
 }
+
+// bestIndexIQ4 returns the index of the code-book value nearest to v
+// (GGML's best_index_int8: a binary search, ties to the upper value).
+func bestIndexIQ4(v float32) int {
+	if v <= float32(iq4nlValues[0]) {
+		return 0
+	}
+	if v >= float32(iq4nlValues[15]) {
+		return 15
+	}
+	lo, hi := 0, 15
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if v < float32(iq4nlValues[mid]) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	if float32(v-float32(iq4nlValues[hi-1])) < float32(float32(iq4nlValues[hi])-v) {
+		return hi - 1
+	}
+	return hi
+}
+
+// searchScaleIQ4 is the per-32 scale search of GGML's
+// quantize_row_iq4_nl_impl as llama.cpp's quantize tool runs it (no
+// importance matrix, x² weights, 7 tries each way): it writes code-book
+// indices to L and returns the least-squares scale (0 for an all-zero
+// block).
+func searchScaleIQ4(x []float32, L []uint8) float32 {
+	const ntry = 7
+	var amax, mx float32
+	for _, v := range x {
+		if a := abs32(v); a > amax {
+			amax, mx = a, v
+		}
+	}
+	if !(amax >= groupMaxEps) {
+		return 0
+	}
+	v0 := float32(iq4nlValues[0])
+	d := -mx / v0
+	id := 1 / d
+	var sumQX, sumQ2 float32
+	for j, v := range x {
+		l := bestIndexIQ4(float32(id * v))
+		L[j] = uint8(l)
+		q := float32(iq4nlValues[l])
+		w := float32(v * v)
+		sumQX = fma32(float32(w*q), v, sumQX)
+		sumQ2 = fma32(float32(w*q), q, sumQ2)
+	}
+	d = sumQX / sumQ2
+	best := d * sumQX
+	for itry := -ntry; itry <= ntry; itry++ {
+		id := float32(itry+int(iq4nlValues[0])) / mx
+		sumQX, sumQ2 = 0, 0
+		for _, v := range x {
+			q := float32(iq4nlValues[bestIndexIQ4(float32(id*v))])
+			w := float32(v * v)
+			sumQX = fma32(float32(w*q), v, sumQX)
+			sumQ2 = fma32(float32(w*q), q, sumQ2)
+		}
+		if sumQ2 > 0 && float32(sumQX*sumQX) > float32(best*sumQ2) {
+			d = sumQX / sumQ2
+			best = d * sumQX
+		}
+	}
+	return d
+}
+
+// packIQ4 packs 32 indices per group as IQ4_NL stores them: byte j holds
+// element j (low nibble) and j+16 (high nibble).
+func packIQ4(L []uint8, qs []byte) {
+	for i := 0; i < len(L)/32; i++ {
+		for j := range 16 {
+			qs[16*i+j] = L[32*i+j] | L[32*i+16+j]<<4
+		}
+	}
+}
+
+// quantIQ4NL follows the IQ4_NL quantiser llama.cpp's quantize tool runs
+// (quantize_iq4_nl without an importance matrix): searchScaleIQ4, then the
+// indices against that (unrounded) scale.
+func quantIQ4NL(x []float32, b []byte) {
+	var L [32]uint8
+	d := searchScaleIQ4(x[:32], L[:])
+	putF16(b, scaleToF16(d))
+	if d != 0 {
+		id := 1 / d
+		for j, v := range x[:32] {
+			L[j] = uint8(bestIndexIQ4(float32(id * v)))
+		}
+	} else {
+		clear(L[:])
+	}
+	packIQ4(L[:], b[2:18])
+}
+
+// quantIQ4XS follows quantize_iq4_xs without an importance matrix: a scale
+// per 32 from searchScaleIQ4, the eight scales quantised to 6 bits against
+// d = −(scale of largest magnitude)/32, and the indices re-chosen against
+// each quantised scale.
+func quantIQ4XS(x []float32, b []byte) {
+	var (
+		L                  [256]uint8
+		scales             [8]float32
+		maxScale, amaxScal float32
+	)
+	for ib := range 8 {
+		scales[ib] = searchScaleIQ4(x[32*ib:32*ib+32], L[32*ib:32*ib+32])
+		if a := abs32(scales[ib]); a > amaxScal {
+			amaxScal, maxScale = a, scales[ib]
+		}
+	}
+	d := -maxScale / 32
+	putF16(b, scaleToF16(d))
+	var id float32
+	if d != 0 {
+		id = 1 / d
+	}
+	var sh uint16
+	sl := b[4:8]
+	clear(sl)
+	for ib := range 8 {
+		l := clampInt(roundMulAdd(id, scales[ib]), -32, 31)
+		dl := d * float32(l)
+		var idl float32
+		if dl != 0 {
+			idl = 1 / dl
+		}
+		for j, v := range x[32*ib : 32*ib+32] {
+			L[32*ib+j] = uint8(bestIndexIQ4(float32(idl * v)))
+		}
+		l += 32
+		if ib%2 == 0 {
+			sl[ib/2] = uint8(l & 0xf)
+		} else {
+			sl[ib/2] |= uint8(l&0xf) << 4
+		}
+		sh |= uint16(l>>4) << (2 * ib)
+	}
+	binary.LittleEndian.PutUint16(b[2:], sh)
+	packIQ4(L[:], b[8:136])
+}

@@ -2,8 +2,8 @@
 // BF16 and GGML's block-quantised formats: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, the
 // k-quants Q2_K…Q6_K and Q8_K, IQ4_NL and IQ4_XS) and the portable reference
 // code that converts them to and from float32. Every type decodes; all but
-// Q8_K, IQ4_NL and IQ4_XS also encode, byte for byte as GGML's reference
-// quantisers (tested against llama.cpp's own output, testdata/gguf).
+// Q8_K also encode, byte for byte as llama.cpp's quantize tool writes them
+// without an importance matrix (tested against its output, testdata/gguf).
 //
 // Everything here is plain, obviously-correct Go. The kernels package has the
 // fast versions and checks them against these.
@@ -80,10 +80,10 @@ func (t DType) BlockElems() int { return dtypeInfo[t].blockElems }
 func (t DType) BlockBytes() int { return dtypeInfo[t].blockBytes }
 
 // Encodable reports whether QuantizeRow can write t (every type but Q8_K,
-// IQ4_NL and IQ4_XS, which masque reads but does not write).
+// which appears only as llama.cpp's activation type).
 func (t DType) Encodable() bool {
 	switch t {
-	case Q8_K, IQ4_NL, IQ4_XS:
+	case Q8_K:
 		return false
 	}
 	return t.Valid()

@@ -161,14 +161,13 @@ func (e *env) convertCmd(quantize bool) *cobra.Command {
 The file holds the weights, the tokenizer and the chat template, and loads in
 llama.cpp and ollama as well as in masque. --type takes llama.cpp's recipe
 names (llama-quantize's): F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
-Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K (Q4_K
-and Q5_K mean Q4_K_M and Q5_K_M),
+Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, IQ4_NL,
+IQ4_XS (Q4_K and Q5_K mean Q4_K_M and Q5_K_M),
 with llama.cpp's per-tensor choices: Q6_K (or Q8_0) for the output matrix
 and a tied embedding, Q6_K/Q5_K bumps of attn_v and ffn_down on the layers
 llama.cpp picks, and its fallbacks where rows are not a multiple of 256
-(Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16; Q2_K/Q3_K -> IQ4_NL,
-which masque does not write yet, so those recipes need rows of multiples of
-256). Where llama.cpp refuses (rows of a legacy type that are not whole
+(Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, Q2_K/Q3_K/IQ4_XS -> IQ4_NL,
+then F16). Where llama.cpp refuses (rows of a legacy type that are not whole
 blocks) masque writes F16. The bytes are llama-quantize's (no imatrix).
 A table of every matrix's type is printed. Norms and biases are f32. The
 output appears only when complete (written to a temporary name first).`,
@@ -209,7 +208,7 @@ output appears only when complete (written to a temporary name first).`,
 	if quantize {
 		def = "Q8_0"
 	}
-	c.Flags().StringVar(&typ, "type", def, "llama.cpp recipe: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K")
+	c.Flags().StringVar(&typ, "type", def, "llama.cpp recipe: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, IQ4_NL, IQ4_XS")
 	return c
 }
 
