@@ -114,8 +114,8 @@ type personaObject struct {
 }
 
 func (p *loaded) object() personaObject {
-	return personaObject{ID: p.spec.Name, Object: "persona", Kind: p.spec.Kind(), Description: p.spec.Description,
-		SystemPrompt: p.spec.Prompt(), Greeting: p.spec.Greeting, Tags: p.spec.Tags, MemoryBytes: p.bytes, Created: p.created}
+	return personaObject{ID: p.spec.Name, Object: "persona", Kind: p.spec.Kind(), Description: p.spec.Expand(p.spec.Description),
+		SystemPrompt: p.spec.Prompt(), Greeting: p.spec.Expand(p.spec.Greeting), Tags: p.spec.Tags, MemoryBytes: p.bytes, Created: p.created}
 }
 
 func (s *Server) sortedNamesLocked() []string {

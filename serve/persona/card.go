@@ -286,10 +286,13 @@ func writeChunk(w *bytes.Buffer, typ string, body []byte) {
 // Spec turns the card into a persona spec: the name becomes a slug, the
 // description the profile, and the system prompt is the card's own (its
 // {{original}} replaced by the default prompt) or the default one built
-// from the description, personality and scenario. {{char}} and {{user}}
-// are replaced by the character's name and "User". Every expansion is
-// bounded before it is done: a field that would grow past MaxPromptLen
-// bytes is an error, and nothing is allocated for it.
+// from the description, personality and scenario; mes_example becomes the
+// example dialogue and character_book the lorebook. {{char}} and {{user}}
+// stay in the texts, with Spec.Char set to the character's name: they are
+// replaced by the name and "User" when the spec is used, and a registry
+// written back keeps them. Every expansion is bounded before it is done: a
+// field that would grow past MaxPromptLen bytes is an error, and nothing
+// is allocated for it.
 func (c *Card) Spec() (Spec, error) {
 	if err := c.checkLimits(); err != nil {
 		return Spec{}, err
@@ -313,45 +316,39 @@ func (c *Card) Spec() (Spec, error) {
 		}
 	}
 	pairs := []string{"{{char}}", c.Name, "{{Char}}", c.Name, "<BOT>", c.Name, "{{user}}", "User", "{{User}}", "User", "<USER>", "User"}
-	desc, err := macro.Expand("character card: the description", strings.TrimSpace(c.Description), MaxPromptLen, pairs...)
-	if err != nil {
-		return Spec{}, err
-	}
-	if prompt, err = macro.Expand("character card: the system prompt", prompt, MaxPromptLen, pairs...); err != nil {
-		return Spec{}, err
-	}
-	greeting, err := macro.Expand("character card: the greeting (first_mes)", c.FirstMessage, MaxPromptLen, pairs...)
-	if err != nil {
-		return Spec{}, err
-	}
-	examples, err := macro.Expand("character card: the example dialogue (mes_example)", strings.TrimSpace(c.MessageExamples), MaxPromptLen, pairs...)
-	if err != nil {
-		return Spec{}, err
+	// The spec keeps the {{char}} and {{user}} macros (Spec.Char) and
+	// expands them when it is used: check here that every text stays
+	// within the limit once expanded.
+	for _, t := range []struct{ what, v string }{
+		{"the description", c.Description}, {"the system prompt", prompt},
+		{"the greeting (first_mes)", c.FirstMessage}, {"the example dialogue (mes_example)", c.MessageExamples},
+	} {
+		if n := macro.Bound(strings.TrimSpace(t.v), MaxPromptLen, pairs...); n > MaxPromptLen {
+			return Spec{}, &macro.TooLongError{What: "character card: " + t.what, Size: n, Limit: MaxPromptLen}
+		}
 	}
 	var book *Lorebook
 	if c.CharacterBook != nil && len(c.CharacterBook.Entries) > 0 {
 		book = c.CharacterBook.lorebook()
-		for i := range book.Entries {
-			e := &book.Entries[i]
+		for i, e := range book.Entries {
 			what := fmt.Sprintf("character card: character_book entry %d", i+1)
-			if e.Content, err = macro.Expand(what, e.Content, MaxPromptLen, pairs...); err != nil {
-				return Spec{}, err
+			if n := macro.Bound(e.Content, MaxPromptLen, pairs...); n > MaxPromptLen {
+				return Spec{}, &macro.TooLongError{What: what, Size: n, Limit: MaxPromptLen}
 			}
-			for _, keys := range [][]string{e.Keys, e.SecondaryKeys} {
-				for j := range keys {
-					if keys[j], err = macro.Expand(what+" key", keys[j], MaxLoreKeyLen, pairs...); err != nil {
-						return Spec{}, err
-					}
+			for _, k := range append(slices.Clone(e.Keys), e.SecondaryKeys...) {
+				if n := macro.Bound(k, MaxLoreKeyLen, pairs...); n > MaxLoreKeyLen {
+					return Spec{}, &macro.TooLongError{What: what + " key", Size: n, Limit: MaxLoreKeyLen}
 				}
 			}
 		}
 	}
 	return Spec{
 		Name:         Slug(c.Name),
-		Description:  desc,
+		Char:         c.Name,
+		Description:  strings.TrimSpace(c.Description),
 		SystemPrompt: prompt,
-		Greeting:     greeting,
-		Examples:     examples,
+		Greeting:     c.FirstMessage,
+		Examples:     strings.TrimSpace(c.MessageExamples),
 		Lorebook:     book,
 		Tags:         c.Tags,
 	}, nil

@@ -107,8 +107,12 @@ func matches(keys []string, text, lower string, caseSensitive bool) bool {
 
 // Activate returns the text of the entries that messages (the
 // conversation's texts, oldest first) activate, joined by newlines: those
-// that go before the character's prompt and those after it.
-func (b *Lorebook) Activate(messages []string) (before, after string) {
+// that go before the character's prompt and those after it. expand, if
+// not nil, expands the macros of keys and contents (Spec.Expand).
+func (b *Lorebook) Activate(messages []string, expand func(string) string) (before, after string) {
+	if expand == nil {
+		expand = func(s string) string { return s }
+	}
 	if b == nil || len(b.Entries) == 0 {
 		return "", ""
 	}
@@ -125,10 +129,10 @@ func (b *Lorebook) Activate(messages []string) (before, after string) {
 			continue
 		}
 		if !e.Constant {
-			if !matches(e.Keys, text, lower, e.CaseSensitive) {
+			if !matches(expandAll(e.Keys, expand), text, lower, e.CaseSensitive) {
 				continue
 			}
-			if e.Selective && len(e.SecondaryKeys) > 0 && !matches(e.SecondaryKeys, text, lower, e.CaseSensitive) {
+			if e.Selective && len(e.SecondaryKeys) > 0 && !matches(expandAll(e.SecondaryKeys, expand), text, lower, e.CaseSensitive) {
 				continue
 			}
 		}
@@ -138,11 +142,21 @@ func (b *Lorebook) Activate(messages []string) (before, after string) {
 	var bw, aw []string
 	for _, i := range on {
 		e := b.Entries[i]
+		c := strings.TrimSpace(expand(e.Content))
 		if e.Position == "before_char" {
-			bw = append(bw, strings.TrimSpace(e.Content))
+			bw = append(bw, c)
 		} else {
-			aw = append(aw, strings.TrimSpace(e.Content))
+			aw = append(aw, c)
 		}
 	}
 	return strings.Join(bw, "\n"), strings.Join(aw, "\n")
+}
+
+// expandAll expands every key.
+func expandAll(keys []string, expand func(string) string) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = expand(k)
+	}
+	return out
 }

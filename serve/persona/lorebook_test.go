@@ -2,6 +2,8 @@ package persona
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -40,18 +42,18 @@ func TestLorebookActivate(t *testing.T) {
 		{"second key, ordered before", []string{"a gale"}, "A storm is coming.\nThe year is 1720.", ""},
 	}
 	for _, tc := range cases {
-		before, after := b.Activate(tc.messages)
+		before, after := b.Activate(tc.messages, nil)
 		if before != tc.before || after != tc.after {
 			t.Errorf("%s: before %q after %q, want %q and %q", tc.name, before, after, tc.before, tc.after)
 		}
 	}
 	// The default depth is 2.
 	b.ScanDepth = 0
-	if _, after := b.Activate([]string{"dragon", "a", "b"}); after != "" {
+	if _, after := b.Activate([]string{"dragon", "a", "b"}, nil); after != "" {
 		t.Errorf("default depth: %q", after)
 	}
 	var nilBook *Lorebook
-	if b, a := nilBook.Activate([]string{"x"}); b != "" || a != "" {
+	if b, a := nilBook.Activate([]string{"x"}, nil); b != "" || a != "" {
 		t.Error("a nil lorebook inserted something")
 	}
 }
@@ -82,9 +84,14 @@ func TestCardExamplesAndLorebook(t *testing.T) {
 	if !strings.Contains(p, "Example dialogue:\n***\nUser: Where are we?\nMira: At sea, User.\n***\nUser: Storm?") || !strings.HasPrefix(p, "You are Mira. A captain.") {
 		t.Errorf("prompt %q", p)
 	}
+	// The macros stay in the spec (for a registry written back) and are
+	// expanded when it is used.
 	if s.Lorebook == nil || len(s.Lorebook.Entries) != 3 || s.Lorebook.ScanDepth != 3 || !s.Lorebook.Entries[2].Disabled ||
-		s.Lorebook.Entries[0].Content != "Mira fears the kraken." || s.Lorebook.Entries[1].Keys[0] != "Mira's ship" || s.Lorebook.Entries[1].Position != "before_char" {
+		s.Lorebook.Entries[0].Content != "{{char}} fears the kraken." || s.Lorebook.Entries[1].Keys[0] != "{{char}}'s ship" || s.Lorebook.Entries[1].Position != "before_char" {
 		t.Fatalf("lorebook %+v", s.Lorebook)
+	}
+	if s.Char != "Mira" || !strings.Contains(s.Examples, "{{user}}: Where are we?") {
+		t.Errorf("char %q, examples %q", s.Char, s.Examples)
 	}
 	got := s.PromptFor([]string{"Is that a kraken near Mira's ship?"})
 	if want := "The ship is the Gull.\n\n" + p + "\n\nMira fears the kraken."; got != want {
@@ -98,7 +105,13 @@ func TestCardExamplesAndLorebook(t *testing.T) {
 	if err := json.Unmarshal(js, &back); err != nil || back.PromptFor([]string{"kraken"}) != s.PromptFor([]string{"kraken"}) {
 		t.Errorf("JSON round trip: %v %s", err, js)
 	}
+	if !strings.Contains(string(js), `{{char}} fears the kraken.`) || !strings.Contains(string(js), `"char":"Mira"`) {
+		t.Errorf("the registry's JSON lost the macros: %s", js)
+	}
 	ym, _ := yaml.Marshal(s)
+	if !strings.Contains(string(ym), `{{char}} fears the kraken.`) {
+		t.Errorf("the registry's YAML lost the macros: %s", ym)
+	}
 	back = Spec{}
 	if err := yaml.Unmarshal(ym, &back); err != nil || back.PromptFor([]string{"kraken"}) != s.PromptFor([]string{"kraken"}) {
 		t.Errorf("YAML round trip: %v %s", err, ym)
@@ -112,5 +125,38 @@ func TestCardExamplesAndLorebook(t *testing.T) {
 	bad.Lorebook = &Lorebook{Entries: make([]LoreEntry, MaxLoreEntries+1)}
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "entries") {
 		t.Errorf("too many entries: %v", err)
+	}
+}
+
+// TestRegistryKeepsMacros: a card's persona written back to a registry
+// keeps {{char}} and {{user}} as macros, and reads back to the same
+// prompts; a registry whose macros would expand past the limit is refused.
+func TestRegistryKeepsMacros(t *testing.T) {
+	c, err := ParseCard([]byte(loreCard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "personas.yaml")
+	if err := SaveRegistry(path, []Spec{s}); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	if !strings.Contains(string(data), "{{user}}: Where are we?") || !strings.Contains(string(data), "{{char}} fears the kraken.") {
+		t.Errorf("the registry lost the macros:\n%s", data)
+	}
+	back, err := LoadRegistry(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := back[0].PromptFor([]string{"kraken"}), s.PromptFor([]string{"kraken"}); got != want || strings.Contains(got, "{{") {
+		t.Errorf("read back: %q, want %q", got, want)
+	}
+	huge := Spec{Name: "x", Char: strings.Repeat("n", 200), Description: strings.Repeat("{{char}}", 8000)}
+	if err := huge.Validate(); err == nil || !strings.Contains(err.Error(), "limit") {
+		t.Errorf("over-long expansion: %v", err)
 	}
 }

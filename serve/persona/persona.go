@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/masque-ai/masque/internal/atomicfile"
+	"github.com/masque-ai/masque/internal/macro"
 )
 
 // Kinds of persona, by what they run on.
@@ -48,6 +49,14 @@ type Spec struct {
 	// Greeting is the persona's first message (a card's first_mes); the
 	// playground shows it.
 	Greeting string `json:"greeting,omitempty" yaml:"greeting,omitempty"`
+	// Char is the character's display name, which the macros {{char}},
+	// {{Char}} and <BOT> in the texts (description, system prompt,
+	// greeting, examples, lorebook) stand for; {{user}}, {{User}} and
+	// <USER> stand for "User". A card import sets it and leaves the macros
+	// in the texts, so that a registry written back keeps them; they are
+	// expanded when the texts are used. Empty: the texts are used as they
+	// are.
+	Char string `json:"char,omitempty" yaml:"char,omitempty"`
 	// Examples is example dialogue (a card's mes_example, with its
 	// <START> separators), added to the system prompt under "Example
 	// dialogue:".
@@ -101,7 +110,8 @@ func (s *Spec) Prompt() string {
 	if p == "" {
 		p = s.Description
 	}
-	if ex := strings.TrimSpace(s.Examples); ex != "" {
+	p = s.Expand(p)
+	if ex := strings.TrimSpace(s.Expand(s.Examples)); ex != "" {
 		ex = strings.ReplaceAll(ex, "<START>", "***")
 		if p != "" {
 			p += "\n\n"
@@ -116,7 +126,7 @@ func (s *Spec) Prompt() string {
 // and after it.
 func (s *Spec) PromptFor(messages []string) string {
 	p := s.Prompt()
-	before, after := s.Lorebook.Activate(messages)
+	before, after := s.Lorebook.Activate(messages, s.Expand)
 	var parts []string
 	for _, x := range []string{before, p, after} {
 		if x != "" {
@@ -124,6 +134,49 @@ func (s *Spec) PromptFor(messages []string) string {
 		}
 	}
 	return strings.Join(parts, "\n\n")
+}
+
+// macroPairs are the macros of Char's texts and their values.
+func (s *Spec) macroPairs() []string {
+	return []string{"{{char}}", s.Char, "{{Char}}", s.Char, "<BOT>", s.Char, "{{user}}", "User", "{{User}}", "User", "<USER>", "User"}
+}
+
+// Expand returns text with its {{char}} and {{user}} macros replaced (see
+// Char); text as it is when Char is empty. Validate has checked that the
+// spec's texts stay within MaxPromptLen once expanded.
+func (s *Spec) Expand(text string) string {
+	if s.Char == "" || text == "" {
+		return text
+	}
+	out, err := macro.Expand("persona "+s.Name, text, MaxPromptLen, s.macroPairs()...)
+	if err != nil {
+		return text
+	}
+	return out
+}
+
+// checkMacros reports a text of the spec that would exceed MaxPromptLen
+// once its macros are expanded.
+func (s *Spec) checkMacros() error {
+	if s.Char == "" {
+		return nil
+	}
+	if len(s.Char) > MaxCardNameLen {
+		return fmt.Errorf("persona %s: char is %d bytes; the limit is %d", s.Name, len(s.Char), MaxCardNameLen)
+	}
+	texts := []struct{ what, v string }{{"description", s.Description}, {"system prompt", s.SystemPrompt}, {"greeting", s.Greeting}, {"examples", s.Examples}}
+	if s.Lorebook != nil {
+		for i, e := range s.Lorebook.Entries {
+			texts = append(texts, struct{ what, v string }{fmt.Sprintf("lorebook entry %d", i+1), e.Content})
+		}
+	}
+	pairs := s.macroPairs()
+	for _, t := range texts {
+		if n := macro.Bound(t.v, MaxPromptLen, pairs...); n > MaxPromptLen {
+			return fmt.Errorf("persona %s: %w", s.Name, &macro.TooLongError{What: "the " + t.what, Size: n, Limit: MaxPromptLen})
+		}
+	}
+	return nil
 }
 
 // Limits on what a spec may hold.
@@ -195,6 +248,9 @@ func (s *Spec) Validate() error {
 		if err := s.Lorebook.validate(); err != nil {
 			return fmt.Errorf("persona %s: %w", s.Name, err)
 		}
+	}
+	if err := s.checkMacros(); err != nil {
+		return err
 	}
 	if s.Model != "" && (s.Mask != "" || s.LoRA != "") {
 		return fmt.Errorf("persona %s: a persona with its own model folder cannot also have a mask or LoRA adapter", s.Name)
@@ -381,6 +437,15 @@ func (s *Spec) importCard() error {
 	}
 	if s.Greeting == "" {
 		s.Greeting = from.Greeting
+	}
+	if s.Examples == "" {
+		s.Examples = from.Examples
+	}
+	if s.Lorebook == nil {
+		s.Lorebook = from.Lorebook
+	}
+	if s.Char == "" {
+		s.Char = from.Char
 	}
 	if len(s.Tags) == 0 {
 		s.Tags = from.Tags

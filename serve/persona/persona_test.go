@@ -173,7 +173,8 @@ func TestParseCard(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.Name != tc.persona || (tc.prompt != "" && s.SystemPrompt != tc.prompt) || s.Greeting != tc.greeting {
+			// The spec keeps {{char}} and {{user}}; they are expanded when it is used.
+			if s.Name != tc.persona || (tc.prompt != "" && s.Prompt() != tc.prompt) || s.Expand(s.Greeting) != tc.greeting {
 				t.Errorf("spec %+v\nwant name %q prompt %q greeting %q", s, tc.persona, tc.prompt, tc.greeting)
 			}
 			if err := s.Validate(); err != nil {
@@ -277,7 +278,7 @@ personas:
 				if specs[0].Mask != filepath.Join(dir, "masks/pirate.safetensors") || specs[1].LoRA != "/abs/adapter" {
 					t.Errorf("paths: %q, %q", specs[0].Mask, specs[1].LoRA)
 				}
-				if specs[2].Greeting != "Ahoy, User!" || specs[3].Greeting != "Hello." || specs[3].Prompt() == "" {
+				if specs[2].Expand(specs[2].Greeting) != "Ahoy, User!" || specs[2].Greeting != "Ahoy, {{user}}!" || specs[3].Greeting != "Hello." || specs[3].Prompt() == "" {
 					t.Errorf("card import: %+v / %+v", specs[2], specs[3])
 				}
 			}
