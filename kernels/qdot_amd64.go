@@ -92,6 +92,17 @@ var qdotQ5_1_avx512 = []qdotFn{nil,
 	qdotQ5_1_avx512_8,
 }
 
+var qdotIQ4_NL_avx512 = []qdotFn{nil,
+	qdotIQ4_NL_avx512_1,
+	qdotIQ4_NL_avx512_2,
+	qdotIQ4_NL_avx512_3,
+	qdotIQ4_NL_avx512_4,
+	qdotIQ4_NL_avx512_5,
+	qdotIQ4_NL_avx512_6,
+	qdotIQ4_NL_avx512_7,
+	qdotIQ4_NL_avx512_8,
+}
+
 var qdotQ8_0_avx2 = []qdotFn{nil,
 	qdotQ8_0_avx2_1,
 	qdotQ8_0_avx2_2,
@@ -310,6 +321,30 @@ func qdotQ5_1_avx512_7(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int
 
 //go:noescape
 func qdotQ5_1_avx512_8(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotIQ4_NL_avx512_1(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotIQ4_NL_avx512_2(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotIQ4_NL_avx512_3(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotIQ4_NL_avx512_4(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotIQ4_NL_avx512_5(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotIQ4_NL_avx512_6(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotIQ4_NL_avx512_7(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotIQ4_NL_avx512_8(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
 
 //go:noescape
 func qdotQ8_0_avx2_1(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)

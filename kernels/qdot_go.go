@@ -29,6 +29,8 @@ func goQdot(t quant.DType, mr int) qdotFn {
 		row = goDotQ4_0
 	case quant.Q5_0:
 		row = goDotQ5_0
+	case quant.IQ4_NL:
+		row = goDotIQ4NL
 	case quant.Q4_1:
 		row = goDotQ4_1
 	case quant.Q5_1:
@@ -229,6 +231,25 @@ func goDotQx1(x, w []byte, k int, five bool) float32 {
 		}
 		dx := act32Scale(x, b)
 		s += float32(dot32(&u, q))*(f16(blk)*dx) + float32(qs)*(f16(blk[2:])*dx)
+	}
+	return s
+}
+
+// iq4nlTable is IQ4_NL's non-linear code book (as package quant's).
+var iq4nlTable = [16]int8{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
+
+// goDotIQ4NL is Q4_0's product with the nibbles looked up in the code book.
+func goDotIQ4NL(x, w []byte, k int) float32 {
+	var s float32
+	var u [32]int8
+	for b := 0; b < k/32; b++ {
+		blk := w[18*b : 18*b+18]
+		q := (*[32]int8)(act32Quants(x, b))
+		for j := 0; j < 16; j++ {
+			u[j] = iq4nlTable[blk[2+j]&15]
+			u[16+j] = iq4nlTable[blk[2+j]>>4]
+		}
+		s += float32(dot32(&u, q)) * (f16(blk) * act32Scale(x, b))
 	}
 	return s
 }

@@ -45,9 +45,9 @@ func asmQuantKernels(tabs map[quant.DType][]qdotFn, a32, a256 func(dst *byte, x 
 	// prompts use them too, with 8-bit activations like llama.cpp. Q8_0 and
 	// Q4_0 scale every 32 elements and only match the float path, so longer
 	// prompts keep exact float32 activations there.
-	// Q4_1, Q5_0, Q5_1 and Q5_K also: their only decoder is package
-	// quant's Go one.
-	for _, t := range []quant.DType{quant.Q4_K, quant.Q5_K, quant.Q6_K, quant.Q4_1, quant.Q5_0, quant.Q5_1} {
+	// Q4_1, Q5_0, Q5_1, Q5_K and IQ4_NL also: their only decoder is
+	// package quant's Go one.
+	for _, t := range []quant.DType{quant.Q4_K, quant.Q5_K, quant.Q6_K, quant.Q4_1, quant.Q5_0, quant.Q5_1, quant.IQ4_NL} {
 		if q.qdot[t] != nil {
 			q.maxM[t] = 1 << 30
 		}
@@ -57,14 +57,15 @@ func asmQuantKernels(tabs map[quant.DType][]qdotFn, a32, a256 func(dst *byte, x 
 
 func avx512QuantKernels() quantKernels {
 	tabs := map[quant.DType][]qdotFn{
-		quant.Q8_0: qdotQ8_0_avx512,
-		quant.Q4_0: qdotQ4_0_avx512,
-		quant.Q4_K: qdotQ4_K_avx512,
-		quant.Q6_K: qdotQ6_K_avx512,
-		quant.Q5_0: qdotQ5_0_avx512,
-		quant.Q5_K: qdotQ5_K_avx512,
-		quant.Q4_1: qdotQ4_1_avx512,
-		quant.Q5_1: qdotQ5_1_avx512,
+		quant.Q8_0:   qdotQ8_0_avx512,
+		quant.Q4_0:   qdotQ4_0_avx512,
+		quant.Q4_K:   qdotQ4_K_avx512,
+		quant.Q6_K:   qdotQ6_K_avx512,
+		quant.Q5_0:   qdotQ5_0_avx512,
+		quant.Q5_K:   qdotQ5_K_avx512,
+		quant.Q4_1:   qdotQ4_1_avx512,
+		quant.Q5_1:   qdotQ5_1_avx512,
+		quant.IQ4_NL: qdotIQ4_NL_avx512,
 	}
 	if !hasVNNI {
 		tabs = avx2Tabs

@@ -33,12 +33,13 @@ var qtypes = []qtype{
 	{"Q5_K", 176, 320, 256, false},
 	{"Q4_1", 40, 192, 64, true},
 	{"Q5_1", 48, 192, 64, true},
+	{"IQ4_NL", 36, 192, 64, true},
 }
 
 // onISA reports whether type t has kernels on ISA s.
 func onISA(s isa, t qtype) bool {
 	switch t.name {
-	case "Q5_0", "Q5_K", "Q4_1", "Q5_1":
+	case "Q5_0", "Q5_K", "Q4_1", "Q5_1", "IQ4_NL":
 		return s.v == "Z"
 	}
 	return true
@@ -151,6 +152,20 @@ func genQConsts(a *asm) {
 		}
 	}
 	dataWords(a, "q5kbit", w)
+	// IQ4_NL's code book plus 128 (unsigned for VPDPBUSD), in every
+	// 128-bit lane (VPSHUFB looks up within lanes).
+	vals := []int{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
+	w = nil
+	for lane := 0; lane < 4; lane++ {
+		for i := 0; i < 16; i += 4 {
+			var v uint32
+			for j := 0; j < 4; j++ {
+				v |= uint32(vals[i+j]+128) << (8 * j)
+			}
+			w = append(w, v)
+		}
+	}
+	dataWords(a, "iq4tab", w)
 }
 
 // qframe emits the row loop shared by all integer kernels. body emits one
@@ -275,7 +290,7 @@ func qdotKernel(a *asm, s isa, t qtype, mr int) {
 	q := &qkern{a: a, s: s, t: t, mr: mr}
 	if s.v == "Z" {
 		switch t.name {
-		case "Q8_0", "Q4_0", "Q5_0", "Q4_1", "Q5_1":
+		case "Q8_0", "Q4_0", "Q5_0", "Q4_1", "Q5_1", "IQ4_NL":
 			q32AVX512(q)
 		case "Q4_K", "Q5_K":
 			q4kAVX512(q)
@@ -326,6 +341,7 @@ func q32AVX512(q *qkern) {
 		c10  = 9  // 0x10 bytes (the fifth bit of Q5_0, Q5_1)
 		mw   = 10 // Q4_1/Q5_1: −m/8 lanes
 		cN8  = 11 // −1/8
+		cTab = 12 // IQ4_NL: code book + 128
 	)
 	for i := 0; i < q.mr; i++ {
 		q.acc = append(q.acc, 16+i)
@@ -335,7 +351,11 @@ func q32AVX512(q *qkern) {
 	isQ8 := name == "Q8_0"
 	isQ5 := name == "Q5_0" || name == "Q5_1"
 	hasMin := name == "Q4_1" || name == "Q5_1" // x = d·q + m
+	isNL := name == "IQ4_NL"
 	q.consts = func() {
+		if isNL {
+			a.i("VMOVDQU32", "iq4tab<>(SB)", zr(cTab))
+		}
 		a.i("MOVL", "$0x0f0f0f0f", "AX")
 		a.i("VPBROADCASTD", "AX", zr(cM))
 		a.i("VMOVDQU32", "qidx2<>(SB)", zr(cIdx))
@@ -399,6 +419,10 @@ func q32AVX512(q *qkern) {
 				a.i("VSHUFI64X2", "$0xd8", zr(u), zr(u), zr(u))
 			}
 		}
+		if isNL {
+			// Indices → code-book values + 128.
+			a.i("VPSHUFB", zr(u), zr(cTab), zr(u))
+		}
 		if isQ5 {
 			// qh bit j is element j's fifth bit: the two blocks' words form
 			// a 64-bit byte mask in element order; add 16 where it is set.
@@ -428,6 +452,9 @@ func q32AVX512(q *qkern) {
 				a.i("VMOVDQU32", xa(i, 128), zr(t2))
 				if isQ5 {
 					a.i("VPSLLD", "$1", zr(t2), zr(t2)) // −16·Σx, not −8·Σx
+				}
+				if isNL {
+					a.i("VPSLLD", "$4", zr(t2), zr(t2)) // −128·Σx
 				}
 				a.i("VPDPBUSD", xa(i, 0), zr(u), zr(t2))
 			}
