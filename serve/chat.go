@@ -469,6 +469,9 @@ func (g *generation) run(w http.ResponseWriter, r *http.Request) *apiError {
 	if g.format != nil {
 		req.Options.Constraint = g.format.constraint
 	}
+	if room := g.s.eng.Slots(g.p.base.eb) + g.s.eng.Stats().MaxQueue; g.n > room {
+		return badRequest("n", "invalid_value", "n = %d is more than this server can hold at once (%d generation slots and queue places for this model)", g.n, room)
+	}
 	sts, err := g.s.eng.SubmitN(ctx, req, g.n)
 	switch {
 	case errors.Is(err, engine.ErrQueueFull):
