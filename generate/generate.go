@@ -1,7 +1,10 @@
 // Package generate runs autoregressive text generation on a model.Model:
-// sampling (greedy, temperature, top-k, top-p, min-p, repetition penalty),
-// stop tokens and stop strings, streaming of text as it becomes final,
-// log-probabilities, and reuse of a KV cache across the turns of a chat.
+// sampling (greedy, temperature, top-k, top-p, min-p, repetition penalty,
+// OpenAI's frequency and presence penalties, logit bias), constrained
+// decoding (a Constraint masks the tokens that may come next; see
+// generate/grammar for JSON and JSON schemas), stop tokens and stop
+// strings, streaming of text as it becomes final, log-probabilities, and
+// reuse of a KV cache across the turns of a chat.
 //
 // Generation needs only two things from a tokenizer: turning generated ids
 // into text incrementally (the Tokenizer and TextStream interfaces here).
