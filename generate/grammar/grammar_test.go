@@ -27,11 +27,29 @@ func TestRecognizes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As pydantic writes them: $defs, $ref, anyOf for Optional, titles.
+	pyd, err := Compile([]byte(`{"$defs": {"Item": {"properties": {"name": {"title": "Name", "type": "string"}}, "required": ["name"], "title": "Item", "type": "object", "additionalProperties": false}},
+		"properties": {"item": {"anyOf": [{"$ref": "#/$defs/Item"}, {"type": "null"}]}, "n": {"anyOf": [{"type": "integer"}, {"type": "string"}]}},
+		"required": ["item", "n"], "title": "Answer", "type": "object", "additionalProperties": false}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := Compile([]byte(`{"$ref": "#/definitions/node", "definitions": {"node": {"type": "object", "properties": {"v": {"type": "integer"},
+		"kids": {"type": "array", "items": {"$ref": "#/definitions/node"}}}, "required": ["v"], "additionalProperties": false}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		s    *Schema
 		text string
 		want bool
 	}{
+		{pyd, `{"item": {"name": "a"}, "n": 1}`, true},
+		{pyd, `{"item": null, "n": "x"}`, true},
+		{pyd, `{"item": {}, "n": 1}`, false},
+		{pyd, `{"item": null, "n": true}`, false},
+		{tree, `{"v": 1, "kids": [{"v": 2}, {"v": 3, "kids": [{"v": 4, "kids": []}]}]}`, true},
+		{tree, `{"v": 1, "kids": [{"w": 2}]}`, false},
 		{JSONObject(), `{}`, true},
 		{JSONObject(), `{ "a" : [1, -2.5e+3, true, null, {"b": "c\n\u00e9"}] }`, true},
 		{JSONObject(), "{\n  \"a\": 1,\n\t\"b\": 2\n}", true},
@@ -75,7 +93,10 @@ func TestRecognizes(t *testing.T) {
 func TestCompileErrors(t *testing.T) {
 	for _, tc := range []struct{ schema, want string }{
 		{`{"type": "object", "properties": {"a": {"type": "string", "pattern": "x+"}}}`, "pattern"},
-		{`{"anyOf": [{"type": "string"}]}`, "anyOf"},
+		{`{"oneOf": [{"type": "string"}]}`, "oneOf"},
+		{`{"$ref": "https://example.com/s.json"}`, "inside the schema"},
+		{`{"$ref": "#/$defs/missing"}`, "missing"},
+		{`{"anyOf": [{"type": "string"}], "minLength": 2}`, "anyOf beside"},
 		{`{"type": "thing"}`, "unknown type"},
 		{`{"type": "object", "properties": {"a": {}}, "required": ["b"]}`, "not a property"},
 		{`{"type": "string", "maxLength": -1}`, "maxLength"},

@@ -253,7 +253,12 @@ var (
 )
 
 // pick returns the concrete schema of n for a value starting with c, or nil.
-func pick(n *node, c byte) *node {
+func pick(n *node, c byte) *node { return pickIn(n, c, 0) }
+
+func pickIn(n *node, c byte, depth int) *node {
+	if depth > maxSchemaDepth {
+		return nil // a union that contains itself
+	}
 	switch n.kind {
 	case kindAny:
 		switch {
@@ -273,7 +278,7 @@ func pick(n *node, c byte) *node {
 		return nil
 	case kindUnion:
 		for _, a := range n.alts {
-			if p := pick(a, c); p != nil {
+			if p := pickIn(a, c, depth+1); p != nil {
 				return p
 			}
 		}

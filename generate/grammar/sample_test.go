@@ -35,6 +35,12 @@ func TestSampledOutputValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	prompt := ck.Tokenizer.Encode("Once upon a time, the data was", true)
+	pyd, err := Compile([]byte(pydanticSchema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pydMap map[string]any
+	json.Unmarshal([]byte(pydanticSchema), &pydMap)
 	runs := []struct {
 		name   string
 		s      *Schema
@@ -42,6 +48,7 @@ func TestSampledOutputValid(t *testing.T) {
 		n      int
 	}{
 		{"schema", npc, schema, 200},
+		{"pydantic anyOf and $ref", pyd, pydMap, 50},
 		{"json_object", JSONObject(), nil, 30},
 	}
 	for _, r := range runs {
@@ -85,9 +92,34 @@ func TestSampledOutputValid(t *testing.T) {
 	}
 }
 
+// pydanticSchema is what pydantic writes for an answer with an optional
+// nested model and a union.
+const pydanticSchema = `{"$defs": {"Item": {"properties": {"name": {"title": "Name", "type": "string", "maxLength": 10}}, "required": ["name"], "title": "Item", "type": "object", "additionalProperties": false}},
+	"properties": {"item": {"anyOf": [{"$ref": "#/$defs/Item"}, {"type": "null"}]}, "n": {"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 5}]}},
+	"required": ["item", "n"], "title": "Answer", "type": "object", "additionalProperties": false}`
+
 // validate checks doc against the schema keywords the tests use, without
 // the recogniser.
 func validate(doc any, s map[string]any, path string) error {
+	return validateIn(doc, s, path, s)
+}
+
+func validateIn(doc any, s map[string]any, path string, root map[string]any) error {
+	if ref, ok := s["$ref"].(string); ok {
+		name := ref[len("#/$defs/"):]
+		return validateIn(doc, root["$defs"].(map[string]any)[name].(map[string]any), path, root)
+	}
+	if alts, ok := s["anyOf"].([]any); ok {
+		var errs []error
+		for _, a := range alts {
+			err := validateIn(doc, a.(map[string]any), path, root)
+			if err == nil {
+				return nil
+			}
+			errs = append(errs, err)
+		}
+		return fmt.Errorf("%s: no alternative matches: %v", path, errs)
+	}
 	if e, ok := s["enum"].([]any); ok {
 		for _, x := range e {
 			if x == doc {
@@ -102,7 +134,7 @@ func validate(doc any, s map[string]any, path string) error {
 	}
 	var errs []error
 	for _, ty := range types {
-		err := validateType(doc, ty.(string), s, path)
+		err := validateType(doc, ty.(string), s, path, root)
 		if err == nil {
 			return nil
 		}
@@ -111,7 +143,7 @@ func validate(doc any, s map[string]any, path string) error {
 	return fmt.Errorf("%v", errs)
 }
 
-func validateType(doc any, ty string, s map[string]any, path string) error {
+func validateType(doc any, ty string, s map[string]any, path string, root map[string]any) error {
 	num := func(k string) int {
 		if x, ok := s[k].(float64); ok {
 			return int(x)
@@ -130,7 +162,7 @@ func validateType(doc any, ty string, s map[string]any, path string) error {
 			if !ok {
 				return fmt.Errorf("%s: unexpected key %q", path, k)
 			}
-			if err := validate(x, ps, path+"/"+k); err != nil {
+			if err := validateIn(x, ps, path+"/"+k, root); err != nil {
 				return err
 			}
 		}
@@ -149,7 +181,7 @@ func validateType(doc any, ty string, s map[string]any, path string) error {
 			return fmt.Errorf("%s: %d items", path, len(a))
 		}
 		for i, x := range a {
-			if err := validate(x, s["items"].(map[string]any), fmt.Sprintf("%s/%d", path, i)); err != nil {
+			if err := validateIn(x, s["items"].(map[string]any), fmt.Sprintf("%s/%d", path, i), root); err != nil {
 				return err
 			}
 		}

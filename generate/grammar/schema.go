@@ -9,8 +9,10 @@
 //
 // Supported schema keywords: type (one type or a list of them), properties,
 // required, additionalProperties, items, enum, const, minLength, maxLength,
-// minItems, maxItems; annotations (title, description, default, examples,
-// $schema, $id, $comment) are ignored. Any other keyword is an error naming
+// minItems, maxItems, anyOf (the output matches one alternative) and local
+// $ref (#/$defs/..., #/definitions/..., recursive schemas included);
+// annotations (title, description, default, examples, $schema,
+// $id, $comment) are ignored. Any other keyword is an error naming
 // it. Objects with properties are generated closed (no other keys), which
 // satisfies the schema whatever additionalProperties says. Strings are
 // generated without escapes other than \" \\ \/ \b \f \n \r \t and \uXXXX,
@@ -93,7 +95,8 @@ func Compile(schema []byte) (*Schema, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("json schema: %w", err)
 	}
-	n, err := compile(v, "#", 0)
+	root, _ := v.(map[string]any)
+	n, err := (&compiler{root: root}).compile(v, "#", 0)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +105,13 @@ func Compile(schema []byte) (*Schema, error) {
 
 const maxSchemaDepth = 32
 
-func compile(v any, path string, depth int) (*node, error) {
+// compiler holds the schema's root, for $ref.
+type compiler struct {
+	root map[string]any
+	refs map[string]*node // compiled $refs
+}
+
+func (cp *compiler) compile(v any, path string, depth int) (*node, error) {
 	if depth > maxSchemaDepth {
 		return nil, fmt.Errorf("json schema: %s: nested more than %d levels", path, maxSchemaDepth)
 	}
@@ -117,7 +126,8 @@ func compile(v any, path string, depth int) (*node, error) {
 		return nil, fmt.Errorf("json schema: %s: a schema must be an object", path)
 	}
 	known := map[string]bool{"type": true, "properties": true, "required": true, "additionalProperties": true, "items": true,
-		"enum": true, "const": true, "minLength": true, "maxLength": true, "minItems": true, "maxItems": true}
+		"enum": true, "const": true, "minLength": true, "maxLength": true, "minItems": true, "maxItems": true,
+		"anyOf": true, "$ref": true, "$defs": true, "definitions": true}
 	var bad []string
 	for k := range m {
 		if !known[k] && !ignored[k] {
@@ -127,6 +137,53 @@ func compile(v any, path string, depth int) (*node, error) {
 	if len(bad) > 0 {
 		sort.Strings(bad)
 		return nil, fmt.Errorf("json schema: %s: unsupported keyword %s (supported: type, properties, required, additionalProperties, items, enum, const, minLength, maxLength, minItems, maxItems)", path, strings.Join(bad, ", "))
+	}
+	if r, ok := m["$ref"]; ok {
+		if len(m) > 1 && !onlyAnnotations(m, "$ref", "$defs", "definitions") {
+			return nil, fmt.Errorf("json schema: %s: $ref beside other keywords is not supported", path)
+		}
+		ref, _ := r.(string)
+		if n, ok := cp.refs[ref]; ok {
+			return n, nil // compiled or being compiled: a recursive schema is a cycle of nodes
+		}
+		target, err := cp.resolve(ref)
+		if err != nil {
+			return nil, fmt.Errorf("json schema: %s/$ref: %v", path, err)
+		}
+		ph := &node{}
+		if cp.refs == nil {
+			cp.refs = map[string]*node{}
+		}
+		cp.refs[ref] = ph
+		n, err := cp.compile(target, ref, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		*ph = *n
+		return ph, nil
+	}
+	if a, ok := m["anyOf"]; ok {
+		// One alternative is generated: the first that can start with the
+		// next character, so the output always matches one of them.
+		list, ok := a.([]any)
+		if !ok || len(list) == 0 {
+			return nil, fmt.Errorf("json schema: %s/anyOf: must be a non-empty list", path)
+		}
+		if !onlyAnnotations(m, "anyOf", "$defs", "definitions") {
+			return nil, fmt.Errorf("json schema: %s: anyOf beside other keywords is not supported", path)
+		}
+		u := &node{kind: kindUnion}
+		for i, x := range list {
+			c, err := cp.compile(x, fmt.Sprintf("%s/anyOf/%d", path, i), depth+1)
+			if err != nil {
+				return nil, err
+			}
+			u.alts = append(u.alts, c)
+		}
+		if len(u.alts) == 1 {
+			return u.alts[0], nil
+		}
+		return u, nil
 	}
 	if e, ok := m["enum"]; ok {
 		list, ok := e.([]any)
@@ -171,7 +228,7 @@ func compile(v any, path string, depth int) (*node, error) {
 		switch t {
 		case "object":
 			n.kind = kindObject
-			if err := compileObject(n, m, path, depth); err != nil {
+			if err := cp.compileObject(n, m, path, depth); err != nil {
 				return nil, err
 			}
 		case "array":
@@ -179,7 +236,7 @@ func compile(v any, path string, depth int) (*node, error) {
 			n.items = anyNode
 			if it, ok := m["items"]; ok {
 				var err error
-				if n.items, err = compile(it, path+"/items", depth+1); err != nil {
+				if n.items, err = cp.compile(it, path+"/items", depth+1); err != nil {
 					return nil, err
 				}
 			}
@@ -249,7 +306,7 @@ func count(m map[string]any, key string, def int, path string) (int, error) {
 	return int(i), nil
 }
 
-func compileObject(n *node, m map[string]any, path string, depth int) error {
+func (cp *compiler) compileObject(n *node, m map[string]any, path string, depth int) error {
 	props, _ := m["properties"].(map[string]any)
 	if p, ok := m["properties"]; ok && props == nil {
 		return fmt.Errorf("json schema: %s/properties: must be an object, not %v", path, p)
@@ -285,7 +342,7 @@ func compileObject(n *node, m map[string]any, path string, depth int) error {
 	sort.Strings(names)
 	index := map[string]int{}
 	for i, k := range names {
-		c, err := compile(props[k], path+"/properties/"+k, depth+1)
+		c, err := cp.compile(props[k], path+"/properties/"+k, depth+1)
 		if err != nil {
 			return err
 		}
@@ -336,4 +393,41 @@ func literal(list []any, path string) (*node, error) {
 	sort.Strings(n.lits)
 	n.lits = slices.Compact(n.lits)
 	return n, nil
+}
+
+// onlyAnnotations reports whether m holds nothing but the keywords keep and
+// annotations.
+func onlyAnnotations(m map[string]any, keep ...string) bool {
+	for k := range m {
+		if !ignored[k] && !slices.Contains(keep, k) {
+			return false
+		}
+	}
+	return true
+}
+
+// resolve finds a local $ref: "#", "#/$defs/Name" or "#/definitions/Name"
+// (JSON pointer, ~0 and ~1 escapes).
+func (cp *compiler) resolve(ref string) (any, error) {
+	if !strings.HasPrefix(ref, "#") {
+		return nil, fmt.Errorf("%q: only references inside the schema (#/...) are supported", ref)
+	}
+	var cur any = cp.root
+	if ref == "#" {
+		return cur, nil
+	}
+	if !strings.HasPrefix(ref, "#/") {
+		return nil, fmt.Errorf("%q is not a JSON pointer", ref)
+	}
+	for _, part := range strings.Split(ref[2:], "/") {
+		part = strings.ReplaceAll(strings.ReplaceAll(part, "~1", "/"), "~0", "~")
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%q does not lead to a schema", ref)
+		}
+		if cur, ok = m[part]; !ok {
+			return nil, fmt.Errorf("%q: no %q", ref, part)
+		}
+	}
+	return cur, nil
 }
