@@ -126,8 +126,9 @@ func (s *Server) handleDetokenize(w http.ResponseWriter, r *http.Request) *apiEr
 }
 
 // piece is a token's text for /tokenize: its text in the middle of a
-// sequence, or, for a byte token (<0xNN>) that is not a character on its
-// own, the list of its byte.
+// sequence, or, for a token that is not whole characters on its own, the
+// list of its bytes: a byte-fallback token (<0xNN>), or a byte-level BPE
+// token (GPT-2's byte alphabet).
 func (t *tokenTable) piece(token string, id int) any {
 	if id >= 0 && id < len(t.text) && t.ok[id] {
 		return t.text[id]
@@ -137,8 +138,48 @@ func (t *tokenTable) piece(token string, id int) any {
 			return []int{int(b)}
 		}
 	}
+	if id >= 0 && id < len(t.text) && strings.ContainsRune(t.text[id], utf8.RuneError) {
+		if b, ok := byteLevelBytes(token); ok && !utf8.Valid(b) {
+			out := make([]int, len(b))
+			for i, c := range b {
+				out[i] = int(c)
+			}
+			return out
+		}
+	}
 	if id >= 0 && id < len(t.text) {
 		return t.text[id]
 	}
 	return ""
 }
+
+// byteLevelBytes maps a byte-level BPE token (every byte written as one
+// character of GPT-2's bytes_to_unicode alphabet) back to its bytes; false
+// when a character is outside the alphabet.
+func byteLevelBytes(tok string) ([]byte, bool) {
+	var out []byte
+	for _, r := range tok {
+		switch {
+		case r >= '!' && r <= '~', r >= 0xA1 && r <= 0xAC, r >= 0xAE && r <= 0xFF:
+			out = append(out, byte(r))
+		case r >= 0x100 && r < 0x100+68:
+			// The bytes outside the printable ranges, in order, from U+0100.
+			out = append(out, byteLevelRest[r-0x100])
+		default:
+			return nil, false
+		}
+	}
+	return out, len(out) > 0
+}
+
+// byteLevelRest lists the bytes that GPT-2's alphabet writes as U+0100
+// onwards: 0x00-0x20, 0x7F-0xA0 and 0xAD.
+var byteLevelRest = func() []byte {
+	var b []byte
+	for c := 0; c < 256; c++ {
+		if !(c >= '!' && c <= '~' || c >= 0xA1 && c <= 0xAC || c >= 0xAE && c <= 0xFF) {
+			b = append(b, byte(c))
+		}
+	}
+	return b
+}()

@@ -162,3 +162,20 @@ func TestAssistantPrefill(t *testing.T) {
 		t.Errorf("prompt of %d tokens with the prefill, %d without", res.Usage.PromptTokens, fresh.Usage.PromptTokens)
 	}
 }
+
+// TestByteLevelBytes: GPT-2's byte alphabet maps back to bytes ("Ġ" is a
+// space, "Ċ" a newline, "âĢ" the first two bytes of "…"/"—" and the like).
+func TestByteLevelBytes(t *testing.T) {
+	for tok, want := range map[string][]byte{"Ġhello": []byte(" hello"), "Ċ": {'\n'}, "âĢ": {0xE2, 0x80}, "Ā": {0}, "Ń": {0xAD}} {
+		got, ok := byteLevelBytes(tok)
+		if !ok || string(got) != string(want) {
+			t.Errorf("%q: %v %v, want %v", tok, got, ok, want)
+		}
+	}
+	if _, ok := byteLevelBytes("<0x41>\u4e2d"); ok {
+		t.Error("a character outside the alphabet was mapped")
+	}
+	if len(byteLevelRest) != 68 {
+		t.Errorf("%d bytes outside the printable ranges, want 68", len(byteLevelRest))
+	}
+}
