@@ -18,7 +18,11 @@ import (
 
 // Checkpoint is an opened model with its tokenizer and chat template.
 type Checkpoint struct {
-	Path      string // as given, or builtin.Name
+	Path string // as given, or the built-in model's name (builtin.Voices, builtin.Stories)
+	// Dir is the file or folder the weights were read from: Path itself,
+	// the cache folder that builtin:voices was unpacked into, or "" for
+	// builtin:stories260K (read from memory).
+	Dir       string
 	Model     *model.Model
 	Tokenizer *tokenizer.Tokenizer
 	// Template renders conversations. When the checkpoint has no chat
@@ -60,11 +64,32 @@ type Options struct {
 	Tokenizer string
 }
 
-// Open loads the checkpoint at path; an empty path opens the built-in default
-// model (stories260K).
+// DefaultModelEnv names the environment variable that replaces the default
+// model (what an empty path opens): a path or a built-in name.
+const DefaultModelEnv = "MASQUE_MODEL"
+
+// DefaultModel returns what an empty model path means: $MASQUE_MODEL when it
+// is set, otherwise builtin:voices.
+func DefaultModel() string {
+	if m := os.Getenv(DefaultModelEnv); m != "" {
+		return m
+	}
+	return builtin.Default
+}
+
+// Open loads the checkpoint at path. An empty path opens the default model
+// (DefaultModel: builtin:voices unless $MASQUE_MODEL says otherwise);
+// "builtin" and "builtin:voices" open builtin:voices, "builtin:stories260K"
+// the built-in llama2.c model.
 func Open(path string, o Options) (*Checkpoint, error) {
-	if path == "" || path == builtin.Name {
-		return openBuiltin()
+	if path == "" {
+		path = DefaultModel()
+	}
+	switch {
+	case builtin.IsVoices(path):
+		return openVoices(o)
+	case path == builtin.Stories:
+		return openStories()
 	}
 	// org/name pulled from the Hugging Face hub: its snapshot in the cache.
 	path, err := Resolve(path)
@@ -75,7 +100,7 @@ func Open(path string, o Options) (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening model: %w", err)
 	}
-	ck := &Checkpoint{Path: path}
+	ck := &Checkpoint{Path: path, Dir: path}
 	switch {
 	case st.IsDir():
 		err = ck.openHF(path, o)
@@ -93,17 +118,36 @@ func Open(path string, o Options) (*Checkpoint, error) {
 	return ck, nil
 }
 
-func openBuiltin() (*Checkpoint, error) {
-	m, err := model.ParseLlama2C(builtin.Model, builtin.Name)
+func openStories() (*Checkpoint, error) {
+	m, err := model.ParseLlama2C(builtin.Model, builtin.Stories)
 	if err != nil {
 		return nil, err
 	}
-	tok, err := tokenizer.ParseLlama2C(builtin.Tokenizer, builtin.Name+"/tok512.bin")
+	tok, err := tokenizer.ParseLlama2C(builtin.Tokenizer, builtin.Stories+"/tok512.bin")
 	if err != nil {
 		return nil, err
 	}
-	return &Checkpoint{Path: builtin.Name, Model: m, Tokenizer: tok, Template: chattemplate.ChatML()}, nil
+	return &Checkpoint{Path: builtin.Stories, Model: m, Tokenizer: tok, Template: chattemplate.ChatML()}, nil
 }
+
+// openVoices opens builtin:voices from its unpacked folder (an ordinary
+// Hugging Face folder in the cache, see builtin.Unpack), named by its
+// built-in name.
+func openVoices(o Options) (*Checkpoint, error) {
+	dir, err := builtin.VoicesDir()
+	if err != nil {
+		return nil, err
+	}
+	ck := &Checkpoint{Path: builtin.Voices, Dir: dir}
+	if err := ck.openHF(dir, o); err != nil {
+		ck.Close()
+		return nil, fmt.Errorf("%s: %w", builtin.Voices, err)
+	}
+	return ck, nil
+}
+
+// IsBuiltin reports whether path names a built-in model (Open needs no file).
+func IsBuiltin(path string) bool { return builtin.IsVoices(path) || path == builtin.Stories }
 
 func (ck *Checkpoint) openHF(dir string, o Options) error {
 	var err error
@@ -278,16 +322,19 @@ func (ck *Checkpoint) StopTokens() []int {
 // also works on a folder that holds only tokenizer files; other paths are
 // opened fully.
 func OpenText(path string, o Options) (*Checkpoint, error) {
+	if path == "" {
+		path = DefaultModel()
+	}
 	// org/name pulled from the Hugging Face hub: its snapshot in the cache.
 	path, err := Resolve(path)
 	if err != nil {
 		return nil, err
 	}
 	st, err := os.Stat(path)
-	if path == "" || err != nil || !st.IsDir() {
+	if err != nil || !st.IsDir() {
 		return Open(path, o)
 	}
-	ck := &Checkpoint{Path: path}
+	ck := &Checkpoint{Path: path, Dir: path}
 	tokPath := path
 	if o.Tokenizer != "" {
 		tokPath = o.Tokenizer

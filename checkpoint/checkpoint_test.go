@@ -7,16 +7,17 @@ import (
 	"testing"
 
 	"github.com/masque-ai/masque/chattemplate"
+	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/quant"
 )
 
 func TestOpenKinds(t *testing.T) {
-	ck, err := Open("", Options{})
+	ck, err := Open(builtin.Stories, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ck.Close()
-	if ck.Model.Config.Vocab != 512 || ck.Tokenizer == nil || ck.HasTemplate {
+	if ck.Path != builtin.Stories || ck.Model.Config.Vocab != 512 || ck.Tokenizer == nil || ck.HasTemplate {
 		t.Fatalf("builtin: %+v", ck)
 	}
 	if got := ck.StopTokens(); len(got) != 1 || got[0] != 2 {
@@ -58,7 +59,7 @@ func TestOpenKinds(t *testing.T) {
 
 // TestGGUFCarriesTemplate: a GGUF export keeps the tokenizer and template.
 func TestGGUFCarriesTemplate(t *testing.T) {
-	src, err := Open("", Options{})
+	src, err := Open(builtin.Stories, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

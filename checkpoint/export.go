@@ -43,19 +43,20 @@ func (ck *Checkpoint) tokenizerGGUF() ([]gguf.KV, error) {
 	if _, err := ck.NeedTokenizer(); err != nil {
 		return nil, err
 	}
-	st, err := os.Stat(ck.Path)
+	src := ck.Dir
+	st, err := os.Stat(src)
 	switch {
-	case ck.Path == "" || strings.HasPrefix(ck.Path, "builtin:") || (err == nil && !st.IsDir() && strings.EqualFold(filepath.Ext(ck.Path), ".bin")):
+	case src == "" || (err == nil && !st.IsDir() && strings.EqualFold(filepath.Ext(src), ".bin")):
 		return ck.Tokenizer.Llama2CGGUFMetadata()
 	case err == nil && st.IsDir():
-		tj, err := readFirst(ck.Path, "tokenizer.json", "tokenizer.json.gz")
+		tj, err := readFirst(src, "tokenizer.json", "tokenizer.json.gz")
 		if err != nil {
 			return nil, err
 		}
-		cj, _ := os.ReadFile(filepath.Join(ck.Path, "tokenizer_config.json"))
-		return tokenizer.GGUFMetadata(tj, cj, filepath.Join(ck.Path, "tokenizer.json"))
+		cj, _ := os.ReadFile(filepath.Join(src, "tokenizer_config.json"))
+		return tokenizer.GGUFMetadata(tj, cj, filepath.Join(src, "tokenizer.json"))
 	case err == nil:
-		f, err := gguf.Open(ck.Path)
+		f, err := gguf.Open(src)
 		if err != nil {
 			return nil, err
 		}

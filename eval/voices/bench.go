@@ -51,8 +51,7 @@ import (
 )
 
 // DefaultModel is the model `masque eval voices` evaluates without --model.
-// (It becomes the voices organism once that is built in.)
-const DefaultModel = builtin.Name
+const DefaultModel = builtin.Voices
 
 // Defaults of Config.
 const (
@@ -83,9 +82,15 @@ const (
 // Num is a float64 written as JSON null when it is NaN or infinite.
 type Num = roleplay.Num
 
+// DefaultCorpus returns the folder of the evaluation kit embedded with
+// builtin:voices (its personas, validation and test splits, manifest and voice
+// classifier; unpacked into the cache on first use): the corpus Run uses when
+// Config.Corpus is empty.
+func DefaultCorpus() (string, error) { return builtin.VoicesKitDir() }
+
 // Config is what Run needs.
 type Config struct {
-	// Corpus is the voices corpus folder (required).
+	// Corpus is the voices corpus folder ("": DefaultCorpus).
 	Corpus string
 	// Checkpoint supplies the tokenizer and chat template (required), and
 	// the model unless Model is set.
@@ -330,6 +335,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		progress = func(string, int, int) {}
 	}
 
+	if cfg.Corpus == "" {
+		if cfg.Corpus, err = DefaultCorpus(); err != nil {
+			return nil, err
+		}
+	}
 	corp, err := OpenCorpus(cfg.Corpus)
 	if err != nil {
 		return nil, err

@@ -17,13 +17,14 @@ import (
 	"github.com/masque-ai/masque/eval/ppl"
 	"github.com/masque-ai/masque/eval/report"
 	"github.com/masque-ai/masque/eval/roleplay"
+	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 )
 
 func openBuiltin(t *testing.T) *checkpoint.Checkpoint {
 	t.Helper()
-	ck, err := checkpoint.Open(DefaultModel, checkpoint.Options{})
+	ck, err := checkpoint.Open(builtin.Stories, checkpoint.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

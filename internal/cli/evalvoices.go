@@ -23,9 +23,11 @@ func (e *env) evalVoicesCmd() *cobra.Command {
 	var threads int
 	var asJSON bool
 	c := &cobra.Command{
-		Use:   "voices --corpus DIR [--model M] [--mask MASK] [--out DIR]",
+		Use:   "voices [--corpus DIR] [--model M] [--mask MASK] [--out DIR]",
 		Short: "Persona fidelity on a voices corpus: does the model speak as the persona it is given?",
-		Long: `Measure persona fidelity on a voices corpus (masque corpus voices --out DIR):
+		Long: `Measure persona fidelity on a voices corpus (masque corpus voices --out DIR;
+without --corpus, the evaluation kit built into builtin:voices: the corpus's
+personas, held-out splits and voice classifier):
 
   classifier   a naive Bayes voice classifier over word and character n-grams,
                trained on the train split (DIR/classifier.bin; trained and saved
@@ -46,14 +48,12 @@ drops it): with --mask, whether a persona mask carries the voice by itself.
 --out DIR writes report.json, report.html (confusion heat maps, per-voice bars)
 and run.json, which masque eval compare reads; an interrupted run resumes from
 the caches there.`,
-		Example: `  masque eval voices --corpus corpus/voices --out runs/voices-dense
+		Example: `  masque eval voices --out runs/voices-dense
+  masque eval voices --corpus corpus/voices --model runs/voices-base --json
   masque eval voices --corpus corpus/voices --mask kjv.mask.safetensors --system "" --out runs/voices-kjv-mask
   masque eval compare runs/voices-dense runs/voices-kjv-mask --metric fidelity --out runs/voices-compare`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if cfg.Corpus == "" {
-				return usagef("--corpus is required")
-			}
 			if cmd.Flags().Changed("system") {
 				s, err := readArg(system)
 				if err != nil {
@@ -128,7 +128,7 @@ the caches there.`,
 	}
 	mf.register(c)
 	fl := c.Flags()
-	fl.StringVar(&cfg.Corpus, "corpus", "", "voices corpus folder (masque corpus voices --out DIR)")
+	fl.StringVar(&cfg.Corpus, "corpus", "", "voices corpus folder (masque corpus voices --out DIR; default: the evaluation kit built into builtin:voices)")
 	fl.StringVar(&cfg.ClassifierPath, "classifier", "", "voice classifier file (default: CORPUS/classifier.bin, trained there when missing)")
 	fl.StringSliceVar(&cfg.Voices, "voices", nil, "evaluate only these voices (comma-separated; default: all)")
 	fl.IntVar(&cfg.Limit, "limit", voices.DefaultLimit, "test prompts per voice")

@@ -389,7 +389,7 @@ func saveLlama2C(m *model.Model, dir string, mf *modelFlags) error {
 			return err
 		}
 		tok = b
-	case mf.model == "" || mf.model == builtin.Name:
+	case mf.model == builtin.Stories:
 		tok = builtin.Tokenizer
 	default:
 		b, err := os.ReadFile(filepath.Join(filepath.Dir(mf.model), "tokenizer.bin"))

@@ -1,0 +1,16 @@
+package persona
+
+import datavoices "github.com/masque-ai/masque/data/voices"
+
+// Voices returns the personas of the built-in voices model (builtin:voices):
+// one per voice of the voices corpus, named by the voice, described by its
+// title, with the corpus's persona text as system prompt, the prompt the
+// model was trained to follow. `masque serve` hosts them when it serves
+// builtin:voices without a --personas registry.
+func Voices() []Spec {
+	out := make([]Spec, len(datavoices.Personas))
+	for i, p := range datavoices.Personas {
+		out[i] = Spec{Name: p.Name, Description: p.Title, SystemPrompt: p.Persona}
+	}
+	return out
+}
