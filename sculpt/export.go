@@ -296,7 +296,7 @@ func SaveModel(ck *checkpoint.Checkpoint, sm *model.Model, dir string, o ExportO
 // for other models).
 func llama2cTokenizer(ck *checkpoint.Checkpoint) ([]byte, error) {
 	switch {
-	case ck.Path == "" || ck.Path == builtin.Name:
+	case ck.Path == builtin.Stories:
 		return builtin.Tokenizer, nil
 	case strings.EqualFold(filepath.Ext(ck.Path), ".bin"):
 		b, err := os.ReadFile(filepath.Join(filepath.Dir(ck.Path), "tokenizer.bin"))

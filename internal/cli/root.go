@@ -64,7 +64,8 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 runs them on CPU with its own kernels, sculpts persona models out of them and
 serves them through an OpenAI-compatible API.
 
-With no --model, commands use the built-in default model (stories260K).`,
+With no --model, commands use the built-in default model, builtin:voices (builtin:stories260K
+is the small llama2.c model, by name).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -90,7 +91,7 @@ type modelFlags struct {
 }
 
 func (f *modelFlags) register(c *cobra.Command) {
-	c.Flags().StringVarP(&f.model, "model", "m", "", "model: a Hugging Face folder, a .gguf file, a llama2.c .bin, or a hub id org/name[@rev][:QUANT] fetched by masque pull (default: the built-in stories260K)")
+	c.Flags().StringVarP(&f.model, "model", "m", "", "model: a Hugging Face folder, a .gguf file, a llama2.c .bin, or a hub id org/name[@rev][:QUANT] fetched by masque pull (default: builtin:voices; builtin:stories260K by name)")
 	c.Flags().StringVar(&f.tokenizer, "tokenizer", "", "tokenizer file, for llama2.c checkpoints (tokenizer.bin) or to override the model's")
 	if f.withLoRA {
 		c.Flags().StringVar(&f.lora, "lora", "", "LoRA adapter folder (PEFT adapter_model.safetensors + adapter_config.json) merged into the model")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/serve"
 	"github.com/masque-ai/masque/serve/persona"
 )
@@ -65,6 +66,10 @@ files must lie inside --persona-root (default: the registry's folder). With
 --persist, every such change is written back to the --personas file (atomically;
 its comments and formatting are not kept), so the personas survive a restart.
 
+Without --personas, builtin:voices (the default model) is served with its nine
+voices as personas (kjv, web, spurgeon, sotu, jargon, webster, wordnet,
+wesnoth, devil); another model is served with none but its base.
+
 The server listens on the loopback interface by default; another address needs
 --api-key. Keys can also come from MASQUE_API_KEY and MASQUE_ADMIN_KEY.
 
@@ -74,7 +79,8 @@ Content-Type: application/json, requests from another origin are refused unless
 addressed to a loopback name (localhost, 127.0.0.1, [::1]; DNS-rebinding
 protection). SIGTERM and SIGINT stop it cleanly: it stops accepting, lets
 requests in flight finish within --shutdown-grace, and exits 0.`,
-		Example: `  masque serve --model ./Qwen2.5-0.5B-Instruct --personas personas.yaml
+		Example: `  masque serve
+  masque serve --model ./Qwen2.5-0.5B-Instruct --personas personas.yaml
   masque serve --personas personas.yaml --api-key sk-local --admin-key sk-admin --kv-memory 2GiB --max-seqs 16`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -147,6 +153,9 @@ requests in flight finish within --shutdown-grace, and exits 0.`,
 				return err
 			}
 			defer ck.Close()
+			if personas == "" && ck.Path == builtin.Voices {
+				specs = persona.Voices() // the voices the built-in model was trained on
+			}
 			level := slog.LevelWarn
 			if verbose {
 				level = slog.LevelInfo

@@ -607,7 +607,7 @@ module, accuracy against sparsity).`,
 // extraFiles returns the tokenizer to ship with a model written from memory
 // (llama2.c checkpoints and the built-in model have no folder to copy from).
 func extraFiles(ck *checkpoint.Checkpoint, mf modelFlags) map[string][]byte {
-	if ck.Path == builtin.Name || ck.Path == "" {
+	if ck.Path == builtin.Stories {
 		return map[string][]byte{"tokenizer.bin": builtin.Tokenizer}
 	}
 	if st, err := os.Stat(ck.Path); err == nil && !st.IsDir() {
