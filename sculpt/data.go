@@ -144,6 +144,12 @@ func LoadChat(ck *checkpoint.Checkpoint, path, evalPath string, o DataOptions) (
 
 // LoadPersona reads one voice of a voices corpus (`masque corpus voices`):
 // its train split is the training data, its valid split the held-out data.
+// An evaluation kit (a corpus without train splits, such as the one built
+// into builtin:voices: voices.DefaultCorpus) gives its valid split, a tenth
+// of it (kitHoldout) held out.
+// kitHoldout is the share of an evaluation kit's valid split held out.
+const kitHoldout = 0.1
+
 func LoadPersona(ck *checkpoint.Checkpoint, corpusDir, persona string, o DataOptions) (*Data, error) {
 	corp, err := voices.OpenCorpus(corpusDir)
 	if err != nil {
@@ -152,30 +158,44 @@ func LoadPersona(ck *checkpoint.Checkpoint, corpusDir, persona string, o DataOpt
 	if _, ok := corp.Voice(persona); !ok {
 		return nil, fmt.Errorf("sculpt: persona %q is not a voice of the corpus %s (its voices: %s)", persona, corpusDir, strings.Join(corp.Names(), ", "))
 	}
-	for _, split := range []string{voices.SplitTrain, voices.SplitValid} {
-		if _, err := os.Stat(corp.SplitPath(persona, split)); errors.Is(err, fs.ErrNotExist) {
-			kit := ""
-			if split == voices.SplitTrain {
-				kit = " (an evaluation kit, such as the one built into builtin:voices, has no train splits)"
-			}
-			return nil, fmt.Errorf("sculpt: the corpus %s has no %s split for persona %q (%s is missing)%s; "+
-				"sculpt learns on a voices corpus with train and valid splits, as `masque corpus voices --out DIR` writes",
-				corpusDir, split, persona, corp.SplitPath(persona, split), kit)
-		}
+	trainPath, validPath := corp.SplitPath(persona, voices.SplitTrain), corp.SplitPath(persona, voices.SplitValid)
+	if _, err := os.Stat(validPath); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("sculpt: the corpus %s has no valid split for persona %q (%s is missing); "+
+			"sculpt learns on a voices corpus, as `masque corpus voices --out DIR` writes", corpusDir, persona, validPath)
 	}
 	enc, err := encoder(ck)
 	if err != nil {
 		return nil, err
 	}
 	so := loadOpts(ck, o)
+	if _, err := os.Stat(trainPath); errors.Is(err, fs.ErrNotExist) {
+		// An evaluation kit (such as the one built into builtin:voices) has
+		// no train splits: learn on the valid split, a tenth of its rows
+		// held out; the test split stays unseen for evaluation.
+		so.EvalFraction, so.Seed = kitHoldout, o.Seed
+		ds, err := loadFile(validPath, enc, so)
+		if err != nil {
+			return nil, err
+		}
+		d := &Data{Train: ds.Train, Valid: ds.Eval, Rows: ds.Rows, Skipped: problems(ds.Skipped),
+			Source: fmt.Sprintf("voices evaluation kit %s, persona %s (no train split: valid split, a tenth held out)", corpusDir, persona)}
+		if o.MaxRows > 0 && len(d.Train) > o.MaxRows {
+			d.Train = d.Train[:o.MaxRows]
+		}
+		if o.MaxValidRows > 0 && len(d.Valid) > o.MaxValidRows {
+			d.Valid = d.Valid[:o.MaxValidRows]
+		}
+		d.count()
+		return d, nil
+	}
 	so.MaxRows = o.MaxRows
-	tr, err := loadFile(corp.SplitPath(persona, voices.SplitTrain), enc, so)
+	tr, err := loadFile(trainPath, enc, so)
 	if err != nil {
 		return nil, err
 	}
 	d := &Data{Train: tr.Train, Source: fmt.Sprintf("voices corpus %s, persona %s (train split; valid split held out)", corpusDir, persona),
 		Rows: tr.Rows, Skipped: problems(tr.Skipped)}
-	vpath := corp.SplitPath(persona, voices.SplitValid)
+	vpath := validPath
 	if empty, err := noRows(vpath); err != nil {
 		return nil, fmt.Errorf("sculpt: %w", err)
 	} else if empty {

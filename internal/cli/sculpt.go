@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/eval/voices"
 	"github.com/masque-ai/masque/sculpt"
 	"github.com/masque-ai/masque/train"
 )
@@ -35,7 +36,7 @@ func (f *sculptFlags) registerData(c *cobra.Command) {
 	fl.StringVar(&f.data, "data", "", "chat data, JSONL (messages, system/question/answer or Alpaca rows); the loss is on the assistant tokens")
 	fl.StringVar(&f.evalData, "eval-data", "", "held-out chat data for the validation loss (default: 5% of --data)")
 	fl.StringVar(&f.persona, "persona", "", "a voice of the --corpus voices corpus: its train split is the data, its valid split the held-out data")
-	fl.StringVar(&f.corpus, "corpus", "", "voices corpus folder (masque corpus voices --out DIR), with --persona")
+	fl.StringVar(&f.corpus, "corpus", "", "voices corpus folder (masque corpus voices --out DIR), with --persona (default: the evaluation kit built into builtin:voices: learning on its valid splits)")
 	fl.Float64Var(&f.ratio, "ratio", 0.25, "share of FFN channels removed in every layer, in (0, 1): k = round((1 − ratio)·d_ff) are kept")
 	fl.StringVar(&f.out, "out", "", "output folder (required)")
 	fl.IntVar(&f.maxLen, "max-len", 0, "cut conversations to this many tokens (default: the model's context)")
@@ -52,6 +53,17 @@ func (f *sculptFlags) exportOptions() sculpt.ExportOptions {
 	return sculpt.ExportOptions{DType: f.dtype, GGUFType: f.ggufType, NoGGUF: f.noGGUF}
 }
 
+// defaultCorpus sets --corpus, when not given, to the evaluation kit built
+// into builtin:voices (its personas' valid and test splits).
+func (f *sculptFlags) defaultCorpus() error {
+	if f.corpus != "" {
+		return nil
+	}
+	dir, err := voices.DefaultCorpus()
+	f.corpus = dir
+	return err
+}
+
 // loadData reads --persona/--corpus or --data.
 func (f *sculptFlags) loadData(e *env, ck *checkpoint.Checkpoint, needData bool) (*sculpt.Data, error) {
 	do := sculpt.DataOptions{MaxLen: f.maxLen, Seed: f.seed, MaxRows: f.maxRows}
@@ -61,8 +73,8 @@ func (f *sculptFlags) loadData(e *env, ck *checkpoint.Checkpoint, needData bool)
 	case f.persona != "" && f.data != "":
 		return nil, usagef("give --persona (with --corpus) or --data, not both")
 	case f.persona != "":
-		if f.corpus == "" {
-			return nil, usagef("--persona needs --corpus DIR: a voices corpus with train splits (masque corpus voices --out DIR; the evaluation kit built into builtin:voices has none)")
+		if err := f.defaultCorpus(); err != nil {
+			return nil, err
 		}
 		d, err = sculpt.LoadPersona(ck, f.corpus, f.persona, do)
 	case f.data != "":
@@ -124,8 +136,10 @@ a keep_indices.json to a model).`,
 			if global && (f.persona != "" || f.data != "") {
 				return usagef("--global pools every voice of --corpus; it takes no --persona or --data")
 			}
-			if global && f.corpus == "" {
-				return usagef("--global needs --corpus DIR")
+			if global {
+				if err := f.defaultCorpus(); err != nil {
+					return err
+				}
 			}
 			if _, err := sculpt.KeepCount(1000, f.ratio); err != nil {
 				return usagef("--ratio: %v", err)
@@ -371,8 +385,13 @@ The global mask is "masque sculpt --global --corpus DIR".`,
 			if calib != "persona" && calib != "generic" {
 				return usagef("--calib must be persona or generic, not %q", calib)
 			}
-			if calib == "generic" && (f.persona == "" || f.corpus == "") {
-				return usagef("--calib generic needs --persona and --corpus (the other voices are the generic data)")
+			if calib == "generic" {
+				if f.persona == "" {
+					return usagef("--calib generic needs --persona (the corpus's other voices are the generic data)")
+				}
+				if err := f.defaultCorpus(); err != nil {
+					return err
+				}
 			}
 			ck, err := mf.open()
 			if err != nil {
@@ -455,10 +474,13 @@ the table. An interrupted comparison resumes with the same command.
 			switch {
 			case f.out == "":
 				return usagef("--out is required")
-			case f.persona == "" || f.corpus == "":
-				return usagef("compare needs --persona NAME and --corpus DIR (a voices corpus)")
+			case f.persona == "":
+				return usagef("compare needs --persona NAME (a voice of --corpus, default the evaluation kit built into builtin:voices)")
 			case f.data != "":
 				return usagef("compare takes its data from --persona/--corpus, not --data")
+			}
+			if err := f.defaultCorpus(); err != nil {
+				return err
 			}
 			if _, err := sculpt.KeepCount(1000, f.ratio); err != nil {
 				return usagef("--ratio: %v", err)

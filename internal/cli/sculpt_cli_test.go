@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -184,8 +185,9 @@ func TestSculptRecover(t *testing.T) {
 // TestSculptPersonaFromVoicesCorpus: --persona NAME --corpus DIR takes the
 // persona's rows from a voices corpus as `masque corpus voices` writes it
 // (built here from the source slices of data/voices's tests), so a sculpt
-// run needs no hand-made JSONL; an evaluation kit (no train splits) and a
-// missing --corpus are refused with clear errors.
+// run needs no hand-made JSONL; an evaluation kit (no train splits, as the
+// one built into builtin:voices, the default --corpus) learns on its valid
+// split with a tenth held out; an unknown persona is refused with the list.
 func TestSculptPersonaFromVoicesCorpus(t *testing.T) {
 	dir := t.TempDir()
 	corpus := filepath.Join(dir, "corpus")
@@ -235,12 +237,26 @@ func TestSculptPersonaFromVoicesCorpus(t *testing.T) {
 		os.MkdirAll(filepath.Dir(filepath.Join(kit, f)), 0o755)
 		os.WriteFile(filepath.Join(kit, f), b, 0o644)
 	}
+	kitOut := filepath.Join(dir, "kit-kjv")
+	code, _, errs = run(t, "", append([]string{"sculpt", "--persona", "kjv", "--no-export", "--out", kitOut}, append(learn, "--corpus", kit)...)...)
+	var held int
+	if i := strings.Index(errs, " held out"); i > 0 {
+		f := strings.Fields(errs[:i])
+		held, _ = strconv.Atoi(f[len(f)-1])
+	}
+	rec.TrainRows = 0
+	if data, err := os.ReadFile(filepath.Join(kitOut, "run.json")); err == nil {
+		json.Unmarshal(data, &rec)
+	}
+	if code != 0 || rec.TrainRows == 0 || rec.TrainRows+held != validRows || !strings.Contains(rec.Data, "evaluation kit") {
+		t.Errorf("sculpt on a kit: exit %d, %d training + %d held-out rows of %d, data %q: %s", code, rec.TrainRows, held, validRows, rec.Data, errs)
+	}
+	t.Setenv("MASQUE_CACHE", t.TempDir())
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"sculpt", "--persona", "kjv", "--corpus", kit, "--out", filepath.Join(dir, "x")}, "evaluation kit"},
-		{[]string{"sculpt", "--persona", "kjv", "--out", filepath.Join(dir, "x")}, "--persona needs --corpus"},
+		{[]string{"sculpt", "--persona", "pirate", "--out", filepath.Join(dir, "x")}, "kjv, web, spurgeon, sotu"},
 		{[]string{"sculpt", "--persona", "pirate", "--corpus", corpus, "--out", filepath.Join(dir, "x")}, "kjv, web, jargon"},
 	} {
 		if code, _, errs := run(t, "", c.args...); code == 0 || !strings.Contains(errs, c.want) {
