@@ -139,5 +139,5 @@ func act256Scale(a []byte, b int) float32 {
 // usesAct256 reports whether the integer kernels of t take act256
 // activations (the 256-element super-block types) rather than act32.
 func usesAct256(t quant.DType) bool {
-	return t == quant.Q4_K || t == quant.Q5_K || t == quant.Q6_K
+	return t == quant.Q4_K || t == quant.Q5_K || t == quant.Q6_K || t == quant.IQ4_XS
 }

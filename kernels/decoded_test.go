@@ -12,7 +12,7 @@ import (
 
 // decodedTypes are the block types without integer tiles: every level
 // multiplies them by decoding rows to float32 (gemmDecoded).
-var decodedTypes = []quant.DType{quant.Q2_K, quant.Q3_K, quant.Q8_K, quant.IQ4_XS}
+var decodedTypes = []quant.DType{quant.Q2_K, quant.Q3_K, quant.Q8_K}
 
 // randBlocks returns random block data of type dt with every scale set to a
 // small finite value, so all bit patterns of the quants are exercised.

@@ -49,7 +49,8 @@
 //     float32 activations instead. The Go assembler does not know the BF16
 //     instructions; the generator emits their EVEX bytes, checked against
 //     GNU as.
-//   - Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K, Q5_K, Q6_K weights when decoding
+//   - Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K, Q5_K, Q6_K, IQ4_XS weights
+//     when decoding
 //     (up to 8 tokens), and all but Q8_0/Q4_0 for any number of tokens on
 //     the assembly levels: the activations are quantised to 8 bits once per
 //     call (blocks of 32 for the 32-element types, super-blocks of 256 for
@@ -57,12 +58,13 @@
 //     quants are multiplied with integer dot products (VPDPBUSD on AVX-512
 //     VNNI, VPMADDUBSW/VPMADDWD on AVX2), up to 8 tokens per unpacked weight
 //     block, scaled per block in float32 (Q4_1/Q5_1's minimum times the
-//     block's activation sum; IQ4_NL's indices looked up by VPSHUFB in its
-//     code book offset by 128). Q4_1, Q5_0, Q5_1, Q5_K and IQ4_NL have
-//     assembly tiles on AVX-512 only (fifth bits are added under byte
-//     masks); on AVX2 they are decoded as below.
+//     block's activation sum; IQ4_NL/IQ4_XS indices looked up by VPSHUFB
+//     in their code book offset by 128, IQ4_XS's 6-bit scales gathered by
+//     PDEP). Q4_1, Q5_0, Q5_1, Q5_K, IQ4_NL and IQ4_XS have assembly tiles
+//     on AVX-512 only (fifth bits are added under byte masks); on AVX2 they
+//     are decoded as below.
 //   - Q8_0 and Q4_0 weights with more tokens (prompts), every other block
-//     type (Q2_K, Q3_K, Q8_K, IQ4_XS), and every block
+//     type (Q2_K, Q3_K, Q8_K), and every block
 //     type on the pure-Go level: a few weight rows at a time are decoded to
 //     float32 (bit-exactly as package quant decodes them) and reused for
 //     every token with the float tiles; the cost of decoding is spread over

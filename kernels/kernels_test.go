@@ -26,7 +26,7 @@ import (
 //     activations have.
 const tolFloat = 1e-5
 
-var allTypes = []quant.DType{quant.F32, quant.BF16, quant.F16, quant.Q8_0, quant.Q4_0, quant.Q4_1, quant.Q5_0, quant.Q5_1, quant.IQ4_NL, quant.Q4_K, quant.Q5_K, quant.Q6_K}
+var allTypes = []quant.DType{quant.F32, quant.BF16, quant.F16, quant.Q8_0, quant.Q4_0, quant.Q4_1, quant.Q5_0, quant.Q5_1, quant.IQ4_NL, quant.Q4_K, quant.Q5_K, quant.Q6_K, quant.IQ4_XS}
 
 // testLevels returns every kernel level this machine runs.
 func testLevels(t *testing.T) []Kernels {
@@ -349,7 +349,7 @@ func fixScales(dt quant.DType, data []byte) {
 	put := func(o int) { data[o] = 0x00; data[o+1] = 0x2c } // 0.0625
 	for o := 0; o+bb <= len(data); o += bb {
 		switch dt {
-		case quant.Q8_0, quant.Q4_0, quant.Q5_0, quant.IQ4_NL:
+		case quant.Q8_0, quant.Q4_0, quant.Q5_0, quant.IQ4_NL, quant.IQ4_XS:
 			put(o)
 		case quant.Q4_1, quant.Q5_1:
 			put(o)

@@ -103,6 +103,17 @@ var qdotIQ4_NL_avx512 = []qdotFn{nil,
 	qdotIQ4_NL_avx512_8,
 }
 
+var qdotIQ4_XS_avx512 = []qdotFn{nil,
+	qdotIQ4_XS_avx512_1,
+	qdotIQ4_XS_avx512_2,
+	qdotIQ4_XS_avx512_3,
+	qdotIQ4_XS_avx512_4,
+	qdotIQ4_XS_avx512_5,
+	qdotIQ4_XS_avx512_6,
+	qdotIQ4_XS_avx512_7,
+	qdotIQ4_XS_avx512_8,
+}
+
 var qdotQ8_0_avx2 = []qdotFn{nil,
 	qdotQ8_0_avx2_1,
 	qdotQ8_0_avx2_2,
@@ -345,6 +356,30 @@ func qdotIQ4_NL_avx512_7(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw i
 
 //go:noescape
 func qdotIQ4_NL_avx512_8(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotIQ4_XS_avx512_1(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotIQ4_XS_avx512_2(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotIQ4_XS_avx512_3(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotIQ4_XS_avx512_4(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotIQ4_XS_avx512_5(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotIQ4_XS_avx512_6(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotIQ4_XS_avx512_7(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
+
+//go:noescape
+func qdotIQ4_XS_avx512_8(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)
 
 //go:noescape
 func qdotQ8_0_avx2_1(dst *float32, ldd int, x *byte, ldx int, w *byte, ldw int, k int, nrows int)

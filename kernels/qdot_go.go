@@ -31,6 +31,8 @@ func goQdot(t quant.DType, mr int) qdotFn {
 		row = goDotQ5_0
 	case quant.IQ4_NL:
 		row = goDotIQ4NL
+	case quant.IQ4_XS:
+		row = goDotIQ4XS
 	case quant.Q4_1:
 		row = goDotQ4_1
 	case quant.Q5_1:
@@ -250,6 +252,30 @@ func goDotIQ4NL(x, w []byte, k int) float32 {
 			u[16+j] = iq4nlTable[blk[2+j]>>4]
 		}
 		s += float32(dot32(&u, q)) * (f16(blk) * act32Scale(x, b))
+	}
+	return s
+}
+
+// goDotIQ4XS: per sub-block of 32, the 6-bit scale (offset 32) times the
+// integer product of the code-book values with the activations.
+func goDotIQ4XS(x, w []byte, k int) float32 {
+	var s float32
+	var u [32]int8
+	for b := 0; b < k/256; b++ {
+		blk := w[136*b : 136*b+136]
+		sh := binary.LittleEndian.Uint16(blk[2:])
+		q := act256Quants(x, b)
+		var A int32
+		for ib := 0; ib < 8; ib++ {
+			ls := int32(blk[4+ib/2]>>(4*(ib%2))&0xf) | int32(sh>>(2*ib)&3)<<4
+			qs := blk[8+16*ib:]
+			for j := 0; j < 16; j++ {
+				u[j] = iq4nlTable[qs[j]&15]
+				u[16+j] = iq4nlTable[qs[j]>>4]
+			}
+			A += (ls - 32) * dot32(&u, (*[32]int8)(q[32*ib:]))
+		}
+		s += float32(A) * (f16(blk) * act256Scale(x, b))
 	}
 	return s
 }

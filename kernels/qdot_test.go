@@ -19,7 +19,7 @@ func TestQuantTiles(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	ref := levelGo.q
 	for _, lv := range levels() {
-		for _, dt := range []quant.DType{quant.Q8_0, quant.Q4_0, quant.Q4_1, quant.Q5_0, quant.Q5_1, quant.IQ4_NL, quant.Q4_K, quant.Q5_K, quant.Q6_K} {
+		for _, dt := range []quant.DType{quant.Q8_0, quant.Q4_0, quant.Q4_1, quant.Q5_0, quant.Q5_1, quant.IQ4_NL, quant.Q4_K, quant.Q5_K, quant.Q6_K, quant.IQ4_XS} {
 			be := dt.BlockElems()
 			if be == 32 {
 				be = 32
@@ -124,7 +124,7 @@ func TestActQuant(t *testing.T) {
 func TestDecode(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 16))
 	for _, lv := range levels() {
-		for _, dt := range []quant.DType{quant.Q8_0, quant.Q4_0, quant.Q4_1, quant.Q5_0, quant.Q5_1, quant.IQ4_NL, quant.Q4_K, quant.Q5_K, quant.Q6_K} {
+		for _, dt := range []quant.DType{quant.Q8_0, quant.Q4_0, quant.Q4_1, quant.Q5_0, quant.Q5_1, quant.IQ4_NL, quant.Q4_K, quant.Q5_K, quant.Q6_K, quant.IQ4_XS} {
 			for _, nblk := range []int{1, 2, 7} {
 				n := nblk * dt.BlockElems()
 				data := make([]byte, nblk*dt.BlockBytes())

@@ -47,7 +47,7 @@ func asmQuantKernels(tabs map[quant.DType][]qdotFn, a32, a256 func(dst *byte, x 
 	// prompts keep exact float32 activations there.
 	// Q4_1, Q5_0, Q5_1, Q5_K and IQ4_NL also: their only decoder is
 	// package quant's Go one.
-	for _, t := range []quant.DType{quant.Q4_K, quant.Q5_K, quant.Q6_K, quant.Q4_1, quant.Q5_0, quant.Q5_1, quant.IQ4_NL} {
+	for _, t := range []quant.DType{quant.Q4_K, quant.Q5_K, quant.Q6_K, quant.Q4_1, quant.Q5_0, quant.Q5_1, quant.IQ4_NL, quant.IQ4_XS} {
 		if q.qdot[t] != nil {
 			q.maxM[t] = 1 << 30
 		}
@@ -66,6 +66,7 @@ func avx512QuantKernels() quantKernels {
 		quant.Q4_1:   qdotQ4_1_avx512,
 		quant.Q5_1:   qdotQ5_1_avx512,
 		quant.IQ4_NL: qdotIQ4_NL_avx512,
+		quant.IQ4_XS: qdotIQ4_XS_avx512,
 	}
 	if !hasVNNI {
 		tabs = avx2Tabs

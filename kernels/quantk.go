@@ -22,7 +22,7 @@ type quantKernels struct {
 
 func goQuantKernels() quantKernels {
 	q := quantKernels{act32: goQuantAct32, act256: goQuantAct256}
-	for _, t := range []quant.DType{quant.Q8_0, quant.Q4_0, quant.Q4_1, quant.Q5_0, quant.Q5_1, quant.IQ4_NL, quant.Q4_K, quant.Q5_K, quant.Q6_K} {
+	for _, t := range []quant.DType{quant.Q8_0, quant.Q4_0, quant.Q4_1, quant.Q5_0, quant.Q5_1, quant.IQ4_NL, quant.Q4_K, quant.Q5_K, quant.Q6_K, quant.IQ4_XS} {
 		q.maxM[t] = 8
 		q.decode[t] = func(dst []float32, src []byte, cols int) {
 			rb, _ := t.RowBytes(cols)
@@ -36,8 +36,8 @@ func goQuantKernels() quantKernels {
 			q.qdot[t][mr] = goQdot(t, mr)
 		}
 	}
-	// Every other block type (Q2_K, Q3_K, Q8_K, IQ4_XS) has no integer
-	// tile yet: its rows are decoded to
+	// Every other block type (Q2_K, Q3_K, Q8_K) has no integer tile
+	// yet: its rows are decoded to
 	// float32 by package quant's decoder and multiplied by the float tiles
 	// (gemmDecoded) for any number of tokens.
 	for t := quant.DType(0); t < numTypes && t.Valid(); t++ {

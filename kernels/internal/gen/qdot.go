@@ -34,12 +34,13 @@ var qtypes = []qtype{
 	{"Q4_1", 40, 192, 64, true},
 	{"Q5_1", 48, 192, 64, true},
 	{"IQ4_NL", 36, 192, 64, true},
+	{"IQ4_XS", 136, 320, 256, false},
 }
 
 // onISA reports whether type t has kernels on ISA s.
 func onISA(s isa, t qtype) bool {
 	switch t.name {
-	case "Q5_0", "Q5_K", "Q4_1", "Q5_1", "IQ4_NL":
+	case "Q5_0", "Q5_K", "Q4_1", "Q5_1", "IQ4_NL", "IQ4_XS":
 		return s.v == "Z"
 	}
 	return true
@@ -166,6 +167,13 @@ func genQConsts(a *asm) {
 		}
 	}
 	dataWords(a, "iq4tab", w)
+	// VPERMW index: words 0..7 each twice (IQ4_XS's scales, per pair of
+	// 16-sums).
+	w = nil
+	for i := 0; i < 8; i++ {
+		w = append(w, uint32(i)|uint32(i)<<16)
+	}
+	dataWords(a, "iq4xsw", w)
 }
 
 // qframe emits the row loop shared by all integer kernels. body emits one
@@ -294,6 +302,8 @@ func qdotKernel(a *asm, s isa, t qtype, mr int) {
 			q32AVX512(q)
 		case "Q4_K", "Q5_K":
 			q4kAVX512(q)
+		case "IQ4_XS":
+			iq4xsAVX512(q)
 		case "Q6_K":
 			q6kAVX512(q)
 		}
@@ -573,6 +583,91 @@ func q4kAVX512(q *qkern) {
 			a.i("VMULPS", zr(t2), zr(vdm), zr(t2))
 			a.i("VFMADD231PS", zr(ai), zr(t3), zr(q.acc[i]))
 			a.i("VFNMADD231PS", zr(t1), zr(t2), zr(q.acc[i]))
+		}
+	}
+}
+
+// iq4xsAVX512: IQ4_XS super-blocks on act256 activations. The eight 6-bit
+// scales are gathered with PDEP (low nibbles from scales_l, top bit pairs
+// from scales_h) and offset by −32; indices become code-book values + 128
+// (VPSHUFB), so each sub-block's integer sum is Σu·x − 128·Σx, the second
+// term from the activations' 16-sums.
+func iq4xsAVX512(q *qkern) {
+	a := q.a
+	const (
+		cM    = 0
+		idx0  = 1 // 1..4: qidx4k
+		cWidx = 5 // iq4xsw
+		u0    = 6 // 6..9
+		sc0   = 10
+		mnd   = 14
+		vd    = 15
+		t0    = 17
+		t1    = 18
+		t2    = 19
+		ai    = 20
+		cTab  = 21
+		c32   = 22
+	)
+	for i := 0; i < q.mr; i++ {
+		q.acc = append(q.acc, 24+i)
+	}
+	q.tmp = t0
+	q.consts = func() {
+		a.i("MOVL", "$0x0f0f0f0f", "AX")
+		a.i("VPBROADCASTD", "AX", zr(cM))
+		for c := 0; c < 4; c++ {
+			a.i("VMOVDQU32", fmt.Sprintf("qidx4k<>+%d(SB)", 64*c), zr(idx0+c))
+		}
+		a.i("VMOVDQU16", "iq4xsw<>(SB)", yr(cWidx))
+		a.i("VMOVDQU32", "iq4tab<>(SB)", zr(cTab))
+		a.i("MOVL", "$0x20202020", "AX")
+		a.i("VPBROADCASTD", "AX", zr(c32))
+	}
+	q.body = func(bool) {
+		// Only AX and DX are free here (the other GPRs hold the
+		// activation rows and loop state).
+		a.i("MOVWLZX", wa(2), "AX")
+		a.i("MOVQ", "$0x3030303030303030", "DX")
+		a.i("PDEPQ", "DX", "AX", "AX")
+		a.i("VMOVQ", "AX", xr(t1))
+		a.i("MOVL", wa(4), "AX")
+		a.i("MOVQ", "$0x0f0f0f0f0f0f0f0f", "DX")
+		a.i("PDEPQ", "DX", "AX", "AX")
+		a.i("VMOVQ", "AX", xr(t0))
+		a.i("VPORQ", xr(t1), xr(t0), xr(t0))
+		a.i("VPSUBB", xr(c32), xr(t0), xr(t0))
+		a.i("VPMOVSXBD", xr(t0), yr(t1))
+		for c := 0; c < 4; c++ {
+			a.i("VPERMD", zr(t1), zr(idx0+c), zr(sc0+c))
+		}
+		a.i("VPMOVSXBW", xr(t0), xr(t1))
+		a.i("VPERMW", yr(t1), yr(cWidx), yr(mnd))
+		f16Bcast(a, isaAVX512, 0, vd)
+		for c := 0; c < 4; c++ {
+			a.i("VMOVDQU8", wa(8+32*c), yr(t0))
+			a.i("VPSRLW", "$4", yr(t0), yr(t1))
+			a.i("VPANDD", yr(cM), yr(t0), yr(t0))
+			a.i("VPANDD", yr(cM), yr(t1), yr(t1))
+			a.i("VINSERTI64X4", "$1", yr(t1), zr(t0), zr(u0+c))
+			a.i("VSHUFI64X2", "$0xd8", zr(u0+c), zr(u0+c), zr(u0+c))
+			a.i("VPSHUFB", zr(u0+c), zr(cTab), zr(u0+c))
+		}
+		for i := 0; i < q.mr; i++ {
+			a.i("VPXORD", zr(ai), zr(ai), zr(ai))
+			for c := 0; c < 4; c++ {
+				a.i("VPXORD", zr(t0), zr(t0), zr(t0))
+				a.i("VPDPBUSD", xa(i, 64*c), zr(u0+c), zr(t0))
+				a.i("VPMULLD", zr(sc0+c), zr(t0), zr(t0))
+				a.i("VPADDD", zr(t0), zr(ai), zr(ai))
+			}
+			a.i("VPMADDWD", xa(i, 256), yr(mnd), yr(t1))
+			a.i("VPSLLD", "$7", yr(t1), yr(t1))
+			a.i("VPSUBD", zr(t1), zr(ai), zr(ai))
+			a.i("VCVTDQ2PS", zr(ai), zr(ai))
+			a.i("VBROADCASTSS", xa(i, 288), zr(t2))
+			a.i("VMULPS", zr(t2), zr(vd), zr(t2))
+			a.i("VFMADD231PS", zr(ai), zr(t2), zr(q.acc[i]))
 		}
 	}
 }
