@@ -50,8 +50,8 @@
 //     instructions; the generator emits their EVEX bytes, checked against
 //     GNU as.
 //   - Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K, Q5_K, Q6_K, IQ4_XS weights
-//     when decoding
-//     (up to 8 tokens), and all but Q8_0/Q4_0 for any number of tokens on
+//     when decoding (up to 8 tokens), and all but Q8_0/Q4_0 for any number
+//     of tokens on
 //     the assembly levels: the activations are quantised to 8 bits once per
 //     call (blocks of 32 for the 32-element types, super-blocks of 256 for
 //     the k-quants, like llama.cpp's q8_0/q8_K) and the weights' integer
