@@ -14,6 +14,7 @@ import (
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/generate/grammar"
+	"github.com/masque-ai/masque/serve/persona"
 )
 
 // samplingFlags are the decoding settings shared by generate and chat.
@@ -71,15 +72,17 @@ func textStreams(ck *checkpoint.Checkpoint) generate.Tokenizer {
 func (e *env) generateCmd() *cobra.Command {
 	mf := modelFlags{withLoRA: true}
 	var sf samplingFlags
-	var prompt, system, gram, schemaFile string
+	var prompt, system, voice, gram, schemaFile string
 	var chat, asJSON, stats bool
 	c := &cobra.Command{
 		Use:   "generate --prompt TEXT [flags]",
 		Short: "Generate text from a prompt, streaming",
 		Long: `Generate text from a prompt and stream it to standard output.
 
-With --chat (or --system) the prompt becomes a user message rendered with the
-model's chat template. With --json the result is printed as one object
+With --chat (or --system, or --persona) the prompt becomes a user message
+rendered with the model's chat template. --persona NAME takes the system prompt
+of a voice of builtin:voices (kjv, web, spurgeon, sotu, jargon, webster,
+wordnet, wesnoth, devil), the prompt that model was trained to follow. With --json the result is printed as one object
 {"prompt_ids":[...],"ids":[...],"text":"..."} where ids are the generated tokens only.
 
 --grammar json (any JSON value), --grammar json-object (a JSON object) and
@@ -87,11 +90,15 @@ model's chat template. With --json the result is printed as one object
 additionalProperties, items, enum, const, min/maxLength, min/maxItems)
 constrain decoding so that the output always parses (unless --max-tokens cuts
 it short).`,
-		Example: `  masque generate --prompt "Once upon a time"
+		Example: `  masque generate --persona devil --prompt "Define: PEACE." --temperature 0
+  masque generate --model builtin:stories260K --prompt "Once upon a time"
   masque generate --model ./Qwen2.5-0.5B-Instruct --chat --system "You are a pirate." --prompt "Hello" --temperature 0
   masque generate --model ./Qwen2.5-0.5B-Instruct --chat --prompt "Describe an NPC as JSON" --json-schema npc.schema.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := voicePrompt(voice, &system); err != nil {
+				return err
+			}
 			ck, err := mf.open()
 			if err != nil {
 				return err
@@ -148,6 +155,7 @@ it short).`,
 	c.Flags().StringVarP(&prompt, "prompt", "p", "", "the prompt")
 	c.Flags().BoolVar(&chat, "chat", false, "wrap the prompt as a user message in the chat template")
 	c.Flags().StringVar(&system, "system", "", "system prompt (implies --chat)")
+	c.Flags().StringVar(&voice, "persona", "", "the system prompt of this voice of builtin:voices (implies --chat)")
 	c.Flags().BoolVar(&asJSON, "json", false, `print {"prompt_ids":[...],"ids":[...],"text":"..."} instead of streaming`)
 	c.Flags().BoolVar(&stats, "stats", false, "print timing statistics to standard error")
 	c.Flags().StringVar(&gram, "grammar", "", "constrain the output: json (any JSON value) or json-object")
@@ -206,16 +214,20 @@ func printStats(e *env, res *generate.Result) {
 func (e *env) chatCmd() *cobra.Command {
 	mf := modelFlags{withLoRA: true}
 	var sf samplingFlags
-	var system string
+	var system, voice string
 	var stats bool
 	c := &cobra.Command{
-		Use:   "chat [--system TEXT]",
+		Use:   "chat [--system TEXT | --persona VOICE]",
 		Short: "Chat with a model interactively (streaming)",
 		Long: `Chat with a model. Each line you type is a user message; the reply streams
 back. The conversation is rendered with the model's chat template, and the KV
-cache is reused between turns. Commands: /reset clears the conversation, /exit quits.`,
+cache is reused between turns. Commands: /reset clears the conversation, /exit quits.
+--persona NAME takes the system prompt of a voice of builtin:voices.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := voicePrompt(voice, &system); err != nil {
+				return err
+			}
 			ck, err := mf.open()
 			if err != nil {
 				return err
@@ -293,6 +305,24 @@ cache is reused between turns. Commands: /reset clears the conversation, /exit q
 	mf.register(c)
 	sf.register(c, 512)
 	c.Flags().StringVar(&system, "system", "", "system prompt")
+	c.Flags().StringVar(&voice, "persona", "", "the system prompt of this voice of builtin:voices")
 	c.Flags().BoolVar(&stats, "stats", false, "print timing statistics after each reply")
 	return c
+}
+
+// voicePrompt sets *system to the system prompt of the builtin:voices voice
+// named by --persona (an error with --system too, or for an unknown voice).
+func voicePrompt(voice string, system *string) error {
+	if voice == "" {
+		return nil
+	}
+	if *system != "" {
+		return usagef("give --system or --persona, not both")
+	}
+	p, err := persona.VoiceSystemPrompt(voice)
+	if err != nil {
+		return usagef("--persona: %v", err)
+	}
+	*system = p
+	return nil
 }

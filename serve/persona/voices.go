@@ -1,6 +1,11 @@
 package persona
 
-import datavoices "github.com/masque-ai/masque/data/voices"
+import (
+	"fmt"
+	"strings"
+
+	datavoices "github.com/masque-ai/masque/data/voices"
+)
 
 // Voices returns the personas of the built-in voices model (builtin:voices):
 // one per voice of the voices corpus, named by the voice, described by its
@@ -13,4 +18,17 @@ func Voices() []Spec {
 		out[i] = Spec{Name: p.Name, Description: p.Title, SystemPrompt: p.Persona}
 	}
 	return out
+}
+
+// VoiceSystemPrompt returns the system prompt of the built-in voice name (one
+// of Voices), or an error that lists the voices.
+func VoiceSystemPrompt(name string) (string, error) {
+	var names []string
+	for _, s := range Voices() {
+		if s.Name == name {
+			return s.SystemPrompt, nil
+		}
+		names = append(names, s.Name)
+	}
+	return "", fmt.Errorf("%q is not a voice of builtin:voices (its voices: %s)", name, strings.Join(names, ", "))
 }
