@@ -310,13 +310,26 @@ func fid(s *Subject, v string, prompted bool) float64 {
 	return math.NaN()
 }
 
+// MaxBestCost is the largest held-out perplexity cost on the other voices
+// (CostOthers) a mask may have to be a voice's best mask, so that a mask
+// that wrecks the model does not win by producing the voice's words alone.
+const MaxBestCost = 1.5
+
 // Best returns, per studied voice, the single-persona or contrastive mask
-// with the highest fidelity under an empty prompt (ties: the lower
-// held-out perplexity cost on the other voices), or nil.
+// with the highest fidelity under an empty prompt among those whose
+// perplexity cost on the other voices is at most MaxBestCost (ties: the
+// lower cost), or, when none is, among all; nil when there is no mask.
 func (res *Results) Best(v string) *Subject {
+	if b := res.best(v, MaxBestCost); b != nil {
+		return b
+	}
+	return res.best(v, math.Inf(1))
+}
+
+func (res *Results) best(v string, maxCost float64) *Subject {
 	var best *Subject
 	for _, s := range res.Subjects {
-		if s.Voice != v || (s.Kind != KindSingle && s.Kind != KindContrast) {
+		if s.Voice != v || (s.Kind != KindSingle && s.Kind != KindContrast) || !(float64(s.CostOthers) <= maxCost) {
 			continue
 		}
 		f := fid(s, v, false)

@@ -84,12 +84,12 @@ func (res *Results) HTML() ([]byte, error) {
 	b.WriteString("</table>\n")
 
 	// Headline per voice.
-	cols := []string{"unmasked, empty", "unmasked, prompted", "magnitude, empty", "best mask, empty", "best mask, prompted", "contrastive, empty", "LoRA SFT, empty"}
+	cols := []string{"unmasked, empty", "unmasked, prompted", "best magnitude, empty", "best mask, empty", "best mask, prompted", "contrastive, empty", "LoRA SFT, empty"}
 	b.WriteString("<h2>Fidelity per voice</h2>\n<table><tr><th class=\"l\">voice</th>")
 	for _, c := range cols {
 		b.WriteString("<th>" + esc(c) + "</th>")
 	}
-	b.WriteString("<th class=\"l\">best mask</th><th>its perplexity cost, own / others</th></tr>\n")
+	b.WriteString("<th class=\"l\">best mask (cost on others ≤ 1.5 where any)</th><th>its perplexity cost, own / others</th></tr>\n")
 	heat := make([][]float64, len(res.Voices))
 	for i, v := range res.Voices {
 		row := []float64{math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN()}

@@ -462,3 +462,28 @@ func TestEveryMethodAndSFT(t *testing.T) {
 		t.Fatalf("resumed results differ from the uninterrupted run:\n%s\n%s", ra, rb)
 	}
 }
+
+// TestBest checks the choice of a voice's best mask: the highest
+// empty-prompt fidelity among masks that cost at most MaxBestCost on the
+// other voices, else among all.
+func TestBest(t *testing.T) {
+	sub := func(id, kind, voice string, fid, cost float64) *Subject {
+		return &Subject{ID: id, Kind: kind, Voice: voice, Empty: map[string]Figures{voice: {Fidelity: Num(fid)}}, CostOthers: Num(cost)}
+	}
+	res := &Results{Subjects: []*Subject{
+		sub("wrecked", KindContrast, "kjv", 1, 30),
+		sub("good", KindSingle, "kjv", 0.5, 1.1),
+		sub("cheaper", KindSingle, "kjv", 0.5, 1.01),
+		sub("other voice", KindSingle, "web", 0.9, 1),
+		sub("magnitude", KindMagnitude, "", 1, 1),
+		sub("only wrecked", KindSingle, "devil", 0.2, 9),
+	}}
+	for v, want := range map[string]string{"kjv": "cheaper", "web": "other voice", "devil": "only wrecked"} {
+		if b := res.Best(v); b == nil || b.ID != want {
+			t.Errorf("best of %s: %v, want %s", v, b, want)
+		}
+	}
+	if res.Best("sotu") != nil {
+		t.Error("a voice without masks has a best mask")
+	}
+}
