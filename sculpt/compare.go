@@ -375,7 +375,13 @@ func (cfg *CompareConfig) methodModel(ctx context.Context, mt, dir string, pd, g
 			if perVoice <= 0 {
 				perVoice = len(pd.Train)
 			}
-			all, err := LoadPooled(ck, cfg.Corpus, nil, perVoice, DataOptions{MaxLen: cfg.MaxLen, Seed: cfg.Learn.Seed})
+			// The pooled validation loss only tracks the learning: a few
+			// held-out rows per voice, as for the generic perplexity.
+			gvr := cfg.GenericValidRows
+			if gvr == 0 {
+				gvr = DefaultGenericValidRows
+			}
+			all, err := LoadPooled(ck, cfg.Corpus, nil, perVoice, DataOptions{MaxLen: cfg.MaxLen, Seed: cfg.Learn.Seed, MaxValidRows: max(0, gvr)})
 			if err != nil {
 				return nil, err
 			}
