@@ -218,7 +218,7 @@ func TestBuildReport(t *testing.T) {
 		t.Errorf("fidelity headline at 0.5: %v over %d", r50.MeanDropAvoidedFidelity, r50.DefinedFidelity)
 	}
 	// Wins: ppl p, q (not r); fidelity r only (p ties magnitude); global p, q.
-	if r50.BeatsPPL != 2 || r50.BeatsFidelity != 1 || r50.BeatsGlobal != 2 {
+	if r50.BeatsPPL != 2 || r50.BeatsFidelity != 1 || r50.FidelityCompared != 2 || r50.BeatsGlobal != 2 || r50.GlobalCompared != 2 {
 		t.Errorf("wins at 0.5: %+v", r50)
 	}
 	if rep.Rows[2].BeatsFidelity != nil || rep.Rows[3].BeatsGlobal != nil {

@@ -112,10 +112,14 @@ type RatioSummary struct {
 	MeanDropAvoidedFidelity *float64 `json:"mean_drop_avoided_fidelity_vs_best_baseline"`
 	DefinedFidelity         int      `json:"drop_avoided_fidelity_defined"`
 	// BeatsPPL, BeatsFidelity and BeatsGlobal count the personas where
-	// Persona-Pruner wins (see ReportRow).
-	BeatsPPL      int `json:"beats_every_baseline_ppl"`
-	BeatsFidelity int `json:"beats_every_baseline_fidelity"`
-	BeatsGlobal   int `json:"beats_global_mask_ppl"`
+	// Persona-Pruner wins (see ReportRow); FidelityCompared and
+	// GlobalCompared the personas where the fidelity, and a global mask,
+	// were measured.
+	BeatsPPL         int `json:"beats_every_baseline_ppl"`
+	BeatsFidelity    int `json:"beats_every_baseline_fidelity"`
+	BeatsGlobal      int `json:"beats_global_mask_ppl"`
+	FidelityCompared int `json:"fidelity_compared"`
+	GlobalCompared   int `json:"global_compared"`
 	// Analysis compares the Persona-Pruner masks of this ratio: the
 	// comparisons' own and the extra run folders given.
 	Analysis *Analysis `json:"analysis,omitempty"`
@@ -203,11 +207,17 @@ func BuildReport(cfg ReportConfig) (*Report, error) {
 		if row.BeatsPPL {
 			rs.BeatsPPL++
 		}
-		if row.BeatsFidelity != nil && *row.BeatsFidelity {
-			rs.BeatsFidelity++
+		if row.BeatsFidelity != nil {
+			rs.FidelityCompared++
+			if *row.BeatsFidelity {
+				rs.BeatsFidelity++
+			}
 		}
-		if row.BeatsGlobal != nil && *row.BeatsGlobal {
-			rs.BeatsGlobal++
+		if row.BeatsGlobal != nil {
+			rs.GlobalCompared++
+			if *row.BeatsGlobal {
+				rs.BeatsGlobal++
+			}
 		}
 		rs.MeanDropAvoided, rs.Defined = addMean(rs.MeanDropAvoided, rs.Defined, row.DropAvoided)
 		rs.MeanDropAvoidedFidelity, rs.DefinedFidelity = addMean(rs.MeanDropAvoidedFidelity, rs.DefinedFidelity, row.DropAvoidedFidelity)
@@ -352,7 +362,7 @@ func (r *Report) HTML() ([]byte, error) {
 	for _, rs := range r.Ratios {
 		n := len(rs.Personas)
 		heads = append(heads, []string{fmt.Sprint(rs.Ratio), fmt.Sprint(n), pct(rs.MeanDropAvoided, rs.Defined), pct(rs.MeanDropAvoidedFidelity, rs.DefinedFidelity),
-			fmt.Sprintf("%d / %d", rs.BeatsPPL, n), fmt.Sprintf("%d / %d", rs.BeatsFidelity, n), fmt.Sprintf("%d / %d", rs.BeatsGlobal, n)})
+			fmt.Sprintf("%d / %d", rs.BeatsPPL, n), fmt.Sprintf("%d / %d", rs.BeatsFidelity, rs.FidelityCompared), fmt.Sprintf("%d / %d", rs.BeatsGlobal, rs.GlobalCompared)})
 	}
 	type table struct {
 		Title, Sub string

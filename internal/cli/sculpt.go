@@ -596,7 +596,7 @@ and writes DIR/summary.json and DIR/summary.html:
 				fmt.Fprintf(e.stdout, "ratio %g, %d personas: drop avoided vs the best baseline %s (ppl, %d defined), %s (fidelity, %d defined); "+
 					"beats every baseline on ppl %d/%d, on fidelity %d/%d; beats the global mask %d/%d\n",
 					rs.Ratio, n, pct(rs.MeanDropAvoided), rs.Defined, pct(rs.MeanDropAvoidedFidelity), rs.DefinedFidelity,
-					rs.BeatsPPL, n, rs.BeatsFidelity, n, rs.BeatsGlobal, n)
+					rs.BeatsPPL, n, rs.BeatsFidelity, rs.FidelityCompared, rs.BeatsGlobal, rs.GlobalCompared)
 				if a := rs.Analysis; a != nil {
 					for _, p := range a.Seeds {
 						fmt.Fprintf(e.stdout, "  seeds %s: mask r %.3f, overlap %.3f\n", p.Persona, p.MaskCorr, p.Overlap)
