@@ -330,14 +330,16 @@ func TestBenchmarkBadInput(t *testing.T) {
 		t.Error("a classifier was written from an incomplete corpus")
 	}
 
-	// Unknown voice, no corpus.
+	// Unknown voice, in a given corpus and in the default one (the
+	// evaluation kit built into builtin:voices).
 	_, err = Run(ctx, Config{Corpus: copyCorpus(t), Checkpoint: ck, Voices: []string{"pirate"}})
 	if err == nil || !strings.Contains(err.Error(), `no voice "pirate"`) {
 		t.Errorf("unknown voice: %v", err)
 	}
-	_, err = Run(ctx, Config{Checkpoint: ck})
-	if err == nil || !strings.Contains(err.Error(), "--corpus") {
-		t.Errorf("no corpus: %v", err)
+	t.Setenv("MASQUE_CACHE", t.TempDir())
+	_, err = Run(ctx, Config{Checkpoint: ck, Voices: []string{"pirate"}})
+	if err == nil || !strings.Contains(err.Error(), `no voice "pirate"`) || !strings.Contains(err.Error(), "voices-kit") {
+		t.Errorf("unknown voice in the built-in kit: %v", err)
 	}
 
 	// A cancelled run stops with the context's error.
