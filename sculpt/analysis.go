@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 	"unicode"
 
 	"github.com/masque-ai/masque/eval/voices"
-	"github.com/masque-ai/masque/internal/atomicfile"
 )
 
 // RunInfo is a finished sculpt run read back from its folder.
@@ -256,17 +254,7 @@ func Analyze(cfg AnalyzeConfig) (*Analysis, error) {
 		if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 			return nil, fmt.Errorf("sculpt: %w", err)
 		}
-		if err := writeJSONFile(filepath.Join(cfg.Out, "analysis.json"), a); err != nil {
-			return nil, err
-		}
-		html, err := a.HTML()
-		if err != nil {
-			return nil, err
-		}
-		if err := atomicfile.WriteFile(filepath.Join(cfg.Out, "analysis.html"), func(w io.Writer) error {
-			_, err := w.Write(html)
-			return err
-		}); err != nil {
+		if err := writeReport(cfg.Out, "analysis", a, a.HTML); err != nil {
 			return nil, err
 		}
 	}

@@ -7,16 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/eval/voices"
-	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/train"
 )
@@ -316,17 +315,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 	res.summarise()
 	res.Seconds = time.Since(start).Seconds()
 	res.Finished = time.Now().UTC()
-	if err := writeJSONFile(filepath.Join(cfg.Out, CompareFile), res); err != nil {
-		return nil, err
-	}
-	html, err := res.HTML()
-	if err != nil {
-		return nil, err
-	}
-	if err := atomicfile.WriteFile(filepath.Join(cfg.Out, "compare.html"), func(w io.Writer) error {
-		_, err := w.Write(html)
-		return err
-	}); err != nil {
+	if err := writeReport(cfg.Out, strings.TrimSuffix(CompareFile, ".json"), res, res.HTML); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -902,6 +902,22 @@ func writeJSONFile(path string, v any) error {
 	})
 }
 
+// writeReport writes v as dir/name.json and its HTML rendering as
+// dir/name.html, each atomically.
+func writeReport(dir, name string, v any, render func() ([]byte, error)) error {
+	if err := writeJSONFile(filepath.Join(dir, name+".json"), v); err != nil {
+		return err
+	}
+	html, err := render()
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, name+".html"), func(w io.Writer) error {
+		_, err := w.Write(html)
+		return err
+	})
+}
+
 // nanNil turns NaN into nil for JSON.
 func nanNil(v float64) *float64 {
 	if math.IsNaN(v) || math.IsInf(v, 0) {

@@ -6,15 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"time"
-
-	"github.com/masque-ai/masque/internal/atomicfile"
 )
 
 // UnmarshalJSON reads Figures back from compare.json (null is NaN).
@@ -256,17 +254,7 @@ func BuildReport(cfg ReportConfig) (*Report, error) {
 		if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 			return nil, fmt.Errorf("sculpt: %w", err)
 		}
-		if err := writeJSONFile(filepath.Join(cfg.Out, SummaryFile), rep); err != nil {
-			return nil, err
-		}
-		html, err := rep.HTML()
-		if err != nil {
-			return nil, err
-		}
-		if err := atomicfile.WriteFile(filepath.Join(cfg.Out, "summary.html"), func(w io.Writer) error {
-			_, err := w.Write(html)
-			return err
-		}); err != nil {
+		if err := writeReport(cfg.Out, strings.TrimSuffix(SummaryFile, ".json"), rep, rep.HTML); err != nil {
 			return nil, err
 		}
 	}
