@@ -4,16 +4,16 @@ import (
 	"bytes"
 	"context"
 	"image"
-	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/masque-ai/masque/internal/browsertest"
 
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/eval/judge"
@@ -218,49 +218,19 @@ func TestEndToEndAgainstMasqueServe(t *testing.T) {
 		}
 	}
 	// Last, so that a missing Chromium skips only the rendering check.
-	bin := chromium()
-	if bin == "" {
+	if browsertest.Find() == "" {
 		t.Skip("chromium is not installed: skipping the rendering check (apt-get update && apt-get install -y chromium)")
 	}
 	for _, p := range pages {
-		screenshot(t, bin, p)
+		screenshot(t, p)
 	}
-}
-
-// chromium returns the path of a headless-capable Chromium, or "".
-func chromium() string {
-	for _, b := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(b); err == nil {
-			return p
-		}
-	}
-	return ""
 }
 
 // screenshot renders the page with Chromium (bin) headless and checks that
 // the picture exists, is not tiny and is not blank.
-func screenshot(t *testing.T, bin, htmlPath string) {
+func screenshot(t *testing.T, htmlPath string) {
 	t.Helper()
-	abs, _ := filepath.Abs(htmlPath)
-	png1 := filepath.Join(t.TempDir(), "shot.png")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--no-first-run", "--user-data-dir="+t.TempDir(),
-		"--screenshot="+png1, "--window-size=1200,900", "file://"+abs)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("chromium: %v\n%s", err, out)
-	}
-	st, err := os.Stat(png1)
-	if err != nil || st.Size() < 20_000 {
-		t.Fatalf("screenshot missing or tiny: %v %v", st, err)
-	}
-	f, _ := os.Open(png1)
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := browsertest.Screenshot(t, "the eval reports", htmlPath, 1200, 900)
 	checkNotBlank(t, img)
 }
 

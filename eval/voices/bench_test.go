@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/internal/browsertest"
+
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/data/calib"
@@ -280,10 +282,10 @@ func TestBenchmarkEndToEnd(t *testing.T) {
 		os.MkdirAll(keep, 0o755)
 		os.WriteFile(filepath.Join(keep, "report.html"), page, 0o644)
 	}
-	if bin := chromium(); bin == "" {
+	if browsertest.Find() == "" {
 		t.Log("chromium is not installed: skipping the rendering check")
 	} else {
-		screenshot(t, bin, filepath.Join(out, HTMLFile))
+		screenshot(t, filepath.Join(out, HTMLFile))
 	}
 }
 

@@ -1,49 +1,17 @@
 package voices
 
 import (
-	"context"
-	"image/png"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
-)
 
-// chromium returns the path of a headless-capable Chromium, or "".
-func chromium() string {
-	for _, b := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(b); err == nil {
-			return p
-		}
-	}
-	return ""
-}
+	"github.com/masque-ai/masque/internal/browsertest"
+)
 
 // screenshot renders the page with headless Chromium and checks that the
 // heat maps and bars were drawn: enough pixels of the greedy colour
 // (#0072B2, also the heat map's full shade) and of T=0.8's (#E69F00).
-func screenshot(t *testing.T, bin, htmlPath string) {
+func screenshot(t *testing.T, htmlPath string) {
 	t.Helper()
-	abs, _ := filepath.Abs(htmlPath)
-	shot := filepath.Join(t.TempDir(), "shot.png")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--no-first-run", "--user-data-dir="+t.TempDir(),
-		"--screenshot="+shot, "--window-size=1200,1400", "file://"+abs)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("chromium: %v\n%s", err, out)
-	}
-	f, err := os.Open(shot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := browsertest.Screenshot(t, "the eval voices report", htmlPath, 1200, 1400)
 	blue, orange := 0, 0
 	b := img.Bounds()
 	for y := b.Min.Y; y < b.Max.Y; y++ {

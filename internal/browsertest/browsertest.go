@@ -6,8 +6,12 @@ package browsertest
 
 import (
 	"context"
+	"fmt"
+	"image"
+	"image/png"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -49,4 +53,39 @@ func Context(t testing.TB, what string, width, height int, timeout time.Duration
 	ctx, cancelTime := context.WithTimeout(ctx, timeout)
 	t.Cleanup(func() { cancelTime(); cancel(); cancelAlloc() })
 	return ctx
+}
+
+// Screenshot renders the local page htmlPath in a headless Chromium window
+// of width × height and returns the picture. It skips the test, naming what,
+// when no Chromium is found, and fails it when Chromium fails or writes no
+// picture.
+func Screenshot(t testing.TB, what, htmlPath string, width, height int) image.Image {
+	t.Helper()
+	bin := Find()
+	if bin == "" {
+		t.Skipf("chromium not found (install Debian's chromium package, or set MASQUE_CHROMIUM): skipping the browser test of %s", what)
+	}
+	abs, err := filepath.Abs(htmlPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shot := filepath.Join(t.TempDir(), "shot.png")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+		"--disable-component-update", "--disable-sync", "--no-first-run", "--user-data-dir="+t.TempDir(),
+		"--screenshot="+shot, fmt.Sprintf("--window-size=%d,%d", width, height), "file://"+abs)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("chromium on %s: %v\n%s", htmlPath, err, out)
+	}
+	f, err := os.Open(shot)
+	if err != nil {
+		t.Fatalf("chromium wrote no screenshot of %s: %v", htmlPath, err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("screenshot of %s: %v", htmlPath, err)
+	}
+	return img
 }

@@ -9,13 +9,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/masque-ai/masque/internal/browsertest"
 
 	"github.com/chromedp/chromedp"
 
@@ -25,20 +26,6 @@ import (
 	"github.com/masque-ai/masque/serve"
 	"github.com/masque-ai/masque/serve/persona"
 )
-
-// findChromium returns a Chromium or Chrome binary: $MASQUE_CHROMIUM, or
-// the first of the usual names on PATH.
-func findChromium() string {
-	if p := os.Getenv("MASQUE_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, n := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
-		if p, err := exec.LookPath(n); err == nil {
-			return p
-		}
-	}
-	return ""
-}
 
 // channelMask writes an FFN channel mask for m (every third channel
 // pruned) and returns its path.
@@ -76,7 +63,7 @@ func channelMask(t *testing.T, m *model.Model, dir string) string {
 // answers, checks them against the API and checks a screenshot of the
 // answer.
 func TestPlaygroundInChromium(t *testing.T) {
-	bin := findChromium()
+	bin := browsertest.Find()
 	if bin == "" {
 		t.Skip("chromium not found (install Debian's chromium package, or set MASQUE_CHROMIUM): skipping the browser test of the playground")
 	}

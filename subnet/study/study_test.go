@@ -4,16 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"image/png"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/masque-ai/masque/internal/browsertest"
 
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/eval/voices"
@@ -225,8 +225,8 @@ func TestQuickResume(t *testing.T) {
 		t.Fatal("rerun results differ")
 	}
 
-	if bin := chromium(); bin != "" {
-		screenshot(t, bin, filepath.Join(dirA, ReportFile))
+	if browsertest.Find() != "" {
+		screenshot(t, filepath.Join(dirA, ReportFile))
 	} else {
 		t.Log("chromium not found: the report was not rendered")
 	}
@@ -332,43 +332,12 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// chromium returns the path of a headless-capable Chromium, or "".
-func chromium() string {
-	if p := os.Getenv("MASQUE_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, b := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(b); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
 // screenshot renders the report with headless Chromium (as eval/voices'
 // render test does) and checks that the plots were drawn: enough pixels of
 // the first plot colour (#2166ac, also the heat maps' full shade).
-func screenshot(t *testing.T, bin, htmlPath string) {
+func screenshot(t *testing.T, htmlPath string) {
 	t.Helper()
-	abs, _ := filepath.Abs(htmlPath)
-	shot := filepath.Join(t.TempDir(), "shot.png")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--no-first-run", "--user-data-dir="+t.TempDir(),
-		"--screenshot="+shot, "--window-size=1200,2600", "file://"+abs)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("chromium: %v\n%s", err, out)
-	}
-	f, err := os.Open(shot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := browsertest.Screenshot(t, "the subnet study report", htmlPath, 1200, 2600)
 	blue := 0
 	bd := img.Bounds()
 	for y := bd.Min.Y; y < bd.Max.Y; y++ {
