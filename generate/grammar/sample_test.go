@@ -9,6 +9,7 @@ import (
 
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/generate"
+	"github.com/masque-ai/masque/internal/builtin"
 )
 
 // TestSampledOutputValid samples a few hundred documents at temperature 1
@@ -17,7 +18,7 @@ import (
 // validates, by encoding/json and a validator written independently of
 // the recogniser.
 func TestSampledOutputValid(t *testing.T) {
-	ck, err := checkpoint.Open("", checkpoint.Options{})
+	ck, err := checkpoint.Open(builtin.Stories, checkpoint.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
