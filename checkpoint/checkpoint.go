@@ -146,9 +146,6 @@ func openVoices(o Options) (*Checkpoint, error) {
 	return ck, nil
 }
 
-// IsBuiltin reports whether path names a built-in model (Open needs no file).
-func IsBuiltin(path string) bool { return builtin.IsVoices(path) || path == builtin.Stories }
-
 func (ck *Checkpoint) openHF(dir string, o Options) error {
 	var err error
 	if ck.Model, err = model.LoadHF(dir); err != nil {

@@ -47,7 +47,9 @@ var voicesKitFS embed.FS
 func VoicesKitFS() fs.FS { return sub(voicesKitFS, "voiceskit") }
 
 // VoicesKitDir unpacks the voices evaluation kit and returns the folder.
-func VoicesKitDir() (string, error) { return Unpack(VoicesKitFS(), "voices-kit") }
+func VoicesKitDir() (string, error) { return voicesKitFolder.Dir() }
+
+var voicesKitFolder = newFolder(VoicesKitFS(), "voices-kit")
 
 // IsVoices reports whether name means builtin:voices ("builtin" does too).
 func IsVoices(name string) bool { return name == Alias || name == Voices }

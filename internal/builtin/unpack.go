@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 )
 
 // completeMarker is written last into an unpacked folder: a folder without it
@@ -33,6 +34,38 @@ const completeMarker = ".complete"
 // half-written model that a later run would trust.
 func Unpack(fsys fs.FS, name string) (string, error) {
 	files, sum, err := digest(fsys)
+	return unpackDigested(fsys, name, files, sum, err)
+}
+
+// folder is an embedded folder whose digest is computed once: the built-in
+// folders never change while the program runs, and hashing them (tens of
+// megabytes) on every open would be repeated work.
+type folder struct {
+	fsys   fs.FS
+	name   string
+	digest func() (digested, error)
+}
+
+type digested struct {
+	files []string
+	sum   string
+}
+
+// newFolder returns fsys, to be unpacked as name (see Unpack).
+func newFolder(fsys fs.FS, name string) *folder {
+	return &folder{fsys: fsys, name: name, digest: sync.OnceValues(func() (digested, error) {
+		files, sum, err := digest(fsys)
+		return digested{files, sum}, err
+	})}
+}
+
+// Dir unpacks the folder (as Unpack) and returns its path.
+func (f *folder) Dir() (string, error) {
+	d, err := f.digest()
+	return unpackDigested(f.fsys, f.name, d.files, d.sum, err)
+}
+
+func unpackDigested(fsys fs.FS, name string, files []string, sum string, err error) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("builtin %s: %w", name, err)
 	}

@@ -15,4 +15,6 @@ func VoicesFS() fs.FS { return sub(voicesFS, "voices") }
 
 // VoicesDir unpacks builtin:voices into the cache (see Unpack) and returns
 // the folder.
-func VoicesDir() (string, error) { return Unpack(VoicesFS(), "voices") }
+func VoicesDir() (string, error) { return voicesFolder.Dir() }
+
+var voicesFolder = newFolder(VoicesFS(), "voices")
