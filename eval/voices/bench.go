@@ -103,6 +103,11 @@ type Config struct {
 	// ModelExtra is mixed into the cache keys and should identify what
 	// Model adds to the weights' fingerprint (a mask file's hash, say).
 	ModelName, ModelExtra string
+	// Mask, when set, is a mask file (masque subnet, masque mask) applied
+	// to the checkpoint's model (Model must then be nil): it adds the
+	// file's SHA-256 to ModelExtra and " + mask PATH" to the shown name,
+	// and Method and Sparsity default to the mask's own.
+	Mask string
 	// Label, Method and Sparsity are recorded for `eval compare` (Label
 	// defaults to Out's base name, Method to "dense").
 	Label, Method string
@@ -292,6 +297,37 @@ type Report struct {
 // names).
 const systemKey = "system"
 
+// applyMask loads cfg.Mask over the checkpoint's model (see Config.Mask).
+func applyMask(cfg *Config) error {
+	if cfg.Model != nil {
+		return errors.New("voices: a mask and a prepared model are exclusive")
+	}
+	mk, err := mask.Load(cfg.Mask)
+	if err != nil {
+		return err
+	}
+	if cfg.Model, err = mask.Masked(cfg.Checkpoint.Model, mk, nil); err != nil {
+		return err
+	}
+	sum, err := fileSHA256(cfg.Mask)
+	if err != nil {
+		return err
+	}
+	cfg.ModelExtra += "mask:" + sum
+	cfg.ModelName += " + mask " + cfg.Mask
+	if cfg.Method == "" {
+		cfg.Method = "mask"
+		if mk.Info.Method != "" {
+			cfg.Method = mk.Info.Method
+		}
+	}
+	if cfg.Sparsity == nil {
+		s := mk.Info.Sparsity
+		cfg.Sparsity = &s
+	}
+	return nil
+}
+
 // Run runs the benchmark.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	start := time.Now()
@@ -299,6 +335,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, errors.New("voices: no checkpoint")
 	}
 	ck := cfg.Checkpoint
+	if cfg.ModelName == "" {
+		cfg.ModelName = ck.Path
+	}
+	if cfg.Mask != "" {
+		if err := applyMask(&cfg); err != nil {
+			return nil, err
+		}
+	} else if cfg.Sparsity == nil && (cfg.Method == "" || cfg.Method == "dense") {
+		zero := 0.0
+		cfg.Sparsity = &zero
+	}
 	m := cfg.Model
 	if m == nil {
 		m = ck.Model

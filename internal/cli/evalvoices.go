@@ -11,7 +11,6 @@ import (
 
 	"github.com/masque-ai/masque/eval/voices"
 	"github.com/masque-ai/masque/kernels"
-	"github.com/masque-ai/masque/mask"
 )
 
 // evalVoicesCmd is `masque eval voices`.
@@ -78,36 +77,7 @@ the caches there.`,
 				return err
 			}
 			defer ck.Close()
-			cfg.Checkpoint, cfg.Method = ck, method
-			cfg.ModelName = ck.Path
-			if maskPath != "" {
-				mk, err := mask.Load(maskPath)
-				if err != nil {
-					return err
-				}
-				if cfg.Model, err = mask.Masked(ck.Model, mk, nil); err != nil {
-					return err
-				}
-				sum, err := evalFileSHA256(maskPath)
-				if err != nil {
-					return err
-				}
-				cfg.ModelExtra = "mask:" + sum
-				cfg.ModelName += " + mask " + maskPath
-				if cfg.Method == "" {
-					cfg.Method = "mask"
-					if mk.Info.Method != "" {
-						cfg.Method = mk.Info.Method
-					}
-				}
-				if cfg.Sparsity == nil {
-					s := mk.Info.Sparsity
-					cfg.Sparsity = &s
-				}
-			} else if cfg.Sparsity == nil && (cfg.Method == "" || cfg.Method == "dense") {
-				zero := 0.0
-				cfg.Sparsity = &zero
-			}
+			cfg.Checkpoint, cfg.Method, cfg.Mask = ck, method, maskPath
 			cfg.Progress = e.evalBars("")
 			cfg.Logf = func(format string, a ...any) { fmt.Fprintf(e.stderr, format+"\n", a...) }
 			rep, err := voices.Run(cmd.Context(), cfg)
