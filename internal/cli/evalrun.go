@@ -407,8 +407,9 @@ any OpenAI-compatible endpoint then scores each answer.
 Judges (--judges): pp = Persona-Pruner persona consistency and coherence, 0–100,
 read as the probability-weighted mean of the judge's top-20 integer candidates
 (text parsing below 25% integer mass; REFUSAL excluded); gym = the five PersonaGym
-rubric tasks, 1–5, read from "Therefore, the final score is N". Unreadable
-verdicts are excluded and counted. The prompts are versioned and printed in the
+rubric tasks, 1–5, read from "Therefore, the final score is N" (an integer, as
+the rubric asks: "4.5" is unreadable). Unreadable verdicts are excluded and
+counted. The prompts are versioned and printed in the
 report; --judge-prompts compact suits judges with a small context.
 
 --set builtin (the default) is masque's own 12-persona set; a folder in the same
