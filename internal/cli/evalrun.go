@@ -458,7 +458,9 @@ and a desc.json mapping each role to its description. Each role becomes a person
 (system prompt: the Persona-Pruner template around "role: description"); answers
 are scored by ROUGE-L F against generated[0] (lower-cased runs of letters and
 digits, each Han/kana character alone, punctuation dropped, no stemming) and, with
---judge-url, by the judges of --judges (default pp). Resumable like eval run.`,
+--judge-url, by the judges of --judges (default pp). A row without a reference
+answer cannot be scored: it is skipped, counted and reported (on stderr and in
+run.json's set.skipped and notes). Resumable like eval run.`,
 		Example: `  masque eval rolebench --model ./pruned-25 --data rolebench-eng/test.jsonl --desc profiles-eng/desc.json --out runs/rb-pp25`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -471,6 +473,9 @@ digits, each Han/kana character alone, punctuation dropped, no stemming) and, wi
 			set, err := roleplay.LoadRoleBench(data, desc)
 			if err != nil {
 				return err
+			}
+			if sk := set.SkippedSummary(); sk != "" {
+				fmt.Fprintf(e.stderr, "rolebench: %s\n", sk)
 			}
 			return f.evaluate(cmd, e, set)
 		},
@@ -496,7 +501,8 @@ difference of every run from the dense run (--dense, default the run whose metho
 is dense, else the first run) with a paired, persona-stratified bootstrap interval
 (--resamples, --seed: the same seed gives the same interval); and, with
 --baseline, the Persona-Pruner share of the dense model's drop recovered,
-1 − drop_run / drop_baseline (drop = dense − score), where the baseline is the run
+1 − drop_run / drop_baseline (drop = dense − score over the items both runs
+scored, the same paired figure as the difference), where the baseline is the run
 with that label or the run of that method at the same sparsity.
 
 --pairwise also has the judge compare every run's answers with the dense run's,
