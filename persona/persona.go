@@ -414,13 +414,9 @@ func ParseRegistry(data []byte, asJSON bool) ([]Spec, error) {
 
 // importCard reads s.Card and fills the fields s leaves empty from it.
 func (s *Spec) importCard() error {
-	data, err := os.ReadFile(s.Card)
+	c, err := ReadCard(s.Card)
 	if err != nil {
 		return err
-	}
-	c, err := ParseCard(data)
-	if err != nil {
-		return fmt.Errorf("%s: %v", s.Card, err)
 	}
 	from, err := c.Spec()
 	if err != nil {
