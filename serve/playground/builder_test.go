@@ -23,8 +23,8 @@ import (
 
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/internal/browsertest"
+	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/serve"
-	"github.com/masque-ai/masque/serve/persona"
 )
 
 // page drives one playground page in Chromium.
