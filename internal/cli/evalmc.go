@@ -138,6 +138,7 @@ for models without one). A table is printed; --out writes the full results as JS
 	fl.IntVar(&limit, "limit", 0, "evaluate only the first N items of each file")
 	fl.StringVar(&out, "out", "", "write the results as JSON to this file")
 	fl.BoolVar(&asJSON, "json", false, "print JSON instead of the table")
+	e.quietFlag(c)
 	return c
 }
 
@@ -187,5 +188,6 @@ func (e *env) evalPPLCmd() *cobra.Command {
 	fl.IntVar(&maxTokens, "max-tokens", 512, "truncate every sample at this many tokens")
 	fl.StringVar(&out, "out", "", "write the results as JSON to this file")
 	fl.BoolVar(&asJSON, "json", false, "print JSON instead of the table")
+	e.quietFlag(c)
 	return c
 }

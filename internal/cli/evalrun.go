@@ -11,9 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/data/evalset"
@@ -31,28 +29,6 @@ const (
 	evalJudgeKeyEnv = "MASQUE_JUDGE_KEY"
 	evalModelKeyEnv = "MASQUE_MODEL_KEY"
 )
-
-// evalBars draws one progress bar per stage on e.stderr.
-func (e *env) evalBars(prefix string) func(stage string, done, total int) {
-	bars := map[string]*progressbar.ProgressBar{}
-	return func(stage string, done, total int) {
-		bar := bars[stage]
-		if bar == nil {
-			bar = progressbar.NewOptions(total,
-				progressbar.OptionSetWriter(e.stderr),
-				progressbar.OptionSetDescription(strings.TrimSpace(prefix+" "+stage)),
-				progressbar.OptionShowCount(),
-				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionSetElapsedTime(true),
-				progressbar.OptionSetWidth(24),
-				progressbar.OptionThrottle(200*time.Millisecond),
-				progressbar.OptionShowDescriptionAtLineEnd(),
-				progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }))
-			bars[stage] = bar
-		}
-		bar.Set(done)
-	}
-}
 
 // evalJudgeFlags select a judge endpoint and its prompts.
 type evalJudgeFlags struct {
@@ -228,7 +204,7 @@ func (f *evalRunFlags) evaluate(cmd *cobra.Command, e *env, set *roleplay.Set) e
 	}
 	cfg := roleplay.Config{Out: f.out, CacheDir: f.cacheDir, Label: f.label, Method: f.method, Set: set,
 		GenConcurrency: f.concurrency, Judge: jd, JudgeURL: f.jf.url, Metrics: metrics, JudgeConcurrency: f.jf.concurrency,
-		Progress: e.evalBars("")}
+		Progress: e.stages("")}
 	if f.styleProfile != "" {
 		profiles, err := style.Load(f.styleProfile)
 		if err != nil {
@@ -323,7 +299,7 @@ func (f *evalRunFlags) evaluate(cmd *cobra.Command, e *env, set *roleplay.Set) e
 		if err != nil {
 			return fmt.Errorf("--mc-system: %w", err)
 		}
-		bars := e.evalBars("")
+		bars := e.stages("")
 		ref, err := roleplay.ComputeReference(ctx, ck, m, roleplay.ReferenceOptions{MCTests: f.mcTests, MCSystem: sys, MCOpposing: f.mcOpposing,
 			MCLimit: f.mcLimit, MCFormat: f.mcFormat, PPLData: f.pplData, PPLMaxTokens: f.pplMaxTokens, Progress: bars})
 		if err != nil {
@@ -442,6 +418,7 @@ run the same command again to resume. Results: OUT/run.json and OUT/report.html.
 	}
 	f.register(c, []string{"pp"})
 	c.Flags().StringVar(&setPath, "set", evalset.Name, "evaluation set: builtin, or a folder in the Persona-Pruner layout")
+	e.quietFlag(c)
 	return c
 }
 
@@ -477,6 +454,7 @@ digits, each Han/kana character alone, punctuation dropped, no stemming) and, wi
 	f.register(c, []string{"pp"})
 	c.Flags().StringVar(&data, "data", "", "RoleBench JSONL: role, question, generated[]")
 	c.Flags().StringVar(&desc, "desc", "", "RoleBench desc.json: {\"role\": \"description\"}")
+	e.quietFlag(c)
 	return c
 }
 
@@ -564,6 +542,7 @@ intervals) and the judge prompts, viewable offline.`,
 	fl.BoolVar(&pairwise, "pairwise", false, "judge every run against the dense run pairwise, in both orders")
 	fl.BoolVar(&asJSON, "json", false, "print compare.json instead of the table")
 	jf.register(c)
+	e.quietFlag(c)
 	return c
 }
 
@@ -586,7 +565,7 @@ func evalPairwise(cmd *cobra.Command, e *env, c *report.Comparison, jd *judge.Ju
 		if r == ref {
 			continue
 		}
-		bars := e.evalBars("")
+		bars := e.stages("")
 		res, err := report.Pairwise(cmd.Context(), jd, ref, r, conc, func(d, t int) { bars("pairwise "+r.Label, d, t) })
 		if res != nil {
 			c.Pairwise = append(c.Pairwise, *res)

@@ -78,7 +78,7 @@ the caches there.`,
 			}
 			defer ck.Close()
 			cfg.Checkpoint, cfg.Method, cfg.Mask = ck, method, maskPath
-			cfg.Progress = e.evalBars("")
+			cfg.Progress = e.stages("")
 			cfg.Logf = func(format string, a ...any) { fmt.Fprintf(e.stderr, format+"\n", a...) }
 			rep, err := voices.Run(cmd.Context(), cfg)
 			if err != nil {
@@ -115,6 +115,7 @@ the caches there.`,
 	fl.StringVarP(&cfg.Out, "out", "o", "", "output folder: report.json, report.html, run.json and resumable caches")
 	fl.BoolVar(&asJSON, "json", false, "print the report (without the answers) as JSON instead of a table")
 	c.AddCommand(e.evalVoicesClassifierCmd())
+	e.quietFlag(c)
 	return c
 }
 

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/internal/atomicfile"
@@ -106,6 +105,7 @@ DIR/training.json records the run and DIR/loss.svg plots the loss curves.`,
 	fl.BoolVar(&f.resume, "resume", false, "continue from the checkpoint in DIR/checkpoint")
 	fl.BoolVar(&f.recompute, "recompute", false, "recompute activations in the backward pass (less memory, ~30% more time)")
 	fl.IntVar(&f.threads, "threads", 0, "threads (default: all CPUs)")
+	e.quietFlag(c)
 	return c
 }
 
@@ -217,29 +217,17 @@ func (e *env) runFinetune(cmd *cobra.Command, mf *modelFlags, f *finetuneFlags) 
 			return usagef("%v", err)
 		}
 	}
-	var bar *progressbar.ProgressBar
+	bar := e.meter("training", "")
 	fc := finetune.Config{Model: m, Data: ds.Train, Eval: evalSet, Full: f.full, Train: cfg, Warmup: f.warmup, Resume: f.resume,
 		Recompute: f.recompute, Threads: f.threads,
 		LoRA: lc,
 		Progress: func(p train.Progress) {
-			if bar == nil {
-				bar = progressbar.NewOptions(p.Total,
-					progressbar.OptionSetWriter(e.stderr),
-					progressbar.OptionSetDescription("training"),
-					progressbar.OptionShowCount(),
-					progressbar.OptionSetPredictTime(true),
-					progressbar.OptionSetElapsedTime(true),
-					progressbar.OptionSetWidth(24),
-					progressbar.OptionThrottle(200*time.Millisecond),
-					progressbar.OptionShowDescriptionAtLineEnd(),
-				)
-			}
 			desc := fmt.Sprintf("step %d/%d loss %.4f lr %.2e %.0f tok/s", p.Step, p.Total, p.Loss, p.LR, p.TokensPerSec)
 			if !math.IsNaN(p.EvalLoss) {
 				desc += fmt.Sprintf(" eval %.4f", p.EvalLoss)
 			}
-			bar.Describe(desc)
-			_ = bar.Set(p.Step)
+			bar.describe(desc)
+			bar.set(int64(p.Step), int64(p.Total))
 		}}
 	mode := "full fine-tuning"
 	if !f.full {
@@ -252,14 +240,7 @@ func (e *env) runFinetune(cmd *cobra.Command, mf *modelFlags, f *finetuneFlags) 
 		fmt.Fprintf(e.stderr, "%s: %d trainable parameters of %d; %d steps\n", mode, r.Net.NumTrainable(), m.NumParams(), r.Trainer.State.TotalSteps)
 	}
 	res, runErr := finetune.Run(cmd.Context(), fc)
-	if bar != nil {
-		if runErr == nil {
-			_ = bar.Finish()
-		} else {
-			_ = bar.Exit()
-		}
-		fmt.Fprintln(e.stderr)
-	}
+	bar.end()
 	interrupted := res != nil && res.Interrupted
 	if runErr != nil && !interrupted {
 		return runErr

@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/checkpoint"
@@ -225,6 +224,7 @@ a keep_indices.json to a model).`,
 	registerRecoverFlags(c, &rc, &recoverMode)
 	c.Flags().BoolVar(&global, "global", false, "learn one global mask on every voice of --corpus pooled (--max-rows per voice)")
 	c.AddCommand(e.sculptBaselineCmd(), e.sculptCompareCmd(), e.sculptReportCmd(), e.sculptAnalyzeCmd(), e.sculptExportCmd())
+	e.quietFlag(c)
 	return c
 }
 
@@ -272,78 +272,38 @@ func registerLearnFlags(c *cobra.Command, cfg *sculpt.Config) {
 	fl.BoolVar(&cfg.Resume, "resume", false, "continue the interrupted run in --out (same flags; --steps may grow)")
 }
 
-// stepBar shows learning progress: a bar on a terminal, quiet otherwise.
-type stepBar struct {
-	e    *env
-	what string
-	bar  *progressbar.ProgressBar
-	tty  bool
-}
+// stepBar shows the steps of a mask learning (see meter).
+type stepBar struct{ m *meter }
 
-func (e *env) stepBar(what string) *stepBar {
-	return &stepBar{e: e, what: what, tty: isTerminal(e.stderr)}
-}
+func (e *env) stepBar(what string) *stepBar { return &stepBar{e.meter(what, "")} }
 
 func (s *stepBar) update(p sculpt.Progress) {
-	if !s.tty {
-		return
-	}
-	if s.bar == nil {
-		s.bar = progressbar.NewOptions(p.Total, progressbar.OptionSetWriter(s.e.stderr), progressbar.OptionSetDescription(s.what),
-			progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(false), progressbar.OptionSetWidth(20),
-			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionShowDescriptionAtLineEnd())
-	}
 	desc := fmt.Sprintf("step %d/%d loss %.4f churn %d %.2f steps/s %.0f tok/s ETA %s", p.Step, p.Total, p.Loss, p.Churn, p.StepsPerSec,
 		p.TokensPerSec, p.ETA.Round(time.Second))
 	if !math.IsNaN(p.EvalLoss) {
 		desc += fmt.Sprintf(" valid %.4f", p.EvalLoss)
 	}
-	s.bar.Describe(desc)
-	_ = s.bar.Set(p.Step)
+	s.m.describe(desc)
+	s.m.set(int64(p.Step), int64(p.Total))
 }
 
-// trainBar shows the steps of a fine-tuning: a bar on a terminal, quiet
-// otherwise.
-type trainBar struct {
-	e    *env
-	what string
-	bar  *progressbar.ProgressBar
-}
+func (s *stepBar) done() { s.m.end() }
 
-func (e *env) trainBar(what string) *trainBar { return &trainBar{e: e, what: what} }
+// trainBar shows the steps of a fine-tuning (see meter).
+type trainBar struct{ m *meter }
+
+func (e *env) trainBar(what string) *trainBar { return &trainBar{e.meter(what, "")} }
 
 func (s *trainBar) update(p train.Progress) {
-	if !isTerminal(s.e.stderr) {
-		return
-	}
-	if s.bar == nil {
-		s.bar = progressbar.NewOptions(p.Total, progressbar.OptionSetWriter(s.e.stderr), progressbar.OptionSetDescription(s.what),
-			progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionSetWidth(20),
-			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionShowDescriptionAtLineEnd())
-	}
 	desc := fmt.Sprintf("step %d/%d loss %.4f lr %.2e %.0f tok/s", p.Step, p.Total, p.Loss, p.LR, p.TokensPerSec)
 	if !math.IsNaN(p.EvalLoss) {
 		desc += fmt.Sprintf(" eval %.4f", p.EvalLoss)
 	}
-	s.bar.Describe(desc)
-	_ = s.bar.Set(p.Step)
+	s.m.describe(desc)
+	s.m.set(int64(p.Step), int64(p.Total))
 }
 
-func (s *trainBar) done() {
-	if s.bar != nil {
-		_ = s.bar.Exit()
-		fmt.Fprintln(s.e.stderr)
-		s.bar = nil
-	}
-}
-
-func (s *stepBar) done() {
-	if s.bar != nil {
-		_ = s.bar.Exit()
-		fmt.Fprintln(s.e.stderr)
-		s.bar = nil
-	}
-}
+func (s *trainBar) done() { s.m.end() }
 
 func (e *env) sculptBaselineCmd() *cobra.Command {
 	var mf modelFlags
@@ -549,6 +509,7 @@ the table. An interrupted comparison resumes with the same command.
 	fl.BoolVar(&cfg.NoFidelity, "no-fidelity", false, "skip the persona-fidelity benchmark")
 	fl.IntVar(&cfg.FidelityLimit, "fidelity-limit", 20, "test prompts of the persona answered for the fidelity")
 	fl.IntVar(&cfg.FidelityMaxTokens, "fidelity-max-tokens", 0, "longest answer in tokens (default: eval voices's)")
+	e.quietFlag(c)
 	return c
 }
 

@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/internal/atomicfile"
@@ -29,26 +28,6 @@ pragmatic tags (prototype centroids over sentence embeddings).`,
 	}
 	c.AddCommand(e.styleProfileCmd(), e.styleReportCmd(), e.styleScoreCmd(), e.styleClassifyCmd(), e.styleTagsCmd())
 	return c
-}
-
-// styleBars draws a progress bar per stage (quiet when stderr is not a
-// terminal).
-func (e *env) styleBars() func(stage string, done, total int) {
-	if !isTerminal(e.stderr) {
-		return func(string, int, int) {}
-	}
-	bars := map[string]*progressbar.ProgressBar{}
-	return func(stage string, done, total int) {
-		bar := bars[stage]
-		if bar == nil {
-			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription(stage),
-				progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetPredictTime(true),
-				progressbar.OptionSetElapsedTime(true), progressbar.OptionSetWidth(24), progressbar.OptionThrottle(200*time.Millisecond),
-				progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }))
-			bars[stage] = bar
-		}
-		bar.Set(done)
-	}
 }
 
 func (e *env) styleProfileCmd() *cobra.Command {
@@ -93,7 +72,7 @@ the built-in set, see masque style tags, and the style centroid).`,
 			defer ef.close()
 			start := time.Now()
 			set, err := style.Run(cmd.Context(), style.Config{Characters: chars, Background: bg, MinCount: minCount, TopK: top,
-				ChunkWords: chunkWords, Embedder: emb, TagSet: ts, EmbedLines: embedLines, Progress: e.styleBars()})
+				ChunkWords: chunkWords, Embedder: emb, TagSet: ts, EmbedLines: embedLines, Progress: e.stages("")})
 			if err != nil {
 				return err
 			}
@@ -134,6 +113,7 @@ the built-in set, see masque style tags, and the style centroid).`,
 	fl.IntVar(&embedLines, "embed-lines", 200, "most lines per character embedded for the pragmatic part")
 	fl.IntVar(&maxWords, "max-words", 0, "keep about this many words of each character (lines chosen evenly; 0: all)")
 	ef.register(c)
+	e.quietFlag(c)
 	return c
 }
 
@@ -337,7 +317,7 @@ the accuracies. The pragmatic part needs the profile's embedder.`,
 			if err != nil {
 				return fmt.Errorf("%s: %v", profile, err)
 			}
-			bar := e.styleBars()
+			bar := e.stages("")
 			res, err := style.Classify(cmd.Context(), style.ClassifyConfig{Scorer: sc, Corpus: corpus, Split: split, ChunkWords: chunkWords, PerVoice: perVoice,
 				Progress: func(d, t int) { bar("classify", d, t) }})
 			if err != nil {
@@ -377,6 +357,7 @@ the accuracies. The pragmatic part needs the profile's embedder.`,
 	fl.IntVar(&perVoice, "per-voice", 50, "most passages per voice")
 	fl.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	ef.register(c)
+	e.quietFlag(c)
 	return c
 }
 

@@ -9,9 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/chattemplate"
@@ -25,27 +23,6 @@ import (
 	"github.com/masque-ai/masque/stats"
 	"github.com/masque-ai/masque/subnet"
 )
-
-// progress returns a progress callback that draws a bar on e.stderr,
-// created on the first call (when the total is known).
-func (e *env) progress(desc string) func(done, total int) {
-	var bar *progressbar.ProgressBar
-	return func(done, total int) {
-		if bar == nil {
-			bar = progressbar.NewOptions(total,
-				progressbar.OptionSetWriter(e.stderr),
-				progressbar.OptionSetDescription(desc),
-				progressbar.OptionShowCount(),
-				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionSetElapsedTime(true),
-				progressbar.OptionSetWidth(24),
-				progressbar.OptionThrottle(200*time.Millisecond),
-				progressbar.OptionShowDescriptionAtLineEnd(),
-				progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }))
-		}
-		bar.Set(done)
-	}
-}
 
 // chatFunc renders and tokenizes conversations with the checkpoint's template.
 func chatFunc(ck *checkpoint.Checkpoint) calib.ChatFunc {
@@ -237,6 +214,7 @@ manifest.json (model fingerprint, calibration set, counts); masque subnet
 	c.Flags().BoolVar(&gram, "gram", false, "also collect the Gram matrix XᵀX of every input (for SparseGPT)")
 	c.Flags().StringVar(&gramLayers, "gram-layers", "", "collect Gram matrices only for these layers, e.g. 0-3,7 (implies --gram)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the manifest as JSON")
+	e.quietFlag(c)
 	return c
 }
 
@@ -601,6 +579,7 @@ module, accuracy against sparsity).`,
 	fl.BoolVar(&force, "force", false, "overwrite existing outputs")
 	fl.BoolVar(&asJSON, "json", false, "print JSON")
 	c.AddCommand(e.contrastCmd(), e.studyCmd())
+	e.quietFlag(c)
 	return c
 }
 
@@ -812,6 +791,7 @@ With --eval the p+ mask is scored on the test and the p− mask on the opposing 
 	fl.StringVar(&report, "report", "", "write an HTML report")
 	fl.BoolVar(&force, "force", false, "overwrite existing outputs")
 	fl.BoolVar(&asJSON, "json", false, "print JSON")
+	e.quietFlag(c)
 	return c
 }
 
@@ -862,6 +842,7 @@ appears atomically. A mask made for another model is refused.`,
 	c.Flags().StringVar(&maskPath, "mask", "", "mask file")
 	c.Flags().StringVar(&out, "out", "", "output folder")
 	c.Flags().BoolVar(&force, "force", false, "replace an existing output folder")
+	e.quietFlag(c)
 	return c
 }
 

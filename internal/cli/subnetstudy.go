@@ -209,6 +209,7 @@ prompts); other flags override the preset's values.`,
 	fl.Float64Var(&sftLR, "sft-lr", 2e-4, "learning rate of --sft")
 	fl.IntVar(&workers, "workers", 0, "worker goroutines for masks and training (0: all cores)")
 	fl.BoolVar(&asJSON, "json", false, "print results.json")
+	e.quietFlag(c)
 	return c
 }
 
@@ -219,6 +220,9 @@ func (e *env) studyProgress() func(study.Progress) {
 	var last time.Time
 	var lastItem string
 	return func(p study.Progress) {
+		if e.quiet {
+			return
+		}
 		now := time.Now()
 		newJob := p.Job+p.Item != lastItem
 		if !tty && !newJob && now.Sub(last) < 30*time.Second {

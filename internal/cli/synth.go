@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/checkpoint"
@@ -327,12 +326,12 @@ func (t *synthTeacher) finishBatch(e *env) error {
 	return nil
 }
 
-// synthUI draws a progress bar and prints notices above it.
+// synthUI shows the progress of each stage and prints notices above it.
 type synthUI struct {
 	e     *env
 	quiet bool
 	mu    sync.Mutex
-	bar   *progressbar.ProgressBar
+	bar   *meter
 	stage string
 }
 
@@ -341,34 +340,29 @@ func (u *synthUI) progress(p synth.Progress) {
 		return
 	}
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	if u.bar == nil || u.stage != p.Stage {
 		if u.bar != nil {
-			u.bar.Finish()
+			u.bar.end()
 		}
 		u.stage = p.Stage
-		u.bar = progressbar.NewOptions(p.Total,
-			progressbar.OptionSetWriter(u.e.stderr),
-			progressbar.OptionSetDescription(p.Stage),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("rows"),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionSetElapsedTime(true),
-			progressbar.OptionSetWidth(24),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionShowDescriptionAtLineEnd(),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(u.e.stderr) }))
+		u.bar = u.e.meter(p.Stage, "rows")
 	}
-	u.bar.Describe(fmt.Sprintf("%s: kept %d, rejected %d, failed %d", p.Stage, p.Kept, p.Rejected, p.Failed))
-	u.bar.Set(p.Done)
+	bar := u.bar
+	u.mu.Unlock()
+	bar.describe(fmt.Sprintf("%s: kept %d, rejected %d, failed %d", p.Stage, p.Kept, p.Rejected, p.Failed))
+	bar.set(int64(p.Done), int64(p.Total))
+	if p.Done >= p.Total {
+		bar.end()
+	}
 }
 
 func (u *synthUI) logf(format string, args ...any) {
 	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.bar != nil {
-		u.bar.Clear()
+	bar := u.bar
+	u.mu.Unlock()
+	if bar != nil {
+		bar.logf(format, args...)
+		return
 	}
 	fmt.Fprintf(u.e.stderr, format+"\n", args...)
 }
@@ -376,9 +370,8 @@ func (u *synthUI) logf(format string, args ...any) {
 func (u *synthUI) done() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.bar != nil && !u.bar.IsFinished() {
-		u.bar.Exit()
-		fmt.Fprintln(u.e.stderr)
+	if u.bar != nil {
+		u.bar.end()
 	}
 	u.bar = nil
 }
