@@ -46,6 +46,7 @@ import (
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/builtin"
+	"github.com/masque-ai/masque/internal/filehash"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 )
@@ -309,7 +310,7 @@ func applyMask(cfg *Config) error {
 	if cfg.Model, err = mask.Masked(cfg.Checkpoint.Model, mk, nil); err != nil {
 		return err
 	}
-	sum, err := fileSHA256(cfg.Mask)
+	sum, err := filehash.SHA256(cfg.Mask)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/masque-ai/masque/internal/filehash"
 )
 
 // ClassifierFile is where the classifier is kept beside its corpus.
@@ -175,7 +177,7 @@ func TrainCorpus(corp *Corpus, o TrainOptions) (*Classifier, error) {
 		for _, r := range rows {
 			texts[i] = append(texts[i], r.Text)
 		}
-		if sums[v], err = fileSHA256(corp.SplitPath(v, SplitTrain)); err != nil {
+		if sums[v], err = filehash.SHA256(corp.SplitPath(v, SplitTrain)); err != nil {
 			return nil, fmt.Errorf("voices: %w", err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/eval/mc"
 	"github.com/masque-ai/masque/eval/ppl"
+	"github.com/masque-ai/masque/internal/textarg"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 )
@@ -89,7 +90,7 @@ for models without one). A table is printed; --out writes the full results as JS
 			if len(tests) == 0 {
 				return usagef("--tests is required")
 			}
-			sys, err := readArg(persona)
+			sys, err := textarg.Read(persona)
 			if err != nil {
 				return fmt.Errorf("--persona: %w", err)
 			}

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +17,8 @@ import (
 	"github.com/masque-ai/masque/eval/report"
 	"github.com/masque-ai/masque/eval/roleplay"
 	"github.com/masque-ai/masque/generate"
+	"github.com/masque-ai/masque/internal/filehash"
+	"github.com/masque-ai/masque/internal/textarg"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/style"
 )
@@ -166,19 +166,6 @@ func (f *evalRunFlags) register(c *cobra.Command, defaultJudges []string) {
 	fl.BoolVar(&f.asJSON, "json", false, "print run.json's summary as JSON instead of a table")
 }
 
-func evalFileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
 // evaluate runs the evaluation of set.
 func (f *evalRunFlags) evaluate(cmd *cobra.Command, e *env, set *roleplay.Set) error {
 	if f.out == "" {
@@ -266,7 +253,7 @@ func (f *evalRunFlags) evaluate(cmd *cobra.Command, e *env, set *roleplay.Set) e
 			if m, err = mask.Masked(ck.Model, mk, nil); err != nil {
 				return err
 			}
-			if extra, err = evalFileSHA256(f.maskPath); err != nil {
+			if extra, err = filehash.SHA256(f.maskPath); err != nil {
 				return err
 			}
 			extra = "mask:" + extra
@@ -295,7 +282,7 @@ func (f *evalRunFlags) evaluate(cmd *cobra.Command, e *env, set *roleplay.Set) e
 			return err
 		}
 		cfg.Gen = gen
-		sys, err := readArg(f.mcSystem)
+		sys, err := textarg.Read(f.mcSystem)
 		if err != nil {
 			return fmt.Errorf("--mc-system: %w", err)
 		}

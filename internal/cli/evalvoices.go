@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/eval/voices"
+	"github.com/masque-ai/masque/internal/textarg"
 	"github.com/masque-ai/masque/kernels"
 )
 
@@ -54,7 +55,7 @@ the caches there.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("system") {
-				s, err := readArg(system)
+				s, err := textarg.Read(system)
 				if err != nil {
 					return fmt.Errorf("--system: %w", err)
 				}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"github.com/masque-ai/masque/eval/mc"
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/builtin"
+	"github.com/masque-ai/masque/internal/textarg"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/stats"
@@ -33,18 +33,6 @@ func chatFunc(ck *checkpoint.Checkpoint) calib.ChatFunc {
 		}
 		return ck.EncodeChat(cm, gen, nil)
 	}
-}
-
-// readArg returns s, or the contents of FILE when s is @FILE.
-func readArg(s string) (string, error) {
-	if strings.HasPrefix(s, "@") {
-		b, err := os.ReadFile(s[1:])
-		if err != nil {
-			return "", err
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
-	return s, nil
 }
 
 func writeAtomic(path string, write func(io.Writer) error) error {
@@ -82,75 +70,32 @@ func (f *calibFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.save, "calib-save", "", "also write the calibration texts (e.g. the generated persona answers) to this file, one per line")
 }
 
-// build returns the calibration set the flags select (the shipped generic
+// source returns the calibration set the flags select (the shipped generic
 // set when none is given).
-func (f *calibFlags) build(ctx context.Context, e *env, ck *checkpoint.Checkpoint) (*calib.Set, error) {
-	n := 0
-	for _, s := range []string{f.text, f.chat, f.persona} {
-		if s != "" {
-			n++
-		}
-	}
-	if n > 1 {
-		return nil, usagef("give only one of --calib-text, --calib-chat and --calib-persona")
-	}
-	o := calib.Options{MaxTokens: f.maxTokens, Limit: f.limit}
-	var set *calib.Set
-	var err error
-	switch {
-	case f.text != "":
-		set, err = calib.FromTextFile(f.text, ck.Tokenizer, o)
-	case f.chat != "":
-		set, err = calib.FromChatJSONL(f.chat, chatFunc(ck), o)
-	case f.persona != "":
-		desc, rerr := readArg(f.persona)
-		if rerr != nil {
-			return nil, fmt.Errorf("--calib-persona: %w", rerr)
-		}
-		return f.fromPersona(ctx, e, ck, desc)
-	default:
-		set, err = calib.Generic(ck.Tokenizer, o)
-	}
-	if err == nil && f.save != "" {
-		err = writeAtomic(f.save, set.WriteText)
-	}
-	return set, err
-}
-
-func (f *calibFlags) fromPersona(ctx context.Context, e *env, ck *checkpoint.Checkpoint, desc string) (*calib.Set, error) {
-	set, err := calib.FromPersona(ctx, ck.Model, ck.Tokenizer, chatFunc(ck), desc, calib.PersonaOptions{
+func (f *calibFlags) source() (calib.Source, error) {
+	src := calib.Source{Text: f.text, Chat: f.chat, Save: f.save, PersonaOptions: calib.PersonaOptions{
 		Options: calib.Options{MaxTokens: f.maxTokens, Limit: f.limit}, Samples: f.samples, GenTokens: f.genTokens,
-		Temperature: f.temperature, Seed: f.seed, StopTokens: ck.StopTokens(), IncludeSystem: f.includeSystem,
-		Progress: e.progress("persona answers")})
-	if err == nil && set.EmptyAnswers > 0 {
-		fmt.Fprintf(e.stderr, "warning: %d of %d persona answers are empty (the model stopped at once)\n", set.EmptyAnswers, len(set.Samples))
+		Temperature: f.temperature, Seed: f.seed, IncludeSystem: f.includeSystem}}
+	if err := (calib.Source{Text: f.text, Chat: f.chat, Persona: f.persona}).Validate(); err != nil {
+		return src, usagef("%v", err)
 	}
-	if err == nil && f.save != "" {
-		err = writeAtomic(f.save, set.WriteText)
-	}
-	return set, err
-}
-
-// collectStats runs the calibration set through the model.
-func (e *env) collectStats(ctx context.Context, m *model.Model, set *calib.Set, gram bool, desc string) (*stats.Stats, error) {
-	var layers map[int]bool
-	if gram {
-		layers = map[int]bool{}
-		for l := 0; l < m.Config.Layers; l++ {
-			layers[l] = true
+	if f.persona != "" {
+		desc, err := textarg.Read(f.persona)
+		if err != nil {
+			return src, fmt.Errorf("--calib-persona: %w", err)
 		}
+		src.Persona = desc
 	}
-	return e.collectStatsGram(ctx, m, set, layers, desc)
+	return src, nil
 }
 
-// collectStatsGram collects statistics with the Gram matrices of the given layers.
-func (e *env) collectStatsGram(ctx context.Context, m *model.Model, set *calib.Set, gramLayers map[int]bool, desc string) (*stats.Stats, error) {
-	o := stats.Options{}
-	if len(gramLayers) > 0 {
-		o.Gram = func(l int, _ stats.Input) bool { return gramLayers[l] }
-	}
-	return stats.Collect(ctx, m, set.Samples, set.Calibration(), o, e.progress(desc))
+// calibModel is what building a calibration set needs of ck.
+func calibModel(ck *checkpoint.Checkpoint) calib.Model {
+	return calib.Model{Model: ck.Model, Tok: ck.Tokenizer, Chat: chatFunc(ck), Stop: ck.StopTokens()}
 }
+
+// logf prints a note or warning line on stderr.
+func (e *env) logf(format string, a ...any) { fmt.Fprintf(e.stderr, format+"\n", a...) }
 
 func (e *env) statsCmd() *cobra.Command {
 	var mf modelFlags
@@ -189,11 +134,19 @@ manifest.json (model fingerprint, calibration set, counts); masque subnet
 					return usagef("--gram-layers: %v", err)
 				}
 			}
-			set, err := cf.build(cmd.Context(), e, ck)
+			src, err := cf.source()
 			if err != nil {
 				return err
 			}
-			st, err := e.collectStatsGram(cmd.Context(), ck.Model, set, layers, "statistics")
+			set, err := subnet.BuildCalib(cmd.Context(), src, calibModel(ck), e.stages(""), e.logf)
+			if err != nil {
+				return err
+			}
+			o := stats.Options{}
+			if len(layers) > 0 {
+				o.Gram = func(l int, _ stats.Input) bool { return layers[l] }
+			}
+			st, err := stats.Collect(cmd.Context(), ck.Model, set.Samples, set.Calibration(), o, e.progress("statistics"))
 			if err != nil {
 				return err
 			}
@@ -323,19 +276,6 @@ func (f *patternFlags) options() ([]subnet.Options, error) {
 	return out, nil
 }
 
-// suffixed inserts "-s0.30" before the extension of path when several
-// sparsities are run.
-func suffixed(path string, o subnet.Options, many bool) string {
-	if !many || path == "" {
-		return path
-	}
-	ext := filepath.Ext(path)
-	if strings.HasSuffix(path, string(filepath.Separator)) || ext == "" {
-		return strings.TrimRight(path, string(filepath.Separator)) + fmt.Sprintf("-s%.2f", o.Sparsity)
-	}
-	return strings.TrimSuffix(path, ext) + fmt.Sprintf("-s%.2f", o.Sparsity) + ext
-}
-
 // evalFlags run a multiple-choice persona test on each mask.
 type evalFlags struct {
 	tests, persona, format string
@@ -366,33 +306,20 @@ func prompterFor(ck *checkpoint.Checkpoint, format string) (mc.Prompter, error) 
 	return nil, usagef("unknown prompt format %q (want chat or plain)", format)
 }
 
-// run evaluates m on the test; nil report when no test was given.
-func (f *evalFlags) run(ctx context.Context, e *env, ck *checkpoint.Checkpoint, m *model.Model, opposing bool, label string) (*mc.Report, error) {
+// test returns the test the flags select (nil when none).
+func (f *evalFlags) test(ck *checkpoint.Checkpoint) (*subnet.Test, error) {
 	if f.tests == "" {
 		return nil, nil
-	}
-	items, err := mc.Load(f.tests)
-	if err != nil {
-		return nil, err
 	}
 	p, err := prompterFor(ck, f.format)
 	if err != nil {
 		return nil, err
 	}
-	sys, err := readArg(f.persona)
+	sys, err := textarg.Read(f.persona)
 	if err != nil {
 		return nil, fmt.Errorf("--eval-system: %w", err)
 	}
-	return mc.Evaluate(ctx, m, p, items, mc.Options{Name: filepath.Base(f.tests), System: sys, Opposing: opposing, Limit: f.limit,
-		Progress: e.progress("eval " + label)})
-}
-
-type subnetRun struct {
-	Sparsity float64            `json:"sparsity"`
-	Density  float64            `json:"density"`
-	Mask     string             `json:"mask"`
-	ModelOut string             `json:"model_out,omitempty"`
-	Metrics  map[string]float64 `json:"metrics,omitempty"`
+	return &subnet.Test{Path: f.tests, Prompter: p, System: sys, Limit: f.limit}, nil
 }
 
 func (e *env) subnetCmd() *cobra.Command {
@@ -428,7 +355,6 @@ module, accuracy against sparsity).`,
   masque subnet --method wanda --sparsity 0.1,0.3,0.5 --eval testdata/persona-evals/extraversion.jsonl --report report.html --out m.safetensors`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
 			meth, err := subnet.ParseMethod(method)
 			if err != nil {
 				return usagef("--method: %v", err)
@@ -440,112 +366,27 @@ module, accuracy against sparsity).`,
 			if out == "" {
 				return usagef("--out is required")
 			}
+			if meth == subnet.SparseGPT && pf.structured {
+				return usagef("SparseGPT does not support --structured")
+			}
+			src, err := cf.source()
+			if err != nil {
+				return err
+			}
 			ck, err := mf.open()
 			if err != nil {
 				return err
 			}
 			defer ck.Close()
-			m := ck.Model
-			for _, o := range opts {
-				o.Method = meth
-				if err := o.Validate(&m.Config); err != nil {
-					return err
-				}
-				if meth == subnet.SparseGPT && o.Structured {
-					return usagef("SparseGPT does not support --structured")
-				}
+			test, err := ef.test(ck)
+			if err != nil {
+				return err
 			}
-			many := len(opts) > 1
-			for _, o := range opts {
-				if p := suffixed(out, o, many); !force {
-					if _, err := os.Stat(p); err == nil {
-						return fmt.Errorf("%s already exists (use --force to overwrite)", p)
-					}
-				}
-			}
-			var st *stats.Stats
-			var set *calib.Set
-			switch {
-			case statsDir != "":
-				if st, err = stats.Load(statsDir); err != nil {
-					return err
-				}
-				if err := st.Check(m); err != nil {
-					return err
-				}
-			case meth == subnet.Magnitude:
-			default:
-				if set, err = cf.build(ctx, e, ck); err != nil {
-					return err
-				}
-				if meth == subnet.Wanda {
-					if st, err = e.collectStats(ctx, m, set, false, "statistics"); err != nil {
-						return err
-					}
-				}
-			}
-			rep := &subnet.Report{Title: "masque subnet: " + string(meth), Model: ck.Path, Method: string(meth)}
-			if st != nil {
-				rep.Calibration = fmt.Sprintf("%s (%d samples, %d tokens)", st.Manifest.Calibration.Name, st.Manifest.Samples, st.Manifest.Tokens)
-			} else if set != nil {
-				rep.Calibration = fmt.Sprintf("%s (%d samples, %d tokens)", set.Name, len(set.Samples), set.Tokens())
-			}
-			if ef.tests != "" {
-				r, err := ef.run(ctx, e, ck, m, false, "dense")
-				if err != nil {
-					return err
-				}
-				dense := subnet.RunFromMask("dense", 0, mask.New(m))
-				dense.Metrics = map[string]float64{"accuracy": r.Accuracy}
-				rep.Runs = append(rep.Runs, dense)
-			}
-			var runs []subnetRun
-			for _, o := range opts {
-				o.Method = meth
-				o.Progress = e.progress(fmt.Sprintf("%s ρ=%.2f", meth, o.Sparsity))
-				var res *subnet.Result
-				if meth == subnet.SparseGPT && st == nil {
-					o.Progress = nil
-					res, err = subnet.SparseGPTSequential(ctx, m, set.Samples, set.Calibration(), o, e.progress(fmt.Sprintf("sparsegpt ρ=%.2f (layer by layer)", o.Sparsity)))
-				} else {
-					res, err = subnet.Prune(m, st, o)
-				}
-				if err != nil {
-					return err
-				}
-				run := subnetRun{Sparsity: res.Mask.Info.Sparsity, Density: res.Mask.Density(), Mask: suffixed(out, o, many)}
-				if err := res.Mask.Save(run.Mask); err != nil {
-					return err
-				}
-				if modelOut != "" {
-					run.ModelOut = suffixed(modelOut, o, many)
-					if err := mask.Apply(m, res.Mask, run.ModelOut, mask.ApplyOptions{Overwrite: force, Weights: res.Weights, Files: extraFiles(ck, mf)}); err != nil {
-						return err
-					}
-				} else if meth == subnet.SparseGPT {
-					fmt.Fprintln(e.stderr, "note: SparseGPT's updated weights are kept only with --model-out; the mask file alone drops them")
-				}
-				rr := subnet.RunFromMask(fmt.Sprintf("ρ=%.2f", run.Sparsity), run.Sparsity, res.Mask)
-				rr.MaskFile = run.Mask
-				if ef.tests != "" {
-					mm, err := mask.Masked(m, res.Mask, res.Weights)
-					if err != nil {
-						return err
-					}
-					r, err := ef.run(ctx, e, ck, mm, false, rr.Label)
-					if err != nil {
-						return err
-					}
-					run.Metrics = map[string]float64{"accuracy": r.Accuracy}
-					rr.Metrics = run.Metrics
-				}
-				rep.Runs = append(rep.Runs, rr)
-				runs = append(runs, run)
-			}
-			if report != "" {
-				if err := writeAtomic(report, rep.WriteHTML); err != nil {
-					return err
-				}
+			runs, err := subnet.Sweep(cmd.Context(), subnet.SweepConfig{Model: ck.Model, ModelName: ck.Path, Method: meth, Patterns: opts,
+				StatsDir: statsDir, Calib: src, CalibModel: calibModel(ck), Out: out, ModelOut: modelOut, Files: extraFiles(ck, mf),
+				Overwrite: force, Test: test, Report: report, Progress: e.stages(""), Logf: e.logf})
+			if err != nil {
+				return err
 			}
 			if asJSON {
 				return writeJSON(e.stdout, map[string]any{"method": meth, "runs": runs, "report": report})
@@ -601,47 +442,6 @@ func extraFiles(ck *checkpoint.Checkpoint, mf modelFlags) map[string][]byte {
 	return nil
 }
 
-// statsFromSpec returns statistics from a spec: a statistics folder, a text
-// file, a chat .jsonl file, "persona:DESCRIPTION" (or persona:@FILE) or
-// "generic".
-func (e *env) statsFromSpec(ctx context.Context, ck *checkpoint.Checkpoint, cf *calibFlags, spec, side string) (*stats.Stats, error) {
-	var set *calib.Set
-	var err error
-	o := calib.Options{MaxTokens: cf.maxTokens, Limit: cf.limit}
-	switch {
-	case spec == "":
-		return nil, usagef("--%s is required", side)
-	case spec == "generic":
-		set, err = calib.Generic(ck.Tokenizer, o)
-	case strings.HasPrefix(spec, "persona:"):
-		desc, rerr := readArg(strings.TrimPrefix(spec, "persona:"))
-		if rerr != nil {
-			return nil, fmt.Errorf("--%s: %w", side, rerr)
-		}
-		set, err = cf.fromPersona(ctx, e, ck, desc)
-	default:
-		fi, serr := os.Stat(spec)
-		switch {
-		case serr != nil:
-			return nil, fmt.Errorf("--%s: %w (want a statistics folder, a .txt or .jsonl file, persona:TEXT or generic)", side, serr)
-		case fi.IsDir():
-			st, err := stats.Load(spec)
-			if err != nil {
-				return nil, err
-			}
-			return st, st.Check(ck.Model)
-		case strings.EqualFold(filepath.Ext(spec), ".jsonl"):
-			set, err = calib.FromChatJSONL(spec, chatFunc(ck), o)
-		default:
-			set, err = calib.FromTextFile(spec, ck.Tokenizer, o)
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	return e.collectStats(ctx, ck.Model, set, false, side+" statistics")
-}
-
 func (e *env) contrastCmd() *cobra.Command {
 	var mf modelFlags
 	var cf calibFlags
@@ -665,7 +465,6 @@ With --eval the p+ mask is scored on the test and the p− mask on the opposing 
       --out-pos extro.safetensors --out-neg intro.safetensors --eval testdata/persona-evals/extraversion.jsonl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
 			v, err := subnet.ParseVariant(variant)
 			if err != nil {
 				return usagef("--variant: %v", err)
@@ -681,86 +480,27 @@ With --eval the p+ mask is scored on the test and the p− mask on the opposing 
 			if outPos == "" || outNeg == "" {
 				return usagef("--out-pos and --out-neg are required")
 			}
-			many := len(opts) > 1
-			for _, o := range opts {
-				for _, p := range []string{suffixed(outPos, o, many), suffixed(outNeg, o, many)} {
-					if _, err := os.Stat(p); err == nil && !force {
-						return fmt.Errorf("%s already exists (use --force to overwrite)", p)
-					}
-				}
+			if pos == "" || neg == "" {
+				return usagef("--pos and --neg are required")
+			}
+			src, err := cf.source()
+			if err != nil {
+				return err
 			}
 			ck, err := mf.open()
 			if err != nil {
 				return err
 			}
 			defer ck.Close()
-			for _, o := range opts {
-				if err := o.Validate(&ck.Model.Config); err != nil {
-					return err
-				}
-			}
-			sp, err := e.statsFromSpec(ctx, ck, &cf, pos, "pos")
+			test, err := ef.test(ck)
 			if err != nil {
 				return err
 			}
-			sn, err := e.statsFromSpec(ctx, ck, &cf, neg, "neg")
+			rows, err := subnet.RunContrast(cmd.Context(), subnet.ContrastConfig{Model: ck.Model, ModelName: ck.Path, Pos: pos, Neg: neg,
+				Calib: src, CalibModel: calibModel(ck), Variant: v, Phi: ph, Patterns: opts, OutPos: outPos, OutNeg: outNeg,
+				Overwrite: force, Test: test, Report: report, Progress: e.stages(""), Logf: e.logf})
 			if err != nil {
 				return err
-			}
-			rep := &subnet.Report{Title: "masque subnet contrast (" + string(v) + ")", Model: ck.Path, Method: "contrast-" + string(v),
-				Calibration: fmt.Sprintf("pos: %s (%d samples); neg: %s (%d samples)", sp.Manifest.Calibration.Name, sp.Manifest.Samples, sn.Manifest.Calibration.Name, sn.Manifest.Samples)}
-			type row struct {
-				Sparsity  float64            `json:"sparsity"`
-				Pos       string             `json:"pos_mask"`
-				Neg       string             `json:"neg_mask"`
-				DiffShare float64            `json:"diff_share"`
-				Metrics   map[string]float64 `json:"metrics,omitempty"`
-			}
-			var rows []row
-			for _, o := range opts {
-				o.Progress = e.progress(fmt.Sprintf("contrast ρ=%.2f", o.Sparsity))
-				a, b, err := subnet.Contrast(ck.Model, sp, sn, subnet.ContrastOptions{Options: o, Variant: v, Phi: ph})
-				if err != nil {
-					return err
-				}
-				r := row{Sparsity: a.Info.Sparsity, Pos: suffixed(outPos, o, many), Neg: suffixed(outNeg, o, many)}
-				if err := a.Save(r.Pos); err != nil {
-					return err
-				}
-				if err := b.Save(r.Neg); err != nil {
-					return err
-				}
-				d, err := mask.Diff(a, b)
-				if err != nil {
-					return err
-				}
-				r.DiffShare = d.Total.Share
-				ra := subnet.RunFromMask(fmt.Sprintf("p+ ρ=%.2f", r.Sparsity), r.Sparsity, a)
-				rb := subnet.RunFromMask(fmt.Sprintf("p− ρ=%.2f", r.Sparsity), r.Sparsity, b)
-				ra.MaskFile, rb.MaskFile = r.Pos, r.Neg
-				if ef.tests != "" {
-					r.Metrics = map[string]float64{}
-					for i, mk := range []*mask.Mask{a, b} {
-						mm, err := mask.Masked(ck.Model, mk, nil)
-						if err != nil {
-							return err
-						}
-						rp, err := ef.run(ctx, e, ck, mm, i == 1, []string{"p+", "p−"}[i])
-						if err != nil {
-							return err
-						}
-						r.Metrics[[]string{"accuracy (p+)", "accuracy (p− opposing)"}[i]] = rp.Accuracy
-					}
-					ra.Metrics = map[string]float64{"accuracy (p+)": r.Metrics["accuracy (p+)"]}
-					rb.Metrics = map[string]float64{"accuracy (p− opposing)": r.Metrics["accuracy (p− opposing)"]}
-				}
-				rep.Runs = append(rep.Runs, ra, rb)
-				rows = append(rows, r)
-			}
-			if report != "" {
-				if err := writeAtomic(report, rep.WriteHTML); err != nil {
-					return err
-				}
 			}
 			if asJSON {
 				return writeJSON(e.stdout, map[string]any{"variant": v, "phi": ph, "runs": rows, "report": report})

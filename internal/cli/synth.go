@@ -14,6 +14,7 @@ import (
 
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/internal/atomicfile"
+	"github.com/masque-ai/masque/internal/textarg"
 	"github.com/masque-ai/masque/synth"
 	"github.com/masque-ai/masque/synth/teacher"
 )
@@ -402,17 +403,6 @@ func (e *env) synthReport(f *synthCommon, sum *synth.Summary, err error) error {
 	return err
 }
 
-func synthArg(s string) (string, error) {
-	if strings.HasPrefix(s, "@") {
-		b, err := os.ReadFile(s[1:])
-		if err != nil {
-			return "", err
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
-	return s, nil
-}
-
 func synthUse(mode synthMode, stage string) string {
 	switch mode {
 	case synthExport:
@@ -628,7 +618,7 @@ shard, and merges again.`,
 			if err != nil {
 				return err
 			}
-			if persona, err = synthArg(persona); err != nil {
+			if persona, err = textarg.Read(persona); err != nil {
 				return err
 			}
 			if strings.TrimSpace(persona) == "" {
