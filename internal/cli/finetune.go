@@ -13,10 +13,10 @@ import (
 
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/builtin"
+	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/train"
 	"github.com/masque-ai/masque/train/finetune"
-	"github.com/masque-ai/masque/train/lora"
 	"github.com/masque-ai/masque/train/sft"
 )
 

@@ -207,7 +207,7 @@ func (cfg *JobConfig) save(job *JobResult) error {
 		return nil
 	}
 	mdir := filepath.Join(cfg.Out, "merged")
-	if err := a.SaveMerged(m, mdir, hfsave.Options{DType: cfg.DType}); err != nil {
+	if err := hfsave.SaveMerged(a, m, mdir, hfsave.Options{DType: cfg.DType}); err != nil {
 		return err
 	}
 	s["merged_model"] = mdir
