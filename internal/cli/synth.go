@@ -3,8 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -12,20 +10,18 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/masque-ai/masque/checkpoint"
-	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/textarg"
 	"github.com/masque-ai/masque/synth"
 	"github.com/masque-ai/masque/synth/teacher"
 )
 
 // synthMode says how a synth stage command gets its completions.
-type synthMode int
+type synthMode = teacher.Mode
 
 const (
-	synthLive   synthMode = iota // ask the teacher
-	synthExport                  // write an OpenAI Batch input file
-	synthImport                  // read OpenAI Batch results
+	synthLive   = teacher.Live   // ask the teacher
+	synthExport = teacher.Export // write an OpenAI Batch input file
+	synthImport = teacher.Import // read OpenAI Batch results
 )
 
 func (e *env) synthCmd() *cobra.Command {
@@ -171,158 +167,33 @@ func (f *synthTeacherFlags) register(c *cobra.Command, mode synthMode) {
 	}
 }
 
-// synthTeacher is an opened teacher and what must be done when the run ends.
-type synthTeacher struct {
-	t       teacher.Teacher
-	model   string
-	cache   *teacher.Cache
-	ck      *checkpoint.Checkpoint
-	batch   *atomicfile.File
-	rec     *teacher.Recorder
-	workers int
-}
-
-func (t *synthTeacher) close() {
-	if t.cache != nil {
-		t.cache.Close()
-	}
-	if t.ck != nil {
-		t.ck.Close()
-	}
-	if t.batch != nil {
-		t.batch.Abort()
-	}
-}
-
-func (f *synthTeacherFlags) open(cmd *cobra.Command, e *env, mode synthMode, out string) (*synthTeacher, error) {
-	st := &synthTeacher{}
-	ok := false
-	defer func() {
-		if !ok {
-			st.close()
-		}
-	}()
-	cachePath := f.cache
-	if cachePath == "" {
-		cachePath = filepath.Join(out, synth.FileCache)
-	}
-	if !f.noCache || mode != synthLive {
-		if err := os.MkdirAll(filepath.Dir(cachePath), 0o755); err != nil {
-			return nil, err
-		}
-		c, err := teacher.OpenCache(cachePath)
-		if err != nil {
-			return nil, err
-		}
-		if c.Skipped > 0 {
-			fmt.Fprintf(e.stderr, "cache %s: %d unreadable lines skipped\n", cachePath, c.Skipped)
-		}
-		st.cache = c
-	}
-	oa := teacher.ResolveOpenAI(f.url, f.model, f.key, os.Getenv)
-	switch mode {
-	case synthExport, synthImport:
-		if oa.Model == "" {
-			return nil, usagef("--teacher-model (or %s) is required: it goes into every batch request", teacher.EnvModel)
-		}
-		st.model = oa.Model
-		if mode == synthExport {
-			if f.batchFile == "" {
-				return nil, usagef("--file is required")
-			}
-			bf, err := atomicfile.Create(f.batchFile)
-			if err != nil {
-				return nil, err
-			}
-			st.batch = bf
-			st.rec = teacher.NewRecorder(bf, st.cache)
-			st.t = st.rec
-		} else {
-			if len(f.results) == 0 {
-				return nil, usagef("--results is required")
-			}
-			failed := map[string]string{}
-			for _, path := range f.results {
-				rf, err := os.Open(path)
-				if err != nil {
-					return nil, err
-				}
-				is, err := teacher.ImportBatchResults(rf, path, st.cache)
-				rf.Close()
-				if err != nil {
-					return nil, err
-				}
-				for k, v := range is.Failed {
-					failed[k] = v
-				}
-				for _, p := range is.Problems {
-					fmt.Fprintln(e.stderr, p)
-				}
-				fmt.Fprintf(e.stderr, "%s: %d responses imported, %d already cached, %d failed requests, %d unreadable lines\n",
-					path, is.Imported, is.AlreadyCached, len(is.Failed), len(is.Problems))
-			}
-			st.t = &teacher.CacheOnly{Cache: st.cache, Failed: failed}
-		}
-		ok = true
-		return st, nil
-	}
-	var backend teacher.Teacher
+// open opens the teacher the flags select.
+func (f *synthTeacherFlags) open(cmd *cobra.Command, e *env, mode synthMode, out string) (*teacher.Opened, error) {
 	conc := f.concurrency
-	switch {
-	case f.engine != "":
-		path := f.engine
-		if path == "builtin" {
-			path = ""
-		}
-		ck, err := checkpoint.Open(path, checkpoint.Options{Tokenizer: f.engineTok})
-		if err != nil {
-			return nil, err
-		}
-		st.ck = ck
-		eng := teacher.NewEngine(ck)
-		eng.TruncateLeft = f.truncate
-		backend, st.model = eng, ck.Path
-		if !cmd.Flags().Changed("concurrency") {
-			conc = 1
-		}
-	case oa.BaseURL != "":
-		if oa.Model == "" {
-			return nil, usagef("--teacher-model (or %s) is required with --teacher-url", teacher.EnvModel)
-		}
-		oa.Stream = f.stream
-		oa.StallTimeout = f.stall
-		oa.HTTPClient = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: max(conc, 2)}}
-		backend, st.model = oa, oa.Model
-	default:
-		return nil, usagef("no teacher: give --teacher-url and --teacher-model (or set %s and %s), or --teacher-engine PATH|builtin", teacher.EnvURL, teacher.EnvModel)
+	if f.engine != "" && !cmd.Flags().Changed("concurrency") {
+		conc = 0 // the engine's default: one at a time
 	}
-	if f.attempts < 1 {
-		return nil, usagef("--attempts must be at least 1")
+	cache := f.cache
+	if cache == "" {
+		cache = filepath.Join(out, synth.FileCache)
 	}
-	timeout := f.timeout
-	if timeout <= 0 {
-		timeout = -1
+	o, err := teacher.Open(teacher.Setup{Mode: mode, URL: f.url, Model: f.model, Key: f.key,
+		Engine: f.engine, EngineTokenizer: f.engineTok, Truncate: f.truncate, Stream: f.stream, Concurrency: conc,
+		Attempts: f.attempts, RPS: f.rps, TPM: f.tpm, Timeout: f.timeout, Stall: f.stall, Cache: cache, NoCache: f.noCache,
+		Out: out, BatchFile: f.batchFile, Results: f.results, Logf: e.logf})
+	var se *teacher.SetupError
+	if errors.As(err, &se) {
+		return nil, usageError{err}
 	}
-	st.t = teacher.NewClient(backend, teacher.Options{
-		Concurrency: conc, MaxAttempts: f.attempts, Timeout: timeout,
-		RequestsPerSecond: f.rps, TokensPerMinute: f.tpm, Cache: st.cache,
-	})
-	st.workers = conc
-	ok = true
-	return st, nil
+	return o, err
 }
 
 // finishBatch commits the batch file of an export run.
-func (t *synthTeacher) finishBatch(e *env) error {
-	if t.batch == nil {
-		return nil
-	}
-	n := t.rec.Recorded()
-	name := t.batch.Name()
-	if err := t.batch.Commit(); err != nil {
+func finishBatch(e *env, t *teacher.Opened) error {
+	n, name, err := t.FinishBatch()
+	if err != nil || name == "" {
 		return err
 	}
-	t.batch = nil
 	fmt.Fprintf(e.stderr, "wrote %d requests to %s (custom_id = request key); after the batch completes, run the same command as \"masque synth batch import ... --results FILE\"\n", n, name)
 	return nil
 }
@@ -458,16 +329,16 @@ Output: <out>/synthetic_character.jsonl {"character_id","persona","character"}.`
 			if err != nil {
 				return err
 			}
-			defer t.close()
+			defer t.Close()
 			ui := &synthUI{e: e, quiet: cf.quiet}
-			com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.t, t.model, ui.progress, ui.logf
+			com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.Teacher, t.Model, ui.progress, ui.logf
 			if com.Workers == 0 {
-				com.Workers = max(t.workers, 4)
+				com.Workers = max(t.Workers, 4)
 			}
 			sum, err := synth.RunProfiles(cmd.Context(), synth.ProfilesConfig{Common: com, Personas: all, Retries: retries, Problems: probs})
 			ui.done()
 			if err == nil {
-				err = t.finishBatch(e)
+				err = finishBatch(e, t)
 			}
 			return e.synthReport(&cf, sum, err)
 		},
@@ -554,17 +425,17 @@ Outputs: <out>/synthetic_dialogue.jsonl {"character_id","question",
 			if err != nil {
 				return err
 			}
-			defer t.close()
+			defer t.Close()
 			ui := &synthUI{e: e, quiet: cf.quiet}
-			com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.t, t.model, ui.progress, ui.logf
+			com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.Teacher, t.Model, ui.progress, ui.logf
 			if com.Workers == 0 {
-				com.Workers = max(t.workers, 4)
+				com.Workers = max(t.Workers, 4)
 			}
 			sum, err := synth.RunAnswers(cmd.Context(), synth.AnswersConfig{Common: com, Strategy: strategy,
 				Characters: chars, Instructions: ins, PerInstruction: per, Problems: probs})
 			ui.done()
 			if err == nil {
-				err = t.finishBatch(e)
+				err = finishBatch(e, t)
 			}
 			return e.synthReport(&cf, sum, err)
 		},
@@ -699,16 +570,16 @@ shard, and merges again.`,
 			if err != nil {
 				return err
 			}
-			defer t.close()
-			com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.t, t.model, ui.progress, ui.logf
+			defer t.Close()
+			com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.Teacher, t.Model, ui.progress, ui.logf
 			if com.Workers == 0 {
-				com.Workers = max(t.workers, 4)
+				com.Workers = max(t.Workers, 4)
 			}
 			sum, err := synth.RunPersonaData(ctx, synth.PersonaConfig{Common: com, Persona: persona, Instructions: ins,
 				Exclude: excl, Scores: sc, TopN: top, Modes: modeList, Problems: probs})
 			ui.done()
 			if err == nil {
-				err = t.finishBatch(e)
+				err = finishBatch(e, t)
 			}
 			return e.synthReport(&cf, sum, err)
 		},
