@@ -16,10 +16,7 @@ import (
 	"github.com/masque-ai/masque/eval/judge"
 	"github.com/masque-ai/masque/eval/report"
 	"github.com/masque-ai/masque/eval/roleplay"
-	"github.com/masque-ai/masque/generate"
-	"github.com/masque-ai/masque/internal/filehash"
 	"github.com/masque-ai/masque/internal/textarg"
-	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/style"
 )
 
@@ -210,32 +207,21 @@ func (f *evalRunFlags) evaluate(cmd *cobra.Command, e *env, set *roleplay.Set) e
 	} else if f.styleEmb.model != "" || f.styleEmb.url != "" {
 		return usagef("--style-model and --style-embed-url embed for --style-profile: give it")
 	}
-	var sparsity *float64
 	if f.sparsity >= 0 {
-		sparsity = &f.sparsity
+		cfg.Sparsity = &f.sparsity
 	}
 	ctx := cmd.Context()
+	t := roleplay.Target{Mask: f.maskPath, MaxTokens: f.maxTokens, Temperature: f.temperature, Seed: f.seed}
 	if f.modelURL != "" {
 		if f.maskPath != "" || len(f.mcTests) > 0 || len(f.pplData) > 0 {
-			return usagef("--mask, --mc-tests and --ppl-data need a local --model (an endpoint gives no log-probabilities of given text)")
+			return usageError{roleplay.ErrEndpointReference}
 		}
 		if f.modelName == "" {
 			return usagef("--model-name is required with --model-url")
 		}
-		key := f.modelKey
-		if key == "" {
-			key = os.Getenv(evalModelKeyEnv)
-		}
-		var seed *int64
-		if f.temperature > 0 {
-			seed = &f.seed
-		}
-		cfg.Gen = &roleplay.Endpoint{Client: &judge.Client{Name: "model", URL: f.modelURL, APIKey: key}, Model: f.modelName,
-			MaxTokens: f.maxTokens, Temperature: float64(f.temperature), Seed: seed}
-		cfg.Model = f.modelName + " @ " + f.modelURL
-		cfg.Reference = &roleplay.Reference{Notes: []string{"multiple-choice tests and perplexity need a local model"}}
-		if cfg.Method == "" {
-			cfg.Method = "endpoint"
+		t.URL, t.Name, t.Key = f.modelURL, f.modelName, f.modelKey
+		if t.Key == "" {
+			t.Key = os.Getenv(evalModelKeyEnv)
 		}
 	} else {
 		ck, err := f.mf.open()
@@ -243,58 +229,17 @@ func (f *evalRunFlags) evaluate(cmd *cobra.Command, e *env, set *roleplay.Set) e
 			return err
 		}
 		defer ck.Close()
-		m, extra := ck.Model, ""
-		cfg.Model = ck.Path
-		if f.maskPath != "" {
-			mk, err := mask.Load(f.maskPath)
-			if err != nil {
-				return err
-			}
-			if m, err = mask.Masked(ck.Model, mk, nil); err != nil {
-				return err
-			}
-			if extra, err = filehash.SHA256(f.maskPath); err != nil {
-				return err
-			}
-			extra = "mask:" + extra
-			cfg.Model += " + mask " + f.maskPath
-			if sparsity == nil {
-				s := mk.Info.Sparsity
-				sparsity = &s
-			}
-			if cfg.Method == "" {
-				cfg.Method = "mask"
-				if mk.Info.Method != "" {
-					cfg.Method = mk.Info.Method
-				}
-			}
-		}
-		if cfg.Method == "" {
-			cfg.Method = "dense"
-		}
-		if sparsity == nil && cfg.Method == "dense" {
-			zero := 0.0
-			sparsity = &zero
-		}
-		o := generate.Options{MaxTokens: f.maxTokens, Temperature: f.temperature, Seed: uint64(f.seed)}
-		gen, err := roleplay.NewLocal(ck, m, o, extra)
-		if err != nil {
-			return err
-		}
-		cfg.Gen = gen
 		sys, err := textarg.Read(f.mcSystem)
 		if err != nil {
 			return fmt.Errorf("--mc-system: %w", err)
 		}
-		bars := e.stages("")
-		ref, err := roleplay.ComputeReference(ctx, ck, m, roleplay.ReferenceOptions{MCTests: f.mcTests, MCSystem: sys, MCOpposing: f.mcOpposing,
-			MCLimit: f.mcLimit, MCFormat: f.mcFormat, PPLData: f.pplData, PPLMaxTokens: f.pplMaxTokens, Progress: bars})
-		if err != nil {
-			return err
-		}
-		cfg.Reference = ref
+		t.Checkpoint = ck
+		t.Reference = roleplay.ReferenceOptions{MCTests: f.mcTests, MCSystem: sys, MCOpposing: f.mcOpposing,
+			MCLimit: f.mcLimit, MCFormat: f.mcFormat, PPLData: f.pplData, PPLMaxTokens: f.pplMaxTokens, Progress: e.stages("")}
 	}
-	cfg.Sparsity = sparsity
+	if err := cfg.SetTarget(ctx, t); err != nil {
+		return err
+	}
 	fmt.Fprintf(e.stderr, "evaluating %s on %s: %d personas, %d questions, judge metrics: %s\n", cfg.Model, set.Name, len(set.Personas), set.Count(), evalMetricNames(metrics))
 	run, err := roleplay.Evaluate(ctx, cfg)
 	if run != nil && !f.noReport {
