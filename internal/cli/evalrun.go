@@ -445,9 +445,8 @@ intervals) and the judge prompts, viewable offline.`,
 				if jd == nil {
 					return usagef("--pairwise needs --judge-url and --judge-model")
 				}
-				if err := evalPairwise(cmd, e, c, jd, runs, out, jf.concurrency); err != nil {
-					perr = err
-				}
+				bars := e.stages("pairwise")
+				perr = c.AddPairwise(cmd.Context(), jd, runs, filepath.Join(out, roleplay.JudgementsFile), jf.concurrency, bars)
 			}
 			if err := c.Save(filepath.Join(out, "compare.json"), filepath.Join(out, "report.html")); err != nil {
 				return errors.Join(perr, err)
@@ -476,37 +475,6 @@ intervals) and the judge prompts, viewable offline.`,
 	jf.register(c)
 	e.quietFlag(c)
 	return c
-}
-
-// evalPairwise runs the pairwise judge of every run against the reference
-// run; the judge's replies are cached in out/judgements.jsonl.
-func evalPairwise(cmd *cobra.Command, e *env, c *report.Comparison, jd *judge.Judge, runs []*roleplay.Run, out string, conc int) error {
-	cache, err := roleplay.OpenCache(filepath.Join(out, roleplay.JudgementsFile))
-	if err != nil {
-		return err
-	}
-	defer cache.Close()
-	jd.Cache = cache
-	var ref *roleplay.Run
-	for _, r := range runs {
-		if r.Label == c.Reference {
-			ref = r
-		}
-	}
-	for _, r := range runs {
-		if r == ref {
-			continue
-		}
-		bars := e.stages("")
-		res, err := report.Pairwise(cmd.Context(), jd, ref, r, conc, func(d, t int) { bars("pairwise "+r.Label, d, t) })
-		if res != nil {
-			c.Pairwise = append(c.Pairwise, *res)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func evalCompareTable(w io.Writer, c *report.Comparison) {
