@@ -92,12 +92,7 @@ func (f *sculptFlags) loadData(e *env, ck *checkpoint.Checkpoint, needData bool)
 }
 
 func (e *env) sculptCmd() *cobra.Command {
-	var mf modelFlags
-	var f sculptFlags
-	var cfg sculpt.Config
-	var global bool
-	var rc sculpt.RecoverConfig
-	var recoverMode string
+	s := &sculptRun{}
 	c := &cobra.Command{
 		Use:   "sculpt --model M (--persona NAME --corpus DIR | --data FILE.jsonl) --ratio R --out DIR",
 		Short: "Persona-Pruner: learn which FFN channels a persona needs and export the smaller model",
@@ -128,104 +123,121 @@ a keep_indices.json to a model).`,
   masque sculpt --model builtin:voices --global --corpus corpus/voices --ratio 0.25 --out runs/global-25
   masque sculpt --model builtin:voices --persona kjv --corpus corpus/voices --ratio 0.5 --recover lora --recover-steps 200 --out runs/kjv-50-rec`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if f.out == "" {
-				return usagef("--out is required")
-			}
-			if global && (f.persona != "" || f.data != "") {
-				return usagef("--global pools every voice of --corpus; it takes no --persona or --data")
-			}
-			if global {
-				if err := f.defaultCorpus(); err != nil {
-					return err
-				}
-			}
-			if _, err := sculpt.KeepCount(1000, f.ratio); err != nil {
-				return usagef("--ratio: %v", err)
-			}
-			var err error
-			if cfg.Recover, err = recoverFromFlags(cmd, recoverMode, rc, f.noExport); err != nil {
-				return err
-			}
-			ck, err := mf.open()
-			if err != nil {
-				return err
-			}
-			defer ck.Close()
-			if _, err := sculpt.KeepCount(ck.Model.Config.Intermediate, f.ratio); err != nil {
-				return usagef("--ratio: %v", err)
-			}
-			if global {
-				cfg.Data, err = sculpt.LoadPooled(ck, f.corpus, nil, f.maxRows, sculpt.DataOptions{MaxLen: f.maxLen, Seed: f.seed})
-				cfg.Method = sculpt.MethodGlobal
-			} else {
-				cfg.Data, err = f.loadData(e, ck, true)
-				cfg.Persona = f.persona
-			}
-			if err != nil {
-				return err
-			}
-			cfg.Checkpoint, cfg.Ratio, cfg.Out, cfg.Seed, cfg.Threads = ck, f.ratio, f.out, f.seed, f.threads
-			cfg.NoExport, cfg.Export = f.noExport, f.exportOptions()
-			cfg.Logf = func(format string, a ...any) { fmt.Fprintf(e.stderr, format+"\n", a...) }
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			pb := e.stepBar("learning the mask")
-			cfg.Progress = func(p sculpt.Progress) {
-				pb.update(p)
-				if p.Step == p.Total {
-					pb.done()
-				}
-			}
-			rb := e.trainBar("recovery")
-			cfg.RecoverProgress = rb.update
-			res, err := sculpt.Run(ctx, cfg)
-			pb.done()
-			rb.done()
-			if errors.Is(err, sculpt.ErrInterrupted) {
-				return fmt.Errorf("%v; continue with the same flags plus --resume", err)
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stderr, "done: %d steps in %.1f s (%.2f steps/s, %.0f tokens/s); k = %d of %d channels per layer\n",
-				res.Steps, res.Seconds, res.StepsPerSec, res.TokensPerSec, res.K, res.DFF)
-			if !math.IsNaN(res.ValidLoss) {
-				fmt.Fprintf(e.stderr, "held-out perplexity: dense %.3f, initial mask %.3f, learned mask %.3f\n",
-					math.Exp(res.DenseValidLoss), math.Exp(res.InitValidLoss), math.Exp(res.ValidLoss))
-			}
-			if res.Export != nil {
-				fmt.Fprintf(e.stderr, "smaller model (%d → %d parameters): %s", res.Export.DenseParams, res.Export.Params, res.Export.Model)
-				if res.Export.GGUF != "" {
-					fmt.Fprintf(e.stderr, ", %s", res.Export.GGUF)
-				} else if res.Export.GGUFSkipped != "" {
-					fmt.Fprintf(e.stderr, " (no GGUF: %s)", res.Export.GGUFSkipped)
-				}
-				fmt.Fprintln(e.stderr)
-			}
-			if rv := res.Recovery; rv != nil {
-				fmt.Fprintf(e.stderr, "recovery (%s, %d steps, %.1f s): train loss %.4f → %.4f", rv.Mode, rv.Steps, rv.Seconds, rv.FirstTrainLoss, rv.LastTrainLoss)
-				if rv.InitValidPPL != nil && rv.ValidPPL != nil {
-					fmt.Fprintf(e.stderr, ", held-out perplexity %.3f → %.3f", *rv.InitValidPPL, *rv.ValidPPL)
-				}
-				fmt.Fprintf(e.stderr, "\nrecovered model: %s", rv.Model)
-				if rv.GGUF != "" {
-					fmt.Fprintf(e.stderr, ", %s", rv.GGUF)
-				}
-				fmt.Fprintln(e.stderr)
-			}
-			fmt.Fprintf(e.stderr, "report: %s\n", filepath.Join(f.out, sculpt.ReportFile))
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runSculpt(cmd, s) },
 	}
-	mf.register(c)
-	f.registerData(c)
-	registerLearnFlags(c, &cfg)
-	registerRecoverFlags(c, &rc, &recoverMode)
-	c.Flags().BoolVar(&global, "global", false, "learn one global mask on every voice of --corpus pooled (--max-rows per voice)")
+	s.mf.register(c)
+	s.f.registerData(c)
+	registerLearnFlags(c, &s.cfg)
+	registerRecoverFlags(c, &s.rc, &s.recoverMode)
+	c.Flags().BoolVar(&s.global, "global", false, "learn one global mask on every voice of --corpus pooled (--max-rows per voice)")
 	c.AddCommand(e.sculptBaselineCmd(), e.sculptCompareCmd(), e.sculptReportCmd(), e.sculptAnalyzeCmd(), e.sculptExportCmd())
 	e.quietFlag(c)
 	return c
+}
+
+// sculptRun holds the flags of `masque sculpt`.
+type sculptRun struct {
+	mf          modelFlags
+	f           sculptFlags
+	cfg         sculpt.Config
+	global      bool
+	rc          sculpt.RecoverConfig
+	recoverMode string
+}
+
+func (e *env) runSculpt(cmd *cobra.Command, s *sculptRun) error {
+	if s.f.out == "" {
+		return usagef("--out is required")
+	}
+	if s.global && (s.f.persona != "" || s.f.data != "") {
+		return usagef("--global pools every voice of --corpus; it takes no --persona or --data")
+	}
+	if s.global {
+		if err := s.f.defaultCorpus(); err != nil {
+			return err
+		}
+	}
+	if _, err := sculpt.KeepCount(1000, s.f.ratio); err != nil {
+		return usagef("--ratio: %v", err)
+	}
+	var err error
+	if s.cfg.Recover, err = recoverFromFlags(cmd, s.recoverMode, s.rc, s.f.noExport); err != nil {
+		return err
+	}
+	ck, err := s.mf.open()
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	if _, err := sculpt.KeepCount(ck.Model.Config.Intermediate, s.f.ratio); err != nil {
+		return usagef("--ratio: %v", err)
+	}
+	if s.global {
+		s.cfg.Data, err = sculpt.LoadPooled(ck, s.f.corpus, nil, s.f.maxRows, sculpt.DataOptions{MaxLen: s.f.maxLen, Seed: s.f.seed})
+		s.cfg.Method = sculpt.MethodGlobal
+	} else {
+		s.cfg.Data, err = s.f.loadData(e, ck, true)
+		s.cfg.Persona = s.f.persona
+	}
+	if err != nil {
+		return err
+	}
+	s.cfg.Checkpoint, s.cfg.Ratio, s.cfg.Out, s.cfg.Seed, s.cfg.Threads = ck, s.f.ratio, s.f.out, s.f.seed, s.f.threads
+	s.cfg.NoExport, s.cfg.Export = s.f.noExport, s.f.exportOptions()
+	s.cfg.Logf = func(format string, a ...any) { fmt.Fprintf(e.stderr, format+"\n", a...) }
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	pb := e.stepBar("learning the mask")
+	s.cfg.Progress = func(p sculpt.Progress) {
+		pb.update(p)
+		if p.Step == p.Total {
+			pb.done()
+		}
+	}
+	rb := e.trainBar("recovery")
+	s.cfg.RecoverProgress = rb.update
+	res, err := sculpt.Run(ctx, s.cfg)
+	pb.done()
+	rb.done()
+	if errors.Is(err, sculpt.ErrInterrupted) {
+		return fmt.Errorf("%v; continue with the same flags plus --resume", err)
+	}
+	if err != nil {
+		return err
+	}
+	e.printSculpt(res, s.f.out)
+	return nil
+}
+
+// printSculpt reports a finished sculpt run.
+func (e *env) printSculpt(res *sculpt.Result, out string) {
+	fmt.Fprintf(e.stderr, "done: %d steps in %.1f s (%.2f steps/s, %.0f tokens/s); k = %d of %d channels per layer\n",
+		res.Steps, res.Seconds, res.StepsPerSec, res.TokensPerSec, res.K, res.DFF)
+	if !math.IsNaN(res.ValidLoss) {
+		fmt.Fprintf(e.stderr, "held-out perplexity: dense %.3f, initial mask %.3f, learned mask %.3f\n",
+			math.Exp(res.DenseValidLoss), math.Exp(res.InitValidLoss), math.Exp(res.ValidLoss))
+	}
+	if res.Export != nil {
+		fmt.Fprintf(e.stderr, "smaller model (%d → %d parameters): %s", res.Export.DenseParams, res.Export.Params, res.Export.Model)
+		if res.Export.GGUF != "" {
+			fmt.Fprintf(e.stderr, ", %s", res.Export.GGUF)
+		} else if res.Export.GGUFSkipped != "" {
+			fmt.Fprintf(e.stderr, " (no GGUF: %s)", res.Export.GGUFSkipped)
+		}
+		fmt.Fprintln(e.stderr)
+	}
+	if rv := res.Recovery; rv != nil {
+		fmt.Fprintf(e.stderr, "recovery (%s, %d steps, %.1f s): train loss %.4f → %.4f", rv.Mode, rv.Steps, rv.Seconds, rv.FirstTrainLoss, rv.LastTrainLoss)
+		if rv.InitValidPPL != nil && rv.ValidPPL != nil {
+			fmt.Fprintf(e.stderr, ", held-out perplexity %.3f → %.3f", *rv.InitValidPPL, *rv.ValidPPL)
+		}
+		fmt.Fprintf(e.stderr, "\nrecovered model: %s", rv.Model)
+		if rv.GGUF != "" {
+			fmt.Fprintf(e.stderr, ", %s", rv.GGUF)
+		}
+		fmt.Fprintln(e.stderr)
+	}
+	fmt.Fprintf(e.stderr, "report: %s\n", filepath.Join(out, sculpt.ReportFile))
 }
 
 func registerRecoverFlags(c *cobra.Command, rc *sculpt.RecoverConfig, mode *string) {
