@@ -398,10 +398,7 @@ run.json's set.skipped and notes). Resumable like eval run.`,
 
 // evalCompareCmd is `masque eval compare`.
 func (e *env) evalCompareCmd() *cobra.Command {
-	var o report.Options
-	var jf evalJudgeFlags
-	var out string
-	var pairwise, asJSON bool
+	st := &evalCompareRun{}
 	c := &cobra.Command{
 		Use:   "compare RUN_A RUN_B ... [--dense LABEL] [--baseline METHOD|LABEL] --out DIR",
 		Short: "Compare evaluation runs: per-persona scores, bootstrap intervals, recovered share, HTML report",
@@ -424,64 +421,74 @@ SVG plots (score vs sparsity per method, per-persona bars, differences with
 intervals) and the judge prompts, viewable offline.`,
 		Example: `  masque eval compare runs/dense runs/pp-25 runs/pp-50 runs/llmp-25 runs/llmp-50 --baseline llm-pruner --out runs/compare`,
 		Args:    cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if out == "" {
-				return usagef("--out is required")
-			}
-			var runs []*roleplay.Run
-			for _, a := range args {
-				r, err := roleplay.ReadRun(a)
-				if err != nil {
-					return err
-				}
-				runs = append(runs, r)
-			}
-			c, err := report.Compare(runs, o)
-			if err != nil {
-				return usagef("%v", err)
-			}
-			if err := os.MkdirAll(out, 0o755); err != nil {
-				return err
-			}
-			var perr error
-			if pairwise {
-				jd, _, err := jf.judge()
-				if err != nil {
-					return err
-				}
-				if jd == nil {
-					return usagef("--pairwise needs --judge-url and --judge-model")
-				}
-				bars := e.stages("pairwise")
-				perr = c.AddPairwise(cmd.Context(), jd, runs, filepath.Join(out, roleplay.JudgementsFile), jf.concurrency, bars)
-			}
-			if err := c.Save(filepath.Join(out, "compare.json"), filepath.Join(out, "report.html")); err != nil {
-				return errors.Join(perr, err)
-			}
-			if perr != nil {
-				return fmt.Errorf("%w (the report was written without the missing pairwise verdicts; rerun to resume)", perr)
-			}
-			if asJSON {
-				return writeJSON(e.stdout, c)
-			}
-			evalCompareTable(e.stdout, c)
-			fmt.Fprintf(e.stderr, "wrote %s and %s\n", filepath.Join(out, "compare.json"), filepath.Join(out, "report.html"))
-			return nil
-		},
+		RunE:    func(cmd *cobra.Command, args []string) error { return e.runEvalCompare(cmd, args, st) },
 	}
 	fl := c.Flags()
-	fl.StringVarP(&out, "out", "o", "", "output folder for compare.json and report.html (required)")
-	fl.StringVar(&o.Metric, "metric", "", "headline metric of the plots (default: consistency if present)")
-	fl.StringVar(&o.Dense, "dense", "", "label of the dense run (default: the run whose method is dense)")
-	fl.StringVar(&o.Baseline, "baseline", "", "baseline for the recovered share: a run label, or a method whose run at the same sparsity is used")
-	fl.IntVar(&o.Resamples, "resamples", 2000, "bootstrap resamples")
-	fl.Uint64Var(&o.Seed, "seed", 1, "bootstrap seed")
-	fl.Float64Var(&o.Level, "level", 0.95, "confidence level of the intervals")
-	fl.BoolVar(&pairwise, "pairwise", false, "judge every run against the dense run pairwise, in both orders")
-	fl.BoolVar(&asJSON, "json", false, "print compare.json instead of the table")
-	jf.register(c)
+	fl.StringVarP(&st.out, "out", "o", "", "output folder for compare.json and report.html (required)")
+	fl.StringVar(&st.o.Metric, "metric", "", "headline metric of the plots (default: consistency if present)")
+	fl.StringVar(&st.o.Dense, "dense", "", "label of the dense run (default: the run whose method is dense)")
+	fl.StringVar(&st.o.Baseline, "baseline", "", "baseline for the recovered share: a run label, or a method whose run at the same sparsity is used")
+	fl.IntVar(&st.o.Resamples, "resamples", 2000, "bootstrap resamples")
+	fl.Uint64Var(&st.o.Seed, "seed", 1, "bootstrap seed")
+	fl.Float64Var(&st.o.Level, "level", 0.95, "confidence level of the intervals")
+	fl.BoolVar(&st.pairwise, "pairwise", false, "judge every run against the dense run pairwise, in both orders")
+	fl.BoolVar(&st.asJSON, "json", false, "print compare.json instead of the table")
+	st.jf.register(c)
 	e.quietFlag(c)
 	return c
+}
+
+// evalCompareRun holds the flags of evalCompareCmd.
+type evalCompareRun struct {
+	o                report.Options
+	jf               evalJudgeFlags
+	out              string
+	pairwise, asJSON bool
+}
+
+func (e *env) runEvalCompare(cmd *cobra.Command, args []string, st *evalCompareRun) error {
+	if st.out == "" {
+		return usagef("--out is required")
+	}
+	var runs []*roleplay.Run
+	for _, a := range args {
+		r, err := roleplay.ReadRun(a)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, r)
+	}
+	c, err := report.Compare(runs, st.o)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if err := os.MkdirAll(st.out, 0o755); err != nil {
+		return err
+	}
+	var perr error
+	if st.pairwise {
+		jd, _, err := st.jf.judge()
+		if err != nil {
+			return err
+		}
+		if jd == nil {
+			return usagef("--pairwise needs --judge-url and --judge-model")
+		}
+		bars := e.stages("pairwise")
+		perr = c.AddPairwise(cmd.Context(), jd, runs, filepath.Join(st.out, roleplay.JudgementsFile), st.jf.concurrency, bars)
+	}
+	if err := c.Save(filepath.Join(st.out, "compare.json"), filepath.Join(st.out, "report.html")); err != nil {
+		return errors.Join(perr, err)
+	}
+	if perr != nil {
+		return fmt.Errorf("%w (the report was written without the missing pairwise verdicts; rerun to resume)", perr)
+	}
+	if st.asJSON {
+		return writeJSON(e.stdout, c)
+	}
+	evalCompareTable(e.stdout, c)
+	fmt.Fprintf(e.stderr, "wrote %s and %s\n", filepath.Join(st.out, "compare.json"), filepath.Join(st.out, "report.html"))
+	return nil
 }
 
 func evalCompareTable(w io.Writer, c *report.Comparison) {

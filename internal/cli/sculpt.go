@@ -318,10 +318,7 @@ func (s *trainBar) update(p train.Progress) {
 func (s *trainBar) done() { s.m.end() }
 
 func (e *env) sculptBaselineCmd() *cobra.Command {
-	var mf modelFlags
-	var f sculptFlags
-	var cfg sculpt.BaselineConfig
-	var calib string
+	st := &sculptBaselineRun{}
 	c := &cobra.Command{
 		Use:   "baseline --method M --ratio R --out DIR [--persona NAME --corpus DIR | --data FILE.jsonl] [--calib persona|generic]",
 		Short: "A pruning baseline at Persona-Pruner's size: magnitude, wanda, taylor, depth or depth-angular",
@@ -343,82 +340,86 @@ The global mask is "masque sculpt --global --corpus DIR".`,
   masque sculpt baseline --model builtin:voices --method wanda --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/wanda-kjv-25
   masque sculpt baseline --model builtin:voices --method taylor --calib generic --persona kjv --corpus corpus/voices --ratio 0.5 --out runs/taylor-gen-50`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if f.out == "" {
-				return usagef("--out is required")
-			}
-			method, err := sculpt.ParseBaseline(cfg.Method)
-			if err != nil {
-				return usagef("--method: %v", err)
-			}
-			if _, err := sculpt.KeepCount(1000, f.ratio); err != nil {
-				return usagef("--ratio: %v", err)
-			}
-			if calib != "persona" && calib != "generic" {
-				return usagef("--calib must be persona or generic, not %q", calib)
-			}
-			if calib == "generic" {
-				if f.persona == "" {
-					return usagef("--calib generic needs --persona (the corpus's other voices are the generic data)")
-				}
-				if err := f.defaultCorpus(); err != nil {
-					return err
-				}
-			}
-			ck, err := mf.open()
-			if err != nil {
-				return err
-			}
-			defer ck.Close()
-			if calib == "generic" {
-				others, err := sculpt.OtherVoices(f.corpus, f.persona)
-				if err != nil {
-					return err
-				}
-				if cfg.Calib, err = sculpt.LoadPooled(ck, f.corpus, others, f.maxRows, sculpt.DataOptions{MaxLen: f.maxLen}); err != nil {
-					return err
-				}
-				cfg.CalibName = "generic (voices other than " + f.persona + ")"
-			} else {
-				if cfg.Calib, err = f.loadData(e, ck, method != sculpt.MethodMagnitude); err != nil {
-					return err
-				}
-				if cfg.Calib != nil {
-					cfg.CalibName = cfg.Calib.Source
-				}
-			}
-			cfg.Checkpoint, cfg.Method, cfg.Ratio, cfg.Out = ck, method, f.ratio, f.out
-			cfg.NoExport, cfg.Export = f.noExport, f.exportOptions()
-			res, err := sculpt.RunBaseline(cmd.Context(), cfg)
-			if err != nil {
-				return err
-			}
-			if res.Drop != nil {
-				fmt.Fprintf(e.stderr, "%s: drop layers %v; ", method, res.Drop)
-			} else {
-				fmt.Fprintf(e.stderr, "%s: keep %d channels per layer; ", method, res.K)
-			}
-			fmt.Fprintf(e.stderr, "%d → %d parameters in %.1f s; written to %s\n", res.DenseParams, res.Params, res.Seconds, f.out)
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runSculptBaseline(cmd, st) },
 	}
-	mf.register(c)
-	f.registerData(c)
-	c.Flags().StringVar(&cfg.Method, "method", "", "magnitude, wanda, taylor, depth or depth-angular (required)")
-	c.Flags().StringVar(&calib, "calib", "persona", "calibration data: persona (the --persona/--data rows) or generic (the corpus's other voices)")
-	c.Flags().IntVar(&cfg.CalibSamples, "calib-samples", sculpt.DefaultCalibSamples, "calibration conversations used")
-	c.Flags().IntVar(&cfg.BatchTokens, "batch-tokens", sculpt.DefaultBatchTokens, "token budget of one batch of Taylor gradients")
+	st.mf.register(c)
+	st.f.registerData(c)
+	c.Flags().StringVar(&st.cfg.Method, "method", "", "magnitude, wanda, taylor, depth or depth-angular (required)")
+	c.Flags().StringVar(&st.calib, "calib", "persona", "calibration data: persona (the --persona/--data rows) or generic (the corpus's other voices)")
+	c.Flags().IntVar(&st.cfg.CalibSamples, "calib-samples", sculpt.DefaultCalibSamples, "calibration conversations used")
+	c.Flags().IntVar(&st.cfg.BatchTokens, "batch-tokens", sculpt.DefaultBatchTokens, "token budget of one batch of Taylor gradients")
 	return c
 }
 
+// sculptBaselineRun holds the flags of sculptBaselineCmd.
+type sculptBaselineRun struct {
+	mf    modelFlags
+	f     sculptFlags
+	cfg   sculpt.BaselineConfig
+	calib string
+}
+
+func (e *env) runSculptBaseline(cmd *cobra.Command, st *sculptBaselineRun) error {
+	if st.f.out == "" {
+		return usagef("--out is required")
+	}
+	method, err := sculpt.ParseBaseline(st.cfg.Method)
+	if err != nil {
+		return usagef("--method: %v", err)
+	}
+	if _, err := sculpt.KeepCount(1000, st.f.ratio); err != nil {
+		return usagef("--ratio: %v", err)
+	}
+	if st.calib != "persona" && st.calib != "generic" {
+		return usagef("--calib must be persona or generic, not %q", st.calib)
+	}
+	if st.calib == "generic" {
+		if st.f.persona == "" {
+			return usagef("--calib generic needs --persona (the corpus's other voices are the generic data)")
+		}
+		if err := st.f.defaultCorpus(); err != nil {
+			return err
+		}
+	}
+	ck, err := st.mf.open()
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	if st.calib == "generic" {
+		others, err := sculpt.OtherVoices(st.f.corpus, st.f.persona)
+		if err != nil {
+			return err
+		}
+		if st.cfg.Calib, err = sculpt.LoadPooled(ck, st.f.corpus, others, st.f.maxRows, sculpt.DataOptions{MaxLen: st.f.maxLen}); err != nil {
+			return err
+		}
+		st.cfg.CalibName = "generic (voices other than " + st.f.persona + ")"
+	} else {
+		if st.cfg.Calib, err = st.f.loadData(e, ck, method != sculpt.MethodMagnitude); err != nil {
+			return err
+		}
+		if st.cfg.Calib != nil {
+			st.cfg.CalibName = st.cfg.Calib.Source
+		}
+	}
+	st.cfg.Checkpoint, st.cfg.Method, st.cfg.Ratio, st.cfg.Out = ck, method, st.f.ratio, st.f.out
+	st.cfg.NoExport, st.cfg.Export = st.f.noExport, st.f.exportOptions()
+	res, err := sculpt.RunBaseline(cmd.Context(), st.cfg)
+	if err != nil {
+		return err
+	}
+	if res.Drop != nil {
+		fmt.Fprintf(e.stderr, "%s: drop layers %v; ", method, res.Drop)
+	} else {
+		fmt.Fprintf(e.stderr, "%s: keep %d channels per layer; ", method, res.K)
+	}
+	fmt.Fprintf(e.stderr, "%d → %d parameters in %.1f s; written to %s\n", res.DenseParams, res.Params, res.Seconds, st.f.out)
+	return nil
+}
+
 func (e *env) sculptCompareCmd() *cobra.Command {
-	var mf modelFlags
-	var f sculptFlags
-	var cfg sculpt.CompareConfig
-	var asJSON bool
-	var methods string
-	var rc sculpt.RecoverConfig
-	var recoverMode string
+	st := &sculptCompareRun{}
 	c := &cobra.Command{
 		Use:   "compare --persona NAME --corpus DIR --ratio R --out DIR [--json]",
 		Short: "Persona-Pruner vs the global mask and every baseline on one persona: perplexity, fidelity, parameters",
@@ -442,88 +443,101 @@ the table. An interrupted comparison resumes with the same command.
 		Example: `  masque sculpt compare --model builtin:voices --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/cmp-kjv-25 --json
   masque sculpt compare --model builtin:voices --persona kjv --corpus corpus/voices --ratio 0.5 --methods magnitude,wanda,depth --out runs/cmp-kjv-50`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			switch {
-			case f.out == "":
-				return usagef("--out is required")
-			case f.persona == "":
-				return usagef("compare needs --persona NAME (a voice of --corpus, default the evaluation kit built into builtin:voices)")
-			case f.data != "":
-				return usagef("compare takes its data from --persona/--corpus, not --data")
-			}
-			if err := f.defaultCorpus(); err != nil {
-				return err
-			}
-			if _, err := sculpt.KeepCount(1000, f.ratio); err != nil {
-				return usagef("--ratio: %v", err)
-			}
-			if methods != "" {
-				cfg.Methods = strings.Split(methods, ",")
-			}
-			var err error
-			if cfg.Recover, err = recoverFromFlags(cmd, recoverMode, rc, f.noExport); err != nil {
-				return err
-			}
-			ck, err := mf.open()
-			if err != nil {
-				return err
-			}
-			defer ck.Close()
-			cfg.Checkpoint, cfg.Corpus, cfg.Persona, cfg.Ratio, cfg.Out = ck, f.corpus, f.persona, f.ratio, f.out
-			cfg.Learn.Seed, cfg.Learn.Threads, cfg.NoExport = f.seed, f.threads, f.noExport
-			cfg.MaxLen, cfg.MaxRows = f.maxLen, f.maxRows
-			cfg.CalibSamples = cfg.Learn.CalibSamples
-			cfg.Learn.Export = f.exportOptions()
-			cfg.Stage = func(format string, a ...any) { fmt.Fprintf(e.stderr, "compare: "+format+"\n", a...) }
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			pb := e.stepBar("learning")
-			cfg.Learn.Progress = func(p sculpt.Progress) {
-				pb.update(p)
-				if p.Step == p.Total {
-					pb.done()
-				}
-			}
-			res, err := sculpt.Compare(ctx, cfg)
-			pb.done()
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(e.stdout, res)
-			}
-			fmt.Fprintf(e.stdout, "%-24s %10s %10s %9s %12s\n", "method", "ppl", "generic", "fidelity", "params")
-			line := func(name string, fg *sculpt.Figures) {
-				fmt.Fprintf(e.stdout, "%-24s %10.3f %10.3f %9.3f %12d\n", name, fg.PPL, fg.GenericPPL, fg.Fidelity, fg.Params)
-			}
-			line("dense", &res.Dense)
-			for _, m := range append([]string{sculpt.MethodPersonaPruner, sculpt.MethodRecovered}, sculpt.CompareMethods[1:]...) {
-				if fg := res.Methods[m]; fg != nil {
-					line(m, fg)
-				}
-			}
-			if res.DropAvoided != nil {
-				fmt.Fprintf(e.stdout, "drop avoided vs the best baseline (%s): %.1f%%\n", res.BestBaseline, 100**res.DropAvoided)
-			}
-			fmt.Fprintf(e.stderr, "written to %s\n", filepath.Join(f.out, sculpt.CompareFile))
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runSculptCompare(cmd, st) },
 	}
-	mf.register(c)
-	f.registerData(c)
-	registerLearnFlags(c, &cfg.Learn)
-	registerRecoverFlags(c, &rc, &recoverMode)
+	st.mf.register(c)
+	st.f.registerData(c)
+	registerLearnFlags(c, &st.cfg.Learn)
+	registerRecoverFlags(c, &st.rc, &st.recoverMode)
 	fl := c.Flags()
-	fl.BoolVar(&asJSON, "json", false, "print the comparison as JSON on stdout")
-	fl.StringVar(&methods, "methods", "", "comma-separated methods to run (default all: "+strings.Join(sculpt.CompareMethods, ",")+")")
-	fl.IntVar(&cfg.GenericValidRows, "generic-rows", sculpt.DefaultGenericValidRows, "held-out rows of each other voice in the generic perplexity (negative: all)")
-	fl.IntVar(&cfg.GlobalPerVoice, "global-rows", 0, "training rows per voice in the global mask's pooled data (0: as many as the persona has)")
-	fl.StringVar(&cfg.GlobalRun, "global-run", "", "a finished global-mask run (masque sculpt --global) of the same model and ratio to use instead of learning one per comparison")
-	fl.BoolVar(&cfg.NoFidelity, "no-fidelity", false, "skip the persona-fidelity benchmark")
-	fl.IntVar(&cfg.FidelityLimit, "fidelity-limit", 20, "test prompts of the persona answered for the fidelity")
-	fl.IntVar(&cfg.FidelityMaxTokens, "fidelity-max-tokens", 0, "longest answer in tokens (default: eval voices's)")
+	fl.BoolVar(&st.asJSON, "json", false, "print the comparison as JSON on stdout")
+	fl.StringVar(&st.methods, "methods", "", "comma-separated methods to run (default all: "+strings.Join(sculpt.CompareMethods, ",")+")")
+	fl.IntVar(&st.cfg.GenericValidRows, "generic-rows", sculpt.DefaultGenericValidRows, "held-out rows of each other voice in the generic perplexity (negative: all)")
+	fl.IntVar(&st.cfg.GlobalPerVoice, "global-rows", 0, "training rows per voice in the global mask's pooled data (0: as many as the persona has)")
+	fl.StringVar(&st.cfg.GlobalRun, "global-run", "", "a finished global-mask run (masque sculpt --global) of the same model and ratio to use instead of learning one per comparison")
+	fl.BoolVar(&st.cfg.NoFidelity, "no-fidelity", false, "skip the persona-fidelity benchmark")
+	fl.IntVar(&st.cfg.FidelityLimit, "fidelity-limit", 20, "test prompts of the persona answered for the fidelity")
+	fl.IntVar(&st.cfg.FidelityMaxTokens, "fidelity-max-tokens", 0, "longest answer in tokens (default: eval voices's)")
 	e.quietFlag(c)
 	return c
+}
+
+// sculptCompareRun holds the flags of sculptCompareCmd.
+type sculptCompareRun struct {
+	mf          modelFlags
+	f           sculptFlags
+	cfg         sculpt.CompareConfig
+	asJSON      bool
+	methods     string
+	rc          sculpt.RecoverConfig
+	recoverMode string
+}
+
+func (e *env) runSculptCompare(cmd *cobra.Command, st *sculptCompareRun) error {
+	switch {
+	case st.f.out == "":
+		return usagef("--out is required")
+	case st.f.persona == "":
+		return usagef("compare needs --persona NAME (a voice of --corpus, default the evaluation kit built into builtin:voices)")
+	case st.f.data != "":
+		return usagef("compare takes its data from --persona/--corpus, not --data")
+	}
+	if err := st.f.defaultCorpus(); err != nil {
+		return err
+	}
+	if _, err := sculpt.KeepCount(1000, st.f.ratio); err != nil {
+		return usagef("--ratio: %v", err)
+	}
+	if st.methods != "" {
+		st.cfg.Methods = strings.Split(st.methods, ",")
+	}
+	var err error
+	if st.cfg.Recover, err = recoverFromFlags(cmd, st.recoverMode, st.rc, st.f.noExport); err != nil {
+		return err
+	}
+	ck, err := st.mf.open()
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	st.cfg.Checkpoint, st.cfg.Corpus, st.cfg.Persona, st.cfg.Ratio, st.cfg.Out = ck, st.f.corpus, st.f.persona, st.f.ratio, st.f.out
+	st.cfg.Learn.Seed, st.cfg.Learn.Threads, st.cfg.NoExport = st.f.seed, st.f.threads, st.f.noExport
+	st.cfg.MaxLen, st.cfg.MaxRows = st.f.maxLen, st.f.maxRows
+	st.cfg.CalibSamples = st.cfg.Learn.CalibSamples
+	st.cfg.Learn.Export = st.f.exportOptions()
+	st.cfg.Stage = func(format string, a ...any) { fmt.Fprintf(e.stderr, "compare: "+format+"\n", a...) }
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	pb := e.stepBar("learning")
+	st.cfg.Learn.Progress = func(p sculpt.Progress) {
+		pb.update(p)
+		if p.Step == p.Total {
+			pb.done()
+		}
+	}
+	res, err := sculpt.Compare(ctx, st.cfg)
+	pb.done()
+	if err != nil {
+		return err
+	}
+	if st.asJSON {
+		return writeJSON(e.stdout, res)
+	}
+	fmt.Fprintf(e.stdout, "%-24s %10s %10s %9s %12s\n", "method", "ppl", "generic", "fidelity", "params")
+	line := func(name string, fg *sculpt.Figures) {
+		fmt.Fprintf(e.stdout, "%-24s %10.3f %10.3f %9.3f %12d\n", name, fg.PPL, fg.GenericPPL, fg.Fidelity, fg.Params)
+	}
+	line("dense", &res.Dense)
+	for _, m := range append([]string{sculpt.MethodPersonaPruner, sculpt.MethodRecovered}, sculpt.CompareMethods[1:]...) {
+		if fg := res.Methods[m]; fg != nil {
+			line(m, fg)
+		}
+	}
+	if res.DropAvoided != nil {
+		fmt.Fprintf(e.stdout, "drop avoided vs the best baseline (%s): %.1f%%\n", res.BestBaseline, 100**res.DropAvoided)
+	}
+	fmt.Fprintf(e.stderr, "written to %s\n", filepath.Join(st.f.out, sculpt.CompareFile))
+	return nil
 }
 
 func (e *env) sculptReportCmd() *cobra.Command {

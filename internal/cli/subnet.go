@@ -323,12 +323,7 @@ func (f *evalFlags) test(ck *checkpoint.Checkpoint) (*subnet.Test, error) {
 }
 
 func (e *env) subnetCmd() *cobra.Command {
-	var mf modelFlags
-	var cf calibFlags
-	var pf patternFlags
-	var ef evalFlags
-	var method, statsDir, out, modelOut, report string
-	var force, asJSON bool
+	st := &subnetRun{}
 	c := &cobra.Command{
 		Use:   "subnet --method magnitude|wanda|sparsegpt --sparsity 0.5 [--nm 2:4] --out MASK",
 		Short: "Find a persona subnetwork: a training-free mask from activation statistics",
@@ -354,74 +349,86 @@ module, accuracy against sparsity).`,
   masque subnet --method sparsegpt --nm 2:4 --stats stats/generic --out sgpt.mask.safetensors --model-out ./pruned
   masque subnet --method wanda --sparsity 0.1,0.3,0.5 --eval testdata/persona-evals/extraversion.jsonl --report report.html --out m.safetensors`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			meth, err := subnet.ParseMethod(method)
-			if err != nil {
-				return usagef("--method: %v", err)
-			}
-			opts, err := pf.options()
-			if err != nil {
-				return err
-			}
-			if out == "" {
-				return usagef("--out is required")
-			}
-			if meth == subnet.SparseGPT && pf.structured {
-				return usagef("SparseGPT does not support --structured")
-			}
-			src, err := cf.source()
-			if err != nil {
-				return err
-			}
-			ck, err := mf.open()
-			if err != nil {
-				return err
-			}
-			defer ck.Close()
-			test, err := ef.test(ck)
-			if err != nil {
-				return err
-			}
-			runs, err := subnet.Sweep(cmd.Context(), subnet.SweepConfig{Model: ck.Model, ModelName: ck.Path, Method: meth, Patterns: opts,
-				StatsDir: statsDir, Calib: src, CalibModel: calibModel(ck), Out: out, ModelOut: modelOut, Files: extraFiles(ck, mf),
-				Overwrite: force, Test: test, Report: report, Progress: e.stages(""), Logf: e.logf})
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(e.stdout, map[string]any{"method": meth, "runs": runs, "report": report})
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "sparsity\tkept\taccuracy\tmask")
-			for _, r := range runs {
-				acc := "-"
-				if v, ok := r.Metrics["accuracy"]; ok {
-					acc = fmt.Sprintf("%.3f", v)
-				}
-				fmt.Fprintf(tw, "%.3f\t%.4f\t%s\t%s\n", r.Sparsity, r.Density, acc, r.Mask)
-			}
-			tw.Flush()
-			if report != "" {
-				fmt.Fprintf(e.stdout, "report: %s\n", report)
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runSubnet(cmd, st) },
 	}
-	mf.register(c)
-	cf.register(c)
-	pf.register(c)
-	ef.register(c)
+	st.mf.register(c)
+	st.cf.register(c)
+	st.pf.register(c)
+	st.ef.register(c)
 	fl := c.Flags()
-	fl.StringVar(&method, "method", "wanda", "scorer: magnitude, wanda or sparsegpt")
-	fl.StringVar(&statsDir, "stats", "", "use statistics saved by masque stats instead of collecting them")
-	fl.StringVar(&out, "out", "", "mask file to write (.safetensors)")
-	fl.StringVar(&modelOut, "model-out", "", "also write the masked model (with SparseGPT's updated weights) as a Hugging Face folder")
-	fl.StringVar(&report, "report", "", "write an HTML report")
-	fl.BoolVar(&force, "force", false, "overwrite existing outputs")
-	fl.BoolVar(&asJSON, "json", false, "print JSON")
+	fl.StringVar(&st.method, "method", "wanda", "scorer: magnitude, wanda or sparsegpt")
+	fl.StringVar(&st.statsDir, "stats", "", "use statistics saved by masque stats instead of collecting them")
+	fl.StringVar(&st.out, "out", "", "mask file to write (.safetensors)")
+	fl.StringVar(&st.modelOut, "model-out", "", "also write the masked model (with SparseGPT's updated weights) as a Hugging Face folder")
+	fl.StringVar(&st.report, "report", "", "write an HTML report")
+	fl.BoolVar(&st.force, "force", false, "overwrite existing outputs")
+	fl.BoolVar(&st.asJSON, "json", false, "print JSON")
 	c.AddCommand(e.contrastCmd(), e.studyCmd())
 	e.quietFlag(c)
 	return c
+}
+
+// subnetRun holds the flags of subnetCmd.
+type subnetRun struct {
+	mf                                      modelFlags
+	cf                                      calibFlags
+	pf                                      patternFlags
+	ef                                      evalFlags
+	method, statsDir, out, modelOut, report string
+	force, asJSON                           bool
+}
+
+func (e *env) runSubnet(cmd *cobra.Command, st *subnetRun) error {
+	meth, err := subnet.ParseMethod(st.method)
+	if err != nil {
+		return usagef("--method: %v", err)
+	}
+	opts, err := st.pf.options()
+	if err != nil {
+		return err
+	}
+	if st.out == "" {
+		return usagef("--out is required")
+	}
+	if meth == subnet.SparseGPT && st.pf.structured {
+		return usagef("SparseGPT does not support --structured")
+	}
+	src, err := st.cf.source()
+	if err != nil {
+		return err
+	}
+	ck, err := st.mf.open()
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	test, err := st.ef.test(ck)
+	if err != nil {
+		return err
+	}
+	runs, err := subnet.Sweep(cmd.Context(), subnet.SweepConfig{Model: ck.Model, ModelName: ck.Path, Method: meth, Patterns: opts,
+		StatsDir: st.statsDir, Calib: src, CalibModel: calibModel(ck), Out: st.out, ModelOut: st.modelOut, Files: extraFiles(ck, st.mf),
+		Overwrite: st.force, Test: test, Report: st.report, Progress: e.stages(""), Logf: e.logf})
+	if err != nil {
+		return err
+	}
+	if st.asJSON {
+		return writeJSON(e.stdout, map[string]any{"method": meth, "runs": runs, "report": st.report})
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "sparsity\tkept\taccuracy\tmask")
+	for _, r := range runs {
+		acc := "-"
+		if v, ok := r.Metrics["accuracy"]; ok {
+			acc = fmt.Sprintf("%.3f", v)
+		}
+		fmt.Fprintf(tw, "%.3f\t%.4f\t%s\t%s\n", r.Sparsity, r.Density, acc, r.Mask)
+	}
+	tw.Flush()
+	if st.report != "" {
+		fmt.Fprintf(e.stdout, "report: %s\n", st.report)
+	}
+	return nil
 }
 
 // extraFiles returns the tokenizer to ship with a model written from memory
@@ -443,12 +450,7 @@ func extraFiles(ck *checkpoint.Checkpoint, mf modelFlags) map[string][]byte {
 }
 
 func (e *env) contrastCmd() *cobra.Command {
-	var mf modelFlags
-	var cf calibFlags
-	var pf patternFlags
-	var ef evalFlags
-	var pos, neg, outPos, outNeg, variant, phi, report string
-	var force, asJSON bool
+	st := &contrastRun{}
 	c := &cobra.Command{
 		Use:   "contrast --pos SPEC --neg SPEC --out-pos MASK --out-neg MASK",
 		Short: "Contrastive masks for an opposing persona pair (e.g. extrovert/introvert)",
@@ -464,75 +466,87 @@ With --eval the p+ mask is scored on the test and the p− mask on the opposing 
 		Example: `  masque subnet contrast --pos persona:"An outgoing, talkative party host" --neg persona:"A quiet, reserved bookworm" \
       --out-pos extro.safetensors --out-neg intro.safetensors --eval testdata/persona-evals/extraversion.jsonl`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			v, err := subnet.ParseVariant(variant)
-			if err != nil {
-				return usagef("--variant: %v", err)
-			}
-			ph, err := subnet.ParsePhi(phi)
-			if err != nil {
-				return usagef("--phi: %v", err)
-			}
-			opts, err := pf.options()
-			if err != nil {
-				return err
-			}
-			if outPos == "" || outNeg == "" {
-				return usagef("--out-pos and --out-neg are required")
-			}
-			if pos == "" || neg == "" {
-				return usagef("--pos and --neg are required")
-			}
-			src, err := cf.source()
-			if err != nil {
-				return err
-			}
-			ck, err := mf.open()
-			if err != nil {
-				return err
-			}
-			defer ck.Close()
-			test, err := ef.test(ck)
-			if err != nil {
-				return err
-			}
-			rows, err := subnet.RunContrast(cmd.Context(), subnet.ContrastConfig{Model: ck.Model, ModelName: ck.Path, Pos: pos, Neg: neg,
-				Calib: src, CalibModel: calibModel(ck), Variant: v, Phi: ph, Patterns: opts, OutPos: outPos, OutNeg: outNeg,
-				Overwrite: force, Test: test, Report: report, Progress: e.stages(""), Logf: e.logf})
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(e.stdout, map[string]any{"variant": v, "phi": ph, "runs": rows, "report": report})
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "sparsity\tdiffer\tacc p+\tacc p−\tp+ mask\tp− mask")
-			for _, r := range rows {
-				a, b := "-", "-"
-				if r.Metrics != nil {
-					a, b = fmt.Sprintf("%.3f", r.Metrics["accuracy (p+)"]), fmt.Sprintf("%.3f", r.Metrics["accuracy (p− opposing)"])
-				}
-				fmt.Fprintf(tw, "%.3f\t%.4f\t%s\t%s\t%s\t%s\n", r.Sparsity, r.DiffShare, a, b, r.Pos, r.Neg)
-			}
-			return tw.Flush()
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runContrast(cmd, st) },
 	}
-	mf.register(c)
-	cf.register(c)
-	pf.register(c)
-	ef.register(c)
+	st.mf.register(c)
+	st.cf.register(c)
+	st.pf.register(c)
+	st.ef.register(c)
 	fl := c.Flags()
-	fl.StringVar(&pos, "pos", "", "positive persona: statistics folder, text/.jsonl file, persona:TEXT or generic")
-	fl.StringVar(&neg, "neg", "", "opposing persona (same forms as --pos)")
-	fl.StringVar(&outPos, "out-pos", "", "mask file for the positive persona")
-	fl.StringVar(&outNeg, "out-neg", "", "mask file for the opposing persona")
-	fl.StringVar(&variant, "variant", "wanda", "wanda (per-sample norm z-scores) or pooled (pooled raw activations)")
-	fl.StringVar(&phi, "phi", "relu", "φ for the wanda variant: relu or softplus")
-	fl.StringVar(&report, "report", "", "write an HTML report")
-	fl.BoolVar(&force, "force", false, "overwrite existing outputs")
-	fl.BoolVar(&asJSON, "json", false, "print JSON")
+	fl.StringVar(&st.pos, "pos", "", "positive persona: statistics folder, text/.jsonl file, persona:TEXT or generic")
+	fl.StringVar(&st.neg, "neg", "", "opposing persona (same forms as --pos)")
+	fl.StringVar(&st.outPos, "out-pos", "", "mask file for the positive persona")
+	fl.StringVar(&st.outNeg, "out-neg", "", "mask file for the opposing persona")
+	fl.StringVar(&st.variant, "variant", "wanda", "wanda (per-sample norm z-scores) or pooled (pooled raw activations)")
+	fl.StringVar(&st.phi, "phi", "relu", "φ for the wanda variant: relu or softplus")
+	fl.StringVar(&st.report, "report", "", "write an HTML report")
+	fl.BoolVar(&st.force, "force", false, "overwrite existing outputs")
+	fl.BoolVar(&st.asJSON, "json", false, "print JSON")
 	e.quietFlag(c)
 	return c
+}
+
+// contrastRun holds the flags of contrastCmd.
+type contrastRun struct {
+	mf                                             modelFlags
+	cf                                             calibFlags
+	pf                                             patternFlags
+	ef                                             evalFlags
+	pos, neg, outPos, outNeg, variant, phi, report string
+	force, asJSON                                  bool
+}
+
+func (e *env) runContrast(cmd *cobra.Command, st *contrastRun) error {
+	v, err := subnet.ParseVariant(st.variant)
+	if err != nil {
+		return usagef("--variant: %v", err)
+	}
+	ph, err := subnet.ParsePhi(st.phi)
+	if err != nil {
+		return usagef("--phi: %v", err)
+	}
+	opts, err := st.pf.options()
+	if err != nil {
+		return err
+	}
+	if st.outPos == "" || st.outNeg == "" {
+		return usagef("--out-pos and --out-neg are required")
+	}
+	if st.pos == "" || st.neg == "" {
+		return usagef("--pos and --neg are required")
+	}
+	src, err := st.cf.source()
+	if err != nil {
+		return err
+	}
+	ck, err := st.mf.open()
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	test, err := st.ef.test(ck)
+	if err != nil {
+		return err
+	}
+	rows, err := subnet.RunContrast(cmd.Context(), subnet.ContrastConfig{Model: ck.Model, ModelName: ck.Path, Pos: st.pos, Neg: st.neg,
+		Calib: src, CalibModel: calibModel(ck), Variant: v, Phi: ph, Patterns: opts, OutPos: st.outPos, OutNeg: st.outNeg,
+		Overwrite: st.force, Test: test, Report: st.report, Progress: e.stages(""), Logf: e.logf})
+	if err != nil {
+		return err
+	}
+	if st.asJSON {
+		return writeJSON(e.stdout, map[string]any{"variant": v, "phi": ph, "runs": rows, "report": st.report})
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "sparsity\tdiffer\tacc p+\tacc p−\tp+ mask\tp− mask")
+	for _, r := range rows {
+		a, b := "-", "-"
+		if r.Metrics != nil {
+			a, b = fmt.Sprintf("%.3f", r.Metrics["accuracy (p+)"]), fmt.Sprintf("%.3f", r.Metrics["accuracy (p− opposing)"])
+		}
+		fmt.Fprintf(tw, "%.3f\t%.4f\t%s\t%s\t%s\t%s\n", r.Sparsity, r.DiffShare, a, b, r.Pos, r.Neg)
+	}
+	return tw.Flush()
 }
 
 func (e *env) maskCmd() *cobra.Command {
