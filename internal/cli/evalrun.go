@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -189,57 +190,85 @@ func (f *evalRunFlags) evaluate(cmd *cobra.Command, e *env, set *roleplay.Set) e
 	cfg := roleplay.Config{Out: f.out, CacheDir: f.cacheDir, Label: f.label, Method: f.method, Set: set,
 		GenConcurrency: f.concurrency, Judge: jd, JudgeURL: f.jf.url, Metrics: metrics, JudgeConcurrency: f.jf.concurrency,
 		Progress: e.stages("")}
-	if f.styleProfile != "" {
-		profiles, err := style.Load(f.styleProfile)
-		if err != nil {
-			return err
-		}
-		emb, err := f.styleEmb.open()
-		if err != nil {
-			return err
-		}
-		defer f.styleEmb.close()
-		sc, err := style.NewScorer(profiles, nil, emb, nil)
-		if err != nil {
-			return fmt.Errorf("%s: %v", f.styleProfile, err)
-		}
-		cfg.Style = &roleplay.StyleConfig{Scorer: sc, Gate: f.styleGate}
-	} else if f.styleEmb.model != "" || f.styleEmb.url != "" {
-		return usagef("--style-model and --style-embed-url embed for --style-profile: give it")
+	defer f.styleEmb.close()
+	if cfg.Style, err = f.style(); err != nil {
+		return err
 	}
 	if f.sparsity >= 0 {
 		cfg.Sparsity = &f.sparsity
 	}
-	ctx := cmd.Context()
+	closeModel, err := f.setTarget(cmd.Context(), e, &cfg)
+	if err != nil {
+		return err
+	}
+	defer closeModel()
+	return f.run(cmd.Context(), e, cfg)
+}
+
+// style returns the style metrics' settings (nil without --style-profile).
+func (f *evalRunFlags) style() (*roleplay.StyleConfig, error) {
+	if f.styleProfile == "" {
+		if f.styleEmb.model != "" || f.styleEmb.url != "" {
+			return nil, usagef("--style-model and --style-embed-url embed for --style-profile: give it")
+		}
+		return nil, nil
+	}
+	profiles, err := style.Load(f.styleProfile)
+	if err != nil {
+		return nil, err
+	}
+	emb, err := f.styleEmb.open()
+	if err != nil {
+		return nil, err
+	}
+	sc, err := style.NewScorer(profiles, nil, emb, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", f.styleProfile, err)
+	}
+	return &roleplay.StyleConfig{Scorer: sc, Gate: f.styleGate}, nil
+}
+
+// setTarget sets the model under test: an endpoint or the local model,
+// which stays open until the returned function is called.
+func (f *evalRunFlags) setTarget(ctx context.Context, e *env, cfg *roleplay.Config) (func(), error) {
+	closeModel := func() {}
 	t := roleplay.Target{Mask: f.maskPath, MaxTokens: f.maxTokens, Temperature: f.temperature, Seed: f.seed}
 	if f.modelURL != "" {
 		if f.maskPath != "" || len(f.mcTests) > 0 || len(f.pplData) > 0 {
-			return usageError{roleplay.ErrEndpointReference}
+			return nil, usageError{roleplay.ErrEndpointReference}
 		}
 		if f.modelName == "" {
-			return usagef("--model-name is required with --model-url")
+			return nil, usagef("--model-name is required with --model-url")
 		}
 		t.URL, t.Name, t.Key = f.modelURL, f.modelName, f.modelKey
 		if t.Key == "" {
 			t.Key = os.Getenv(evalModelKeyEnv)
 		}
 	} else {
-		ck, err := f.mf.open()
-		if err != nil {
-			return err
-		}
-		defer ck.Close()
 		sys, err := textarg.Read(f.mcSystem)
 		if err != nil {
-			return fmt.Errorf("--mc-system: %w", err)
+			return nil, fmt.Errorf("--mc-system: %w", err)
 		}
+		ck, err := f.mf.open()
+		if err != nil {
+			return nil, err
+		}
+		closeModel = func() { ck.Close() }
 		t.Checkpoint = ck
 		t.Reference = roleplay.ReferenceOptions{MCTests: f.mcTests, MCSystem: sys, MCOpposing: f.mcOpposing,
 			MCLimit: f.mcLimit, MCFormat: f.mcFormat, PPLData: f.pplData, PPLMaxTokens: f.pplMaxTokens, Progress: e.stages("")}
 	}
 	if err := cfg.SetTarget(ctx, t); err != nil {
-		return err
+		closeModel()
+		return nil, err
 	}
+	return closeModel, nil
+}
+
+// run evaluates and reports.
+func (f *evalRunFlags) run(ctx context.Context, e *env, cfg roleplay.Config) error {
+	set := cfg.Set
+	metrics := cfg.Metrics
 	fmt.Fprintf(e.stderr, "evaluating %s on %s: %d personas, %d questions, judge metrics: %s\n", cfg.Model, set.Name, len(set.Personas), set.Count(), evalMetricNames(metrics))
 	run, err := roleplay.Evaluate(ctx, cfg)
 	if run != nil && !f.noReport {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -285,11 +286,8 @@ func synthUse(mode synthMode, stage string) string {
 }
 
 func (e *env) synthProfilesCmd(mode synthMode) *cobra.Command {
-	var cf synthCommon
-	var tf synthTeacherFlags
-	var personas []string
-	var format string
-	var retries int
+	st := &synthProfilesRun{}
+	st.mode = mode
 	c := &cobra.Command{
 		Use:   synthUse(mode, "profiles") + " --personas FILE --out DIR",
 		Short: "Expand personas into character profiles (synthetic_character.jsonl)",
@@ -304,51 +302,63 @@ Output: <out>/synthetic_character.jsonl {"character_id","persona","character"}.`
 		Example: `  masque synth profiles --personas persona.jsonl --out run1 --teacher-url https://api.openai.com/v1 --teacher-model gpt-4o-mini
   masque synth profiles --personas personas.txt --out run1 --teacher-engine ./Qwen2.5-7B-Instruct`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			com, err := cf.common()
-			if err != nil {
-				return err
-			}
-			if len(personas) == 0 {
-				return usagef("--personas is required")
-			}
-			var all []synth.Persona
-			var probs []synth.Problem
-			for _, p := range personas {
-				ps, pr, err := synth.ReadPersonas(p, format)
-				if err != nil {
-					return err
-				}
-				all, probs = append(all, ps...), append(probs, pr...)
-			}
-			e.synthProblems(probs)
-			if len(all) == 0 {
-				return fmt.Errorf("no usable personas in %s", strings.Join(personas, ", "))
-			}
-			t, err := tf.open(cmd, e, mode, cf.out)
-			if err != nil {
-				return err
-			}
-			defer t.Close()
-			ui := &synthUI{e: e, quiet: cf.quiet}
-			com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.Teacher, t.Model, ui.progress, ui.logf
-			if com.Workers == 0 {
-				com.Workers = max(t.Workers, 4)
-			}
-			sum, err := synth.RunProfiles(cmd.Context(), synth.ProfilesConfig{Common: com, Personas: all, Retries: retries, Problems: probs})
-			ui.done()
-			if err == nil {
-				err = finishBatch(e, t)
-			}
-			return e.synthReport(&cf, sum, err)
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runSynthProfiles(cmd, st) },
 	}
-	cf.register(c)
-	tf.register(c, mode)
-	c.Flags().StringArrayVar(&personas, "personas", nil, "persona file (repeatable): .jsonl, .txt, or a character card .json/.png")
-	c.Flags().StringVar(&format, "persona-format", "auto", "auto, jsonl, text or card")
-	c.Flags().IntVar(&retries, "profile-retries", 2, "extra attempts at a malformed profile (needs --temperature > 0; -1: none)")
+	st.cf.register(c)
+	st.tf.register(c, mode)
+	c.Flags().StringArrayVar(&st.personas, "personas", nil, "persona file (repeatable): .jsonl, .txt, or a character card .json/.png")
+	c.Flags().StringVar(&st.format, "persona-format", "auto", "auto, jsonl, text or card")
+	c.Flags().IntVar(&st.retries, "profile-retries", 2, "extra attempts at a malformed profile (needs --temperature > 0; -1: none)")
 	return c
+}
+
+// synthProfilesRun holds the flags of synthProfilesCmd.
+type synthProfilesRun struct {
+	mode     synthMode
+	cf       synthCommon
+	tf       synthTeacherFlags
+	personas []string
+	format   string
+	retries  int
+}
+
+func (e *env) runSynthProfiles(cmd *cobra.Command, st *synthProfilesRun) error {
+	com, err := st.cf.common()
+	if err != nil {
+		return err
+	}
+	if len(st.personas) == 0 {
+		return usagef("--personas is required")
+	}
+	var all []synth.Persona
+	var probs []synth.Problem
+	for _, p := range st.personas {
+		ps, pr, err := synth.ReadPersonas(p, st.format)
+		if err != nil {
+			return err
+		}
+		all, probs = append(all, ps...), append(probs, pr...)
+	}
+	e.synthProblems(probs)
+	if len(all) == 0 {
+		return fmt.Errorf("no usable personas in %s", strings.Join(st.personas, ", "))
+	}
+	t, err := st.tf.open(cmd, e, st.mode, st.cf.out)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	ui := &synthUI{e: e, quiet: st.cf.quiet}
+	com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.Teacher, t.Model, ui.progress, ui.logf
+	if com.Workers == 0 {
+		com.Workers = max(t.Workers, 4)
+	}
+	sum, err := synth.RunProfiles(cmd.Context(), synth.ProfilesConfig{Common: com, Personas: all, Retries: st.retries, Problems: probs})
+	ui.done()
+	if err == nil {
+		err = finishBatch(e, t)
+	}
+	return e.synthReport(&st.cf, sum, err)
 }
 
 // synthReadInstructions reads every instruction file.
@@ -366,11 +376,8 @@ func synthReadInstructions(files []string, format, source string) ([]synth.Instr
 }
 
 func (e *env) synthAnswersCmd(mode synthMode) *cobra.Command {
-	var cf synthCommon
-	var tf synthTeacherFlags
-	var characters, instructions []string
-	var format, source, strategy string
-	var per int
+	st := &synthAnswersRun{}
+	st.mode = mode
 	c := &cobra.Command{
 		Use:   synthUse(mode, "answers") + " --strategy r|g --characters FILE --instructions FILE --out DIR",
 		Short: "Write in-character answers (synthetic_dialogue.jsonl and chat JSONL)",
@@ -388,76 +395,84 @@ Outputs: <out>/synthetic_dialogue.jsonl {"character_id","question",
 {"messages":[system = persona + profile, user, assistant]} for masque finetune.`,
 		Example: `  masque synth answers --strategy g --characters run1/synthetic_character.jsonl --instructions alpaca.json --out run1`,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			com, err := cf.common()
-			if err != nil {
-				return err
-			}
-			strategy = strings.ToLower(strategy)
-			if strategy != synth.StrategyR && strategy != synth.StrategyG {
-				return usagef("--strategy must be r or g")
-			}
-			if len(characters) == 0 || len(instructions) == 0 {
-				return usagef("--characters and --instructions are required")
-			}
-			var chars []synth.Character
-			var probs []synth.Problem
-			for _, p := range characters {
-				cs, pr, err := synth.ReadCharacters(p)
-				if err != nil {
-					return err
-				}
-				chars, probs = append(chars, cs...), append(probs, pr...)
-			}
-			ins, pr, err := synthReadInstructions(instructions, format, source)
-			if err != nil {
-				return err
-			}
-			probs = append(probs, pr...)
-			e.synthProblems(probs)
-			if len(chars) == 0 {
-				return fmt.Errorf("no usable characters in %s", strings.Join(characters, ", "))
-			}
-			if len(ins) == 0 {
-				return fmt.Errorf("no usable instructions in %s", strings.Join(instructions, ", "))
-			}
-			t, err := tf.open(cmd, e, mode, cf.out)
-			if err != nil {
-				return err
-			}
-			defer t.Close()
-			ui := &synthUI{e: e, quiet: cf.quiet}
-			com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.Teacher, t.Model, ui.progress, ui.logf
-			if com.Workers == 0 {
-				com.Workers = max(t.Workers, 4)
-			}
-			sum, err := synth.RunAnswers(cmd.Context(), synth.AnswersConfig{Common: com, Strategy: strategy,
-				Characters: chars, Instructions: ins, PerInstruction: per, Problems: probs})
-			ui.done()
-			if err == nil {
-				err = finishBatch(e, t)
-			}
-			return e.synthReport(&cf, sum, err)
-		},
+		RunE:    func(cmd *cobra.Command, args []string) error { return e.runSynthAnswers(cmd, st) },
 	}
-	cf.register(c)
-	tf.register(c, mode)
-	c.Flags().StringVar(&strategy, "strategy", "g", "r: rewrite the reference answer in character; g: fresh in-character answer")
-	c.Flags().StringArrayVar(&characters, "characters", nil, "characters: synthetic_character.jsonl or a character card (repeatable)")
-	c.Flags().StringArrayVar(&instructions, "instructions", nil, "instruction file (repeatable)")
-	c.Flags().StringVar(&format, "format", "auto", "instruction format: auto, alpaca, chat or questions")
-	c.Flags().StringVar(&source, "question-source", "", "question_source of the rows (default: each file's base name)")
-	c.Flags().IntVar(&per, "per-instruction", 3, "characters paired with each instruction")
+	st.cf.register(c)
+	st.tf.register(c, mode)
+	c.Flags().StringVar(&st.strategy, "strategy", "g", "r: rewrite the reference answer in character; g: fresh in-character answer")
+	c.Flags().StringArrayVar(&st.characters, "characters", nil, "characters: synthetic_character.jsonl or a character card (repeatable)")
+	c.Flags().StringArrayVar(&st.instructions, "instructions", nil, "instruction file (repeatable)")
+	c.Flags().StringVar(&st.format, "format", "auto", "instruction format: auto, alpaca, chat or questions")
+	c.Flags().StringVar(&st.source, "question-source", "", "question_source of the rows (default: each file's base name)")
+	c.Flags().IntVar(&st.per, "per-instruction", 3, "characters paired with each instruction")
 	return c
 }
 
+// synthAnswersRun holds the flags of synthAnswersCmd.
+type synthAnswersRun struct {
+	mode                     synthMode
+	cf                       synthCommon
+	tf                       synthTeacherFlags
+	characters, instructions []string
+	format, source, strategy string
+	per                      int
+}
+
+func (e *env) runSynthAnswers(cmd *cobra.Command, st *synthAnswersRun) error {
+	com, err := st.cf.common()
+	if err != nil {
+		return err
+	}
+	st.strategy = strings.ToLower(st.strategy)
+	if st.strategy != synth.StrategyR && st.strategy != synth.StrategyG {
+		return usagef("--strategy must be r or g")
+	}
+	if len(st.characters) == 0 || len(st.instructions) == 0 {
+		return usagef("--characters and --instructions are required")
+	}
+	var chars []synth.Character
+	var probs []synth.Problem
+	for _, p := range st.characters {
+		cs, pr, err := synth.ReadCharacters(p)
+		if err != nil {
+			return err
+		}
+		chars, probs = append(chars, cs...), append(probs, pr...)
+	}
+	ins, pr, err := synthReadInstructions(st.instructions, st.format, st.source)
+	if err != nil {
+		return err
+	}
+	probs = append(probs, pr...)
+	e.synthProblems(probs)
+	if len(chars) == 0 {
+		return fmt.Errorf("no usable characters in %s", strings.Join(st.characters, ", "))
+	}
+	if len(ins) == 0 {
+		return fmt.Errorf("no usable instructions in %s", strings.Join(st.instructions, ", "))
+	}
+	t, err := st.tf.open(cmd, e, st.mode, st.cf.out)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	ui := &synthUI{e: e, quiet: st.cf.quiet}
+	com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.Teacher, t.Model, ui.progress, ui.logf
+	if com.Workers == 0 {
+		com.Workers = max(t.Workers, 4)
+	}
+	sum, err := synth.RunAnswers(cmd.Context(), synth.AnswersConfig{Common: com, Strategy: st.strategy,
+		Characters: chars, Instructions: ins, PerInstruction: st.per, Problems: probs})
+	ui.done()
+	if err == nil {
+		err = finishBatch(e, t)
+	}
+	return e.synthReport(&st.cf, sum, err)
+}
+
 func (e *env) synthPersonaCmd(mode synthMode) *cobra.Command {
-	var cf synthCommon
-	var tf synthTeacherFlags
-	var mf modelFlags
-	var persona, exclude, phase, scores, format, modes string
-	var instructions []string
-	var top, firstLayer, lastLayer int
+	st := &synthPersonaRun{}
+	st.mode = mode
 	c := &cobra.Command{
 		Use:   synthUse(mode, "persona-data") + ` --persona "..." --model PATH --instructions FILE --out DIR`,
 		Short: "Make Persona-Pruner training data for one persona (persona_data.jsonl)",
@@ -488,123 +503,155 @@ shard, and merges again.`,
       --instructions alpaca.json --exclude eval_questions.txt --top 2000 --out lighthouse \
       --teacher-url https://api.openai.com/v1 --teacher-model gpt-4o-mini`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			com, err := cf.common()
-			if err != nil {
-				return err
-			}
-			if persona, err = textarg.Read(persona); err != nil {
-				return err
-			}
-			if strings.TrimSpace(persona) == "" {
-				return usagef("--persona is required (text, or @FILE)")
-			}
-			if len(instructions) == 0 {
-				return usagef("--instructions is required")
-			}
-			if firstLayer < 0 || lastLayer < firstLayer {
-				return usagef("--first-layer %d --last-layer %d: want 0 ≤ first ≤ last", firstLayer, lastLayer)
-			}
-			switch phase {
-			case "all", "score", "rewrite":
-			default:
-				return usagef("--phase must be all, score or rewrite")
-			}
-			if mode != synthLive && phase == "score" {
-				return usagef("--phase score asks no teacher: run it with \"masque synth persona-data\"")
-			}
-			if phase == "all" && !com.Shard.Whole() {
-				return usagef("a sharded job needs two phases: --phase score on every shard, \"masque synth merge\", then --phase rewrite --scores MERGED/%s", filepath.Base(synth.StageFile("", synth.StageScores, "log")))
-			}
-			var modeList []string
-			for _, m := range strings.Split(modes, ",") {
-				if m = strings.TrimSpace(m); m != "" {
-					if m != synth.ModeRewrite && m != synth.ModeDirect {
-						return usagef("--modes: %q is not rewrite or direct", m)
-					}
-					modeList = append(modeList, m)
-				}
-			}
-			ins, probs, err := synthReadInstructions(instructions, format, "")
-			if err != nil {
-				return err
-			}
-			var excl map[string]bool
-			if exclude != "" {
-				var pr []synth.Problem
-				if excl, pr, err = synth.ReadQuestionSet(exclude); err != nil {
-					return err
-				}
-				probs = append(probs, pr...)
-			}
-			e.synthProblems(probs)
-			if len(ins) == 0 {
-				return fmt.Errorf("no usable instructions in %s", strings.Join(instructions, ", "))
-			}
-			ui := &synthUI{e: e, quiet: cf.quiet}
-			ctx := cmd.Context()
-			if phase == "all" || phase == "score" {
-				ck, err := mf.open()
-				if err != nil {
-					return err
-				}
-				sc, err := synth.NewScorer(ck, persona, nil, firstLayer, lastLayer)
-				if err != nil {
-					ck.Close()
-					return err
-				}
-				sum, err := synth.RunPersonaScores(ctx, synth.ScoresConfig{Out: cf.out, Shard: com.Shard, Persona: persona,
-					Model: ck.Path, Scorer: sc, Instructions: ins, Exclude: excl, Sync: cf.fsync,
-					Progress: ui.progress, Logf: ui.logf, Problems: probs})
-				ui.done()
-				ck.Close()
-				if err := e.synthReport(&cf, sum, err); err != nil || phase == "score" {
-					return err
-				}
-				if !sum.Complete {
-					return fmt.Errorf("%d questions could not be scored; rerun to retry them", sum.Remaining)
-				}
-			}
-			if scores == "" {
-				scores = synth.StageFile(cf.out, synth.StageScores, "log")
-			}
-			sc, pr, err := synth.ReadScores(scores)
-			if err != nil {
-				return err
-			}
-			e.synthProblems(pr)
-			t, err := tf.open(cmd, e, mode, cf.out)
-			if err != nil {
-				return err
-			}
-			defer t.Close()
-			com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.Teacher, t.Model, ui.progress, ui.logf
-			if com.Workers == 0 {
-				com.Workers = max(t.Workers, 4)
-			}
-			sum, err := synth.RunPersonaData(ctx, synth.PersonaConfig{Common: com, Persona: persona, Instructions: ins,
-				Exclude: excl, Scores: sc, TopN: top, Modes: modeList, Problems: probs})
-			ui.done()
-			if err == nil {
-				err = finishBatch(e, t)
-			}
-			return e.synthReport(&cf, sum, err)
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runSynthPersona(cmd, st) },
 	}
-	cf.register(c)
-	tf.register(c, mode)
-	mf.register(c)
-	c.Flags().StringVar(&persona, "persona", "", "the target persona description (or @FILE)")
-	c.Flags().StringArrayVar(&instructions, "instructions", nil, "instruction file with reference answers (repeatable)")
-	c.Flags().StringVar(&format, "format", "auto", "instruction format: auto, alpaca, chat or questions")
-	c.Flags().StringVar(&exclude, "exclude", "", "evaluation questions never to use (a question list or any instruction file)")
-	c.Flags().IntVar(&top, "top", 2000, "keep the N most persona-sensitive questions (the paper used 20,000)")
-	c.Flags().StringVar(&modes, "modes", synth.ModeRewrite, "rewrite (with the reference answer), direct (without), or rewrite,direct")
-	c.Flags().StringVar(&phase, "phase", "all", "all, score (only the sensitivity scores) or rewrite (only the teacher, from --scores)")
-	c.Flags().StringVar(&scores, "scores", "", "scores log to select from (default: <out>/scores.log.jsonl)")
-	c.Flags().IntVar(&firstLayer, "first-layer", synth.DefaultFirstLayer, "first layer of the sensitivity score, HF hidden_states numbering (clamped to the model)")
-	c.Flags().IntVar(&lastLayer, "last-layer", synth.DefaultLastLayer, "last layer of the sensitivity score, inclusive; the model's depth is the final norm's output (clamped to the model)")
+	st.cf.register(c)
+	st.tf.register(c, mode)
+	st.mf.register(c)
+	c.Flags().StringVar(&st.persona, "persona", "", "the target persona description (or @FILE)")
+	c.Flags().StringArrayVar(&st.instructions, "instructions", nil, "instruction file with reference answers (repeatable)")
+	c.Flags().StringVar(&st.format, "format", "auto", "instruction format: auto, alpaca, chat or questions")
+	c.Flags().StringVar(&st.exclude, "exclude", "", "evaluation questions never to use (a question list or any instruction file)")
+	c.Flags().IntVar(&st.top, "top", 2000, "keep the N most persona-sensitive questions (the paper used 20,000)")
+	c.Flags().StringVar(&st.modes, "modes", synth.ModeRewrite, "rewrite (with the reference answer), direct (without), or rewrite,direct")
+	c.Flags().StringVar(&st.phase, "phase", "all", "all, score (only the sensitivity scores) or rewrite (only the teacher, from --scores)")
+	c.Flags().StringVar(&st.scores, "scores", "", "scores log to select from (default: <out>/scores.log.jsonl)")
+	c.Flags().IntVar(&st.firstLayer, "first-layer", synth.DefaultFirstLayer, "first layer of the sensitivity score, HF hidden_states numbering (clamped to the model)")
+	c.Flags().IntVar(&st.lastLayer, "last-layer", synth.DefaultLastLayer, "last layer of the sensitivity score, inclusive; the model's depth is the final norm's output (clamped to the model)")
 	return c
+}
+
+// synthPersonaRun holds the flags of synthPersonaCmd.
+type synthPersonaRun struct {
+	mode                                           synthMode
+	cf                                             synthCommon
+	tf                                             synthTeacherFlags
+	mf                                             modelFlags
+	persona, exclude, phase, scores, format, modes string
+	instructions                                   []string
+	top, firstLayer, lastLayer                     int
+}
+
+// check validates the flags; it returns the --modes list.
+func (st *synthPersonaRun) check(com synth.Common) ([]string, error) {
+	var err error
+	if st.persona, err = textarg.Read(st.persona); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(st.persona) == "" {
+		return nil, usagef("--persona is required (text, or @FILE)")
+	}
+	if len(st.instructions) == 0 {
+		return nil, usagef("--instructions is required")
+	}
+	if st.firstLayer < 0 || st.lastLayer < st.firstLayer {
+		return nil, usagef("--first-layer %d --last-layer %d: want 0 ≤ first ≤ last", st.firstLayer, st.lastLayer)
+	}
+	switch st.phase {
+	case "all", "score", "rewrite":
+	default:
+		return nil, usagef("--phase must be all, score or rewrite")
+	}
+	if st.mode != synthLive && st.phase == "score" {
+		return nil, usagef("--phase score asks no teacher: run it with \"masque synth persona-data\"")
+	}
+	if st.phase == "all" && !com.Shard.Whole() {
+		return nil, usagef("a sharded job needs two phases: --phase score on every shard, \"masque synth merge\", then --phase rewrite --scores MERGED/%s", filepath.Base(synth.StageFile("", synth.StageScores, "log")))
+	}
+	var modeList []string
+	for _, m := range strings.Split(st.modes, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			if m != synth.ModeRewrite && m != synth.ModeDirect {
+				return nil, usagef("--modes: %q is not rewrite or direct", m)
+			}
+			modeList = append(modeList, m)
+		}
+	}
+	return modeList, nil
+}
+
+// synthPersonaScores runs the scoring phase of persona-data; done says
+// that the command ends there.
+func (e *env) synthPersonaScores(ctx context.Context, st *synthPersonaRun, com synth.Common, ui *synthUI, ins []synth.Instruction, excl map[string]bool, probs []synth.Problem) (done bool, err error) {
+	ck, err := st.mf.open()
+	if err != nil {
+		return false, err
+	}
+	sc, err := synth.NewScorer(ck, st.persona, nil, st.firstLayer, st.lastLayer)
+	if err != nil {
+		ck.Close()
+		return false, err
+	}
+	sum, err := synth.RunPersonaScores(ctx, synth.ScoresConfig{Out: st.cf.out, Shard: com.Shard, Persona: st.persona,
+		Model: ck.Path, Scorer: sc, Instructions: ins, Exclude: excl, Sync: st.cf.fsync,
+		Progress: ui.progress, Logf: ui.logf, Problems: probs})
+	ui.done()
+	ck.Close()
+	if err := e.synthReport(&st.cf, sum, err); err != nil || st.phase == "score" {
+		return true, err
+	}
+	if !sum.Complete {
+		return true, fmt.Errorf("%d questions could not be scored; rerun to retry them", sum.Remaining)
+	}
+	return false, nil
+}
+
+func (e *env) runSynthPersona(cmd *cobra.Command, st *synthPersonaRun) error {
+	com, err := st.cf.common()
+	if err != nil {
+		return err
+	}
+	modeList, err := st.check(com)
+	if err != nil {
+		return err
+	}
+	ins, probs, err := synthReadInstructions(st.instructions, st.format, "")
+	if err != nil {
+		return err
+	}
+	var excl map[string]bool
+	if st.exclude != "" {
+		var pr []synth.Problem
+		if excl, pr, err = synth.ReadQuestionSet(st.exclude); err != nil {
+			return err
+		}
+		probs = append(probs, pr...)
+	}
+	e.synthProblems(probs)
+	if len(ins) == 0 {
+		return fmt.Errorf("no usable instructions in %s", strings.Join(st.instructions, ", "))
+	}
+	ui := &synthUI{e: e, quiet: st.cf.quiet}
+	ctx := cmd.Context()
+	if st.phase == "all" || st.phase == "score" {
+		if done, err := e.synthPersonaScores(ctx, st, com, ui, ins, excl, probs); err != nil || done {
+			return err
+		}
+	}
+	if st.scores == "" {
+		st.scores = synth.StageFile(st.cf.out, synth.StageScores, "log")
+	}
+	sc, pr, err := synth.ReadScores(st.scores)
+	if err != nil {
+		return err
+	}
+	e.synthProblems(pr)
+	t, err := st.tf.open(cmd, e, st.mode, st.cf.out)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.Teacher, t.Model, ui.progress, ui.logf
+	if com.Workers == 0 {
+		com.Workers = max(t.Workers, 4)
+	}
+	sum, err := synth.RunPersonaData(ctx, synth.PersonaConfig{Common: com, Persona: st.persona, Instructions: ins,
+		Exclude: excl, Scores: sc, TopN: st.top, Modes: modeList, Problems: probs})
+	ui.done()
+	if err == nil {
+		err = finishBatch(e, t)
+	}
+	return e.synthReport(&st.cf, sum, err)
 }
 
 func (e *env) synthMergeCmd() *cobra.Command {
