@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -240,10 +239,7 @@ func writeReport(path string, rep *Report) error {
 	if path == "" {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(path, func(w io.Writer) error { return rep.WriteHTML(w) })
+	return atomicfile.WriteFileAll(path, rep.WriteHTML)
 }
 
 // stage adapts a staged progress callback to one stage.

@@ -3,9 +3,6 @@ package calib
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/model"
@@ -90,8 +87,5 @@ func (s Source) save(set *Set) error {
 	if s.Save == "" || set == nil {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(s.Save), 0o755); err != nil {
-		return fmt.Errorf("calib: %w", err)
-	}
-	return atomicfile.WriteFile(s.Save, set.WriteText)
+	return atomicfile.WriteFileAll(s.Save, set.WriteText)
 }

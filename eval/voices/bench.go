@@ -579,7 +579,7 @@ func classifierFor(corp *Corpus, cfg Config, logf func(string, ...any)) (*Classi
 	if data, err = cl.Marshal(); err != nil {
 		return nil, "", nil, err
 	}
-	if err := writeFile(path, data); err != nil {
+	if err := atomicfile.WriteBytes(path, data); err != nil {
 		return nil, "", nil, err
 	}
 	logf("saved %s (%d bytes)", path, len(data))
@@ -844,25 +844,17 @@ func (r *Report) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(dir, ReportFile), append(data, '\n')); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, ReportFile), append(data, '\n')); err != nil {
 		return err
 	}
 	page, err := r.HTML()
 	if err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(dir, HTMLFile), page); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, HTMLFile), page); err != nil {
 		return err
 	}
 	return roleplay.WriteRun(filepath.Join(dir, roleplay.RunFile), r.Run())
-}
-
-// writeFile writes data to path atomically.
-func writeFile(path string, data []byte) error {
-	return atomicfile.WriteFile(path, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
 }
 
 // ReadReport reads a report.json, given the file or its folder.

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/filehash"
 )
 
@@ -443,7 +444,7 @@ func (c *Classifier) Save(path string) error {
 	if err != nil {
 		return err
 	}
-	return writeFile(path, data)
+	return atomicfile.WriteBytes(path, data)
 }
 
 // LoadClassifier reads a classifier file.

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/model"
@@ -242,11 +240,4 @@ func llama2CTokenizer(mf *modelFlags) ([]byte, error) {
 		return builtin.Tokenizer, nil
 	}
 	return os.ReadFile(filepath.Join(filepath.Dir(mf.model), "tokenizer.bin"))
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	return atomicfile.WriteFile(path, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/eval/mc"
-	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/internal/textarg"
 	"github.com/masque-ai/masque/mask"
@@ -33,15 +31,6 @@ func chatFunc(ck *checkpoint.Checkpoint) calib.ChatFunc {
 		}
 		return ck.EncodeChat(cm, gen, nil)
 	}
-}
-
-func writeAtomic(path string, write func(io.Writer) error) error {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-	}
-	return atomicfile.WriteFile(path, write)
 }
 
 // calibFlags select a calibration set.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -236,7 +235,7 @@ func (cfg *JobConfig) saveLlama2C(m *model.Model, dir string) error {
 	if err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(dir, "tokenizer.bin"), tok)
+	return atomicfile.WriteBytes(filepath.Join(dir, "tokenizer.bin"), tok)
 }
 
 // records writes training.json and loss.svg (also for an interrupted run).
@@ -248,19 +247,12 @@ func (cfg *JobConfig) records(job *JobResult) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(cfg.Out, "training.json"), js); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(cfg.Out, "training.json"), js); err != nil {
 		return err
 	}
 	hist := job.Trainer.State.History
 	if job.InitialEval != nil {
 		hist = append([]train.Point{{Step: 0, TrainLoss: math.NaN(), EvalLoss: job.InitialEval}}, hist...)
 	}
-	return writeFile(filepath.Join(cfg.Out, "loss.svg"), train.LossSVG(hist, "masque finetune: "+filepath.Base(cfg.Data)))
-}
-
-func writeFile(path string, data []byte) error {
-	return atomicfile.WriteFile(path, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
+	return atomicfile.WriteBytes(filepath.Join(cfg.Out, "loss.svg"), train.LossSVG(hist, "masque finetune: "+filepath.Base(cfg.Data)))
 }
