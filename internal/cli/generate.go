@@ -268,9 +268,7 @@ func (e *env) runChat(cmd *cobra.Command, st *chatRun) error {
 		}
 	}
 	reset()
-	m := ck.Model
-	cache := m.NewCache(0)
-	var inCache []int // the ids the cache holds
+	sess := generate.NewSession(ck.Model, 0) // reuses the cached prefix between turns
 	in := bufio.NewScanner(e.stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<20)
 	fmt.Fprintf(e.stderr, "masque chat with %s: type a message, /reset or /exit\n", ck.Path)
@@ -295,18 +293,10 @@ func (e *env) runChat(cmd *cobra.Command, st *chatRun) error {
 		if err != nil {
 			return err
 		}
-		// Reuse the longest common prefix of what the cache holds.
-		keep := 0
-		for keep < len(inCache) && keep < len(ids)-1 && inCache[keep] == ids[keep] {
-			keep++
+		if len(ids) >= sess.Cache.Max() {
+			return fmt.Errorf("the conversation (%d tokens) no longer fits the context (%d): /reset", len(ids), sess.Cache.Max())
 		}
-		cache.Truncate(keep)
-		inCache = inCache[:keep]
-		if len(ids) >= cache.Max() {
-			return fmt.Errorf("the conversation (%d tokens) no longer fits the context (%d): /reset", len(ids), cache.Max())
-		}
-		o := st.sf.options(ck)
-		res, err := generate.GenerateWithCache(cmd.Context(), m, cache, textStreams(ck), ids[keep:], o,
+		res, err := sess.Generate(cmd.Context(), textStreams(ck), ids, st.sf.options(ck),
 			func(s string) error { _, err := fmt.Fprint(e.stdout, s); return err })
 		if err != nil {
 			return err
@@ -314,10 +304,6 @@ func (e *env) runChat(cmd *cobra.Command, st *chatRun) error {
 		fmt.Fprintln(e.stdout)
 		if st.stats {
 			printStats(e, res)
-		}
-		inCache = append(append(inCache, ids[keep:]...), res.IDs...)
-		if n := cache.Len(); n < len(inCache) {
-			inCache = inCache[:n]
 		}
 		msgs = append(msgs, chattemplate.Message{Role: "assistant", Content: res.Text})
 		if res.FinishReason == generate.FinishCancelled {
