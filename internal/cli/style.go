@@ -1,12 +1,9 @@
 package cli
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -151,12 +148,6 @@ func (e *env) styleReportCmd() *cobra.Command {
 }
 
 // scoreRow is a batch row of masque style score.
-type scoreRow struct {
-	Character string `json:"character"`
-	Input     string `json:"input"`
-	Output    string `json:"output"`
-}
-
 func (e *env) styleScoreCmd() *cobra.Command {
 	st := &styleScoreRun{}
 	c := &cobra.Command{
@@ -222,13 +213,13 @@ func (e *env) runStyleScore(cmd *cobra.Command, st *styleScoreRun) error {
 	if err != nil {
 		return fmt.Errorf("%s: %v", st.profile, err)
 	}
-	var rows []scoreRow
+	var rows []style.ScoreRow
 	if st.batch != "" {
-		if rows, err = readScoreRows(st.batch); err != nil {
+		if rows, err = style.ReadScoreRows(st.batch); err != nil {
 			return err
 		}
 	} else {
-		rows = []scoreRow{{Character: st.character, Input: st.input, Output: st.output}}
+		rows = []style.ScoreRow{{Character: st.character, Input: st.input, Output: st.output}}
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	if !st.asJSON {
@@ -266,37 +257,6 @@ func (e *env) runStyleScore(cmd *cobra.Command, st *styleScoreRun) error {
 		fmt.Fprintf(tw, "%d\t%s\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%.3f\t%.3f\n", i+1, name, s.Semantic, s.Style, s.Parts.Lexical, s.Parts.Syntactic, prag, s.VSS, s.H)
 	}
 	return tw.Flush()
-}
-
-func readScoreRows(path string) ([]scoreRow, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 16<<20)
-	var rows []scoreRow
-	for ln := 1; sc.Scan(); ln++ {
-		if strings.TrimSpace(sc.Text()) == "" {
-			continue
-		}
-		var r scoreRow
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, fmt.Errorf("%s:%d: %v", path, ln, err)
-		}
-		if strings.TrimSpace(r.Input) == "" || strings.TrimSpace(r.Output) == "" {
-			return nil, fmt.Errorf("%s:%d: the row needs non-empty input and output", path, ln)
-		}
-		rows = append(rows, r)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
-	}
-	if len(rows) == 0 {
-		return nil, fmt.Errorf("%s: no rows", path)
-	}
-	return rows, nil
 }
 
 func (e *env) styleClassifyCmd() *cobra.Command {
