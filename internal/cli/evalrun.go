@@ -68,39 +68,11 @@ func (f *evalJudgeFlags) judge() (*judge.Judge, *judge.PromptSet, error) {
 
 // evalMetrics turns --judges (pp, gym, or metric names) into metrics of ps.
 func evalMetrics(ps *judge.PromptSet, names []string) ([]judge.Metric, error) {
-	var out []judge.Metric
-	add := func(m judge.Metric) {
-		for _, x := range out {
-			if x.Name == m.Name {
-				return
-			}
-		}
-		out = append(out, m)
+	ms, err := ps.Select(names)
+	if err != nil {
+		return nil, usagef("--judges: %v", err)
 	}
-	for _, n := range names {
-		switch n = strings.TrimSpace(n); n {
-		case "", "none":
-		case "pp", "persona-pruner":
-			add(ps.Consistency)
-			add(ps.Coherence)
-		case "gym", "personagym":
-			for _, m := range ps.Gym {
-				add(m)
-			}
-		default:
-			found := false
-			for _, m := range ps.Metrics() {
-				if m.Name == n {
-					add(m)
-					found = true
-				}
-			}
-			if !found {
-				return nil, usagef("--judges: unknown %q (want pp, gym, none or a metric: consistency, coherence, gym_expected_action, gym_toxicity_control, gym_linguistic_habits, gym_persona_consistency, gym_action_justification)", n)
-			}
-		}
-	}
-	return out, nil
+	return ms, nil
 }
 
 // evalRunFlags are shared by eval run and eval rolebench.
