@@ -315,6 +315,7 @@ func (s *Server) handlePersonas(w http.ResponseWriter, r *http.Request) *apiErro
 	if e != nil {
 		return e
 	}
+	logOf(r).persona = spec.Name
 	root := s.opts.PersonaRoot
 	if root == "" && (spec.Mask != "" || spec.LoRA != "" || spec.Model != "") {
 		return badRequest("", "files_disabled", "personas added at run time cannot use files: start the server with --persona-root")
@@ -396,6 +397,7 @@ func (s *Server) handlePersona(w http.ResponseWriter, r *http.Request) *apiError
 	if err := persona.ValidName(name); err != nil {
 		return badRequest("name", "invalid_name", "%v", err)
 	}
+	logOf(r).persona = name
 	if r.Method == http.MethodDelete {
 		if name == s.opts.BaseID {
 			return badRequest("name", "base_model", "the base model cannot be removed")

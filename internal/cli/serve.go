@@ -206,6 +206,6 @@ requests in flight finish within --shutdown-grace, and exits 0.`,
 	fl.StringSliceVar(&corsOrigins, "cors-origin", nil, "web origin (e.g. https://app.example; * for any) whose pages may call the API from a browser; repeatable (default: none, only the playground's own origin)")
 	fl.DurationVar(&stallTimeout, "stall-timeout", time.Minute, "drop a client whose connection accepts nothing for this long (it stopped reading); counted in /metrics (0: never)")
 	fl.DurationVar(&shutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM or SIGINT, stop accepting and give requests in flight this long to finish before ending them (streams then get an error event); exit 0")
-	fl.BoolVar(&verbose, "verbose", false, "log more")
+	fl.BoolVar(&verbose, "verbose", false, "log one structured line (log/slog) per request: method, path, persona, status, prompt and completion tokens, latency")
 	return c
 }
