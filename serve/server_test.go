@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/masque-ai/masque/serve/persona"
+	"github.com/masque-ai/masque/persona"
 )
 
 func chatBody(model string, extra map[string]any) map[string]any {
@@ -82,7 +82,7 @@ func TestErrors(t *testing.T) {
 		{"logit_bias 101", "POST", "/v1/chat/completions", testAPIKey, "", jsonBytes(chatBody("pirate", map[string]any{"logit_bias": map[string]float64{"5": 101}})), 400, "invalid_value", "logit_bias"},
 		{"logit_bias not an id", "POST", "/v1/chat/completions", testAPIKey, "", jsonBytes(chatBody("pirate", map[string]any{"logit_bias": map[string]float64{"hello": 1}})), 400, "invalid_value", "logit_bias"},
 		{"logit_bias outside the vocabulary", "POST", "/v1/chat/completions", testAPIKey, "", jsonBytes(chatBody("pirate", map[string]any{"logit_bias": map[string]float64{"99999": 1}})), 400, "invalid_value", "logit_bias"},
-		{"tool_choice auto", "POST", "/v1/chat/completions", testAPIKey, "", jsonBytes(chatBody("pirate", map[string]any{"tool_choice": "auto"})), 400, "unsupported_value", "tool_choice"},
+		{"tool_choice auto", "POST", "/v1/chat/completions", testAPIKey, "", jsonBytes(chatBody("pirate", map[string]any{"tool_choice": "auto"})), 400, "invalid_value", "tool_choice"},
 		{"n=0", "POST", "/v1/chat/completions", testAPIKey, "", jsonBytes(chatBody("pirate", map[string]any{"n": 0})), 400, "invalid_value", "n"},
 		{"top_logprobs 21", "POST", "/v1/chat/completions", testAPIKey, "", jsonBytes(chatBody("pirate", map[string]any{"logprobs": true, "top_logprobs": 21})), 400, "invalid_value", "top_logprobs"},
 		{"top_logprobs without logprobs", "POST", "/v1/chat/completions", testAPIKey, "", jsonBytes(chatBody("pirate", map[string]any{"top_logprobs": 2})), 400, "invalid_value", "top_logprobs"},
@@ -93,7 +93,7 @@ func TestErrors(t *testing.T) {
 		{"no messages", "POST", "/v1/chat/completions", testAPIKey, "", jsonBytes(chatBody("pirate", map[string]any{"messages": []any{}})), 400, "invalid_value", "messages"},
 		{"bad role", "POST", "/v1/chat/completions", testAPIKey, "", jsonBytes(chatBody("pirate", map[string]any{"messages": []map[string]any{{"role": "wizard", "content": "x"}}})), 400, "invalid_value", "messages[0].role"},
 		{"image part", "POST", "/v1/chat/completions", testAPIKey, "", jsonBytes(chatBody("pirate", map[string]any{"messages": []map[string]any{{"role": "user", "content": []map[string]any{{"type": "image_url"}}}}})), 400, "unsupported_value", "messages[0].content[0].type"},
-		{"tools", "POST", "/v1/chat/completions", testAPIKey, "", jsonBytes(chatBody("pirate", map[string]any{"tools": []map[string]any{{"type": "function"}}})), 400, "unsupported_value", "tools"},
+		{"tools", "POST", "/v1/chat/completions", testAPIKey, "", jsonBytes(chatBody("pirate", map[string]any{"tools": []map[string]any{{"type": "function", "function": map[string]any{"name": "f"}}}})), 400, "unsupported_value", "tools"},
 		{"two prompts", "POST", "/v1/completions", testAPIKey, "", jsonBytes(map[string]any{"model": "pirate", "prompt": []string{"a", "b"}}), 400, "unsupported_value", "prompt"},
 		{"token out of vocabulary", "POST", "/v1/completions", testAPIKey, "", jsonBytes(map[string]any{"model": "pirate", "prompt": []int{1, 99999}}), 400, "invalid_value", "prompt"},
 		{"suffix", "POST", "/v1/completions", testAPIKey, "", jsonBytes(map[string]any{"model": "pirate", "prompt": "a", "suffix": "b"}), 400, "unsupported_value", "suffix"},
