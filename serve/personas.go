@@ -17,12 +17,9 @@ import (
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/internal/fileerr"
-	"github.com/masque-ai/masque/lora"
-	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
-	"github.com/masque-ai/masque/serve/adapt"
+	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/serve/engine"
-	"github.com/masque-ai/masque/serve/persona"
 )
 
 // baseModel is a model that personas run on: the server's base, or a
@@ -171,25 +168,13 @@ func (s *Server) addPersona(spec persona.Spec, root string) error {
 	if dup {
 		return fmt.Errorf("%w: persona %s exists already", errConflict, spec.Name)
 	}
-	if root != "" {
-		for _, p := range []*string{&spec.Mask, &spec.LoRA, &spec.Model} {
-			if *p == "" {
-				continue
-			}
-			full, err := resolveUnder(root, *p)
-			if err != nil {
-				return err
-			}
-			*p = full
-		}
+	op, err := persona.Open(spec, s.base.ck.Model, root)
+	if err != nil {
+		return err
 	}
+	spec = op.Spec
 	p := &loaded{spec: spec, base: s.base, created: time.Now().Unix()}
-	switch spec.Kind() {
-	case persona.KindModel:
-		ck, err := checkpoint.Open(spec.Model, checkpoint.Options{})
-		if err != nil {
-			return err
-		}
+	if ck := op.Checkpoint; ck != nil { // a persona with its own model
 		if _, err := ck.NeedTokenizer(); err != nil {
 			ck.Close()
 			return err
@@ -200,25 +185,8 @@ func (s *Server) addPersona(spec persona.Spec, root string) error {
 			return err
 		}
 		p.base, p.bytes = bm, bm.bytes
-	case persona.KindMask, persona.KindLoRA, persona.KindMaskLoRA:
-		var mk *mask.Mask
-		var ad *lora.Adapter
-		var err error
-		if spec.Mask != "" {
-			if mk, err = mask.Load(spec.Mask); err != nil {
-				return err
-			}
-		}
-		if spec.LoRA != "" {
-			if ad, err = lora.Load(spec.LoRA); err != nil {
-				return err
-			}
-		}
-		ap, err := adapt.Combine(s.base.ck.Model, mk, ad)
-		if err != nil {
-			return err
-		}
-		p.adapter, p.hooks, p.bytes = ap.Adapter(), ap.Hooks(), ap.Bytes()
+	} else {
+		p.adapter, p.hooks, p.bytes = op.Adapter(), op.Hooks(), op.Bytes()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -277,27 +245,6 @@ func (s *Server) persist() error {
 	}
 	s.mu.RUnlock()
 	return persona.SaveRegistry(s.opts.Registry, specs)
-}
-
-// resolveUnder resolves the relative path p inside root, following
-// symbolic links, and refuses anything that ends up outside root.
-func resolveUnder(root, p string) (string, error) {
-	if !filepath.IsLocal(p) {
-		return "", fmt.Errorf("path %q must be relative to the persona folder and stay inside it", p)
-	}
-	realRoot, err := filepath.EvalSymlinks(root)
-	if err != nil {
-		return "", fmt.Errorf("persona folder: %v", err)
-	}
-	full, err := filepath.EvalSymlinks(filepath.Join(realRoot, p))
-	if err != nil {
-		return "", fmt.Errorf("path %q: no such file in the persona folder", p)
-	}
-	rel, err := filepath.Rel(realRoot, full)
-	if err != nil || !filepath.IsLocal(rel) {
-		return "", fmt.Errorf("path %q leaves the persona folder", p)
-	}
-	return full, nil
 }
 
 func (s *Server) handlePersonas(w http.ResponseWriter, r *http.Request) *apiError {

@@ -25,8 +25,8 @@ import (
 	"time"
 
 	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/serve/engine"
-	"github.com/masque-ai/masque/serve/persona"
 	"github.com/masque-ai/masque/serve/playground"
 )
 

@@ -10,9 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	datavoices "github.com/masque-ai/masque/data/voices"
 	"github.com/masque-ai/masque/internal/builtin"
+	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/serve"
-	"github.com/masque-ai/masque/serve/persona"
 )
 
 // serveCmd is `masque serve`: the OpenAI-compatible multi-persona server.
@@ -154,7 +155,7 @@ requests in flight finish within --shutdown-grace, and exits 0.`,
 			}
 			defer ck.Close()
 			if personas == "" && ck.Path == builtin.Voices {
-				specs = persona.Voices() // the voices the built-in model was trained on
+				specs = datavoices.Specs() // the voices the built-in model was trained on
 			}
 			level := slog.LevelWarn
 			if verbose {
