@@ -244,8 +244,8 @@ func TestStyleRewriteBatch(t *testing.T) {
 	}
 	answers := map[string]string{
 		"And God said, Let there be light: and there was light.": "Neutral: God ordered light to exist, and it did.\nReasoning: Solemn awe: the parataxis of And and the colon make creation a plain declared fact.",
-		"Thou shalt not kill.":                                   "Neutral: Do not murder.\nReasoning: A lawgiver's authority: the archaic thou and shalt turn advice into command.",
-		"Jesus wept.":                                            "Neutral: Jesus cried.\nReasoning: " + strings.Repeat("grief ", MaxTraceWords+1),
+		"Thou shalt not kill.": "Neutral: Do not murder.\nReasoning: A lawgiver's authority: the archaic thou and shalt turn advice into command.",
+		"Jesus wept.":          "Neutral: Jesus cried.\nReasoning: " + strings.Repeat("grief ", MaxTraceWords+1),
 	}
 	var results bytes.Buffer
 	for i, l := range reqs {
