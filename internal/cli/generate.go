@@ -73,7 +73,7 @@ func (e *env) generateCmd() *cobra.Command {
 	mf := modelFlags{withLoRA: true}
 	var sf samplingFlags
 	var prompt, system, voice, gram, schemaFile string
-	var chat, asJSON, stats bool
+	var chat, asJSON, stats, hideReasoning bool
 	c := &cobra.Command{
 		Use:   "generate --prompt TEXT [flags]",
 		Short: "Generate text from a prompt, streaming",
@@ -89,7 +89,11 @@ wordnet, wesnoth, devil), the prompt that model was trained to follow. With --js
 --json-schema FILE (a value of that JSON schema: type, properties, required,
 additionalProperties, items, enum, const, min/maxLength, min/maxItems)
 constrain decoding so that the output always parses (unless --max-tokens cuts
-it short).`,
+it short).
+
+--hide-reasoning removes a leading <think>…</think> block (the reasoning trace
+of a style-rewrite model) from the output; streamed text is held back until
+the block closes.`,
 		Example: `  masque generate --persona devil --prompt "Define: PEACE." --temperature 0
   masque generate --model builtin:stories260K --prompt "Once upon a time"
   masque generate --model ./Qwen2.5-0.5B-Instruct --chat --system "You are a pirate." --prompt "Hello" --temperature 0
@@ -129,12 +133,25 @@ it short).`,
 				return err
 			}
 			var onText func(string) error
+			var rf generate.ReasoningFilter
 			if !asJSON {
-				onText = func(s string) error { _, err := fmt.Fprint(e.stdout, s); return err }
+				onText = func(s string) error {
+					if hideReasoning {
+						s = rf.Feed(s)
+					}
+					_, err := fmt.Fprint(e.stdout, s)
+					return err
+				}
 			}
 			res, err := generate.Generate(cmd.Context(), ck.Model, textStreams(ck), ids, o, onText)
 			if err != nil {
 				return err
+			}
+			if hideReasoning {
+				res.Text = generate.StripReasoning(res.Text)
+				if !asJSON {
+					fmt.Fprint(e.stdout, rf.Flush())
+				}
 			}
 			if asJSON {
 				out := res.IDs
@@ -160,6 +177,7 @@ it short).`,
 	c.Flags().BoolVar(&stats, "stats", false, "print timing statistics to standard error")
 	c.Flags().StringVar(&gram, "grammar", "", "constrain the output: json (any JSON value) or json-object")
 	c.Flags().StringVar(&schemaFile, "json-schema", "", "constrain the output to a value of the JSON schema in `FILE`")
+	c.Flags().BoolVar(&hideReasoning, "hide-reasoning", false, "remove a leading <think>…</think> block from the output")
 	return c
 }
 

@@ -25,7 +25,7 @@ func (e *env) serveCmd() *cobra.Command {
 		ctxLen, maxSeqs, queue, batchTokens, maxTokens        int
 		promptCacheMB                                         int
 		timeout, shutdownGrace, stallTimeout                  time.Duration
-		noPlayground, verbose, persist                        bool
+		noPlayground, verbose, persist, hideReasoning         bool
 		corsOrigins                                           []string
 	)
 	c := &cobra.Command{
@@ -166,7 +166,7 @@ requests in flight finish within --shutdown-grace, and exits 0.`,
 				APIKey: apiKey, AdminKey: adminKey,
 				Ctx: ctxLen, KVBytes: kv, MaxSeqs: maxSeqs, MaxQueue: queue, BatchTokens: batchTokens, PromptCacheBytes: promptCache,
 				Timeout: timeout, MaxBodyBytes: body, MaxMessageBytes: int(msg), MaxTokens: maxTokens,
-				NoPlayground: noPlayground, ShutdownGrace: shutdownGrace, CORSOrigins: corsOrigins,
+				NoPlayground: noPlayground, HideReasoning: hideReasoning, ShutdownGrace: shutdownGrace, CORSOrigins: corsOrigins,
 				StallTimeout: stallTimeout,
 				Log:          slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
 			})
@@ -204,6 +204,7 @@ requests in flight finish within --shutdown-grace, and exits 0.`,
 	fl.StringVar(&maxBody, "max-body", "1MiB", "largest request body")
 	fl.StringVar(&maxMessage, "max-message", "64KiB", "largest message content")
 	fl.BoolVar(&noPlayground, "no-playground", false, "do not serve the web playground at /")
+	fl.BoolVar(&hideReasoning, "hide-reasoning", false, `remove a leading <think>…</think> block from chat replies (streams are held back until it closes; a persona's hide_reasoning or a request's "hide_reasoning" overrides)`)
 	fl.StringSliceVar(&corsOrigins, "cors-origin", nil, "web origin (e.g. https://app.example; * for any) whose pages may call the API from a browser; repeatable (default: none, only the playground's own origin)")
 	fl.DurationVar(&stallTimeout, "stall-timeout", time.Minute, "drop a client whose connection accepts nothing for this long (it stopped reading); counted in /metrics (0: never)")
 	fl.DurationVar(&shutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM or SIGINT, stop accepting and give requests in flight this long to finish before ending them (streams then get an error event); exit 0")
