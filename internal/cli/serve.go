@@ -66,6 +66,8 @@ card as JSON or PNG) and removed (DELETE /v1/personas/NAME) at run time; their
 files must lie inside --persona-root (default: the registry's folder). With
 --persist, every such change is written back to the --personas file (atomically;
 its comments and formatting are not kept), so the personas survive a restart.
+A server with neither key on a loopback address allows the same from this
+machine without a key (the playground at / creates, edits and imports cards).
 
 Without --personas, builtin:voices (the default model) is served with its nine
 voices as personas (kjv, web, spurgeon, sotu, jargon, webster, wordnet,
