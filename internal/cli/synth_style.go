@@ -8,6 +8,7 @@ import (
 
 	"github.com/masque-ai/masque/style"
 	"github.com/masque-ai/masque/synth"
+	"github.com/masque-ai/masque/synth/teacher"
 )
 
 func (e *env) synthStyleCmd(mode synthMode) *cobra.Command {
@@ -104,22 +105,22 @@ a vanilla-SFT baseline).`,
 			}
 			ui := &synthUI{e: e, quiet: cf.quiet}
 			com.Progress, com.Logf = ui.progress, ui.logf
-			var t *synthTeacher
+			var t *teacher.Opened
 			if needTeacher || mode != synthLive {
 				if t, err = tf.open(cmd, e, mode, cf.out); err != nil {
 					return err
 				}
-				defer t.close()
-				com.Teacher, com.TeacherModel = t.t, t.model
+				defer t.Close()
+				com.Teacher, com.TeacherModel = t.Teacher, t.Model
 				if com.Workers == 0 {
-					com.Workers = max(t.workers, 4)
+					com.Workers = max(t.Workers, 4)
 				}
 			}
 			sum, err := synth.RunStyleRewrite(cmd.Context(), synth.StyleConfig{Common: com, Lines: lines, Hints: hints,
 				Trace: trace, Retries: retries, Problems: probs})
 			ui.done()
 			if err == nil && t != nil {
-				err = t.finishBatch(e)
+				err = finishBatch(e, t)
 			}
 			return e.synthReport(&cf, sum, err)
 		},
