@@ -87,7 +87,11 @@ wordnet, wesnoth, devil), the prompt that model was trained to follow. With --js
 --json-schema FILE (a value of that JSON schema: type, properties, required,
 additionalProperties, items, enum, const, min/maxLength, min/maxItems)
 constrain decoding so that the output always parses (unless --max-tokens cuts
-it short).`,
+it short).
+
+--hide-reasoning removes a leading <think>…</think> block (the reasoning trace
+of a style-rewrite model) from the output; streamed text is held back until
+the block closes.`,
 		Example: `  masque generate --persona devil --prompt "Define: PEACE." --temperature 0
   masque generate --model builtin:stories260K --prompt "Once upon a time"
   masque generate --model ./Qwen2.5-0.5B-Instruct --chat --system "You are a pirate." --prompt "Hello" --temperature 0
