@@ -497,13 +497,18 @@ func (r *toolReader) callStep() ([]toolCallDelta, string, bool) {
 	s := r.buf
 	var deltas []toolCallDelta
 	if !r.header {
-		if m := headerRE.FindStringSubmatchIndex(s); m != nil && r.ts.names[s[m[2]:m[3]]] {
+		// Stream only arguments that are an object; wait for their '{'.
+		if m := headerRE.FindStringSubmatchIndex(s); m != nil && r.ts.names[s[m[2]:m[3]]] && m[1] < len(s) && s[m[1]] == '{' {
 			r.header, r.argSent = true, m[1]
 			deltas = append(deltas, r.startCall(s[m[2]:m[3]]))
 		}
 	}
 	if r.header && !r.argDone {
-		// Send the arguments up to where their value ends.
+		// Send the arguments up to where their value ends (blanks before
+		// the value are not part of it, however the text was cut).
+		for !r.scan.started && r.argSent < len(s) && strings.IndexByte(" \t\r\n", s[r.argSent]) >= 0 {
+			r.argSent++
+		}
 		end := r.argSent
 		for end < len(s) && !r.scan.done {
 			if r.scan.step(s[end]) {

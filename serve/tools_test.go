@@ -455,3 +455,61 @@ process.stdout.write(JSON.stringify(out));
 	}
 	t.Logf("%d tool prompts agree with transformers.js (text and %d, %d, %d ids)", len(want), len(want[0].IDs), len(want[1].IDs), len(want[2].IDs))
 }
+
+// FuzzToolReader: any reply, cut anywhere, reads the same streamed as
+// whole (content, calls, and deltas that add up to the calls), without
+// panicking.
+func FuzzToolReader(f *testing.F) {
+	f.Add("Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>", 5, uint8(0))
+	f.Add("{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\"}}; {\"name\": \"get_weather\", \"parameters\": {}}", 17, uint8(1))
+	f.Add("<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"a\": \"}\\\"\"}}</tool_call> x <tool_", 3, uint8(2))
+	f.Add("<tool_call>\n{\"arguments\": {}, \"name\": \"get_weather\"}", 9, uint8(3))
+	f.Fuzz(func(t *testing.T, reply string, cut int, mode uint8) {
+		ts := &toolSetup{names: map[string]bool{"get_weather": true}, format: int(mode & 1), argKey: "arguments", single: mode&2 != 0}
+		whole, calls, _ := readAll(ts, reply, false)
+		for _, c := range calls {
+			if !json.Valid([]byte(c.Arguments)) {
+				return // a call cut short or malformed: where it ends depends on the cuts
+			}
+		}
+		r := newToolReader(ts)
+		var content strings.Builder
+		var deltas []toolCallDelta
+		if cut < 0 {
+			cut = -cut
+		}
+		for i := 0; i < len(reply); {
+			n := 1 + cut%7
+			if i+n > len(reply) {
+				n = len(reply) - i
+			}
+			c, d := r.feed(reply[i : i+n])
+			content.WriteString(c)
+			deltas = append(deltas, d...)
+			i += n
+		}
+		c, d := r.finish()
+		content.WriteString(c)
+		deltas = append(deltas, d...)
+		if len(r.calls) != len(calls) {
+			t.Fatalf("%d calls streamed, %d whole", len(r.calls), len(calls))
+		}
+		for i := range calls {
+			if r.calls[i].Name != calls[i].Name || r.calls[i].Arguments != calls[i].Arguments {
+				t.Fatalf("call %d: streamed %+v, whole %+v", i, r.calls[i], calls[i])
+			}
+		}
+		if content.String() != whole {
+			t.Fatalf("content streamed %q, whole %q", content.String(), whole)
+		}
+		args := map[int]string{}
+		for _, d := range deltas {
+			args[d.Index] += d.Function.Arguments
+		}
+		for i, c := range r.calls {
+			if args[i] != c.Arguments {
+				t.Fatalf("deltas of call %d add up to %q, not %q", i, args[i], c.Arguments)
+			}
+		}
+	})
+}
