@@ -290,12 +290,17 @@ func sparseGPTKey(m *model.Model, k mask.Key, gram []float64, o *Options, res *R
 }
 
 // SparseGPTSequential runs SparseGPT layer by layer as in the original
-// work: the Gram matrices of block l are collected from calibration passes
-// through blocks 0..l whose weights are already pruned and updated, so each
-// block compensates for the errors of the blocks before it. Only one block's
-// Gram matrices are in memory at a time. samples are token sequences
+// work: the Gram matrices of block l are collected from calibration inputs
+// that went through blocks 0..l−1 already pruned and updated, so each block
+// compensates for the errors of the blocks before it. The samples run a
+// layer at a time (stats.Layerwise): block l is run once with its original
+// weights to collect its Gram matrices, pruned, and run again with its new
+// weights to give block l+1 its input, so the whole costs 2L−1 layer passes
+// per sample (not the L(L+1)/2 of rerunning every sample from the
+// embeddings). Only one block's Gram matrices are in memory at a time,
+// besides the samples' residual streams. samples are token sequences
 // (already truncated). progress, if set, is called after every sample of
-// every pass (total = layers × samples).
+// every layer pass (total = (2L−1) × samples).
 func SparseGPTSequential(ctx context.Context, m *model.Model, samples [][]int, calib stats.Calibration, o Options, progress func(done, total int)) (*Result, error) {
 	o.Method = SparseGPT
 	if err := o.validate(&m.Config); err != nil {
@@ -307,48 +312,40 @@ func SparseGPTSequential(ctx context.Context, m *model.Model, samples [][]int, c
 	if len(samples) == 0 {
 		return nil, errors.New("subnet: SparseGPT needs calibration samples")
 	}
+	var need [stats.NumInputs]bool
+	any := false
+	for p := model.Proj(0); p < model.NumProj; p++ {
+		if o.Targets.Has(p) {
+			need[stats.InputOf(p)] = true
+			any = true
+		}
+	}
 	mk := newMask(m, &o, SparseGPT)
 	res := &Result{Mask: mk, Weights: mask.Weights{}}
-	work := make([]model.Layer, len(m.Layers))
-	copy(work, m.Layers)
 	L := m.Config.Layers
-	var tokens int64
-	for l := 0; l < L; l++ {
-		var need [stats.NumInputs]bool
-		any := false
-		for p := model.Proj(0); p < model.NumProj; p++ {
-			if o.Targets.Has(p) {
-				need[stats.InputOf(p)] = true
-				any = true
-			}
+	// work shares m's weights except for the layers pruned so far.
+	work, err := model.New(m.Config, m.Embed, append([]model.Layer(nil), m.Layers...), m.Norm, m.LMHead)
+	if err != nil {
+		return nil, err
+	}
+	work.K = m.K
+	lw, err := stats.NewLayerwise(work, samples)
+	if err != nil {
+		return nil, fmt.Errorf("subnet: %w", err)
+	}
+	passes, done := 2*L-1, 0
+	step := func(d, n int) {
+		if progress != nil {
+			progress(done*n+d, passes*n)
 		}
-		if !any {
-			break
-		}
-		cfg := m.Config
-		cfg.Layers = l + 1
-		view, err := model.New(cfg, m.Embed, work[:l+1], m.Norm, m.LMHead)
+	}
+	for l := 0; l < L && any; l++ {
+		st, err := lw.Collect(ctx, stats.Options{Inputs: need, Workers: o.Workers, Gram: func(int, stats.Input) bool { return true }},
+			stats.Manifest{Calibration: calib, ModelFingerprint: mk.Fingerprint}, step)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("subnet: %w", err)
 		}
-		view.K = m.K
-		layer := l
-		col := stats.NewCollector(view, stats.Options{Inputs: need, Workers: o.Workers,
-			Layer: func(i int) bool { return i == layer },
-			Gram:  func(i int, _ stats.Input) bool { return i == layer }})
-		for i, s := range samples {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			if err := col.AddSample(s); err != nil {
-				return nil, fmt.Errorf("subnet: calibration sample %d: %w", i, err)
-			}
-			if progress != nil {
-				progress(l*len(samples)+i+1, L*len(samples))
-			}
-		}
-		st := col.Stats(stats.Manifest{Calibration: calib, ModelFingerprint: mk.Fingerprint})
-		tokens = st.Manifest.Tokens
+		done++
 		for p := model.Proj(0); p < model.NumProj; p++ {
 			if !o.Targets.Has(p) {
 				continue
@@ -357,10 +354,16 @@ func SparseGPTSequential(ctx context.Context, m *model.Model, samples [][]int, c
 			if err := sparseGPTKey(m, k, st.Channel(l, p).Gram, &o, res); err != nil {
 				return nil, err
 			}
-			work[l].SetWeight(p, kernels.FromF32(mk.Shapes[p][0], mk.Shapes[p][1], res.Weights[k]))
+			work.Layers[l].SetWeight(p, kernels.FromF32(mk.Shapes[p][0], mk.Shapes[p][1], res.Weights[k]))
+		}
+		if l < L-1 {
+			if err := lw.Advance(ctx, step); err != nil {
+				return nil, fmt.Errorf("subnet: %w", err)
+			}
+			done++
 		}
 	}
-	mk.Info.Calibration = fmt.Sprintf("%s (%d samples, %d tokens)", calib.Name, len(samples), tokens)
+	mk.Info.Calibration = fmt.Sprintf("%s (%d samples, %d tokens)", calib.Name, len(samples), lw.Tokens())
 	if mk.Info.Extra == nil {
 		mk.Info.Extra = map[string]string{}
 	}
