@@ -356,7 +356,7 @@ func (a wandaScorer) score(w []float32, p, _ []float64) bool {
 	return false
 }
 
-// rowMatrix decodes row r of w into dst.
+// rowOf decodes row r of w into dst.
 func rowOf(w *kernels.Matrix, r int, dst []float32) {
 	if f := w.F32(); f != nil {
 		copy(dst, f[r*w.Cols:(r+1)*w.Cols])
