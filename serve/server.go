@@ -85,7 +85,10 @@ type Options struct {
 	// MaxMessageBytes bounds each message's content (default 64 KiB) and
 	// MaxMessages their number (default 256).
 	MaxMessageBytes, MaxMessages int
-	// MaxTokens is the default and the largest max_tokens (default 1024).
+	// MaxTokens is the largest max_tokens a request may send (default 1024)
+	// and the default of chat completions; completions default to 16 (as
+	// OpenAI's do). A default is capped by the persona's max_tokens and the
+	// room left in the context; a sent value over a limit is an error.
 	MaxTokens int
 	// NoPlayground turns off the web playground at /.
 	NoPlayground bool
