@@ -128,10 +128,7 @@ requests in flight finish within --shutdown-grace, and exits 0.`,
 			if promptCacheMB < 0 {
 				return usagef("--prompt-cache-mb must be 0 (off) or more")
 			}
-			promptCache := int64(promptCacheMB) << 20
-			if promptCacheMB == 0 {
-				promptCache = -1 // off
-			}
+			promptCache := int64(promptCacheMB) << 20 // 0: NoPromptCache below
 			if persist && personas == "" {
 				return usagef("--persist needs --personas: the registry file to write")
 			}
@@ -163,7 +160,7 @@ requests in flight finish within --shutdown-grace, and exits 0.`,
 			srv, err := serve.New(serve.Options{
 				Base: ck, BaseID: baseID, Personas: specs, PersonaRoot: personaRoot, Registry: registry,
 				APIKey: apiKey, AdminKey: adminKey,
-				Ctx: ctxLen, KVBytes: kv, MaxSeqs: maxSeqs, MaxQueue: queue, BatchTokens: batchTokens, PromptCacheBytes: promptCache,
+				Ctx: ctxLen, KVBytes: kv, MaxSeqs: maxSeqs, MaxQueue: queue, BatchTokens: batchTokens, PromptCacheBytes: promptCache, NoPromptCache: promptCacheMB == 0,
 				Timeout: timeout, MaxBodyBytes: body, MaxMessageBytes: int(msg), MaxTokens: maxTokens,
 				NoPlayground: noPlayground, ShutdownGrace: shutdownGrace, CORSOrigins: corsOrigins,
 				StallTimeout: stallTimeout,
