@@ -92,7 +92,7 @@ DIR/training.json records the run and DIR/loss.svg plots the loss curves.`,
 	fl.StringVar(&f.dtype, "dtype", "", "element type of saved models: f32, bf16 or f16 (default: the base model's)")
 	fl.Float64Var(&f.epochs, "epochs", 0, "passes over the training data (default 1 when --steps is not given)")
 	fl.IntVar(&f.steps, "steps", 0, "optimiser steps (instead of --epochs)")
-	fl.Float64Var(&f.lr, "lr", 0, "peak learning rate (default 2e-4 for LoRA, 2e-5 for --full)")
+	lrVar(fl, &f.lr, "lr", "peak learning rate (default 2e-4 for LoRA, 2e-5 for --full; must be positive)")
 	fl.StringVar(&f.schedule, "schedule", "cosine", "learning-rate schedule: constant, linear or cosine")
 	fl.IntVar(&f.warmup, "warmup", -1, "warm-up steps (default: 3% of the steps)")
 	fl.Float64Var(&f.minLR, "min-lr-ratio", 0.1, "final learning rate as a fraction of --lr (linear, cosine)")
@@ -265,7 +265,6 @@ func (e *env) runFinetune(cmd *cobra.Command, mf *modelFlags, f *finetuneFlags) 
 		return runErr
 	}
 	tr, net, adapter, initialEval, warm := res.Trainer, res.Net, res.Adapter, res.InitialEval, res.Warmup
-	cfg.LR = res.LR
 
 	// Outputs.
 	if err := os.MkdirAll(f.out, 0o755); err != nil {
@@ -276,7 +275,7 @@ func (e *env) runFinetune(cmd *cobra.Command, mf *modelFlags, f *finetuneFlags) 
 		"trainable_parameters": net.NumTrainable(), "total_parameters": m.NumParams(),
 		"rows": ds.Rows, "train_rows": len(ds.Train), "eval_rows": len(evalSet), "skipped_rows": problemsJSON(append(ds.Skipped, evalSkipped...)),
 		"truncated_rows": ds.Truncated, "tokens": ds.Tokens, "trained_tokens": ds.Targets,
-		"config": cfg, "warmup": warm, "lr": f.lr, "steps_done": tr.State.Step, "total_steps": tr.State.TotalSteps,
+		"config": tr.Cfg, "warmup": warm, "lr": f.lr, "steps_done": tr.State.Step, "total_steps": tr.State.TotalSteps,
 		"seconds": tr.State.Seconds, "history": tr.State.History, "interrupted": interrupted,
 	}
 	if initialEval != nil {

@@ -206,7 +206,8 @@ prompts); other flags override the preset's values.`,
 	fl.BoolVar(&sft, "sft", false, "also fine-tune a LoRA adapter per voice on the calibration passages and evaluate it")
 	fl.IntVar(&sftRank, "sft-rank", 8, "LoRA rank of --sft")
 	fl.IntVar(&sftSteps, "sft-steps", 80, "optimiser steps of --sft")
-	fl.Float64Var(&sftLR, "sft-lr", 2e-4, "learning rate of --sft")
+	sftLR = 2e-4
+	lrVar(fl, &sftLR, "sft-lr", "learning rate of --sft (must be positive)")
 	fl.IntVar(&workers, "workers", 0, "worker goroutines for masks and training (0: all cores)")
 	fl.BoolVar(&asJSON, "json", false, "print results.json")
 	return c
