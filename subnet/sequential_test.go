@@ -128,3 +128,92 @@ func randomTokens(n, vocab int, seed uint64) [][]int {
 	}
 	return out
 }
+
+// TestSparseGPTWholeBlock checks the two mask selections on a case worked
+// by hand: with H = I the inverse Hessian is diagonal, so the saliency is
+// w²·(1+λ) and no error is spread: SparseGPT is magnitude pruning and the
+// kept weights are unchanged. At ρ = 0.5 over one block of 4 columns, the
+// per-row selection prunes the two smallest of each row; the whole-block
+// threshold prunes the four smallest of the block, all in row 0.
+func TestSparseGPTWholeBlock(t *testing.T) {
+	w := []float32{1, 2, 3, 4, 10, 20, 30, 40}
+	H := []float64{1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1}
+	for _, c := range []struct {
+		whole bool
+		want  []float32
+	}{
+		{false, []float32{0, 0, 3, 4, 0, 0, 30, 40}},
+		{true, []float32{0, 0, 0, 0, 10, 20, 30, 40}},
+	} {
+		got, bits, err := SparseGPTMatrix(w, 2, 4, H, SparseGPTOptions{Sparsity: 0.5, BlockSize: 4, WholeBlock: c.whole, Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("whole block %v: %v, want %v", c.whole, got, c.want)
+		}
+		for i, v := range c.want {
+			if bits.Get(i/4, i%4) != (v != 0) {
+				t.Errorf("whole block %v: mask entry %d is %v", c.whole, i, bits.Get(i/4, i%4))
+			}
+		}
+	}
+	// Two blocks of 2: each block prunes 2·1 entries (the same total as per
+	// row), the smallest of each block: 1 and 2, then 3 and 4.
+	got, _, err := SparseGPTMatrix(w, 2, 4, H, SparseGPTOptions{Sparsity: 0.5, BlockSize: 2, WholeBlock: true, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []float32{0, 0, 0, 0, 10, 20, 30, 40}; !slices.Equal(got, want) {
+		t.Errorf("two blocks: %v, want %v", got, want)
+	}
+	if _, _, err := SparseGPTMatrix(w, 2, 4, H, SparseGPTOptions{N: 2, M: 4, WholeBlock: true}); err == nil {
+		t.Error("whole-block threshold with 2:4 accepted")
+	}
+}
+
+// TestSparseGPTSettingsRecorded checks that the mask metadata records
+// SparseGPT's block size, dampening and selection, that the whole-block
+// threshold keeps the total while rows differ, and that the settings are
+// refused for other methods.
+func TestSparseGPTSettingsRecorded(t *testing.T) {
+	m := loadStories(t)
+	samples := storiesSamples(t)[:2]
+	o := Options{Sparsity: 0.5, Targets: MLPOnly, Workers: 2, Damp: 0.05, BlockSize: 16, WholeBlock: true}
+	res, err := SparseGPTSequential(context.Background(), m, samples, stats.Calibration{Name: "t"}, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := res.Mask.Info.Extra
+	if x["sparsegpt_damp"] != "0.05" || x["sparsegpt_block"] != "16" || x["sparsegpt_select"] != "block" {
+		t.Fatalf("metadata %v", x)
+	}
+	row := Options{Sparsity: 0.5, Targets: MLPOnly, Workers: 2, Damp: 0.05, BlockSize: 16}
+	ref, err := SparseGPTSequential(context.Background(), m, samples, stats.Calibration{Name: "t"}, row, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref.Mask.Info.Extra["sparsegpt_select"] != "row" {
+		t.Fatalf("metadata %v", ref.Mask.Info.Extra)
+	}
+	uneven := false
+	for _, k := range res.Mask.Keys() {
+		a, b := res.Mask.Get(k), ref.Mask.Get(k)
+		if a.Count() != b.Count() {
+			t.Fatalf("%v: whole-block keeps %d, per-row %d", k, a.Count(), b.Count())
+		}
+		for r := 0; r < a.Rows; r++ {
+			if a.RowCount(r) != b.RowCount(0) {
+				uneven = true
+			}
+		}
+	}
+	if !uneven {
+		t.Error("the whole-block threshold kept the same count in every row")
+	}
+	for _, bad := range []Options{{Method: Wanda, Sparsity: 0.5, BlockSize: 16}, {Method: SparseGPT, N: 2, M: 4, WholeBlock: true}} {
+		if err := bad.Validate(&m.Config); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}

@@ -424,6 +424,7 @@ func (e *env) subnetCmd() *cobra.Command {
 	var ef evalFlags
 	var method, statsDir, out, modelOut, report string
 	var force, asJSON bool
+	var sg subnet.Options // SparseGPT's Damp, BlockSize and WholeBlock
 	c := &cobra.Command{
 		Use:   "subnet --method magnitude|wanda|sparsegpt --sparsity 0.5 [--nm 2:4] --out MASK",
 		Short: "Find a persona subnetwork: a training-free mask from activation statistics",
@@ -470,6 +471,7 @@ module, accuracy against sparsity).`,
 			m := ck.Model
 			for _, o := range opts {
 				o.Method = meth
+				o.Damp, o.BlockSize, o.WholeBlock = sg.Damp, sg.BlockSize, sg.WholeBlock
 				if err := o.Validate(&m.Config); err != nil {
 					return err
 				}
@@ -524,6 +526,7 @@ module, accuracy against sparsity).`,
 			var runs []subnetRun
 			for _, o := range opts {
 				o.Method = meth
+				o.Damp, o.BlockSize, o.WholeBlock = sg.Damp, sg.BlockSize, sg.WholeBlock
 				o.Progress = e.progress(fmt.Sprintf("%s ρ=%.2f", meth, o.Sparsity))
 				var res *subnet.Result
 				if meth == subnet.SparseGPT && st == nil {
@@ -594,6 +597,9 @@ module, accuracy against sparsity).`,
 	ef.register(c)
 	fl := c.Flags()
 	fl.StringVar(&method, "method", "wanda", "scorer: magnitude, wanda or sparsegpt")
+	fl.IntVar(&sg.BlockSize, "sparsegpt-block", 0, "sparsegpt: columns per lazy-update block (0: 128); recorded in the mask")
+	fl.Float64Var(&sg.Damp, "sparsegpt-damp", 0, "sparsegpt: relative dampening λ, H += λ·mean(diag H)·I (0: 0.01); recorded in the mask")
+	fl.BoolVar(&sg.WholeBlock, "sparsegpt-whole-block", false, "sparsegpt: choose each block's pruned weights with one threshold over the whole block, as in the paper (rows prune different counts), instead of the same count per row")
 	fl.StringVar(&statsDir, "stats", "", "use statistics saved by masque stats instead of collecting them")
 	fl.StringVar(&out, "out", "", "mask file to write (.safetensors)")
 	fl.StringVar(&modelOut, "model-out", "", "also write the masked model (with SparseGPT's updated weights) as a Hugging Face folder")
