@@ -685,6 +685,14 @@ per-sample channel norms; p+ keeps the top k of |W|·φ(z) per row, p− of |W|�
 φ = relu or softplus(·/2). Variant pooled: score = |μ+ − μ−|/sqrt(v+ + v− + 1e-6)
 from token-pooled raw activations; p+ keeps the top k of |W|·score, p− the next k.
 
+Ties under --phi relu: relu(z) is 0 for every channel with z ≤ 0, usually far
+more entries than a row's k can separate, so masque breaks those ties by the
+score before the relu: entries are ranked by |W|·z (channels with no evidence,
+z = 0, before those that favour the other persona), then by |W|·Ā with Ā the
+mean of both sides' norms. Since softplus(z/2) also increases with z, --phi relu
+and --phi softplus rank by the same evidence and in practice give nearly the
+same masks; the paper's relu leaves the zero scores unordered.
+
 SPEC is a statistics folder (masque stats), a text file (one sample per line),
 a chat .jsonl file, persona:DESCRIPTION (or persona:@FILE), or generic.
 With --eval the p+ mask is scored on the test and the p− mask on the opposing side.`,
@@ -814,7 +822,7 @@ With --eval the p+ mask is scored on the test and the p− mask on the opposing 
 	fl.StringVar(&outPos, "out-pos", "", "mask file for the positive persona")
 	fl.StringVar(&outNeg, "out-neg", "", "mask file for the opposing persona")
 	fl.StringVar(&variant, "variant", "wanda", "wanda (per-sample norm z-scores) or pooled (pooled raw activations)")
-	fl.StringVar(&phi, "phi", "relu", "φ for the wanda variant: relu or softplus")
+	fl.StringVar(&phi, "phi", "relu", "φ for the wanda variant: relu or softplus (relu's zero-score ties are ranked by |W|·z, see above)")
 	fl.StringVar(&report, "report", "", "write an HTML report")
 	fl.BoolVar(&force, "force", false, "overwrite existing outputs")
 	fl.BoolVar(&asJSON, "json", false, "print JSON")
