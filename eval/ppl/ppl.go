@@ -90,7 +90,8 @@ func ChatSamples(path string, enc *sft.Encoder, maxTokens int) ([]Sample, error)
 // it (not what the template writes around them, such as ChatML's newline
 // after <|im_end|>). A fine-tune's training loss and the perplexity of
 // held-out rows are then one quantity. ok is false when the conversation
-// has no assistant message with content.
+// has no assistant message with content. The sample ends at its last
+// scored token.
 func ChatSample(msgs []chattemplate.Message, enc *sft.Encoder) (s Sample, ok bool, err error) {
 	if !slices.ContainsFunc(msgs, func(m chattemplate.Message) bool { return m.Role == "assistant" && m.Content != "" }) {
 		return Sample{}, false, nil
@@ -103,7 +104,14 @@ func ChatSample(msgs []chattemplate.Message, enc *sft.Encoder) (s Sample, ok boo
 	if len(s.Score) > 0 {
 		s.Score[0] = false // token 0 is never predicted
 	}
-	return s, slices.Contains(s.Score, true), nil
+	// Tokens after the last scored one change nothing (the model is
+	// causal): the sample ends there.
+	n := len(s.Score)
+	for n > 0 && !s.Score[n-1] {
+		n--
+	}
+	s.IDs, s.Score = s.IDs[:n], s.Score[:n]
+	return s, n > 0, nil
 }
 
 // Load reads samples from path: chat JSONL for .jsonl files (encoded with
