@@ -31,6 +31,33 @@ const fingerprintVersion = "masque-fingerprint-v1"
 // the weights to another type or changing any sampled weight changes it.
 // Masks and statistics record it and refuse a model whose fingerprint differs.
 func Fingerprint(m *model.Model) string {
+	fp, _ := fingerprint(m, func(l int, p model.Proj) (*kernels.Matrix, error) { return m.Layers[l].Weight(p), nil })
+	return fp
+}
+
+// FingerprintMasked is Fingerprint(Masked(m, mk, nil)), the fingerprint of
+// the masked copy that `masque mask apply` writes, computed one masked
+// matrix at a time: for a mask applied per sequence over m (package
+// persona), whose reports and caches name the masked weights.
+func FingerprintMasked(m *model.Model, mk *Mask) (string, error) {
+	if err := mk.Check(m); err != nil {
+		return "", err
+	}
+	return fingerprint(m, func(l int, p model.Proj) (*kernels.Matrix, error) {
+		w := m.Layers[l].Weight(p)
+		b := mk.Get(Key{Layer: l, Proj: p})
+		if b == nil {
+			return w, nil
+		}
+		nw, err := maskedMatrix(w, b, mk.Gamma, nil)
+		if err != nil {
+			return nil, fmt.Errorf("mask: layer %d %s: %v", l, p.HFName(), err)
+		}
+		return nw, nil
+	})
+}
+
+func fingerprint(m *model.Model, weight func(l int, p model.Proj) (*kernels.Matrix, error)) (string, error) {
 	h := sha256.New()
 	c := &m.Config
 	fmt.Fprintf(h, "%s\nhidden=%d ffn=%d layers=%d heads=%d kv=%d head_dim=%d vocab=%d tied=%v qkv_bias=%v o_bias=%v mlp_bias=%v qk_norm=%v\n",
@@ -45,7 +72,11 @@ func Fingerprint(m *model.Model) string {
 		hashVec(h, pre+"self_attn.q_norm.weight", ly.QNorm)
 		hashVec(h, pre+"self_attn.k_norm.weight", ly.KNorm)
 		for p := model.Proj(0); p < model.NumProj; p++ {
-			hashMatrix(h, pre+p.HFName()+".weight", ly.Weight(p))
+			w, err := weight(l, p)
+			if err != nil {
+				return "", err
+			}
+			hashMatrix(h, pre+p.HFName()+".weight", w)
 			hashVec(h, pre+p.HFName()+".bias", ly.Bias(p))
 		}
 	}
@@ -53,7 +84,7 @@ func Fingerprint(m *model.Model) string {
 	if m.LMHead != m.Embed {
 		hashMatrix(h, "lm_head.weight", m.LMHead)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func hashMatrix(h hash.Hash, name string, w *kernels.Matrix) {

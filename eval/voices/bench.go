@@ -47,6 +47,7 @@ import (
 	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/train/sft"
 )
 
@@ -96,15 +97,20 @@ type Config struct {
 	// the model unless Model is set.
 	Checkpoint *checkpoint.Checkpoint
 	// Model is the model to evaluate (nil: Checkpoint.Model): for instance
-	// a masked or pruned model prepared by the caller over the
-	// checkpoint's tokenizer.
+	// a mask applied per sequence (persona.MaskedModel) or a pruned model
+	// prepared by the caller over the checkpoint's tokenizer.
 	Model *model.Model
+	// Fingerprint identifies Model's weights in the report and the cache
+	// keys (default: mask.Fingerprint(Model)); a caller that applies a mask
+	// per sequence sets mask.FingerprintMasked, the masked weights'.
+	Fingerprint string
 	// ModelName is shown in the report (default: Checkpoint.Path);
 	// ModelExtra is mixed into the cache keys and should identify what
 	// Model adds to the weights' fingerprint (a mask file's hash, say).
 	ModelName, ModelExtra string
 	// Mask, when set, is a mask file (masque subnet, masque mask) applied
-	// to the checkpoint's model (Model must then be nil): it adds the
+	// to the checkpoint's model per sequence (persona.MaskedModel; Model
+	// must then be nil): it adds the
 	// file's SHA-256 to ModelExtra and " + mask PATH" to the shown name,
 	// and Method and Sparsity default to the mask's own.
 	Mask string
@@ -306,7 +312,10 @@ func applyMask(cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Model, err = mask.Masked(cfg.Checkpoint.Model, mk, nil); err != nil {
+	if cfg.Model, err = persona.MaskedModel(cfg.Checkpoint.Model, mk); err != nil {
+		return err
+	}
+	if cfg.Fingerprint, err = mask.FingerprintMasked(cfg.Checkpoint.Model, mk); err != nil {
 		return err
 	}
 	sum, err := fileSHA256(cfg.Mask)
@@ -352,6 +361,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if m == nil {
 		return nil, fmt.Errorf("voices: %s has no model weights", ck.Path)
+	}
+	if cfg.Fingerprint == "" {
+		cfg.Fingerprint = mask.Fingerprint(m)
 	}
 	tok, err := ck.NeedTokenizer()
 	if err != nil {
@@ -427,7 +439,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 
-	rep := &Report{Format: ReportFormat, Model: cfg.ModelName, Fingerprint: mask.Fingerprint(m), Corpus: corp.Dir,
+	rep := &Report{Format: ReportFormat, Model: cfg.ModelName, Fingerprint: cfg.Fingerprint, Corpus: corp.Dir,
 		Label: cfg.Label, Method: cfg.Method, Sparsity: cfg.Sparsity, SystemOverride: cfg.System,
 		Settings:           Settings{Limit: cfg.Limit, MaxTokens: cfg.MaxTokens, Temperature: cfg.Temperature, Seed: cfg.Seed, PPLMaxTokens: cfg.PPLMaxTokens},
 		ClassifierAccuracy: acc.Accuracy, ClassifierAccuracyMacro: acc.Macro,

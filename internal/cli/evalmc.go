@@ -14,6 +14,7 @@ import (
 	"github.com/masque-ai/masque/eval/ppl"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/persona"
 )
 
 // evalCmd is the parent of the evaluation subcommands (mc, ppl, …).
@@ -26,8 +27,8 @@ func (e *env) evalCmd() *cobra.Command {
 	return c
 }
 
-// maskedModel returns the checkpoint's model, masked in memory when
-// maskPath is set.
+// maskedModel returns the checkpoint's model, with the mask at maskPath
+// (if set) applied per sequence (persona.MaskedModel; nothing is copied).
 func maskedModel(ck *checkpoint.Checkpoint, maskPath string) (*model.Model, error) {
 	if maskPath == "" {
 		return ck.Model, nil
@@ -36,7 +37,7 @@ func maskedModel(ck *checkpoint.Checkpoint, maskPath string) (*model.Model, erro
 	if err != nil {
 		return nil, err
 	}
-	return mask.Masked(ck.Model, mk, nil)
+	return persona.MaskedModel(ck.Model, mk)
 }
 
 func writeJSONFile(path string, v any) error {
