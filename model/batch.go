@@ -161,10 +161,15 @@ type Pass struct {
 	replaced              []bool
 }
 
-// Begin checks a batch (as ForwardBatch does), makes room in the caches
+// Begin checks a batch (as ForwardBatch does; a view's adapter and hooks,
+// see With, apply to the sequences that bring none), makes room in the caches
 // and embeds the new tokens: the residual stream then holds the input of
 // layer 0. Nothing is changed when an error is returned.
 func (m *Model) Begin(seqs []BatchSeq) (*Pass, error) {
+	seqs, err := m.withView(seqs)
+	if err != nil {
+		return nil, err
+	}
 	T, err := m.checkBatch(seqs)
 	if err != nil {
 		return nil, err

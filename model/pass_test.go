@@ -70,6 +70,28 @@ func TestPassLayerByLayer(t *testing.T) {
 			if _, err := m.Begin(nil); err == nil {
 				t.Fatal("Begin accepted an empty batch")
 			}
+			// A view's hooks apply to a pass as to ForwardBatch.
+			half := make([]float32, m.Config.Intermediate)
+			for i := range half {
+				half[i] = float32(i % 2)
+			}
+			v := m.With(nil, &Hooks{FFNMask: func(int) []float32 { return half }})
+			vw, err := v.ForwardBatch([]BatchSeq{{Cache: v.NewCache(32), Tokens: a, All: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			vp, err := v.Begin([]BatchSeq{{Cache: v.NewCache(32), Tokens: a, All: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for l := range v.Layers {
+				if err := vp.Layer(l); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if vg := vp.Logits(); !slices.Equal(vg[0], vw[0]) || slices.Equal(vg[0], want[0]) {
+				t.Fatal("a view's pass differs from its ForwardBatch, or its hooks did nothing")
+			}
 		})
 	}
 }
