@@ -50,6 +50,14 @@ type Local struct {
 // the text; the zero Options with MaxTokens set is greedy decoding. extra
 // is mixed into the fingerprint (for example a mask file's hash).
 func NewLocal(ck *checkpoint.Checkpoint, m *model.Model, o generate.Options, extra string) (*Local, error) {
+	return NewLocalWeights(ck, m, "", o, extra)
+}
+
+// NewLocalWeights is NewLocal with the fingerprint of m's weights given
+// ("": mask.Fingerprint(m)): a caller that applies a mask per sequence
+// (persona.MaskedModel) passes mask.FingerprintMasked, the masked weights'
+// fingerprint, which a masked copy of the model would have.
+func NewLocalWeights(ck *checkpoint.Checkpoint, m *model.Model, weights string, o generate.Options, extra string) (*Local, error) {
 	if m == nil {
 		m = ck.Model
 	}
@@ -61,7 +69,10 @@ func NewLocal(ck *checkpoint.Checkpoint, m *model.Model, o generate.Options, ext
 	o.SkipSpecial = true
 	l := &Local{ck: ck, m: m, opts: o, tokens: generate.FromTokenizer(tok)}
 	opt, _ := json.Marshal(o)
-	l.fp = store.Key("local", mask.Fingerprint(m), extra, string(opt))
+	if weights == "" {
+		weights = mask.Fingerprint(m)
+	}
+	l.fp = store.Key("local", weights, extra, string(opt))
 	return l, nil
 }
 

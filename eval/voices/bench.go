@@ -45,6 +45,7 @@ import (
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/builtin"
+	"github.com/masque-ai/masque/internal/filehash"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/persona"
@@ -318,7 +319,7 @@ func applyMask(cfg *Config) error {
 	if cfg.Fingerprint, err = mask.FingerprintMasked(cfg.Checkpoint.Model, mk); err != nil {
 		return err
 	}
-	sum, err := fileSHA256(cfg.Mask)
+	sum, err := filehash.SHA256(cfg.Mask)
 	if err != nil {
 		return err
 	}
@@ -590,7 +591,7 @@ func classifierFor(corp *Corpus, cfg Config, logf func(string, ...any)) (*Classi
 	if data, err = cl.Marshal(); err != nil {
 		return nil, "", nil, err
 	}
-	if err := writeFile(path, data); err != nil {
+	if err := atomicfile.WriteBytes(path, data); err != nil {
 		return nil, "", nil, err
 	}
 	logf("saved %s (%d bytes)", path, len(data))
@@ -846,25 +847,17 @@ func (r *Report) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(dir, ReportFile), append(data, '\n')); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, ReportFile), append(data, '\n')); err != nil {
 		return err
 	}
 	page, err := r.HTML()
 	if err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(dir, HTMLFile), page); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, HTMLFile), page); err != nil {
 		return err
 	}
 	return roleplay.WriteRun(filepath.Join(dir, roleplay.RunFile), r.Run())
-}
-
-// writeFile writes data to path atomically.
-func writeFile(path string, data []byte) error {
-	return atomicfile.WriteFile(path, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
 }
 
 // ReadReport reads a report.json, given the file or its folder.

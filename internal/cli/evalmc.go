@@ -12,6 +12,8 @@ import (
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/eval/mc"
 	"github.com/masque-ai/masque/eval/ppl"
+	"github.com/masque-ai/masque/internal/atomicfile"
+	"github.com/masque-ai/masque/internal/textarg"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/persona"
@@ -45,7 +47,7 @@ func writeJSONFile(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, func(w io.Writer) error {
+	return atomicfile.WriteFileAll(path, func(w io.Writer) error {
 		_, err := w.Write(append(data, '\n'))
 		return err
 	})
@@ -91,7 +93,7 @@ for models without one). A table is printed; --out writes the full results as JS
 			if len(tests) == 0 {
 				return usagef("--tests is required")
 			}
-			sys, err := readArg(persona)
+			sys, err := textarg.Read(persona)
 			if err != nil {
 				return fmt.Errorf("--persona: %w", err)
 			}
@@ -140,6 +142,7 @@ for models without one). A table is printed; --out writes the full results as JS
 	fl.IntVar(&limit, "limit", 0, "evaluate only the first N items of each file")
 	fl.StringVar(&out, "out", "", "write the results as JSON to this file")
 	fl.BoolVar(&asJSON, "json", false, "print JSON instead of the table")
+	e.quietFlag(c)
 	return c
 }
 
@@ -189,5 +192,6 @@ func (e *env) evalPPLCmd() *cobra.Command {
 	fl.IntVar(&maxTokens, "max-tokens", 512, "truncate every sample at this many tokens")
 	fl.StringVar(&out, "out", "", "write the results as JSON to this file")
 	fl.BoolVar(&asJSON, "json", false, "print JSON instead of the table")
+	e.quietFlag(c)
 	return c
 }
