@@ -323,6 +323,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) *apiError {
 		return e
 	}
 	defer p.base.release()
+	logOf(r).persona = p.spec.Name
 	rf, e := s.responseFormat(p, req.ResponseFormat)
 	if e != nil {
 		return e
@@ -361,6 +362,13 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	g := &generation{s: s, p: p, model: req.Model, prompt: ids, opts: o, n: n, format: rf, logprobs: wantLogprobs, top: top, chat: true, stream: req.Stream, includeUsage: includeUsage, tools: tools}
+	g.hideReasoning = s.opts.HideReasoning
+	if p.spec.HideReasoning != nil {
+		g.hideReasoning = *p.spec.HideReasoning
+	}
+	if req.HideReasoning != nil {
+		g.hideReasoning = *req.HideReasoning
+	}
 	return g.run(w, r)
 }
 
@@ -390,6 +398,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) *apiE
 		return e
 	}
 	defer p.base.release()
+	logOf(r).persona = p.spec.Name
 	rf, e := s.responseFormat(p, req.ResponseFormat)
 	if e != nil {
 		return e
@@ -476,15 +485,19 @@ type generation struct {
 	chat, stream bool
 	includeUsage bool
 	echo         string
+	// hideReasoning removes a leading <think>…</think> block (chat only).
+	hideReasoning bool
 
 	id      string
 	created int64
 	start   time.Time
+	log     *reqLog
 }
 
 // run submits the generation's choices and answers, streaming or not.
 func (g *generation) run(w http.ResponseWriter, r *http.Request) *apiError {
 	g.start = time.Now()
+	g.log = logOf(r)
 	// The body has been read: lift its deadline, which would otherwise
 	// end a long generation (the request has its own timeout).
 	http.NewResponseController(w).SetReadDeadline(time.Time{})
@@ -563,6 +576,10 @@ func resultsUsage(res []*engine.Result) usage {
 
 func (g *generation) finished(res *engine.Result) {
 	g.s.metrics.generation(g.p.spec.Name, res, time.Since(g.start))
+	if g.log != nil {
+		g.log.promptTokens = res.PromptTokens // the choices share the prompt
+		g.log.completionTokens += res.CompletionTokens
+	}
 }
 
 // resultError maps a failed generation to an API error.
@@ -606,6 +623,9 @@ func (g *generation) collect(w http.ResponseWriter, sts []*engine.Stream) *apiEr
 			}
 		}
 		texts[i] = text.String()
+		if g.chat && g.hideReasoning {
+			texts[i] = generate.StripReasoning(texts[i])
+		}
 	}
 	u := resultsUsage(results)
 	if g.chat {
@@ -749,6 +769,10 @@ func (g *generation) streamOut(w http.ResponseWriter, sts []*engine.Stream) *api
 		}
 		return true
 	}
+	var hide []generate.ReasoningFilter
+	if g.chat && g.hideReasoning {
+		hide = make([]generate.ReasoningFilter, len(sts))
+	}
 	timings := make([]timing, len(sts))
 	offsets := make([]int, len(sts))
 	results := make([]*engine.Result, len(sts))
@@ -766,11 +790,17 @@ func (g *generation) streamOut(w http.ResponseWriter, sts []*engine.Stream) *api
 				if g.logprobs {
 					lp = g.chatLogprobs(c.Logprobs)
 				}
-				if readers != nil {
-					text, deltas := readers[i].feed(c.Text)
+				text := c.Text
+				if hide != nil {
+					text = hide[i].Feed(text)
+				}
+				switch {
+				case readers != nil:
+					text, deltas := readers[i].feed(text)
 					ok = sendTools(i, text, deltas, lp)
-				} else {
-					text := c.Text
+				case text == "" && lp == nil:
+					ok = true // held back as reasoning
+				default:
 					ok = send(chunk(i, chunkDelta{Content: &text}, lp, nil))
 				}
 			} else {
@@ -800,6 +830,20 @@ func (g *generation) streamOut(w http.ResponseWriter, sts []*engine.Stream) *api
 			return nil
 		}
 		fr := res.FinishReason
+		if hide != nil {
+			if text := hide[i].Flush(); text != "" {
+				ok := true
+				if readers != nil {
+					t, deltas := readers[i].feed(text)
+					ok = sendTools(i, t, deltas, nil)
+				} else {
+					ok = send(chunk(i, chunkDelta{Content: &text}, nil, nil))
+				}
+				if !ok {
+					return nil
+				}
+			}
+		}
 		if readers != nil {
 			text, deltas := readers[i].finish()
 			if !sendTools(i, text, deltas, nil) {

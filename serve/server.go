@@ -104,6 +104,11 @@ type Options struct {
 	MaxTokens int
 	// NoPlayground turns off the web playground at /.
 	NoPlayground bool
+	// HideReasoning removes a leading <think>…</think> block from chat
+	// replies (streamed replies are held back until it closes) unless a
+	// persona (Spec.HideReasoning) or a request (hide_reasoning) says
+	// otherwise.
+	HideReasoning bool
 	// CORSOrigins are the web origins (e.g. "https://app.example"; "*":
 	// any) whose pages may call the API from a browser; requests from
 	// other origins are refused (see guard.go). The playground, served
@@ -327,6 +332,7 @@ func (s *Server) routes() http.Handler {
 			http.NewResponseController(w).SetWriteDeadline(time.Time{})
 		}
 		name := "other"
+		r, rl := withReqLog(r)
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -339,6 +345,7 @@ func (s *Server) routes() http.Handler {
 			}
 			sw.deadline()
 			s.metrics.request(name, sw.status(), time.Since(start))
+			s.logRequest(r, rl, sw.status(), time.Since(start))
 			if sw.stalled {
 				s.metrics.stalled.Inc()
 				s.opts.Log.Warn("client dropped: it read nothing for the stall timeout", "path", r.URL.Path, "remote", r.RemoteAddr, "stall_timeout", s.opts.StallTimeout)
