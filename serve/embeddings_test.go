@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"encoding/json"
+	"github.com/masque-ai/masque/openaiclient"
 	"strings"
 	"testing"
 
@@ -21,7 +22,7 @@ func TestEmbeddings(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("%d %s", code, body)
 	}
-	var r style.EmbeddingResponse
+	var r openaiclient.EmbeddingResponse
 	if err := json.Unmarshal(body, &r); err != nil || r.Object != "list" || r.Model != base || len(r.Data) != 2 {
 		t.Fatalf("%v %s", err, body)
 	}

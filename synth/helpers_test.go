@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/masque-ai/masque/chattemplate"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -39,14 +40,14 @@ func builtin(t testing.TB) *checkpoint.Checkpoint {
 
 // wireReq is the part of a chat completions body the test servers read.
 type wireReq struct {
-	Model       string            `json:"model"`
-	Messages    []teacher.Message `json:"messages"`
-	MaxTokens   int               `json:"max_tokens"`
-	Temperature float64           `json:"temperature"`
-	TopP        float64           `json:"top_p"`
-	Seed        *int64            `json:"seed"`
-	Stop        []string          `json:"stop"`
-	Stream      bool              `json:"stream"`
+	Model       string                 `json:"model"`
+	Messages    []chattemplate.Message `json:"messages"`
+	MaxTokens   int                    `json:"max_tokens"`
+	Temperature float64                `json:"temperature"`
+	TopP        float64                `json:"top_p"`
+	Seed        *int64                 `json:"seed"`
+	Stop        []string               `json:"stop"`
+	Stream      bool                   `json:"stream"`
 }
 
 // engineHandler is a minimal OpenAI-compatible chat completions endpoint

@@ -3,6 +3,7 @@ package judge
 import (
 	"context"
 	"encoding/json"
+	"github.com/masque-ai/masque/openaiclient"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -99,7 +100,7 @@ func TestRecordedServeReplies(t *testing.T) {
 			if rec.Status != 200 {
 				t.Fatalf("status %d", rec.Status)
 			}
-			r, err := ParseResponse(rec.Response)
+			r, err := openaiclient.ParseResponse(rec.Response)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,7 @@
 package judge
 
 import (
+	"github.com/masque-ai/masque/openaiclient"
 	"math"
 	"regexp"
 	"strconv"
@@ -107,7 +108,7 @@ func isRefusal(text string) bool {
 //     the first number in the text is used if it lies in [lo, hi]
 //     (decimals allowed); a reply with no number but the word REFUSAL is a
 //     refusal; anything else is a failure.
-func ScoreResponse(r *Response, lo, hi int) Score {
+func ScoreResponse(r *openaiclient.Response, lo, hi int) Score {
 	if isRefusal(r.Text) {
 		return Score{Refusal: true, Method: MethodRefusal, Reason: "the judge answered REFUSAL"}
 	}
@@ -148,7 +149,7 @@ func firstNumber(text string) (float64, bool) {
 
 // scoreLogprobs applies steps 2 and 3 of ScoreResponse; mass is the integer
 // mass found (also when below MinMass).
-func scoreLogprobs(toks []TokenLogprob, lo, hi int) (Score, float64) {
+func scoreLogprobs(toks []openaiclient.TokenLogprob, lo, hi int) (Score, float64) {
 	p := 0
 	for p < len(toks) && strings.TrimSpace(toks[p].Token) == "" {
 		p++
@@ -190,7 +191,7 @@ func scoreLogprobs(toks []TokenLogprob, lo, hi int) (Score, float64) {
 
 // expandDigits is step 3 of ScoreResponse: Σ P·value and Σ P over the
 // numbers in [lo, hi] reachable from position p.
-func expandDigits(toks []TokenLogprob, p, lo, hi int) (sum, mass float64) {
+func expandDigits(toks []openaiclient.TokenLogprob, p, lo, hi int) (sum, mass float64) {
 	const maxDigits = 4
 	type cand struct {
 		digits string

@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/masque-ai/masque/openaiclient"
 	"sync"
 
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/eval/internal/store"
-	"github.com/masque-ai/masque/eval/judge"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
@@ -98,7 +98,7 @@ func (l *Local) Generate(ctx context.Context, system, question string) (Generati
 // Endpoint generates with a model behind an OpenAI-compatible endpoint.
 type Endpoint struct {
 	// Client reaches the endpoint.
-	Client *judge.Client
+	Client *openaiclient.Client
 	// Model is the model's name there.
 	Model string
 	// MaxTokens caps each answer; Temperature 0 is greedy; Seed is sent
@@ -117,12 +117,12 @@ func (e *Endpoint) Fingerprint() string {
 
 // Generate implements Generator.
 func (e *Endpoint) Generate(ctx context.Context, system, question string) (Generation, error) {
-	var msgs []judge.Message
+	var msgs []openaiclient.Message
 	if system != "" {
-		msgs = append(msgs, judge.Message{Role: "system", Content: system})
+		msgs = append(msgs, openaiclient.Message{Role: "system", Content: system})
 	}
-	msgs = append(msgs, judge.Message{Role: "user", Content: question})
-	r, err := e.Client.Chat(ctx, judge.Request{Model: e.Model, Messages: msgs, MaxTokens: e.MaxTokens, Temperature: e.Temperature, Seed: e.Seed})
+	msgs = append(msgs, openaiclient.Message{Role: "user", Content: question})
+	r, err := e.Client.Chat(ctx, openaiclient.Request{Model: e.Model, Messages: msgs, MaxTokens: e.MaxTokens, Temperature: e.Temperature, Seed: e.Seed})
 	if err != nil {
 		return Generation{}, err
 	}

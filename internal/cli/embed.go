@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"github.com/masque-ai/masque/openaiclient"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -118,7 +119,7 @@ numbers masque serve answers on POST /v1/embeddings.`,
 				return err
 			}
 			emb := &style.ModelEmbedder{Model: ck.Model, Tokenizer: tok, Name: ck.Path}
-			resp := style.EmbeddingResponse{Object: "list", Model: ck.Path}
+			resp := openaiclient.EmbeddingResponse{Object: "list", Model: ck.Path}
 			for i, t := range texts {
 				ids, _, err := emb.Tokens(t)
 				if err != nil {
@@ -132,7 +133,7 @@ numbers masque serve answers on POST /v1/embeddings.`,
 				return err
 			}
 			for i, v := range vs {
-				resp.Data = append(resp.Data, style.EmbeddingData{Object: "embedding", Index: i, Embedding: v})
+				resp.Data = append(resp.Data, openaiclient.EmbeddingData{Object: "embedding", Index: i, Embedding: v})
 			}
 			return writeJSON(e.stdout, resp)
 		},

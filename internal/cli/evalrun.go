@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/masque-ai/masque/openaiclient"
 	"io"
 	"math"
 	"os"
@@ -88,7 +89,7 @@ func (f *evalJudgeFlags) judge() (*judge.Judge, *judge.PromptSet, error) {
 	if key == "" {
 		key = os.Getenv(evalJudgeKeyEnv)
 	}
-	return &judge.Judge{Client: &judge.Client{URL: f.url, APIKey: key, MaxAttempts: f.attempts}, Model: f.model,
+	return &judge.Judge{Client: &openaiclient.Client{Name: "judge", URL: f.url, APIKey: key, MaxAttempts: f.attempts}, Model: f.model,
 		RubricMaxTokens: f.rubricTokens, Prompts: ps}, ps, nil
 }
 
@@ -267,7 +268,7 @@ func (f *evalRunFlags) evaluate(cmd *cobra.Command, e *env, set *roleplay.Set) e
 		if f.temperature > 0 {
 			seed = &f.seed
 		}
-		cfg.Gen = &roleplay.Endpoint{Client: &judge.Client{Name: "model", URL: f.modelURL, APIKey: key}, Model: f.modelName,
+		cfg.Gen = &roleplay.Endpoint{Client: &openaiclient.Client{Name: "model", URL: f.modelURL, APIKey: key}, Model: f.modelName,
 			MaxTokens: f.maxTokens, Temperature: float64(f.temperature), Seed: seed}
 		cfg.Model = f.modelName + " @ " + f.modelURL
 		cfg.Reference = &roleplay.Reference{Notes: []string{"multiple-choice tests and perplexity need a local model"}}
