@@ -5,7 +5,6 @@ import (
 	"github.com/masque-ai/masque/chattemplate"
 	"strings"
 	"unicode"
-
 )
 
 // PromptVersion names the wording of the prompts below. It is part of every

@@ -20,10 +20,10 @@ import (
 	"fmt"
 	"github.com/masque-ai/masque/openaiclient"
 
-	"github.com/masque-ai/masque/eval/internal/store"
+	"github.com/masque-ai/masque/jsonlstore"
 )
 
-// Cache keeps judge replies across runs (store.Store implements it).
+// Cache keeps judge replies across runs (jsonlstore.Store implements it).
 type Cache interface {
 	// Get decodes the value stored under key into v; false if absent.
 	Get(key string, v any) bool
@@ -85,7 +85,7 @@ func (j *Judge) request(m Metric, c Case) openaiclient.Request {
 }
 
 func (j *Judge) key(req openaiclient.Request) string {
-	return store.Key("judge-reply", req.Model, req.Messages, req.MaxTokens, req.Temperature, req.TopLogprobs)
+	return jsonlstore.Key("judge-reply", req.Model, req.Messages, req.MaxTokens, req.Temperature, req.TopLogprobs)
 }
 
 // ask sends req (or answers it from the cache).

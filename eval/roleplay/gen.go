@@ -9,8 +9,8 @@ import (
 
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
-	"github.com/masque-ai/masque/eval/internal/store"
 	"github.com/masque-ai/masque/generate"
+	"github.com/masque-ai/masque/jsonlstore"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 )
@@ -61,7 +61,7 @@ func NewLocal(ck *checkpoint.Checkpoint, m *model.Model, o generate.Options, ext
 	o.SkipSpecial = true
 	l := &Local{ck: ck, m: m, opts: o, tokens: generate.FromTokenizer(tok)}
 	opt, _ := json.Marshal(o)
-	l.fp = store.Key("local", mask.Fingerprint(m), extra, string(opt))
+	l.fp = jsonlstore.Key("local", mask.Fingerprint(m), extra, string(opt))
 	return l, nil
 }
 
@@ -112,7 +112,7 @@ type Endpoint struct {
 // A model that changes behind the same name keeps its fingerprint: use a
 // fresh output folder or model name then.
 func (e *Endpoint) Fingerprint() string {
-	return store.Key("endpoint", e.Client.Endpoint(), e.Model, e.MaxTokens, e.Temperature, e.Seed)
+	return jsonlstore.Key("endpoint", e.Client.Endpoint(), e.Model, e.MaxTokens, e.Temperature, e.Seed)
 }
 
 // Generate implements Generator.
