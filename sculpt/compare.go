@@ -63,6 +63,11 @@ type CompareConfig struct {
 	// GlobalPerVoice bounds each voice's rows in the global mask's pooled
 	// data (≤ 0: as many as the persona has).
 	GlobalPerVoice int
+	// GlobalRun, if set, is a finished global-mask run folder (masque
+	// sculpt --global) of the same model and ratio, used as the global
+	// method instead of learning one for this comparison: one global mask
+	// serves the comparisons of every persona.
+	GlobalRun string
 	// MaxLen cuts conversations to so many tokens (≤ 0: the model's
 	// context); MaxRows, if > 0, uses only the persona's first MaxRows
 	// training rows (the persona's held-out split stays whole).
@@ -223,6 +228,9 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 	}
 	res.Definitions[MethodPersonaPruner] = "Persona-Pruner: TopK(z, k) masks learned on the persona's train split (see its run.json)"
 	res.Definitions[MethodGlobal] = "the same learning on all voices pooled (one mask for every persona)"
+	if cfg.GlobalRun != "" {
+		res.Definitions[MethodGlobal] += "; learned once in " + cfg.GlobalRun + " (see its run.json) and shared by the comparisons of every persona"
+	}
 	res.Definitions[MethodWandaGeneric] = "Wanda with the other voices' data as calibration"
 	res.Definitions[MethodTaylorGeneric] = "Taylor with the other voices' data as calibration"
 	res.Definitions["ppl"] = fmt.Sprintf("perplexity of the assistant tokens of the persona's valid split (%d rows)", len(pd.Valid))
@@ -280,6 +288,9 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 			return nil, ErrInterrupted
 		}
 		dir := filepath.Join(cfg.Out, mt)
+		if mt == MethodGlobal && cfg.GlobalRun != "" {
+			dir = cfg.GlobalRun
+		}
 		t0 := time.Now()
 		stage("%s", mt)
 		mm, err := cfg.methodModel(ctx, mt, dir, pd, gd)
@@ -324,6 +335,9 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 // methodModel returns the pruned model of one method, reading a finished
 // run folder back when there is one.
 func (cfg *CompareConfig) methodModel(ctx context.Context, mt, dir string, pd, gd *Data) (*model.Model, error) {
+	if mt == MethodGlobal && cfg.GlobalRun != "" {
+		return cfg.globalRunModel()
+	}
 	ck := cfg.Checkpoint
 	m := ck.Model
 	if _, err := os.Stat(filepath.Join(dir, RunFile)); err == nil {
@@ -400,6 +414,26 @@ func (cfg *CompareConfig) methodModel(ctx context.Context, mt, dir string, pd, g
 }
 
 // checkFingerprint refuses keep indices recorded for another model.
+// globalRunModel slices the model with the keep indices of cfg.GlobalRun,
+// after checking that the run is a global mask of this model and ratio.
+func (cfg *CompareConfig) globalRunModel() (*model.Model, error) {
+	ri, err := LoadRun(cfg.GlobalRun)
+	if err != nil {
+		return nil, err
+	}
+	m := cfg.Checkpoint.Model
+	if ri.Method != MethodGlobal {
+		return nil, fmt.Errorf("sculpt: %s is a %q run, not a global mask (masque sculpt --global)", cfg.GlobalRun, ri.Method)
+	}
+	if ri.Ratio != cfg.Ratio {
+		return nil, fmt.Errorf("sculpt: %s was learned at ratio %g, not %g", cfg.GlobalRun, ri.Ratio, cfg.Ratio)
+	}
+	if err := checkFingerprint(m, ri.ModelFingerprint, cfg.GlobalRun); err != nil {
+		return nil, err
+	}
+	return Slice(m, ri.Keep)
+}
+
 func checkFingerprint(m *model.Model, fp, where string) error {
 	if fp == "" {
 		return nil

@@ -72,6 +72,31 @@ func TestCompare(t *testing.T) {
 			t.Errorf("%s: ppl %v then %v", name, f.PPL, res2.Methods[name].PPL)
 		}
 	}
+
+	// GlobalRun: another comparison uses the finished global mask instead
+	// of learning its own: the same model, so the same perplexity.
+	gc := cfg
+	gc.Out, gc.Methods, gc.NoFidelity = t.TempDir(), []string{MethodGlobal}, true
+	gc.GlobalRun = filepath.Join(out, MethodGlobal)
+	res3, err := Compare(context.Background(), gc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := res3.Methods[MethodGlobal]; g.PPL != res.Methods[MethodGlobal].PPL || g.Dir != gc.GlobalRun {
+		t.Errorf("global from %s: ppl %v dir %s, want ppl %v", gc.GlobalRun, g.PPL, g.Dir, res.Methods[MethodGlobal].PPL)
+	}
+	if _, err := os.Stat(filepath.Join(gc.Out, MethodGlobal)); err == nil {
+		t.Errorf("a global mask was learned in %s although GlobalRun was given", gc.Out)
+	}
+	// A run that is not a global mask, or of another ratio, is refused by name.
+	gc.Out, gc.GlobalRun = t.TempDir(), filepath.Join(out, MethodPersonaPruner)
+	if _, err := Compare(context.Background(), gc); err == nil || !strings.Contains(err.Error(), "not a global mask") {
+		t.Errorf("persona-pruner run as GlobalRun: %v", err)
+	}
+	gc.GlobalRun, gc.Ratio = filepath.Join(out, MethodGlobal), 0.25
+	if _, err := Compare(context.Background(), gc); err == nil || !strings.Contains(err.Error(), "ratio") {
+		t.Errorf("global run of ratio 0.5 used at 0.25: %v", err)
+	}
 }
 
 // TestCompareRecover: with Recover, the recovered Persona-Pruner model is

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/train"
 	"github.com/masque-ai/masque/train/finetune"
-	"github.com/masque-ai/masque/train/lora"
 )
 
 // Recovery modes (METHODS.md §1: "optional recovery fine-tuning on the

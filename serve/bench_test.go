@@ -15,12 +15,12 @@ import (
 	"time"
 
 	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/quant"
 	"github.com/masque-ai/masque/randmodel"
 	"github.com/masque-ai/masque/serve/persona"
-	"github.com/masque-ai/masque/train/lora"
 )
 
 // benchModel returns a random-weight Qwen2.5-0.5B-shaped BF16 model folder:

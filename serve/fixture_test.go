@@ -20,11 +20,11 @@ import (
 	"time"
 
 	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/quant"
 	"github.com/masque-ai/masque/serve/persona"
-	"github.com/masque-ai/masque/train/lora"
 )
 
 // fixture is a server over the built-in stories260K model with personas of

@@ -17,12 +17,12 @@ import (
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/internal/fileerr"
+	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/serve/adapt"
 	"github.com/masque-ai/masque/serve/engine"
 	"github.com/masque-ai/masque/serve/persona"
-	"github.com/masque-ai/masque/train/lora"
 )
 
 // baseModel is a model that personas run on: the server's base, or a

@@ -10,10 +10,10 @@ import (
 	"testing"
 
 	"github.com/masque-ai/masque/kernels"
+	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/safetensors"
 	"github.com/masque-ai/masque/train/hfsave"
-	"github.com/masque-ai/masque/train/lora"
 )
 
 func allProjs() []model.Proj {
@@ -159,7 +159,7 @@ func TestLoRAMergeEquivalence(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := a.SaveMerged(m, filepath.Join(dir, "merged"), hfsaveF32()); err != nil {
+			if err := hfsave.SaveMerged(a, m, filepath.Join(dir, "merged"), hfsaveF32()); err != nil {
 				t.Fatal(err)
 			}
 			// Inference path: load the base again, Merge the loaded adapter in place.

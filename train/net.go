@@ -2,7 +2,7 @@
 // operation of a Llama-family decoder, written out op by op next to its
 // forward pass with explicit activation buffers (no autograd graph), the
 // AdamW optimiser with gradient clipping, learning-rate schedules and
-// gradient accumulation, LoRA adapters (package train/lora) and a training
+// gradient accumulation, LoRA adapters (package lora) and a training
 // loop with checkpoints that resume exactly.
 //
 // A Net wraps a model.Model. Parameters chosen as trainable get float32
@@ -21,8 +21,8 @@ import (
 	"runtime"
 
 	"github.com/masque-ai/masque/kernels"
+	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/model"
-	"github.com/masque-ai/masque/train/lora"
 )
 
 // IgnoreIndex marks a target position that does not contribute to the loss.

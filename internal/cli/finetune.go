@@ -16,11 +16,11 @@ import (
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/kernels"
+	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/train"
 	"github.com/masque-ai/masque/train/finetune"
 	"github.com/masque-ai/masque/train/hfsave"
-	"github.com/masque-ai/masque/train/lora"
 	"github.com/masque-ai/masque/train/sft"
 )
 
@@ -300,7 +300,7 @@ func (e *env) runFinetune(cmd *cobra.Command, mf *modelFlags, f *finetuneFlags) 
 			summary["adapter"] = f.out
 			if f.merge {
 				mdir := filepath.Join(f.out, "merged")
-				if err := adapter.SaveMerged(m, mdir, hfsave.Options{DType: f.dtype}); err != nil {
+				if err := hfsave.SaveMerged(adapter, m, mdir, hfsave.Options{DType: f.dtype}); err != nil {
 					return err
 				}
 				summary["merged_model"] = mdir

@@ -17,7 +17,7 @@ import (
 
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/internal/atomicfile"
-	"github.com/masque-ai/masque/train/lora"
+	"github.com/masque-ai/masque/lora"
 )
 
 // Main runs the masque CLI and returns the process exit code.

@@ -546,6 +546,7 @@ the table. An interrupted comparison resumes with the same command.
 	fl.StringVar(&methods, "methods", "", "comma-separated methods to run (default all: "+strings.Join(sculpt.CompareMethods, ",")+")")
 	fl.IntVar(&cfg.GenericValidRows, "generic-rows", sculpt.DefaultGenericValidRows, "held-out rows of each other voice in the generic perplexity (negative: all)")
 	fl.IntVar(&cfg.GlobalPerVoice, "global-rows", 0, "training rows per voice in the global mask's pooled data (0: as many as the persona has)")
+	fl.StringVar(&cfg.GlobalRun, "global-run", "", "a finished global-mask run (masque sculpt --global) of the same model and ratio to use instead of learning one per comparison")
 	fl.BoolVar(&cfg.NoFidelity, "no-fidelity", false, "skip the persona-fidelity benchmark")
 	fl.IntVar(&cfg.FidelityLimit, "fidelity-limit", 20, "test prompts of the persona answered for the fidelity")
 	fl.IntVar(&cfg.FidelityMaxTokens, "fidelity-max-tokens", 0, "longest answer in tokens (default: eval voices's)")

@@ -20,9 +20,9 @@ import (
 	"fmt"
 
 	"github.com/masque-ai/masque/kernels"
+	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
-	"github.com/masque-ai/masque/train/lora"
 )
 
 // Persona is what a persona carries over its base model in a batched

@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
-	"github.com/masque-ai/masque/train/lora"
 )
 
 func loadTiny(t testing.TB, name string) *model.Model {

@@ -11,13 +11,13 @@ import (
 	"unicode"
 
 	"github.com/masque-ai/masque/chattemplate"
+	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/serve/persona"
 	"github.com/masque-ai/masque/subnet"
 	"github.com/masque-ai/masque/train"
 	"github.com/masque-ai/masque/train/finetune"
-	"github.com/masque-ai/masque/train/lora"
 	"github.com/masque-ai/masque/train/sft"
 )
 

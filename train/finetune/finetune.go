@@ -15,9 +15,9 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/train"
-	"github.com/masque-ai/masque/train/lora"
 )
 
 // Config is one fine-tuning run.

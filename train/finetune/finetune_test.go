@@ -8,10 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/randmodel"
 	"github.com/masque-ai/masque/train"
-	"github.com/masque-ai/masque/train/lora"
 )
 
 func tinyModel(t *testing.T) *model.Model {

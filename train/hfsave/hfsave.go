@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/quant"
 )
@@ -65,4 +66,21 @@ func Save(m *model.Model, dir string, o Options) error {
 		}
 	}
 	return model.SaveHF(dir, m, model.SaveOptions{DType: dt, CopyFrom: src, Metadata: o.Metadata})
+}
+
+// SaveMerged merges the LoRA adapter a into a copy of m and saves the
+// result as a Hugging Face folder (config.json + model.safetensors, each
+// written atomically, in the base model's dtype unless o says otherwise; the
+// base folder's tokenizer files are copied). m is not modified.
+func SaveMerged(a *lora.Adapter, m *model.Model, dir string, o Options) error {
+	mm, err := a.Merged(m)
+	if err != nil {
+		return err
+	}
+	if o.SourceDir == "" {
+		if st, err := os.Stat(m.Source()); err == nil && st.IsDir() {
+			o.SourceDir = m.Source()
+		}
+	}
+	return Save(mm, dir, o)
 }

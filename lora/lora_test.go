@@ -50,7 +50,7 @@ func TestConfigValidate(t *testing.T) {
 
 // TestLoadErrors: broken adapter folders are errors naming the file.
 func TestLoadErrors(t *testing.T) {
-	m, err := model.Load("../../testdata/hf-tiny/llama")
+	m, err := model.Load("../testdata/hf-tiny/llama")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestLoadErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := model.Load("../../testdata/hf-tiny/qwen3")
+	other, err := model.Load("../testdata/hf-tiny/qwen3")
 	if err != nil {
 		t.Fatal(err)
 	}

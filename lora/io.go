@@ -14,7 +14,6 @@ import (
 	"github.com/masque-ai/masque/internal/fileerr"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/safetensors"
-	"github.com/masque-ai/masque/train/hfsave"
 )
 
 // File names of a PEFT adapter folder.
@@ -143,21 +142,4 @@ func Load(dir string) (*Adapter, error) {
 	}
 	a.Config.Targets = sortedUnique(targets)
 	return a, nil
-}
-
-// SaveMerged merges the adapter into a copy of m and saves the result as a
-// Hugging Face folder (config.json + model.safetensors, each written
-// atomically, in the base model's dtype unless o says otherwise; the base
-// folder's tokenizer files are copied). m is not modified.
-func (a *Adapter) SaveMerged(m *model.Model, dir string, o hfsave.Options) error {
-	mm, err := a.Merged(m)
-	if err != nil {
-		return err
-	}
-	if o.SourceDir == "" {
-		if st, err := os.Stat(m.Source()); err == nil && st.IsDir() {
-			o.SourceDir = m.Source()
-		}
-	}
-	return hfsave.Save(mm, dir, o)
 }
