@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/masque-ai/masque/internal/atomicfile"
-	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/safetensors"
 )
@@ -60,7 +59,7 @@ type Manifest struct {
 func (man *Manifest) fill(m *model.Model, ch [][NumInputs]*Channel) {
 	man.Format, man.Version = FormatName, FormatVersion
 	if man.ModelFingerprint == "" {
-		man.ModelFingerprint = mask.Fingerprint(m)
+		man.ModelFingerprint = m.Fingerprint()
 	}
 	if man.Model == "" {
 		man.Model = m.Source()
@@ -108,7 +107,7 @@ func (man *Manifest) fill(m *model.Model, ch [][NumInputs]*Channel) {
 
 // Check returns an error unless s was collected on m (same fingerprint).
 func (s *Stats) Check(m *model.Model) error {
-	if fp := mask.Fingerprint(m); fp != s.Manifest.ModelFingerprint {
+	if fp := m.Fingerprint(); fp != s.Manifest.ModelFingerprint {
 		return fmt.Errorf("stats: these statistics were collected on another model (fingerprint %.16s…, model %s has %.16s…)", s.Manifest.ModelFingerprint, m.Source(), fp)
 	}
 	return nil

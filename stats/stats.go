@@ -10,7 +10,7 @@
 // holds four inputs per block (attn_in, o_in, mlp_in, down_in).
 //
 // Statistics are saved as a safetensors file plus a JSON manifest that
-// records the model fingerprint (mask.Fingerprint), the calibration set and
+// records the model fingerprint (model.Model.Fingerprint), the calibration set and
 // the sample and token counts, and can be loaded back.
 package stats
 

@@ -11,7 +11,6 @@ import (
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/jsonlstore"
-	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 )
 
@@ -61,12 +60,12 @@ func NewLocal(ck *checkpoint.Checkpoint, m *model.Model, o generate.Options, ext
 	o.SkipSpecial = true
 	l := &Local{ck: ck, m: m, opts: o, tokens: generate.FromTokenizer(tok)}
 	opt, _ := json.Marshal(o)
-	l.fp = jsonlstore.Key("local", mask.Fingerprint(m), extra, string(opt))
+	l.fp = jsonlstore.Key("local", m.Fingerprint(), extra, string(opt))
 	return l, nil
 }
 
 // Fingerprint implements Generator: a hash of the weights' fingerprint
-// (mask.Fingerprint), extra and the decoding options.
+// (model.Model.Fingerprint), extra and the decoding options.
 func (l *Local) Fingerprint() string { return l.fp }
 
 // Generate implements Generator.

@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/masque-ai/masque/mask"
 	"hash/fnv"
 	"io"
 	"math"
@@ -46,7 +47,6 @@ import (
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/jsonlstore"
-	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 )
 
@@ -427,7 +427,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 
-	rep := &Report{Format: ReportFormat, Model: cfg.ModelName, Fingerprint: mask.Fingerprint(m), Corpus: corp.Dir,
+	rep := &Report{Format: ReportFormat, Model: cfg.ModelName, Fingerprint: m.Fingerprint(), Corpus: corp.Dir,
 		Label: cfg.Label, Method: cfg.Method, Sparsity: cfg.Sparsity, SystemOverride: cfg.System,
 		Settings:           Settings{Limit: cfg.Limit, MaxTokens: cfg.MaxTokens, Temperature: cfg.Temperature, Seed: cfg.Seed, PPLMaxTokens: cfg.PPLMaxTokens},
 		ClassifierAccuracy: acc.Accuracy, ClassifierAccuracyMacro: acc.Macro,

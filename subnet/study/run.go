@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/masque-ai/masque/mask"
 	"io"
 	"math"
 	"os"
@@ -21,7 +22,6 @@ import (
 	"github.com/masque-ai/masque/eval/ppl"
 	"github.com/masque-ai/masque/eval/voices"
 	"github.com/masque-ai/masque/internal/atomicfile"
-	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/stats"
 	"github.com/masque-ai/masque/subnet"
@@ -183,7 +183,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if _, err := r.ck.NeedTokenizer(); err != nil {
 		return nil, err
 	}
-	r.fp = mask.Fingerprint(r.m)
+	r.fp = r.m.Fingerprint()
 	if err := r.openCorpus(); err != nil {
 		return nil, err
 	}

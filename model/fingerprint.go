@@ -1,4 +1,4 @@
-package mask
+package model
 
 import (
 	"crypto/sha256"
@@ -9,14 +9,13 @@ import (
 	"math"
 
 	"github.com/masque-ai/masque/kernels"
-	"github.com/masque-ai/masque/model"
 )
 
 // fingerprintVersion is hashed first, so that a change of the recipe below
 // changes every fingerprint.
 const fingerprintVersion = "masque-fingerprint-v1"
 
-// Fingerprint identifies a model's weights: the hex SHA-256 of
+// Fingerprint identifies a model's weights (the model's identity): the hex SHA-256 of
 //
 //   - the shape-defining configuration (hidden, intermediate, layers, heads,
 //     KV heads, head_dim, vocabulary, tied embeddings, biases, q/k norm),
@@ -29,8 +28,9 @@ const fingerprintVersion = "masque-fingerprint-v1"
 // It does not depend on where or how the model was loaded (a llama2.c
 // checkpoint and its export to a Hugging Face folder agree), but converting
 // the weights to another type or changing any sampled weight changes it.
-// Masks and statistics record it and refuse a model whose fingerprint differs.
-func Fingerprint(m *model.Model) string {
+// Masks, statistics, evaluation caches and sculpt runs record it and refuse
+// a model whose fingerprint differs.
+func (m *Model) Fingerprint() string {
 	h := sha256.New()
 	c := &m.Config
 	fmt.Fprintf(h, "%s\nhidden=%d ffn=%d layers=%d heads=%d kv=%d head_dim=%d vocab=%d tied=%v qkv_bias=%v o_bias=%v mlp_bias=%v qk_norm=%v\n",
@@ -39,12 +39,12 @@ func Fingerprint(m *model.Model) string {
 	hashMatrix(h, "model.embed_tokens.weight", m.Embed)
 	for l := range m.Layers {
 		ly := &m.Layers[l]
-		pre := model.HFLayerPrefix(l)
+		pre := HFLayerPrefix(l)
 		hashVec(h, pre+"input_layernorm.weight", ly.AttnNorm)
 		hashVec(h, pre+"post_attention_layernorm.weight", ly.MLPNorm)
 		hashVec(h, pre+"self_attn.q_norm.weight", ly.QNorm)
 		hashVec(h, pre+"self_attn.k_norm.weight", ly.KNorm)
-		for p := model.Proj(0); p < model.NumProj; p++ {
+		for p := Proj(0); p < NumProj; p++ {
 			hashMatrix(h, pre+p.HFName()+".weight", ly.Weight(p))
 			hashVec(h, pre+p.HFName()+".bias", ly.Bias(p))
 		}
