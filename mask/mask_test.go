@@ -192,7 +192,6 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
-
 // manualMasked builds W ⊙ (M + γ(1−M)) directly in float32.
 func manualMasked(t *testing.T, m *model.Model, mk *Mask) *model.Model {
 	layers := append([]model.Layer(nil), m.Layers...)

@@ -28,10 +28,12 @@ var ErrPromptTooLong = errors.New("prompt does not fit the model's context")
 //	s(q) = 1 − mean over reference personas R, mean over layers l, of
 //	       cos(h_l(q, P), h_l(q, R))
 //
-// where h_l(q, X) is the hidden state of the last prompt token entering
-// layer l (the residual stream; l == Layers is the stream after the last
-// layer) for the chat prompt [system: X, user: q] with the generation
-// prompt appended. Each persona keeps its own KV cache, and the longest
+// where h_l(q, X) is Hugging Face's hidden_states[l] of the last prompt
+// token for the chat prompt [system: X, user: q] with the generation prompt
+// appended: the residual stream entering layer l for l < Layers, and for
+// l == Layers the output of the final norm (HF applies the model's final
+// norm to its last hidden state; for a model of ≤ 24 layers the default
+// range reaches it). Each persona keeps its own KV cache, and the longest
 // prefix shared with the previous prompt (the system turn) is reused, so
 // only the question part is recomputed. A Scorer is not safe for concurrent
 // use.
@@ -46,11 +48,15 @@ type Scorer struct {
 }
 
 // NewScorer prepares a scorer for persona against refs (nil: the built-in
-// ReferencePersonas) at layers first..last, clamped to [0, Layers], where
-// Layers (the stream after the last block) is the deepest.
+// ReferencePersonas) at layers first..last (inclusive), clamped to
+// [0, Layers], where Layers (hidden_states[Layers], after the final norm) is
+// the deepest. A negative first layer or a reversed range is an error.
 func NewScorer(ck *checkpoint.Checkpoint, persona string, refs []string, first, last int) (*Scorer, error) {
 	if persona == "" {
 		return nil, errors.New("no persona")
+	}
+	if first < 0 || last < first {
+		return nil, fmt.Errorf("sensitivity layers %d..%d: want 0 ≤ first ≤ last", first, last)
 	}
 	if refs == nil {
 		refs = ReferencePersonas
@@ -59,8 +65,7 @@ func NewScorer(ck *checkpoint.Checkpoint, persona string, refs []string, first, 
 		return nil, errors.New("no reference personas")
 	}
 	L := ck.Model.Config.Layers
-	first = min(max(first, 0), L)
-	last = min(max(last, first), L)
+	first, last = min(first, L), min(last, L)
 	s := &Scorer{ck: ck, personas: append([]string{persona}, refs...), first: first, last: last,
 		hiddenSize: ck.Model.Config.Hidden}
 	s.caches = make([]*model.Cache, len(s.personas))
@@ -81,6 +86,11 @@ func (s *Scorer) hidden(p int, q string) ([][]float32, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.hiddenIDs(p, ids)
+}
+
+// hiddenIDs is hidden for the prompt's tokens.
+func (s *Scorer) hiddenIDs(p int, ids []int) ([][]float32, error) {
 	c := s.caches[p]
 	if len(ids) == 0 {
 		return nil, errors.New("empty prompt")
@@ -97,7 +107,16 @@ func (s *Scorer) hidden(p int, q string) ([][]float32, error) {
 	c.Truncate(keep)
 	H := s.hiddenSize
 	out := make([][]float32, s.last-s.first+1)
+	L := s.ck.Model.Config.Layers
 	hooks := &model.Hooks{Hidden: func(layer int, x []float32, rows, cols int) {
+		// The hook's layer L is the stream leaving the last block and L+1
+		// the final norm's output, which is HF's hidden_states[L].
+		switch {
+		case layer == L:
+			return
+		case layer == L+1:
+			layer = L
+		}
 		if layer >= s.first && layer <= s.last {
 			h := make([]float32, H)
 			copy(h, x[(rows-1)*cols:(rows-1)*cols+H])
@@ -116,7 +135,12 @@ func (s *Scorer) hidden(p int, q string) ([][]float32, error) {
 // Score returns s(q) in [0, 2] (higher: the persona changes the model's
 // state more on this question).
 func (s *Scorer) Score(ctx context.Context, q string) (float64, error) {
-	target, err := s.hidden(0, q)
+	return s.score(ctx, func(p int) ([][]float32, error) { return s.hidden(p, q) })
+}
+
+// score is Score with hidden(p) giving persona p's hidden states.
+func (s *Scorer) score(ctx context.Context, hidden func(p int) ([][]float32, error)) (float64, error) {
+	target, err := hidden(0)
 	if err != nil {
 		return 0, err
 	}
@@ -125,7 +149,7 @@ func (s *Scorer) Score(ctx context.Context, q string) (float64, error) {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		ref, err := s.hidden(r, q)
+		ref, err := hidden(r)
 		if err != nil {
 			return 0, err
 		}

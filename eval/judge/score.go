@@ -1,9 +1,11 @@
 package judge
 
 import (
+	"cmp"
 	"github.com/masque-ai/masque/openaiclient"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -12,6 +14,11 @@ import (
 // MinMass is the smallest probability mass of integer candidates for which
 // a 0–100 score is read from logprobs; below it the reply text is parsed.
 const MinMass = 0.25
+
+// TopCandidates is how many candidates per position the logprob methods
+// read: the most probable 20, as the method (and OpenAI's top_logprobs
+// limit) has it. An endpoint that returns more does not change the score.
+const TopCandidates = 20
 
 // Score methods, recorded in Score.Method.
 const (
@@ -92,7 +99,9 @@ func isRefusal(text string) bool {
 //     tokenizer has multi-digit tokens, as Llama 3's does), the score is
 //     Σ P(c)·c / Σ P(c) over the candidates c at p (top_logprobs,
 //     whitespace trimmed) that are integers in [lo, hi] written without
-//     leading zeros. This is the published rule.
+//     leading zeros. This is the published rule. Only the TopCandidates
+//     most probable candidates of a position are read (an endpoint may
+//     return more, or return them unordered).
 //  3. If the reply's number spans several consecutive all-digit tokens (a
 //     tokenizer with one token per digit, as Llama 2's), the candidates at
 //     p are only leading digits, so a tree is expanded instead: a number
@@ -175,7 +184,7 @@ func scoreLogprobs(toks []openaiclient.TokenLogprob, lo, hi int) (Score, float64
 		method = MethodLogprobsSplit
 		sum, mass = expandDigits(toks, p, lo, hi)
 	} else {
-		for _, a := range toks[p].Top {
+		for _, a := range topCandidates(toks[p].Top) {
 			if n, ok := canonicalInt(strings.TrimSpace(a.Token), lo, hi); ok {
 				pr := math.Exp(a.Logprob)
 				mass += pr
@@ -187,6 +196,18 @@ func scoreLogprobs(toks []openaiclient.TokenLogprob, lo, hi int) (Score, float64
 		return Score{}, mass
 	}
 	return Score{Value: sum / mass, OK: true, Method: method, Mass: mass}, mass
+}
+
+// topCandidates returns the TopCandidates most probable of alts (all of
+// them when there are no more), most probable first; ties keep the
+// endpoint's order.
+func topCandidates(alts []openaiclient.Alt) []openaiclient.Alt {
+	if len(alts) <= TopCandidates {
+		return alts
+	}
+	s := slices.Clone(alts)
+	slices.SortStableFunc(s, func(a, b openaiclient.Alt) int { return cmp.Compare(b.Logprob, a.Logprob) })
+	return s[:TopCandidates]
 }
 
 // expandDigits is step 3 of ScoreResponse: Σ P·value and Σ P over the
@@ -204,7 +225,7 @@ func expandDigits(toks []openaiclient.TokenLogprob, p, lo, hi int) (sum, mass fl
 	for k := p; k < len(toks) && k-p <= maxDigits; k++ {
 		var ds []cand
 		st := 0.0
-		for _, a := range toks[k].Top {
+		for _, a := range topCandidates(toks[k].Top) {
 			t := a.Token
 			if k == p {
 				t = strings.TrimLeftFunc(t, unicode.IsSpace)
@@ -248,13 +269,20 @@ var finalScoreRE = regexp.MustCompile(`(?is)therefore,?\s*the\s+final\s+score\s+
 
 // ParseFinalScore reads a PersonaGym-style rubric verdict: the number after
 // the last "Therefore, the final score is" (case-insensitive; markdown
-// emphasis and a colon tolerated), which must lie in [1, 5].
+// emphasis and a colon tolerated), which must be an integer in [1, 5], as
+// the rubric asks. A number with a fractional part ("4.5", also "4.0") is
+// not a rubric score: the verdict is unreadable (MethodFailed, counted with
+// the other failures and left out of the mean), not rounded or kept.
 func ParseFinalScore(text string) Score {
 	ms := finalScoreRE.FindAllStringSubmatch(text, -1)
 	if len(ms) == 0 {
 		return Score{Method: MethodFailed, Reason: `no "Therefore, the final score is N" in the judge's reply`}
 	}
-	v, err := strconv.ParseFloat(ms[len(ms)-1][1], 64)
+	num := ms[len(ms)-1][1]
+	if strings.Contains(num, ".") {
+		return Score{Method: MethodFailed, Reason: "the final score " + num + " is not an integer 1–5"}
+	}
+	v, err := strconv.ParseFloat(num, 64)
 	if err != nil || v < 1 || v > 5 {
 		return Score{Method: MethodFailed, Reason: "the final score is outside [1,5]"}
 	}

@@ -1,6 +1,7 @@
 package judge
 
 import (
+	"fmt"
 	"github.com/masque-ai/masque/openaiclient"
 	"math"
 	"testing"
@@ -121,6 +122,43 @@ func TestScoreResponse(t *testing.T) {
 	}
 }
 
+// TestScoreTopCandidates: only the 20 most probable candidates count, in
+// whatever order the endpoint lists them (legacy completions give a map).
+// With all 25 the score would be (0.4·40 + 5·0.01·100)/0.45 = 46.67.
+func TestScoreTopCandidates(t *testing.T) {
+	var alts []any
+	for range 5 {
+		alts = append(alts, "100", 0.01) // candidates 21–25, listed first
+	}
+	alts = append(alts, "40", 0.4)
+	for i := range 19 {
+		alts = append(alts, fmt.Sprintf("w%d", i), 0.02)
+	}
+	r := openaiclient.Response{Text: "40", Logprobs: []openaiclient.TokenLogprob{tok("40", alts...)}}
+	s := ScoreResponse(&r, 0, 100)
+	if !s.OK || s.Method != MethodLogprobs || math.Abs(s.Value-40) > 1e-9 || math.Abs(s.Mass-0.4) > 1e-9 {
+		t.Fatalf("got %+v, want 40 from the top 20 candidates (mass 0.4)", s)
+	}
+	// The same cap on every position of a number split into digits: "4"
+	// then "0"; the five extra "5" candidates at the second position lie
+	// outside the top 20.
+	second := []any{}
+	for range 5 {
+		second = append(second, "5", 0.001)
+	}
+	second = append(second, "0", 0.9)
+	for i := range 19 {
+		second = append(second, fmt.Sprintf("w%d", i), 0.005)
+	}
+	r = openaiclient.Response{Text: "40", Logprobs: []openaiclient.TokenLogprob{tok("4", "4", 1.0), tok("0", second...)}}
+	s = ScoreResponse(&r, 0, 100)
+	// 40 (0.9, ends after the last token), 4 (stop mass 19·0.005 = 0.095).
+	want := (0.9*40 + 0.095*4) / 0.995
+	if !s.OK || s.Method != MethodLogprobsSplit || math.Abs(s.Value-want) > 1e-9 {
+		t.Fatalf("split: got %+v, want %v", s, want)
+	}
+}
+
 func TestParseFinalScore(t *testing.T) {
 	tests := []struct {
 		text  string
@@ -130,7 +168,9 @@ func TestParseFinalScore(t *testing.T) {
 		{"Good voice.\nTherefore, the final score is 4", true, 4},
 		{"therefore the final score is: **5**", true, 5},
 		{"Therefore, the final score is 2. Wait. Therefore, the final score is 3.", true, 3},
-		{"Therefore, the final score is 4.5", true, 4.5},
+		{"Therefore, the final score is 4.5", false, 0}, // the rubric asks for an integer
+		{"Therefore, the final score is 4.0", false, 0},
+		{"Therefore, the final score is 3.\n", true, 3}, // a full stop is not a decimal
 		{"Therefore, the final score is 7", false, 0},
 		{"Therefore, the final score is 0", false, 0},
 		{"I give it a 4.", false, 0},

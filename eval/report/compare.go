@@ -85,7 +85,8 @@ type Diff struct {
 }
 
 // Recovered is the Persona-Pruner figure for one run: with drop = dense −
-// score, Share = 1 − drop_run / drop_baseline (1: no drop at all; 0: as bad
+// score over the items both the run and the dense run scored (minus the
+// run's Diff from the dense run), Share = 1 − drop_run / drop_baseline (1: no drop at all; 0: as bad
 // as the baseline). Undefined when the baseline did not drop.
 type Recovered struct {
 	Metric       string `json:"metric"`
@@ -267,33 +268,10 @@ func (c *Comparison) checkComparable() {
 // seed gives the same interval.
 func PairedBootstrap(a, b *roleplay.Run, m string, resamples int, seed uint64, level float64) Diff {
 	d := Diff{Metric: m, A: a.Label, B: b.Label, Mean: Num(math.NaN()), Lo: Num(math.NaN()), Hi: Num(math.NaN())}
-	av := map[string]float64{}
-	for _, it := range a.Items {
-		if s, ok := it.Scores[m]; ok && s.OK {
-			av[it.ID] = s.Value
-		}
-	}
-	byPersona := map[string][]float64{}
-	var order []string
-	for _, it := range b.Items {
-		s, ok := it.Scores[m]
-		x, ok2 := av[it.ID]
-		if !ok || !s.OK || !ok2 {
-			continue
-		}
-		if _, seen := byPersona[it.Persona]; !seen {
-			order = append(order, it.Persona)
-		}
-		byPersona[it.Persona] = append(byPersona[it.Persona], s.Value-x)
-		d.Pairs++
-	}
-	d.Personas = len(order)
+	groups, pairs := pairedDiffs(a, b, m)
+	d.Pairs, d.Personas = pairs, len(groups)
 	if d.Pairs == 0 {
 		return d
-	}
-	groups := make([][]float64, len(order))
-	for i, p := range order {
-		groups[i] = byPersona[p]
 	}
 	stat := func(pick func(g []float64) float64) float64 {
 		var s float64
@@ -320,6 +298,50 @@ func PairedBootstrap(a, b *roleplay.Run, m string, resamples int, seed uint64, l
 	return d
 }
 
+// pairedDiffs returns, per persona (in b's order), the differences b − a of
+// metric m over the items both runs scored (matched by item ID), and how
+// many pairs there are in all.
+func pairedDiffs(a, b *roleplay.Run, m string) (groups [][]float64, pairs int) {
+	av := map[string]float64{}
+	for _, it := range a.Items {
+		if s, ok := it.Scores[m]; ok && s.OK {
+			av[it.ID] = s.Value
+		}
+	}
+	byPersona := map[string][]float64{}
+	var order []string
+	for _, it := range b.Items {
+		s, ok := it.Scores[m]
+		x, ok2 := av[it.ID]
+		if !ok || !s.OK || !ok2 {
+			continue
+		}
+		if _, seen := byPersona[it.Persona]; !seen {
+			order = append(order, it.Persona)
+		}
+		byPersona[it.Persona] = append(byPersona[it.Persona], s.Value-x)
+		pairs++
+	}
+	for _, p := range order {
+		groups = append(groups, byPersona[p])
+	}
+	return groups, pairs
+}
+
+// pairedMean is Diff.Mean without the interval: the mean over personas of
+// the mean paired difference b − a of metric m; NaN with no pairs.
+func pairedMean(a, b *roleplay.Run, m string) Num {
+	groups, pairs := pairedDiffs(a, b, m)
+	if pairs == 0 {
+		return Num(math.NaN())
+	}
+	var s float64
+	for _, g := range groups {
+		s += mean(g)
+	}
+	return Num(s / float64(len(groups)))
+}
+
 func mean(v []float64) float64 {
 	var s float64
 	for _, x := range v {
@@ -344,7 +366,10 @@ func quantile(v []float64, q float64) float64 {
 }
 
 // recovered computes the recovered share of every run other than the dense
-// one and its baseline.
+// one and its baseline. Each drop is the paired difference from the dense
+// run, the same statistic as the run's Diff (items scored by both runs,
+// mean of the persona means), so with missing items the recovered share
+// and the "Δ vs dense" lines agree: DropRun is minus the run's Diff.Mean.
 func recovered(runs []*roleplay.Run, dense int, baseline string, metrics []string) ([]Recovered, error) {
 	byLabel := slices.IndexFunc(runs, func(r *roleplay.Run) bool { return r.Label == baseline })
 	hasMethod := slices.ContainsFunc(runs, func(r *roleplay.Run) bool { return r.Method == baseline })
@@ -364,12 +389,12 @@ func recovered(runs []*roleplay.Run, dense int, baseline string, metrics []strin
 			}
 		}
 		for _, m := range metrics {
-			dv, rv, bv := runMean(runs[dense], m), runMean(r, m), runMean(runs[b], m)
-			if !dv.Valid() || !rv.Valid() || !bv.Valid() {
+			dr, db := -pairedMean(runs[dense], r, m), -pairedMean(runs[dense], runs[b], m)
+			if !dr.Valid() || !db.Valid() {
 				continue
 			}
 			rec := Recovered{Metric: m, Run: r.Label, Baseline: runs[b].Label, Dense: runs[dense].Label,
-				DropRun: dv - rv, DropBaseline: dv - bv, Share: Num(math.NaN())}
+				DropRun: dr, DropBaseline: db, Share: Num(math.NaN())}
 			if rec.DropBaseline > 0 {
 				rec.Share = 1 - rec.DropRun/rec.DropBaseline
 			}
@@ -377,14 +402,6 @@ func recovered(runs []*roleplay.Run, dense int, baseline string, metrics []strin
 		}
 	}
 	return out, nil
-}
-
-// runMean is the run's mean of metric m; NaN when the run lacks it.
-func runMean(r *roleplay.Run, m string) Num {
-	if a, ok := r.Summary[m]; ok {
-		return a.Mean
-	}
-	return Num(math.NaN())
 }
 
 // findBaseline picks the run of the baseline method at the given sparsity,

@@ -127,6 +127,33 @@ func TestRecoveredShare(t *testing.T) {
 	}
 }
 
+// TestRecoveredUsesPairedItems: with items missing from a run, the
+// recovered share is computed from the same paired items as "Δ vs dense",
+// so DropRun is exactly minus the run's difference from the dense run.
+func TestRecoveredUsesPairedItems(t *testing.T) {
+	dense := synthRun("dense", "dense", sp(0), map[string][]float64{"ann": {80, 90, 100, 60}, "bob": {50, 70, 40, 60}})
+	pp := synthRun("pp", "pp", sp(0.5), map[string][]float64{"ann": {78, 88}, "bob": {48, 68, 38, 58}}) // ann's last two missing
+	base := synthRun("base", "base", sp(0.5), map[string][]float64{"ann": {70, 80, 90, 50}, "bob": {40, 60, 30, 50}})
+	c, err := Compare([]*roleplay.Run{dense, pp, base}, Options{Baseline: "base", Resamples: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Recovered) != 1 {
+		t.Fatalf("%+v", c.Recovered)
+	}
+	r := c.Recovered[0]
+	// Paired: every pp score is 2 below dense, every base score 10 below:
+	// share 1 − 2/10 = 0.8. Run means would give a drop of 70 − 68.75.
+	if math.Abs(float64(r.DropRun)-2) > 1e-12 || math.Abs(float64(r.DropBaseline)-10) > 1e-12 || math.Abs(float64(r.Share)-0.8) > 1e-12 {
+		t.Fatalf("%+v", r)
+	}
+	for _, d := range c.Diffs {
+		if d.B == "pp" && float64(d.Mean) != -float64(r.DropRun) {
+			t.Fatalf("Δ vs dense %v disagrees with the drop %v", d.Mean, r.DropRun)
+		}
+	}
+}
+
 func TestCompareErrorsAndWarnings(t *testing.T) {
 	a := synthRun("a", "dense", sp(0), map[string][]float64{"ann": {80}})
 	b := synthRun("b", "x", sp(0.5), map[string][]float64{"ann": {70}})

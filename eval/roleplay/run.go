@@ -133,6 +133,8 @@ type SetInfo struct {
 	Kind      string `json:"kind"`
 	Personas  int    `json:"personas"`
 	Questions int    `json:"questions"`
+	// Skipped counts the source rows left out (Set.Skipped).
+	Skipped int `json:"skipped,omitempty"`
 }
 
 // JudgeInfo describes the judge of a run.
@@ -375,7 +377,10 @@ func newRun(cfg Config) *Run {
 		Format: RunFormat, Label: label, Method: method, Sparsity: cfg.Sparsity, Model: cfg.Model,
 		Fingerprint: cfg.Gen.Fingerprint(), Started: time.Now().UTC(), Reference: cfg.Reference,
 		Set: SetInfo{Name: cfg.Set.Name, Version: cfg.Set.Version, Source: cfg.Set.Source, Kind: cfg.Set.Kind,
-			Personas: len(cfg.Set.Personas), Questions: cfg.Set.Count()},
+			Personas: len(cfg.Set.Personas), Questions: cfg.Set.Count(), Skipped: len(cfg.Set.Skipped)},
+	}
+	if sk := cfg.Set.SkippedSummary(); sk != "" {
+		r.Notes = append(r.Notes, "set: "+sk+".")
 	}
 	if cfg.Judge != nil && len(cfg.Metrics) > 0 {
 		r.Judge = &JudgeInfo{URL: cfg.JudgeURL, Model: cfg.Judge.Model, PromptVersion: cfg.Metrics[0].Version}

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -234,6 +235,42 @@ func TestEvaluateRoleBenchRouge(t *testing.T) {
 	}
 	if v := r.Items[0].Scores[MetricRougeL].Value; math.Abs(v-1.0/11) > 1e-12 || r.Summary[MetricRougeL].N != 2 {
 		t.Fatalf("%+v", r.Summary)
+	}
+}
+
+// TestRoleBenchEmptyReference: a row with an empty generated[0] (or none)
+// is skipped and counted; the other rows are evaluated as usual.
+func TestRoleBenchEmptyReference(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("testdata", "rolebench", "test.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	lines := strings.SplitAfter(strings.TrimSpace(string(src)), "\n")
+	bad := `{"role": "Captain Wren", "question": "Any rum left?", "generated": [""]}` + "\n" +
+		`{"role": "Professor Quill", "question": "Tea?", "generated": []}` + "\n"
+	data := filepath.Join(dir, "test.jsonl")
+	if err := os.WriteFile(data, []byte(lines[0]+bad+strings.Join(lines[1:], "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := LoadRoleBench(data, filepath.Join("testdata", "rolebench", "desc.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Count() != 4 || len(s.Skipped) != 2 || s.Skipped[0].Line != 2 || s.Skipped[1].Line != 3 {
+		t.Fatalf("%d questions, skipped %+v", s.Count(), s.Skipped)
+	}
+	if sum := s.SkippedSummary(); !strings.Contains(sum, "2 source rows skipped (2 no reference answer (generated[0])): "+data+":2, "+data+":3") {
+		t.Fatalf("summary %q", sum)
+	}
+	out := t.TempDir()
+	r, err := Evaluate(context.Background(), Config{Out: out, Set: s, Gen: &fakeGen{}})
+	if err != nil || !r.Complete || r.Summary[MetricRougeL].Items != 4 {
+		t.Fatalf("%v %+v", err, r.Summary)
+	}
+	saved, err := ReadRun(out)
+	if err != nil || saved.Set.Skipped != 2 || !slices.ContainsFunc(saved.Notes, func(n string) bool { return strings.Contains(n, "2 source rows skipped") }) {
+		t.Fatalf("%v: set %+v, notes %q", err, saved.Set, saved.Notes)
 	}
 }
 

@@ -61,6 +61,45 @@ type Set struct {
 	// Kind is "personas" (the Persona-Pruner layout) or "rolebench".
 	Kind     string    `json:"kind"`
 	Personas []Persona `json:"personas"`
+	// Skipped are the source rows left out (RoleBench rows without a
+	// reference answer), in file order.
+	Skipped []SkippedRow `json:"skipped,omitempty"`
+}
+
+// SkippedRow is a source row left out of a set, and why.
+type SkippedRow struct {
+	File   string `json:"file"`
+	Line   int    `json:"line"`
+	Reason string `json:"reason"`
+}
+
+// SkippedSummary describes the skipped rows in one line ("" when none):
+// how many, why, and the first few file:line places.
+func (s *Set) SkippedSummary() string {
+	if len(s.Skipped) == 0 {
+		return ""
+	}
+	reasons := map[string]int{}
+	var order []string
+	for _, k := range s.Skipped {
+		if reasons[k.Reason] == 0 {
+			order = append(order, k.Reason)
+		}
+		reasons[k.Reason]++
+	}
+	var parts []string
+	for _, r := range order {
+		parts = append(parts, fmt.Sprintf("%d %s", reasons[r], r))
+	}
+	var at []string
+	for i, k := range s.Skipped {
+		if i == 5 {
+			at = append(at, "…")
+			break
+		}
+		at = append(at, fmt.Sprintf("%s:%d", k.File, k.Line))
+	}
+	return fmt.Sprintf("%d source rows skipped (%s): %s", len(s.Skipped), strings.Join(parts, ", "), strings.Join(at, ", "))
 }
 
 // Count returns the number of questions over all personas.
@@ -266,9 +305,11 @@ type RoleBenchRow struct {
 // from dataPath and the role descriptions {"role": "description", …} from
 // descPath (RoleBench's desc.json), and makes a Set with one persona per
 // role, in order of first appearance. Each question's Reference is
-// generated[0]. A malformed line, a row without a role, question or
-// reference, or a role without a description is an error naming the file
-// and line.
+// generated[0]. A row whose reference is missing or blank cannot be
+// scored by ROUGE-L: it is skipped and listed in Set.Skipped (the run goes
+// on and reports the count). A malformed line, a row without a role or
+// question, a role without a description, or a file with no usable row is
+// an error naming the file and line.
 func LoadRoleBench(dataPath, descPath string) (*Set, error) {
 	db, err := os.ReadFile(descPath)
 	if err != nil {
@@ -301,7 +342,8 @@ func LoadRoleBench(dataPath, descPath string) (*Set, error) {
 		case r.Question == "":
 			return nil, fmt.Errorf("rolebench: %s:%d: no question", dataPath, n)
 		case len(r.Generated) == 0 || strings.TrimSpace(r.Generated[0]) == "":
-			return nil, fmt.Errorf("rolebench: %s:%d: no reference answer (generated[0])", dataPath, n)
+			s.Skipped = append(s.Skipped, SkippedRow{File: dataPath, Line: n, Reason: "no reference answer (generated[0])"})
+			continue
 		}
 		i, ok := at[r.Role]
 		if !ok {
@@ -321,6 +363,9 @@ func LoadRoleBench(dataPath, descPath string) (*Set, error) {
 		return nil, fmt.Errorf("rolebench: %s: %v", dataPath, err)
 	}
 	if len(s.Personas) == 0 {
+		if len(s.Skipped) > 0 {
+			return nil, fmt.Errorf("rolebench: %s: no usable rows: %s", dataPath, s.SkippedSummary())
+		}
 		return nil, fmt.Errorf("rolebench: %s: no rows", dataPath)
 	}
 	return s, nil

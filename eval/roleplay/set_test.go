@@ -166,7 +166,7 @@ func TestLoadRoleBench(t *testing.T) {
 		name, data, desc, errHas string
 	}{
 		{"malformed line", "{\"role\":\"R\",\"question\":\"q\",\"generated\":[\"a\"]}\n{oops\n", desc, "data.jsonl:2: malformed JSON"},
-		{"no reference", `{"role":"R","question":"q","generated":[]}`, desc, "data.jsonl:1: no reference answer"},
+		{"only rows without a reference", "{\"role\":\"R\",\"question\":\"q\",\"generated\":[]}\n{\"role\":\"R\",\"question\":\"q2\",\"generated\":[\" \"]}", desc, "no usable rows: 2 source rows skipped (2 no reference answer (generated[0])): "},
 		{"no question", `{"role":"R","generated":["x"]}`, desc, "data.jsonl:1: no question"},
 		{"unknown role", `{"role":"S","question":"q","generated":["x"]}`, desc, `role "S" has no description`},
 		{"malformed desc", `{"role":"R","question":"q","generated":["x"]}`, `["R"]`, "desc.json: malformed JSON"},

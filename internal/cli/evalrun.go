@@ -408,8 +408,9 @@ any OpenAI-compatible endpoint then scores each answer.
 Judges (--judges): pp = Persona-Pruner persona consistency and coherence, 0–100,
 read as the probability-weighted mean of the judge's top-20 integer candidates
 (text parsing below 25% integer mass; REFUSAL excluded); gym = the five PersonaGym
-rubric tasks, 1–5, read from "Therefore, the final score is N". Unreadable
-verdicts are excluded and counted. The prompts are versioned and printed in the
+rubric tasks, 1–5, read from "Therefore, the final score is N" (an integer, as
+the rubric asks: "4.5" is unreadable). Unreadable verdicts are excluded and
+counted. The prompts are versioned and printed in the
 report; --judge-prompts compact suits judges with a small context.
 
 --set builtin (the default) is masque's own 12-persona set; a folder in the same
@@ -458,7 +459,9 @@ and a desc.json mapping each role to its description. Each role becomes a person
 (system prompt: the Persona-Pruner template around "role: description"); answers
 are scored by ROUGE-L F against generated[0] (lower-cased runs of letters and
 digits, each Han/kana character alone, punctuation dropped, no stemming) and, with
---judge-url, by the judges of --judges (default pp). Resumable like eval run.`,
+--judge-url, by the judges of --judges (default pp). A row without a reference
+answer cannot be scored: it is skipped, counted and reported (on stderr and in
+run.json's set.skipped and notes). Resumable like eval run.`,
 		Example: `  masque eval rolebench --model ./pruned-25 --data rolebench-eng/test.jsonl --desc profiles-eng/desc.json --out runs/rb-pp25`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -471,6 +474,9 @@ digits, each Han/kana character alone, punctuation dropped, no stemming) and, wi
 			set, err := roleplay.LoadRoleBench(data, desc)
 			if err != nil {
 				return err
+			}
+			if sk := set.SkippedSummary(); sk != "" {
+				fmt.Fprintf(e.stderr, "rolebench: %s\n", sk)
 			}
 			return f.evaluate(cmd, e, set)
 		},
@@ -496,7 +502,8 @@ difference of every run from the dense run (--dense, default the run whose metho
 is dense, else the first run) with a paired, persona-stratified bootstrap interval
 (--resamples, --seed: the same seed gives the same interval); and, with
 --baseline, the Persona-Pruner share of the dense model's drop recovered,
-1 − drop_run / drop_baseline (drop = dense − score), where the baseline is the run
+1 − drop_run / drop_baseline (drop = dense − score over the items both runs
+scored, the same paired figure as the difference), where the baseline is the run
 with that label or the run of that method at the same sparsity.
 
 --pairwise also has the judge compare every run's answers with the dense run's,

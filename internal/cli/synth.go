@@ -611,9 +611,13 @@ func (e *env) synthPersonaCmd(mode synthMode) *cobra.Command {
 
 1. score: every instruction's persona sensitivity s(q) with the model to be
    pruned (--model): for the chat prompt [system: persona, user: q] plus the
-   generation prompt, the last token's hidden state at layers 5..24 (clamped
-   to the model's depth) is compared by cosine with the same prompt under 10
-   built-in reference personas; s(q) = 1 − the mean cosine.
+   generation prompt, the last token's hidden state at layers 5..24
+   (--first-layer, --last-layer; clamped to the model's depth) is compared by
+   cosine with the same prompt under 10 built-in reference personas;
+   s(q) = 1 − the mean cosine. Layer l is Hugging Face's hidden_states[l]:
+   the residual stream entering block l, and for l = the model's depth the
+   output of the final norm (so a model of 24 layers or fewer is scored
+   after its final norm, as in HF).
 2. rewrite: the --top questions with the highest s(q), never one listed in
    --exclude, have their reference answer rewritten in the persona's voice by
    the teacher (--modes rewrite), and/or answered directly in persona
@@ -643,6 +647,9 @@ shard, and merges again.`,
 			}
 			if len(instructions) == 0 {
 				return usagef("--instructions is required")
+			}
+			if firstLayer < 0 || lastLayer < firstLayer {
+				return usagef("--first-layer %d --last-layer %d: want 0 ≤ first ≤ last", firstLayer, lastLayer)
 			}
 			switch phase {
 			case "all", "score", "rewrite":
@@ -741,8 +748,8 @@ shard, and merges again.`,
 	c.Flags().StringVar(&modes, "modes", synth.ModeRewrite, "rewrite (with the reference answer), direct (without), or rewrite,direct")
 	c.Flags().StringVar(&phase, "phase", "all", "all, score (only the sensitivity scores) or rewrite (only the teacher, from --scores)")
 	c.Flags().StringVar(&scores, "scores", "", "scores log to select from (default: <out>/scores.log.jsonl)")
-	c.Flags().IntVar(&firstLayer, "first-layer", synth.DefaultFirstLayer, "first layer of the sensitivity score (clamped to the model)")
-	c.Flags().IntVar(&lastLayer, "last-layer", synth.DefaultLastLayer, "last layer of the sensitivity score (clamped to the model)")
+	c.Flags().IntVar(&firstLayer, "first-layer", synth.DefaultFirstLayer, "first layer of the sensitivity score, HF hidden_states numbering (clamped to the model)")
+	c.Flags().IntVar(&lastLayer, "last-layer", synth.DefaultLastLayer, "last layer of the sensitivity score, inclusive; the model's depth is the final norm's output (clamped to the model)")
 	return c
 }
 

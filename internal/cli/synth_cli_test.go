@@ -69,3 +69,17 @@ func readRows(t *testing.T, path string) []map[string]any {
 	}
 	return out
 }
+
+// TestSynthPersonaLayerRange: a reversed --first-layer/--last-layer range
+// is a usage error, before any model is opened.
+func TestSynthPersonaLayerRange(t *testing.T) {
+	ins := filepath.Join(t.TempDir(), "q.jsonl")
+	if err := os.WriteFile(ins, []byte(`{"instruction": "Where do you live?", "output": "Here."}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := run(t, "", "synth", "persona-data", "--persona", "a keeper", "--instructions", ins,
+		"--out", t.TempDir(), "--first-layer", "24", "--last-layer", "5", "--model", "no-such-model")
+	if code != 2 || !strings.Contains(errs, "--first-layer 24 --last-layer 5: want 0 ≤ first ≤ last") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+}
