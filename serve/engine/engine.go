@@ -268,9 +268,9 @@ type Stream struct {
 	leader *Stream
 
 	// Owned by the loop while running.
-	cache    *model.Cache
-	fed      int   // prompt tokens fed (or taken from the prefix store)
-	cached   int   // prompt tokens taken from the prefix store
+	cache   *model.Cache
+	fed     int               // prompt tokens fed (or taken from the prefix store)
+	cached  int               // prompt tokens taken from the prefix store
 	next    []int             // the token to feed next while decoding
 	dec     *generate.Decoder // sampling, stop conditions, text and logprobs
 	started time.Time
