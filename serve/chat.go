@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -194,9 +193,9 @@ func (s *Server) chatMessages(p *loaded, in []chatMessage) ([]chattemplate.Messa
 		switch role {
 		case "system", "developer":
 			role, hasSystem = "system", true
-		case "user", "assistant":
+		case "user", "assistant", "tool":
 		default:
-			return nil, badRequest(param+".role", "invalid_value", "role %q is not supported (system, developer, user, assistant)", m.Role)
+			return nil, badRequest(param+".role", "invalid_value", "role %q is not supported (system, developer, user, assistant, tool)", m.Role)
 		}
 		text, e := messageText(m.Content, param+".content")
 		if e != nil {
@@ -205,7 +204,11 @@ func (s *Server) chatMessages(p *loaded, in []chatMessage) ([]chattemplate.Messa
 		if len(text) > s.opts.MaxMessageBytes {
 			return nil, badRequest(param+".content", "string_above_max_length", "message content is limited to %d bytes", s.opts.MaxMessageBytes)
 		}
-		out = append(out, chattemplate.Message{Role: role, Content: text})
+		msg := chattemplate.Message{Role: role, Content: text}
+		if e := messageTools(&msg, m, param); e != nil {
+			return nil, e
+		}
+		out = append(out, msg)
 	}
 	if !hasSystem {
 		// The persona's prompt, with the lorebook entries that the latest
@@ -235,10 +238,13 @@ const prefillMark = "\u2063masque-prefill\u2063"
 // the assistant's, the reply continues it (assistant prefill): the
 // template is rendered without the generation prompt and cut where that
 // message's text ends, before whatever closes the turn.
-func (s *Server) encodeChat(p *loaded, msgs []chattemplate.Message) ([]int, *apiError) {
+//
+// vars are extra template variables (the tools); suffix, when not empty,
+// is put after the generation prompt (a forced tool call's opening).
+func (s *Server) encodeChat(p *loaded, msgs []chattemplate.Message, vars map[string]any, suffix string) ([]int, *apiError) {
 	last := len(msgs) - 1
-	if msgs[last].Role != "assistant" {
-		ids, err := p.base.ck.EncodeChat(msgs, true, nil)
+	if msgs[last].Role != "assistant" && suffix == "" {
+		ids, err := p.base.ck.EncodeChat(msgs, true, vars)
 		if e := tokenizeError(err); e != nil {
 			return nil, e
 		}
@@ -247,11 +253,20 @@ func (s *Server) encodeChat(p *loaded, msgs []chattemplate.Message) ([]int, *api
 		}
 		return ids, nil
 	}
-	marked := slices.Clone(msgs)
-	marked[last].Content += prefillMark
-	text, err := p.base.ck.RenderChat(marked, false, nil)
-	if err != nil {
-		return nil, badRequest("messages", "invalid_value", "the chat template rejected the conversation: %v", err)
+	var text string
+	if msgs[last].Role != "assistant" {
+		head, err := p.base.ck.RenderChat(msgs, true, vars)
+		if err != nil {
+			return nil, badRequest("messages", "invalid_value", "the chat template rejected the conversation: %v", err)
+		}
+		text = head + suffix + prefillMark
+	} else {
+		marked := slices.Clone(msgs)
+		marked[last].Content += prefillMark
+		var err error
+		if text, err = p.base.ck.RenderChat(marked, false, vars); err != nil {
+			return nil, badRequest("messages", "invalid_value", "the chat template rejected the conversation: %v", err)
+		}
 	}
 	i := strings.LastIndex(text, prefillMark)
 	if i < 0 {
@@ -275,12 +290,6 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) *apiError {
 	var req chatRequest
 	if e := decodeStrict(r, &req); e != nil {
 		return e
-	}
-	if len(req.Tools) > 0 && string(req.Tools) != "null" && string(req.Tools) != "[]" {
-		return badRequest("tools", "unsupported_value", "tools are not supported")
-	}
-	if tc := bytes.TrimSpace(req.ToolChoice); len(tc) > 0 && string(tc) != "null" && string(tc) != `"none"` {
-		return badRequest("tool_choice", "unsupported_value", "tools are not supported: tool_choice may only be \"none\"")
 	}
 	wantLogprobs := req.Logprobs != nil && *req.Logprobs
 	top := 0
@@ -309,11 +318,25 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) *apiError {
 	if e != nil {
 		return e
 	}
+	tools, e := s.parseTools(p, req.Tools, req.ToolChoice)
+	if e != nil {
+		return e
+	}
+	if tools != nil && tools.constraint != nil && rf != nil {
+		return badRequest("response_format", "invalid_value", "response_format cannot be combined with tool_choice %q, which decodes a tool call", tools.choice)
+	}
 	msgs, e := s.chatMessages(p, req.Messages)
 	if e != nil {
 		return e
 	}
-	ids, e := s.encodeChat(p, msgs)
+	var prefill string
+	if tools != nil {
+		prefill = tools.prefill
+		if tools.constraint != nil && msgs[len(msgs)-1].Role == "assistant" {
+			return badRequest("tool_choice", "invalid_value", "tool_choice %q starts a new assistant turn with a call, so the conversation cannot end with an assistant message to continue", tools.choice)
+		}
+	}
+	ids, e := s.encodeChat(p, msgs, tools.vars(), prefill)
 	if e != nil {
 		return e
 	}
@@ -325,7 +348,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) *apiError {
 		return e
 	}
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
-	g := &generation{s: s, p: p, model: req.Model, prompt: ids, opts: o, n: n, format: rf, logprobs: wantLogprobs, top: top, chat: true, stream: req.Stream, includeUsage: includeUsage}
+	g := &generation{s: s, p: p, model: req.Model, prompt: ids, opts: o, n: n, format: rf, logprobs: wantLogprobs, top: top, chat: true, stream: req.Stream, includeUsage: includeUsage, tools: tools}
 	return g.run(w, r)
 }
 
@@ -443,6 +466,7 @@ type generation struct {
 	opts         generate.Options
 	n            int           // choices
 	format       *outputFormat // response_format; nil for plain text
+	tools        *toolSetup    // tools that may be called; nil for none
 	logprobs     bool
 	top          int
 	chat, stream bool
@@ -468,6 +492,9 @@ func (g *generation) run(w http.ResponseWriter, r *http.Request) *apiError {
 		Options: g.opts, Logprobs: g.logprobs, TopLogprobs: g.top, PrefixKey: g.p.prefixKey}
 	if g.format != nil {
 		req.Options.Constraint = g.format.constraint
+	}
+	if g.tools != nil && g.tools.constraint != nil {
+		req.Options.Constraint = g.tools.constraint
 	}
 	if room := g.s.eng.Slots(g.p.base.eb) + g.s.eng.Stats().MaxQueue; g.n > room {
 		return badRequest("n", "invalid_value", "n = %d is more than this server can hold at once (%d generation slots and queue places for this model)", g.n, room)
@@ -580,7 +607,27 @@ func (g *generation) collect(w http.ResponseWriter, sts []*engine.Stream) *apiEr
 	if g.chat {
 		choices := make([]chatChoice, len(sts))
 		for i := range sts {
-			choices[i] = chatChoice{Index: i, Message: assistantMessage{Role: "assistant", Content: texts[i]}, FinishReason: results[i].FinishReason}
+			msg := assistantMessage{Role: "assistant", Content: &texts[i]}
+			fr := results[i].FinishReason
+			if g.tools != nil {
+				tr := newToolReader(g.tools)
+				content, _ := tr.feed(texts[i])
+				rest, _ := tr.finish()
+				content += rest
+				msg.Content = &content
+				for _, c := range tr.calls {
+					msg.ToolCalls = append(msg.ToolCalls, messageToolCall{ID: c.ID, Type: "function", Function: messageToolFunction{Name: c.Name, Arguments: c.Arguments}})
+				}
+				if len(tr.calls) > 0 {
+					if strings.TrimSpace(content) == "" {
+						msg.Content = nil
+					}
+					if fr == generate.FinishStop {
+						fr = finishToolCalls
+					}
+				}
+			}
+			choices[i] = chatChoice{Index: i, Message: msg, FinishReason: fr}
 			if g.logprobs {
 				choices[i].Logprobs = g.chatLogprobs(lps[i])
 			}
@@ -601,6 +648,9 @@ func (g *generation) collect(w http.ResponseWriter, sts []*engine.Stream) *apiEr
 		SystemFingerprint: fingerprint, Choices: choices, Usage: &u})
 	return nil
 }
+
+// finishToolCalls is the finish_reason of a reply that calls tools.
+const finishToolCalls = "tool_calls"
 
 // fingerprint is the system_fingerprint of every response.
 const fingerprint = "fp_masque"
@@ -674,6 +724,27 @@ func (g *generation) streamOut(w http.ResponseWriter, sts []*engine.Stream) *api
 			}
 		}()
 	}
+	var readers []*toolReader
+	if g.chat && g.tools != nil {
+		readers = make([]*toolReader, len(sts))
+		for i := range readers {
+			readers[i] = newToolReader(g.tools)
+		}
+	}
+	// sendTools sends choice i's text and tool call deltas from its reader.
+	sendTools := func(i int, text string, deltas []toolCallDelta, lp *chatLogprobs) bool {
+		if text != "" || lp != nil {
+			if !send(chunk(i, chunkDelta{Content: &text}, lp, nil)) {
+				return false
+			}
+		}
+		for _, d := range deltas {
+			if !send(chunk(i, chunkDelta{ToolCalls: []toolCallDelta{d}}, nil, nil)) {
+				return false
+			}
+		}
+		return true
+	}
 	timings := make([]timing, len(sts))
 	offsets := make([]int, len(sts))
 	results := make([]*engine.Result, len(sts))
@@ -691,8 +762,13 @@ func (g *generation) streamOut(w http.ResponseWriter, sts []*engine.Stream) *api
 				if g.logprobs {
 					lp = g.chatLogprobs(c.Logprobs)
 				}
-				text := c.Text
-				ok = send(chunk(i, chunkDelta{Content: &text}, lp, nil))
+				if readers != nil {
+					text, deltas := readers[i].feed(c.Text)
+					ok = sendTools(i, text, deltas, lp)
+				} else {
+					text := c.Text
+					ok = send(chunk(i, chunkDelta{Content: &text}, lp, nil))
+				}
 			} else {
 				var lp *completionLogprobs
 				if g.logprobs {
@@ -720,6 +796,15 @@ func (g *generation) streamOut(w http.ResponseWriter, sts []*engine.Stream) *api
 			return nil
 		}
 		fr := res.FinishReason
+		if readers != nil {
+			text, deltas := readers[i].finish()
+			if !sendTools(i, text, deltas, nil) {
+				return nil
+			}
+			if len(readers[i].calls) > 0 && fr == generate.FinishStop {
+				fr = finishToolCalls
+			}
+		}
 		if g.chat {
 			send(chunk(i, chunkDelta{}, nil, &fr))
 		} else {

@@ -134,6 +134,11 @@ type chatMessage struct {
 	Role    string          `json:"role"`
 	Content json.RawMessage `json:"content"`
 	Name    string          `json:"name,omitempty"`
+	// ToolCalls are an assistant message's calls: [{"id", "type":
+	// "function", "function": {"name", "arguments": "<JSON text>"}}].
+	ToolCalls json.RawMessage `json:"tool_calls,omitempty"`
+	// ToolCallID is the call a "tool" message answers.
+	ToolCallID string `json:"tool_call_id,omitempty"`
 }
 
 // streamOptions are a streaming request's options.
@@ -163,7 +168,8 @@ type samplingFields struct {
 // not change what masque generates, so they are accepted and ignored:
 // user, metadata, store (masque stores nothing), service_tier,
 // prompt_cache_key (masque reuses prompt prefixes by itself),
-// safety_identifier and parallel_tool_calls (meaningless without tools).
+// safety_identifier and parallel_tool_calls (the calls the model writes
+// are returned, one or several).
 // Any other field that the request type does not name is refused with a
 // 400 that lists it (a field set to null counts as absent).
 var ignoredFields = []string{"user", "metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier", "parallel_tool_calls"}
@@ -299,9 +305,10 @@ type chatLogprobs struct {
 
 // assistantMessage is the message of a chat choice.
 type assistantMessage struct {
-	Role    string  `json:"role"`
-	Content string  `json:"content"`
-	Refusal *string `json:"refusal"`
+	Role      string            `json:"role"`
+	Content   *string           `json:"content"`
+	Refusal   *string           `json:"refusal"`
+	ToolCalls []messageToolCall `json:"tool_calls,omitempty"`
 }
 
 type chatChoice struct {
@@ -323,8 +330,9 @@ type chatCompletion struct {
 
 // chunkDelta is the delta of a streamed chat chunk.
 type chunkDelta struct {
-	Role    string  `json:"role,omitempty"`
-	Content *string `json:"content,omitempty"`
+	Role      string          `json:"role,omitempty"`
+	Content   *string         `json:"content,omitempty"`
+	ToolCalls []toolCallDelta `json:"tool_calls,omitempty"`
 }
 
 type chunkChoice struct {
