@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/masque-ai/masque/data/calib"
 	"io"
 	"os"
 	"path/filepath"
@@ -29,21 +30,13 @@ const FormatName = "masque-stats"
 // FormatVersion is the statistics format version.
 const FormatVersion = 1
 
-// Calibration describes the calibration set statistics were collected on.
-type Calibration struct {
-	Name      string `json:"name"`                 // e.g. "generic", a file name, "persona:<hash>"
-	Source    string `json:"source,omitempty"`     // text, chat, persona, builtin, tokens
-	SHA256    string `json:"sha256,omitempty"`     // hash of the samples' token ids
-	MaxTokens int    `json:"max_tokens,omitempty"` // truncation length of each sample
-}
-
 // Manifest is the JSON description saved beside the statistics tensors.
 type Manifest struct {
 	Format           string         `json:"format"`
 	Version          int            `json:"version"`
 	ModelFingerprint string         `json:"model_fingerprint"`
 	Model            string         `json:"model,omitempty"`
-	Calibration      Calibration    `json:"calibration"`
+	Calibration      calib.Record   `json:"calibration"`
 	Samples          int            `json:"samples"`
 	Tokens           int64          `json:"tokens"`
 	Layers           int            `json:"layers"`

@@ -17,6 +17,7 @@ package stats
 import (
 	"context"
 	"fmt"
+	"github.com/masque-ai/masque/data/calib"
 	"math"
 	"runtime"
 	"sync"
@@ -436,7 +437,7 @@ func (c *Collector) Stats(man Manifest) *Stats {
 // fresh cache and returns the statistics, with calib recorded in the
 // manifest. progress, if set, is called after each sample. It stops with
 // ctx's error when ctx is cancelled between samples.
-func Collect(ctx context.Context, m *model.Model, samples [][]int, calib Calibration, o Options, progress func(done, total int)) (*Stats, error) {
+func Collect(ctx context.Context, m *model.Model, samples [][]int, rec calib.Record, o Options, progress func(done, total int)) (*Stats, error) {
 	if len(samples) == 0 {
 		return nil, fmt.Errorf("stats: no calibration samples")
 	}
@@ -452,5 +453,5 @@ func Collect(ctx context.Context, m *model.Model, samples [][]int, calib Calibra
 			progress(i+1, len(samples))
 		}
 	}
-	return col.Stats(Manifest{Calibration: calib}), nil
+	return col.Stats(Manifest{Calibration: rec}), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/masque-ai/masque/data/calib"
 	"math"
 
 	"github.com/masque-ai/masque/kernels"
@@ -296,7 +297,7 @@ func sparseGPTKey(m *model.Model, k mask.Key, gram []float64, o *Options, res *R
 // Gram matrices are in memory at a time. samples are token sequences
 // (already truncated). progress, if set, is called after every sample of
 // every pass (total = layers × samples).
-func SparseGPTSequential(ctx context.Context, m *model.Model, samples [][]int, calib stats.Calibration, o Options, progress func(done, total int)) (*Result, error) {
+func SparseGPTSequential(ctx context.Context, m *model.Model, samples [][]int, rec calib.Record, o Options, progress func(done, total int)) (*Result, error) {
 	o.Method = SparseGPT
 	if err := o.validate(&m.Config); err != nil {
 		return nil, err
@@ -347,7 +348,7 @@ func SparseGPTSequential(ctx context.Context, m *model.Model, samples [][]int, c
 				progress(l*len(samples)+i+1, L*len(samples))
 			}
 		}
-		st := col.Stats(stats.Manifest{Calibration: calib, ModelFingerprint: mk.Fingerprint})
+		st := col.Stats(stats.Manifest{Calibration: rec, ModelFingerprint: mk.Fingerprint})
 		tokens = st.Manifest.Tokens
 		for p := model.Proj(0); p < model.NumProj; p++ {
 			if !o.Targets.Has(p) {
@@ -360,7 +361,7 @@ func SparseGPTSequential(ctx context.Context, m *model.Model, samples [][]int, c
 			work[l].SetWeight(p, kernels.FromF32(mk.Shapes[p][0], mk.Shapes[p][1], res.Weights[k]))
 		}
 	}
-	mk.Info.Calibration = fmt.Sprintf("%s (%d samples, %d tokens)", calib.Name, len(samples), tokens)
+	mk.Info.Calibration = fmt.Sprintf("%s (%d samples, %d tokens)", rec.Name, len(samples), tokens)
 	if mk.Info.Extra == nil {
 		mk.Info.Extra = map[string]string{}
 	}

@@ -28,7 +28,6 @@ import (
 
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
-	"github.com/masque-ai/masque/stats"
 )
 
 //go:embed generic.txt
@@ -127,8 +126,8 @@ func (s *Set) Hash() string {
 }
 
 // Calibration describes the set for a statistics manifest.
-func (s *Set) Calibration() stats.Calibration {
-	return stats.Calibration{Name: s.Name, Source: s.Source, SHA256: s.Hash(), MaxTokens: s.MaxTokens}
+func (s *Set) Record() Record {
+	return Record{Name: s.Name, Source: s.Source, SHA256: s.Hash(), MaxTokens: s.MaxTokens}
 }
 
 func (s *Set) add(text string, ids []int, max int) {
@@ -360,4 +359,15 @@ func (s *Set) WriteText(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// Record describes a calibration set wherever results computed on it are
+// recorded (the "calibration" of a statistics manifest; a SparseGPT mask
+// names it): its name, source, the hash of its samples' token ids and the
+// truncation length.
+type Record struct {
+	Name      string `json:"name"`                 // e.g. "generic", a file name, "persona:<hash>"
+	Source    string `json:"source,omitempty"`     // text, chat, persona, builtin, tokens
+	SHA256    string `json:"sha256,omitempty"`     // hash of the samples' token ids
+	MaxTokens int    `json:"max_tokens,omitempty"` // truncation length of each sample
 }

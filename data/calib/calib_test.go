@@ -70,7 +70,7 @@ func TestShippedFiles(t *testing.T) {
 			t.Fatal("sample not truncated")
 		}
 	}
-	if c := s.Calibration(); c.SHA256 == "" || c.MaxTokens != 16 {
+	if c := s.Record(); c.SHA256 == "" || c.MaxTokens != 16 {
 		t.Fatalf("calibration %+v", c)
 	}
 }

@@ -172,7 +172,7 @@ func (e *env) collectStatsGram(ctx context.Context, m *model.Model, set *calib.S
 	if len(gramLayers) > 0 {
 		o.Gram = func(l int, _ stats.Input) bool { return gramLayers[l] }
 	}
-	return stats.Collect(ctx, m, set.Samples, set.Calibration(), o, e.progress(desc))
+	return stats.Collect(ctx, m, set.Samples, set.Record(), o, e.progress(desc))
 }
 
 func (e *env) statsCmd() *cobra.Command {
@@ -528,7 +528,7 @@ module, accuracy against sparsity).`,
 				var res *subnet.Result
 				if meth == subnet.SparseGPT && st == nil {
 					o.Progress = nil
-					res, err = subnet.SparseGPTSequential(ctx, m, set.Samples, set.Calibration(), o, e.progress(fmt.Sprintf("sparsegpt ρ=%.2f (layer by layer)", o.Sparsity)))
+					res, err = subnet.SparseGPTSequential(ctx, m, set.Samples, set.Record(), o, e.progress(fmt.Sprintf("sparsegpt ρ=%.2f (layer by layer)", o.Sparsity)))
 				} else {
 					res, err = subnet.Prune(m, st, o)
 				}

@@ -439,7 +439,7 @@ func (r *runner) statsOf(ctx context.Context, v string) (*stats.Stats, error) {
 		r.stats[v] = st
 		return st, nil
 	}
-	st, err := stats.Collect(ctx, r.m, set.Samples, set.Calibration(), stats.Options{}, func(d, n int) { r.track.step("statistics "+v, d, n) })
+	st, err := stats.Collect(ctx, r.m, set.Samples, set.Record(), stats.Options{}, func(d, n int) { r.track.step("statistics "+v, d, n) })
 	if err != nil {
 		return nil, err
 	}
@@ -518,7 +518,7 @@ func (r *runner) single(ctx context.Context, v string, meth subnet.Method, p Pat
 		}
 		set := r.calibs[v]
 		o.Progress = nil
-		return subnet.SparseGPTSequential(ctx, r.m, set.Samples, set.Calibration(), o, func(d, n int) { r.track.step("sparsegpt passes", d, n) })
+		return subnet.SparseGPTSequential(ctx, r.m, set.Samples, set.Record(), o, func(d, n int) { r.track.step("sparsegpt passes", d, n) })
 	}
 	r.track.begin("mask", id)
 	t0 := time.Now()
