@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/masque-ai/masque/chattemplate"
 	"io"
 	"net"
 	"net/http"
@@ -59,7 +60,7 @@ func TestClientRetriesAndErrors(t *testing.T) {
 				tc.handler(n.Add(1), w)
 			}))
 			defer srv.Close()
-			r, err := fastClient(srv.URL).Chat(context.Background(), Request{Model: "judge", Messages: []Message{{Role: "user", Content: "hi"}}})
+			r, err := fastClient(srv.URL).Chat(context.Background(), Request{Model: "judge", Messages: []chattemplate.Message{{Role: "user", Content: "hi"}}})
 			if got := n.Load(); got != tc.attempts {
 				t.Errorf("%d attempts, want %d", got, tc.attempts)
 			}
@@ -106,7 +107,7 @@ func TestClientRequestBody(t *testing.T) {
 	defer srv.Close()
 	c := fastClient(srv.URL + "/v1/chat/completions")
 	c.APIKey = "sekret"
-	if _, err := c.Chat(context.Background(), Request{Model: "j", MaxTokens: 8, TopLogprobs: 20, Messages: []Message{{Role: "user", Content: "q"}}}); err != nil {
+	if _, err := c.Chat(context.Background(), Request{Model: "j", MaxTokens: 8, TopLogprobs: 20, Messages: []chattemplate.Message{{Role: "user", Content: "q"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if auth != "Bearer sekret" || got["logprobs"] != true || got["top_logprobs"] != 20.0 || got["max_tokens"] != 8.0 || got["temperature"] != 0.0 || got["stream"] != false {

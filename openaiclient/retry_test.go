@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/masque-ai/masque/chattemplate"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -221,7 +222,7 @@ func TestStreamUsage(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := &Client{URL: srv.URL, Stream: true}
-	r, err := c.Chat(context.Background(), Request{Model: "m", Messages: []Message{{Role: "user", Content: "hi"}}})
+	r, err := c.Chat(context.Background(), Request{Model: "m", Messages: []chattemplate.Message{{Role: "user", Content: "hi"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,15 +16,12 @@ import (
 	"github.com/masque-ai/masque/chattemplate"
 )
 
-// Message is one chat message ({"role":…,"content":…}).
-type Message = chattemplate.Message
-
 // Request is one chat completion request.
 type Request struct {
 	// Model is the model name sent to the endpoint.
 	Model string
 	// Messages is the conversation to complete.
-	Messages []Message
+	Messages []chattemplate.Message
 	// MaxTokens caps the reply (≤ 0: not sent, the endpoint's default).
 	MaxTokens int
 	// Temperature is sent as given (0 is greedy).
@@ -70,17 +67,17 @@ type Response struct {
 
 // wireRequest is the JSON body sent.
 type wireRequest struct {
-	Model         string         `json:"model"`
-	Messages      []Message      `json:"messages"`
-	MaxTokens     int            `json:"max_tokens,omitempty"`
-	Temperature   float64        `json:"temperature"`
-	TopP          float64        `json:"top_p,omitempty"`
-	Seed          *int64         `json:"seed,omitempty"`
-	Stop          []string       `json:"stop,omitempty"`
-	Logprobs      bool           `json:"logprobs,omitempty"`
-	TopLogprobs   int            `json:"top_logprobs,omitempty"`
-	Stream        bool           `json:"stream"`
-	StreamOptions *streamOptions `json:"stream_options,omitempty"`
+	Model         string                 `json:"model"`
+	Messages      []chattemplate.Message `json:"messages"`
+	MaxTokens     int                    `json:"max_tokens,omitempty"`
+	Temperature   float64                `json:"temperature"`
+	TopP          float64                `json:"top_p,omitempty"`
+	Seed          *int64                 `json:"seed,omitempty"`
+	Stop          []string               `json:"stop,omitempty"`
+	Logprobs      bool                   `json:"logprobs,omitempty"`
+	TopLogprobs   int                    `json:"top_logprobs,omitempty"`
+	Stream        bool                   `json:"stream"`
+	StreamOptions *streamOptions         `json:"stream_options,omitempty"`
 }
 
 type streamOptions struct {
@@ -90,7 +87,7 @@ type streamOptions struct {
 func (r Request) wire(stream bool) wireRequest {
 	msgs := r.Messages
 	if msgs == nil {
-		msgs = []Message{}
+		msgs = []chattemplate.Message{}
 	}
 	w := wireRequest{Model: r.Model, Messages: msgs, MaxTokens: max(r.MaxTokens, 0), Temperature: r.Temperature,
 		TopP: r.TopP, Seed: r.Seed, Stop: r.Stop, Stream: stream}

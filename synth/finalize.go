@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/masque-ai/masque/chattemplate"
 	"io"
 	"io/fs"
 	"os"
@@ -106,14 +107,9 @@ func (r *anyRow) text(stage string) string {
 	return ""
 }
 
-type chatMessage struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
-
 type chatRow struct {
-	Messages []chatMessage `json:"messages"`
-	Flags    []string      `json:"flags,omitempty"`
+	Messages []chattemplate.Message `json:"messages"`
+	Flags    []string               `json:"flags,omitempty"`
 }
 
 type characterOut struct {
@@ -258,12 +254,12 @@ func Finalize(dir, stage string, o FinalizeOptions) (*FinalStats, error) {
 		})
 		if werr == nil {
 			werr = write(FileDialogueChat, func(r *anyRow) any {
-				return chatRow{Messages: []chatMessage{{"system", r.System}, {"user", r.Question}, {"assistant", r.CharAnswer}}, Flags: r.Flags}
+				return chatRow{Messages: []chattemplate.Message{{Role: "system", Content: r.System}, {Role: "user", Content: r.Question}, {Role: "assistant", Content: r.CharAnswer}}, Flags: r.Flags}
 			})
 		}
 	case StagePersona:
 		werr = write(FilePersonaData, func(r *anyRow) any {
-			return chatRow{Messages: []chatMessage{{"system", r.System}, {"user", r.Question}, {"assistant", r.Answer}}, Flags: r.Flags}
+			return chatRow{Messages: []chattemplate.Message{{Role: "system", Content: r.System}, {Role: "user", Content: r.Question}, {Role: "assistant", Content: r.Answer}}, Flags: r.Flags}
 		})
 	}
 	if werr != nil {

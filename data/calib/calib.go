@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/masque-ai/masque/chattemplate"
 	"io"
 	"os"
 	"path/filepath"
@@ -62,16 +63,10 @@ type Tokenizer interface {
 	Decode(ids []int, skipSpecial bool) string
 }
 
-// Message is one turn of a conversation.
-type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
-
 // ChatFunc renders a conversation with the model's chat template and
 // tokenizes it (with the generation prompt appended when
 // addGenerationPrompt is true).
-type ChatFunc func(msgs []Message, addGenerationPrompt bool) ([]int, error)
+type ChatFunc func(msgs []chattemplate.Message, addGenerationPrompt bool) ([]int, error)
 
 // Options tune set construction.
 type Options struct {
@@ -181,13 +176,13 @@ func FromTextFile(path string, tok Tokenizer, o Options) (*Set, error) {
 // ReadChatJSONL reads conversations, one per line: {"messages":[{"role",
 // "content"},…]} or a bare list of messages. Blank lines are skipped; any
 // other problem is an error naming the file and line.
-func ReadChatJSONL(path string) ([][]Message, error) {
+func ReadChatJSONL(path string) ([][]chattemplate.Message, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("calib: %w", err)
 	}
 	defer f.Close()
-	var out [][]Message
+	var out [][]chattemplate.Message
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -195,12 +190,12 @@ func ReadChatJSONL(path string) ([][]Message, error) {
 		if len(line) == 0 {
 			continue
 		}
-		var msgs []Message
+		var msgs []chattemplate.Message
 		if line[0] == '[' {
 			err = json.Unmarshal(line, &msgs)
 		} else {
 			var obj struct {
-				Messages []Message `json:"messages"`
+				Messages []chattemplate.Message `json:"messages"`
 			}
 			err = json.Unmarshal(line, &obj)
 			msgs = obj.Messages
@@ -239,7 +234,7 @@ func FromChatJSONL(path string, chat ChatFunc, o Options) (*Set, error) {
 
 // FromChats renders every conversation with chat (no generation prompt) as
 // one sample; name (a file name, say) appears in errors and in the set.
-func FromChats(name, source string, convs [][]Message, chat ChatFunc, o Options) (*Set, error) {
+func FromChats(name, source string, convs [][]chattemplate.Message, chat ChatFunc, o Options) (*Set, error) {
 	s := &Set{Name: name, Source: source, MaxTokens: o.maxTokens()}
 	for i, c := range convs {
 		if o.Limit > 0 && len(s.Samples) >= o.Limit {
@@ -315,7 +310,7 @@ func FromPersona(ctx context.Context, m *model.Model, tok Tokenizer, chat ChatFu
 	s := &Set{Name: "persona:" + hex.EncodeToString(h[:])[:12], Source: "persona", MaxTokens: o.maxTokens()}
 	for i := 0; i < n; i++ {
 		q := qs[i%len(qs)]
-		prompt, err := chat([]Message{{Role: "system", Content: description}, {Role: "user", Content: q}}, true)
+		prompt, err := chat([]chattemplate.Message{{Role: "system", Content: description}, {Role: "user", Content: q}}, true)
 		if err != nil {
 			return nil, fmt.Errorf("calib: rendering the persona prompt: %v", err)
 		}
@@ -334,9 +329,9 @@ func FromPersona(ctx context.Context, m *model.Model, tok Tokenizer, chat ChatFu
 		if answer == "" {
 			s.EmptyAnswers++
 		}
-		msgs := []Message{{Role: "user", Content: q}, {Role: "assistant", Content: answer}}
+		msgs := []chattemplate.Message{{Role: "user", Content: q}, {Role: "assistant", Content: answer}}
 		if o.IncludeSystem {
-			msgs = append([]Message{{Role: "system", Content: description}}, msgs...)
+			msgs = append([]chattemplate.Message{{Role: "system", Content: description}}, msgs...)
 		}
 		ids, err := chat(msgs, false)
 		if err != nil {

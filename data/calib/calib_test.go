@@ -2,6 +2,7 @@ package calib
 
 import (
 	"context"
+	"github.com/masque-ai/masque/chattemplate"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,7 +36,7 @@ func (byteTok) Decode(ids []int, skipSpecial bool) string {
 	return string(b)
 }
 
-func byteChat(msgs []Message, gen bool) ([]int, error) {
+func byteChat(msgs []chattemplate.Message, gen bool) ([]int, error) {
 	var s strings.Builder
 	for _, m := range msgs {
 		s.WriteString("<" + m.Role + ">" + m.Content + "\n")
@@ -104,11 +105,11 @@ func TestTextAndChatFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := byteChat([]Message{{"user", "hi"}, {"assistant", "hello"}}, false)
+	want, _ := byteChat([]chattemplate.Message{{Role: "user", Content: "hi"}, {Role: "assistant", Content: "hello"}}, false)
 	if len(cs.Samples) != 2 || len(cs.Samples[0]) != len(want) {
 		t.Fatalf("chat set %+v", cs)
 	}
-	mem, err := FromChats("kjv/valid", "voice", [][]Message{{{"user", "hi"}, {"assistant", "hello"}}, {{"user", "again"}}}, byteChat, Options{Limit: 1})
+	mem, err := FromChats("kjv/valid", "voice", [][]chattemplate.Message{{{Role: "user", Content: "hi"}, {Role: "assistant", Content: "hello"}}, {{Role: "user", Content: "again"}}}, byteChat, Options{Limit: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

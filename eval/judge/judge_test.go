@@ -3,6 +3,7 @@ package judge
 import (
 	"context"
 	"encoding/json"
+	"github.com/masque-ai/masque/chattemplate"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -34,7 +35,7 @@ func TestJudgeCachesAndPairwise(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		var req struct {
-			Messages []openaiclient.Message `json:"messages"`
+			Messages []chattemplate.Message `json:"messages"`
 		}
 		json.NewDecoder(r.Body).Decode(&req)
 		user := req.Messages[len(req.Messages)-1].Content

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/masque-ai/masque/chattemplate"
 	"io"
 	"os"
 	"path/filepath"
@@ -203,11 +204,11 @@ type ChatPrompter struct {
 
 // Prompt implements Prompter.
 func (p ChatPrompter) Prompt(system, question string) ([]int, error) {
-	var msgs []calib.Message
+	var msgs []chattemplate.Message
 	if system != "" {
-		msgs = append(msgs, calib.Message{Role: "system", Content: system})
+		msgs = append(msgs, chattemplate.Message{Role: "system", Content: system})
 	}
-	return p.Chat(append(msgs, calib.Message{Role: "user", Content: question}), true)
+	return p.Chat(append(msgs, chattemplate.Message{Role: "user", Content: question}), true)
 }
 
 // Answer implements Prompter.

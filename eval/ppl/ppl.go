@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/masque-ai/masque/chattemplate"
 	"io"
 	"math"
 	"os"
@@ -81,7 +82,7 @@ func ChatSamples(path string, chat calib.ChatFunc, maxTokens int) ([]Sample, err
 // rendering of messages 0..i adds to the rendering of messages 0..i−1 with
 // the generation prompt. ok is false when the conversation has no
 // assistant message (or its assistant turns add no tokens).
-func ChatSample(msgs []calib.Message, chat calib.ChatFunc) (s Sample, ok bool, err error) {
+func ChatSample(msgs []chattemplate.Message, chat calib.ChatFunc) (s Sample, ok bool, err error) {
 	full, err := chat(msgs, false)
 	if err != nil {
 		return Sample{}, false, err

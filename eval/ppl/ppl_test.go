@@ -2,13 +2,13 @@ package ppl
 
 import (
 	"context"
+	"github.com/masque-ai/masque/chattemplate"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
 )
@@ -28,7 +28,7 @@ func (byteTok) Encode(s string, addSpecial bool) []int {
 
 func (byteTok) Decode(ids []int, _ bool) string { return "" }
 
-func byteChat(msgs []calib.Message, gen bool) ([]int, error) {
+func byteChat(msgs []chattemplate.Message, gen bool) ([]int, error) {
 	var s strings.Builder
 	for _, m := range msgs {
 		s.WriteString("<" + m.Role + ">" + m.Content + "\n")
@@ -41,7 +41,7 @@ func byteChat(msgs []calib.Message, gen bool) ([]int, error) {
 
 // brokenChat renders differently depending on the number of messages, so
 // it is not incremental.
-func brokenChat(msgs []calib.Message, gen bool) ([]int, error) {
+func brokenChat(msgs []chattemplate.Message, gen bool) ([]int, error) {
 	ids, _ := byteChat(msgs, gen)
 	return append([]int{len(msgs) + 2}, ids...), nil
 }

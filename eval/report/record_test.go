@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/openaiclient"
 	"io"
 	"net/http"
@@ -28,7 +29,7 @@ func recordCases() map[string]openaiclient.Request {
 	}
 	// A prompt that ends the way a number would begin, to get digits among
 	// the candidates of a tiny model.
-	digits := openaiclient.Request{Model: "base", MaxTokens: 8, TopLogprobs: 20, Messages: []openaiclient.Message{
+	digits := openaiclient.Request{Model: "base", MaxTokens: 8, TopLogprobs: 20, Messages: []chattemplate.Message{
 		{Role: "user", Content: "Count: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42"}}}
 	cp := judge.Compact
 	return map[string]openaiclient.Request{

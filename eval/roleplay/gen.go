@@ -116,11 +116,11 @@ func (e *Endpoint) Fingerprint() string {
 
 // Generate implements Generator.
 func (e *Endpoint) Generate(ctx context.Context, system, question string) (Generation, error) {
-	var msgs []openaiclient.Message
+	var msgs []chattemplate.Message
 	if system != "" {
-		msgs = append(msgs, openaiclient.Message{Role: "system", Content: system})
+		msgs = append(msgs, chattemplate.Message{Role: "system", Content: system})
 	}
-	msgs = append(msgs, openaiclient.Message{Role: "user", Content: question})
+	msgs = append(msgs, chattemplate.Message{Role: "user", Content: question})
 	r, err := e.Client.Chat(ctx, openaiclient.Request{Model: e.Model, Messages: msgs, MaxTokens: e.MaxTokens, Temperature: e.Temperature, Seed: e.Seed})
 	if err != nil {
 		return Generation{}, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/openaiclient"
 	"io"
 	"math"
@@ -44,7 +45,7 @@ func judgeServer(t *testing.T, mode string, value int) (*httptest.Server, *atomi
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		var req struct {
-			Messages []openaiclient.Message `json:"messages"`
+			Messages []chattemplate.Message `json:"messages"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 			t.Errorf("bad request: %v", err)

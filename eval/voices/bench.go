@@ -40,7 +40,6 @@ import (
 
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
-	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/eval/ppl"
 	"github.com/masque-ai/masque/eval/roleplay"
 	"github.com/masque-ai/masque/generate"
@@ -653,16 +652,16 @@ func (g *runner) answer(ctx context.Context, system, user string, o generate.Opt
 
 // sample renders system, user and answer and marks the answer's tokens.
 func (g *runner) sample(system, user, answer string) (ppl.Sample, error) {
-	chat := func(msgs []calib.Message, gen bool) ([]int, error) {
+	chat := func(msgs []chattemplate.Message, gen bool) ([]int, error) {
 		cm := make([]chattemplate.Message, len(msgs))
 		for i, m := range msgs {
 			cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}
 		}
 		return g.ck.EncodeChat(cm, gen, nil)
 	}
-	var msgs []calib.Message
+	var msgs []chattemplate.Message
 	for _, m := range messages(system, user, answer) {
-		msgs = append(msgs, calib.Message{Role: m.Role, Content: m.Content})
+		msgs = append(msgs, chattemplate.Message{Role: m.Role, Content: m.Content})
 	}
 	s, ok, err := ppl.ChatSample(msgs, chat)
 	if err != nil {

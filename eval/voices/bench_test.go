@@ -15,7 +15,6 @@ import (
 
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
-	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/eval/ppl"
 	"github.com/masque-ai/masque/eval/report"
 	"github.com/masque-ai/masque/eval/roleplay"
@@ -116,7 +115,7 @@ func TestBenchmarkEndToEnd(t *testing.T) {
 		}
 		// The own-persona perplexity equals eval/ppl's on the test file
 		// (the test answers are short: nothing is truncated).
-		samples, err := ppl.Load(filepath.Join(corpus, v, "test.jsonl"), ck.Tokenizer, func(msgs []calib.Message, gen bool) ([]int, error) {
+		samples, err := ppl.Load(filepath.Join(corpus, v, "test.jsonl"), ck.Tokenizer, func(msgs []chattemplate.Message, gen bool) ([]int, error) {
 			cm := make([]chattemplate.Message, len(msgs))
 			for i, m := range msgs {
 				cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}

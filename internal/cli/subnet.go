@@ -49,7 +49,7 @@ func (e *env) progress(desc string) func(done, total int) {
 
 // chatFunc renders and tokenizes conversations with the checkpoint's template.
 func chatFunc(ck *checkpoint.Checkpoint) calib.ChatFunc {
-	return func(msgs []calib.Message, gen bool) ([]int, error) {
+	return func(msgs []chattemplate.Message, gen bool) ([]int, error) {
 		cm := make([]chattemplate.Message, len(msgs))
 		for i, m := range msgs {
 			cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}

@@ -384,7 +384,7 @@ func turns(row *voices.Row) (sys, user, ans string) {
 }
 
 func (r *runner) chat() calib.ChatFunc {
-	return func(msgs []calib.Message, gen bool) ([]int, error) {
+	return func(msgs []chattemplate.Message, gen bool) ([]int, error) {
 		cm := make([]chattemplate.Message, len(msgs))
 		for i, m := range msgs {
 			cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}
@@ -400,15 +400,15 @@ func (r *runner) calibration(v string) error {
 		return err
 	}
 	rows = rows[:min(len(rows), r.cfg.CalibSamples)]
-	var convs [][]calib.Message
+	var convs [][]chattemplate.Message
 	var texts []string
 	for i := range rows {
 		sys, user, ans := turns(&rows[i])
-		var c []calib.Message
+		var c []chattemplate.Message
 		if r.cfg.CalibSystem && sys != "" {
-			c = append(c, calib.Message{Role: "system", Content: sys})
+			c = append(c, chattemplate.Message{Role: "system", Content: sys})
 		}
-		c = append(c, calib.Message{Role: "user", Content: user}, calib.Message{Role: "assistant", Content: ans})
+		c = append(c, chattemplate.Message{Role: "user", Content: user}, chattemplate.Message{Role: "assistant", Content: ans})
 		convs = append(convs, c)
 		texts = append(texts, ans)
 	}
@@ -739,7 +739,7 @@ func (r *runner) heldOutSamples() error {
 		rows = rows[:min(len(rows), r.set.PPLRows)]
 		for i := range rows {
 			_, user, ans := turns(&rows[i])
-			msgs := []calib.Message{{Role: "system", Content: vo.Persona}, {Role: "user", Content: user}, {Role: "assistant", Content: ans}}
+			msgs := []chattemplate.Message{{Role: "system", Content: vo.Persona}, {Role: "user", Content: user}, {Role: "assistant", Content: ans}}
 			s, ok, err := ppl.ChatSample(msgs, r.chat())
 			if err != nil {
 				return fmt.Errorf("study: %s, row %s: %w", r.corp.SplitPath(vo.Name, voices.SplitTest), rows[i].ID, err)
