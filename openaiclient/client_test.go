@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/masque-ai/masque/chattemplate"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/masque-ai/masque/chattemplate"
 )
 
 const okBody = `{"id":"x","object":"chat.completion","model":"judge","choices":[{"index":0,"message":{"role":"assistant","content":"85"},"logprobs":{"content":[{"token":"85","logprob":-0.1,"bytes":[56,53],"top_logprobs":[{"token":"85","logprob":-0.1,"bytes":[56,53]},{"token":"90","logprob":-2.5,"bytes":[57,48]}]}]},"finish_reason":"stop"}]}`

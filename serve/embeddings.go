@@ -6,10 +6,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"github.com/masque-ai/masque/openaiclient"
 	"math"
 	"net/http"
 
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/style"
 )
 

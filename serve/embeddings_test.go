@@ -3,10 +3,10 @@ package serve
 import (
 	"context"
 	"encoding/json"
-	"github.com/masque-ai/masque/openaiclient"
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/style"
 )
 

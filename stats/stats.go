@@ -17,11 +17,11 @@ package stats
 import (
 	"context"
 	"fmt"
-	"github.com/masque-ai/masque/data/calib"
 	"math"
 	"runtime"
 	"sync"
 
+	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/model"
 )
 

@@ -3,7 +3,6 @@ package stats
 import (
 	"context"
 	"encoding/json"
-	"github.com/masque-ai/masque/data/calib"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/model"
 )
 

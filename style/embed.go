@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/masque-ai/masque/openaiclient"
 	"math"
 	"net/http"
 	"strings"
 
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/tokenizer"
 )
 

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/masque-ai/masque/data/calib"
 	"math"
 
+	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/kernels"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"

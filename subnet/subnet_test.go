@@ -3,13 +3,13 @@ package subnet
 import (
 	"context"
 	"encoding/json"
-	"github.com/masque-ai/masque/data/calib"
 	"math"
 	"os"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/stats"

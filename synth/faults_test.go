@@ -3,7 +3,6 @@ package synth
 import (
 	"context"
 	"fmt"
-	"github.com/masque-ai/masque/openaiclient"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/synth/teacher"
 )
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/masque-ai/masque/chattemplate"
 	"io"
 	"io/fs"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/internal/atomicfile"
 )
 

@@ -2,9 +2,10 @@ package synth
 
 import (
 	"fmt"
-	"github.com/masque-ai/masque/chattemplate"
 	"strings"
 	"unicode"
+
+	"github.com/masque-ai/masque/chattemplate"
 )
 
 // PromptVersion names the wording of the prompts below. It is part of every

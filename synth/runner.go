@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/masque-ai/masque/chattemplate"
-	"github.com/masque-ai/masque/openaiclient"
 	"io"
 	"maps"
 	"os"
@@ -19,7 +17,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/internal/atomicfile"
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/synth/teacher"
 )
 

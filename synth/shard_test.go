@@ -5,12 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/masque-ai/masque/chattemplate"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/synth/teacher"
 )
 

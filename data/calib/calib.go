@@ -11,22 +11,21 @@
 package calib
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/masque-ai/masque/chattemplate"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/masque-ai/masque/chatdata"
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
 )
@@ -74,6 +73,11 @@ type Options struct {
 	MaxTokens int
 	// Limit keeps only the first Limit samples (≤ 0: all).
 	Limit int
+	// OnBadRow is the bad-row policy of chat files (chatdata.SkipBadRows,
+	// the default, or chatdata.FailOnBadRow), as for finetune; Warn, when
+	// not nil, receives every skipped row.
+	OnBadRow string
+	Warn     func(chatdata.Problem)
 }
 
 func (o *Options) maxTokens() int {
@@ -173,51 +177,19 @@ func FromTextFile(path string, tok Tokenizer, o Options) (*Set, error) {
 	return FromLines(filepath.Base(path), "text", ls, tok, o)
 }
 
-// ReadChatJSONL reads conversations, one per line: {"messages":[{"role",
-// "content"},…]} or a bare list of messages. Blank lines are skipped; any
-// other problem is an error naming the file and line.
-func ReadChatJSONL(path string) ([][]chattemplate.Message, error) {
-	f, err := os.Open(path)
+// ReadChatJSONL reads the conversations of a chat data file with
+// chatdata, the reader finetune uses (every layout it accepts: messages,
+// ShareGPT, a bare list of messages, question/answer, Alpaca), applying
+// o.OnBadRow to rows that cannot be read. Calibration conversations need no
+// assistant turn.
+func ReadChatJSONL(path string, o Options) ([][]chattemplate.Message, error) {
+	convs, err := chatdata.Load(path, chatdata.ReadOptions{AllowNoAssistant: true}, o.OnBadRow, o.Warn)
 	if err != nil {
 		return nil, fmt.Errorf("calib: %w", err)
 	}
-	defer f.Close()
-	var out [][]chattemplate.Message
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		var msgs []chattemplate.Message
-		if line[0] == '[' {
-			err = json.Unmarshal(line, &msgs)
-		} else {
-			var obj struct {
-				Messages []chattemplate.Message `json:"messages"`
-			}
-			err = json.Unmarshal(line, &obj)
-			msgs = obj.Messages
-		}
-		if err != nil {
-			return nil, fmt.Errorf("calib: %s:%d: malformed JSON: %v", path, n, err)
-		}
-		if len(msgs) == 0 {
-			return nil, fmt.Errorf("calib: %s:%d: no messages (want {\"messages\":[{\"role\":…,\"content\":…}]})", path, n)
-		}
-		for i, m := range msgs {
-			if m.Role == "" {
-				return nil, fmt.Errorf("calib: %s:%d: message %d has no role", path, n, i)
-			}
-		}
-		out = append(out, msgs)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("calib: %s: %w", path, err)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("calib: %s: no conversations", path)
+	out := make([][]chattemplate.Message, len(convs))
+	for i, c := range convs {
+		out[i] = c.Messages
 	}
 	return out, nil
 }
@@ -225,7 +197,7 @@ func ReadChatJSONL(path string) ([][]chattemplate.Message, error) {
 // FromChatJSONL renders every conversation of a chat JSONL file with chat
 // (no generation prompt) as one sample.
 func FromChatJSONL(path string, chat ChatFunc, o Options) (*Set, error) {
-	convs, err := ReadChatJSONL(path)
+	convs, err := ReadChatJSONL(path, o)
 	if err != nil {
 		return nil, err
 	}

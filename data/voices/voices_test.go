@@ -6,12 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/masque-ai/masque/chattemplate"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/masque-ai/masque/chattemplate"
 )
 
 const testSources = "testdata/sources"

@@ -6,11 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/masque-ai/masque/chattemplate"
 	"os"
 	"path/filepath"
 	"sort"
 
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/internal/atomicfile"
 )
 

@@ -18,9 +18,9 @@ package judge
 import (
 	"context"
 	"fmt"
-	"github.com/masque-ai/masque/openaiclient"
 
 	"github.com/masque-ai/masque/jsonlstore"
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 // Cache keeps judge replies across runs (jsonlstore.Store implements it).

@@ -3,7 +3,6 @@ package judge
 import (
 	"context"
 	"encoding/json"
-	"github.com/masque-ai/masque/chattemplate"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/openaiclient"
 )
 

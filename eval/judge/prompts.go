@@ -2,8 +2,9 @@ package judge
 
 import (
 	"fmt"
-	"github.com/masque-ai/masque/chattemplate"
 	"strings"
+
+	"github.com/masque-ai/masque/chattemplate"
 )
 
 // PromptVersion names the wording of the standard judge prompts (Standard).

@@ -3,7 +3,6 @@ package judge
 import (
 	"context"
 	"encoding/json"
-	"github.com/masque-ai/masque/openaiclient"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 // recording is one file of testdata/eval (see its README).

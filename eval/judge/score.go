@@ -2,13 +2,14 @@ package judge
 
 import (
 	"cmp"
-	"github.com/masque-ai/masque/openaiclient"
 	"math"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 // MinMass is the smallest probability mass of integer candidates for which

@@ -2,9 +2,10 @@ package judge
 
 import (
 	"fmt"
-	"github.com/masque-ai/masque/openaiclient"
 	"math"
 	"testing"
+
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 // tok builds a generated token with its alternatives (probabilities, not

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/masque-ai/masque/chattemplate"
 	"io"
 	"math"
 	"os"
@@ -18,6 +17,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/masque-ai/masque/chatdata"
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
@@ -45,15 +46,17 @@ func TextSamples(path string, tok calib.Tokenizer, maxTokens int) ([]Sample, err
 	return out, nil
 }
 
-// ChatSamples reads a chat JSONL file (see calib.ReadChatJSONL) and marks
-// the tokens of every assistant turn (see ChatSample). Conversations are
-// truncated at maxTokens (≤ 0: 512); those without an assistant message are
-// skipped.
+// ChatSamples reads a chat JSONL file (see calib.ReadChatJSONL: every
+// layout finetune reads) and marks the tokens of every assistant turn (see
+// ChatSample). Conversations are truncated at maxTokens (≤ 0: 512); those
+// without an assistant message are skipped. A row that cannot be read is an
+// error (chatdata.FailOnBadRow): a perplexity is not silently measured on
+// fewer rows than the file holds.
 func ChatSamples(path string, chat calib.ChatFunc, maxTokens int) ([]Sample, error) {
 	if maxTokens <= 0 {
 		maxTokens = calib.DefaultMaxTokens
 	}
-	convs, err := calib.ReadChatJSONL(path)
+	convs, err := calib.ReadChatJSONL(path, calib.Options{OnBadRow: chatdata.FailOnBadRow})
 	if err != nil {
 		return nil, err
 	}

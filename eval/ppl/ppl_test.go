@@ -2,13 +2,13 @@ package ppl
 
 import (
 	"context"
-	"github.com/masque-ai/masque/chattemplate"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
 )

@@ -3,7 +3,6 @@ package report
 import (
 	"bytes"
 	"context"
-	"github.com/masque-ai/masque/openaiclient"
 	"image"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +21,7 @@ import (
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/serve"
 )
 

@@ -3,8 +3,6 @@ package report
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/masque-ai/masque/chattemplate"
-	"github.com/masque-ai/masque/openaiclient"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,8 +10,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/eval/judge"
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/serve"
 )
 

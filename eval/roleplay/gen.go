@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/masque-ai/masque/openaiclient"
 	"sync"
 
 	"github.com/masque-ai/masque/chattemplate"
@@ -12,6 +11,7 @@ import (
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/jsonlstore"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 // Generation is a candidate answer.

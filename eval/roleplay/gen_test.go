@@ -2,7 +2,6 @@ package roleplay
 
 import (
 	"context"
-	"github.com/masque-ai/masque/openaiclient"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 func TestLocalGenerator(t *testing.T) {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/masque-ai/masque/chattemplate"
-	"github.com/masque-ai/masque/openaiclient"
 	"io"
 	"math"
 	"net"
@@ -19,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/eval/judge"
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 // fakeGen answers with a fixed pattern and counts its calls.

@@ -29,7 +29,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/masque-ai/masque/mask"
 	"hash/fnv"
 	"io"
 	"math"
@@ -46,6 +45,7 @@ import (
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/jsonlstore"
+	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 )
 

@@ -8,13 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/masque-ai/masque/chattemplate"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 
+	"github.com/masque-ai/masque/chattemplate"
 	datavoices "github.com/masque-ai/masque/data/voices"
 )
 

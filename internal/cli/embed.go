@@ -2,12 +2,12 @@ package cli
 
 import (
 	"errors"
-	"github.com/masque-ai/masque/openaiclient"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/style"
 )
 

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/masque-ai/masque/openaiclient"
 	"io"
 	"math"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"github.com/masque-ai/masque/eval/roleplay"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/mask"
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/style"
 )
 

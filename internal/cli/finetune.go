@@ -13,6 +13,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/masque-ai/masque/chatdata"
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/kernels"
@@ -119,7 +120,7 @@ func (e *env) runFinetune(cmd *cobra.Command, mf *modelFlags, f *finetuneFlags) 
 		return usagef("give --steps or --epochs, not both")
 	case f.steps < 0 || f.epochs < 0 || f.batchTokens <= 0 || f.accum <= 0:
 		return usagef("--steps, --epochs, --batch-tokens and --accum must be positive")
-	case f.onBadRow != sft.SkipBadRows && f.onBadRow != sft.FailOnBadRow:
+	case f.onBadRow != chatdata.SkipBadRows && f.onBadRow != chatdata.FailOnBadRow:
 		return usagef("--on-bad-row must be skip or fail, not %q", f.onBadRow)
 	case f.evalFraction < 0 || f.evalFraction >= 1:
 		return usagef("--eval-fraction must be in [0, 1)")
@@ -176,7 +177,7 @@ func (e *env) runFinetune(cmd *cobra.Command, mf *modelFlags, f *finetuneFlags) 
 	enc := sft.NewEncoder(ck.Template, ck.Tokenizer, ck.TemplateConfig, ck.HasTemplate)
 	enc.LastTurnOnly = f.lastTurn
 	skipped := 0
-	warn := func(p sft.Problem) {
+	warn := func(p chatdata.Problem) {
 		skipped++
 		if skipped <= 20 {
 			fmt.Fprintf(e.stderr, "masque: skipping %v\n", p)
@@ -184,7 +185,7 @@ func (e *env) runFinetune(cmd *cobra.Command, mf *modelFlags, f *finetuneFlags) 
 			fmt.Fprintln(e.stderr, "masque: (further skipped rows are counted in training.json)")
 		}
 	}
-	opts := sft.Options{Read: sft.ReadOptions{Format: f.format, System: f.system}, MaxLen: maxLen, Truncate: f.truncate,
+	opts := sft.Options{Read: chatdata.ReadOptions{Format: f.format, System: f.system}, MaxLen: maxLen, Truncate: f.truncate,
 		OnBadRow: f.onBadRow, EvalFraction: f.evalFraction, Seed: f.seed, Warn: warn}
 	if f.evalData != "" {
 		opts.EvalFraction = 0
@@ -194,7 +195,7 @@ func (e *env) runFinetune(cmd *cobra.Command, mf *modelFlags, f *finetuneFlags) 
 		return err
 	}
 	evalSet := ds.Eval
-	var evalSkipped []sft.Problem
+	var evalSkipped []chatdata.Problem
 	if f.evalData != "" {
 		eo := opts
 		eo.EvalFraction = 0
@@ -401,7 +402,7 @@ func saveLlama2C(m *model.Model, dir string, mf *modelFlags) error {
 	return writeFileAtomic(filepath.Join(dir, "tokenizer.bin"), tok)
 }
 
-func problemsJSON(ps []sft.Problem) []string {
+func problemsJSON(ps []chatdata.Problem) []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
 		out[i] = p.Error()

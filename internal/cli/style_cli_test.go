@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"github.com/masque-ai/masque/openaiclient"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/serve"
 	"github.com/masque-ai/masque/style"
 )

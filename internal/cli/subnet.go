@@ -14,6 +14,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/masque-ai/masque/chatdata"
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/data/calib"
@@ -117,7 +118,7 @@ func (f *calibFlags) build(ctx context.Context, e *env, ck *checkpoint.Checkpoin
 	if n > 1 {
 		return nil, usagef("give only one of --calib-text, --calib-chat and --calib-persona")
 	}
-	o := calib.Options{MaxTokens: f.maxTokens, Limit: f.limit}
+	o := calib.Options{MaxTokens: f.maxTokens, Limit: f.limit, Warn: skipWarner(e)}
 	var set *calib.Set
 	var err error
 	switch {
@@ -138,6 +139,20 @@ func (f *calibFlags) build(ctx context.Context, e *env, ck *checkpoint.Checkpoin
 		err = writeAtomic(f.save, set.WriteText)
 	}
 	return set, err
+}
+
+// skipWarner reports the rows of a chat file that are left out, as
+// finetune does.
+func skipWarner(e *env) func(chatdata.Problem) {
+	skipped := 0
+	return func(p chatdata.Problem) {
+		skipped++
+		if skipped <= 20 {
+			fmt.Fprintf(e.stderr, "masque: skipping %v\n", p)
+		} else if skipped == 21 {
+			fmt.Fprintln(e.stderr, "masque: (further bad rows are skipped without a message)")
+		}
+	}
 }
 
 func (f *calibFlags) fromPersona(ctx context.Context, e *env, ck *checkpoint.Checkpoint, desc string) (*calib.Set, error) {
@@ -628,7 +643,7 @@ func extraFiles(ck *checkpoint.Checkpoint, mf modelFlags) map[string][]byte {
 func (e *env) statsFromSpec(ctx context.Context, ck *checkpoint.Checkpoint, cf *calibFlags, spec, side string) (*stats.Stats, error) {
 	var set *calib.Set
 	var err error
-	o := calib.Options{MaxTokens: cf.maxTokens, Limit: cf.limit}
+	o := calib.Options{MaxTokens: cf.maxTokens, Limit: cf.limit, Warn: skipWarner(e)}
 	switch {
 	case spec == "":
 		return nil, usagef("--%s is required", side)

@@ -7,9 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/masque-ai/masque/openaiclient"
 	"io"
 	"sync"
+
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 // BatchURL is the endpoint every batch request names.

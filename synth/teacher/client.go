@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/masque-ai/masque/openaiclient"
 	"maps"
 	"sync"
 	"time"
+
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 // Options configure a Client. Zero values take the defaults noted.

@@ -5,12 +5,12 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"github.com/masque-ai/masque/openaiclient"
 	"strings"
 
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/generate"
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 // Engine is a Teacher that runs masque's own engine in-process: the

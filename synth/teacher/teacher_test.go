@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/masque-ai/masque/chattemplate"
-	"github.com/masque-ai/masque/openaiclient"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +14,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/masque-ai/masque/chattemplate"
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 // sse writes one streamed completion: the text in pieces, a final chunk,
