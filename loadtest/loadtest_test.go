@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/serve"
-	"github.com/masque-ai/masque/serve/persona"
 )
 
 func TestCheckURL(t *testing.T) {

@@ -18,9 +18,9 @@ import (
 	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/quant"
 	"github.com/masque-ai/masque/randmodel"
-	"github.com/masque-ai/masque/serve/persona"
 )
 
 // benchModel returns a random-weight Qwen2.5-0.5B-shaped BF16 model folder:

@@ -23,8 +23,8 @@ import (
 	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/quant"
-	"github.com/masque-ai/masque/serve/persona"
 )
 
 // fixture is a server over the built-in stories260K model with personas of

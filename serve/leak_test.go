@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/masque-ai/masque/serve/persona"
+	"github.com/masque-ai/masque/persona"
 )
 
 // TestFileErrorsDoNotLeak: a persona added over the API whose mask, LoRA

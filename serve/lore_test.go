@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/masque-ai/masque/chattemplate"
-	"github.com/masque-ai/masque/serve/persona"
+	"github.com/masque-ai/masque/persona"
 )
 
 // TestCardLorebook: a card uploaded with mes_example and character_book

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/masque-ai/masque/serve/persona"
+	"github.com/masque-ai/masque/persona"
 )
 
 // TestBearerSchemeCaseInsensitive: the auth scheme is case-insensitive

@@ -17,12 +17,9 @@ import (
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/internal/fileerr"
-	"github.com/masque-ai/masque/lora"
-	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
-	"github.com/masque-ai/masque/serve/adapt"
+	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/serve/engine"
-	"github.com/masque-ai/masque/serve/persona"
 )
 
 // baseModel is a model that personas run on: the server's base, or a
@@ -111,11 +108,35 @@ type personaObject struct {
 	Tags         []string `json:"tags,omitempty"`
 	MemoryBytes  int64    `json:"memory_bytes"`
 	Created      int64    `json:"created"`
+	// The persona's own sampling defaults, when it has them.
+	Temperature *float64 `json:"temperature,omitempty"`
+	TopP        *float64 `json:"top_p,omitempty"`
+	MaxTokens   int      `json:"max_tokens,omitempty"`
+	// Spec is the persona as it was given (macros kept), without file
+	// paths, for editors: POST /v1/personas?replace=true takes it back.
+	Spec editableSpec `json:"spec"`
+}
+
+// editableSpec is the part of a persona spec that an editor changes.
+type editableSpec struct {
+	Name         string   `json:"name"`
+	Description  string   `json:"description,omitempty"`
+	SystemPrompt string   `json:"system_prompt,omitempty"`
+	Greeting     string   `json:"greeting,omitempty"`
+	Examples     string   `json:"examples,omitempty"`
+	Temperature  *float64 `json:"temperature,omitempty"`
+	TopP         *float64 `json:"top_p,omitempty"`
+	MaxTokens    int      `json:"max_tokens,omitempty"`
+	Tags         []string `json:"tags,omitempty"`
 }
 
 func (p *loaded) object() personaObject {
-	return personaObject{ID: p.spec.Name, Object: "persona", Kind: p.spec.Kind(), Description: p.spec.Expand(p.spec.Description),
-		SystemPrompt: p.spec.Prompt(), Greeting: p.spec.Expand(p.spec.Greeting), Tags: p.spec.Tags, MemoryBytes: p.bytes, Created: p.created}
+	sp := p.spec
+	return personaObject{ID: sp.Name, Object: "persona", Kind: sp.Kind(), Description: sp.Expand(sp.Description),
+		SystemPrompt: sp.Prompt(), Greeting: sp.Expand(sp.Greeting), Tags: sp.Tags, MemoryBytes: p.bytes, Created: p.created,
+		Temperature: sp.Temperature, TopP: sp.TopP, MaxTokens: sp.MaxTokens,
+		Spec: editableSpec{Name: sp.Name, Description: sp.Description, SystemPrompt: sp.SystemPrompt, Greeting: sp.Greeting, Examples: sp.Examples,
+			Temperature: sp.Temperature, TopP: sp.TopP, MaxTokens: sp.MaxTokens, Tags: sp.Tags}}
 }
 
 func (s *Server) sortedNamesLocked() []string {
@@ -171,25 +192,13 @@ func (s *Server) addPersona(spec persona.Spec, root string) error {
 	if dup {
 		return fmt.Errorf("%w: persona %s exists already", errConflict, spec.Name)
 	}
-	if root != "" {
-		for _, p := range []*string{&spec.Mask, &spec.LoRA, &spec.Model} {
-			if *p == "" {
-				continue
-			}
-			full, err := resolveUnder(root, *p)
-			if err != nil {
-				return err
-			}
-			*p = full
-		}
+	op, err := persona.Open(spec, s.base.ck.Model, root)
+	if err != nil {
+		return err
 	}
+	spec = op.Spec
 	p := &loaded{spec: spec, base: s.base, created: time.Now().Unix()}
-	switch spec.Kind() {
-	case persona.KindModel:
-		ck, err := checkpoint.Open(spec.Model, checkpoint.Options{})
-		if err != nil {
-			return err
-		}
+	if ck := op.Checkpoint; ck != nil { // a persona with its own model
 		if _, err := ck.NeedTokenizer(); err != nil {
 			ck.Close()
 			return err
@@ -200,25 +209,8 @@ func (s *Server) addPersona(spec persona.Spec, root string) error {
 			return err
 		}
 		p.base, p.bytes = bm, bm.bytes
-	case persona.KindMask, persona.KindLoRA, persona.KindMaskLoRA:
-		var mk *mask.Mask
-		var ad *lora.Adapter
-		var err error
-		if spec.Mask != "" {
-			if mk, err = mask.Load(spec.Mask); err != nil {
-				return err
-			}
-		}
-		if spec.LoRA != "" {
-			if ad, err = lora.Load(spec.LoRA); err != nil {
-				return err
-			}
-		}
-		ap, err := adapt.Combine(s.base.ck.Model, mk, ad)
-		if err != nil {
-			return err
-		}
-		p.adapter, p.hooks, p.bytes = ap.Adapter(), ap.Hooks(), ap.Bytes()
+	} else {
+		p.adapter, p.hooks, p.bytes = op.Adapter(), op.Hooks(), op.Bytes()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -279,27 +271,6 @@ func (s *Server) persist() error {
 	return persona.SaveRegistry(s.opts.Registry, specs)
 }
 
-// resolveUnder resolves the relative path p inside root, following
-// symbolic links, and refuses anything that ends up outside root.
-func resolveUnder(root, p string) (string, error) {
-	if !filepath.IsLocal(p) {
-		return "", fmt.Errorf("path %q must be relative to the persona folder and stay inside it", p)
-	}
-	realRoot, err := filepath.EvalSymlinks(root)
-	if err != nil {
-		return "", fmt.Errorf("persona folder: %v", err)
-	}
-	full, err := filepath.EvalSymlinks(filepath.Join(realRoot, p))
-	if err != nil {
-		return "", fmt.Errorf("path %q: no such file in the persona folder", p)
-	}
-	rel, err := filepath.Rel(realRoot, full)
-	if err != nil || !filepath.IsLocal(rel) {
-		return "", fmt.Errorf("path %q leaves the persona folder", p)
-	}
-	return full, nil
-}
-
 func (s *Server) handlePersonas(w http.ResponseWriter, r *http.Request) *apiError {
 	if r.Method == http.MethodGet {
 		s.mu.RLock()
@@ -314,6 +285,9 @@ func (s *Server) handlePersonas(w http.ResponseWriter, r *http.Request) *apiErro
 	spec, e := parsePersonaUpload(r)
 	if e != nil {
 		return e
+	}
+	if q := r.URL.Query().Get("replace"); q == "1" || q == "true" {
+		return s.replacePersona(w, spec)
 	}
 	root := s.opts.PersonaRoot
 	if root == "" && (spec.Mask != "" || spec.LoRA != "" || spec.Model != "") {
@@ -336,6 +310,56 @@ func (s *Server) handlePersonas(w http.ResponseWriter, r *http.Request) *apiErro
 	obj := s.personas[spec.Name].object()
 	s.mu.RUnlock()
 	writeJSON(w, http.StatusCreated, obj)
+	return nil
+}
+
+// replacePersona is POST /v1/personas?replace=true: the persona named by
+// spec is replaced (edited). The files (mask, LoRA, model), lorebook and
+// character name of the old persona are kept when spec gives none, so an
+// edit of prompts and sampling settings needs to send only those. If the
+// new persona does not load, the old one is restored.
+func (s *Server) replacePersona(w http.ResponseWriter, spec persona.Spec) *apiError {
+	if err := persona.ValidName(spec.Name); err != nil {
+		return badRequest("name", "invalid_name", "%v", err)
+	}
+	s.mu.RLock()
+	old := s.personas[spec.Name]
+	s.mu.RUnlock()
+	if old == nil {
+		return newError(http.StatusNotFound, typeInvalidRequest, "persona_not_found", "name", "no persona %q to replace", spec.Name)
+	}
+	prev := old.spec
+	root := s.opts.PersonaRoot
+	if spec.Mask == "" && spec.LoRA == "" && spec.Model == "" {
+		// The old files, already resolved when the persona was loaded.
+		spec.Mask, spec.LoRA, spec.Model = prev.Mask, prev.LoRA, prev.Model
+		root = ""
+	} else if root == "" {
+		return badRequest("", "files_disabled", "personas added at run time cannot use files: start the server with --persona-root")
+	}
+	if spec.Lorebook == nil {
+		spec.Lorebook = prev.Lorebook
+	}
+	if spec.Char == "" {
+		spec.Char = prev.Char
+	}
+	if err := spec.Validate(); err != nil {
+		return badRequest("", "invalid_persona", "%v", err)
+	}
+	s.removePersona(spec.Name)
+	if err := s.addPersona(spec, root); err != nil {
+		if rerr := s.addPersona(prev, ""); rerr != nil {
+			return newError(http.StatusInternalServerError, typeServer, "persona_lost", "", "persona %s: the new version did not load (%v) and the old one did not load again (%v)", spec.Name, err, rerr)
+		}
+		return badRequest("", "invalid_persona", "persona %s not replaced (the old one is kept): %v", spec.Name, err)
+	}
+	if err := s.persist(); err != nil {
+		return newError(http.StatusInternalServerError, typeServer, "registry_not_written", "", "persona %s replaced, but not in the registry: %v", spec.Name, err)
+	}
+	s.mu.RLock()
+	obj := s.personas[spec.Name].object()
+	s.mu.RUnlock()
+	writeJSON(w, http.StatusOK, obj)
 	return nil
 }
 

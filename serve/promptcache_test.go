@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/masque-ai/masque/serve/persona"
+	"github.com/masque-ai/masque/persona"
 )
 
 // usageOf is a response's usage with the prompt cache's part.

@@ -71,7 +71,13 @@ func CheckBind(addr, apiKey string) error {
 // ones (streams get an error event, code "shutting_down"); it returns nil
 // after a shutdown that ctx asked for. The server is closed
 // when Serve returns after ctx ended.
+//
+// A server with no keys serving on a loopback listener gets LocalAdmin
+// (persona management from this machine without a key).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.opts.APIKey == "" && s.opts.AdminKey == "" && IsLoopback(ln.Addr().String()) {
+		s.opts.LocalAdmin = true
+	}
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -123,5 +124,27 @@ func TestLongStreamOutlivesBodyDeadline(t *testing.T) {
 		if d := time.Since(t0); d < 2*bodyTimeout {
 			t.Logf("the generation took only %v", d)
 		}
+	}
+}
+
+// TestServeLoopbackLocalAdmin: a keyless server that Serve runs on a
+// loopback listener lets this machine manage personas without a key.
+func TestServeLoopbackLocalAdmin(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.APIKey, o.AdminKey = "", "" })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go f.srv.Serve(ctx, ln)
+	resp, err := http.Post("http://"+ln.Addr().String()+"/v1/personas", "application/json", strings.NewReader(`{"name": "local", "description": "x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("keyless loopback server: %d %s", resp.StatusCode, body)
 	}
 }

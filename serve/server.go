@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"runtime/debug"
@@ -25,8 +26,8 @@ import (
 	"time"
 
 	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/serve/engine"
-	"github.com/masque-ai/masque/serve/persona"
 	"github.com/masque-ai/masque/serve/playground"
 )
 
@@ -54,8 +55,16 @@ type Options struct {
 	// endpoint except the playground's static files.
 	APIKey string
 	// AdminKey, if set, enables persona management (POST and DELETE
-	// /v1/personas), which requires it; without it those endpoints answer 403.
+	// /v1/personas), which requires it; without it those endpoints answer
+	// 403, unless LocalAdmin.
 	AdminKey string
+	// LocalAdmin enables persona management without a key for a server
+	// that has neither key and listens on loopback only, so the playground
+	// can create and edit personas there: requests must then come from a
+	// loopback address (and, as for every keyless request, be addressed to
+	// a loopback name). Serve sets it for such a listener. Ignored when a
+	// key is set.
+	LocalAdmin bool
 
 	// Ctx is the context length of each sequence (default: the model's
 	// maximum, at most 4096).
@@ -413,6 +422,9 @@ func (s *Server) authorize(r *http.Request, level int) *apiError {
 	sum := sha256.Sum256([]byte(key))
 	isAdmin := s.opts.AdminKey != "" && hasBearer && subtle.ConstantTimeCompare(sum[:], s.adminKey[:]) == 1
 	if level == authAdmin {
+		if s.localAdmin(r) {
+			return nil
+		}
 		if s.opts.AdminKey == "" {
 			return newError(http.StatusForbidden, typePermission, "admin_disabled", "", "persona management is disabled: start the server with --admin-key")
 		}
@@ -428,6 +440,20 @@ func (s *Server) authorize(r *http.Request, level int) *apiError {
 		return newError(http.StatusUnauthorized, typeAuthentication, "invalid_api_key", "", "incorrect or missing API key (Authorization: Bearer KEY)")
 	}
 	return nil
+}
+
+// localAdmin reports whether r may manage personas without a key: the
+// server has no keys, LocalAdmin is set, and r comes from loopback.
+func (s *Server) localAdmin(r *http.Request) bool {
+	if !s.opts.LocalAdmin || s.opts.AdminKey != "" || s.opts.APIKey != "" {
+		return false
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // statusWriter records the status and whether anything was written, and

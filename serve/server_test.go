@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/masque-ai/masque/serve/persona"
+	"github.com/masque-ai/masque/persona"
 )
 
 func chatBody(model string, extra map[string]any) map[string]any {

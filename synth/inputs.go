@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/masque-ai/masque/chattemplate"
+	"github.com/masque-ai/masque/persona"
 )
 
 // Persona is one persona description read from an input file.
@@ -21,8 +22,9 @@ type Persona struct {
 	// File and Line locate it (Line 0 for a whole-file character card).
 	File string
 	Line int // 1-based
-	// Card is set when the persona came from a character card.
-	Card *Card
+	// Card is set when the persona came from a character card (as the
+	// card holds it, macros not expanded).
+	Card *persona.Card
 }
 
 // Persona input formats accepted by ReadPersonas.
@@ -103,16 +105,15 @@ func ReadPersonas(path, format string) ([]Persona, []Problem, error) {
 		if ext == ".json" && bytes.HasPrefix(bytes.TrimSpace(data), []byte("[")) {
 			return readPersonaArray(path, data)
 		}
-		var c *Card
-		if bytes.HasPrefix(data, pngSignature) {
-			c, err = ParseCardPNG(data)
-		} else {
-			c, err = ParseCard(data)
-		}
+		c, err := persona.ParseCard(data)
 		if err != nil {
 			return nil, []Problem{{path, 0, err.Error()}}, nil
 		}
-		return []Persona{{Text: c.Persona(), File: path, Card: c}}, nil, nil
+		ch, err := CharacterFromCard(c)
+		if err != nil {
+			return nil, []Problem{{path, 0, err.Error()}}, nil
+		}
+		return []Persona{{Text: ch.Persona, File: path, Card: c}}, nil, nil
 	case PersonaJSONL:
 		err = eachLine(bytes.NewReader(data), func(line int, b []byte, tooLong bool) {
 			if tooLong {
@@ -484,15 +485,22 @@ func (c Character) Name() string { return ParseProfile(c.Profile).Name }
 func ReadCharacters(path string) ([]Character, []Problem, error) {
 	ext := strings.ToLower(filepath.Ext(path))
 	if ext == ".png" || ext == ".json" {
-		c, err := ReadCard(path)
+		data, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil, err
+		}
+		var c *persona.Card
+		if err == nil {
+			c, err = persona.ParseCard(data)
+		}
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil, nil, err
-			}
 			return nil, []Problem{{path, 0, err.Error()}}, nil
 		}
-		p := c.Persona()
-		return []Character{{ID: CharacterID(p), Persona: p, Profile: c.Profile()}}, nil, nil
+		ch, err := CharacterFromCard(c)
+		if err != nil {
+			return nil, []Problem{{path, 0, err.Error()}}, nil
+		}
+		return []Character{ch}, nil, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/masque-ai/masque/persona"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -94,7 +96,7 @@ func TestReadPersonas(t *testing.T) {
 	t.Run("png bad crc", func(t *testing.T) {
 		data := pngWithText(t, "chara", base64.StdEncoding.EncodeToString([]byte(cardV2)))
 		data[len(data)-20] ^= 0xff // inside the tEXt chunk or its CRC
-		if _, err := ParseCardPNG(data); err == nil {
+		if _, err := persona.ParseCard(data); err == nil {
 			t.Fatal("corrupt PNG accepted")
 		}
 	})

@@ -12,9 +12,9 @@ import (
 
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
+	datavoices "github.com/masque-ai/masque/data/voices"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/generate/grammar"
-	"github.com/masque-ai/masque/serve/persona"
 )
 
 // samplingFlags are the decoding settings shared by generate and chat.
@@ -319,7 +319,7 @@ func voicePrompt(voice string, system *string) error {
 	if *system != "" {
 		return usagef("give --system or --persona, not both")
 	}
-	p, err := persona.VoiceSystemPrompt(voice)
+	p, err := datavoices.SystemPrompt(voice)
 	if err != nil {
 		return usagef("--persona: %v", err)
 	}

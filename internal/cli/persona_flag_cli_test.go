@@ -4,13 +4,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/masque-ai/masque/serve/persona"
+	datavoices "github.com/masque-ai/masque/data/voices"
 )
 
 // TestPersonaFlag: generate --persona VOICE is --system with that voice's
 // prompt; an unknown voice and --persona with --system are usage errors.
 func TestPersonaFlag(t *testing.T) {
-	sys, err := persona.VoiceSystemPrompt("devil")
+	sys, err := datavoices.SystemPrompt("devil")
 	if err != nil || !strings.Contains(sys, "Devil's Dictionary") {
 		t.Fatalf("devil's prompt: %q %v", sys, err)
 	}

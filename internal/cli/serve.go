@@ -10,9 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	datavoices "github.com/masque-ai/masque/data/voices"
 	"github.com/masque-ai/masque/internal/builtin"
+	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/serve"
-	"github.com/masque-ai/masque/serve/persona"
 )
 
 // serveCmd is `masque serve`: the OpenAI-compatible multi-persona server.
@@ -65,6 +66,8 @@ card as JSON or PNG) and removed (DELETE /v1/personas/NAME) at run time; their
 files must lie inside --persona-root (default: the registry's folder). With
 --persist, every such change is written back to the --personas file (atomically;
 its comments and formatting are not kept), so the personas survive a restart.
+A server with neither key on a loopback address allows the same from this
+machine without a key (the playground at / creates, edits and imports cards).
 
 Without --personas, builtin:voices (the default model) is served with its nine
 voices as personas (kjv, web, spurgeon, sotu, jargon, webster, wordnet,
@@ -154,7 +157,7 @@ requests in flight finish within --shutdown-grace, and exits 0.`,
 			}
 			defer ck.Close()
 			if personas == "" && ck.Path == builtin.Voices {
-				specs = persona.Voices() // the voices the built-in model was trained on
+				specs = datavoices.Specs() // the voices the built-in model was trained on
 			}
 			level := slog.LevelWarn
 			if verbose {

@@ -23,8 +23,8 @@ import (
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/serve"
-	"github.com/masque-ai/masque/serve/persona"
 )
 
 // channelMask writes an FFN channel mask for m (every third channel

@@ -1,7 +1,12 @@
 // Package playground is masque serve's web playground: one self-contained
 // page (HTML, CSS and JavaScript embedded in the binary, no external
-// resources) to pick a persona, or two side by side, and chat with them
-// over the streaming chat completions API, with tokens per second shown.
+// resources, works offline) to build personas and try them: the persona
+// list with each one's kind and size, an editor (create, edit, delete over
+// the admin endpoints), character card import by drag and drop, chat with
+// one persona or two side by side on the same message over the streaming
+// chat completions API, tokens per second and prompt cache hits per reply,
+// and live server totals from /metrics. Every control has a label and is
+// reachable by keyboard; Enter sends and saves, Escape closes the editor.
 package playground
 
 import (

@@ -14,7 +14,7 @@ import (
 	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
-	"github.com/masque-ai/masque/serve/persona"
+	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/subnet"
 	"github.com/masque-ai/masque/train"
 	"github.com/masque-ai/masque/train/finetune"

@@ -19,8 +19,8 @@ import (
 	"github.com/masque-ai/masque/eval/voices"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/randmodel"
-	"github.com/masque-ai/masque/serve/persona"
 	"github.com/masque-ai/masque/subnet"
 )
 

@@ -1,12 +1,12 @@
-// Package persona describes the personas masque serve offers: a name, a
-// profile that becomes the system prompt, and what the persona runs on (the
-// base model, a weight mask over it, a LoRA adapter, or a separate pruned
-// model folder). It reads persona registries (YAML or JSON) and imports
-// SillyTavern character cards (V1, V2 and V3; JSON, or PNG with the card in
-// a "chara" or "ccv3" text chunk).
-//
-// The package only describes personas; loading masks, adapters and models
-// is up to the server.
+// Package persona is what a character is in masque: a name, a profile that
+// becomes the system prompt, and what the persona runs on (the base model, a
+// weight mask over it, a LoRA adapter, or a separate pruned model folder).
+// It reads and writes persona registries (YAML or JSON), imports SillyTavern
+// character cards (V1, V2 and V3; JSON, or PNG with the card in a "chara" or
+// "ccv3" text chunk) as plain data that other packages convert into what
+// they need, and opens a persona over a shared base model (Open), its mask
+// and adapter applied per sequence through the model's adapter and hook
+// interfaces (Overlay) rather than by copying the model.
 package persona
 
 import (
@@ -414,13 +414,9 @@ func ParseRegistry(data []byte, asJSON bool) ([]Spec, error) {
 
 // importCard reads s.Card and fills the fields s leaves empty from it.
 func (s *Spec) importCard() error {
-	data, err := os.ReadFile(s.Card)
+	c, err := ReadCard(s.Card)
 	if err != nil {
 		return err
-	}
-	c, err := ParseCard(data)
-	if err != nil {
-		return fmt.Errorf("%s: %v", s.Card, err)
 	}
 	from, err := c.Spec()
 	if err != nil {

@@ -1,4 +1,4 @@
-package adapt
+package persona
 
 import (
 	"math"
@@ -13,7 +13,7 @@ import (
 
 func loadTiny(t testing.TB, name string) *model.Model {
 	t.Helper()
-	m, err := model.LoadHF(filepath.Join("..", "..", "testdata", "hf-tiny", name))
+	m, err := model.LoadHF(filepath.Join("..", "testdata", "hf-tiny", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestPersonaMatchesMergedModel(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			p, err := Combine(m, mk, ad)
+			p, err := NewOverlay(m, mk, ad)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -211,7 +211,7 @@ func TestPersonaMemory(t *testing.T) {
 		mk.Set(mask.Key{Layer: l, Proj: model.ProjQ}, b)
 		maskBytes += int64(len(b.Data))
 	}
-	p, err := FromMask(m, mk)
+	p, err := MaskOverlay(m, mk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestPersonaMemory(t *testing.T) {
 		t.Error("an attention-only mask has no FFN hooks")
 	}
 	// A dense mask costs nothing and needs no adapter.
-	dense, err := FromMask(m, mask.New(m))
+	dense, err := MaskOverlay(m, mask.New(m))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestPersonaMemory(t *testing.T) {
 
 func TestFromMaskWrongModel(t *testing.T) {
 	a, b := loadTiny(t, "qwen2"), loadTiny(t, "llama")
-	if _, err := FromMask(b, mask.New(a)); err == nil {
+	if _, err := MaskOverlay(b, mask.New(a)); err == nil {
 		t.Fatal("a mask made for another model was accepted")
 	}
 }

@@ -8,13 +8,18 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
+	"os"
 	"slices"
 	"strings"
 
 	"github.com/masque-ai/masque/internal/macro"
 )
 
-// Card is a SillyTavern character card (the fields masque uses).
+// Card is a SillyTavern character card (the fields masque uses), as plain
+// data: the texts as the card holds them, macros ({{char}}, {{user}}, …)
+// not expanded. Spec turns it into a persona spec; other packages (synth)
+// convert it into what they need.
 type Card struct {
 	// SpecName is "chara_card_v1", "chara_card_v2" or "chara_card_v3".
 	SpecName string `json:"-"`
@@ -142,6 +147,25 @@ func (c *Card) checkLimits() error {
 
 var pngSignature = []byte("\x89PNG\r\n\x1a\n")
 
+// ReadCard reads a character card file (JSON or PNG, see ParseCard);
+// errors name the file.
+func ReadCard(path string) (*Card, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxCardBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	c, err := ParseCard(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return c, nil
+}
+
 // ParseCard reads a character card: JSON (V1 fields at the top level, or
 // V2/V3 {"spec": "chara_card_v2", "data": {...}}) or a PNG whose "ccv3" or
 // "chara" tEXt chunk holds the JSON in base64 (ccv3 is preferred).
@@ -174,7 +198,13 @@ func ParseCard(data []byte) (*Card, error) {
 		}
 		c.SpecName = top.Spec
 	case "":
-		if err := json.Unmarshal(data, c); err != nil {
+		// V1: the fields at the top level (or, in some exports, under
+		// "data" without a "spec").
+		src := data
+		if len(top.Data) > 0 && string(top.Data) != "null" {
+			src = top.Data
+		}
+		if err := json.Unmarshal(src, c); err != nil {
 			return nil, fmt.Errorf("character card: %v", err)
 		}
 		c.SpecName = "chara_card_v1"
@@ -230,9 +260,13 @@ func cardFromPNG(data []byte) ([]byte, error) {
 			return nil, errors.New("character card: the PNG has no \"chara\" text chunk")
 		}
 	}
-	js, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(text)))
+	raw := strings.TrimSpace(string(text))
+	js, err := base64.StdEncoding.DecodeString(raw)
 	if err != nil {
-		return nil, fmt.Errorf("character card: the PNG's card is not base64: %v", err)
+		// Some writers leave out the padding.
+		if js, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(raw, "=")); err != nil {
+			return nil, fmt.Errorf("character card: the PNG's card is not base64: %v", err)
+		}
 	}
 	return js, nil
 }

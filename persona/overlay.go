@@ -1,4 +1,6 @@
-// Package adapt turns a persona's weight mask or LoRA adapter into
+package persona
+
+// An Overlay turns a persona's weight mask or LoRA adapter into
 // per-sequence corrections for model.ForwardBatch, so that many personas run
 // over one copy of the base weights:
 //
@@ -14,7 +16,6 @@
 //
 // A persona then costs its bit-packed mask (or its adapter's A and B), not a
 // copy of the model.
-package adapt
 
 import (
 	"fmt"
@@ -25,11 +26,11 @@ import (
 	"github.com/masque-ai/masque/model"
 )
 
-// Persona is what a persona carries over its base model in a batched
+// Overlay is what a persona carries over its base model in a batched
 // forward pass: a model.Adapter for its linear corrections and optional
-// per-sequence hooks (FFN channel masks). A *Persona is comparable, so the
+// per-sequence hooks (FFN channel masks). An *Overlay is comparable, so the
 // sequences of one persona are adapted together.
-type Persona struct {
+type Overlay struct {
 	base *model.Model
 
 	// Mask part.
@@ -52,30 +53,30 @@ type sparse struct {
 	bits *mask.Bits
 }
 
-// FromMask prepares mk, which must have been made for base, for batched
+// MaskOverlay prepares mk, which must have been made for base, for batched
 // serving. FFN blocks whose masks prune whole channels become channel
 // multipliers; every other masked projection is multiplied by its masked
 // weights (see the package comment).
 // Nothing of base is copied.
-func FromMask(base *model.Model, mk *mask.Mask) (*Persona, error) {
+func MaskOverlay(base *model.Model, mk *mask.Mask) (*Overlay, error) {
 	if err := mk.Check(base); err != nil {
 		return nil, err
 	}
-	p := &Persona{base: base, gamma: float32(mk.Gamma)}
+	p := &Overlay{base: base, gamma: float32(mk.Gamma)}
 	return p, p.addMask(mk)
 }
 
-// FromLoRA prepares a LoRA adapter over base for batched serving. The
+// LoRAOverlay prepares a LoRA adapter over base for batched serving. The
 // adapter's A and B are shared, not copied.
-func FromLoRA(base *model.Model, a *lora.Adapter) (*Persona, error) {
-	p := &Persona{base: base}
+func LoRAOverlay(base *model.Model, a *lora.Adapter) (*Overlay, error) {
+	p := &Overlay{base: base}
 	return p, p.addLoRA(a)
 }
 
-// Combine returns a persona with both a mask and a LoRA adapter (either may
+// NewOverlay returns an overlay with both a mask and a LoRA adapter (either may
 // be nil): the adapter's correction is added to the masked projection.
-func Combine(base *model.Model, mk *mask.Mask, a *lora.Adapter) (*Persona, error) {
-	p := &Persona{base: base}
+func NewOverlay(base *model.Model, mk *mask.Mask, a *lora.Adapter) (*Overlay, error) {
+	p := &Overlay{base: base}
 	if mk != nil {
 		if err := mk.Check(base); err != nil {
 			return nil, err
@@ -93,7 +94,7 @@ func Combine(base *model.Model, mk *mask.Mask, a *lora.Adapter) (*Persona, error
 	return p, nil
 }
 
-func (p *Persona) addMask(mk *mask.Mask) error {
+func (p *Overlay) addMask(mk *mask.Mask) error {
 	cfg := &p.base.Config
 	L := cfg.Layers
 	p.ffn = make([][]float32, L)
@@ -115,7 +116,7 @@ func (p *Persona) addMask(mk *mask.Mask) error {
 			}
 			w := ly.Weight(pr)
 			if b.Rows != w.Rows || b.Cols != w.Cols {
-				return fmt.Errorf("adapt: layer %d %s: mask %d×%d, weight %d×%d", l, pr.HFName(), b.Rows, b.Cols, w.Rows, w.Cols)
+				return fmt.Errorf("persona: layer %d %s: mask %d×%d, weight %d×%d", l, pr.HFName(), b.Rows, b.Cols, w.Rows, w.Cols)
 			}
 			any := false
 			for r := 0; r < b.Rows && !any; r++ {
@@ -197,7 +198,7 @@ func channelVector(g, u, d *mask.Bits, gamma float64, noBias bool, ff int) []flo
 	return vec
 }
 
-func (p *Persona) addLoRA(a *lora.Adapter) error {
+func (p *Overlay) addLoRA(a *lora.Adapter) error {
 	if err := a.Check(p.base); err != nil {
 		return err
 	}
@@ -214,11 +215,19 @@ func (p *Persona) addLoRA(a *lora.Adapter) error {
 
 // Bytes is the memory the persona holds beyond the shared base model: its
 // bit-packed masks, channel vectors and LoRA weights.
-func (p *Persona) Bytes() int64 { return p.bytes }
+func (p *Overlay) Bytes() int64 {
+	if p == nil {
+		return 0
+	}
+	return p.bytes
+}
 
 // Channels reports how many layers use an FFN channel vector and how many
 // projections its masked weights (unstructured masks).
-func (p *Persona) Channels() (ffnLayers, sparseProjs int) {
+func (p *Overlay) Channels() (ffnLayers, sparseProjs int) {
+	if p == nil {
+		return 0, 0
+	}
 	for l := range p.ffn {
 		if p.ffn[l] != nil {
 			ffnLayers++
@@ -233,8 +242,11 @@ func (p *Persona) Channels() (ffnLayers, sparseProjs int) {
 }
 
 // Hooks returns the per-sequence hooks (the FFN channel mask), or nil when
-// the persona has none.
-func (p *Persona) Hooks() *model.Hooks {
+// the persona has none (or p is nil).
+func (p *Overlay) Hooks() *model.Hooks {
+	if p == nil {
+		return nil
+	}
 	for _, v := range p.ffn {
 		if v != nil {
 			return &model.Hooks{FFNMask: p.FFNMask}
@@ -244,7 +256,7 @@ func (p *Persona) Hooks() *model.Hooks {
 }
 
 // FFNMask returns layer l's FFN channel multipliers, or nil.
-func (p *Persona) FFNMask(l int) []float32 {
+func (p *Overlay) FFNMask(l int) []float32 {
 	if l < 0 || l >= len(p.ffn) {
 		return nil
 	}
@@ -253,7 +265,10 @@ func (p *Persona) FFNMask(l int) []float32 {
 
 // Adapter returns p as a model.Adapter, or nil when p has no linear
 // corrections (base model or channel masks only).
-func (p *Persona) Adapter() model.Adapter {
+func (p *Overlay) Adapter() model.Adapter {
+	if p == nil {
+		return nil
+	}
 	if p.lora == nil {
 		has := false
 		for l := range p.sparse {
@@ -271,12 +286,12 @@ func (p *Persona) Adapter() model.Adapter {
 // Replaces implements model.Replacer: a projection under a hard
 // unstructured mask (γ = 0) is computed from the masked weights alone, so
 // the batch leaves the persona's rows out of the shared product.
-func (p *Persona) Replaces(layer int, pr model.Proj) bool {
+func (p *Overlay) Replaces(layer int, pr model.Proj) bool {
 	return p.gamma == 0 && layer < len(p.sparse) && p.sparse[layer][pr] != nil
 }
 
 // AdaptLinear implements model.Adapter.
-func (p *Persona) AdaptLinear(layer int, pr model.Proj, y, x []float32, rows int) {
+func (p *Overlay) AdaptLinear(layer int, pr model.Proj, y, x []float32, rows int) {
 	if layer < len(p.sparse) {
 		if s := p.sparse[layer][pr]; s != nil {
 			s.apply(p.base.K, y, x, rows, 1-p.gamma)

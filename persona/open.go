@@ -1,0 +1,125 @@
+package persona
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/lora"
+	"github.com/masque-ai/masque/mask"
+	"github.com/masque-ai/masque/model"
+)
+
+// Opened is a persona opened over a shared base model, ready to run: its
+// mask and LoRA adapter as an Overlay applied per sequence (KindMask,
+// KindLoRA, KindMaskLoRA), or its own model (KindModel), or nothing beyond
+// the base (KindBase, whose system prompt is Spec.Prompt).
+type Opened struct {
+	// Spec is the persona, its file paths resolved (see Open).
+	Spec Spec
+	// Overlay holds the mask and adapter kinds' corrections; nil for the
+	// other kinds.
+	Overlay *Overlay
+	// Checkpoint is a KindModel persona's own model (with its tokenizer and
+	// template), which Close closes; nil for the other kinds.
+	Checkpoint *checkpoint.Checkpoint
+}
+
+// Open validates spec and opens it over base, the shared model that its
+// mask and LoRA adapter were made for. When root is not empty, the spec's
+// file paths (mask, lora, model) must be relative paths that stay inside
+// the folder root (symbolic links followed), as for personas that clients
+// add to a running server; Opened.Spec holds them resolved. A spec that
+// still names a card must have been imported first (LoadRegistry does).
+// Nothing of base is copied; base must stay open while the result is used.
+func Open(spec Spec, base *model.Model, root string) (*Opened, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if spec.Card != "" {
+		return nil, fmt.Errorf("persona %s: the card %s is not imported (LoadRegistry imports cards)", spec.Name, spec.Card)
+	}
+	if root != "" {
+		for _, p := range []*string{&spec.Mask, &spec.LoRA, &spec.Model} {
+			if *p == "" {
+				continue
+			}
+			full, err := resolveUnder(root, *p)
+			if err != nil {
+				return nil, err
+			}
+			*p = full
+		}
+	}
+	o := &Opened{Spec: spec}
+	switch spec.Kind() {
+	case KindModel:
+		ck, err := checkpoint.Open(spec.Model, checkpoint.Options{})
+		if err != nil {
+			return nil, err
+		}
+		o.Checkpoint = ck
+	case KindMask, KindLoRA, KindMaskLoRA:
+		if base == nil {
+			return nil, fmt.Errorf("persona %s: a %s persona needs a base model", spec.Name, spec.Kind())
+		}
+		var mk *mask.Mask
+		var ad *lora.Adapter
+		var err error
+		if spec.Mask != "" {
+			if mk, err = mask.Load(spec.Mask); err != nil {
+				return nil, err
+			}
+		}
+		if spec.LoRA != "" {
+			if ad, err = lora.Load(spec.LoRA); err != nil {
+				return nil, err
+			}
+		}
+		if o.Overlay, err = NewOverlay(base, mk, ad); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// Adapter is the persona's per-sequence model.Adapter (model.BatchSeq),
+// or nil when it has none.
+func (o *Opened) Adapter() model.Adapter { return o.Overlay.Adapter() }
+
+// Hooks are the persona's per-sequence hooks (model.BatchSeq), or nil.
+func (o *Opened) Hooks() *model.Hooks { return o.Overlay.Hooks() }
+
+// Bytes is the memory the persona holds beyond the shared base model (a
+// KindModel persona's own model not counted).
+func (o *Opened) Bytes() int64 { return o.Overlay.Bytes() }
+
+// Close closes a KindModel persona's own model; the other kinds hold
+// nothing to close.
+func (o *Opened) Close() error {
+	if o.Checkpoint == nil {
+		return nil
+	}
+	return o.Checkpoint.Close()
+}
+
+// resolveUnder resolves the relative path p inside root, following
+// symbolic links, and fails if the result leaves root.
+func resolveUnder(root, p string) (string, error) {
+	if !filepath.IsLocal(p) {
+		return "", fmt.Errorf("path %q must be relative to the persona folder and stay inside it", p)
+	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return "", fmt.Errorf("persona folder: %v", err)
+	}
+	full, err := filepath.EvalSymlinks(filepath.Join(realRoot, p))
+	if err != nil {
+		return "", fmt.Errorf("path %q: no such file in the persona folder", p)
+	}
+	rel, err := filepath.Rel(realRoot, full)
+	if err != nil || !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("path %q leaves the persona folder", p)
+	}
+	return full, nil
+}
