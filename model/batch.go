@@ -71,6 +71,10 @@ type BatchSeq struct {
 //
 // Nothing is changed when an error is returned.
 func (m *Model) ForwardBatch(seqs []BatchSeq) ([][]float32, error) {
+	seqs, err := m.withView(seqs)
+	if err != nil {
+		return nil, err
+	}
 	T, err := m.checkBatch(seqs)
 	if err != nil {
 		return nil, err

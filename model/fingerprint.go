@@ -31,6 +31,16 @@ const fingerprintVersion = "masque-fingerprint-v1"
 // Masks, statistics, evaluation caches and sculpt runs record it and refuse
 // a model whose fingerprint differs.
 func (m *Model) Fingerprint() string {
+	fp, _ := m.FingerprintWith(func(l int, p Proj) (*kernels.Matrix, error) { return m.Layers[l].Weight(p), nil })
+	return fp
+}
+
+// FingerprintWith is Fingerprint with the projection weights given by
+// weight instead of the model's own (the rest is the model's): the
+// fingerprint of a derived model computed one matrix at a time, such as a
+// masked copy (mask.FingerprintMasked). An error from weight is returned.
+
+func (m *Model) FingerprintWith(weight func(l int, p Proj) (*kernels.Matrix, error)) (string, error) {
 	h := sha256.New()
 	c := &m.Config
 	fmt.Fprintf(h, "%s\nhidden=%d ffn=%d layers=%d heads=%d kv=%d head_dim=%d vocab=%d tied=%v qkv_bias=%v o_bias=%v mlp_bias=%v qk_norm=%v\n",
@@ -45,7 +55,11 @@ func (m *Model) Fingerprint() string {
 		hashVec(h, pre+"self_attn.q_norm.weight", ly.QNorm)
 		hashVec(h, pre+"self_attn.k_norm.weight", ly.KNorm)
 		for p := Proj(0); p < NumProj; p++ {
-			hashMatrix(h, pre+p.HFName()+".weight", ly.Weight(p))
+			w, err := weight(l, p)
+			if err != nil {
+				return "", err
+			}
+			hashMatrix(h, pre+p.HFName()+".weight", w)
 			hashVec(h, pre+p.HFName()+".bias", ly.Bias(p))
 		}
 	}
@@ -53,7 +67,7 @@ func (m *Model) Fingerprint() string {
 	if m.LMHead != m.Embed {
 		hashMatrix(h, "lm_head.weight", m.LMHead)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func hashMatrix(h hash.Hash, name string, w *kernels.Matrix) {

@@ -155,12 +155,17 @@ func (m *Model) Forward(c *Cache, tokens []int, all bool) ([]float32, error) {
 // activations (hooks see every call's tokens together, so with hooks it is
 // one pass).
 func (m *Model) ForwardHooks(c *Cache, tokens []int, all bool, h *Hooks) ([]float32, error) {
-	seq := []BatchSeq{{Cache: c, Tokens: tokens, All: all, Hooks: h}}
+	own := h != nil
+	h, err := m.viewHooks(h) // a view's (With) per-sequence hooks
+	if err != nil {
+		return nil, err
+	}
+	seq := []BatchSeq{{Cache: c, Tokens: tokens, All: all, Hooks: h, Adapter: m.seqAdapter}}
 	T, err := m.checkBatch(seq)
 	if err != nil {
 		return nil, err
 	}
-	if h != nil || T <= forwardChunk {
+	if own || T <= forwardChunk {
 		out, err := m.forwardBatch(seq, T)
 		if err != nil {
 			return nil, err
@@ -173,7 +178,7 @@ func (m *Model) ForwardHooks(c *Cache, tokens []int, all bool, h *Hooks) ([]floa
 	}
 	for i := 0; i < T; i += forwardChunk {
 		part := tokens[i:min(T, i+forwardChunk)]
-		out, err := m.forwardBatch([]BatchSeq{{Cache: c, Tokens: part, All: all}}, len(part))
+		out, err := m.forwardBatch([]BatchSeq{{Cache: c, Tokens: part, All: all, Hooks: h, Adapter: m.seqAdapter}}, len(part))
 		if err != nil {
 			return nil, err
 		}

@@ -28,6 +28,10 @@ type Model struct {
 	rope   *ropeTable
 	closer io.Closer // releases memory-mapped weights
 	source string
+
+	// A view made by With applies these to every sequence it runs.
+	seqAdapter Adapter
+	seqHooks   *Hooks
 }
 
 // Layer holds one decoder block's weights. Biases and the q/k norms are nil

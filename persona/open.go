@@ -123,3 +123,17 @@ func resolveUnder(root, p string) (string, error) {
 	}
 	return full, nil
 }
+
+// Model returns the model that runs the persona for code that takes one
+// model (decoding, evaluation): the base as it is (KindBase), the base
+// with the overlay applied per sequence (mask and LoRA kinds; see
+// Overlay.Model), or the persona's own model (KindModel).
+func (o *Opened) Model(base *model.Model) *model.Model {
+	switch {
+	case o.Checkpoint != nil:
+		return o.Checkpoint.Model
+	case o.Overlay != nil:
+		return o.Overlay.Model()
+	}
+	return base
+}

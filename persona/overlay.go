@@ -328,3 +328,30 @@ func (s *sparse) apply(k kernels.Kernels, y, x []float32, rows int, f float32) {
 		}
 	}
 }
+
+// Model returns a view of the base model that applies the overlay to every
+// sequence it runs (model.Model.With): for decoding and evaluation, which
+// take one model. Nothing is copied. A nil overlay gives nil.
+func (p *Overlay) Model() *model.Model {
+	if p == nil {
+		return nil
+	}
+	return p.base.With(p.Adapter(), p.Hooks())
+}
+
+// MaskedModel returns base with the mask mk applied per sequence (a view,
+// see Overlay.Model): the run-time way to evaluate or decode with a mask.
+// It computes what mask.Masked(base, mk, nil), the masked copy that `masque
+// mask apply` exports, computes: the same logits bit for bit over float32
+// weights; over BF16 weights the masked products block their sums slightly
+// differently (about 1e-6), which rounding the activations to bf16 (the
+// default, see kernels.RoundsBF16) can turn into one bf16 step (logits about
+// 1e-3 apart on builtin:voices). mask.FingerprintMasked gives the masked
+// copy's fingerprint. mk must have been made for base.
+func MaskedModel(base *model.Model, mk *mask.Mask) (*model.Model, error) {
+	p, err := MaskOverlay(base, mk)
+	if err != nil {
+		return nil, err
+	}
+	return p.Model(), nil
+}

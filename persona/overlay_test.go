@@ -74,7 +74,7 @@ func maxRelDiff(a, b []float32) float64 {
 	return d / max(1, s)
 }
 
-func TestPersonaMatchesMergedModel(t *testing.T) {
+func TestOverlayMatchesMergedModel(t *testing.T) {
 	ffn := []model.Proj{model.ProjGate, model.ProjUp, model.ProjDown}
 	tests := []struct {
 		name      string
@@ -200,7 +200,7 @@ func TestPersonaMatchesMergedModel(t *testing.T) {
 	}
 }
 
-func TestPersonaMemory(t *testing.T) {
+func TestOverlayMemory(t *testing.T) {
 	m := loadTiny(t, "qwen2")
 	rng := rand.New(rand.NewPCG(1, 2))
 	mk := mask.New(m)
@@ -231,7 +231,7 @@ func TestPersonaMemory(t *testing.T) {
 	}
 }
 
-func TestFromMaskWrongModel(t *testing.T) {
+func TestMaskOverlayWrongModel(t *testing.T) {
 	a, b := loadTiny(t, "qwen2"), loadTiny(t, "llama")
 	if _, err := MaskOverlay(b, mask.New(a)); err == nil {
 		t.Fatal("a mask made for another model was accepted")

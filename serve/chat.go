@@ -322,6 +322,9 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) *apiError {
 	if e != nil {
 		return e
 	}
+	if tools != nil && req.ParallelToolCalls != nil && !*req.ParallelToolCalls {
+		tools.single = true
+	}
 	if tools != nil && tools.constraint != nil && rf != nil {
 		return badRequest("response_format", "invalid_value", "response_format cannot be combined with tool_choice %q, which decodes a tool call", tools.choice)
 	}

@@ -167,12 +167,11 @@ type samplingFields struct {
 // ignoredFields are request fields that clients commonly send and that do
 // not change what masque generates, so they are accepted and ignored:
 // user, metadata, store (masque stores nothing), service_tier,
-// prompt_cache_key (masque reuses prompt prefixes by itself),
-// safety_identifier and parallel_tool_calls (the calls the model writes
-// are returned, one or several).
+// prompt_cache_key (masque reuses prompt prefixes by itself) and
+// safety_identifier.
 // Any other field that the request type does not name is refused with a
 // 400 that lists it (a field set to null counts as absent).
-var ignoredFields = []string{"user", "metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier", "parallel_tool_calls"}
+var ignoredFields = []string{"user", "metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier"}
 
 // chatRequest is POST /v1/chat/completions. Fields it does not name, apart
 // from ignoredFields, are refused.
@@ -185,6 +184,7 @@ type chatRequest struct {
 	TopLogprobs         *int            `json:"top_logprobs"`
 	Tools               json.RawMessage `json:"tools"`
 	ToolChoice          json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls   *bool           `json:"parallel_tool_calls"`
 	ResponseFormat      json.RawMessage `json:"response_format"`
 }
 

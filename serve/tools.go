@@ -39,8 +39,13 @@ const (
 	toolFormatJSON          // a bare JSON object, Llama 3.x
 )
 
-// maxTools is the most tools a request may list.
-const maxTools = 128
+// maxTools is the most tools a request may list; maxForcedTools the most
+// that tool_choice "required" decodes (one constraint state each, every
+// token).
+const (
+	maxTools       = 128
+	maxForcedTools = 32
+)
 
 // toolFunction is a tool's function.
 type toolFunction struct {
@@ -77,6 +82,9 @@ type toolSetup struct {
 	// prefill is put after the generation prompt ("<tool_call>\n" when a
 	// call is forced in the Hermes format).
 	prefill string
+	// single: parallel_tool_calls false, at most one call; what follows
+	// it is dropped.
+	single bool
 	// seed is the start of the call's JSON that prefill ends with (a
 	// named function's name): the reply goes on from there.
 	seed string
@@ -181,6 +189,9 @@ func (s *Server) parseTools(p *loaded, toolsRaw, choiceRaw json.RawMessage) (*to
 	}
 	// A forced call: a constraint over the call's JSON object, one
 	// alternative per function that may be called.
+	if choice == "required" && len(specs) > maxForcedTools {
+		return nil, badRequest("tool_choice", "invalid_value", "tool_choice \"required\" decodes the call under every tool's schema at once, at most %d tools (the request lists %d): name one function, or use \"auto\"", maxForcedTools, len(specs))
+	}
 	tt := p.base.tokenTexts()
 	if tt.vocab == nil {
 		return nil, badRequest("tool_choice", "unsupported_value", "this model has no tokenizer to constrain its output with, so tool_choice %q cannot be honoured", choice)
@@ -384,6 +395,7 @@ const (
 	readContent = iota // plain text, watching for a call
 	readCall           // inside <tool_call>, or a JSON reply
 	readText           // JSON format: the reply is text, no call
+	readDone           // one call read and parallel_tool_calls false: the rest is dropped
 )
 
 func newToolReader(ts *toolSetup) *toolReader {
@@ -405,6 +417,9 @@ func (r *toolReader) feed(text string) (string, []toolCallDelta) {
 	for {
 		s := r.buf
 		switch r.state {
+		case readDone:
+			r.buf = ""
+			return content.String(), deltas
 		case readText:
 			r.buf = ""
 			content.WriteString(s)
@@ -491,6 +506,10 @@ func (r *toolReader) callStep() ([]toolCallDelta, string, bool) {
 	if r.ts.format == toolFormatJSON {
 		// The call runs to the end of the reply, or to a ';' and the next
 		// call.
+		if r.argDone && r.ts.single {
+			r.state, r.buf = readDone, ""
+			return deltas, "", false
+		}
 		if r.argDone {
 			if i := strings.IndexByte(s[r.argSent:], ';'); i >= 0 {
 				r.startRead(s[r.argSent+i+1:])
@@ -507,15 +526,24 @@ func (r *toolReader) callStep() ([]toolCallDelta, string, bool) {
 	r.state = readContent
 	r.buf = rest
 	if r.header {
+		r.endCall()
 		return deltas, "", true
 	}
 	// Not streamed: the whole block, if it is a call, else text.
 	if c, ok := parseCallJSON(s[:i], r.ts.names); ok {
 		deltas = append(deltas, r.startCall(c.Name), toolCallDelta{Index: len(r.calls) - 1, Function: toolFunctionDelta{Arguments: c.Arguments}})
 		r.calls[len(r.calls)-1].Arguments = c.Arguments
+		r.endCall()
 		return deltas, "", true
 	}
 	return deltas, callOpen + s[:i+len(callClose)], true
+}
+
+// endCall ends a call: with parallel_tool_calls false, reading stops.
+func (r *toolReader) endCall() {
+	if r.ts.single {
+		r.state, r.buf = readDone, ""
+	}
 }
 
 // finish ends the reply: it returns the text held back and the last
@@ -524,11 +552,10 @@ func (r *toolReader) finish() (string, []toolCallDelta) {
 	s := r.buf
 	r.buf = ""
 	switch r.state {
+	case readDone:
+		return "", nil
 	case readContent, readText:
-		if r.ts.format == toolFormatJSON && r.state == readContent {
-			return s, nil // only blanks came
-		}
-		return s, nil
+		return s, nil // text, or (JSON format) only blanks
 	}
 	if r.header {
 		return "", nil // a call cut short (by max_tokens) stays a call
@@ -545,6 +572,9 @@ func (r *toolReader) finish() (string, []toolCallDelta) {
 				return s, nil
 			}
 			calls = append(calls, c)
+		}
+		if r.ts.single && len(calls) > 1 {
+			calls = calls[:1]
 		}
 		var deltas []toolCallDelta
 		for _, c := range calls {

@@ -289,7 +289,7 @@ func TestToolsOpenAIClient(t *testing.T) {
 		res, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
 			Model: "base", Messages: []openai.ChatCompletionMessageParamUnion{user}, Tools: clientTools(),
 			ToolChoice: openai.ChatCompletionToolChoiceOptionUnionParam{OfAuto: openai.String(choice)},
-			MaxTokens:  openai.Int(8), Seed: openai.Int(1),
+			MaxTokens:  openai.Int(8), Seed: openai.Int(1), ParallelToolCalls: openai.Bool(false),
 		})
 		if err != nil {
 			t.Fatalf("%s: %v", choice, err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/masque-ai/masque/chattemplate"
+	"github.com/masque-ai/masque/checkpoint"
 )
 
 // toolTemplate is a real chat template that renders tools, with the text
@@ -221,6 +222,25 @@ func TestToolReaderText(t *testing.T) {
 		{jsonFmt, "Hello {there}", "Hello {there}", 0},
 		{jsonFmt, "   ", "   ", 0},
 	}
+	single := &toolSetup{names: map[string]bool{"get_weather": true}, format: toolFormatHermes, argKey: "arguments", single: true}
+	singleJSON := &toolSetup{names: map[string]bool{"get_weather": true}, format: toolFormatJSON, argKey: "parameters", single: true}
+	two := "A\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}\n</tool_call>"
+	cases = append(cases,
+		struct {
+			ts          *toolSetup
+			reply, text string
+			calls       int
+		}{hermes, two, "A\n\n", 2},
+		struct {
+			ts          *toolSetup
+			reply, text string
+			calls       int
+		}{single, two, "A\n", 1}, // parallel_tool_calls false
+		struct {
+			ts          *toolSetup
+			reply, text string
+			calls       int
+		}{singleJSON, "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\"}}; {\"name\": \"get_weather\", \"parameters\": {}}", "", 1})
 	for i, c := range cases {
 		for _, byByte := range []bool{false, true} {
 			text, calls, _ := readAll(c.ts, c.reply, byByte)
@@ -322,4 +342,116 @@ process.stdout.write(JSON.stringify(out));
 			t.Errorf("case %d: masque renders\n%q\n@huggingface/jinja renders\n%q", i, want[i], got[i])
 		}
 	}
+}
+
+// TestToolPromptAgainstTransformersJS: transformers.js's
+// apply_chat_template, given the same tools and conversation (calls and
+// results included), renders and tokenizes Qwen2.5's prompt as masque
+// does. It skips where node or transformers.js is missing
+// (.ci/install-transformers-js.sh installs it).
+func TestToolPromptAgainstTransformersJS(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	modDir := os.Getenv("MASQUE_TRANSFORMERS_JS")
+	if modDir == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			t.Skip("no cache folder for transformers.js")
+		}
+		modDir = filepath.Join(cache, "masque", "transformers-js")
+	}
+	if _, err := os.Stat(filepath.Join(modDir, "node_modules", "@huggingface", "transformers", "package.json")); err != nil {
+		t.Skipf("@huggingface/transformers is not installed in %s (run .ci/install-transformers-js.sh)", modDir)
+	}
+	dir := tinyQwen(t)
+	ck, err := checkpoint.Open(dir, checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	const script = `
+import { AutoTokenizer, env } from '@huggingface/transformers';
+import fs from 'fs';
+import path from 'path';
+const [dir, input] = process.argv.slice(1);
+env.allowRemoteModels = false;
+env.localModelPath = path.dirname(dir) + '/';
+const tok = await AutoTokenizer.from_pretrained(path.basename(dir));
+const cases = JSON.parse(fs.readFileSync(input, 'utf8'));
+const out = cases.map(c => {
+  const opt = { tools: c.tools, add_generation_prompt: c.gen, return_tensor: false };
+  const text = tok.apply_chat_template(c.messages, { ...opt, tokenize: false });
+  const ids = tok.apply_chat_template(c.messages, { ...opt, tokenize: true });
+  return { text, ids: Array.from(ids.input_ids ?? ids) };
+});
+process.stdout.write(JSON.stringify(out));
+`
+	var tools []any
+	for _, r := range weatherTools {
+		tools = append(tools, r)
+	}
+	type jsCase struct {
+		Messages []any `json:"messages"`
+		Tools    []any `json:"tools"`
+		Gen      bool  `json:"gen"`
+	}
+	var cases []jsCase
+	type result struct {
+		Text string `json:"text"`
+		IDs  []int  `json:"ids"`
+	}
+	var want []result
+	conv := toolConversation(true)
+	msgs := templateMessages(t, conv)
+	for _, n := range []int{2, len(msgs) - 1, len(msgs)} {
+		gen := n != len(msgs)
+		vars := map[string]any{"tools": tools}
+		text, err := ck.RenderChat(msgs[:n], gen, vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, err := ck.EncodeChat(msgs[:n], gen, vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, result{text, ids})
+		var jm []any
+		for _, m := range msgs[:n] {
+			d := map[string]any{"role": m.Role, "content": m.Content}
+			for k, v := range m.Fields {
+				b, _ := json.Marshal(v)
+				d[k] = json.RawMessage(b)
+			}
+			jm = append(jm, d)
+		}
+		cases = append(cases, jsCase{Messages: jm, Tools: tools, Gen: gen})
+	}
+	in := filepath.Join(t.TempDir(), "cases.json")
+	data, _ := json.Marshal(cases)
+	if err := os.WriteFile(in, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(node, "--input-type=module", "-e", script, "--", dir, in)
+	cmd.Dir = modDir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	outData, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("transformers.js: %v\n%s", err, stderr.String())
+	}
+	var got []result
+	if err := json.Unmarshal(outData, &got); err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if got[i].Text != want[i].Text {
+			t.Errorf("case %d: masque renders\n%q\ntransformers.js renders\n%q", i, want[i].Text, got[i].Text)
+		}
+		if !reflect.DeepEqual(got[i].IDs, want[i].IDs) {
+			t.Errorf("case %d: masque encodes %d ids, transformers.js %d; they differ", i, len(want[i].IDs), len(got[i].IDs))
+		}
+	}
+	t.Logf("%d tool prompts agree with transformers.js (text and %d, %d, %d ids)", len(want), len(want[0].IDs), len(want[1].IDs), len(want[2].IDs))
 }

@@ -1,8 +1,6 @@
 package stats
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/internal/atomicfile"
+	"github.com/masque-ai/masque/internal/filehash"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/safetensors"
 )
@@ -140,7 +139,7 @@ func (s *Stats) Save(dir string) error {
 	if err := safetensors.Write(tp, ts, map[string]string{"format": FormatName}); err != nil {
 		return fmt.Errorf("stats: %w", err)
 	}
-	sum, err := fileSHA256(tp)
+	sum, err := filehash.SHA256(tp)
 	if err != nil {
 		return fmt.Errorf("stats: %w", err)
 	}
@@ -159,19 +158,6 @@ func (s *Stats) Save(dir string) error {
 	}
 	s.Manifest = man
 	return nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Load reads statistics saved by Save. path is the folder or its
@@ -203,7 +189,7 @@ func Load(path string) (*Stats, error) {
 	}
 	tp := filepath.Join(dir, TensorFile)
 	if man.TensorSHA256 != "" {
-		sum, err := fileSHA256(tp)
+		sum, err := filehash.SHA256(tp)
 		if err != nil {
 			return nil, fmt.Errorf("stats: %w", err)
 		}

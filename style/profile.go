@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/masque-ai/masque/internal/workers"
 )
 
 // Version is the profile file format's version.
@@ -220,34 +222,18 @@ func analyze(lang Language, text string) analysis {
 }
 
 // analyzeAll analyses lines in parallel, in order.
-func analyzeAll(ctx context.Context, lang Language, lines []string, workers int, progress func(int)) ([]analysis, error) {
+func analyzeAll(ctx context.Context, lang Language, lines []string, n int, progress func(int)) ([]analysis, error) {
 	out := make([]analysis, len(lines))
-	var wg sync.WaitGroup
-	next := make(chan int)
 	var mu sync.Mutex
 	done := 0
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				out[i] = analyze(lang, lines[i])
-				mu.Lock()
-				done++
-				progress(done)
-				mu.Unlock()
-			}
-		}()
-	}
-	var err error
-	for i := range lines {
-		if err = ctx.Err(); err != nil {
-			break
-		}
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	err := workers.Each(ctx, len(lines), n, func(i int) error {
+		out[i] = analyze(lang, lines[i])
+		mu.Lock()
+		done++
+		progress(done)
+		mu.Unlock()
+		return nil
+	})
 	return out, err
 }
 

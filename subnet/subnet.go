@@ -32,6 +32,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/masque-ai/masque/internal/workers"
 	"github.com/masque-ai/masque/kernels"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
@@ -501,21 +502,6 @@ func buildStructured(m *model.Model, mk *mask.Mask, o *Options, scorer func(l in
 	return nil
 }
 
-// parallelRows runs f over [0, rows) split into contiguous chunks.
-func parallelRows(rows, workers int, f func(r0, r1 int)) {
-	workers = max(1, min(workers, rows))
-	if workers == 1 {
-		f(0, rows)
-		return
-	}
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		r0, r1 := rows*w/workers, rows*(w+1)/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(r0, r1)
-		}()
-	}
-	wg.Wait()
-}
+// parallelRows runs f over [0, rows) split into contiguous chunks, on n
+// goroutines at most (n ≤ 1: in the caller's).
+func parallelRows(rows, n int, f func(r0, r1 int)) { workers.Ranges(rows, max(n, 1), f) }

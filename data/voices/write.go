@@ -58,18 +58,6 @@ func marshal(v any, indent bool) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func writeFile(path string, data []byte) error {
-	f, err := atomicfile.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	return f.Commit()
-}
-
 // write renders every file in memory, then writes them (MANIFEST.json last).
 func write(cfg Config, src *sources, res *Result, docs map[string][]*document) error {
 	type file struct {
@@ -126,7 +114,7 @@ func write(cfg Config, src *sources, res *Result, docs map[string][]*document) e
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
-		if err := writeFile(p, f.data); err != nil {
+		if err := atomicfile.WriteBytes(p, f.data); err != nil {
 			return fmt.Errorf("voices: writing %s: %w", p, err)
 		}
 	}

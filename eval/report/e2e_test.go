@@ -180,6 +180,21 @@ func TestEndToEndAgainstMasqueServe(t *testing.T) {
 	if err != nil || pw.Items != 8 || pw.PromptVersion != judge.CompactPromptVersion {
 		t.Fatalf("pairwise %+v %v", pw, err)
 	}
+	// AddPairwise judges every run against the comparison's reference run.
+	all, err := Compare(personaRuns, Options{Metric: "consistency", Seed: 3, Resamples: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	followed := map[string]bool{}
+	err = all.AddPairwise(ctx, newJudge(), personaRuns, filepath.Join(root, "pairwise-all.jsonl"), 2, func(label string, d, n int) { followed[label] = true })
+	if err != nil || len(all.Pairwise) != len(personaRuns)-1 || len(followed) != len(personaRuns)-1 {
+		t.Fatalf("AddPairwise: %v, %d results, progress of %v", err, len(all.Pairwise), followed)
+	}
+	for _, p := range all.Pairwise {
+		if p.A != all.Reference || p.B == all.Reference || p.Items == 0 {
+			t.Errorf("AddPairwise result %s vs %s, %d items", p.B, p.A, p.Items)
+		}
+	}
 
 	var pages []string
 	for _, tc := range []struct {

@@ -126,3 +126,44 @@ func Pairwise(ctx context.Context, j *judge.Judge, a, b *roleplay.Run, concurren
 	}
 	return res, first
 }
+
+// AddPairwise judges every run against the comparison's reference run
+// (Pairwise, concurrency requests at once) and appends the results to
+// c.Pairwise; the judge's replies are cached in cachePath (a rerun resumes).
+// progress, if set, follows each run by its label. On an error the results
+// so far are kept in c.
+func (c *Comparison) AddPairwise(ctx context.Context, j *judge.Judge, runs []*roleplay.Run, cachePath string, concurrency int, progress func(label string, done, total int)) error {
+	cache, err := roleplay.OpenCache(cachePath)
+	if err != nil {
+		return err
+	}
+	defer cache.Close()
+	j.Cache = cache
+	var ref *roleplay.Run
+	for _, r := range runs {
+		if r.Label == c.Reference {
+			ref = r
+		}
+	}
+	if ref == nil {
+		return fmt.Errorf("report: no run labelled %q (the reference) to compare with", c.Reference)
+	}
+	for _, r := range runs {
+		if r == ref {
+			continue
+		}
+		var p func(int, int)
+		if progress != nil {
+			label := r.Label
+			p = func(d, t int) { progress(label, d, t) }
+		}
+		res, err := Pairwise(ctx, j, ref, r, concurrency, p)
+		if res != nil {
+			c.Pairwise = append(c.Pairwise, *res)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

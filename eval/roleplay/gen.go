@@ -49,6 +49,14 @@ type Local struct {
 // the text; the zero Options with MaxTokens set is greedy decoding. extra
 // is mixed into the fingerprint (for example a mask file's hash).
 func NewLocal(ck *checkpoint.Checkpoint, m *model.Model, o generate.Options, extra string) (*Local, error) {
+	return NewLocalWeights(ck, m, "", o, extra)
+}
+
+// NewLocalWeights is NewLocal with the fingerprint of m's weights given
+// ("": m.Fingerprint()): a caller that applies a mask per sequence
+// (persona.MaskedModel) passes mask.FingerprintMasked, the masked weights'
+// fingerprint, which a masked copy of the model would have.
+func NewLocalWeights(ck *checkpoint.Checkpoint, m *model.Model, weights string, o generate.Options, extra string) (*Local, error) {
 	if m == nil {
 		m = ck.Model
 	}
@@ -60,7 +68,10 @@ func NewLocal(ck *checkpoint.Checkpoint, m *model.Model, o generate.Options, ext
 	o.SkipSpecial = true
 	l := &Local{ck: ck, m: m, opts: o, tokens: generate.FromTokenizer(tok)}
 	opt, _ := json.Marshal(o)
-	l.fp = jsonlstore.Key("local", m.Fingerprint(), extra, string(opt))
+	if weights == "" {
+		weights = m.Fingerprint()
+	}
+	l.fp = jsonlstore.Key("local", weights, extra, string(opt))
 	return l, nil
 }
 

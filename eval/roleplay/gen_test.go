@@ -12,6 +12,7 @@ import (
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/openaiclient"
+	"github.com/masque-ai/masque/persona"
 )
 
 func TestLocalGenerator(t *testing.T) {
@@ -60,6 +61,31 @@ func TestLocalGenerator(t *testing.T) {
 	g2, _ := dense.Generate(ctx, "You are a cat.", "Where do you sleep?")
 	if g1 != g2 || g1.Text == "" || g1.Tokens == 0 || g1.Tokens > 12 {
 		t.Fatalf("greedy answers %+v and %+v", g1, g2)
+	}
+	// The same mask applied per sequence, named by the masked weights'
+	// fingerprint: the masked copy's cache entries and answers.
+	view, err := persona.MaskedModel(ck.Model, mk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wfp, err := mask.FingerprintMasked(ck.Model, mk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perSeq, err := NewLocalWeights(ck, view, wfp, o, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perSeq.Fingerprint() != msk.Fingerprint() {
+		t.Error("a mask applied per sequence has another fingerprint than the masked copy")
+	}
+	gm, err := msk.Generate(ctx, "You are a cat.", "Where do you sleep?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gv, err := perSeq.Generate(ctx, "You are a cat.", "Where do you sleep?")
+	if err != nil || gv != gm {
+		t.Fatalf("per sequence %+v (%v), masked copy %+v", gv, err, gm)
 	}
 	long := strings.Repeat("Tell me a very long story about a cat. ", 60)
 	if _, err := dense.Generate(ctx, "", long); err == nil || !strings.Contains(err.Error(), "the model's context is 512") {

@@ -44,9 +44,11 @@ import (
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/builtin"
+	"github.com/masque-ai/masque/internal/filehash"
 	"github.com/masque-ai/masque/jsonlstore"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/persona"
 )
 
 // DefaultModel is the model `masque eval voices` evaluates without --model.
@@ -95,15 +97,20 @@ type Config struct {
 	// the model unless Model is set.
 	Checkpoint *checkpoint.Checkpoint
 	// Model is the model to evaluate (nil: Checkpoint.Model): for instance
-	// a masked or pruned model prepared by the caller over the
-	// checkpoint's tokenizer.
+	// a mask applied per sequence (persona.MaskedModel) or a pruned model
+	// prepared by the caller over the checkpoint's tokenizer.
 	Model *model.Model
+	// Fingerprint identifies Model's weights in the report and the cache
+	// keys (default: Model.Fingerprint()); a caller that applies a mask
+	// per sequence sets mask.FingerprintMasked, the masked weights'.
+	Fingerprint string
 	// ModelName is shown in the report (default: Checkpoint.Path);
 	// ModelExtra is mixed into the cache keys and should identify what
 	// Model adds to the weights' fingerprint (a mask file's hash, say).
 	ModelName, ModelExtra string
 	// Mask, when set, is a mask file (masque subnet, masque mask) applied
-	// to the checkpoint's model (Model must then be nil): it adds the
+	// to the checkpoint's model per sequence (persona.MaskedModel; Model
+	// must then be nil): it adds the
 	// file's SHA-256 to ModelExtra and " + mask PATH" to the shown name,
 	// and Method and Sparsity default to the mask's own.
 	Mask string
@@ -305,10 +312,13 @@ func applyMask(cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Model, err = mask.Masked(cfg.Checkpoint.Model, mk, nil); err != nil {
+	if cfg.Model, err = persona.MaskedModel(cfg.Checkpoint.Model, mk); err != nil {
 		return err
 	}
-	sum, err := fileSHA256(cfg.Mask)
+	if cfg.Fingerprint, err = mask.FingerprintMasked(cfg.Checkpoint.Model, mk); err != nil {
+		return err
+	}
+	sum, err := filehash.SHA256(cfg.Mask)
 	if err != nil {
 		return err
 	}
@@ -351,6 +361,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if m == nil {
 		return nil, fmt.Errorf("voices: %s has no model weights", ck.Path)
+	}
+	if cfg.Fingerprint == "" {
+		cfg.Fingerprint = m.Fingerprint()
 	}
 	tok, err := ck.NeedTokenizer()
 	if err != nil {
@@ -426,7 +439,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 
-	rep := &Report{Format: ReportFormat, Model: cfg.ModelName, Fingerprint: m.Fingerprint(), Corpus: corp.Dir,
+	rep := &Report{Format: ReportFormat, Model: cfg.ModelName, Fingerprint: cfg.Fingerprint, Corpus: corp.Dir,
 		Label: cfg.Label, Method: cfg.Method, Sparsity: cfg.Sparsity, SystemOverride: cfg.System,
 		Settings:           Settings{Limit: cfg.Limit, MaxTokens: cfg.MaxTokens, Temperature: cfg.Temperature, Seed: cfg.Seed, PPLMaxTokens: cfg.PPLMaxTokens},
 		ClassifierAccuracy: acc.Accuracy, ClassifierAccuracyMacro: acc.Macro,
@@ -577,7 +590,7 @@ func classifierFor(corp *Corpus, cfg Config, logf func(string, ...any)) (*Classi
 	if data, err = cl.Marshal(); err != nil {
 		return nil, "", nil, err
 	}
-	if err := writeFile(path, data); err != nil {
+	if err := atomicfile.WriteBytes(path, data); err != nil {
 		return nil, "", nil, err
 	}
 	logf("saved %s (%d bytes)", path, len(data))
@@ -842,25 +855,17 @@ func (r *Report) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(dir, ReportFile), append(data, '\n')); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, ReportFile), append(data, '\n')); err != nil {
 		return err
 	}
 	page, err := r.HTML()
 	if err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(dir, HTMLFile), page); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, HTMLFile), page); err != nil {
 		return err
 	}
 	return roleplay.WriteRun(filepath.Join(dir, roleplay.RunFile), r.Run())
-}
-
-// writeFile writes data to path atomically.
-func writeFile(path string, data []byte) error {
-	return atomicfile.WriteFile(path, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
 }
 
 // ReadReport reads a report.json, given the file or its folder.

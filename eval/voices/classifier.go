@@ -13,6 +13,9 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/masque-ai/masque/internal/atomicfile"
+	"github.com/masque-ai/masque/internal/filehash"
 )
 
 // ClassifierFile is where the classifier is kept beside its corpus.
@@ -175,7 +178,7 @@ func TrainCorpus(corp *Corpus, o TrainOptions) (*Classifier, error) {
 		for _, r := range rows {
 			texts[i] = append(texts[i], r.Text)
 		}
-		if sums[v], err = fileSHA256(corp.SplitPath(v, SplitTrain)); err != nil {
+		if sums[v], err = filehash.SHA256(corp.SplitPath(v, SplitTrain)); err != nil {
 			return nil, fmt.Errorf("voices: %w", err)
 		}
 	}
@@ -441,7 +444,7 @@ func (c *Classifier) Save(path string) error {
 	if err != nil {
 		return err
 	}
-	return writeFile(path, data)
+	return atomicfile.WriteBytes(path, data)
 }
 
 // LoadClassifier reads a classifier file.

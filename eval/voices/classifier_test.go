@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/masque-ai/masque/internal/filehash"
 )
 
 const testCorpus = "testdata/corpus"
@@ -310,7 +312,7 @@ func TestClassifierCheckKit(t *testing.T) {
 	}
 	var outs []output
 	for _, v := range corp.Names() {
-		sum, err := fileSHA256(corp.SplitPath(v, SplitTrain))
+		sum, err := filehash.SHA256(corp.SplitPath(v, SplitTrain))
 		if err != nil {
 			t.Fatal(err)
 		}

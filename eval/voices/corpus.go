@@ -3,8 +3,6 @@ package voices
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/masque-ai/masque/chattemplate"
 	datavoices "github.com/masque-ai/masque/data/voices"
+	"github.com/masque-ai/masque/internal/filehash"
 )
 
 // Split names of the voices corpus.
@@ -167,14 +166,13 @@ func (c *Corpus) Rows(voice, split string) ([]Row, error) {
 	return rows, nil
 }
 
-// fileSHA256 is the hex SHA-256 of a file.
 // SplitSHA256 returns the SHA-256 of one voice's split file. An evaluation
 // kit (a corpus folder shipped without its train split, such as the one
 // embedded with builtin:voices) has no train.jsonl: then the digest that the
 // corpus's MANIFEST.json recorded for the file is used.
 func (c *Corpus) SplitSHA256(voice, split string) (string, error) {
 	path := c.SplitPath(voice, split)
-	sum, err := fileSHA256(path)
+	sum, err := filehash.SHA256(path)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return sum, err
 	}
@@ -199,19 +197,6 @@ func (c *Corpus) SplitSHA256(voice, split string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s is missing and %s records no digest for it", path, mpath)
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // turns splits a row's conversation for generation and scoring: the system

@@ -152,3 +152,20 @@ func syncDir(dir string) {
 	d.Sync()
 	d.Close()
 }
+
+// WriteBytes atomically replaces path with data (see WriteFile).
+func WriteBytes(path string, data []byte) error {
+	return WriteFile(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteFileAll is WriteFile after creating path's folder (and its parents,
+// mode 0755) where missing.
+func WriteFileAll(path string, write func(w io.Writer) error) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return WriteFile(path, write)
+}

@@ -237,3 +237,27 @@ func TestCommitRenameFails(t *testing.T) {
 		t.Fatalf("directory contents changed: %q", got)
 	}
 }
+
+func TestWriteBytesAndWriteFileAll(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a.txt")
+	if err := WriteBytes(p, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readString(t, p); got != "one" {
+		t.Fatalf("WriteBytes wrote %q", got)
+	}
+	deep := filepath.Join(dir, "x", "y", "b.txt")
+	if err := WriteFile(deep, func(w io.Writer) error { return nil }); err == nil {
+		t.Fatal("WriteFile created missing folders")
+	}
+	if err := WriteFileAll(deep, func(w io.Writer) error { _, err := io.WriteString(w, "two"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if got := readString(t, deep); got != "two" {
+		t.Fatalf("WriteFileAll wrote %q", got)
+	}
+	if st, err := os.Stat(filepath.Dir(deep)); err != nil || st.Mode().Perm()&0o055 == 0 {
+		t.Errorf("the folder is private (%v, %v); want normal permissions", st.Mode(), err)
+	}
+}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"encoding/json"
-	"github.com/masque-ai/masque/kernels"
 	"math"
 	"os"
 	"os/exec"
@@ -10,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/masque-ai/masque/kernels"
 
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/randmodel"

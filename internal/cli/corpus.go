@@ -75,5 +75,6 @@ documentation of package data/voices.`,
 	f.Float64Var(&cfg.Test, "test", 0.05, "test share")
 	f.IntVar(&cfg.MaxWords, "max-words", 200, "passage length cap in words")
 	f.StringVar(&only, "voices", "", "comma-separated subset of voices (default all)")
+	e.quietFlag(c)
 	return c
 }

@@ -11,8 +11,11 @@ import (
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/eval/mc"
 	"github.com/masque-ai/masque/eval/ppl"
+	"github.com/masque-ai/masque/internal/atomicfile"
+	"github.com/masque-ai/masque/internal/textarg"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/persona"
 )
 
 // evalCmd is the parent of the evaluation subcommands (mc, ppl, …).
@@ -25,8 +28,8 @@ func (e *env) evalCmd() *cobra.Command {
 	return c
 }
 
-// maskedModel returns the checkpoint's model, masked in memory when
-// maskPath is set.
+// maskedModel returns the checkpoint's model, with the mask at maskPath
+// (if set) applied per sequence (persona.MaskedModel; nothing is copied).
 func maskedModel(ck *checkpoint.Checkpoint, maskPath string) (*model.Model, error) {
 	if maskPath == "" {
 		return ck.Model, nil
@@ -35,7 +38,7 @@ func maskedModel(ck *checkpoint.Checkpoint, maskPath string) (*model.Model, erro
 	if err != nil {
 		return nil, err
 	}
-	return mask.Masked(ck.Model, mk, nil)
+	return persona.MaskedModel(ck.Model, mk)
 }
 
 func writeJSONFile(path string, v any) error {
@@ -43,7 +46,7 @@ func writeJSONFile(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, func(w io.Writer) error {
+	return atomicfile.WriteFileAll(path, func(w io.Writer) error {
 		_, err := w.Write(append(data, '\n'))
 		return err
 	})
@@ -89,7 +92,7 @@ for models without one). A table is printed; --out writes the full results as JS
 			if len(tests) == 0 {
 				return usagef("--tests is required")
 			}
-			sys, err := readArg(persona)
+			sys, err := textarg.Read(persona)
 			if err != nil {
 				return fmt.Errorf("--persona: %w", err)
 			}
@@ -138,6 +141,7 @@ for models without one). A table is printed; --out writes the full results as JS
 	fl.IntVar(&limit, "limit", 0, "evaluate only the first N items of each file")
 	fl.StringVar(&out, "out", "", "write the results as JSON to this file")
 	fl.BoolVar(&asJSON, "json", false, "print JSON instead of the table")
+	e.quietFlag(c)
 	return c
 }
 
@@ -187,5 +191,6 @@ func (e *env) evalPPLCmd() *cobra.Command {
 	fl.IntVar(&maxTokens, "max-tokens", 512, "truncate every sample at this many tokens")
 	fl.StringVar(&out, "out", "", "write the results as JSON to this file")
 	fl.BoolVar(&asJSON, "json", false, "print JSON instead of the table")
+	e.quietFlag(c)
 	return c
 }

@@ -1,8 +1,7 @@
 package cli
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,17 +10,14 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/data/evalset"
 	"github.com/masque-ai/masque/eval/judge"
 	"github.com/masque-ai/masque/eval/report"
 	"github.com/masque-ai/masque/eval/roleplay"
-	"github.com/masque-ai/masque/generate"
-	"github.com/masque-ai/masque/mask"
+	"github.com/masque-ai/masque/internal/textarg"
 	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/style"
 )
@@ -32,28 +28,6 @@ const (
 	evalJudgeKeyEnv = "MASQUE_JUDGE_KEY"
 	evalModelKeyEnv = "MASQUE_MODEL_KEY"
 )
-
-// evalBars draws one progress bar per stage on e.stderr.
-func (e *env) evalBars(prefix string) func(stage string, done, total int) {
-	bars := map[string]*progressbar.ProgressBar{}
-	return func(stage string, done, total int) {
-		bar := bars[stage]
-		if bar == nil {
-			bar = progressbar.NewOptions(total,
-				progressbar.OptionSetWriter(e.stderr),
-				progressbar.OptionSetDescription(strings.TrimSpace(prefix+" "+stage)),
-				progressbar.OptionShowCount(),
-				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionSetElapsedTime(true),
-				progressbar.OptionSetWidth(24),
-				progressbar.OptionThrottle(200*time.Millisecond),
-				progressbar.OptionShowDescriptionAtLineEnd(),
-				progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }))
-			bars[stage] = bar
-		}
-		bar.Set(done)
-	}
-}
 
 // evalJudgeFlags select a judge endpoint and its prompts.
 type evalJudgeFlags struct {
@@ -95,39 +69,11 @@ func (f *evalJudgeFlags) judge() (*judge.Judge, *judge.PromptSet, error) {
 
 // evalMetrics turns --judges (pp, gym, or metric names) into metrics of ps.
 func evalMetrics(ps *judge.PromptSet, names []string) ([]judge.Metric, error) {
-	var out []judge.Metric
-	add := func(m judge.Metric) {
-		for _, x := range out {
-			if x.Name == m.Name {
-				return
-			}
-		}
-		out = append(out, m)
+	ms, err := ps.Select(names)
+	if err != nil {
+		return nil, usagef("--judges: %v", err)
 	}
-	for _, n := range names {
-		switch n = strings.TrimSpace(n); n {
-		case "", "none":
-		case "pp", "persona-pruner":
-			add(ps.Consistency)
-			add(ps.Coherence)
-		case "gym", "personagym":
-			for _, m := range ps.Gym {
-				add(m)
-			}
-		default:
-			found := false
-			for _, m := range ps.Metrics() {
-				if m.Name == n {
-					add(m)
-					found = true
-				}
-			}
-			if !found {
-				return nil, usagef("--judges: unknown %q (want pp, gym, none or a metric: consistency, coherence, gym_expected_action, gym_toxicity_control, gym_linguistic_habits, gym_persona_consistency, gym_action_justification)", n)
-			}
-		}
-	}
-	return out, nil
+	return ms, nil
 }
 
 // evalRunFlags are shared by eval run and eval rolebench.
@@ -191,19 +137,6 @@ func (f *evalRunFlags) register(c *cobra.Command, defaultJudges []string) {
 	fl.BoolVar(&f.asJSON, "json", false, "print run.json's summary as JSON instead of a table")
 }
 
-func evalFileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
 // evaluate runs the evaluation of set.
 func (f *evalRunFlags) evaluate(cmd *cobra.Command, e *env, set *roleplay.Set) error {
 	if f.out == "" {
@@ -229,110 +162,86 @@ func (f *evalRunFlags) evaluate(cmd *cobra.Command, e *env, set *roleplay.Set) e
 	}
 	cfg := roleplay.Config{Out: f.out, CacheDir: f.cacheDir, Label: f.label, Method: f.method, Set: set,
 		GenConcurrency: f.concurrency, Judge: jd, JudgeURL: f.jf.url, Metrics: metrics, JudgeConcurrency: f.jf.concurrency,
-		Progress: e.evalBars("")}
-	if f.styleProfile != "" {
-		profiles, err := style.Load(f.styleProfile)
-		if err != nil {
-			return err
-		}
-		emb, err := f.styleEmb.open()
-		if err != nil {
-			return err
-		}
-		defer f.styleEmb.close()
-		sc, err := style.NewScorer(profiles, nil, emb, nil)
-		if err != nil {
-			return fmt.Errorf("%s: %v", f.styleProfile, err)
-		}
-		cfg.Style = &roleplay.StyleConfig{Scorer: sc, Gate: f.styleGate}
-	} else if f.styleEmb.model != "" || f.styleEmb.url != "" {
-		return usagef("--style-model and --style-embed-url embed for --style-profile: give it")
+		Progress: e.stages("")}
+	defer f.styleEmb.close()
+	if cfg.Style, err = f.style(); err != nil {
+		return err
 	}
-	var sparsity *float64
 	if f.sparsity >= 0 {
-		sparsity = &f.sparsity
+		cfg.Sparsity = &f.sparsity
 	}
-	ctx := cmd.Context()
+	closeModel, err := f.setTarget(cmd.Context(), e, &cfg)
+	if err != nil {
+		return err
+	}
+	defer closeModel()
+	return f.run(cmd.Context(), e, cfg)
+}
+
+// style returns the style metrics' settings (nil without --style-profile).
+func (f *evalRunFlags) style() (*roleplay.StyleConfig, error) {
+	if f.styleProfile == "" {
+		if f.styleEmb.model != "" || f.styleEmb.url != "" {
+			return nil, usagef("--style-model and --style-embed-url embed for --style-profile: give it")
+		}
+		return nil, nil
+	}
+	profiles, err := style.Load(f.styleProfile)
+	if err != nil {
+		return nil, err
+	}
+	emb, err := f.styleEmb.open()
+	if err != nil {
+		return nil, err
+	}
+	sc, err := style.NewScorer(profiles, nil, emb, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", f.styleProfile, err)
+	}
+	return &roleplay.StyleConfig{Scorer: sc, Gate: f.styleGate}, nil
+}
+
+// setTarget sets the model under test: an endpoint or the local model,
+// which stays open until the returned function is called.
+func (f *evalRunFlags) setTarget(ctx context.Context, e *env, cfg *roleplay.Config) (func(), error) {
+	closeModel := func() {}
+	t := roleplay.Target{Mask: f.maskPath, MaxTokens: f.maxTokens, Temperature: f.temperature, Seed: f.seed}
 	if f.modelURL != "" {
 		if f.maskPath != "" || len(f.mcTests) > 0 || len(f.pplData) > 0 {
-			return usagef("--mask, --mc-tests and --ppl-data need a local --model (an endpoint gives no log-probabilities of given text)")
+			return nil, usageError{roleplay.ErrEndpointReference}
 		}
 		if f.modelName == "" {
-			return usagef("--model-name is required with --model-url")
+			return nil, usagef("--model-name is required with --model-url")
 		}
-		key := f.modelKey
-		if key == "" {
-			key = os.Getenv(evalModelKeyEnv)
-		}
-		var seed *int64
-		if f.temperature > 0 {
-			seed = &f.seed
-		}
-		cfg.Gen = &roleplay.Endpoint{Client: &openaiclient.Client{Name: "model", URL: f.modelURL, APIKey: key}, Model: f.modelName,
-			MaxTokens: f.maxTokens, Temperature: float64(f.temperature), Seed: seed}
-		cfg.Model = f.modelName + " @ " + f.modelURL
-		cfg.Reference = &roleplay.Reference{Notes: []string{"multiple-choice tests and perplexity need a local model"}}
-		if cfg.Method == "" {
-			cfg.Method = "endpoint"
+		t.URL, t.Name, t.Key = f.modelURL, f.modelName, f.modelKey
+		if t.Key == "" {
+			t.Key = os.Getenv(evalModelKeyEnv)
 		}
 	} else {
+		sys, err := textarg.Read(f.mcSystem)
+		if err != nil {
+			return nil, fmt.Errorf("--mc-system: %w", err)
+		}
 		ck, err := f.mf.open()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer ck.Close()
-		m, extra := ck.Model, ""
-		cfg.Model = ck.Path
-		if f.maskPath != "" {
-			mk, err := mask.Load(f.maskPath)
-			if err != nil {
-				return err
-			}
-			if m, err = mask.Masked(ck.Model, mk, nil); err != nil {
-				return err
-			}
-			if extra, err = evalFileSHA256(f.maskPath); err != nil {
-				return err
-			}
-			extra = "mask:" + extra
-			cfg.Model += " + mask " + f.maskPath
-			if sparsity == nil {
-				s := mk.Info.Sparsity
-				sparsity = &s
-			}
-			if cfg.Method == "" {
-				cfg.Method = "mask"
-				if mk.Info.Method != "" {
-					cfg.Method = mk.Info.Method
-				}
-			}
-		}
-		if cfg.Method == "" {
-			cfg.Method = "dense"
-		}
-		if sparsity == nil && cfg.Method == "dense" {
-			zero := 0.0
-			sparsity = &zero
-		}
-		o := generate.Options{MaxTokens: f.maxTokens, Temperature: f.temperature, Seed: uint64(f.seed)}
-		gen, err := roleplay.NewLocal(ck, m, o, extra)
-		if err != nil {
-			return err
-		}
-		cfg.Gen = gen
-		sys, err := readArg(f.mcSystem)
-		if err != nil {
-			return fmt.Errorf("--mc-system: %w", err)
-		}
-		bars := e.evalBars("")
-		ref, err := roleplay.ComputeReference(ctx, ck, m, roleplay.ReferenceOptions{MCTests: f.mcTests, MCSystem: sys, MCOpposing: f.mcOpposing,
-			MCLimit: f.mcLimit, MCFormat: f.mcFormat, PPLData: f.pplData, PPLMaxTokens: f.pplMaxTokens, Progress: bars})
-		if err != nil {
-			return err
-		}
-		cfg.Reference = ref
+		closeModel = func() { ck.Close() }
+		t.Checkpoint = ck
+		t.Reference = roleplay.ReferenceOptions{MCTests: f.mcTests, MCSystem: sys, MCOpposing: f.mcOpposing,
+			MCLimit: f.mcLimit, MCFormat: f.mcFormat, PPLData: f.pplData, PPLMaxTokens: f.pplMaxTokens, Progress: e.stages("")}
 	}
-	cfg.Sparsity = sparsity
+	if err := cfg.SetTarget(ctx, t); err != nil {
+		closeModel()
+		return nil, err
+	}
+	return closeModel, nil
+}
+
+// run evaluates and reports.
+func (f *evalRunFlags) run(ctx context.Context, e *env, cfg roleplay.Config) error {
+	set := cfg.Set
+	metrics := cfg.Metrics
 	fmt.Fprintf(e.stderr, "evaluating %s on %s: %d personas, %d questions, judge metrics: %s\n", cfg.Model, set.Name, len(set.Personas), set.Count(), evalMetricNames(metrics))
 	run, err := roleplay.Evaluate(ctx, cfg)
 	if run != nil && !f.noReport {
@@ -444,6 +353,7 @@ run the same command again to resume. Results: OUT/run.json and OUT/report.html.
 	}
 	f.register(c, []string{"pp"})
 	c.Flags().StringVar(&setPath, "set", evalset.Name, "evaluation set: builtin, or a folder in the Persona-Pruner layout")
+	e.quietFlag(c)
 	return c
 }
 
@@ -484,15 +394,13 @@ run.json's set.skipped and notes). Resumable like eval run.`,
 	f.register(c, []string{"pp"})
 	c.Flags().StringVar(&data, "data", "", "RoleBench JSONL: role, question, generated[]")
 	c.Flags().StringVar(&desc, "desc", "", "RoleBench desc.json: {\"role\": \"description\"}")
+	e.quietFlag(c)
 	return c
 }
 
 // evalCompareCmd is `masque eval compare`.
 func (e *env) evalCompareCmd() *cobra.Command {
-	var o report.Options
-	var jf evalJudgeFlags
-	var out string
-	var pairwise, asJSON bool
+	st := &evalCompareRun{}
 	c := &cobra.Command{
 		Use:   "compare RUN_A RUN_B ... [--dense LABEL] [--baseline METHOD|LABEL] --out DIR",
 		Short: "Compare evaluation runs: per-persona scores, bootstrap intervals, recovered share, HTML report",
@@ -515,94 +423,73 @@ SVG plots (score vs sparsity per method, per-persona bars, differences with
 intervals) and the judge prompts, viewable offline.`,
 		Example: `  masque eval compare runs/dense runs/pp-25 runs/pp-50 runs/llmp-25 runs/llmp-50 --baseline llm-pruner --out runs/compare`,
 		Args:    cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if out == "" {
-				return usagef("--out is required")
-			}
-			var runs []*roleplay.Run
-			for _, a := range args {
-				r, err := roleplay.ReadRun(a)
-				if err != nil {
-					return err
-				}
-				runs = append(runs, r)
-			}
-			c, err := report.Compare(runs, o)
-			if err != nil {
-				return usagef("%v", err)
-			}
-			if err := os.MkdirAll(out, 0o755); err != nil {
-				return err
-			}
-			var perr error
-			if pairwise {
-				jd, _, err := jf.judge()
-				if err != nil {
-					return err
-				}
-				if jd == nil {
-					return usagef("--pairwise needs --judge-url and --judge-model")
-				}
-				if err := evalPairwise(cmd, e, c, jd, runs, out, jf.concurrency); err != nil {
-					perr = err
-				}
-			}
-			if err := c.Save(filepath.Join(out, "compare.json"), filepath.Join(out, "report.html")); err != nil {
-				return errors.Join(perr, err)
-			}
-			if perr != nil {
-				return fmt.Errorf("%w (the report was written without the missing pairwise verdicts; rerun to resume)", perr)
-			}
-			if asJSON {
-				return writeJSON(e.stdout, c)
-			}
-			evalCompareTable(e.stdout, c)
-			fmt.Fprintf(e.stderr, "wrote %s and %s\n", filepath.Join(out, "compare.json"), filepath.Join(out, "report.html"))
-			return nil
-		},
+		RunE:    func(cmd *cobra.Command, args []string) error { return e.runEvalCompare(cmd, args, st) },
 	}
 	fl := c.Flags()
-	fl.StringVarP(&out, "out", "o", "", "output folder for compare.json and report.html (required)")
-	fl.StringVar(&o.Metric, "metric", "", "headline metric of the plots (default: consistency if present)")
-	fl.StringVar(&o.Dense, "dense", "", "label of the dense run (default: the run whose method is dense)")
-	fl.StringVar(&o.Baseline, "baseline", "", "baseline for the recovered share: a run label, or a method whose run at the same sparsity is used")
-	fl.IntVar(&o.Resamples, "resamples", 2000, "bootstrap resamples")
-	fl.Uint64Var(&o.Seed, "seed", 1, "bootstrap seed")
-	fl.Float64Var(&o.Level, "level", 0.95, "confidence level of the intervals")
-	fl.BoolVar(&pairwise, "pairwise", false, "judge every run against the dense run pairwise, in both orders")
-	fl.BoolVar(&asJSON, "json", false, "print compare.json instead of the table")
-	jf.register(c)
+	fl.StringVarP(&st.out, "out", "o", "", "output folder for compare.json and report.html (required)")
+	fl.StringVar(&st.o.Metric, "metric", "", "headline metric of the plots (default: consistency if present)")
+	fl.StringVar(&st.o.Dense, "dense", "", "label of the dense run (default: the run whose method is dense)")
+	fl.StringVar(&st.o.Baseline, "baseline", "", "baseline for the recovered share: a run label, or a method whose run at the same sparsity is used")
+	fl.IntVar(&st.o.Resamples, "resamples", 2000, "bootstrap resamples")
+	fl.Uint64Var(&st.o.Seed, "seed", 1, "bootstrap seed")
+	fl.Float64Var(&st.o.Level, "level", 0.95, "confidence level of the intervals")
+	fl.BoolVar(&st.pairwise, "pairwise", false, "judge every run against the dense run pairwise, in both orders")
+	fl.BoolVar(&st.asJSON, "json", false, "print compare.json instead of the table")
+	st.jf.register(c)
+	e.quietFlag(c)
 	return c
 }
 
-// evalPairwise runs the pairwise judge of every run against the reference
-// run; the judge's replies are cached in out/judgements.jsonl.
-func evalPairwise(cmd *cobra.Command, e *env, c *report.Comparison, jd *judge.Judge, runs []*roleplay.Run, out string, conc int) error {
-	cache, err := roleplay.OpenCache(filepath.Join(out, roleplay.JudgementsFile))
-	if err != nil {
-		return err
+// evalCompareRun holds the flags of evalCompareCmd.
+type evalCompareRun struct {
+	o                report.Options
+	jf               evalJudgeFlags
+	out              string
+	pairwise, asJSON bool
+}
+
+func (e *env) runEvalCompare(cmd *cobra.Command, args []string, st *evalCompareRun) error {
+	if st.out == "" {
+		return usagef("--out is required")
 	}
-	defer cache.Close()
-	jd.Cache = cache
-	var ref *roleplay.Run
-	for _, r := range runs {
-		if r.Label == c.Reference {
-			ref = r
-		}
-	}
-	for _, r := range runs {
-		if r == ref {
-			continue
-		}
-		bars := e.evalBars("")
-		res, err := report.Pairwise(cmd.Context(), jd, ref, r, conc, func(d, t int) { bars("pairwise "+r.Label, d, t) })
-		if res != nil {
-			c.Pairwise = append(c.Pairwise, *res)
-		}
+	var runs []*roleplay.Run
+	for _, a := range args {
+		r, err := roleplay.ReadRun(a)
 		if err != nil {
 			return err
 		}
+		runs = append(runs, r)
 	}
+	c, err := report.Compare(runs, st.o)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if err := os.MkdirAll(st.out, 0o755); err != nil {
+		return err
+	}
+	var perr error
+	if st.pairwise {
+		jd, _, err := st.jf.judge()
+		if err != nil {
+			return err
+		}
+		if jd == nil {
+			return usagef("--pairwise needs --judge-url and --judge-model")
+		}
+		bars := e.stages("pairwise")
+		perr = c.AddPairwise(cmd.Context(), jd, runs, filepath.Join(st.out, roleplay.JudgementsFile), st.jf.concurrency, bars)
+	}
+	if err := c.Save(filepath.Join(st.out, "compare.json"), filepath.Join(st.out, "report.html")); err != nil {
+		return errors.Join(perr, err)
+	}
+	if perr != nil {
+		return fmt.Errorf("%w (the report was written without the missing pairwise verdicts; rerun to resume)", perr)
+	}
+	if st.asJSON {
+		return writeJSON(e.stdout, c)
+	}
+	evalCompareTable(e.stdout, c)
+	fmt.Fprintf(e.stderr, "wrote %s and %s\n", filepath.Join(st.out, "compare.json"), filepath.Join(st.out, "report.html"))
 	return nil
 }
 

@@ -10,17 +10,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/eval/voices"
+	"github.com/masque-ai/masque/internal/textarg"
 	"github.com/masque-ai/masque/kernels"
 )
 
 // evalVoicesCmd is `masque eval voices`.
 func (e *env) evalVoicesCmd() *cobra.Command {
-	var mf modelFlags
-	var cfg voices.Config
-	var system, maskPath, method string
-	var sparsity float64
-	var threads int
-	var asJSON bool
+	st := &evalVoicesRun{}
 	c := &cobra.Command{
 		Use:   "voices [--corpus DIR] [--model M] [--mask MASK] [--out DIR]",
 		Short: "Persona fidelity on a voices corpus: does the model speak as the persona it is given?",
@@ -52,70 +48,83 @@ the caches there.`,
   masque eval voices --corpus corpus/voices --mask kjv.mask.safetensors --system "" --out runs/voices-kjv-mask
   masque eval compare runs/voices-dense runs/voices-kjv-mask --metric fidelity --out runs/voices-compare`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if cmd.Flags().Changed("system") {
-				s, err := readArg(system)
-				if err != nil {
-					return fmt.Errorf("--system: %w", err)
-				}
-				cfg.System = &s
-			}
-			if cmd.Flags().Changed("sparsity") {
-				if sparsity < 0 || sparsity > 1 {
-					return usagef("--sparsity must be in [0,1]")
-				}
-				cfg.Sparsity = &sparsity
-			}
-			if threads > 0 {
-				kernels.SetThreads(threads)
-			}
-			if mf.model == "" {
-				mf.model = voices.DefaultModel
-			}
-			ck, err := mf.open()
-			if err != nil {
-				return err
-			}
-			defer ck.Close()
-			cfg.Checkpoint, cfg.Method, cfg.Mask = ck, method, maskPath
-			cfg.Progress = e.evalBars("")
-			cfg.Logf = func(format string, a ...any) { fmt.Fprintf(e.stderr, format+"\n", a...) }
-			rep, err := voices.Run(cmd.Context(), cfg)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				summary := *rep
-				summary.Items = nil
-				return writeJSON(e.stdout, summary)
-			}
-			evalVoicesTable(e.stdout, rep)
-			if cfg.Out != "" {
-				fmt.Fprintf(e.stderr, "wrote %s, %s and %s\n", filepath.Join(cfg.Out, voices.ReportFile), filepath.Join(cfg.Out, voices.HTMLFile), filepath.Join(cfg.Out, "run.json"))
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runEvalVoices(cmd, st) },
 	}
-	mf.register(c)
+	st.mf.register(c)
 	fl := c.Flags()
-	fl.StringVar(&cfg.Corpus, "corpus", "", "voices corpus folder (masque corpus voices --out DIR; default: the evaluation kit built into builtin:voices)")
-	fl.StringVar(&cfg.ClassifierPath, "classifier", "", "voice classifier file (default: CORPUS/classifier.bin, trained there when missing)")
-	fl.StringSliceVar(&cfg.Voices, "voices", nil, "evaluate only these voices (comma-separated; default: all)")
-	fl.IntVar(&cfg.Limit, "limit", voices.DefaultLimit, "test prompts per voice")
-	fl.IntVarP(&cfg.MaxTokens, "max-tokens", "n", voices.DefaultMaxTokens, "longest answer in tokens")
-	fl.Float32VarP(&cfg.Temperature, "temperature", "t", voices.DefaultTemperature, "temperature of the sampled answers (the other set is greedy)")
-	fl.Uint64Var(&cfg.Seed, "seed", 0, "sampling seed")
-	fl.IntVar(&cfg.PPLMaxTokens, "ppl-max-tokens", 0, "longest scored conversation in tokens (0: the model's context)")
-	fl.StringVar(&system, "system", "", "replace every persona system prompt with this text (or @FILE; \"\": no system prompt)")
-	fl.StringVar(&maskPath, "mask", "", "evaluate the model with this weight mask applied in memory")
-	fl.StringVar(&cfg.Label, "label", "", "name of the run in comparisons (default: the --out folder's name)")
-	fl.StringVar(&method, "method", "", "how the model was made, for eval compare (default: dense, or the mask's method)")
-	fl.Float64Var(&sparsity, "sparsity", 0, "share of weights removed, for eval compare (default: the mask's, 0 for a dense model)")
-	fl.IntVar(&threads, "threads", 0, "kernel threads (default: one per core)")
-	fl.StringVarP(&cfg.Out, "out", "o", "", "output folder: report.json, report.html, run.json and resumable caches")
-	fl.BoolVar(&asJSON, "json", false, "print the report (without the answers) as JSON instead of a table")
+	fl.StringVar(&st.cfg.Corpus, "corpus", "", "voices corpus folder (masque corpus voices --out DIR; default: the evaluation kit built into builtin:voices)")
+	fl.StringVar(&st.cfg.ClassifierPath, "classifier", "", "voice classifier file (default: CORPUS/classifier.bin, trained there when missing)")
+	fl.StringSliceVar(&st.cfg.Voices, "voices", nil, "evaluate only these voices (comma-separated; default: all)")
+	fl.IntVar(&st.cfg.Limit, "limit", voices.DefaultLimit, "test prompts per voice")
+	fl.IntVarP(&st.cfg.MaxTokens, "max-tokens", "n", voices.DefaultMaxTokens, "longest answer in tokens")
+	fl.Float32VarP(&st.cfg.Temperature, "temperature", "t", voices.DefaultTemperature, "temperature of the sampled answers (the other set is greedy)")
+	fl.Uint64Var(&st.cfg.Seed, "seed", 0, "sampling seed")
+	fl.IntVar(&st.cfg.PPLMaxTokens, "ppl-max-tokens", 0, "longest scored conversation in tokens (0: the model's context)")
+	fl.StringVar(&st.system, "system", "", "replace every persona system prompt with this text (or @FILE; \"\": no system prompt)")
+	fl.StringVar(&st.maskPath, "mask", "", "evaluate the model with this weight mask applied in memory")
+	fl.StringVar(&st.cfg.Label, "label", "", "name of the run in comparisons (default: the --out folder's name)")
+	fl.StringVar(&st.method, "method", "", "how the model was made, for eval compare (default: dense, or the mask's method)")
+	fl.Float64Var(&st.sparsity, "sparsity", 0, "share of weights removed, for eval compare (default: the mask's, 0 for a dense model)")
+	fl.IntVar(&st.threads, "threads", 0, "kernel threads (default: one per core)")
+	fl.StringVarP(&st.cfg.Out, "out", "o", "", "output folder: report.json, report.html, run.json and resumable caches")
+	fl.BoolVar(&st.asJSON, "json", false, "print the report (without the answers) as JSON instead of a table")
 	c.AddCommand(e.evalVoicesClassifierCmd())
+	e.quietFlag(c)
 	return c
+}
+
+// evalVoicesRun holds the flags of evalVoicesCmd.
+type evalVoicesRun struct {
+	mf                       modelFlags
+	cfg                      voices.Config
+	system, maskPath, method string
+	sparsity                 float64
+	threads                  int
+	asJSON                   bool
+}
+
+func (e *env) runEvalVoices(cmd *cobra.Command, st *evalVoicesRun) error {
+	if cmd.Flags().Changed("system") {
+		s, err := textarg.Read(st.system)
+		if err != nil {
+			return fmt.Errorf("--system: %w", err)
+		}
+		st.cfg.System = &s
+	}
+	if cmd.Flags().Changed("sparsity") {
+		if st.sparsity < 0 || st.sparsity > 1 {
+			return usagef("--sparsity must be in [0,1]")
+		}
+		st.cfg.Sparsity = &st.sparsity
+	}
+	if st.threads > 0 {
+		kernels.SetThreads(st.threads)
+	}
+	if st.mf.model == "" {
+		st.mf.model = voices.DefaultModel
+	}
+	ck, err := st.mf.open()
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	st.cfg.Checkpoint, st.cfg.Method, st.cfg.Mask = ck, st.method, st.maskPath
+	st.cfg.Progress = e.stages("")
+	st.cfg.Logf = func(format string, a ...any) { fmt.Fprintf(e.stderr, format+"\n", a...) }
+	rep, err := voices.Run(cmd.Context(), st.cfg)
+	if err != nil {
+		return err
+	}
+	if st.asJSON {
+		summary := *rep
+		summary.Items = nil
+		return writeJSON(e.stdout, summary)
+	}
+	evalVoicesTable(e.stdout, rep)
+	if st.cfg.Out != "" {
+		fmt.Fprintf(e.stderr, "wrote %s, %s and %s\n", filepath.Join(st.cfg.Out, voices.ReportFile), filepath.Join(st.cfg.Out, voices.HTMLFile), filepath.Join(st.cfg.Out, "run.json"))
+	}
+	return nil
 }
 
 func evalVoicesTable(w io.Writer, r *voices.Report) {

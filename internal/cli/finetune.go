@@ -1,27 +1,21 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/chatdata"
-	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/builtin"
-	"github.com/masque-ai/masque/kernels"
 	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/train"
 	"github.com/masque-ai/masque/train/finetune"
-	"github.com/masque-ai/masque/train/hfsave"
 	"github.com/masque-ai/masque/train/sft"
 )
 
@@ -107,57 +101,14 @@ DIR/training.json records the run and DIR/loss.svg plots the loss curves.`,
 	fl.BoolVar(&f.resume, "resume", false, "continue from the checkpoint in DIR/checkpoint")
 	fl.BoolVar(&f.recompute, "recompute", false, "recompute activations in the backward pass (less memory, ~30% more time)")
 	fl.IntVar(&f.threads, "threads", 0, "threads (default: all CPUs)")
+	e.quietFlag(c)
 	return c
 }
 
 func (e *env) runFinetune(cmd *cobra.Command, mf *modelFlags, f *finetuneFlags) error {
-	switch {
-	case f.data == "":
-		return usagef("--data is required")
-	case f.out == "":
-		return usagef("--out is required")
-	case f.steps > 0 && f.epochs > 0:
-		return usagef("give --steps or --epochs, not both")
-	case f.steps < 0 || f.epochs < 0 || f.batchTokens <= 0 || f.accum <= 0:
-		return usagef("--steps, --epochs, --batch-tokens and --accum must be positive")
-	case f.onBadRow != chatdata.SkipBadRows && f.onBadRow != chatdata.FailOnBadRow:
-		return usagef("--on-bad-row must be skip or fail, not %q", f.onBadRow)
-	case f.evalFraction < 0 || f.evalFraction >= 1:
-		return usagef("--eval-fraction must be in [0, 1)")
-	}
-	fl := cmd.Flags()
-	if f.full {
-		for _, name := range []string{"lora-rank", "lora-alpha", "lora-dropout", "targets", "merge"} {
-			if fl.Changed(name) {
-				return usagef("--%s is for LoRA training; it cannot be combined with --full", name)
-			}
-		}
-	}
-	kind, err := train.ParseSchedule(f.schedule)
+	cfg, err := f.job(cmd)
 	if err != nil {
-		return usagef("--schedule: %v", err)
-	}
-	var targets []model.Proj
-	if !f.full {
-		if targets, err = lora.ParseTargets(f.targets); err != nil {
-			return usagef("--targets: %v", err)
-		}
-	}
-	if f.lr == 0 {
-		f.lr = finetune.DefaultLoRALR
-		if f.full {
-			f.lr = finetune.DefaultFullLR
-		}
-	}
-	ckptDir := filepath.Join(f.out, "checkpoint")
-	if f.resume && !train.HasCheckpoint(ckptDir) {
-		return fmt.Errorf("--resume: no checkpoint in %s", ckptDir)
-	}
-	if !f.resume && train.HasCheckpoint(ckptDir) {
-		return fmt.Errorf("%s already holds a checkpoint: pass --resume to continue that run, or choose another --out", ckptDir)
-	}
-	if f.threads > 0 {
-		kernels.SetThreads(f.threads)
+		return err
 	}
 	ck, err := mf.open()
 	if err != nil {
@@ -172,182 +123,87 @@ func (e *env) runFinetune(cmd *cobra.Command, mf *modelFlags, f *finetuneFlags) 
 		}
 		maxLen = f.maxLen
 	}
-
-	// Data.
-	enc := sft.NewEncoder(ck.Template, ck.Tokenizer, ck.TemplateConfig, ck.HasTemplate)
-	enc.LastTurnOnly = f.lastTurn
-	skipped := 0
-	warn := func(p chatdata.Problem) {
-		skipped++
-		if skipped <= 20 {
-			fmt.Fprintf(e.stderr, "masque: skipping %v\n", p)
-		} else if skipped == 21 {
-			fmt.Fprintln(e.stderr, "masque: (further skipped rows are counted in training.json)")
+	cfg.Model, cfg.ModelPath, cfg.LoRA.BaseModel, cfg.Read.MaxLen = m, ck.Path, ck.Path, maxLen
+	cfg.Encoder = sft.NewEncoder(ck.Template, ck.Tokenizer, ck.TemplateConfig, ck.HasTemplate)
+	cfg.Encoder.LastTurnOnly = f.lastTurn
+	cfg.Llama2CTokenizer = func() ([]byte, error) { return llama2CTokenizer(mf) }
+	cfg.Logf = e.logf
+	bar := e.meter("training", "")
+	cfg.Progress = func(p train.Progress) {
+		desc := fmt.Sprintf("step %d/%d loss %.4f lr %.2e %.0f tok/s", p.Step, p.Total, p.Loss, p.LR, p.TokensPerSec)
+		if !math.IsNaN(p.EvalLoss) {
+			desc += fmt.Sprintf(" eval %.4f", p.EvalLoss)
 		}
+		bar.describe(desc)
+		bar.set(int64(p.Step), int64(p.Total))
 	}
-	opts := sft.Options{Read: chatdata.ReadOptions{Format: f.format, System: f.system}, MaxLen: maxLen, Truncate: f.truncate,
-		OnBadRow: f.onBadRow, EvalFraction: f.evalFraction, Seed: f.seed, Warn: warn}
-	if f.evalData != "" {
-		opts.EvalFraction = 0
+	res, err := finetune.RunJob(cmd.Context(), cfg)
+	bar.end()
+	if res != nil && res.Interrupted {
+		return fmt.Errorf("%v; continue with the same flags plus --resume", err)
 	}
-	ds, err := sft.Load(f.data, enc, opts)
 	if err != nil {
 		return err
 	}
-	evalSet := ds.Eval
-	var evalSkipped []chatdata.Problem
-	if f.evalData != "" {
-		eo := opts
-		eo.EvalFraction = 0
-		eds, err := sft.Load(f.evalData, enc, eo)
-		if err != nil {
-			return err
-		}
-		evalSet, evalSkipped = eds.Train, eds.Skipped
-	}
-	fmt.Fprintf(e.stderr, "data: %d training rows, %d held out, %d skipped; %d tokens, %d trained on\n",
-		len(ds.Train), len(evalSet), len(ds.Skipped)+len(evalSkipped), ds.Tokens, ds.Targets)
+	e.printSummary(res.Trainer, res.InitialEval, res.LastEval(), f, res.Adapter != nil)
+	return nil
+}
 
-	// Train.
-	cfg := train.Config{Steps: f.steps, Epochs: f.epochs, BatchTokens: f.batchTokens, Accum: f.accum, LR: f.lr,
-		Schedule: train.Schedule{Kind: kind, MinRatio: f.minLR}, WeightDecay: f.weightDecay, ClipNorm: f.clip, Seed: f.seed,
-		EvalEvery: f.evalEvery, CheckpointEvery: f.ckptEvery, CheckpointDir: ckptDir}
-	lc := lora.Config{Rank: f.loraRank, Alpha: f.loraAlpha, Dropout: f.loraDropout, Targets: targets, BaseModel: ck.Path}
+// job checks the flags and fills the job's settings (the model and its
+// encoder come later).
+func (f *finetuneFlags) job(cmd *cobra.Command) (finetune.JobConfig, error) {
+	var cfg finetune.JobConfig
+	switch {
+	case f.data == "":
+		return cfg, usagef("--data is required")
+	case f.out == "":
+		return cfg, usagef("--out is required")
+	case f.steps > 0 && f.epochs > 0:
+		return cfg, usagef("give --steps or --epochs, not both")
+	case f.steps < 0 || f.epochs < 0 || f.batchTokens <= 0 || f.accum <= 0:
+		return cfg, usagef("--steps, --epochs, --batch-tokens and --accum must be positive")
+	case f.onBadRow != chatdata.SkipBadRows && f.onBadRow != chatdata.FailOnBadRow:
+		return cfg, usagef("--on-bad-row must be skip or fail, not %q", f.onBadRow)
+	case f.evalFraction < 0 || f.evalFraction >= 1:
+		return cfg, usagef("--eval-fraction must be in [0, 1)")
+	}
+	if f.full {
+		for _, name := range []string{"lora-rank", "lora-alpha", "lora-dropout", "targets", "merge"} {
+			if cmd.Flags().Changed(name) {
+				return cfg, usagef("--%s is for LoRA training; it cannot be combined with --full", name)
+			}
+		}
+	}
+	kind, err := train.ParseSchedule(f.schedule)
+	if err != nil {
+		return cfg, usagef("--schedule: %v", err)
+	}
+	var targets []model.Proj
+	if !f.full {
+		if targets, err = lora.ParseTargets(f.targets); err != nil {
+			return cfg, usagef("--targets: %v", err)
+		}
+	}
+	if f.lr == 0 {
+		f.lr = finetune.DefaultLoRALR
+		if f.full {
+			f.lr = finetune.DefaultFullLR
+		}
+	}
+	lc := lora.Config{Rank: f.loraRank, Alpha: f.loraAlpha, Dropout: f.loraDropout, Targets: targets}
 	if !f.full {
 		if err := lc.Validate(); err != nil {
-			return usagef("%v", err)
+			return cfg, usagef("%v", err)
 		}
 	}
-	var bar *progressbar.ProgressBar
-	fc := finetune.Config{Model: m, Data: ds.Train, Eval: evalSet, Full: f.full, Train: cfg, Warmup: f.warmup, Resume: f.resume,
-		Recompute: f.recompute, Threads: f.threads,
-		LoRA: lc,
-		Progress: func(p train.Progress) {
-			if bar == nil {
-				bar = progressbar.NewOptions(p.Total,
-					progressbar.OptionSetWriter(e.stderr),
-					progressbar.OptionSetDescription("training"),
-					progressbar.OptionShowCount(),
-					progressbar.OptionSetPredictTime(true),
-					progressbar.OptionSetElapsedTime(true),
-					progressbar.OptionSetWidth(24),
-					progressbar.OptionThrottle(200*time.Millisecond),
-					progressbar.OptionShowDescriptionAtLineEnd(),
-				)
-			}
-			desc := fmt.Sprintf("step %d/%d loss %.4f lr %.2e %.0f tok/s", p.Step, p.Total, p.Loss, p.LR, p.TokensPerSec)
-			if !math.IsNaN(p.EvalLoss) {
-				desc += fmt.Sprintf(" eval %.4f", p.EvalLoss)
-			}
-			bar.Describe(desc)
-			_ = bar.Set(p.Step)
-		}}
-	mode := "full fine-tuning"
-	if !f.full {
-		mode = fmt.Sprintf("LoRA r=%d alpha=%g on %s", f.loraRank, f.loraAlpha, f.targets)
-	}
-	fc.Started = func(r *finetune.Result) {
-		if f.resume {
-			fmt.Fprintf(e.stderr, "resuming at step %d of %d\n", r.ResumedAt, r.Trainer.State.TotalSteps)
-		}
-		fmt.Fprintf(e.stderr, "%s: %d trainable parameters of %d; %d steps\n", mode, r.Net.NumTrainable(), m.NumParams(), r.Trainer.State.TotalSteps)
-	}
-	res, runErr := finetune.Run(cmd.Context(), fc)
-	if bar != nil {
-		if runErr == nil {
-			_ = bar.Finish()
-		} else {
-			_ = bar.Exit()
-		}
-		fmt.Fprintln(e.stderr)
-	}
-	interrupted := res != nil && res.Interrupted
-	if runErr != nil && !interrupted {
-		return runErr
-	}
-	tr, net, adapter, initialEval, warm := res.Trainer, res.Net, res.Adapter, res.InitialEval, res.Warmup
-	cfg.LR = res.LR
-
-	// Outputs.
-	if err := os.MkdirAll(f.out, 0o755); err != nil {
-		return err
-	}
-	summary := map[string]any{
-		"model": ck.Path, "data": f.data, "eval_data": f.evalData, "mode": mode,
-		"trainable_parameters": net.NumTrainable(), "total_parameters": m.NumParams(),
-		"rows": ds.Rows, "train_rows": len(ds.Train), "eval_rows": len(evalSet), "skipped_rows": problemsJSON(append(ds.Skipped, evalSkipped...)),
-		"truncated_rows": ds.Truncated, "tokens": ds.Tokens, "trained_tokens": ds.Targets,
-		"config": cfg, "warmup": warm, "lr": f.lr, "steps_done": tr.State.Step, "total_steps": tr.State.TotalSteps,
-		"seconds": tr.State.Seconds, "history": tr.State.History, "interrupted": interrupted,
-	}
-	if initialEval != nil {
-		summary["initial_eval_loss"] = *initialEval
-	}
-	var finalEval float64 = math.NaN()
-	for _, p := range tr.State.History {
-		if p.EvalLoss != nil {
-			finalEval = *p.EvalLoss
-		}
-	}
-	if !math.IsNaN(finalEval) {
-		summary["eval_loss"] = finalEval
-		summary["eval_perplexity"] = math.Exp(finalEval)
-	}
-	if !interrupted {
-		if adapter != nil {
-			if err := adapter.Save(f.out, map[string]any{"steps": tr.State.Step, "data": f.data}); err != nil {
-				return err
-			}
-			summary["adapter"] = f.out
-			if f.merge {
-				mdir := filepath.Join(f.out, "merged")
-				if err := hfsave.SaveMerged(adapter, m, mdir, hfsave.Options{DType: f.dtype}); err != nil {
-					return err
-				}
-				summary["merged_model"] = mdir
-				if m.Config.Arch == "llama2.c" {
-					merged, err := adapter.Merged(m)
-					if err != nil {
-						return err
-					}
-					if err := saveLlama2C(merged, mdir, mf); err != nil {
-						return err
-					}
-					summary["merged_model"] = filepath.Join(mdir, "model.bin")
-				}
-			}
-		} else {
-			if err := hfsave.Save(m, f.out, hfsave.Options{DType: f.dtype}); err != nil {
-				return err
-			}
-			summary["model_out"] = f.out
-			if m.Config.Arch == "llama2.c" {
-				if err := saveLlama2C(m, f.out, mf); err != nil {
-					return err
-				}
-				summary["model_out"] = filepath.Join(f.out, "model.bin")
-			}
-		}
-	}
-	js, err := json.MarshalIndent(summary, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := writeFileAtomic(filepath.Join(f.out, "training.json"), js); err != nil {
-		return err
-	}
-	hist := tr.State.History
-	if initialEval != nil {
-		hist = append([]train.Point{{Step: 0, TrainLoss: math.NaN(), EvalLoss: initialEval}}, hist...)
-	}
-	if err := writeFileAtomic(filepath.Join(f.out, "loss.svg"), train.LossSVG(hist, "masque finetune: "+filepath.Base(f.data))); err != nil {
-		return err
-	}
-	if interrupted {
-		return fmt.Errorf("%v; continue with the same flags plus --resume", runErr)
-	}
-	e.printSummary(tr, initialEval, finalEval, f, adapter != nil)
-	return nil
+	cfg.Config = finetune.Config{Full: f.full, LoRA: lc, Warmup: f.warmup, Resume: f.resume, Recompute: f.recompute, Threads: f.threads,
+		Train: train.Config{Steps: f.steps, Epochs: f.epochs, BatchTokens: f.batchTokens, Accum: f.accum, LR: f.lr,
+			Schedule: train.Schedule{Kind: kind, MinRatio: f.minLR}, WeightDecay: f.weightDecay, ClipNorm: f.clip, Seed: f.seed,
+			EvalEvery: f.evalEvery, CheckpointEvery: f.ckptEvery}}
+	cfg.Targets, cfg.Data, cfg.EvalData, cfg.Out, cfg.Merge, cfg.DType = f.targets, f.data, f.evalData, f.out, f.merge, f.dtype
+	cfg.Read = sft.Options{Read: chatdata.ReadOptions{Format: f.format, System: f.system}, Truncate: f.truncate,
+		OnBadRow: f.onBadRow, EvalFraction: f.evalFraction, Seed: f.seed}
+	return cfg, nil
 }
 
 func (e *env) printSummary(tr *train.Trainer, initialEval *float64, finalEval float64, f *finetuneFlags, isLoRA bool) {
@@ -375,44 +231,14 @@ func (e *env) printSummary(tr *train.Trainer, initialEval *float64, finalEval fl
 	fmt.Fprintf(w, "%s written to %s; curves in %s\n", what, f.out, strings.Join([]string{filepath.Join(f.out, "loss.svg"), filepath.Join(f.out, "training.json")}, ", "))
 }
 
-// saveLlama2C also writes a model that came from a llama2.c checkpoint in
-// that format (dir/model.bin) with its tokenizer (dir/tokenizer.bin), since
-// its tokenizer has no Hugging Face form: `--model dir/model.bin` then loads it.
-func saveLlama2C(m *model.Model, dir string, mf *modelFlags) error {
-	if err := hfsave.SaveLlama2C(m, filepath.Join(dir, "model.bin")); err != nil {
-		return err
-	}
-	var tok []byte
+// llama2CTokenizer returns the tokenizer.bin of a llama2.c model: --tokenizer,
+// the built-in one, or the file beside the model.
+func llama2CTokenizer(mf *modelFlags) ([]byte, error) {
 	switch {
 	case mf.tokenizer != "":
-		b, err := os.ReadFile(mf.tokenizer)
-		if err != nil {
-			return err
-		}
-		tok = b
+		return os.ReadFile(mf.tokenizer)
 	case mf.model == builtin.Stories:
-		tok = builtin.Tokenizer
-	default:
-		b, err := os.ReadFile(filepath.Join(filepath.Dir(mf.model), "tokenizer.bin"))
-		if err != nil {
-			return err
-		}
-		tok = b
+		return builtin.Tokenizer, nil
 	}
-	return writeFileAtomic(filepath.Join(dir, "tokenizer.bin"), tok)
-}
-
-func problemsJSON(ps []chatdata.Problem) []string {
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = p.Error()
-	}
-	return out
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	return atomicfile.WriteFile(path, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
+	return os.ReadFile(filepath.Join(filepath.Dir(mf.model), "tokenizer.bin"))
 }

@@ -70,10 +70,8 @@ func textStreams(ck *checkpoint.Checkpoint) generate.Tokenizer {
 }
 
 func (e *env) generateCmd() *cobra.Command {
-	mf := modelFlags{withLoRA: true}
-	var sf samplingFlags
-	var prompt, system, voice, gram, schemaFile string
-	var chat, asJSON, stats bool
+	st := &generateRun{}
+	st.mf = modelFlags{withLoRA: true}
 	c := &cobra.Command{
 		Use:   "generate --prompt TEXT [flags]",
 		Short: "Generate text from a prompt, streaming",
@@ -95,72 +93,82 @@ it short).`,
   masque generate --model ./Qwen2.5-0.5B-Instruct --chat --system "You are a pirate." --prompt "Hello" --temperature 0
   masque generate --model ./Qwen2.5-0.5B-Instruct --chat --prompt "Describe an NPC as JSON" --json-schema npc.schema.json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := voicePrompt(voice, &system); err != nil {
-				return err
-			}
-			ck, err := mf.open()
-			if err != nil {
-				return err
-			}
-			defer ck.Close()
-			var ids []int
-			if chat || system != "" {
-				var msgs []chattemplate.Message
-				if system != "" {
-					msgs = append(msgs, chattemplate.Message{Role: "system", Content: system})
-				}
-				msgs = append(msgs, chattemplate.Message{Role: "user", Content: prompt})
-				if ids, err = ck.EncodeChat(msgs, true, nil); err != nil {
-					return err
-				}
-			} else {
-				tok, err := ck.NeedTokenizer()
-				if err != nil {
-					return err
-				}
-				ids = tok.Encode(prompt, true)
-			}
-			if len(ids) == 0 {
-				return usagef("the prompt is empty and the tokenizer adds no BOS token: give --prompt")
-			}
-			o := sf.options(ck)
-			if o.Constraint, err = grammarConstraint(ck, gram, schemaFile); err != nil {
-				return err
-			}
-			var onText func(string) error
-			if !asJSON {
-				onText = func(s string) error { _, err := fmt.Fprint(e.stdout, s); return err }
-			}
-			res, err := generate.Generate(cmd.Context(), ck.Model, textStreams(ck), ids, o, onText)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				out := res.IDs
-				if out == nil {
-					out = []int{}
-				}
-				return writeJSON(e.stdout, map[string]any{"prompt_ids": ids, "ids": out, "text": res.Text, "finish_reason": res.FinishReason})
-			}
-			fmt.Fprintln(e.stdout)
-			if stats {
-				printStats(e, res)
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runGenerate(cmd, st) },
 	}
-	mf.register(c)
-	sf.register(c, 256)
-	c.Flags().StringVarP(&prompt, "prompt", "p", "", "the prompt")
-	c.Flags().BoolVar(&chat, "chat", false, "wrap the prompt as a user message in the chat template")
-	c.Flags().StringVar(&system, "system", "", "system prompt (implies --chat)")
-	c.Flags().StringVar(&voice, "persona", "", "the system prompt of this voice of builtin:voices (implies --chat)")
-	c.Flags().BoolVar(&asJSON, "json", false, `print {"prompt_ids":[...],"ids":[...],"text":"..."} instead of streaming`)
-	c.Flags().BoolVar(&stats, "stats", false, "print timing statistics to standard error")
-	c.Flags().StringVar(&gram, "grammar", "", "constrain the output: json (any JSON value) or json-object")
-	c.Flags().StringVar(&schemaFile, "json-schema", "", "constrain the output to a value of the JSON schema in `FILE`")
+	st.mf.register(c)
+	st.sf.register(c, 256)
+	c.Flags().StringVarP(&st.prompt, "prompt", "p", "", "the prompt")
+	c.Flags().BoolVar(&st.chat, "chat", false, "wrap the prompt as a user message in the chat template")
+	c.Flags().StringVar(&st.system, "system", "", "system prompt (implies --chat)")
+	c.Flags().StringVar(&st.voice, "persona", "", "the system prompt of this voice of builtin:voices (implies --chat)")
+	c.Flags().BoolVar(&st.asJSON, "json", false, `print {"prompt_ids":[...],"ids":[...],"text":"..."} instead of streaming`)
+	c.Flags().BoolVar(&st.stats, "stats", false, "print timing statistics to standard error")
+	c.Flags().StringVar(&st.gram, "grammar", "", "constrain the output: json (any JSON value) or json-object")
+	c.Flags().StringVar(&st.schemaFile, "json-schema", "", "constrain the output to a value of the JSON schema in `FILE`")
 	return c
+}
+
+// generateRun holds the flags of generateCmd.
+type generateRun struct {
+	mf                                      modelFlags
+	sf                                      samplingFlags
+	prompt, system, voice, gram, schemaFile string
+	chat, asJSON, stats                     bool
+}
+
+func (e *env) runGenerate(cmd *cobra.Command, st *generateRun) error {
+	if err := voicePrompt(st.voice, &st.system); err != nil {
+		return err
+	}
+	ck, err := st.mf.open()
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	var ids []int
+	if st.chat || st.system != "" {
+		var msgs []chattemplate.Message
+		if st.system != "" {
+			msgs = append(msgs, chattemplate.Message{Role: "system", Content: st.system})
+		}
+		msgs = append(msgs, chattemplate.Message{Role: "user", Content: st.prompt})
+		if ids, err = ck.EncodeChat(msgs, true, nil); err != nil {
+			return err
+		}
+	} else {
+		tok, err := ck.NeedTokenizer()
+		if err != nil {
+			return err
+		}
+		ids = tok.Encode(st.prompt, true)
+	}
+	if len(ids) == 0 {
+		return usagef("the prompt is empty and the tokenizer adds no BOS token: give --prompt")
+	}
+	o := st.sf.options(ck)
+	if o.Constraint, err = grammarConstraint(ck, st.gram, st.schemaFile); err != nil {
+		return err
+	}
+	var onText func(string) error
+	if !st.asJSON {
+		onText = func(s string) error { _, err := fmt.Fprint(e.stdout, s); return err }
+	}
+	res, err := generate.Generate(cmd.Context(), ck.Model, textStreams(ck), ids, o, onText)
+	if err != nil {
+		return err
+	}
+	if st.asJSON {
+		out := res.IDs
+		if out == nil {
+			out = []int{}
+		}
+		return writeJSON(e.stdout, map[string]any{"prompt_ids": ids, "ids": out, "text": res.Text, "finish_reason": res.FinishReason})
+	}
+	fmt.Fprintln(e.stdout)
+	if st.stats {
+		printStats(e, res)
+	}
+	return nil
 }
 
 // grammarConstraint returns the constraint of --grammar or --json-schema
@@ -212,10 +220,8 @@ func printStats(e *env, res *generate.Result) {
 }
 
 func (e *env) chatCmd() *cobra.Command {
-	mf := modelFlags{withLoRA: true}
-	var sf samplingFlags
-	var system, voice string
-	var stats bool
+	st := &chatRun{}
+	st.mf = modelFlags{withLoRA: true}
 	c := &cobra.Command{
 		Use:   "chat [--system TEXT | --persona VOICE]",
 		Short: "Chat with a model interactively (streaming)",
@@ -224,90 +230,86 @@ back. The conversation is rendered with the model's chat template, and the KV
 cache is reused between turns. Commands: /reset clears the conversation, /exit quits.
 --persona NAME takes the system prompt of a voice of builtin:voices.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := voicePrompt(voice, &system); err != nil {
-				return err
-			}
-			ck, err := mf.open()
-			if err != nil {
-				return err
-			}
-			defer ck.Close()
-			if _, err := ck.NeedTokenizer(); err != nil {
-				return err
-			}
-			var msgs []chattemplate.Message
-			reset := func() {
-				msgs = msgs[:0]
-				if system != "" {
-					msgs = append(msgs, chattemplate.Message{Role: "system", Content: system})
-				}
-			}
-			reset()
-			m := ck.Model
-			cache := m.NewCache(0)
-			var inCache []int // the ids the cache holds
-			in := bufio.NewScanner(e.stdin)
-			in.Buffer(make([]byte, 1<<20), 1<<20)
-			fmt.Fprintf(e.stderr, "masque chat with %s: type a message, /reset or /exit\n", ck.Path)
-			for {
-				fmt.Fprint(e.stdout, "> ")
-				if !in.Scan() {
-					fmt.Fprintln(e.stdout)
-					return in.Err()
-				}
-				line := strings.TrimSpace(in.Text())
-				switch line {
-				case "":
-					continue
-				case "/exit", "/quit":
-					return nil
-				case "/reset":
-					reset()
-					continue
-				}
-				msgs = append(msgs, chattemplate.Message{Role: "user", Content: line})
-				ids, err := ck.EncodeChat(msgs, true, nil)
-				if err != nil {
-					return err
-				}
-				// Reuse the longest common prefix of what the cache holds.
-				keep := 0
-				for keep < len(inCache) && keep < len(ids)-1 && inCache[keep] == ids[keep] {
-					keep++
-				}
-				cache.Truncate(keep)
-				inCache = inCache[:keep]
-				if len(ids) >= cache.Max() {
-					return fmt.Errorf("the conversation (%d tokens) no longer fits the context (%d): /reset", len(ids), cache.Max())
-				}
-				o := sf.options(ck)
-				res, err := generate.GenerateWithCache(cmd.Context(), m, cache, textStreams(ck), ids[keep:], o,
-					func(s string) error { _, err := fmt.Fprint(e.stdout, s); return err })
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(e.stdout)
-				if stats {
-					printStats(e, res)
-				}
-				inCache = append(append(inCache, ids[keep:]...), res.IDs...)
-				if n := cache.Len(); n < len(inCache) {
-					inCache = inCache[:n]
-				}
-				msgs = append(msgs, chattemplate.Message{Role: "assistant", Content: res.Text})
-				if res.FinishReason == generate.FinishCancelled {
-					return nil
-				}
-			}
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runChat(cmd, st) },
 	}
-	mf.register(c)
-	sf.register(c, 512)
-	c.Flags().StringVar(&system, "system", "", "system prompt")
-	c.Flags().StringVar(&voice, "persona", "", "the system prompt of this voice of builtin:voices")
-	c.Flags().BoolVar(&stats, "stats", false, "print timing statistics after each reply")
+	st.mf.register(c)
+	st.sf.register(c, 512)
+	c.Flags().StringVar(&st.system, "system", "", "system prompt")
+	c.Flags().StringVar(&st.voice, "persona", "", "the system prompt of this voice of builtin:voices")
+	c.Flags().BoolVar(&st.stats, "stats", false, "print timing statistics after each reply")
 	return c
+}
+
+// chatRun holds the flags of chatCmd.
+type chatRun struct {
+	mf            modelFlags
+	sf            samplingFlags
+	system, voice string
+	stats         bool
+}
+
+func (e *env) runChat(cmd *cobra.Command, st *chatRun) error {
+	if err := voicePrompt(st.voice, &st.system); err != nil {
+		return err
+	}
+	ck, err := st.mf.open()
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	if _, err := ck.NeedTokenizer(); err != nil {
+		return err
+	}
+	var msgs []chattemplate.Message
+	reset := func() {
+		msgs = msgs[:0]
+		if st.system != "" {
+			msgs = append(msgs, chattemplate.Message{Role: "system", Content: st.system})
+		}
+	}
+	reset()
+	sess := generate.NewSession(ck.Model, 0) // reuses the cached prefix between turns
+	in := bufio.NewScanner(e.stdin)
+	in.Buffer(make([]byte, 1<<20), 1<<20)
+	fmt.Fprintf(e.stderr, "masque chat with %s: type a message, /reset or /exit\n", ck.Path)
+	for {
+		fmt.Fprint(e.stdout, "> ")
+		if !in.Scan() {
+			fmt.Fprintln(e.stdout)
+			return in.Err()
+		}
+		line := strings.TrimSpace(in.Text())
+		switch line {
+		case "":
+			continue
+		case "/exit", "/quit":
+			return nil
+		case "/reset":
+			reset()
+			continue
+		}
+		msgs = append(msgs, chattemplate.Message{Role: "user", Content: line})
+		ids, err := ck.EncodeChat(msgs, true, nil)
+		if err != nil {
+			return err
+		}
+		if len(ids) >= sess.Cache.Max() {
+			return fmt.Errorf("the conversation (%d tokens) no longer fits the context (%d): /reset", len(ids), sess.Cache.Max())
+		}
+		res, err := sess.Generate(cmd.Context(), textStreams(ck), ids, st.sf.options(ck),
+			func(s string) error { _, err := fmt.Fprint(e.stdout, s); return err })
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout)
+		if st.stats {
+			printStats(e, res)
+		}
+		msgs = append(msgs, chattemplate.Message{Role: "assistant", Content: res.Text})
+		if res.FinishReason == generate.FinishCancelled {
+			return nil
+		}
+	}
 }
 
 // voicePrompt sets *system to the system prompt of the builtin:voices voice

@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/train/pretrain"
@@ -84,6 +83,7 @@ validation curves).`,
 	fl.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the initialisation, the chat/text choice, the data order and the validation samples")
 	fl.IntVar(&cfg.Threads, "threads", 0, "threads (default: all CPUs)")
 	fl.StringVar(&cfg.DType, "dtype", cfg.DType, "element type of the written model: bf16 or f32")
+	e.quietFlag(c)
 	return c
 }
 
@@ -114,48 +114,19 @@ func (e *env) runPretrain(cmd *cobra.Command, cfg pretrain.Config) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	tty := isTerminal(e.stderr)
-	var bar *progressbar.ProgressBar
-	const logEvery = 30 * time.Second
-	lastLine := time.Now()
+	bar := e.meter("training", "")
+	bar.every = 30 * time.Second
 	cfg.Progress = func(p pretrain.Progress) {
-		if bar == nil && tty {
-			bar = progressbar.NewOptions(p.Total,
-				progressbar.OptionSetWriter(e.stderr),
-				progressbar.OptionSetDescription("training"),
-				progressbar.OptionShowCount(),
-				progressbar.OptionSetPredictTime(false),
-				progressbar.OptionSetWidth(20),
-				progressbar.OptionThrottle(200*time.Millisecond),
-				progressbar.OptionShowDescriptionAtLineEnd(),
-			)
-		}
 		desc := fmt.Sprintf("step %d/%d loss %.4f lr %.2e %.0f tok/s MFU %.1f%% (CPU time %.1f%%) ETA %s", p.Step, p.Total, p.Loss, p.LR,
 			p.TrainTokensPerSec, 100*p.MFU, 100*p.MFUCPU, p.ETA.Round(time.Second))
-		if bar != nil {
-			bar.Describe(desc)
-			_ = bar.Set(p.Step)
-		}
-		if !tty && math.IsNaN(p.EvalLoss) && time.Since(lastLine) >= logEvery {
-			// Not a terminal (a log file, a pipe): one plain line now and then
-			// instead of a redrawn bar.
-			fmt.Fprintln(e.stderr, desc)
-			lastLine = time.Now()
-		}
+		bar.describe(desc)
+		bar.set(int64(p.Step), int64(p.Total))
 		if !math.IsNaN(p.EvalLoss) {
-			lastLine = time.Now()
-			line := desc + fmt.Sprintf(" | valid %.4f:", p.EvalLoss) + groupLosses(p.EvalGroups)
-			if bar != nil {
-				fmt.Fprint(e.stderr, "\r\033[K")
-			}
-			fmt.Fprintln(e.stderr, line)
+			bar.logf("%s", desc+fmt.Sprintf(" | valid %.4f:", p.EvalLoss)+groupLosses(p.EvalGroups))
 		}
 	}
 	res, err := pretrain.Run(ctx, cfg)
-	if bar != nil {
-		_ = bar.Exit()
-		fmt.Fprintln(e.stderr)
-	}
+	bar.end()
 	if errors.Is(err, pretrain.ErrInterrupted) {
 		return fmt.Errorf("%v; continue with the same flags plus --resume", err)
 	}

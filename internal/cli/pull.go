@@ -29,9 +29,7 @@ func humanBytes(n int64) string {
 }
 
 func (e *env) pullCmd() *cobra.Command {
-	var cfg hub.Config
-	var revision string
-	var quiet, asJSON bool
+	st := &pullRun{}
 	c := &cobra.Command{
 		Use:   "pull ORG/NAME[@REVISION][:QUANT] [FILE...]",
 		Short: "Download a model from the Hugging Face hub into the shared cache",
@@ -61,81 +59,90 @@ cache is reported, any other is an error.`,
   masque pull Qwen/Qwen2.5-0.5B-Instruct-GGUF qwen2.5-0.5b-instruct-q5_k_m.gguf
   masque generate --model Qwen/Qwen2.5-0.5B-Instruct --prompt "Hello"`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ref, err := hub.ParseRef(args[0])
-			if err != nil {
-				return usageError{err}
-			}
-			if revision != "" {
-				if ref.Revision != "" && ref.Revision != revision {
-					return usagef("%s names revision %s and --revision says %s", args[0], ref.Revision, revision)
-				}
-				ref.Revision = revision
-			}
-			cfg.Model, cfg.Files = ref, args[1:]
-			var bar *progressbar.ProgressBar
-			if !quiet && isTerminal(e.stderr) && os.Getenv("HF_HUB_DISABLE_PROGRESS_BARS") == "" {
-				cfg.Progress = func(p hub.Progress) {
-					if bar == nil {
-						bar = progressbar.NewOptions64(p.Total, progressbar.OptionSetWriter(e.stderr),
-							progressbar.OptionShowBytes(true), progressbar.OptionShowCount(), progressbar.OptionShowTotalBytes(true),
-							progressbar.OptionSetPredictTime(true), progressbar.OptionSetElapsedTime(true),
-							progressbar.OptionSetWidth(24), progressbar.OptionThrottle(100*time.Millisecond),
-							progressbar.OptionUseIECUnits(false))
-					}
-					if p.Total >= 0 && bar.GetMax64() != p.Total {
-						bar.ChangeMax64(p.Total)
-					}
-					bar.Describe(fmt.Sprintf("%s %d/%d %s", ref.Repo, p.FilesDone, p.Files, shorten(p.File, 32)))
-					bar.Set64(p.Bytes)
-				}
-			}
-			res, err := hub.Run(cmd.Context(), cfg)
-			if bar != nil {
-				bar.Finish()
-				fmt.Fprintln(e.stderr)
-			}
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(e.stdout, res)
-			}
-			if !quiet {
-				var size int64
-				for _, f := range res.Files {
-					size += f.Size
-				}
-				files := "files"
-				if len(res.Files) == 1 {
-					files = "file"
-				}
-				fmt.Fprintf(e.stderr, "%s@%s (commit %s): %d %s, %s (%s downloaded, %s already in the cache)\n",
-					res.Repo, res.Revision, res.Commit[:min(12, len(res.Commit))], len(res.Files), files, humanBytes(size),
-					humanBytes(res.Downloaded), humanBytes(res.Cached))
-				if len(res.Skipped) > 0 {
-					fmt.Fprintf(e.stderr, "left out (--all fetches them): %s\n", strings.Join(res.Skipped, ", "))
-				}
-				if _, err := hub.Lookup(cfg.Cache, ref.String()); err != nil {
-					fmt.Fprintf(e.stderr, "warning: --model %s will not open it: %v\n", ref, err)
-				} else {
-					fmt.Fprintf(e.stderr, "use it with --model %s\n", ref)
-				}
-			}
-			fmt.Fprintln(e.stdout, res.Path)
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runPull(cmd, args, st) },
 	}
 	fl := c.Flags()
-	fl.StringVar(&revision, "revision", "", "branch, tag or commit to fetch (default main; same as ORG/NAME@REVISION)")
-	fl.StringArrayVar(&cfg.Include, "include", nil, "fetch only files matching this pattern ('*' crosses '/'; 'dir/' is a folder); repeatable")
-	fl.StringArrayVar(&cfg.Exclude, "exclude", nil, "leave out files matching this pattern; repeatable")
-	fl.BoolVar(&cfg.All, "all", false, "fetch every file of the revision, other frameworks' weights included")
-	fl.StringVar(&cfg.Cache, "cache", "", "cache folder (default $HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub)")
-	fl.IntVar(&cfg.Concurrency, "concurrency", 4, "files downloaded at once")
-	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress bar and no summary (only the path on stdout)")
-	fl.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	fl.StringVar(&st.revision, "revision", "", "branch, tag or commit to fetch (default main; same as ORG/NAME@REVISION)")
+	fl.StringArrayVar(&st.cfg.Include, "include", nil, "fetch only files matching this pattern ('*' crosses '/'; 'dir/' is a folder); repeatable")
+	fl.StringArrayVar(&st.cfg.Exclude, "exclude", nil, "leave out files matching this pattern; repeatable")
+	fl.BoolVar(&st.cfg.All, "all", false, "fetch every file of the revision, other frameworks' weights included")
+	fl.StringVar(&st.cfg.Cache, "cache", "", "cache folder (default $HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub)")
+	fl.IntVar(&st.cfg.Concurrency, "concurrency", 4, "files downloaded at once")
+	fl.BoolVarP(&st.quiet, "quiet", "q", false, "no progress bar and no summary (only the path on stdout)")
+	fl.BoolVar(&st.asJSON, "json", false, "print the result as JSON")
 	return c
+}
+
+// pullRun holds the flags of pullCmd.
+type pullRun struct {
+	cfg           hub.Config
+	revision      string
+	quiet, asJSON bool
+}
+
+func (e *env) runPull(cmd *cobra.Command, args []string, st *pullRun) error {
+	ref, err := hub.ParseRef(args[0])
+	if err != nil {
+		return usageError{err}
+	}
+	if st.revision != "" {
+		if ref.Revision != "" && ref.Revision != st.revision {
+			return usagef("%s names revision %s and --revision says %s", args[0], ref.Revision, st.revision)
+		}
+		ref.Revision = st.revision
+	}
+	st.cfg.Model, st.cfg.Files = ref, args[1:]
+	var bar *progressbar.ProgressBar
+	if !st.quiet && isTerminal(e.stderr) && os.Getenv("HF_HUB_DISABLE_PROGRESS_BARS") == "" {
+		st.cfg.Progress = func(p hub.Progress) {
+			if bar == nil {
+				bar = progressbar.NewOptions64(p.Total, progressbar.OptionSetWriter(e.stderr),
+					progressbar.OptionShowBytes(true), progressbar.OptionShowCount(), progressbar.OptionShowTotalBytes(true),
+					progressbar.OptionSetPredictTime(true), progressbar.OptionSetElapsedTime(true),
+					progressbar.OptionSetWidth(24), progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionUseIECUnits(false))
+			}
+			if p.Total >= 0 && bar.GetMax64() != p.Total {
+				bar.ChangeMax64(p.Total)
+			}
+			bar.Describe(fmt.Sprintf("%s %d/%d %s", ref.Repo, p.FilesDone, p.Files, shorten(p.File, 32)))
+			bar.Set64(p.Bytes)
+		}
+	}
+	res, err := hub.Run(cmd.Context(), st.cfg)
+	if bar != nil {
+		bar.Finish()
+		fmt.Fprintln(e.stderr)
+	}
+	if err != nil {
+		return err
+	}
+	if st.asJSON {
+		return writeJSON(e.stdout, res)
+	}
+	if !st.quiet {
+		var size int64
+		for _, f := range res.Files {
+			size += f.Size
+		}
+		files := "files"
+		if len(res.Files) == 1 {
+			files = "file"
+		}
+		fmt.Fprintf(e.stderr, "%s@%s (commit %s): %d %s, %s (%s downloaded, %s already in the cache)\n",
+			res.Repo, res.Revision, res.Commit[:min(12, len(res.Commit))], len(res.Files), files, humanBytes(size),
+			humanBytes(res.Downloaded), humanBytes(res.Cached))
+		if len(res.Skipped) > 0 {
+			fmt.Fprintf(e.stderr, "left out (--all fetches them): %s\n", strings.Join(res.Skipped, ", "))
+		}
+		if _, err := hub.Lookup(st.cfg.Cache, ref.String()); err != nil {
+			fmt.Fprintf(e.stderr, "warning: --model %s will not open it: %v\n", ref, err)
+		} else {
+			fmt.Fprintf(e.stderr, "use it with --model %s\n", ref)
+		}
+	}
+	fmt.Fprintln(e.stdout, res.Path)
+	return nil
 }
 
 // shorten keeps the end of s within n characters.

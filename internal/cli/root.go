@@ -53,6 +53,7 @@ func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	quiet          bool // --quiet: no progress display
 }
 
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {

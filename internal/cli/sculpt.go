@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/checkpoint"
@@ -93,12 +92,7 @@ func (f *sculptFlags) loadData(e *env, ck *checkpoint.Checkpoint, needData bool)
 }
 
 func (e *env) sculptCmd() *cobra.Command {
-	var mf modelFlags
-	var f sculptFlags
-	var cfg sculpt.Config
-	var global bool
-	var rc sculpt.RecoverConfig
-	var recoverMode string
+	s := &sculptRun{}
 	c := &cobra.Command{
 		Use:   "sculpt --model M (--persona NAME --corpus DIR | --data FILE.jsonl) --ratio R --out DIR",
 		Short: "Persona-Pruner: learn which FFN channels a persona needs and export the smaller model",
@@ -129,103 +123,121 @@ a keep_indices.json to a model).`,
   masque sculpt --model builtin:voices --global --corpus corpus/voices --ratio 0.25 --out runs/global-25
   masque sculpt --model builtin:voices --persona kjv --corpus corpus/voices --ratio 0.5 --recover lora --recover-steps 200 --out runs/kjv-50-rec`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if f.out == "" {
-				return usagef("--out is required")
-			}
-			if global && (f.persona != "" || f.data != "") {
-				return usagef("--global pools every voice of --corpus; it takes no --persona or --data")
-			}
-			if global {
-				if err := f.defaultCorpus(); err != nil {
-					return err
-				}
-			}
-			if _, err := sculpt.KeepCount(1000, f.ratio); err != nil {
-				return usagef("--ratio: %v", err)
-			}
-			var err error
-			if cfg.Recover, err = recoverFromFlags(cmd, recoverMode, rc, f.noExport); err != nil {
-				return err
-			}
-			ck, err := mf.open()
-			if err != nil {
-				return err
-			}
-			defer ck.Close()
-			if _, err := sculpt.KeepCount(ck.Model.Config.Intermediate, f.ratio); err != nil {
-				return usagef("--ratio: %v", err)
-			}
-			if global {
-				cfg.Data, err = sculpt.LoadPooled(ck, f.corpus, nil, f.maxRows, sculpt.DataOptions{MaxLen: f.maxLen, Seed: f.seed})
-				cfg.Method = sculpt.MethodGlobal
-			} else {
-				cfg.Data, err = f.loadData(e, ck, true)
-				cfg.Persona = f.persona
-			}
-			if err != nil {
-				return err
-			}
-			cfg.Checkpoint, cfg.Ratio, cfg.Out, cfg.Seed, cfg.Threads = ck, f.ratio, f.out, f.seed, f.threads
-			cfg.NoExport, cfg.Export = f.noExport, f.exportOptions()
-			cfg.Logf = func(format string, a ...any) { fmt.Fprintf(e.stderr, format+"\n", a...) }
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			pb := e.stepBar("learning the mask")
-			cfg.Progress = func(p sculpt.Progress) {
-				pb.update(p)
-				if p.Step == p.Total {
-					pb.done()
-				}
-			}
-			rb := e.trainBar("recovery")
-			cfg.RecoverProgress = rb.update
-			res, err := sculpt.Run(ctx, cfg)
-			pb.done()
-			rb.done()
-			if errors.Is(err, sculpt.ErrInterrupted) {
-				return fmt.Errorf("%v; continue with the same flags plus --resume", err)
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stderr, "done: %d steps in %.1f s (%.2f steps/s, %.0f tokens/s); k = %d of %d channels per layer\n",
-				res.Steps, res.Seconds, res.StepsPerSec, res.TokensPerSec, res.K, res.DFF)
-			if !math.IsNaN(res.ValidLoss) {
-				fmt.Fprintf(e.stderr, "held-out perplexity: dense %.3f, initial mask %.3f, learned mask %.3f\n",
-					math.Exp(res.DenseValidLoss), math.Exp(res.InitValidLoss), math.Exp(res.ValidLoss))
-			}
-			if res.Export != nil {
-				fmt.Fprintf(e.stderr, "smaller model (%d → %d parameters): %s", res.Export.DenseParams, res.Export.Params, res.Export.Model)
-				if res.Export.GGUF != "" {
-					fmt.Fprintf(e.stderr, ", %s", res.Export.GGUF)
-				} else if res.Export.GGUFSkipped != "" {
-					fmt.Fprintf(e.stderr, " (no GGUF: %s)", res.Export.GGUFSkipped)
-				}
-				fmt.Fprintln(e.stderr)
-			}
-			if rv := res.Recovery; rv != nil {
-				fmt.Fprintf(e.stderr, "recovery (%s, %d steps, %.1f s): train loss %.4f → %.4f", rv.Mode, rv.Steps, rv.Seconds, rv.FirstTrainLoss, rv.LastTrainLoss)
-				if rv.InitValidPPL != nil && rv.ValidPPL != nil {
-					fmt.Fprintf(e.stderr, ", held-out perplexity %.3f → %.3f", *rv.InitValidPPL, *rv.ValidPPL)
-				}
-				fmt.Fprintf(e.stderr, "\nrecovered model: %s", rv.Model)
-				if rv.GGUF != "" {
-					fmt.Fprintf(e.stderr, ", %s", rv.GGUF)
-				}
-				fmt.Fprintln(e.stderr)
-			}
-			fmt.Fprintf(e.stderr, "report: %s\n", filepath.Join(f.out, sculpt.ReportFile))
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runSculpt(cmd, s) },
 	}
-	mf.register(c)
-	f.registerData(c)
-	registerLearnFlags(c, &cfg)
-	registerRecoverFlags(c, &rc, &recoverMode)
-	c.Flags().BoolVar(&global, "global", false, "learn one global mask on every voice of --corpus pooled (--max-rows per voice)")
+	s.mf.register(c)
+	s.f.registerData(c)
+	registerLearnFlags(c, &s.cfg)
+	registerRecoverFlags(c, &s.rc, &s.recoverMode)
+	c.Flags().BoolVar(&s.global, "global", false, "learn one global mask on every voice of --corpus pooled (--max-rows per voice)")
 	c.AddCommand(e.sculptBaselineCmd(), e.sculptCompareCmd(), e.sculptReportCmd(), e.sculptAnalyzeCmd(), e.sculptExportCmd())
+	e.quietFlag(c)
 	return c
+}
+
+// sculptRun holds the flags of `masque sculpt`.
+type sculptRun struct {
+	mf          modelFlags
+	f           sculptFlags
+	cfg         sculpt.Config
+	global      bool
+	rc          sculpt.RecoverConfig
+	recoverMode string
+}
+
+func (e *env) runSculpt(cmd *cobra.Command, s *sculptRun) error {
+	if s.f.out == "" {
+		return usagef("--out is required")
+	}
+	if s.global && (s.f.persona != "" || s.f.data != "") {
+		return usagef("--global pools every voice of --corpus; it takes no --persona or --data")
+	}
+	if s.global {
+		if err := s.f.defaultCorpus(); err != nil {
+			return err
+		}
+	}
+	if _, err := sculpt.KeepCount(1000, s.f.ratio); err != nil {
+		return usagef("--ratio: %v", err)
+	}
+	var err error
+	if s.cfg.Recover, err = recoverFromFlags(cmd, s.recoverMode, s.rc, s.f.noExport); err != nil {
+		return err
+	}
+	ck, err := s.mf.open()
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	if _, err := sculpt.KeepCount(ck.Model.Config.Intermediate, s.f.ratio); err != nil {
+		return usagef("--ratio: %v", err)
+	}
+	if s.global {
+		s.cfg.Data, err = sculpt.LoadPooled(ck, s.f.corpus, nil, s.f.maxRows, sculpt.DataOptions{MaxLen: s.f.maxLen, Seed: s.f.seed})
+		s.cfg.Method = sculpt.MethodGlobal
+	} else {
+		s.cfg.Data, err = s.f.loadData(e, ck, true)
+		s.cfg.Persona = s.f.persona
+	}
+	if err != nil {
+		return err
+	}
+	s.cfg.Checkpoint, s.cfg.Ratio, s.cfg.Out, s.cfg.Seed, s.cfg.Threads = ck, s.f.ratio, s.f.out, s.f.seed, s.f.threads
+	s.cfg.NoExport, s.cfg.Export = s.f.noExport, s.f.exportOptions()
+	s.cfg.Logf = func(format string, a ...any) { fmt.Fprintf(e.stderr, format+"\n", a...) }
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	pb := e.stepBar("learning the mask")
+	s.cfg.Progress = func(p sculpt.Progress) {
+		pb.update(p)
+		if p.Step == p.Total {
+			pb.done()
+		}
+	}
+	rb := e.trainBar("recovery")
+	s.cfg.RecoverProgress = rb.update
+	res, err := sculpt.Run(ctx, s.cfg)
+	pb.done()
+	rb.done()
+	if errors.Is(err, sculpt.ErrInterrupted) {
+		return fmt.Errorf("%v; continue with the same flags plus --resume", err)
+	}
+	if err != nil {
+		return err
+	}
+	e.printSculpt(res, s.f.out)
+	return nil
+}
+
+// printSculpt reports a finished sculpt run.
+func (e *env) printSculpt(res *sculpt.Result, out string) {
+	fmt.Fprintf(e.stderr, "done: %d steps in %.1f s (%.2f steps/s, %.0f tokens/s); k = %d of %d channels per layer\n",
+		res.Steps, res.Seconds, res.StepsPerSec, res.TokensPerSec, res.K, res.DFF)
+	if !math.IsNaN(res.ValidLoss) {
+		fmt.Fprintf(e.stderr, "held-out perplexity: dense %.3f, initial mask %.3f, learned mask %.3f\n",
+			math.Exp(res.DenseValidLoss), math.Exp(res.InitValidLoss), math.Exp(res.ValidLoss))
+	}
+	if res.Export != nil {
+		fmt.Fprintf(e.stderr, "smaller model (%d → %d parameters): %s", res.Export.DenseParams, res.Export.Params, res.Export.Model)
+		if res.Export.GGUF != "" {
+			fmt.Fprintf(e.stderr, ", %s", res.Export.GGUF)
+		} else if res.Export.GGUFSkipped != "" {
+			fmt.Fprintf(e.stderr, " (no GGUF: %s)", res.Export.GGUFSkipped)
+		}
+		fmt.Fprintln(e.stderr)
+	}
+	if rv := res.Recovery; rv != nil {
+		fmt.Fprintf(e.stderr, "recovery (%s, %d steps, %.1f s): train loss %.4f → %.4f", rv.Mode, rv.Steps, rv.Seconds, rv.FirstTrainLoss, rv.LastTrainLoss)
+		if rv.InitValidPPL != nil && rv.ValidPPL != nil {
+			fmt.Fprintf(e.stderr, ", held-out perplexity %.3f → %.3f", *rv.InitValidPPL, *rv.ValidPPL)
+		}
+		fmt.Fprintf(e.stderr, "\nrecovered model: %s", rv.Model)
+		if rv.GGUF != "" {
+			fmt.Fprintf(e.stderr, ", %s", rv.GGUF)
+		}
+		fmt.Fprintln(e.stderr)
+	}
+	fmt.Fprintf(e.stderr, "report: %s\n", filepath.Join(out, sculpt.ReportFile))
 }
 
 func registerRecoverFlags(c *cobra.Command, rc *sculpt.RecoverConfig, mode *string) {
@@ -272,84 +284,41 @@ func registerLearnFlags(c *cobra.Command, cfg *sculpt.Config) {
 	fl.BoolVar(&cfg.Resume, "resume", false, "continue the interrupted run in --out (same flags; --steps may grow)")
 }
 
-// stepBar shows learning progress: a bar on a terminal, quiet otherwise.
-type stepBar struct {
-	e    *env
-	what string
-	bar  *progressbar.ProgressBar
-	tty  bool
-}
+// stepBar shows the steps of a mask learning (see meter).
+type stepBar struct{ m *meter }
 
-func (e *env) stepBar(what string) *stepBar {
-	return &stepBar{e: e, what: what, tty: isTerminal(e.stderr)}
-}
+func (e *env) stepBar(what string) *stepBar { return &stepBar{e.meter(what, "")} }
 
 func (s *stepBar) update(p sculpt.Progress) {
-	if !s.tty {
-		return
-	}
-	if s.bar == nil {
-		s.bar = progressbar.NewOptions(p.Total, progressbar.OptionSetWriter(s.e.stderr), progressbar.OptionSetDescription(s.what),
-			progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(false), progressbar.OptionSetWidth(20),
-			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionShowDescriptionAtLineEnd())
-	}
 	desc := fmt.Sprintf("step %d/%d loss %.4f churn %d %.2f steps/s %.0f tok/s ETA %s", p.Step, p.Total, p.Loss, p.Churn, p.StepsPerSec,
 		p.TokensPerSec, p.ETA.Round(time.Second))
 	if !math.IsNaN(p.EvalLoss) {
 		desc += fmt.Sprintf(" valid %.4f", p.EvalLoss)
 	}
-	s.bar.Describe(desc)
-	_ = s.bar.Set(p.Step)
+	s.m.describe(desc)
+	s.m.set(int64(p.Step), int64(p.Total))
 }
 
-// trainBar shows the steps of a fine-tuning: a bar on a terminal, quiet
-// otherwise.
-type trainBar struct {
-	e    *env
-	what string
-	bar  *progressbar.ProgressBar
-}
+func (s *stepBar) done() { s.m.end() }
 
-func (e *env) trainBar(what string) *trainBar { return &trainBar{e: e, what: what} }
+// trainBar shows the steps of a fine-tuning (see meter).
+type trainBar struct{ m *meter }
+
+func (e *env) trainBar(what string) *trainBar { return &trainBar{e.meter(what, "")} }
 
 func (s *trainBar) update(p train.Progress) {
-	if !isTerminal(s.e.stderr) {
-		return
-	}
-	if s.bar == nil {
-		s.bar = progressbar.NewOptions(p.Total, progressbar.OptionSetWriter(s.e.stderr), progressbar.OptionSetDescription(s.what),
-			progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionSetWidth(20),
-			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionShowDescriptionAtLineEnd())
-	}
 	desc := fmt.Sprintf("step %d/%d loss %.4f lr %.2e %.0f tok/s", p.Step, p.Total, p.Loss, p.LR, p.TokensPerSec)
 	if !math.IsNaN(p.EvalLoss) {
 		desc += fmt.Sprintf(" eval %.4f", p.EvalLoss)
 	}
-	s.bar.Describe(desc)
-	_ = s.bar.Set(p.Step)
+	s.m.describe(desc)
+	s.m.set(int64(p.Step), int64(p.Total))
 }
 
-func (s *trainBar) done() {
-	if s.bar != nil {
-		_ = s.bar.Exit()
-		fmt.Fprintln(s.e.stderr)
-		s.bar = nil
-	}
-}
-
-func (s *stepBar) done() {
-	if s.bar != nil {
-		_ = s.bar.Exit()
-		fmt.Fprintln(s.e.stderr)
-		s.bar = nil
-	}
-}
+func (s *trainBar) done() { s.m.end() }
 
 func (e *env) sculptBaselineCmd() *cobra.Command {
-	var mf modelFlags
-	var f sculptFlags
-	var cfg sculpt.BaselineConfig
-	var calib string
+	st := &sculptBaselineRun{}
 	c := &cobra.Command{
 		Use:   "baseline --method M --ratio R --out DIR [--persona NAME --corpus DIR | --data FILE.jsonl] [--calib persona|generic]",
 		Short: "A pruning baseline at Persona-Pruner's size: magnitude, wanda, taylor, depth or depth-angular",
@@ -371,82 +340,86 @@ The global mask is "masque sculpt --global --corpus DIR".`,
   masque sculpt baseline --model builtin:voices --method wanda --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/wanda-kjv-25
   masque sculpt baseline --model builtin:voices --method taylor --calib generic --persona kjv --corpus corpus/voices --ratio 0.5 --out runs/taylor-gen-50`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if f.out == "" {
-				return usagef("--out is required")
-			}
-			method, err := sculpt.ParseBaseline(cfg.Method)
-			if err != nil {
-				return usagef("--method: %v", err)
-			}
-			if _, err := sculpt.KeepCount(1000, f.ratio); err != nil {
-				return usagef("--ratio: %v", err)
-			}
-			if calib != "persona" && calib != "generic" {
-				return usagef("--calib must be persona or generic, not %q", calib)
-			}
-			if calib == "generic" {
-				if f.persona == "" {
-					return usagef("--calib generic needs --persona (the corpus's other voices are the generic data)")
-				}
-				if err := f.defaultCorpus(); err != nil {
-					return err
-				}
-			}
-			ck, err := mf.open()
-			if err != nil {
-				return err
-			}
-			defer ck.Close()
-			if calib == "generic" {
-				others, err := sculpt.OtherVoices(f.corpus, f.persona)
-				if err != nil {
-					return err
-				}
-				if cfg.Calib, err = sculpt.LoadPooled(ck, f.corpus, others, f.maxRows, sculpt.DataOptions{MaxLen: f.maxLen}); err != nil {
-					return err
-				}
-				cfg.CalibName = "generic (voices other than " + f.persona + ")"
-			} else {
-				if cfg.Calib, err = f.loadData(e, ck, method != sculpt.MethodMagnitude); err != nil {
-					return err
-				}
-				if cfg.Calib != nil {
-					cfg.CalibName = cfg.Calib.Source
-				}
-			}
-			cfg.Checkpoint, cfg.Method, cfg.Ratio, cfg.Out = ck, method, f.ratio, f.out
-			cfg.NoExport, cfg.Export = f.noExport, f.exportOptions()
-			res, err := sculpt.RunBaseline(cmd.Context(), cfg)
-			if err != nil {
-				return err
-			}
-			if res.Drop != nil {
-				fmt.Fprintf(e.stderr, "%s: drop layers %v; ", method, res.Drop)
-			} else {
-				fmt.Fprintf(e.stderr, "%s: keep %d channels per layer; ", method, res.K)
-			}
-			fmt.Fprintf(e.stderr, "%d → %d parameters in %.1f s; written to %s\n", res.DenseParams, res.Params, res.Seconds, f.out)
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runSculptBaseline(cmd, st) },
 	}
-	mf.register(c)
-	f.registerData(c)
-	c.Flags().StringVar(&cfg.Method, "method", "", "magnitude, wanda, taylor, depth or depth-angular (required)")
-	c.Flags().StringVar(&calib, "calib", "persona", "calibration data: persona (the --persona/--data rows) or generic (the corpus's other voices)")
-	c.Flags().IntVar(&cfg.CalibSamples, "calib-samples", sculpt.DefaultCalibSamples, "calibration conversations used")
-	c.Flags().IntVar(&cfg.BatchTokens, "batch-tokens", sculpt.DefaultBatchTokens, "token budget of one batch of Taylor gradients")
+	st.mf.register(c)
+	st.f.registerData(c)
+	c.Flags().StringVar(&st.cfg.Method, "method", "", "magnitude, wanda, taylor, depth or depth-angular (required)")
+	c.Flags().StringVar(&st.calib, "calib", "persona", "calibration data: persona (the --persona/--data rows) or generic (the corpus's other voices)")
+	c.Flags().IntVar(&st.cfg.CalibSamples, "calib-samples", sculpt.DefaultCalibSamples, "calibration conversations used")
+	c.Flags().IntVar(&st.cfg.BatchTokens, "batch-tokens", sculpt.DefaultBatchTokens, "token budget of one batch of Taylor gradients")
 	return c
 }
 
+// sculptBaselineRun holds the flags of sculptBaselineCmd.
+type sculptBaselineRun struct {
+	mf    modelFlags
+	f     sculptFlags
+	cfg   sculpt.BaselineConfig
+	calib string
+}
+
+func (e *env) runSculptBaseline(cmd *cobra.Command, st *sculptBaselineRun) error {
+	if st.f.out == "" {
+		return usagef("--out is required")
+	}
+	method, err := sculpt.ParseBaseline(st.cfg.Method)
+	if err != nil {
+		return usagef("--method: %v", err)
+	}
+	if _, err := sculpt.KeepCount(1000, st.f.ratio); err != nil {
+		return usagef("--ratio: %v", err)
+	}
+	if st.calib != "persona" && st.calib != "generic" {
+		return usagef("--calib must be persona or generic, not %q", st.calib)
+	}
+	if st.calib == "generic" {
+		if st.f.persona == "" {
+			return usagef("--calib generic needs --persona (the corpus's other voices are the generic data)")
+		}
+		if err := st.f.defaultCorpus(); err != nil {
+			return err
+		}
+	}
+	ck, err := st.mf.open()
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	if st.calib == "generic" {
+		others, err := sculpt.OtherVoices(st.f.corpus, st.f.persona)
+		if err != nil {
+			return err
+		}
+		if st.cfg.Calib, err = sculpt.LoadPooled(ck, st.f.corpus, others, st.f.maxRows, sculpt.DataOptions{MaxLen: st.f.maxLen}); err != nil {
+			return err
+		}
+		st.cfg.CalibName = "generic (voices other than " + st.f.persona + ")"
+	} else {
+		if st.cfg.Calib, err = st.f.loadData(e, ck, method != sculpt.MethodMagnitude); err != nil {
+			return err
+		}
+		if st.cfg.Calib != nil {
+			st.cfg.CalibName = st.cfg.Calib.Source
+		}
+	}
+	st.cfg.Checkpoint, st.cfg.Method, st.cfg.Ratio, st.cfg.Out = ck, method, st.f.ratio, st.f.out
+	st.cfg.NoExport, st.cfg.Export = st.f.noExport, st.f.exportOptions()
+	res, err := sculpt.RunBaseline(cmd.Context(), st.cfg)
+	if err != nil {
+		return err
+	}
+	if res.Drop != nil {
+		fmt.Fprintf(e.stderr, "%s: drop layers %v; ", method, res.Drop)
+	} else {
+		fmt.Fprintf(e.stderr, "%s: keep %d channels per layer; ", method, res.K)
+	}
+	fmt.Fprintf(e.stderr, "%d → %d parameters in %.1f s; written to %s\n", res.DenseParams, res.Params, res.Seconds, st.f.out)
+	return nil
+}
+
 func (e *env) sculptCompareCmd() *cobra.Command {
-	var mf modelFlags
-	var f sculptFlags
-	var cfg sculpt.CompareConfig
-	var asJSON bool
-	var methods string
-	var rc sculpt.RecoverConfig
-	var recoverMode string
+	st := &sculptCompareRun{}
 	c := &cobra.Command{
 		Use:   "compare --persona NAME --corpus DIR --ratio R --out DIR [--json]",
 		Short: "Persona-Pruner vs the global mask and every baseline on one persona: perplexity, fidelity, parameters",
@@ -470,87 +443,101 @@ the table. An interrupted comparison resumes with the same command.
 		Example: `  masque sculpt compare --model builtin:voices --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/cmp-kjv-25 --json
   masque sculpt compare --model builtin:voices --persona kjv --corpus corpus/voices --ratio 0.5 --methods magnitude,wanda,depth --out runs/cmp-kjv-50`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			switch {
-			case f.out == "":
-				return usagef("--out is required")
-			case f.persona == "":
-				return usagef("compare needs --persona NAME (a voice of --corpus, default the evaluation kit built into builtin:voices)")
-			case f.data != "":
-				return usagef("compare takes its data from --persona/--corpus, not --data")
-			}
-			if err := f.defaultCorpus(); err != nil {
-				return err
-			}
-			if _, err := sculpt.KeepCount(1000, f.ratio); err != nil {
-				return usagef("--ratio: %v", err)
-			}
-			if methods != "" {
-				cfg.Methods = strings.Split(methods, ",")
-			}
-			var err error
-			if cfg.Recover, err = recoverFromFlags(cmd, recoverMode, rc, f.noExport); err != nil {
-				return err
-			}
-			ck, err := mf.open()
-			if err != nil {
-				return err
-			}
-			defer ck.Close()
-			cfg.Checkpoint, cfg.Corpus, cfg.Persona, cfg.Ratio, cfg.Out = ck, f.corpus, f.persona, f.ratio, f.out
-			cfg.Learn.Seed, cfg.Learn.Threads, cfg.NoExport = f.seed, f.threads, f.noExport
-			cfg.MaxLen, cfg.MaxRows = f.maxLen, f.maxRows
-			cfg.CalibSamples = cfg.Learn.CalibSamples
-			cfg.Learn.Export = f.exportOptions()
-			cfg.Stage = func(format string, a ...any) { fmt.Fprintf(e.stderr, "compare: "+format+"\n", a...) }
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			pb := e.stepBar("learning")
-			cfg.Learn.Progress = func(p sculpt.Progress) {
-				pb.update(p)
-				if p.Step == p.Total {
-					pb.done()
-				}
-			}
-			res, err := sculpt.Compare(ctx, cfg)
-			pb.done()
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(e.stdout, res)
-			}
-			fmt.Fprintf(e.stdout, "%-24s %10s %10s %9s %12s\n", "method", "ppl", "generic", "fidelity", "params")
-			line := func(name string, fg *sculpt.Figures) {
-				fmt.Fprintf(e.stdout, "%-24s %10.3f %10.3f %9.3f %12d\n", name, fg.PPL, fg.GenericPPL, fg.Fidelity, fg.Params)
-			}
-			line("dense", &res.Dense)
-			for _, m := range append([]string{sculpt.MethodPersonaPruner, sculpt.MethodRecovered}, sculpt.CompareMethods[1:]...) {
-				if fg := res.Methods[m]; fg != nil {
-					line(m, fg)
-				}
-			}
-			if res.DropAvoided != nil {
-				fmt.Fprintf(e.stdout, "drop avoided vs the best baseline (%s): %.1f%%\n", res.BestBaseline, 100**res.DropAvoided)
-			}
-			fmt.Fprintf(e.stderr, "written to %s\n", filepath.Join(f.out, sculpt.CompareFile))
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runSculptCompare(cmd, st) },
 	}
-	mf.register(c)
-	f.registerData(c)
-	registerLearnFlags(c, &cfg.Learn)
-	registerRecoverFlags(c, &rc, &recoverMode)
+	st.mf.register(c)
+	st.f.registerData(c)
+	registerLearnFlags(c, &st.cfg.Learn)
+	registerRecoverFlags(c, &st.rc, &st.recoverMode)
 	fl := c.Flags()
-	fl.BoolVar(&asJSON, "json", false, "print the comparison as JSON on stdout")
-	fl.StringVar(&methods, "methods", "", "comma-separated methods to run (default all: "+strings.Join(sculpt.CompareMethods, ",")+")")
-	fl.IntVar(&cfg.GenericValidRows, "generic-rows", sculpt.DefaultGenericValidRows, "held-out rows of each other voice in the generic perplexity (negative: all)")
-	fl.IntVar(&cfg.GlobalPerVoice, "global-rows", 0, "training rows per voice in the global mask's pooled data (0: as many as the persona has)")
-	fl.StringVar(&cfg.GlobalRun, "global-run", "", "a finished global-mask run (masque sculpt --global) of the same model and ratio to use instead of learning one per comparison")
-	fl.BoolVar(&cfg.NoFidelity, "no-fidelity", false, "skip the persona-fidelity benchmark")
-	fl.IntVar(&cfg.FidelityLimit, "fidelity-limit", 20, "test prompts of the persona answered for the fidelity")
-	fl.IntVar(&cfg.FidelityMaxTokens, "fidelity-max-tokens", 0, "longest answer in tokens (default: eval voices's)")
+	fl.BoolVar(&st.asJSON, "json", false, "print the comparison as JSON on stdout")
+	fl.StringVar(&st.methods, "methods", "", "comma-separated methods to run (default all: "+strings.Join(sculpt.CompareMethods, ",")+")")
+	fl.IntVar(&st.cfg.GenericValidRows, "generic-rows", sculpt.DefaultGenericValidRows, "held-out rows of each other voice in the generic perplexity (negative: all)")
+	fl.IntVar(&st.cfg.GlobalPerVoice, "global-rows", 0, "training rows per voice in the global mask's pooled data (0: as many as the persona has)")
+	fl.StringVar(&st.cfg.GlobalRun, "global-run", "", "a finished global-mask run (masque sculpt --global) of the same model and ratio to use instead of learning one per comparison")
+	fl.BoolVar(&st.cfg.NoFidelity, "no-fidelity", false, "skip the persona-fidelity benchmark")
+	fl.IntVar(&st.cfg.FidelityLimit, "fidelity-limit", 20, "test prompts of the persona answered for the fidelity")
+	fl.IntVar(&st.cfg.FidelityMaxTokens, "fidelity-max-tokens", 0, "longest answer in tokens (default: eval voices's)")
+	e.quietFlag(c)
 	return c
+}
+
+// sculptCompareRun holds the flags of sculptCompareCmd.
+type sculptCompareRun struct {
+	mf          modelFlags
+	f           sculptFlags
+	cfg         sculpt.CompareConfig
+	asJSON      bool
+	methods     string
+	rc          sculpt.RecoverConfig
+	recoverMode string
+}
+
+func (e *env) runSculptCompare(cmd *cobra.Command, st *sculptCompareRun) error {
+	switch {
+	case st.f.out == "":
+		return usagef("--out is required")
+	case st.f.persona == "":
+		return usagef("compare needs --persona NAME (a voice of --corpus, default the evaluation kit built into builtin:voices)")
+	case st.f.data != "":
+		return usagef("compare takes its data from --persona/--corpus, not --data")
+	}
+	if err := st.f.defaultCorpus(); err != nil {
+		return err
+	}
+	if _, err := sculpt.KeepCount(1000, st.f.ratio); err != nil {
+		return usagef("--ratio: %v", err)
+	}
+	if st.methods != "" {
+		st.cfg.Methods = strings.Split(st.methods, ",")
+	}
+	var err error
+	if st.cfg.Recover, err = recoverFromFlags(cmd, st.recoverMode, st.rc, st.f.noExport); err != nil {
+		return err
+	}
+	ck, err := st.mf.open()
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	st.cfg.Checkpoint, st.cfg.Corpus, st.cfg.Persona, st.cfg.Ratio, st.cfg.Out = ck, st.f.corpus, st.f.persona, st.f.ratio, st.f.out
+	st.cfg.Learn.Seed, st.cfg.Learn.Threads, st.cfg.NoExport = st.f.seed, st.f.threads, st.f.noExport
+	st.cfg.MaxLen, st.cfg.MaxRows = st.f.maxLen, st.f.maxRows
+	st.cfg.CalibSamples = st.cfg.Learn.CalibSamples
+	st.cfg.Learn.Export = st.f.exportOptions()
+	st.cfg.Stage = func(format string, a ...any) { fmt.Fprintf(e.stderr, "compare: "+format+"\n", a...) }
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	pb := e.stepBar("learning")
+	st.cfg.Learn.Progress = func(p sculpt.Progress) {
+		pb.update(p)
+		if p.Step == p.Total {
+			pb.done()
+		}
+	}
+	res, err := sculpt.Compare(ctx, st.cfg)
+	pb.done()
+	if err != nil {
+		return err
+	}
+	if st.asJSON {
+		return writeJSON(e.stdout, res)
+	}
+	fmt.Fprintf(e.stdout, "%-24s %10s %10s %9s %12s\n", "method", "ppl", "generic", "fidelity", "params")
+	line := func(name string, fg *sculpt.Figures) {
+		fmt.Fprintf(e.stdout, "%-24s %10.3f %10.3f %9.3f %12d\n", name, fg.PPL, fg.GenericPPL, fg.Fidelity, fg.Params)
+	}
+	line("dense", &res.Dense)
+	for _, m := range append([]string{sculpt.MethodPersonaPruner, sculpt.MethodRecovered}, sculpt.CompareMethods[1:]...) {
+		if fg := res.Methods[m]; fg != nil {
+			line(m, fg)
+		}
+	}
+	if res.DropAvoided != nil {
+		fmt.Fprintf(e.stdout, "drop avoided vs the best baseline (%s): %.1f%%\n", res.BestBaseline, 100**res.DropAvoided)
+	}
+	fmt.Fprintf(e.stderr, "written to %s\n", filepath.Join(st.f.out, sculpt.CompareFile))
+	return nil
 }
 
 func (e *env) sculptReportCmd() *cobra.Command {

@@ -17,17 +17,21 @@ import (
 )
 
 // serveCmd is `masque serve`: the OpenAI-compatible multi-persona server.
+// serveFlags are the options of `masque serve`.
+type serveFlags struct {
+	mf                                                    modelFlags
+	personas, personaRoot, addr, apiKey, adminKey, baseID string
+	kvMemory, maxBody, maxMessage                         string
+	ctxLen, maxSeqs, queue, batchTokens, maxTokens        int
+	promptCacheMB                                         int
+	timeout, shutdownGrace, stallTimeout                  time.Duration
+	noPlayground, verbose, persist                        bool
+	corsOrigins                                           []string
+}
+
+// serveCmd is `masque serve`: the OpenAI-compatible multi-persona server.
 func (e *env) serveCmd() *cobra.Command {
-	var mf modelFlags
-	var (
-		personas, personaRoot, addr, apiKey, adminKey, baseID string
-		kvMemory, maxBody, maxMessage                         string
-		ctxLen, maxSeqs, queue, batchTokens, maxTokens        int
-		promptCacheMB                                         int
-		timeout, shutdownGrace, stallTimeout                  time.Duration
-		noPlayground, verbose, persist                        bool
-		corsOrigins                                           []string
-	)
+	f := &serveFlags{}
 	c := &cobra.Command{
 		Use:   "serve --model PATH [--personas FILE] [--addr 127.0.0.1:8080]",
 		Short: "Serve personas through an OpenAI-compatible API, with continuous batching",
@@ -86,129 +90,144 @@ requests in flight finish within --shutdown-grace, and exits 0.`,
   masque serve --model ./Qwen2.5-0.5B-Instruct --personas personas.yaml
   masque serve --personas personas.yaml --api-key sk-local --admin-key sk-admin --kv-memory 2GiB --max-seqs 16`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if apiKey == "" {
-				apiKey = os.Getenv("MASQUE_API_KEY")
-			}
-			if adminKey == "" {
-				adminKey = os.Getenv("MASQUE_ADMIN_KEY")
-			}
-			if err := serve.CheckBind(addr, apiKey); err != nil {
-				return usagef("%v", err)
-			}
-			kv, err := serve.ParseBytes(kvMemory)
-			if err != nil {
-				return usagef("--kv-memory: %v", err)
-			}
-			body, err := serve.ParseBytes(maxBody)
-			if err != nil {
-				return usagef("--max-body: %v", err)
-			}
-			msg, err := serve.ParseBytes(maxMessage)
-			if err != nil {
-				return usagef("--max-message: %v", err)
-			}
-			if shutdownGrace < 0 {
-				return usagef("--shutdown-grace %v is negative", shutdownGrace)
-			}
-			if shutdownGrace == 0 {
-				shutdownGrace = -1 // serve.Options: negative is none, 0 the default
-			}
-			if stallTimeout <= 0 {
-				stallTimeout = -1 // never
-			}
-			for _, v := range []struct {
-				name string
-				v    int
-			}{{"--max-seqs", maxSeqs}, {"--queue", queue}, {"--batch-tokens", batchTokens}, {"--max-tokens", maxTokens}} {
-				if v.v < 1 {
-					return usagef("%s must be at least 1", v.name)
-				}
-			}
-			if timeout <= 0 {
-				return usagef("--timeout must be positive")
-			}
-			if promptCacheMB < 0 {
-				return usagef("--prompt-cache-mb must be 0 (off) or more")
-			}
-			promptCache := int64(promptCacheMB) << 20
-			if promptCacheMB == 0 {
-				promptCache = -1 // off
-			}
-			if persist && personas == "" {
-				return usagef("--persist needs --personas: the registry file to write")
-			}
-			var specs []persona.Spec
-			registry := ""
-			if persist {
-				registry = personas
-			}
-			if personas != "" {
-				if specs, err = persona.LoadRegistry(personas); err != nil {
-					return err
-				}
-				if personaRoot == "" {
-					personaRoot = filepath.Dir(personas)
-				}
-			}
-			ck, err := mf.open()
-			if err != nil {
-				return err
-			}
-			defer ck.Close()
-			if personas == "" && ck.Path == builtin.Voices {
-				specs = datavoices.Specs() // the voices the built-in model was trained on
-			}
-			level := slog.LevelWarn
-			if verbose {
-				level = slog.LevelInfo
-			}
-			srv, err := serve.New(serve.Options{
-				Base: ck, BaseID: baseID, Personas: specs, PersonaRoot: personaRoot, Registry: registry,
-				APIKey: apiKey, AdminKey: adminKey,
-				Ctx: ctxLen, KVBytes: kv, MaxSeqs: maxSeqs, MaxQueue: queue, BatchTokens: batchTokens, PromptCacheBytes: promptCache,
-				Timeout: timeout, MaxBodyBytes: body, MaxMessageBytes: int(msg), MaxTokens: maxTokens,
-				NoPlayground: noPlayground, ShutdownGrace: shutdownGrace, CORSOrigins: corsOrigins,
-				StallTimeout: stallTimeout,
-				Log:          slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
-			})
-			if err != nil {
-				return err
-			}
-			defer srv.Close()
-			ln, err := net.Listen("tcp", addr)
-			if err != nil {
-				return err
-			}
-			st := srv.Engine().Stats()
-			fmt.Fprintf(e.stderr, "masque serve: %s with %d personas on http://%s (playground at /, %d slots, KV budget %d MiB, prompt cache %d MiB)\n",
-				ck.Path, len(specs), ln.Addr(), st.MaxSeqs, st.KVBudget>>20, st.PrefixBudget>>20)
-			return srv.Serve(cmd.Context(), ln)
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runServe(cmd, f) },
 	}
-	mf.register(c)
-	fl := c.Flags()
-	fl.StringVar(&personas, "personas", "", "persona registry (YAML or JSON)")
-	fl.BoolVar(&persist, "persist", false, "write personas added or removed at run time back to the --personas file")
-	fl.StringVar(&personaRoot, "persona-root", "", "folder whose files personas added at run time may use (default: the registry's folder)")
-	fl.StringVar(&addr, "addr", "127.0.0.1:8080", "listen address (anything but loopback needs --api-key)")
-	fl.StringVar(&apiKey, "api-key", "", "require this bearer key on every endpoint (default: $MASQUE_API_KEY)")
-	fl.StringVar(&adminKey, "admin-key", "", "enable persona management with this bearer key (default: $MASQUE_ADMIN_KEY)")
-	fl.StringVar(&baseID, "base-id", "base", "model id of the bare base model")
-	fl.IntVar(&ctxLen, "ctx", 0, "context length of each sequence (default: the model's, at most 4096)")
-	fl.StringVar(&kvMemory, "kv-memory", "1GiB", "bound on the KV cache memory of all sequences")
-	fl.IntVar(&maxSeqs, "max-seqs", 32, "most sequences generating at once (batch slots)")
-	fl.IntVar(&queue, "queue", 64, "most requests waiting for a slot; more get 429")
-	fl.IntVar(&batchTokens, "batch-tokens", 512, "most tokens per forward step (longer prompts are fed in chunks)")
-	fl.IntVar(&promptCacheMB, "prompt-cache-mb", 256, "MiB of recent prompts' keys and values kept (apart from --kv-memory) to skip shared prompt prefixes (0: off)")
-	fl.IntVar(&maxTokens, "max-tokens", 1024, "default and largest max_tokens of a request")
-	fl.DurationVar(&timeout, "timeout", 5*time.Minute, "time limit of a request, queueing included")
-	fl.StringVar(&maxBody, "max-body", "1MiB", "largest request body")
-	fl.StringVar(&maxMessage, "max-message", "64KiB", "largest message content")
-	fl.BoolVar(&noPlayground, "no-playground", false, "do not serve the web playground at /")
-	fl.StringSliceVar(&corsOrigins, "cors-origin", nil, "web origin (e.g. https://app.example; * for any) whose pages may call the API from a browser; repeatable (default: none, only the playground's own origin)")
-	fl.DurationVar(&stallTimeout, "stall-timeout", time.Minute, "drop a client whose connection accepts nothing for this long (it stopped reading); counted in /metrics (0: never)")
-	fl.DurationVar(&shutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM or SIGINT, stop accepting and give requests in flight this long to finish before ending them (streams then get an error event); exit 0")
-	fl.BoolVar(&verbose, "verbose", false, "log more")
+	f.register(c)
 	return c
+}
+
+func (f *serveFlags) register(c *cobra.Command) {
+	f.mf.register(c)
+	fl := c.Flags()
+	fl.StringVar(&f.personas, "personas", "", "persona registry (YAML or JSON)")
+	fl.BoolVar(&f.persist, "persist", false, "write personas added or removed at run time back to the --personas file")
+	fl.StringVar(&f.personaRoot, "persona-root", "", "folder whose files personas added at run time may use (default: the registry's folder)")
+	fl.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address (anything but loopback needs --api-key)")
+	fl.StringVar(&f.apiKey, "api-key", "", "require this bearer key on every endpoint (default: $MASQUE_API_KEY)")
+	fl.StringVar(&f.adminKey, "admin-key", "", "enable persona management with this bearer key (default: $MASQUE_ADMIN_KEY)")
+	fl.StringVar(&f.baseID, "base-id", "base", "model id of the bare base model")
+	fl.IntVar(&f.ctxLen, "ctx", 0, "context length of each sequence (default: the model's, at most 4096)")
+	fl.StringVar(&f.kvMemory, "kv-memory", "1GiB", "bound on the KV cache memory of all sequences")
+	fl.IntVar(&f.maxSeqs, "max-seqs", 32, "most sequences generating at once (batch slots)")
+	fl.IntVar(&f.queue, "queue", 64, "most requests waiting for a slot; more get 429")
+	fl.IntVar(&f.batchTokens, "batch-tokens", 512, "most tokens per forward step (longer prompts are fed in chunks)")
+	fl.IntVar(&f.promptCacheMB, "prompt-cache-mb", 256, "MiB of recent prompts' keys and values kept (apart from --kv-memory) to skip shared prompt prefixes (0: off)")
+	fl.IntVar(&f.maxTokens, "max-tokens", 1024, "default and largest max_tokens of a request")
+	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "time limit of a request, queueing included")
+	fl.StringVar(&f.maxBody, "max-body", "1MiB", "largest request body")
+	fl.StringVar(&f.maxMessage, "max-message", "64KiB", "largest message content")
+	fl.BoolVar(&f.noPlayground, "no-playground", false, "do not serve the web playground at /")
+	fl.StringSliceVar(&f.corsOrigins, "cors-origin", nil, "web origin (e.g. https://app.example; * for any) whose pages may call the API from a browser; repeatable (default: none, only the playground's own origin)")
+	fl.DurationVar(&f.stallTimeout, "stall-timeout", time.Minute, "drop a client whose connection accepts nothing for this long (it stopped reading); counted in /metrics (0: never)")
+	fl.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM or SIGINT, stop accepting and give requests in flight this long to finish before ending them (streams then get an error event); exit 0")
+	fl.BoolVar(&f.verbose, "verbose", false, "log more")
+}
+
+// options checks the flags and returns the server's limits (the model and
+// personas come later).
+func (f *serveFlags) options() (serve.Options, error) {
+	var o serve.Options
+	if f.apiKey == "" {
+		f.apiKey = os.Getenv("MASQUE_API_KEY")
+	}
+	if f.adminKey == "" {
+		f.adminKey = os.Getenv("MASQUE_ADMIN_KEY")
+	}
+	if err := serve.CheckBind(f.addr, f.apiKey); err != nil {
+		return o, usagef("%v", err)
+	}
+	kv, err := serve.ParseBytes(f.kvMemory)
+	if err != nil {
+		return o, usagef("--kv-memory: %v", err)
+	}
+	body, err := serve.ParseBytes(f.maxBody)
+	if err != nil {
+		return o, usagef("--max-body: %v", err)
+	}
+	msg, err := serve.ParseBytes(f.maxMessage)
+	if err != nil {
+		return o, usagef("--max-message: %v", err)
+	}
+	if f.shutdownGrace < 0 {
+		return o, usagef("--shutdown-grace %v is negative", f.shutdownGrace)
+	}
+	if f.shutdownGrace == 0 {
+		f.shutdownGrace = -1 // serve.Options: negative is none, 0 the default
+	}
+	if f.stallTimeout <= 0 {
+		f.stallTimeout = -1 // never
+	}
+	for _, v := range []struct {
+		name string
+		v    int
+	}{{"--max-seqs", f.maxSeqs}, {"--queue", f.queue}, {"--batch-tokens", f.batchTokens}, {"--max-tokens", f.maxTokens}} {
+		if v.v < 1 {
+			return o, usagef("%s must be at least 1", v.name)
+		}
+	}
+	if f.timeout <= 0 {
+		return o, usagef("--timeout must be positive")
+	}
+	if f.promptCacheMB < 0 {
+		return o, usagef("--prompt-cache-mb must be 0 (off) or more")
+	}
+	promptCache := int64(f.promptCacheMB) << 20
+	if f.promptCacheMB == 0 {
+		promptCache = -1 // off
+	}
+	if f.persist && f.personas == "" {
+		return o, usagef("--persist needs --personas: the registry file to write")
+	}
+	o = serve.Options{BaseID: f.baseID, APIKey: f.apiKey, AdminKey: f.adminKey,
+		Ctx: f.ctxLen, KVBytes: kv, MaxSeqs: f.maxSeqs, MaxQueue: f.queue, BatchTokens: f.batchTokens, PromptCacheBytes: promptCache,
+		Timeout: f.timeout, MaxBodyBytes: body, MaxMessageBytes: int(msg), MaxTokens: f.maxTokens,
+		NoPlayground: f.noPlayground, ShutdownGrace: f.shutdownGrace, CORSOrigins: f.corsOrigins, StallTimeout: f.stallTimeout}
+	return o, nil
+}
+
+func (e *env) runServe(cmd *cobra.Command, f *serveFlags) error {
+	o, err := f.options()
+	if err != nil {
+		return err
+	}
+	var specs []persona.Spec
+	registry := ""
+	if f.persist {
+		registry = f.personas
+	}
+	if f.personas != "" {
+		if specs, err = persona.LoadRegistry(f.personas); err != nil {
+			return err
+		}
+		if f.personaRoot == "" {
+			f.personaRoot = filepath.Dir(f.personas)
+		}
+	}
+	ck, err := f.mf.open()
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	if f.personas == "" && ck.Path == builtin.Voices {
+		specs = datavoices.Specs() // the voices the built-in model was trained on
+	}
+	level := slog.LevelWarn
+	if f.verbose {
+		level = slog.LevelInfo
+	}
+	o.Base, o.Personas, o.PersonaRoot, o.Registry = ck, specs, f.personaRoot, registry
+	o.Log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	srv, err := serve.New(o)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return err
+	}
+	st := srv.Engine().Stats()
+	fmt.Fprintf(e.stderr, "masque serve: %s with %d personas on http://%s (playground at /, %d slots, KV budget %d MiB, prompt cache %d MiB)\n",
+		ck.Path, len(specs), ln.Addr(), st.MaxSeqs, st.KVBudget>>20, st.PrefixBudget>>20)
+	return srv.Serve(cmd.Context(), ln)
 }

@@ -1,17 +1,13 @@
 package cli
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/internal/atomicfile"
@@ -31,30 +27,8 @@ pragmatic tags (prototype centroids over sentence embeddings).`,
 	return c
 }
 
-// styleBars draws a progress bar per stage (quiet when stderr is not a
-// terminal).
-func (e *env) styleBars() func(stage string, done, total int) {
-	if !isTerminal(e.stderr) {
-		return func(string, int, int) {}
-	}
-	bars := map[string]*progressbar.ProgressBar{}
-	return func(stage string, done, total int) {
-		bar := bars[stage]
-		if bar == nil {
-			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription(stage),
-				progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetPredictTime(true),
-				progressbar.OptionSetElapsedTime(true), progressbar.OptionSetWidth(24), progressbar.OptionThrottle(200*time.Millisecond),
-				progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }))
-			bars[stage] = bar
-		}
-		bar.Set(done)
-	}
-}
-
 func (e *env) styleProfileCmd() *cobra.Command {
-	var data, background, out, name, charField, textField, split, tags string
-	var minCount, top, chunkWords, embedLines, maxWords int
-	var ef embedderFlags
+	st := &styleProfileRun{}
 	c := &cobra.Command{
 		Use:   "profile --data LINES [--background BG] --out profile.json",
 		Short: "Build style profiles of one or more characters",
@@ -68,73 +42,83 @@ the built-in set, see masque style tags, and the style centroid).`,
 		Example: `  masque style profile --data /work/corpus/voices --model ./voices-base --out voices.json
   masque style profile --data lines.txt --name alice --background neutral.txt --out alice.json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if data == "" || out == "" {
-				return usagef("--data and --out are required")
-			}
-			chars, err := style.LoadCharacters(data, style.DataOptions{Name: name, CharacterField: charField, TextField: textField, Split: split, MaxWords: maxWords})
-			if err != nil {
-				return err
-			}
-			var bg []string
-			if background != "" {
-				if bg, err = style.ReadLines(background); err != nil {
-					return err
-				}
-			}
-			ts, err := style.LoadTagSet(tags)
-			if err != nil {
-				return err
-			}
-			emb, err := ef.open()
-			if err != nil {
-				return err
-			}
-			defer ef.close()
-			start := time.Now()
-			set, err := style.Run(cmd.Context(), style.Config{Characters: chars, Background: bg, MinCount: minCount, TopK: top,
-				ChunkWords: chunkWords, Embedder: emb, TagSet: ts, EmbedLines: embedLines, Progress: e.styleBars()})
-			if err != nil {
-				return err
-			}
-			if err := set.Save(out); err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "character\tlines\twords\ttop keywords\ttags on")
-			for _, p := range set.Characters {
-				var kw, on []string
-				for _, k := range p.Keywords[:min(6, len(p.Keywords))] {
-					kw = append(kw, k.Word)
-				}
-				for _, t := range p.Tags {
-					if t.On {
-						on = append(on, t.Name)
-					}
-				}
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", p.Name, p.Lines, p.Words, strings.Join(kw, " "), strings.Join(on, " "))
-			}
-			tw.Flush()
-			fmt.Fprintf(e.stdout, "wrote %s (%d characters, %.1fs)\n", out, len(set.Characters), time.Since(start).Seconds())
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runStyleProfile(cmd, st) },
 	}
 	fl := c.Flags()
-	fl.StringVar(&data, "data", "", "the characters' lines: text file, JSONL with a character field, or a voices corpus folder")
-	fl.StringVar(&background, "background", "", "neutral text (one line each, or JSONL text fields)")
-	fl.StringVar(&out, "out", "", "profile file to write (JSON)")
-	fl.StringVar(&name, "name", "", "the character of a plain-text --data file (or of JSONL rows without the character field)")
-	fl.StringVar(&charField, "character-field", "character", "JSONL field naming the character")
-	fl.StringVar(&textField, "text-field", "text", "JSONL field holding the line (rows without it contribute their assistant messages)")
-	fl.StringVar(&split, "split", "train", "split read from a voices corpus folder")
-	fl.StringVar(&tags, "tags", "", "pragmatic tag set file (YAML; default: the built-in set)")
-	fl.IntVar(&minCount, "min-count", 5, "least uses of a word for the lexicon and keywords")
-	fl.IntVar(&top, "top", 25, "keywords per character")
-	fl.IntVar(&chunkWords, "chunk-words", 100, "chunk size (words) over which syntactic spread is measured")
-	fl.IntVar(&embedLines, "embed-lines", 200, "most lines per character embedded for the pragmatic part")
-	fl.IntVar(&maxWords, "max-words", 0, "keep about this many words of each character (lines chosen evenly; 0: all)")
-	ef.register(c)
+	fl.StringVar(&st.data, "data", "", "the characters' lines: text file, JSONL with a character field, or a voices corpus folder")
+	fl.StringVar(&st.background, "background", "", "neutral text (one line each, or JSONL text fields)")
+	fl.StringVar(&st.out, "out", "", "profile file to write (JSON)")
+	fl.StringVar(&st.name, "name", "", "the character of a plain-text --data file (or of JSONL rows without the character field)")
+	fl.StringVar(&st.charField, "character-field", "character", "JSONL field naming the character")
+	fl.StringVar(&st.textField, "text-field", "text", "JSONL field holding the line (rows without it contribute their assistant messages)")
+	fl.StringVar(&st.split, "split", "train", "split read from a voices corpus folder")
+	fl.StringVar(&st.tags, "tags", "", "pragmatic tag set file (YAML; default: the built-in set)")
+	fl.IntVar(&st.minCount, "min-count", 5, "least uses of a word for the lexicon and keywords")
+	fl.IntVar(&st.top, "top", 25, "keywords per character")
+	fl.IntVar(&st.chunkWords, "chunk-words", 100, "chunk size (words) over which syntactic spread is measured")
+	fl.IntVar(&st.embedLines, "embed-lines", 200, "most lines per character embedded for the pragmatic part")
+	fl.IntVar(&st.maxWords, "max-words", 0, "keep about this many words of each character (lines chosen evenly; 0: all)")
+	st.ef.register(c)
+	e.quietFlag(c)
 	return c
+}
+
+// styleProfileRun holds the flags of styleProfileCmd.
+type styleProfileRun struct {
+	data, background, out, name, charField, textField, split, tags string
+	minCount, top, chunkWords, embedLines, maxWords                int
+	ef                                                             embedderFlags
+}
+
+func (e *env) runStyleProfile(cmd *cobra.Command, st *styleProfileRun) error {
+	if st.data == "" || st.out == "" {
+		return usagef("--data and --out are required")
+	}
+	chars, err := style.LoadCharacters(st.data, style.DataOptions{Name: st.name, CharacterField: st.charField, TextField: st.textField, Split: st.split, MaxWords: st.maxWords})
+	if err != nil {
+		return err
+	}
+	var bg []string
+	if st.background != "" {
+		if bg, err = style.ReadLines(st.background); err != nil {
+			return err
+		}
+	}
+	ts, err := style.LoadTagSet(st.tags)
+	if err != nil {
+		return err
+	}
+	emb, err := st.ef.open()
+	if err != nil {
+		return err
+	}
+	defer st.ef.close()
+	start := time.Now()
+	set, err := style.Run(cmd.Context(), style.Config{Characters: chars, Background: bg, MinCount: st.minCount, TopK: st.top,
+		ChunkWords: st.chunkWords, Embedder: emb, TagSet: ts, EmbedLines: st.embedLines, Progress: e.stages("")})
+	if err != nil {
+		return err
+	}
+	if err := set.Save(st.out); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "character\tlines\twords\ttop keywords\ttags on")
+	for _, p := range set.Characters {
+		var kw, on []string
+		for _, k := range p.Keywords[:min(6, len(p.Keywords))] {
+			kw = append(kw, k.Word)
+		}
+		for _, t := range p.Tags {
+			if t.On {
+				on = append(on, t.Name)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", p.Name, p.Lines, p.Words, strings.Join(kw, " "), strings.Join(on, " "))
+	}
+	tw.Flush()
+	fmt.Fprintf(e.stdout, "wrote %s (%d characters, %.1fs)\n", st.out, len(set.Characters), time.Since(start).Seconds())
+	return nil
 }
 
 func (e *env) styleReportCmd() *cobra.Command {
@@ -164,17 +148,8 @@ func (e *env) styleReportCmd() *cobra.Command {
 }
 
 // scoreRow is a batch row of masque style score.
-type scoreRow struct {
-	Character string `json:"character"`
-	Input     string `json:"input"`
-	Output    string `json:"output"`
-}
-
 func (e *env) styleScoreCmd() *cobra.Command {
-	var profile, character, input, output, batch, tags string
-	var gate float64
-	var asJSON bool
-	var ef embedderFlags
+	st := &styleScoreRun{}
 	c := &cobra.Command{
 		Use:   "score --profile P [--character C] --input NEUTRAL --output REPLY",
 		Short: "Score a reply: semantic fidelity to its neutral input, style similarity to a character, VSS and H",
@@ -186,123 +161,102 @@ be the one the profile was built with. --batch FILE.jsonl scores rows
 {"character":...,"input":...,"output":...} (character optional when the profile
 has one); with --json one object per row.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if profile == "" {
-				return usagef("--profile is required")
-			}
-			if batch == "" && (input == "" || output == "") {
-				return usagef("give --input and --output, or --batch")
-			}
-			set, err := style.Load(profile)
-			if err != nil {
-				return err
-			}
-			var ts *style.TagSet
-			if tags != "" {
-				if ts, err = style.LoadTagSet(tags); err != nil {
-					return err
-				}
-			}
-			emb, err := ef.open()
-			if err != nil {
-				return err
-			}
-			defer ef.close()
-			if emb == nil {
-				return usagef("scoring needs the embedder the profile was built with (--model or --embed-url)")
-			}
-			sc, err := style.NewScorer(set, nil, emb, ts)
-			if err != nil {
-				return fmt.Errorf("%s: %v", profile, err)
-			}
-			var rows []scoreRow
-			if batch != "" {
-				if rows, err = readScoreRows(batch); err != nil {
-					return err
-				}
-			} else {
-				rows = []scoreRow{{Character: character, Input: input, Output: output}}
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-			if !asJSON {
-				fmt.Fprintln(tw, "row\tcharacter\tsemantic\tstyle\tlexical\tsyntactic\tpragmatic\tvss\th")
-			}
-			for i, r := range rows {
-				name := r.Character
-				if name == "" {
-					name = character
-				}
-				if name == "" {
-					if len(set.Characters) != 1 {
-						return usagef("the profile has %d characters: give --character (or a character field in each row)", len(set.Characters))
-					}
-					name = set.Characters[0].Name
-				}
-				p, err := set.Character(name)
-				if err != nil {
-					return fmt.Errorf("row %d: %v", i+1, err)
-				}
-				s, err := sc.ScorePair(cmd.Context(), p, r.Input, r.Output, gate)
-				if err != nil {
-					return fmt.Errorf("row %d: %v", i+1, err)
-				}
-				if asJSON {
-					if err := writeJSON(e.stdout, map[string]float64{"semantic": s.Semantic, "style": s.Style, "vss": s.VSS, "h": s.H}); err != nil {
-						return err
-					}
-					continue
-				}
-				prag := "-"
-				if !math.IsNaN(s.Parts.Pragmatic) {
-					prag = fmt.Sprintf("%.3f", s.Parts.Pragmatic)
-				}
-				fmt.Fprintf(tw, "%d\t%s\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%.3f\t%.3f\n", i+1, name, s.Semantic, s.Style, s.Parts.Lexical, s.Parts.Syntactic, prag, s.VSS, s.H)
-			}
-			return tw.Flush()
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runStyleScore(cmd, st) },
 	}
 	fl := c.Flags()
-	fl.StringVar(&profile, "profile", "", "profile file (masque style profile)")
-	fl.StringVar(&character, "character", "", "the character whose style the output should have (default: the profile's only one)")
-	fl.StringVar(&input, "input", "", "the neutral input text")
-	fl.StringVar(&output, "output", "", "the styled reply")
-	fl.StringVar(&batch, "batch", "", `JSONL of {"character","input","output"} rows to score`)
-	fl.StringVar(&tags, "tags", "", "tag set file to check the profile against (refused when the profile was built with another)")
-	fl.Float64Var(&gate, "gate", style.SemanticGate, "semantic fidelity above which style counts (VSS)")
-	fl.BoolVar(&asJSON, "json", false, `print {"semantic","style","vss","h"} per row`)
-	ef.register(c)
+	fl.StringVar(&st.profile, "profile", "", "profile file (masque style profile)")
+	fl.StringVar(&st.character, "character", "", "the character whose style the output should have (default: the profile's only one)")
+	fl.StringVar(&st.input, "input", "", "the neutral input text")
+	fl.StringVar(&st.output, "output", "", "the styled reply")
+	fl.StringVar(&st.batch, "batch", "", `JSONL of {"character","input","output"} rows to score`)
+	fl.StringVar(&st.tags, "tags", "", "tag set file to check the profile against (refused when the profile was built with another)")
+	fl.Float64Var(&st.gate, "gate", style.SemanticGate, "semantic fidelity above which style counts (VSS)")
+	fl.BoolVar(&st.asJSON, "json", false, `print {"semantic","style","vss","h"} per row`)
+	st.ef.register(c)
 	return c
 }
 
-func readScoreRows(path string) ([]scoreRow, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+// styleScoreRun holds the flags of styleScoreCmd.
+type styleScoreRun struct {
+	profile, character, input, output, batch, tags string
+	gate                                           float64
+	asJSON                                         bool
+	ef                                             embedderFlags
+}
+
+func (e *env) runStyleScore(cmd *cobra.Command, st *styleScoreRun) error {
+	if st.profile == "" {
+		return usagef("--profile is required")
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 16<<20)
-	var rows []scoreRow
-	for ln := 1; sc.Scan(); ln++ {
-		if strings.TrimSpace(sc.Text()) == "" {
+	if st.batch == "" && (st.input == "" || st.output == "") {
+		return usagef("give --input and --output, or --batch")
+	}
+	set, err := style.Load(st.profile)
+	if err != nil {
+		return err
+	}
+	var ts *style.TagSet
+	if st.tags != "" {
+		if ts, err = style.LoadTagSet(st.tags); err != nil {
+			return err
+		}
+	}
+	emb, err := st.ef.open()
+	if err != nil {
+		return err
+	}
+	defer st.ef.close()
+	if emb == nil {
+		return usagef("scoring needs the embedder the profile was built with (--model or --embed-url)")
+	}
+	sc, err := style.NewScorer(set, nil, emb, ts)
+	if err != nil {
+		return fmt.Errorf("%s: %v", st.profile, err)
+	}
+	var rows []style.ScoreRow
+	if st.batch != "" {
+		if rows, err = style.ReadScoreRows(st.batch); err != nil {
+			return err
+		}
+	} else {
+		rows = []style.ScoreRow{{Character: st.character, Input: st.input, Output: st.output}}
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	if !st.asJSON {
+		fmt.Fprintln(tw, "row\tcharacter\tsemantic\tstyle\tlexical\tsyntactic\tpragmatic\tvss\th")
+	}
+	for i, r := range rows {
+		name := r.Character
+		if name == "" {
+			name = st.character
+		}
+		if name == "" {
+			if len(set.Characters) != 1 {
+				return usagef("the profile has %d characters: give --character (or a character field in each row)", len(set.Characters))
+			}
+			name = set.Characters[0].Name
+		}
+		p, err := set.Character(name)
+		if err != nil {
+			return fmt.Errorf("row %d: %v", i+1, err)
+		}
+		s, err := sc.ScorePair(cmd.Context(), p, r.Input, r.Output, st.gate)
+		if err != nil {
+			return fmt.Errorf("row %d: %v", i+1, err)
+		}
+		if st.asJSON {
+			if err := writeJSON(e.stdout, map[string]float64{"semantic": s.Semantic, "style": s.Style, "vss": s.VSS, "h": s.H}); err != nil {
+				return err
+			}
 			continue
 		}
-		var r scoreRow
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, fmt.Errorf("%s:%d: %v", path, ln, err)
+		prag := "-"
+		if !math.IsNaN(s.Parts.Pragmatic) {
+			prag = fmt.Sprintf("%.3f", s.Parts.Pragmatic)
 		}
-		if strings.TrimSpace(r.Input) == "" || strings.TrimSpace(r.Output) == "" {
-			return nil, fmt.Errorf("%s:%d: the row needs non-empty input and output", path, ln)
-		}
-		rows = append(rows, r)
+		fmt.Fprintf(tw, "%d\t%s\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%.3f\t%.3f\n", i+1, name, s.Semantic, s.Style, s.Parts.Lexical, s.Parts.Syntactic, prag, s.VSS, s.H)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
-	}
-	if len(rows) == 0 {
-		return nil, fmt.Errorf("%s: no rows", path)
-	}
-	return rows, nil
+	return tw.Flush()
 }
 
 func (e *env) styleClassifyCmd() *cobra.Command {
@@ -337,7 +291,7 @@ the accuracies. The pragmatic part needs the profile's embedder.`,
 			if err != nil {
 				return fmt.Errorf("%s: %v", profile, err)
 			}
-			bar := e.styleBars()
+			bar := e.stages("")
 			res, err := style.Classify(cmd.Context(), style.ClassifyConfig{Scorer: sc, Corpus: corpus, Split: split, ChunkWords: chunkWords, PerVoice: perVoice,
 				Progress: func(d, t int) { bar("classify", d, t) }})
 			if err != nil {
@@ -377,6 +331,7 @@ the accuracies. The pragmatic part needs the profile's embedder.`,
 	fl.IntVar(&perVoice, "per-voice", 50, "most passages per voice")
 	fl.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	ef.register(c)
+	e.quietFlag(c)
 	return c
 }
 

@@ -1,17 +1,13 @@
 package cli
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/chatdata"
@@ -19,34 +15,13 @@ import (
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/eval/mc"
-	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/builtin"
+	"github.com/masque-ai/masque/internal/textarg"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/stats"
 	"github.com/masque-ai/masque/subnet"
 )
-
-// progress returns a progress callback that draws a bar on e.stderr,
-// created on the first call (when the total is known).
-func (e *env) progress(desc string) func(done, total int) {
-	var bar *progressbar.ProgressBar
-	return func(done, total int) {
-		if bar == nil {
-			bar = progressbar.NewOptions(total,
-				progressbar.OptionSetWriter(e.stderr),
-				progressbar.OptionSetDescription(desc),
-				progressbar.OptionShowCount(),
-				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionSetElapsedTime(true),
-				progressbar.OptionSetWidth(24),
-				progressbar.OptionThrottle(200*time.Millisecond),
-				progressbar.OptionShowDescriptionAtLineEnd(),
-				progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.stderr) }))
-		}
-		bar.Set(done)
-	}
-}
 
 // chatFunc renders and tokenizes conversations with the checkpoint's template.
 func chatFunc(ck *checkpoint.Checkpoint) calib.ChatFunc {
@@ -57,27 +32,6 @@ func chatFunc(ck *checkpoint.Checkpoint) calib.ChatFunc {
 		}
 		return ck.EncodeChat(cm, gen, nil)
 	}
-}
-
-// readArg returns s, or the contents of FILE when s is @FILE.
-func readArg(s string) (string, error) {
-	if strings.HasPrefix(s, "@") {
-		b, err := os.ReadFile(s[1:])
-		if err != nil {
-			return "", err
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
-	return s, nil
-}
-
-func writeAtomic(path string, write func(io.Writer) error) error {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-	}
-	return atomicfile.WriteFile(path, write)
 }
 
 // calibFlags select a calibration set.
@@ -106,41 +60,6 @@ func (f *calibFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.save, "calib-save", "", "also write the calibration texts (e.g. the generated persona answers) to this file, one per line")
 }
 
-// build returns the calibration set the flags select (the shipped generic
-// set when none is given).
-func (f *calibFlags) build(ctx context.Context, e *env, ck *checkpoint.Checkpoint) (*calib.Set, error) {
-	n := 0
-	for _, s := range []string{f.text, f.chat, f.persona} {
-		if s != "" {
-			n++
-		}
-	}
-	if n > 1 {
-		return nil, usagef("give only one of --calib-text, --calib-chat and --calib-persona")
-	}
-	o := calib.Options{MaxTokens: f.maxTokens, Limit: f.limit, Warn: skipWarner(e)}
-	var set *calib.Set
-	var err error
-	switch {
-	case f.text != "":
-		set, err = calib.FromTextFile(f.text, ck.Tokenizer, o)
-	case f.chat != "":
-		set, err = calib.FromChatJSONL(f.chat, chatFunc(ck), o)
-	case f.persona != "":
-		desc, rerr := readArg(f.persona)
-		if rerr != nil {
-			return nil, fmt.Errorf("--calib-persona: %w", rerr)
-		}
-		return f.fromPersona(ctx, e, ck, desc)
-	default:
-		set, err = calib.Generic(ck.Tokenizer, o)
-	}
-	if err == nil && f.save != "" {
-		err = writeAtomic(f.save, set.WriteText)
-	}
-	return set, err
-}
-
 // skipWarner reports the rows of a chat file that are left out, as
 // finetune does.
 func skipWarner(e *env) func(chatdata.Problem) {
@@ -155,40 +74,32 @@ func skipWarner(e *env) func(chatdata.Problem) {
 	}
 }
 
-func (f *calibFlags) fromPersona(ctx context.Context, e *env, ck *checkpoint.Checkpoint, desc string) (*calib.Set, error) {
-	set, err := calib.FromPersona(ctx, ck.Model, ck.Tokenizer, chatFunc(ck), desc, calib.PersonaOptions{
-		Options: calib.Options{MaxTokens: f.maxTokens, Limit: f.limit}, Samples: f.samples, GenTokens: f.genTokens,
-		Temperature: f.temperature, Seed: f.seed, StopTokens: ck.StopTokens(), IncludeSystem: f.includeSystem,
-		Progress: e.progress("persona answers")})
-	if err == nil && set.EmptyAnswers > 0 {
-		fmt.Fprintf(e.stderr, "warning: %d of %d persona answers are empty (the model stopped at once)\n", set.EmptyAnswers, len(set.Samples))
+// source returns the calibration set the flags select (the shipped generic
+// set when none is given).
+func (f *calibFlags) source(warn func(chatdata.Problem)) (calib.Source, error) {
+	src := calib.Source{Text: f.text, Chat: f.chat, Save: f.save, PersonaOptions: calib.PersonaOptions{
+		Options: calib.Options{MaxTokens: f.maxTokens, Limit: f.limit, Warn: warn}, Samples: f.samples, GenTokens: f.genTokens,
+		Temperature: f.temperature, Seed: f.seed, IncludeSystem: f.includeSystem}}
+	if err := (calib.Source{Text: f.text, Chat: f.chat, Persona: f.persona}).Validate(); err != nil {
+		return src, usagef("%v", err)
 	}
-	if err == nil && f.save != "" {
-		err = writeAtomic(f.save, set.WriteText)
-	}
-	return set, err
-}
-
-// collectStats runs the calibration set through the model.
-func (e *env) collectStats(ctx context.Context, m *model.Model, set *calib.Set, gram bool, desc string) (*stats.Stats, error) {
-	var layers map[int]bool
-	if gram {
-		layers = map[int]bool{}
-		for l := 0; l < m.Config.Layers; l++ {
-			layers[l] = true
+	if f.persona != "" {
+		desc, err := textarg.Read(f.persona)
+		if err != nil {
+			return src, fmt.Errorf("--calib-persona: %w", err)
 		}
+		src.Persona = desc
 	}
-	return e.collectStatsGram(ctx, m, set, layers, desc)
+	return src, nil
 }
 
-// collectStatsGram collects statistics with the Gram matrices of the given layers.
-func (e *env) collectStatsGram(ctx context.Context, m *model.Model, set *calib.Set, gramLayers map[int]bool, desc string) (*stats.Stats, error) {
-	o := stats.Options{}
-	if len(gramLayers) > 0 {
-		o.Gram = func(l int, _ stats.Input) bool { return gramLayers[l] }
-	}
-	return stats.Collect(ctx, m, set.Samples, set.Record(), o, e.progress(desc))
+// calibModel is what building a calibration set needs of ck.
+func calibModel(ck *checkpoint.Checkpoint) calib.Model {
+	return calib.Model{Model: ck.Model, Tok: ck.Tokenizer, Chat: chatFunc(ck), Stop: ck.StopTokens()}
 }
+
+// logf prints a note or warning line on stderr.
+func (e *env) logf(format string, a ...any) { fmt.Fprintf(e.stderr, format+"\n", a...) }
 
 func (e *env) statsCmd() *cobra.Command {
 	var mf modelFlags
@@ -227,11 +138,19 @@ manifest.json (model fingerprint, calibration set, counts); masque subnet
 					return usagef("--gram-layers: %v", err)
 				}
 			}
-			set, err := cf.build(cmd.Context(), e, ck)
+			src, err := cf.source(skipWarner(e))
 			if err != nil {
 				return err
 			}
-			st, err := e.collectStatsGram(cmd.Context(), ck.Model, set, layers, "statistics")
+			set, err := subnet.BuildCalib(cmd.Context(), src, calibModel(ck), e.stages(""), e.logf)
+			if err != nil {
+				return err
+			}
+			o := stats.Options{}
+			if len(layers) > 0 {
+				o.Gram = func(l int, _ stats.Input) bool { return layers[l] }
+			}
+			st, err := stats.Collect(cmd.Context(), ck.Model, set.Samples, set.Record(), o, e.progress("statistics"))
 			if err != nil {
 				return err
 			}
@@ -252,6 +171,7 @@ manifest.json (model fingerprint, calibration set, counts); masque subnet
 	c.Flags().BoolVar(&gram, "gram", false, "also collect the Gram matrix XᵀX of every input (for SparseGPT)")
 	c.Flags().StringVar(&gramLayers, "gram-layers", "", "collect Gram matrices only for these layers, e.g. 0-3,7 (implies --gram)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the manifest as JSON")
+	e.quietFlag(c)
 	return c
 }
 
@@ -360,19 +280,6 @@ func (f *patternFlags) options() ([]subnet.Options, error) {
 	return out, nil
 }
 
-// suffixed inserts "-s0.30" before the extension of path when several
-// sparsities are run.
-func suffixed(path string, o subnet.Options, many bool) string {
-	if !many || path == "" {
-		return path
-	}
-	ext := filepath.Ext(path)
-	if strings.HasSuffix(path, string(filepath.Separator)) || ext == "" {
-		return strings.TrimRight(path, string(filepath.Separator)) + fmt.Sprintf("-s%.2f", o.Sparsity)
-	}
-	return strings.TrimSuffix(path, ext) + fmt.Sprintf("-s%.2f", o.Sparsity) + ext
-}
-
 // evalFlags run a multiple-choice persona test on each mask.
 type evalFlags struct {
 	tests, persona, format string
@@ -403,42 +310,24 @@ func prompterFor(ck *checkpoint.Checkpoint, format string) (mc.Prompter, error) 
 	return nil, usagef("unknown prompt format %q (want chat or plain)", format)
 }
 
-// run evaluates m on the test; nil report when no test was given.
-func (f *evalFlags) run(ctx context.Context, e *env, ck *checkpoint.Checkpoint, m *model.Model, opposing bool, label string) (*mc.Report, error) {
+// test returns the test the flags select (nil when none).
+func (f *evalFlags) test(ck *checkpoint.Checkpoint) (*subnet.Test, error) {
 	if f.tests == "" {
 		return nil, nil
-	}
-	items, err := mc.Load(f.tests)
-	if err != nil {
-		return nil, err
 	}
 	p, err := prompterFor(ck, f.format)
 	if err != nil {
 		return nil, err
 	}
-	sys, err := readArg(f.persona)
+	sys, err := textarg.Read(f.persona)
 	if err != nil {
 		return nil, fmt.Errorf("--eval-system: %w", err)
 	}
-	return mc.Evaluate(ctx, m, p, items, mc.Options{Name: filepath.Base(f.tests), System: sys, Opposing: opposing, Limit: f.limit,
-		Progress: e.progress("eval " + label)})
-}
-
-type subnetRun struct {
-	Sparsity float64            `json:"sparsity"`
-	Density  float64            `json:"density"`
-	Mask     string             `json:"mask"`
-	ModelOut string             `json:"model_out,omitempty"`
-	Metrics  map[string]float64 `json:"metrics,omitempty"`
+	return &subnet.Test{Path: f.tests, Prompter: p, System: sys, Limit: f.limit}, nil
 }
 
 func (e *env) subnetCmd() *cobra.Command {
-	var mf modelFlags
-	var cf calibFlags
-	var pf patternFlags
-	var ef evalFlags
-	var method, statsDir, out, modelOut, report string
-	var force, asJSON bool
+	st := &subnetRun{}
 	c := &cobra.Command{
 		Use:   "subnet --method magnitude|wanda|sparsegpt --sparsity 0.5 [--nm 2:4] --out MASK",
 		Short: "Find a persona subnetwork: a training-free mask from activation statistics",
@@ -464,159 +353,86 @@ module, accuracy against sparsity).`,
   masque subnet --method sparsegpt --nm 2:4 --stats stats/generic --out sgpt.mask.safetensors --model-out ./pruned
   masque subnet --method wanda --sparsity 0.1,0.3,0.5 --eval testdata/persona-evals/extraversion.jsonl --report report.html --out m.safetensors`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			meth, err := subnet.ParseMethod(method)
-			if err != nil {
-				return usagef("--method: %v", err)
-			}
-			opts, err := pf.options()
-			if err != nil {
-				return err
-			}
-			if out == "" {
-				return usagef("--out is required")
-			}
-			ck, err := mf.open()
-			if err != nil {
-				return err
-			}
-			defer ck.Close()
-			m := ck.Model
-			for _, o := range opts {
-				o.Method = meth
-				if err := o.Validate(&m.Config); err != nil {
-					return err
-				}
-				if meth == subnet.SparseGPT && o.Structured {
-					return usagef("SparseGPT does not support --structured")
-				}
-			}
-			many := len(opts) > 1
-			for _, o := range opts {
-				if p := suffixed(out, o, many); !force {
-					if _, err := os.Stat(p); err == nil {
-						return fmt.Errorf("%s already exists (use --force to overwrite)", p)
-					}
-				}
-			}
-			var st *stats.Stats
-			var set *calib.Set
-			switch {
-			case statsDir != "":
-				if st, err = stats.Load(statsDir); err != nil {
-					return err
-				}
-				if err := st.Check(m); err != nil {
-					return err
-				}
-			case meth == subnet.Magnitude:
-			default:
-				if set, err = cf.build(ctx, e, ck); err != nil {
-					return err
-				}
-				if meth == subnet.Wanda {
-					if st, err = e.collectStats(ctx, m, set, false, "statistics"); err != nil {
-						return err
-					}
-				}
-			}
-			rep := &subnet.Report{Title: "masque subnet: " + string(meth), Model: ck.Path, Method: string(meth)}
-			if st != nil {
-				rep.Calibration = fmt.Sprintf("%s (%d samples, %d tokens)", st.Manifest.Calibration.Name, st.Manifest.Samples, st.Manifest.Tokens)
-			} else if set != nil {
-				rep.Calibration = fmt.Sprintf("%s (%d samples, %d tokens)", set.Name, len(set.Samples), set.Tokens())
-			}
-			if ef.tests != "" {
-				r, err := ef.run(ctx, e, ck, m, false, "dense")
-				if err != nil {
-					return err
-				}
-				dense := subnet.RunFromMask("dense", 0, mask.New(m))
-				dense.Metrics = map[string]float64{"accuracy": r.Accuracy}
-				rep.Runs = append(rep.Runs, dense)
-			}
-			var runs []subnetRun
-			for _, o := range opts {
-				o.Method = meth
-				o.Progress = e.progress(fmt.Sprintf("%s ρ=%.2f", meth, o.Sparsity))
-				var res *subnet.Result
-				if meth == subnet.SparseGPT && st == nil {
-					o.Progress = nil
-					res, err = subnet.SparseGPTSequential(ctx, m, set.Samples, set.Record(), o, e.progress(fmt.Sprintf("sparsegpt ρ=%.2f (layer by layer)", o.Sparsity)))
-				} else {
-					res, err = subnet.Prune(m, st, o)
-				}
-				if err != nil {
-					return err
-				}
-				run := subnetRun{Sparsity: res.Mask.Info.Sparsity, Density: res.Mask.Density(), Mask: suffixed(out, o, many)}
-				if err := res.Mask.Save(run.Mask); err != nil {
-					return err
-				}
-				if modelOut != "" {
-					run.ModelOut = suffixed(modelOut, o, many)
-					if err := mask.Apply(m, res.Mask, run.ModelOut, mask.ApplyOptions{Overwrite: force, Weights: res.Weights, Files: extraFiles(ck, mf)}); err != nil {
-						return err
-					}
-				} else if meth == subnet.SparseGPT {
-					fmt.Fprintln(e.stderr, "note: SparseGPT's updated weights are kept only with --model-out; the mask file alone drops them")
-				}
-				rr := subnet.RunFromMask(fmt.Sprintf("ρ=%.2f", run.Sparsity), run.Sparsity, res.Mask)
-				rr.MaskFile = run.Mask
-				if ef.tests != "" {
-					mm, err := mask.Masked(m, res.Mask, res.Weights)
-					if err != nil {
-						return err
-					}
-					r, err := ef.run(ctx, e, ck, mm, false, rr.Label)
-					if err != nil {
-						return err
-					}
-					run.Metrics = map[string]float64{"accuracy": r.Accuracy}
-					rr.Metrics = run.Metrics
-				}
-				rep.Runs = append(rep.Runs, rr)
-				runs = append(runs, run)
-			}
-			if report != "" {
-				if err := writeAtomic(report, rep.WriteHTML); err != nil {
-					return err
-				}
-			}
-			if asJSON {
-				return writeJSON(e.stdout, map[string]any{"method": meth, "runs": runs, "report": report})
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "sparsity\tkept\taccuracy\tmask")
-			for _, r := range runs {
-				acc := "-"
-				if v, ok := r.Metrics["accuracy"]; ok {
-					acc = fmt.Sprintf("%.3f", v)
-				}
-				fmt.Fprintf(tw, "%.3f\t%.4f\t%s\t%s\n", r.Sparsity, r.Density, acc, r.Mask)
-			}
-			tw.Flush()
-			if report != "" {
-				fmt.Fprintf(e.stdout, "report: %s\n", report)
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runSubnet(cmd, st) },
 	}
-	mf.register(c)
-	cf.register(c)
-	pf.register(c)
-	ef.register(c)
+	st.mf.register(c)
+	st.cf.register(c)
+	st.pf.register(c)
+	st.ef.register(c)
 	fl := c.Flags()
-	fl.StringVar(&method, "method", "wanda", "scorer: magnitude, wanda or sparsegpt")
-	fl.StringVar(&statsDir, "stats", "", "use statistics saved by masque stats instead of collecting them")
-	fl.StringVar(&out, "out", "", "mask file to write (.safetensors)")
-	fl.StringVar(&modelOut, "model-out", "", "also write the masked model (with SparseGPT's updated weights) as a Hugging Face folder")
-	fl.StringVar(&report, "report", "", "write an HTML report")
-	fl.BoolVar(&force, "force", false, "overwrite existing outputs")
-	fl.BoolVar(&asJSON, "json", false, "print JSON")
+	fl.StringVar(&st.method, "method", "wanda", "scorer: magnitude, wanda or sparsegpt")
+	fl.StringVar(&st.statsDir, "stats", "", "use statistics saved by masque stats instead of collecting them")
+	fl.StringVar(&st.out, "out", "", "mask file to write (.safetensors)")
+	fl.StringVar(&st.modelOut, "model-out", "", "also write the masked model (with SparseGPT's updated weights) as a Hugging Face folder")
+	fl.StringVar(&st.report, "report", "", "write an HTML report")
+	fl.BoolVar(&st.force, "force", false, "overwrite existing outputs")
+	fl.BoolVar(&st.asJSON, "json", false, "print JSON")
 	c.AddCommand(e.contrastCmd(), e.studyCmd())
+	e.quietFlag(c)
 	return c
+}
+
+// subnetRun holds the flags of subnetCmd.
+type subnetRun struct {
+	mf                                      modelFlags
+	cf                                      calibFlags
+	pf                                      patternFlags
+	ef                                      evalFlags
+	method, statsDir, out, modelOut, report string
+	force, asJSON                           bool
+}
+
+func (e *env) runSubnet(cmd *cobra.Command, st *subnetRun) error {
+	meth, err := subnet.ParseMethod(st.method)
+	if err != nil {
+		return usagef("--method: %v", err)
+	}
+	opts, err := st.pf.options()
+	if err != nil {
+		return err
+	}
+	if st.out == "" {
+		return usagef("--out is required")
+	}
+	if meth == subnet.SparseGPT && st.pf.structured {
+		return usagef("SparseGPT does not support --structured")
+	}
+	src, err := st.cf.source(skipWarner(e))
+	if err != nil {
+		return err
+	}
+	ck, err := st.mf.open()
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	test, err := st.ef.test(ck)
+	if err != nil {
+		return err
+	}
+	runs, err := subnet.Sweep(cmd.Context(), subnet.SweepConfig{Model: ck.Model, ModelName: ck.Path, Method: meth, Patterns: opts,
+		StatsDir: st.statsDir, Calib: src, CalibModel: calibModel(ck), Out: st.out, ModelOut: st.modelOut, Files: extraFiles(ck, st.mf),
+		Overwrite: st.force, Test: test, Report: st.report, Progress: e.stages(""), Logf: e.logf})
+	if err != nil {
+		return err
+	}
+	if st.asJSON {
+		return writeJSON(e.stdout, map[string]any{"method": meth, "runs": runs, "report": st.report})
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "sparsity\tkept\taccuracy\tmask")
+	for _, r := range runs {
+		acc := "-"
+		if v, ok := r.Metrics["accuracy"]; ok {
+			acc = fmt.Sprintf("%.3f", v)
+		}
+		fmt.Fprintf(tw, "%.3f\t%.4f\t%s\t%s\n", r.Sparsity, r.Density, acc, r.Mask)
+	}
+	tw.Flush()
+	if st.report != "" {
+		fmt.Fprintf(e.stdout, "report: %s\n", st.report)
+	}
+	return nil
 }
 
 // extraFiles returns the tokenizer to ship with a model written from memory
@@ -637,54 +453,8 @@ func extraFiles(ck *checkpoint.Checkpoint, mf modelFlags) map[string][]byte {
 	return nil
 }
 
-// statsFromSpec returns statistics from a spec: a statistics folder, a text
-// file, a chat .jsonl file, "persona:DESCRIPTION" (or persona:@FILE) or
-// "generic".
-func (e *env) statsFromSpec(ctx context.Context, ck *checkpoint.Checkpoint, cf *calibFlags, spec, side string) (*stats.Stats, error) {
-	var set *calib.Set
-	var err error
-	o := calib.Options{MaxTokens: cf.maxTokens, Limit: cf.limit, Warn: skipWarner(e)}
-	switch {
-	case spec == "":
-		return nil, usagef("--%s is required", side)
-	case spec == "generic":
-		set, err = calib.Generic(ck.Tokenizer, o)
-	case strings.HasPrefix(spec, "persona:"):
-		desc, rerr := readArg(strings.TrimPrefix(spec, "persona:"))
-		if rerr != nil {
-			return nil, fmt.Errorf("--%s: %w", side, rerr)
-		}
-		set, err = cf.fromPersona(ctx, e, ck, desc)
-	default:
-		fi, serr := os.Stat(spec)
-		switch {
-		case serr != nil:
-			return nil, fmt.Errorf("--%s: %w (want a statistics folder, a .txt or .jsonl file, persona:TEXT or generic)", side, serr)
-		case fi.IsDir():
-			st, err := stats.Load(spec)
-			if err != nil {
-				return nil, err
-			}
-			return st, st.Check(ck.Model)
-		case strings.EqualFold(filepath.Ext(spec), ".jsonl"):
-			set, err = calib.FromChatJSONL(spec, chatFunc(ck), o)
-		default:
-			set, err = calib.FromTextFile(spec, ck.Tokenizer, o)
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	return e.collectStats(ctx, ck.Model, set, false, side+" statistics")
-}
-
 func (e *env) contrastCmd() *cobra.Command {
-	var mf modelFlags
-	var cf calibFlags
-	var pf patternFlags
-	var ef evalFlags
-	var pos, neg, outPos, outNeg, variant, phi, report string
-	var force, asJSON bool
+	st := &contrastRun{}
 	c := &cobra.Command{
 		Use:   "contrast --pos SPEC --neg SPEC --out-pos MASK --out-neg MASK",
 		Short: "Contrastive masks for an opposing persona pair (e.g. extrovert/introvert)",
@@ -700,134 +470,87 @@ With --eval the p+ mask is scored on the test and the p− mask on the opposing 
 		Example: `  masque subnet contrast --pos persona:"An outgoing, talkative party host" --neg persona:"A quiet, reserved bookworm" \
       --out-pos extro.safetensors --out-neg intro.safetensors --eval testdata/persona-evals/extraversion.jsonl`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			v, err := subnet.ParseVariant(variant)
-			if err != nil {
-				return usagef("--variant: %v", err)
-			}
-			ph, err := subnet.ParsePhi(phi)
-			if err != nil {
-				return usagef("--phi: %v", err)
-			}
-			opts, err := pf.options()
-			if err != nil {
-				return err
-			}
-			if outPos == "" || outNeg == "" {
-				return usagef("--out-pos and --out-neg are required")
-			}
-			many := len(opts) > 1
-			for _, o := range opts {
-				for _, p := range []string{suffixed(outPos, o, many), suffixed(outNeg, o, many)} {
-					if _, err := os.Stat(p); err == nil && !force {
-						return fmt.Errorf("%s already exists (use --force to overwrite)", p)
-					}
-				}
-			}
-			ck, err := mf.open()
-			if err != nil {
-				return err
-			}
-			defer ck.Close()
-			for _, o := range opts {
-				if err := o.Validate(&ck.Model.Config); err != nil {
-					return err
-				}
-			}
-			sp, err := e.statsFromSpec(ctx, ck, &cf, pos, "pos")
-			if err != nil {
-				return err
-			}
-			sn, err := e.statsFromSpec(ctx, ck, &cf, neg, "neg")
-			if err != nil {
-				return err
-			}
-			rep := &subnet.Report{Title: "masque subnet contrast (" + string(v) + ")", Model: ck.Path, Method: "contrast-" + string(v),
-				Calibration: fmt.Sprintf("pos: %s (%d samples); neg: %s (%d samples)", sp.Manifest.Calibration.Name, sp.Manifest.Samples, sn.Manifest.Calibration.Name, sn.Manifest.Samples)}
-			type row struct {
-				Sparsity  float64            `json:"sparsity"`
-				Pos       string             `json:"pos_mask"`
-				Neg       string             `json:"neg_mask"`
-				DiffShare float64            `json:"diff_share"`
-				Metrics   map[string]float64 `json:"metrics,omitempty"`
-			}
-			var rows []row
-			for _, o := range opts {
-				o.Progress = e.progress(fmt.Sprintf("contrast ρ=%.2f", o.Sparsity))
-				a, b, err := subnet.Contrast(ck.Model, sp, sn, subnet.ContrastOptions{Options: o, Variant: v, Phi: ph})
-				if err != nil {
-					return err
-				}
-				r := row{Sparsity: a.Info.Sparsity, Pos: suffixed(outPos, o, many), Neg: suffixed(outNeg, o, many)}
-				if err := a.Save(r.Pos); err != nil {
-					return err
-				}
-				if err := b.Save(r.Neg); err != nil {
-					return err
-				}
-				d, err := mask.Diff(a, b)
-				if err != nil {
-					return err
-				}
-				r.DiffShare = d.Total.Share
-				ra := subnet.RunFromMask(fmt.Sprintf("p+ ρ=%.2f", r.Sparsity), r.Sparsity, a)
-				rb := subnet.RunFromMask(fmt.Sprintf("p− ρ=%.2f", r.Sparsity), r.Sparsity, b)
-				ra.MaskFile, rb.MaskFile = r.Pos, r.Neg
-				if ef.tests != "" {
-					r.Metrics = map[string]float64{}
-					for i, mk := range []*mask.Mask{a, b} {
-						mm, err := mask.Masked(ck.Model, mk, nil)
-						if err != nil {
-							return err
-						}
-						rp, err := ef.run(ctx, e, ck, mm, i == 1, []string{"p+", "p−"}[i])
-						if err != nil {
-							return err
-						}
-						r.Metrics[[]string{"accuracy (p+)", "accuracy (p− opposing)"}[i]] = rp.Accuracy
-					}
-					ra.Metrics = map[string]float64{"accuracy (p+)": r.Metrics["accuracy (p+)"]}
-					rb.Metrics = map[string]float64{"accuracy (p− opposing)": r.Metrics["accuracy (p− opposing)"]}
-				}
-				rep.Runs = append(rep.Runs, ra, rb)
-				rows = append(rows, r)
-			}
-			if report != "" {
-				if err := writeAtomic(report, rep.WriteHTML); err != nil {
-					return err
-				}
-			}
-			if asJSON {
-				return writeJSON(e.stdout, map[string]any{"variant": v, "phi": ph, "runs": rows, "report": report})
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "sparsity\tdiffer\tacc p+\tacc p−\tp+ mask\tp− mask")
-			for _, r := range rows {
-				a, b := "-", "-"
-				if r.Metrics != nil {
-					a, b = fmt.Sprintf("%.3f", r.Metrics["accuracy (p+)"]), fmt.Sprintf("%.3f", r.Metrics["accuracy (p− opposing)"])
-				}
-				fmt.Fprintf(tw, "%.3f\t%.4f\t%s\t%s\t%s\t%s\n", r.Sparsity, r.DiffShare, a, b, r.Pos, r.Neg)
-			}
-			return tw.Flush()
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runContrast(cmd, st) },
 	}
-	mf.register(c)
-	cf.register(c)
-	pf.register(c)
-	ef.register(c)
+	st.mf.register(c)
+	st.cf.register(c)
+	st.pf.register(c)
+	st.ef.register(c)
 	fl := c.Flags()
-	fl.StringVar(&pos, "pos", "", "positive persona: statistics folder, text/.jsonl file, persona:TEXT or generic")
-	fl.StringVar(&neg, "neg", "", "opposing persona (same forms as --pos)")
-	fl.StringVar(&outPos, "out-pos", "", "mask file for the positive persona")
-	fl.StringVar(&outNeg, "out-neg", "", "mask file for the opposing persona")
-	fl.StringVar(&variant, "variant", "wanda", "wanda (per-sample norm z-scores) or pooled (pooled raw activations)")
-	fl.StringVar(&phi, "phi", "relu", "φ for the wanda variant: relu or softplus")
-	fl.StringVar(&report, "report", "", "write an HTML report")
-	fl.BoolVar(&force, "force", false, "overwrite existing outputs")
-	fl.BoolVar(&asJSON, "json", false, "print JSON")
+	fl.StringVar(&st.pos, "pos", "", "positive persona: statistics folder, text/.jsonl file, persona:TEXT or generic")
+	fl.StringVar(&st.neg, "neg", "", "opposing persona (same forms as --pos)")
+	fl.StringVar(&st.outPos, "out-pos", "", "mask file for the positive persona")
+	fl.StringVar(&st.outNeg, "out-neg", "", "mask file for the opposing persona")
+	fl.StringVar(&st.variant, "variant", "wanda", "wanda (per-sample norm z-scores) or pooled (pooled raw activations)")
+	fl.StringVar(&st.phi, "phi", "relu", "φ for the wanda variant: relu or softplus")
+	fl.StringVar(&st.report, "report", "", "write an HTML report")
+	fl.BoolVar(&st.force, "force", false, "overwrite existing outputs")
+	fl.BoolVar(&st.asJSON, "json", false, "print JSON")
+	e.quietFlag(c)
 	return c
+}
+
+// contrastRun holds the flags of contrastCmd.
+type contrastRun struct {
+	mf                                             modelFlags
+	cf                                             calibFlags
+	pf                                             patternFlags
+	ef                                             evalFlags
+	pos, neg, outPos, outNeg, variant, phi, report string
+	force, asJSON                                  bool
+}
+
+func (e *env) runContrast(cmd *cobra.Command, st *contrastRun) error {
+	v, err := subnet.ParseVariant(st.variant)
+	if err != nil {
+		return usagef("--variant: %v", err)
+	}
+	ph, err := subnet.ParsePhi(st.phi)
+	if err != nil {
+		return usagef("--phi: %v", err)
+	}
+	opts, err := st.pf.options()
+	if err != nil {
+		return err
+	}
+	if st.outPos == "" || st.outNeg == "" {
+		return usagef("--out-pos and --out-neg are required")
+	}
+	if st.pos == "" || st.neg == "" {
+		return usagef("--pos and --neg are required")
+	}
+	src, err := st.cf.source(skipWarner(e))
+	if err != nil {
+		return err
+	}
+	ck, err := st.mf.open()
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	test, err := st.ef.test(ck)
+	if err != nil {
+		return err
+	}
+	rows, err := subnet.RunContrast(cmd.Context(), subnet.ContrastConfig{Model: ck.Model, ModelName: ck.Path, Pos: st.pos, Neg: st.neg,
+		Calib: src, CalibModel: calibModel(ck), Variant: v, Phi: ph, Patterns: opts, OutPos: st.outPos, OutNeg: st.outNeg,
+		Overwrite: st.force, Test: test, Report: st.report, Progress: e.stages(""), Logf: e.logf})
+	if err != nil {
+		return err
+	}
+	if st.asJSON {
+		return writeJSON(e.stdout, map[string]any{"variant": v, "phi": ph, "runs": rows, "report": st.report})
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "sparsity\tdiffer\tacc p+\tacc p−\tp+ mask\tp− mask")
+	for _, r := range rows {
+		a, b := "-", "-"
+		if r.Metrics != nil {
+			a, b = fmt.Sprintf("%.3f", r.Metrics["accuracy (p+)"]), fmt.Sprintf("%.3f", r.Metrics["accuracy (p− opposing)"])
+		}
+		fmt.Fprintf(tw, "%.3f\t%.4f\t%s\t%s\t%s\t%s\n", r.Sparsity, r.DiffShare, a, b, r.Pos, r.Neg)
+	}
+	return tw.Flush()
 }
 
 func (e *env) maskCmd() *cobra.Command {
@@ -877,6 +600,7 @@ appears atomically. A mask made for another model is refused.`,
 	c.Flags().StringVar(&maskPath, "mask", "", "mask file")
 	c.Flags().StringVar(&out, "out", "", "output folder")
 	c.Flags().BoolVar(&force, "force", false, "replace an existing output folder")
+	e.quietFlag(c)
 	return c
 }
 

@@ -1,31 +1,28 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/masque-ai/masque/checkpoint"
-	"github.com/masque-ai/masque/internal/atomicfile"
+	"github.com/masque-ai/masque/internal/textarg"
 	"github.com/masque-ai/masque/synth"
 	"github.com/masque-ai/masque/synth/teacher"
 )
 
 // synthMode says how a synth stage command gets its completions.
-type synthMode int
+type synthMode = teacher.Mode
 
 const (
-	synthLive   synthMode = iota // ask the teacher
-	synthExport                  // write an OpenAI Batch input file
-	synthImport                  // read OpenAI Batch results
+	synthLive   = teacher.Live   // ask the teacher
+	synthExport = teacher.Export // write an OpenAI Batch input file
+	synthImport = teacher.Import // read OpenAI Batch results
 )
 
 func (e *env) synthCmd() *cobra.Command {
@@ -171,168 +168,43 @@ func (f *synthTeacherFlags) register(c *cobra.Command, mode synthMode) {
 	}
 }
 
-// synthTeacher is an opened teacher and what must be done when the run ends.
-type synthTeacher struct {
-	t       teacher.Teacher
-	model   string
-	cache   *teacher.Cache
-	ck      *checkpoint.Checkpoint
-	batch   *atomicfile.File
-	rec     *teacher.Recorder
-	workers int
-}
-
-func (t *synthTeacher) close() {
-	if t.cache != nil {
-		t.cache.Close()
-	}
-	if t.ck != nil {
-		t.ck.Close()
-	}
-	if t.batch != nil {
-		t.batch.Abort()
-	}
-}
-
-func (f *synthTeacherFlags) open(cmd *cobra.Command, e *env, mode synthMode, out string) (*synthTeacher, error) {
-	st := &synthTeacher{}
-	ok := false
-	defer func() {
-		if !ok {
-			st.close()
-		}
-	}()
-	cachePath := f.cache
-	if cachePath == "" {
-		cachePath = filepath.Join(out, synth.FileCache)
-	}
-	if !f.noCache || mode != synthLive {
-		if err := os.MkdirAll(filepath.Dir(cachePath), 0o755); err != nil {
-			return nil, err
-		}
-		c, err := teacher.OpenCache(cachePath)
-		if err != nil {
-			return nil, err
-		}
-		if c.Skipped > 0 {
-			fmt.Fprintf(e.stderr, "cache %s: %d unreadable lines skipped\n", cachePath, c.Skipped)
-		}
-		st.cache = c
-	}
-	oa := teacher.ResolveOpenAI(f.url, f.model, f.key, os.Getenv)
-	switch mode {
-	case synthExport, synthImport:
-		if oa.Model == "" {
-			return nil, usagef("--teacher-model (or %s) is required: it goes into every batch request", teacher.EnvModel)
-		}
-		st.model = oa.Model
-		if mode == synthExport {
-			if f.batchFile == "" {
-				return nil, usagef("--file is required")
-			}
-			bf, err := atomicfile.Create(f.batchFile)
-			if err != nil {
-				return nil, err
-			}
-			st.batch = bf
-			st.rec = teacher.NewRecorder(bf, st.cache)
-			st.t = st.rec
-		} else {
-			if len(f.results) == 0 {
-				return nil, usagef("--results is required")
-			}
-			failed := map[string]string{}
-			for _, path := range f.results {
-				rf, err := os.Open(path)
-				if err != nil {
-					return nil, err
-				}
-				is, err := teacher.ImportBatchResults(rf, path, st.cache)
-				rf.Close()
-				if err != nil {
-					return nil, err
-				}
-				for k, v := range is.Failed {
-					failed[k] = v
-				}
-				for _, p := range is.Problems {
-					fmt.Fprintln(e.stderr, p)
-				}
-				fmt.Fprintf(e.stderr, "%s: %d responses imported, %d already cached, %d failed requests, %d unreadable lines\n",
-					path, is.Imported, is.AlreadyCached, len(is.Failed), len(is.Problems))
-			}
-			st.t = &teacher.CacheOnly{Cache: st.cache, Failed: failed}
-		}
-		ok = true
-		return st, nil
-	}
-	var backend teacher.Teacher
+// open opens the teacher the flags select.
+func (f *synthTeacherFlags) open(cmd *cobra.Command, e *env, mode synthMode, out string) (*teacher.Opened, error) {
 	conc := f.concurrency
-	switch {
-	case f.engine != "":
-		path := f.engine
-		if path == "builtin" {
-			path = ""
-		}
-		ck, err := checkpoint.Open(path, checkpoint.Options{Tokenizer: f.engineTok})
-		if err != nil {
-			return nil, err
-		}
-		st.ck = ck
-		eng := teacher.NewEngine(ck)
-		eng.TruncateLeft = f.truncate
-		backend, st.model = eng, ck.Path
-		if !cmd.Flags().Changed("concurrency") {
-			conc = 1
-		}
-	case oa.BaseURL != "":
-		if oa.Model == "" {
-			return nil, usagef("--teacher-model (or %s) is required with --teacher-url", teacher.EnvModel)
-		}
-		oa.Stream = f.stream
-		oa.StallTimeout = f.stall
-		oa.HTTPClient = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: max(conc, 2)}}
-		backend, st.model = oa, oa.Model
-	default:
-		return nil, usagef("no teacher: give --teacher-url and --teacher-model (or set %s and %s), or --teacher-engine PATH|builtin", teacher.EnvURL, teacher.EnvModel)
+	if f.engine != "" && !cmd.Flags().Changed("concurrency") {
+		conc = 0 // the engine's default: one at a time
 	}
-	if f.attempts < 1 {
-		return nil, usagef("--attempts must be at least 1")
+	cache := f.cache
+	if cache == "" {
+		cache = filepath.Join(out, synth.FileCache)
 	}
-	timeout := f.timeout
-	if timeout <= 0 {
-		timeout = -1
+	o, err := teacher.Open(teacher.Setup{Mode: mode, URL: f.url, Model: f.model, Key: f.key,
+		Engine: f.engine, EngineTokenizer: f.engineTok, Truncate: f.truncate, Stream: f.stream, Concurrency: conc,
+		Attempts: f.attempts, RPS: f.rps, TPM: f.tpm, Timeout: f.timeout, Stall: f.stall, Cache: cache, NoCache: f.noCache,
+		Out: out, BatchFile: f.batchFile, Results: f.results, Logf: e.logf})
+	var se *teacher.SetupError
+	if errors.As(err, &se) {
+		return nil, usageError{err}
 	}
-	st.t = teacher.NewClient(backend, teacher.Options{
-		Concurrency: conc, MaxAttempts: f.attempts, Timeout: timeout,
-		RequestsPerSecond: f.rps, TokensPerMinute: f.tpm, Cache: st.cache,
-	})
-	st.workers = conc
-	ok = true
-	return st, nil
+	return o, err
 }
 
 // finishBatch commits the batch file of an export run.
-func (t *synthTeacher) finishBatch(e *env) error {
-	if t.batch == nil {
-		return nil
-	}
-	n := t.rec.Recorded()
-	name := t.batch.Name()
-	if err := t.batch.Commit(); err != nil {
+func finishBatch(e *env, t *teacher.Opened) error {
+	n, name, err := t.FinishBatch()
+	if err != nil || name == "" {
 		return err
 	}
-	t.batch = nil
 	fmt.Fprintf(e.stderr, "wrote %d requests to %s (custom_id = request key); after the batch completes, run the same command as \"masque synth batch import ... --results FILE\"\n", n, name)
 	return nil
 }
 
-// synthUI draws a progress bar and prints notices above it.
+// synthUI shows the progress of each stage and prints notices above it.
 type synthUI struct {
 	e     *env
 	quiet bool
 	mu    sync.Mutex
-	bar   *progressbar.ProgressBar
+	bar   *meter
 	stage string
 }
 
@@ -341,34 +213,29 @@ func (u *synthUI) progress(p synth.Progress) {
 		return
 	}
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	if u.bar == nil || u.stage != p.Stage {
 		if u.bar != nil {
-			u.bar.Finish()
+			u.bar.end()
 		}
 		u.stage = p.Stage
-		u.bar = progressbar.NewOptions(p.Total,
-			progressbar.OptionSetWriter(u.e.stderr),
-			progressbar.OptionSetDescription(p.Stage),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("rows"),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionSetElapsedTime(true),
-			progressbar.OptionSetWidth(24),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionShowDescriptionAtLineEnd(),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(u.e.stderr) }))
+		u.bar = u.e.meter(p.Stage, "rows")
 	}
-	u.bar.Describe(fmt.Sprintf("%s: kept %d, rejected %d, failed %d", p.Stage, p.Kept, p.Rejected, p.Failed))
-	u.bar.Set(p.Done)
+	bar := u.bar
+	u.mu.Unlock()
+	bar.describe(fmt.Sprintf("%s: kept %d, rejected %d, failed %d", p.Stage, p.Kept, p.Rejected, p.Failed))
+	bar.set(int64(p.Done), int64(p.Total))
+	if p.Done >= p.Total {
+		bar.end()
+	}
 }
 
 func (u *synthUI) logf(format string, args ...any) {
 	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.bar != nil {
-		u.bar.Clear()
+	bar := u.bar
+	u.mu.Unlock()
+	if bar != nil {
+		bar.logf(format, args...)
+		return
 	}
 	fmt.Fprintf(u.e.stderr, format+"\n", args...)
 }
@@ -376,9 +243,8 @@ func (u *synthUI) logf(format string, args ...any) {
 func (u *synthUI) done() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.bar != nil && !u.bar.IsFinished() {
-		u.bar.Exit()
-		fmt.Fprintln(u.e.stderr)
+	if u.bar != nil {
+		u.bar.end()
 	}
 	u.bar = nil
 }
@@ -409,17 +275,6 @@ func (e *env) synthReport(f *synthCommon, sum *synth.Summary, err error) error {
 	return err
 }
 
-func synthArg(s string) (string, error) {
-	if strings.HasPrefix(s, "@") {
-		b, err := os.ReadFile(s[1:])
-		if err != nil {
-			return "", err
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
-	return s, nil
-}
-
 func synthUse(mode synthMode, stage string) string {
 	switch mode {
 	case synthExport:
@@ -431,11 +286,8 @@ func synthUse(mode synthMode, stage string) string {
 }
 
 func (e *env) synthProfilesCmd(mode synthMode) *cobra.Command {
-	var cf synthCommon
-	var tf synthTeacherFlags
-	var personas []string
-	var format string
-	var retries int
+	st := &synthProfilesRun{}
+	st.mode = mode
 	c := &cobra.Command{
 		Use:   synthUse(mode, "profiles") + " --personas FILE --out DIR",
 		Short: "Expand personas into character profiles (synthetic_character.jsonl)",
@@ -450,51 +302,63 @@ Output: <out>/synthetic_character.jsonl {"character_id","persona","character"}.`
 		Example: `  masque synth profiles --personas persona.jsonl --out run1 --teacher-url https://api.openai.com/v1 --teacher-model gpt-4o-mini
   masque synth profiles --personas personas.txt --out run1 --teacher-engine ./Qwen2.5-7B-Instruct`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			com, err := cf.common()
-			if err != nil {
-				return err
-			}
-			if len(personas) == 0 {
-				return usagef("--personas is required")
-			}
-			var all []synth.Persona
-			var probs []synth.Problem
-			for _, p := range personas {
-				ps, pr, err := synth.ReadPersonas(p, format)
-				if err != nil {
-					return err
-				}
-				all, probs = append(all, ps...), append(probs, pr...)
-			}
-			e.synthProblems(probs)
-			if len(all) == 0 {
-				return fmt.Errorf("no usable personas in %s", strings.Join(personas, ", "))
-			}
-			t, err := tf.open(cmd, e, mode, cf.out)
-			if err != nil {
-				return err
-			}
-			defer t.close()
-			ui := &synthUI{e: e, quiet: cf.quiet}
-			com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.t, t.model, ui.progress, ui.logf
-			if com.Workers == 0 {
-				com.Workers = max(t.workers, 4)
-			}
-			sum, err := synth.RunProfiles(cmd.Context(), synth.ProfilesConfig{Common: com, Personas: all, Retries: retries, Problems: probs})
-			ui.done()
-			if err == nil {
-				err = t.finishBatch(e)
-			}
-			return e.synthReport(&cf, sum, err)
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runSynthProfiles(cmd, st) },
 	}
-	cf.register(c)
-	tf.register(c, mode)
-	c.Flags().StringArrayVar(&personas, "personas", nil, "persona file (repeatable): .jsonl, .txt, or a character card .json/.png")
-	c.Flags().StringVar(&format, "persona-format", "auto", "auto, jsonl, text or card")
-	c.Flags().IntVar(&retries, "profile-retries", 2, "extra attempts at a malformed profile (needs --temperature > 0; -1: none)")
+	st.cf.register(c)
+	st.tf.register(c, mode)
+	c.Flags().StringArrayVar(&st.personas, "personas", nil, "persona file (repeatable): .jsonl, .txt, or a character card .json/.png")
+	c.Flags().StringVar(&st.format, "persona-format", "auto", "auto, jsonl, text or card")
+	c.Flags().IntVar(&st.retries, "profile-retries", 2, "extra attempts at a malformed profile (needs --temperature > 0; -1: none)")
 	return c
+}
+
+// synthProfilesRun holds the flags of synthProfilesCmd.
+type synthProfilesRun struct {
+	mode     synthMode
+	cf       synthCommon
+	tf       synthTeacherFlags
+	personas []string
+	format   string
+	retries  int
+}
+
+func (e *env) runSynthProfiles(cmd *cobra.Command, st *synthProfilesRun) error {
+	com, err := st.cf.common()
+	if err != nil {
+		return err
+	}
+	if len(st.personas) == 0 {
+		return usagef("--personas is required")
+	}
+	var all []synth.Persona
+	var probs []synth.Problem
+	for _, p := range st.personas {
+		ps, pr, err := synth.ReadPersonas(p, st.format)
+		if err != nil {
+			return err
+		}
+		all, probs = append(all, ps...), append(probs, pr...)
+	}
+	e.synthProblems(probs)
+	if len(all) == 0 {
+		return fmt.Errorf("no usable personas in %s", strings.Join(st.personas, ", "))
+	}
+	t, err := st.tf.open(cmd, e, st.mode, st.cf.out)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	ui := &synthUI{e: e, quiet: st.cf.quiet}
+	com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.Teacher, t.Model, ui.progress, ui.logf
+	if com.Workers == 0 {
+		com.Workers = max(t.Workers, 4)
+	}
+	sum, err := synth.RunProfiles(cmd.Context(), synth.ProfilesConfig{Common: com, Personas: all, Retries: st.retries, Problems: probs})
+	ui.done()
+	if err == nil {
+		err = finishBatch(e, t)
+	}
+	return e.synthReport(&st.cf, sum, err)
 }
 
 // synthReadInstructions reads every instruction file.
@@ -512,11 +376,8 @@ func synthReadInstructions(files []string, format, source string) ([]synth.Instr
 }
 
 func (e *env) synthAnswersCmd(mode synthMode) *cobra.Command {
-	var cf synthCommon
-	var tf synthTeacherFlags
-	var characters, instructions []string
-	var format, source, strategy string
-	var per int
+	st := &synthAnswersRun{}
+	st.mode = mode
 	c := &cobra.Command{
 		Use:   synthUse(mode, "answers") + " --strategy r|g --characters FILE --instructions FILE --out DIR",
 		Short: "Write in-character answers (synthetic_dialogue.jsonl and chat JSONL)",
@@ -534,76 +395,84 @@ Outputs: <out>/synthetic_dialogue.jsonl {"character_id","question",
 {"messages":[system = persona + profile, user, assistant]} for masque finetune.`,
 		Example: `  masque synth answers --strategy g --characters run1/synthetic_character.jsonl --instructions alpaca.json --out run1`,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			com, err := cf.common()
-			if err != nil {
-				return err
-			}
-			strategy = strings.ToLower(strategy)
-			if strategy != synth.StrategyR && strategy != synth.StrategyG {
-				return usagef("--strategy must be r or g")
-			}
-			if len(characters) == 0 || len(instructions) == 0 {
-				return usagef("--characters and --instructions are required")
-			}
-			var chars []synth.Character
-			var probs []synth.Problem
-			for _, p := range characters {
-				cs, pr, err := synth.ReadCharacters(p)
-				if err != nil {
-					return err
-				}
-				chars, probs = append(chars, cs...), append(probs, pr...)
-			}
-			ins, pr, err := synthReadInstructions(instructions, format, source)
-			if err != nil {
-				return err
-			}
-			probs = append(probs, pr...)
-			e.synthProblems(probs)
-			if len(chars) == 0 {
-				return fmt.Errorf("no usable characters in %s", strings.Join(characters, ", "))
-			}
-			if len(ins) == 0 {
-				return fmt.Errorf("no usable instructions in %s", strings.Join(instructions, ", "))
-			}
-			t, err := tf.open(cmd, e, mode, cf.out)
-			if err != nil {
-				return err
-			}
-			defer t.close()
-			ui := &synthUI{e: e, quiet: cf.quiet}
-			com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.t, t.model, ui.progress, ui.logf
-			if com.Workers == 0 {
-				com.Workers = max(t.workers, 4)
-			}
-			sum, err := synth.RunAnswers(cmd.Context(), synth.AnswersConfig{Common: com, Strategy: strategy,
-				Characters: chars, Instructions: ins, PerInstruction: per, Problems: probs})
-			ui.done()
-			if err == nil {
-				err = t.finishBatch(e)
-			}
-			return e.synthReport(&cf, sum, err)
-		},
+		RunE:    func(cmd *cobra.Command, args []string) error { return e.runSynthAnswers(cmd, st) },
 	}
-	cf.register(c)
-	tf.register(c, mode)
-	c.Flags().StringVar(&strategy, "strategy", "g", "r: rewrite the reference answer in character; g: fresh in-character answer")
-	c.Flags().StringArrayVar(&characters, "characters", nil, "characters: synthetic_character.jsonl or a character card (repeatable)")
-	c.Flags().StringArrayVar(&instructions, "instructions", nil, "instruction file (repeatable)")
-	c.Flags().StringVar(&format, "format", "auto", "instruction format: auto, alpaca, chat or questions")
-	c.Flags().StringVar(&source, "question-source", "", "question_source of the rows (default: each file's base name)")
-	c.Flags().IntVar(&per, "per-instruction", 3, "characters paired with each instruction")
+	st.cf.register(c)
+	st.tf.register(c, mode)
+	c.Flags().StringVar(&st.strategy, "strategy", "g", "r: rewrite the reference answer in character; g: fresh in-character answer")
+	c.Flags().StringArrayVar(&st.characters, "characters", nil, "characters: synthetic_character.jsonl or a character card (repeatable)")
+	c.Flags().StringArrayVar(&st.instructions, "instructions", nil, "instruction file (repeatable)")
+	c.Flags().StringVar(&st.format, "format", "auto", "instruction format: auto, alpaca, chat or questions")
+	c.Flags().StringVar(&st.source, "question-source", "", "question_source of the rows (default: each file's base name)")
+	c.Flags().IntVar(&st.per, "per-instruction", 3, "characters paired with each instruction")
 	return c
 }
 
+// synthAnswersRun holds the flags of synthAnswersCmd.
+type synthAnswersRun struct {
+	mode                     synthMode
+	cf                       synthCommon
+	tf                       synthTeacherFlags
+	characters, instructions []string
+	format, source, strategy string
+	per                      int
+}
+
+func (e *env) runSynthAnswers(cmd *cobra.Command, st *synthAnswersRun) error {
+	com, err := st.cf.common()
+	if err != nil {
+		return err
+	}
+	st.strategy = strings.ToLower(st.strategy)
+	if st.strategy != synth.StrategyR && st.strategy != synth.StrategyG {
+		return usagef("--strategy must be r or g")
+	}
+	if len(st.characters) == 0 || len(st.instructions) == 0 {
+		return usagef("--characters and --instructions are required")
+	}
+	var chars []synth.Character
+	var probs []synth.Problem
+	for _, p := range st.characters {
+		cs, pr, err := synth.ReadCharacters(p)
+		if err != nil {
+			return err
+		}
+		chars, probs = append(chars, cs...), append(probs, pr...)
+	}
+	ins, pr, err := synthReadInstructions(st.instructions, st.format, st.source)
+	if err != nil {
+		return err
+	}
+	probs = append(probs, pr...)
+	e.synthProblems(probs)
+	if len(chars) == 0 {
+		return fmt.Errorf("no usable characters in %s", strings.Join(st.characters, ", "))
+	}
+	if len(ins) == 0 {
+		return fmt.Errorf("no usable instructions in %s", strings.Join(st.instructions, ", "))
+	}
+	t, err := st.tf.open(cmd, e, st.mode, st.cf.out)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	ui := &synthUI{e: e, quiet: st.cf.quiet}
+	com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.Teacher, t.Model, ui.progress, ui.logf
+	if com.Workers == 0 {
+		com.Workers = max(t.Workers, 4)
+	}
+	sum, err := synth.RunAnswers(cmd.Context(), synth.AnswersConfig{Common: com, Strategy: st.strategy,
+		Characters: chars, Instructions: ins, PerInstruction: st.per, Problems: probs})
+	ui.done()
+	if err == nil {
+		err = finishBatch(e, t)
+	}
+	return e.synthReport(&st.cf, sum, err)
+}
+
 func (e *env) synthPersonaCmd(mode synthMode) *cobra.Command {
-	var cf synthCommon
-	var tf synthTeacherFlags
-	var mf modelFlags
-	var persona, exclude, phase, scores, format, modes string
-	var instructions []string
-	var top, firstLayer, lastLayer int
+	st := &synthPersonaRun{}
+	st.mode = mode
 	c := &cobra.Command{
 		Use:   synthUse(mode, "persona-data") + ` --persona "..." --model PATH --instructions FILE --out DIR`,
 		Short: "Make Persona-Pruner training data for one persona (persona_data.jsonl)",
@@ -634,123 +503,155 @@ shard, and merges again.`,
       --instructions alpaca.json --exclude eval_questions.txt --top 2000 --out lighthouse \
       --teacher-url https://api.openai.com/v1 --teacher-model gpt-4o-mini`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			com, err := cf.common()
-			if err != nil {
-				return err
-			}
-			if persona, err = synthArg(persona); err != nil {
-				return err
-			}
-			if strings.TrimSpace(persona) == "" {
-				return usagef("--persona is required (text, or @FILE)")
-			}
-			if len(instructions) == 0 {
-				return usagef("--instructions is required")
-			}
-			if firstLayer < 0 || lastLayer < firstLayer {
-				return usagef("--first-layer %d --last-layer %d: want 0 ≤ first ≤ last", firstLayer, lastLayer)
-			}
-			switch phase {
-			case "all", "score", "rewrite":
-			default:
-				return usagef("--phase must be all, score or rewrite")
-			}
-			if mode != synthLive && phase == "score" {
-				return usagef("--phase score asks no teacher: run it with \"masque synth persona-data\"")
-			}
-			if phase == "all" && !com.Shard.Whole() {
-				return usagef("a sharded job needs two phases: --phase score on every shard, \"masque synth merge\", then --phase rewrite --scores MERGED/%s", filepath.Base(synth.StageFile("", synth.StageScores, "log")))
-			}
-			var modeList []string
-			for _, m := range strings.Split(modes, ",") {
-				if m = strings.TrimSpace(m); m != "" {
-					if m != synth.ModeRewrite && m != synth.ModeDirect {
-						return usagef("--modes: %q is not rewrite or direct", m)
-					}
-					modeList = append(modeList, m)
-				}
-			}
-			ins, probs, err := synthReadInstructions(instructions, format, "")
-			if err != nil {
-				return err
-			}
-			var excl map[string]bool
-			if exclude != "" {
-				var pr []synth.Problem
-				if excl, pr, err = synth.ReadQuestionSet(exclude); err != nil {
-					return err
-				}
-				probs = append(probs, pr...)
-			}
-			e.synthProblems(probs)
-			if len(ins) == 0 {
-				return fmt.Errorf("no usable instructions in %s", strings.Join(instructions, ", "))
-			}
-			ui := &synthUI{e: e, quiet: cf.quiet}
-			ctx := cmd.Context()
-			if phase == "all" || phase == "score" {
-				ck, err := mf.open()
-				if err != nil {
-					return err
-				}
-				sc, err := synth.NewScorer(ck, persona, nil, firstLayer, lastLayer)
-				if err != nil {
-					ck.Close()
-					return err
-				}
-				sum, err := synth.RunPersonaScores(ctx, synth.ScoresConfig{Out: cf.out, Shard: com.Shard, Persona: persona,
-					Model: ck.Path, Scorer: sc, Instructions: ins, Exclude: excl, Sync: cf.fsync,
-					Progress: ui.progress, Logf: ui.logf, Problems: probs})
-				ui.done()
-				ck.Close()
-				if err := e.synthReport(&cf, sum, err); err != nil || phase == "score" {
-					return err
-				}
-				if !sum.Complete {
-					return fmt.Errorf("%d questions could not be scored; rerun to retry them", sum.Remaining)
-				}
-			}
-			if scores == "" {
-				scores = synth.StageFile(cf.out, synth.StageScores, "log")
-			}
-			sc, pr, err := synth.ReadScores(scores)
-			if err != nil {
-				return err
-			}
-			e.synthProblems(pr)
-			t, err := tf.open(cmd, e, mode, cf.out)
-			if err != nil {
-				return err
-			}
-			defer t.close()
-			com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.t, t.model, ui.progress, ui.logf
-			if com.Workers == 0 {
-				com.Workers = max(t.workers, 4)
-			}
-			sum, err := synth.RunPersonaData(ctx, synth.PersonaConfig{Common: com, Persona: persona, Instructions: ins,
-				Exclude: excl, Scores: sc, TopN: top, Modes: modeList, Problems: probs})
-			ui.done()
-			if err == nil {
-				err = t.finishBatch(e)
-			}
-			return e.synthReport(&cf, sum, err)
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return e.runSynthPersona(cmd, st) },
 	}
-	cf.register(c)
-	tf.register(c, mode)
-	mf.register(c)
-	c.Flags().StringVar(&persona, "persona", "", "the target persona description (or @FILE)")
-	c.Flags().StringArrayVar(&instructions, "instructions", nil, "instruction file with reference answers (repeatable)")
-	c.Flags().StringVar(&format, "format", "auto", "instruction format: auto, alpaca, chat or questions")
-	c.Flags().StringVar(&exclude, "exclude", "", "evaluation questions never to use (a question list or any instruction file)")
-	c.Flags().IntVar(&top, "top", 2000, "keep the N most persona-sensitive questions (the paper used 20,000)")
-	c.Flags().StringVar(&modes, "modes", synth.ModeRewrite, "rewrite (with the reference answer), direct (without), or rewrite,direct")
-	c.Flags().StringVar(&phase, "phase", "all", "all, score (only the sensitivity scores) or rewrite (only the teacher, from --scores)")
-	c.Flags().StringVar(&scores, "scores", "", "scores log to select from (default: <out>/scores.log.jsonl)")
-	c.Flags().IntVar(&firstLayer, "first-layer", synth.DefaultFirstLayer, "first layer of the sensitivity score, HF hidden_states numbering (clamped to the model)")
-	c.Flags().IntVar(&lastLayer, "last-layer", synth.DefaultLastLayer, "last layer of the sensitivity score, inclusive; the model's depth is the final norm's output (clamped to the model)")
+	st.cf.register(c)
+	st.tf.register(c, mode)
+	st.mf.register(c)
+	c.Flags().StringVar(&st.persona, "persona", "", "the target persona description (or @FILE)")
+	c.Flags().StringArrayVar(&st.instructions, "instructions", nil, "instruction file with reference answers (repeatable)")
+	c.Flags().StringVar(&st.format, "format", "auto", "instruction format: auto, alpaca, chat or questions")
+	c.Flags().StringVar(&st.exclude, "exclude", "", "evaluation questions never to use (a question list or any instruction file)")
+	c.Flags().IntVar(&st.top, "top", 2000, "keep the N most persona-sensitive questions (the paper used 20,000)")
+	c.Flags().StringVar(&st.modes, "modes", synth.ModeRewrite, "rewrite (with the reference answer), direct (without), or rewrite,direct")
+	c.Flags().StringVar(&st.phase, "phase", "all", "all, score (only the sensitivity scores) or rewrite (only the teacher, from --scores)")
+	c.Flags().StringVar(&st.scores, "scores", "", "scores log to select from (default: <out>/scores.log.jsonl)")
+	c.Flags().IntVar(&st.firstLayer, "first-layer", synth.DefaultFirstLayer, "first layer of the sensitivity score, HF hidden_states numbering (clamped to the model)")
+	c.Flags().IntVar(&st.lastLayer, "last-layer", synth.DefaultLastLayer, "last layer of the sensitivity score, inclusive; the model's depth is the final norm's output (clamped to the model)")
 	return c
+}
+
+// synthPersonaRun holds the flags of synthPersonaCmd.
+type synthPersonaRun struct {
+	mode                                           synthMode
+	cf                                             synthCommon
+	tf                                             synthTeacherFlags
+	mf                                             modelFlags
+	persona, exclude, phase, scores, format, modes string
+	instructions                                   []string
+	top, firstLayer, lastLayer                     int
+}
+
+// check validates the flags; it returns the --modes list.
+func (st *synthPersonaRun) check(com synth.Common) ([]string, error) {
+	var err error
+	if st.persona, err = textarg.Read(st.persona); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(st.persona) == "" {
+		return nil, usagef("--persona is required (text, or @FILE)")
+	}
+	if len(st.instructions) == 0 {
+		return nil, usagef("--instructions is required")
+	}
+	if st.firstLayer < 0 || st.lastLayer < st.firstLayer {
+		return nil, usagef("--first-layer %d --last-layer %d: want 0 ≤ first ≤ last", st.firstLayer, st.lastLayer)
+	}
+	switch st.phase {
+	case "all", "score", "rewrite":
+	default:
+		return nil, usagef("--phase must be all, score or rewrite")
+	}
+	if st.mode != synthLive && st.phase == "score" {
+		return nil, usagef("--phase score asks no teacher: run it with \"masque synth persona-data\"")
+	}
+	if st.phase == "all" && !com.Shard.Whole() {
+		return nil, usagef("a sharded job needs two phases: --phase score on every shard, \"masque synth merge\", then --phase rewrite --scores MERGED/%s", filepath.Base(synth.StageFile("", synth.StageScores, "log")))
+	}
+	var modeList []string
+	for _, m := range strings.Split(st.modes, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			if m != synth.ModeRewrite && m != synth.ModeDirect {
+				return nil, usagef("--modes: %q is not rewrite or direct", m)
+			}
+			modeList = append(modeList, m)
+		}
+	}
+	return modeList, nil
+}
+
+// synthPersonaScores runs the scoring phase of persona-data; done says
+// that the command ends there.
+func (e *env) synthPersonaScores(ctx context.Context, st *synthPersonaRun, com synth.Common, ui *synthUI, ins []synth.Instruction, excl map[string]bool, probs []synth.Problem) (done bool, err error) {
+	ck, err := st.mf.open()
+	if err != nil {
+		return false, err
+	}
+	sc, err := synth.NewScorer(ck, st.persona, nil, st.firstLayer, st.lastLayer)
+	if err != nil {
+		ck.Close()
+		return false, err
+	}
+	sum, err := synth.RunPersonaScores(ctx, synth.ScoresConfig{Out: st.cf.out, Shard: com.Shard, Persona: st.persona,
+		Model: ck.Path, Scorer: sc, Instructions: ins, Exclude: excl, Sync: st.cf.fsync,
+		Progress: ui.progress, Logf: ui.logf, Problems: probs})
+	ui.done()
+	ck.Close()
+	if err := e.synthReport(&st.cf, sum, err); err != nil || st.phase == "score" {
+		return true, err
+	}
+	if !sum.Complete {
+		return true, fmt.Errorf("%d questions could not be scored; rerun to retry them", sum.Remaining)
+	}
+	return false, nil
+}
+
+func (e *env) runSynthPersona(cmd *cobra.Command, st *synthPersonaRun) error {
+	com, err := st.cf.common()
+	if err != nil {
+		return err
+	}
+	modeList, err := st.check(com)
+	if err != nil {
+		return err
+	}
+	ins, probs, err := synthReadInstructions(st.instructions, st.format, "")
+	if err != nil {
+		return err
+	}
+	var excl map[string]bool
+	if st.exclude != "" {
+		var pr []synth.Problem
+		if excl, pr, err = synth.ReadQuestionSet(st.exclude); err != nil {
+			return err
+		}
+		probs = append(probs, pr...)
+	}
+	e.synthProblems(probs)
+	if len(ins) == 0 {
+		return fmt.Errorf("no usable instructions in %s", strings.Join(st.instructions, ", "))
+	}
+	ui := &synthUI{e: e, quiet: st.cf.quiet}
+	ctx := cmd.Context()
+	if st.phase == "all" || st.phase == "score" {
+		if done, err := e.synthPersonaScores(ctx, st, com, ui, ins, excl, probs); err != nil || done {
+			return err
+		}
+	}
+	if st.scores == "" {
+		st.scores = synth.StageFile(st.cf.out, synth.StageScores, "log")
+	}
+	sc, pr, err := synth.ReadScores(st.scores)
+	if err != nil {
+		return err
+	}
+	e.synthProblems(pr)
+	t, err := st.tf.open(cmd, e, st.mode, st.cf.out)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.Teacher, t.Model, ui.progress, ui.logf
+	if com.Workers == 0 {
+		com.Workers = max(t.Workers, 4)
+	}
+	sum, err := synth.RunPersonaData(ctx, synth.PersonaConfig{Common: com, Persona: st.persona, Instructions: ins,
+		Exclude: excl, Scores: sc, TopN: st.top, Modes: modeList, Problems: probs})
+	ui.done()
+	if err == nil {
+		err = finishBatch(e, t)
+	}
+	return e.synthReport(&st.cf, sum, err)
 }
 
 func (e *env) synthMergeCmd() *cobra.Command {

@@ -2,11 +2,7 @@ package cli
 
 import (
 	"fmt"
-	"io"
-	"os"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/tokenizer/bpetrain"
@@ -47,51 +43,25 @@ tokens <|endoftext|>, <|im_start|>, <|im_end|> (at the end).`,
 			if cfg.Out == "" {
 				return usagef("--out is required")
 			}
-			show := isTerminal(e.stderr)
-			var bar *progressbar.ProgressBar
+			var bar *meter
 			stage := ""
 			cfg.Progress = func(s string, done, total int64) {
-				if !show {
-					return
-				}
 				if s != stage {
 					if bar != nil {
-						_ = bar.Finish()
-						fmt.Fprintln(e.stderr)
+						bar.end()
 					}
 					stage = s
-					desc := "reading"
 					if s == "merge" {
-						desc = "merging"
-					}
-					opts := []progressbar.Option{
-						progressbar.OptionSetWriter(e.stderr),
-						progressbar.OptionSetDescription(desc),
-						progressbar.OptionShowCount(),
-						progressbar.OptionSetPredictTime(true),
-						progressbar.OptionSetElapsedTime(true),
-						progressbar.OptionShowIts(),
-						progressbar.OptionSetWidth(24),
-						progressbar.OptionThrottle(200 * time.Millisecond),
-					}
-					if s == "read" {
-						opts = append(opts, progressbar.OptionShowBytes(true))
+						bar = e.meter("merging", "merges")
 					} else {
-						opts = append(opts, progressbar.OptionSetItsString("merges"))
+						bar = e.meter("reading", "bytes")
 					}
-					bar = progressbar.NewOptions64(total, opts...)
 				}
-				bar.ChangeMax64(total)
-				_ = bar.Set64(done)
+				bar.set(done, total)
 			}
 			res, err := bpetrain.Run(cmd.Context(), cfg)
 			if bar != nil {
-				if err == nil {
-					_ = bar.Finish()
-				} else {
-					_ = bar.Exit()
-				}
-				fmt.Fprintln(e.stderr)
+				bar.end()
 			}
 			if err != nil {
 				return err
@@ -113,16 +83,6 @@ tokens <|endoftext|>, <|im_start|>, <|im_end|> (at the end).`,
 	c.Flags().IntVar(&cfg.VocabSize, "vocab-size", 8192, "vocabulary size, including the 256 byte tokens and the 3 special tokens")
 	c.Flags().StringVar(&cfg.Pattern, "pattern", "llama3", "pre-tokenizer split regex: llama3 (digits in runs of up to 3), gpt2 or qwen2 (single digits)")
 	c.Flags().IntVar(&cfg.MinFrequency, "min-frequency", 0, "stop when the most frequent pair occurs fewer times than this")
+	e.quietFlag(c)
 	return c
-}
-
-// isTerminal reports whether w is a character device (progress bars are shown only
-// there).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

@@ -273,6 +273,18 @@ func TestPlaygroundBuildsPersonas(t *testing.T) {
 		t.Errorf("the card's example dialogue is not in the prompt: %v", got)
 	}
 	p.shot("4-card")
+
+	// With the sampling fields left empty, the persona's own defaults
+	// apply: the captain answers in at most its 40 tokens.
+	p.do("persona defaults", setValue("#max-tokens", ""), setValue("#temperature", ""),
+		chromedp.Click(chromedp.CSS(`li[data-id="captain"] button[aria-label="chat with captain"]`)),
+		chromedp.SendKeys(chromedp.CSS(`#input`), "Sing.\r"),
+		chromedp.WaitReady(chromedp.CSS(`#stats-a[data-done="1"]`)))
+	stats := p.text(`#stats-a`)
+	n, err := strconv.Atoi(strings.Fields(stats + " x")[0])
+	if err != nil || n < 1 || n > 40 {
+		t.Errorf("with the persona's max_tokens 40: stats %q", stats)
+	}
 }
 
 // apiAnswer is the API's greedy answer (seed 5, 16 tokens), as the page

@@ -23,6 +23,7 @@ import (
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/stats"
 	"github.com/masque-ai/masque/subnet"
 )
@@ -86,6 +87,7 @@ type Subject struct {
 
 	build func(context.Context) (*model.Model, error)
 	m     *model.Model
+	fp    string // m's fingerprint when m applies a mask per sequence
 }
 
 // Overlap compares the masks of one method and pattern across voices.
@@ -561,9 +563,29 @@ func (r *runner) single(ctx context.Context, v string, meth subnet.Method, p Pat
 			}
 			weights = res.Weights
 		}
-		return mask.Masked(r.m, mk, weights)
+		if weights != nil {
+			// SparseGPT's updated weights change the model itself: a copy.
+			return mask.Masked(r.m, mk, weights)
+		}
+		return r.maskedView(s, mk)
 	}
 	return s, nil
+}
+
+// maskedView returns the base model with mk applied per sequence
+// (persona.MaskedModel, nothing copied) and records in s the fingerprint of
+// the masked weights, which the evaluation's report and caches name.
+func (r *runner) maskedView(s *Subject, mk *mask.Mask) (*model.Model, error) {
+	fp, err := mask.FingerprintMasked(r.m, mk)
+	if err != nil {
+		return nil, err
+	}
+	m, err := persona.MaskedModel(r.m, mk)
+	if err != nil {
+		return nil, err
+	}
+	s.fp = fp
+	return m, nil
 }
 
 // sameMask reports whether two masks keep the same entries.
@@ -624,8 +646,8 @@ func (r *runner) contrast(ctx context.Context, pair [2]string, p Pattern) (pos, 
 	}
 	r.track.end("mask", cached, time.Since(t0))
 	pos.Density, neg.Density = a.Density(), b.Density()
-	pos.build = func(context.Context) (*model.Model, error) { return mask.Masked(r.m, a, nil) }
-	neg.build = func(context.Context) (*model.Model, error) { return mask.Masked(r.m, b, nil) }
+	pos.build = func(context.Context) (*model.Model, error) { return r.maskedView(pos, a) }
+	neg.build = func(context.Context) (*model.Model, error) { return r.maskedView(neg, b) }
 	return pos, neg, nil
 }
 
@@ -671,7 +693,7 @@ func (r *runner) measure(ctx context.Context, s *Subject, evVoices []string) err
 			if err != nil {
 				return fmt.Errorf("study: %s: %w", s.ID, err)
 			}
-			vc := voices.Config{Corpus: r.corp.Dir, Checkpoint: r.ck, Model: m, ModelName: r.ck.Path + " " + s.ID, ModelExtra: s.Key,
+			vc := voices.Config{Corpus: r.corp.Dir, Checkpoint: r.ck, Model: m, Fingerprint: s.fp, ModelName: r.ck.Path + " " + s.ID, ModelExtra: s.Key,
 				Label: s.ID + " (" + what + ")", Method: s.Method, Classifier: r.cl, Voices: evVoices,
 				Limit: r.set.EvalLimit, MaxTokens: r.set.EvalMaxTokens, Temperature: r.set.Temperature, Seed: r.set.Seed,
 				PPLMaxTokens: r.set.PPLMaxTokens, Out: dir, Progress: func(stage string, d, n int) { r.track.step(stage, d, n) }, Logf: r.logf}

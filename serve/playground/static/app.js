@@ -296,9 +296,11 @@ async function chat(pane, text) {
     messages: pane.history,
     stream: true,
     stream_options: { include_usage: true },
-    temperature: parseFloat($("temperature").value),
-    max_tokens: parseInt($("max-tokens").value, 10),
   };
+  // Left empty, the persona's own sampling defaults apply.
+  const temp = $("temperature").value.trim(), maxTokens = $("max-tokens").value.trim();
+  if (temp !== "") body.temperature = parseFloat(temp);
+  if (maxTokens !== "") body.max_tokens = parseInt(maxTokens, 10);
   const seed = $("seed").value.trim();
   if (seed !== "") body.seed = parseInt(seed, 10);
   const t0 = performance.now();

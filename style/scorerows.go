@@ -1,0 +1,52 @@
+package style
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// ScoreRow is one answer to score: the character answering (empty: the
+// caller's default), the input it answered and its output. A JSONL file of
+// them is what masque style score --batch reads.
+type ScoreRow struct {
+	Character string `json:"character"`
+	Input     string `json:"input"`
+	Output    string `json:"output"`
+}
+
+// ReadScoreRows reads a JSONL file of ScoreRows (blank lines skipped). A row
+// without input or output, a malformed line or an empty file is an error
+// naming the file and line.
+func ReadScoreRows(path string) ([]ScoreRow, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 16<<20)
+	var rows []ScoreRow
+	for ln := 1; sc.Scan(); ln++ {
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		var r ScoreRow
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", path, ln, err)
+		}
+		if strings.TrimSpace(r.Input) == "" || strings.TrimSpace(r.Output) == "" {
+			return nil, fmt.Errorf("%s:%d: the row needs non-empty input and output", path, ln)
+		}
+		rows = append(rows, r)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("%s: no rows", path)
+	}
+	return rows, nil
+}
