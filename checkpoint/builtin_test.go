@@ -12,6 +12,7 @@ import (
 
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/internal/builtin"
+	"github.com/masque-ai/masque/kernels"
 	"github.com/masque-ai/masque/quant"
 )
 
@@ -131,41 +132,56 @@ func TestVoicesMatchesPyTorch(t *testing.T) {
 	if len(g.Sequences) < 2 {
 		t.Fatalf("golden has %d sequences", len(g.Sequences))
 	}
-	for si, s := range g.Sequences {
-		if ids := ck.Tokenizer.Encode(s.Text, false); !slices.Equal(ids, s.IDs) {
-			t.Fatalf("sequence %d: masque encodes %q as %v, the golden was made from %v", si, s.Text, ids, s.IDs)
-		}
-		logits, err := m.Forward(m.NewCache(len(s.IDs)), s.IDs, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v := m.Config.Vocab
-		if len(logits) != len(s.IDs)*v || len(s.Positions) != len(s.IDs) {
-			t.Fatalf("sequence %d: %d logits for %d positions", si, len(logits), len(s.IDs))
-		}
-		worst := 0.0
-		for p, want := range s.Positions {
-			row := logits[p*v : (p+1)*v]
-			check := func(what string, got float32, want float64) {
-				d := math.Abs(float64(got) - want)
-				worst = math.Max(worst, d)
-				// bf16-rounded activations (masque's default) give ~1e-3 relative differences.
-				if d > 0.03+0.01*math.Abs(want) {
-					t.Errorf("sequence %d position %d %s: masque %.5f, PyTorch %.5f", si, p, what, got, want)
+	// Two ways to run the BF16 weights: with float32 activations
+	// (kernels.ExactBF16) masque must agree with float64 PyTorch to float32
+	// accuracy; with the default bf16-rounded activations (relative error
+	// 2⁻⁹ per activation) the logits, of magnitude up to ~20, move by up to
+	// ~0.04 on these sequences, and the greedy choice must not change.
+	modes := []struct {
+		name     string
+		k        kernels.Kernels
+		abs, rel float64
+	}{
+		{"float32 activations", kernels.ExactBF16(kernels.Default()), 1e-4, 1e-5},
+		{"bf16 activations (default)", kernels.Default(), 0.08, 0.01},
+	}
+	for _, mode := range modes {
+		m.K = mode.k
+		for si, s := range g.Sequences {
+			if ids := ck.Tokenizer.Encode(s.Text, false); !slices.Equal(ids, s.IDs) {
+				t.Fatalf("sequence %d: masque encodes %q as %v, the golden was made from %v", si, s.Text, ids, s.IDs)
+			}
+			logits, err := m.Forward(m.NewCache(len(s.IDs)), s.IDs, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := m.Config.Vocab
+			if len(logits) != len(s.IDs)*v || len(s.Positions) != len(s.IDs) {
+				t.Fatalf("sequence %d: %d logits for %d positions", si, len(logits), len(s.IDs))
+			}
+			worst := 0.0
+			for p, want := range s.Positions {
+				row := logits[p*v : (p+1)*v]
+				check := func(what string, got float32, want float64) {
+					d := math.Abs(float64(got) - want)
+					worst = math.Max(worst, d)
+					if d > mode.abs+mode.rel*math.Abs(want) {
+						t.Errorf("%s: sequence %d position %d %s: masque %.6f, PyTorch %.6f", mode.name, si, p, what, got, want)
+					}
+				}
+				check("log-sum-exp", logSumExp(row), want.LSE)
+				for i, id := range want.TopIDs {
+					check(fmt.Sprintf("logit of top id %d", id), row[id], want.Top[i])
+				}
+				for i, id := range g.FixedIDs {
+					check(fmt.Sprintf("logit of id %d", id), row[id], want.Fixed[i])
+				}
+				if got := argmax(row); got != want.TopIDs[0] && float64(row[want.TopIDs[0]]) < float64(row[got])-0.02 {
+					t.Errorf("%s: sequence %d position %d: masque's next token %d, PyTorch's %d", mode.name, si, p, got, want.TopIDs[0])
 				}
 			}
-			check("log-sum-exp", logSumExp(row), want.LSE)
-			for i, id := range want.TopIDs {
-				check(fmt.Sprintf("logit of top id %d", id), row[id], want.Top[i])
-			}
-			for i, id := range g.FixedIDs {
-				check(fmt.Sprintf("logit of id %d", id), row[id], want.Fixed[i])
-			}
-			if got := argmax(row); got != want.TopIDs[0] && float64(row[want.TopIDs[0]]) < float64(row[got])-0.02 {
-				t.Errorf("sequence %d position %d: masque's next token %d, PyTorch's %d", si, p, got, want.TopIDs[0])
-			}
+			t.Logf("%s: sequence %d (%d tokens): largest difference %.4g", mode.name, si, len(s.IDs), worst)
 		}
-		t.Logf("sequence %d (%d tokens): largest difference %.4g", si, len(s.IDs), worst)
 	}
 }
 

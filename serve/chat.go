@@ -314,6 +314,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) *apiError {
 		return e
 	}
 	defer p.base.release()
+	logOf(r).persona = p.spec.Name
 	rf, e := s.responseFormat(p, req.ResponseFormat)
 	if e != nil {
 		return e
@@ -381,6 +382,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) *apiE
 		return e
 	}
 	defer p.base.release()
+	logOf(r).persona = p.spec.Name
 	rf, e := s.responseFormat(p, req.ResponseFormat)
 	if e != nil {
 		return e
@@ -479,11 +481,13 @@ type generation struct {
 	id      string
 	created int64
 	start   time.Time
+	log     *reqLog
 }
 
 // run submits the generation's choices and answers, streaming or not.
 func (g *generation) run(w http.ResponseWriter, r *http.Request) *apiError {
 	g.start = time.Now()
+	g.log = logOf(r)
 	// The body has been read: lift its deadline, which would otherwise
 	// end a long generation (the request has its own timeout).
 	http.NewResponseController(w).SetReadDeadline(time.Time{})
@@ -562,6 +566,10 @@ func resultsUsage(res []*engine.Result) usage {
 
 func (g *generation) finished(res *engine.Result) {
 	g.s.metrics.generation(g.p.spec.Name, res, time.Since(g.start))
+	if g.log != nil {
+		g.log.promptTokens = res.PromptTokens // the choices share the prompt
+		g.log.completionTokens += res.CompletionTokens
+	}
 }
 
 // resultError maps a failed generation to an API error.

@@ -1,3 +1,10 @@
+//go:build conformance
+
+// The OpenAI client conformance tests: they talk to the server through the
+// official openai-go client, whose compilation is most of the serve
+// package's test build. `go test -tags conformance ./serve/` runs them;
+// .ci/run does.
+
 package serve
 
 import (

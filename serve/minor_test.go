@@ -109,3 +109,16 @@ func TestDeletedPersonaMetricsDropped(t *testing.T) {
 		t.Fatalf("the removed persona's series remain:\n%s", grepLines(m, `persona="ephemeral"`))
 	}
 }
+
+// TestChoicesOverCapacity: n larger than the slots and queue places of the
+// server is a 400 about n, not a 429 that no retry could cure.
+func TestChoicesOverCapacity(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.MaxSeqs, o.MaxQueue = 2, 1 })
+	code, body := f.postJSON(t, "/v1/chat/completions", chatBody("pirate", map[string]any{"n": 4}))
+	if code != 400 || !strings.Contains(string(body), `"param":"n"`) {
+		t.Errorf("n=4 over 2 slots and 1 queue place: %d %s", code, body)
+	}
+	if code, body := f.postJSON(t, "/v1/chat/completions", chatBody("pirate", map[string]any{"n": 3, "max_tokens": 4})); code != 200 {
+		t.Errorf("n=3: %d %s", code, body)
+	}
+}

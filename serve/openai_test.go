@@ -1,3 +1,10 @@
+//go:build conformance
+
+// The OpenAI client conformance tests: they talk to the server through the
+// official openai-go client, whose compilation is most of the serve
+// package's test build. `go test -tags conformance ./serve/` runs them;
+// .ci/run does.
+
 package serve
 
 import (
@@ -257,5 +264,45 @@ func TestGreedyMatchesGenerate(t *testing.T) {
 		if a.tokens[0] == 0 || a.tokens[1] != 1 {
 			t.Errorf("%s batched: %d prompt tokens from the cache, %d run; want all but one from the cache", a.name, a.tokens[0], a.tokens[1])
 		}
+	}
+}
+
+// TestAssistantPrefill: a last assistant message is continued, not
+// answered: the prompt is the conversation rendered up to the end of that
+// message's text (for ChatML: the generation prompt followed by the
+// text), and the reply is its continuation.
+func TestAssistantPrefill(t *testing.T) {
+	f := newFixture(t, nil)
+	client := newClient(f)
+	const user, start = "Tell me a story.", "Once upon a time, there was"
+	head, err := f.ck.RenderChat([]chattemplate.Message{{Role: "user", Content: user}}, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := f.ck.Tokenizer.Encode(head+start, false)
+	want, err := generate.Generate(context.Background(), f.ck.Model, generate.FromTokenizer(f.ck.Tokenizer), ids,
+		generate.Options{MaxTokens: 20, StopTokens: f.ck.StopTokens(), SkipSpecial: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "base", MaxTokens: openai.Int(20), Temperature: openai.Float(0),
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(user), openai.AssistantMessage(start)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Choices[0].Message.Content; got != want.Text {
+		t.Errorf("continued %q, want %q", got, want.Text)
+	}
+	if res.Usage.PromptTokens != int64(len(ids)) {
+		t.Errorf("%d prompt tokens, want %d", res.Usage.PromptTokens, len(ids))
+	}
+	// Without the prefill, the reply starts a new turn: another prompt.
+	fresh, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "base", MaxTokens: openai.Int(20), Temperature: openai.Float(0),
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(user)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh.Usage.PromptTokens >= res.Usage.PromptTokens {
+		t.Errorf("prompt of %d tokens with the prefill, %d without", res.Usage.PromptTokens, fresh.Usage.PromptTokens)
 	}
 }

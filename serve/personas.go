@@ -286,6 +286,7 @@ func (s *Server) handlePersonas(w http.ResponseWriter, r *http.Request) *apiErro
 	if e != nil {
 		return e
 	}
+	logOf(r).persona = spec.Name
 	if q := r.URL.Query().Get("replace"); q == "1" || q == "true" {
 		return s.replacePersona(w, spec)
 	}
@@ -420,6 +421,7 @@ func (s *Server) handlePersona(w http.ResponseWriter, r *http.Request) *apiError
 	if err := persona.ValidName(name); err != nil {
 		return badRequest("name", "invalid_name", "%v", err)
 	}
+	logOf(r).persona = name
 	if r.Method == http.MethodDelete {
 		if name == s.opts.BaseID {
 			return badRequest("name", "base_model", "the base model cannot be removed")

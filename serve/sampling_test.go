@@ -1,10 +1,16 @@
+//go:build conformance
+
+// The OpenAI client conformance tests: they talk to the server through the
+// official openai-go client, whose compilation is most of the serve
+// package's test build. `go test -tags conformance ./serve/` runs them;
+// .ci/run does.
+
 package serve
 
 import (
 	"context"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/openai/openai-go/v3"
@@ -187,18 +193,5 @@ func TestOpenAISamplingFields(t *testing.T) {
 	}
 	if slices.Equal([]string{cres.Choices[0].Text}, []string{cres.Choices[1].Text}) {
 		t.Errorf("two equal completion choices %q", cres.Choices[0].Text)
-	}
-}
-
-// TestChoicesOverCapacity: n larger than the slots and queue places of the
-// server is a 400 about n, not a 429 that no retry could cure.
-func TestChoicesOverCapacity(t *testing.T) {
-	f := newFixture(t, func(o *Options) { o.MaxSeqs, o.MaxQueue = 2, 1 })
-	code, body := f.postJSON(t, "/v1/chat/completions", chatBody("pirate", map[string]any{"n": 4}))
-	if code != 400 || !strings.Contains(string(body), `"param":"n"`) {
-		t.Errorf("n=4 over 2 slots and 1 queue place: %d %s", code, body)
-	}
-	if code, body := f.postJSON(t, "/v1/chat/completions", chatBody("pirate", map[string]any{"n": 3, "max_tokens": 4})); code != 200 {
-		t.Errorf("n=3: %d %s", code, body)
 	}
 }

@@ -319,6 +319,7 @@ func (s *Server) routes() http.Handler {
 			http.NewResponseController(w).SetWriteDeadline(time.Time{})
 		}
 		name := "other"
+		r, rl := withReqLog(r)
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -331,6 +332,7 @@ func (s *Server) routes() http.Handler {
 			}
 			sw.deadline()
 			s.metrics.request(name, sw.status(), time.Since(start))
+			s.logRequest(r, rl, sw.status(), time.Since(start))
 			if sw.stalled {
 				s.metrics.stalled.Inc()
 				s.opts.Log.Warn("client dropped: it read nothing for the stall timeout", "path", r.URL.Path, "remote", r.RemoteAddr, "stall_timeout", s.opts.StallTimeout)

@@ -1,15 +1,9 @@
 package serve
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
-
-	"github.com/openai/openai-go/v3"
-
-	"github.com/masque-ai/masque/chattemplate"
-	"github.com/masque-ai/masque/generate"
 )
 
 // TestTokenize: /tokenize and /detokenize in llama-server's shapes
@@ -121,46 +115,6 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
-}
-
-// TestAssistantPrefill: a last assistant message is continued, not
-// answered: the prompt is the conversation rendered up to the end of that
-// message's text (for ChatML: the generation prompt followed by the
-// text), and the reply is its continuation.
-func TestAssistantPrefill(t *testing.T) {
-	f := newFixture(t, nil)
-	client := newClient(f)
-	const user, start = "Tell me a story.", "Once upon a time, there was"
-	head, err := f.ck.RenderChat([]chattemplate.Message{{Role: "user", Content: user}}, true, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := f.ck.Tokenizer.Encode(head+start, false)
-	want, err := generate.Generate(context.Background(), f.ck.Model, generate.FromTokenizer(f.ck.Tokenizer), ids,
-		generate.Options{MaxTokens: 20, StopTokens: f.ck.StopTokens(), SkipSpecial: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "base", MaxTokens: openai.Int(20), Temperature: openai.Float(0),
-		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(user), openai.AssistantMessage(start)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := res.Choices[0].Message.Content; got != want.Text {
-		t.Errorf("continued %q, want %q", got, want.Text)
-	}
-	if res.Usage.PromptTokens != int64(len(ids)) {
-		t.Errorf("%d prompt tokens, want %d", res.Usage.PromptTokens, len(ids))
-	}
-	// Without the prefill, the reply starts a new turn: another prompt.
-	fresh, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "base", MaxTokens: openai.Int(20), Temperature: openai.Float(0),
-		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(user)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fresh.Usage.PromptTokens >= res.Usage.PromptTokens {
-		t.Errorf("prompt of %d tokens with the prefill, %d without", res.Usage.PromptTokens, fresh.Usage.PromptTokens)
-	}
 }
 
 // TestByteLevelBytes: GPT-2's byte alphabet maps back to bytes ("Ġ" is a

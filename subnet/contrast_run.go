@@ -111,7 +111,7 @@ func (cfg *ContrastConfig) pair(ctx context.Context, o Options, many bool, sp, s
 	names := []string{"accuracy (p+)", "accuracy (p− opposing)"}
 	r.Metrics = map[string]float64{}
 	for i, mk := range []*mask.Mask{a, b} {
-		mm, err := mask.Masked(cfg.Model, mk, nil)
+		mm, err := testModel(cfg.Model, mk, nil)
 		if err != nil {
 			return r, ra, rb, err
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/stats"
 )
 
@@ -176,7 +177,7 @@ func (cfg *SweepConfig) one(ctx context.Context, o Options, many bool, st *stats
 	rr := RunFromMask(fmt.Sprintf("ρ=%.2f", run.Sparsity), run.Sparsity, res.Mask)
 	rr.MaskFile = run.Mask
 	if cfg.Test != nil {
-		mm, err := mask.Masked(m, res.Mask, res.Weights)
+		mm, err := testModel(m, res.Mask, res.Weights)
 		if err != nil {
 			return run, rr, err
 		}
@@ -254,4 +255,14 @@ func logf(lf func(string, ...any), format string, a ...any) {
 	if lf != nil {
 		lf(format, a...)
 	}
+}
+
+// testModel is m as a mask's tests run it: the mask applied per sequence
+// (persona.MaskedModel, nothing copied), or, with SparseGPT's updated
+// weights w, which change the model itself, a masked copy.
+func testModel(m *model.Model, mk *mask.Mask, w mask.Weights) (*model.Model, error) {
+	if w != nil {
+		return mask.Masked(m, mk, w)
+	}
+	return persona.MaskedModel(m, mk)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/masque-ai/masque/internal/filehash"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/openaiclient"
+	"github.com/masque-ai/masque/persona"
 )
 
 // Target is the model under evaluation, as masque eval run's flags select
@@ -57,14 +58,19 @@ func (cfg *Config) SetTarget(ctx context.Context, t Target) error {
 		return nil
 	}
 	ck := t.Checkpoint
-	m, extra := ck.Model, ""
+	m, extra, weights := ck.Model, "", ""
 	cfg.Model = ck.Path
 	if t.Mask != "" {
 		mk, err := mask.Load(t.Mask)
 		if err != nil {
 			return err
 		}
-		if m, err = mask.Masked(ck.Model, mk, nil); err != nil {
+		// Applied per sequence (nothing copied); the report and caches
+		// name the masked weights, as a masked copy's would.
+		if m, err = persona.MaskedModel(ck.Model, mk); err != nil {
+			return err
+		}
+		if weights, err = mask.FingerprintMasked(ck.Model, mk); err != nil {
 			return err
 		}
 		sum, err := filehash.SHA256(t.Mask)
@@ -91,7 +97,7 @@ func (cfg *Config) SetTarget(ctx context.Context, t Target) error {
 		zero := 0.0
 		cfg.Sparsity = &zero
 	}
-	gen, err := NewLocal(ck, m, generate.Options{MaxTokens: t.MaxTokens, Temperature: t.Temperature, Seed: uint64(t.Seed)}, extra)
+	gen, err := NewLocalWeights(ck, m, weights, generate.Options{MaxTokens: t.MaxTokens, Temperature: t.Temperature, Seed: uint64(t.Seed)}, extra)
 	if err != nil {
 		return err
 	}

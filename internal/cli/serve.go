@@ -120,7 +120,7 @@ func (f *serveFlags) register(c *cobra.Command) {
 	fl.StringSliceVar(&f.corsOrigins, "cors-origin", nil, "web origin (e.g. https://app.example; * for any) whose pages may call the API from a browser; repeatable (default: none, only the playground's own origin)")
 	fl.DurationVar(&f.stallTimeout, "stall-timeout", time.Minute, "drop a client whose connection accepts nothing for this long (it stopped reading); counted in /metrics (0: never)")
 	fl.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM or SIGINT, stop accepting and give requests in flight this long to finish before ending them (streams then get an error event); exit 0")
-	fl.BoolVar(&f.verbose, "verbose", false, "log more")
+	fl.BoolVar(&f.verbose, "verbose", false, "log one structured line (log/slog) per request: method, path, persona, status, prompt and completion tokens, latency")
 }
 
 // options checks the flags and returns the server's limits (the model and
