@@ -85,6 +85,10 @@ type Spec struct {
 	MaxTokens int `json:"max_tokens,omitempty" yaml:"max_tokens,omitempty"`
 	// Tags are free-form labels.
 	Tags []string `json:"tags,omitempty" yaml:"tags,omitempty"`
+	// HideReasoning, when set, says whether a leading <think>…</think>
+	// block is removed from the persona's chat replies (default: the
+	// server's setting; a request's hide_reasoning overrides both).
+	HideReasoning *bool `json:"hide_reasoning,omitempty" yaml:"hide_reasoning,omitempty"`
 }
 
 // Kind says what the persona runs on (KindBase, KindMask, …).

@@ -353,6 +353,13 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	g := &generation{s: s, p: p, model: req.Model, prompt: ids, opts: o, n: n, format: rf, logprobs: wantLogprobs, top: top, chat: true, stream: req.Stream, includeUsage: includeUsage, tools: tools}
+	g.hideReasoning = s.opts.HideReasoning
+	if p.spec.HideReasoning != nil {
+		g.hideReasoning = *p.spec.HideReasoning
+	}
+	if req.HideReasoning != nil {
+		g.hideReasoning = *req.HideReasoning
+	}
 	return g.run(w, r)
 }
 
@@ -477,6 +484,8 @@ type generation struct {
 	chat, stream bool
 	includeUsage bool
 	echo         string
+	// hideReasoning removes a leading <think>…</think> block (chat only).
+	hideReasoning bool
 
 	id      string
 	created int64
@@ -613,6 +622,9 @@ func (g *generation) collect(w http.ResponseWriter, sts []*engine.Stream) *apiEr
 			}
 		}
 		texts[i] = text.String()
+		if g.chat && g.hideReasoning {
+			texts[i] = generate.StripReasoning(texts[i])
+		}
 	}
 	u := resultsUsage(results)
 	if g.chat {
@@ -756,6 +768,10 @@ func (g *generation) streamOut(w http.ResponseWriter, sts []*engine.Stream) *api
 		}
 		return true
 	}
+	var hide []generate.ReasoningFilter
+	if g.chat && g.hideReasoning {
+		hide = make([]generate.ReasoningFilter, len(sts))
+	}
 	timings := make([]timing, len(sts))
 	offsets := make([]int, len(sts))
 	results := make([]*engine.Result, len(sts))
@@ -773,11 +789,17 @@ func (g *generation) streamOut(w http.ResponseWriter, sts []*engine.Stream) *api
 				if g.logprobs {
 					lp = g.chatLogprobs(c.Logprobs)
 				}
-				if readers != nil {
-					text, deltas := readers[i].feed(c.Text)
+				text := c.Text
+				if hide != nil {
+					text = hide[i].Feed(text)
+				}
+				switch {
+				case readers != nil:
+					text, deltas := readers[i].feed(text)
 					ok = sendTools(i, text, deltas, lp)
-				} else {
-					text := c.Text
+				case text == "" && lp == nil:
+					ok = true // held back as reasoning
+				default:
 					ok = send(chunk(i, chunkDelta{Content: &text}, lp, nil))
 				}
 			} else {
@@ -807,6 +829,20 @@ func (g *generation) streamOut(w http.ResponseWriter, sts []*engine.Stream) *api
 			return nil
 		}
 		fr := res.FinishReason
+		if hide != nil {
+			if text := hide[i].Flush(); text != "" {
+				ok := true
+				if readers != nil {
+					t, deltas := readers[i].feed(text)
+					ok = sendTools(i, t, deltas, nil)
+				} else {
+					ok = send(chunk(i, chunkDelta{Content: &text}, nil, nil))
+				}
+				if !ok {
+					return nil
+				}
+			}
+		}
 		if readers != nil {
 			text, deltas := readers[i].finish()
 			if !sendTools(i, text, deltas, nil) {

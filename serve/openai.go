@@ -186,6 +186,9 @@ type chatRequest struct {
 	ToolChoice          json.RawMessage `json:"tool_choice"`
 	ParallelToolCalls   *bool           `json:"parallel_tool_calls"`
 	ResponseFormat      json.RawMessage `json:"response_format"`
+	// HideReasoning (a masque extension) removes a leading
+	// <think>…</think> block from the reply.
+	HideReasoning *bool `json:"hide_reasoning"`
 }
 
 // completionRequest is POST /v1/completions.

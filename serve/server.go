@@ -98,6 +98,11 @@ type Options struct {
 	MaxTokens int
 	// NoPlayground turns off the web playground at /.
 	NoPlayground bool
+	// HideReasoning removes a leading <think>…</think> block from chat
+	// replies (streamed replies are held back until it closes) unless a
+	// persona (Spec.HideReasoning) or a request (hide_reasoning) says
+	// otherwise.
+	HideReasoning bool
 	// CORSOrigins are the web origins (e.g. "https://app.example"; "*":
 	// any) whose pages may call the API from a browser; requests from
 	// other origins are refused (see guard.go). The playground, served

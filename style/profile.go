@@ -502,3 +502,30 @@ func (s *Set) Character(name string) (*Profile, error) {
 	sort.Strings(names)
 	return nil, fmt.Errorf("no character %q in the profile (it has: %s)", name, strings.Join(names, ", "))
 }
+
+// KeywordWords returns the surface forms of the character's first k
+// keywords (all of them when k <= 0 or it has fewer), best first.
+func (p *Profile) KeywordWords(k int) []string {
+	n := len(p.Keywords)
+	if k > 0 && k < n {
+		n = k
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = p.Keywords[i].Word
+	}
+	return out
+}
+
+// OnTags returns the names of the pragmatic tags that are on for the
+// character (none for a profile built without an embedder), in the tag
+// set's order.
+func (p *Profile) OnTags() []string {
+	var out []string
+	for _, t := range p.Tags {
+		if t.On {
+			out = append(out, t.Name)
+		}
+	}
+	return out
+}

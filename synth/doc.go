@@ -11,7 +11,14 @@
 //   - Persona-Pruner data (RunPersonaScores, RunPersonaData): questions
 //     ranked by persona sensitivity s(q), measured on the hidden states of
 //     the model to be pruned (Scorer), the top N rewritten in the persona's
-//     voice, written as chat JSONL with the METHODS system prompt.
+//     voice, written as chat JSONL with the METHODS system prompt;
+//   - style rewrite (RunStyleRewrite, METHODS §3): stylised lines → a
+//     neutral rewrite and a reasoning trace by the teacher, or parallel
+//     (neutral, styled) pairs without one (ReadVoicePairs: two voices of a
+//     voices corpus that share contrast keys, sentence-aligned), written
+//     as chat JSONL whose prompt holds the character, its style tags and
+//     keywords and the neutral content, and whose target is
+//     "<think>trace</think>" + the original line.
 //
 // Every stage appends its rows to an append-only log in the output folder
 // (<stage>.log.jsonl, one write per row, each row under a stable id that

@@ -92,6 +92,13 @@ type anyRow struct {
 	Score          *float64 `json:"score"`
 	Skipped        string   `json:"skipped"`
 	Flags          []string `json:"flags"`
+	// style-rewrite rows
+	Name    string `json:"name"`
+	Neutral string `json:"neutral"`
+	Styled  string `json:"styled"`
+	Trace   string `json:"trace"`
+	Source  string `json:"source"`
+	User    string `json:"user"`
 }
 
 // text is the generated text of a row.
@@ -103,6 +110,8 @@ func (r *anyRow) text(stage string) string {
 		return r.CharAnswer
 	case StagePersona:
 		return r.Answer
+	case StageStyle:
+		return r.Styled
 	}
 	return ""
 }
@@ -110,6 +119,18 @@ func (r *anyRow) text(stage string) string {
 type chatRow struct {
 	Messages []chattemplate.Message `json:"messages"`
 	Flags    []string               `json:"flags,omitempty"`
+}
+
+// styleOut is a row of style_rewrite.jsonl.
+type styleOut struct {
+	Character string   `json:"character"`
+	Neutral   string   `json:"neutral"`
+	Styled    string   `json:"styled"`
+	Trace     string   `json:"trace,omitempty"`
+	Source    string   `json:"source,omitempty"`
+	System    string   `json:"system"`
+	User      string   `json:"user"`
+	Flags     []string `json:"flags,omitempty"`
 }
 
 type characterOut struct {
@@ -132,7 +153,8 @@ type dialogueOut struct {
 // an interrupted run, across shards merged, or an uninterrupted run):
 // synthetic_character.jsonl for profiles; synthetic_dialogue.jsonl and
 // synthetic_dialogue.chat.jsonl for answers; persona_data.jsonl for
-// persona. Near-duplicate answers are removed (or flagged) here, never in
+// persona; style_rewrite.jsonl and style_rewrite.chat.jsonl for
+// style-rewrite. Near-duplicate answers are removed (or flagged) here, never in
 // the logs, so the decision always sees the whole set. It also writes the
 // stage's HTML report. Deliverables are written atomically.
 func Finalize(dir, stage string, o FinalizeOptions) (*FinalStats, error) {
@@ -261,6 +283,15 @@ func Finalize(dir, stage string, o FinalizeOptions) (*FinalStats, error) {
 		werr = write(FilePersonaData, func(r *anyRow) any {
 			return chatRow{Messages: []chattemplate.Message{{Role: "system", Content: r.System}, {Role: "user", Content: r.Question}, {Role: "assistant", Content: r.Answer}}, Flags: r.Flags}
 		})
+	case StageStyle:
+		werr = write(FileStyleRows, func(r *anyRow) any {
+			return styleOut{Character: r.Name, Neutral: r.Neutral, Styled: r.Styled, Trace: r.Trace, Source: r.Source, System: r.System, User: r.User, Flags: r.Flags}
+		})
+		if werr == nil {
+			werr = write(FileStyleChat, func(r *anyRow) any {
+				return chatRow{Messages: []chatMessage{{"system", r.System}, {"user", r.User}, {"assistant", StyleTarget(r.Trace, r.Styled)}}, Flags: r.Flags}
+			})
+		}
 	}
 	if werr != nil {
 		return nil, werr

@@ -87,7 +87,11 @@ wordnet, wesnoth, devil), the prompt that model was trained to follow. With --js
 --json-schema FILE (a value of that JSON schema: type, properties, required,
 additionalProperties, items, enum, const, min/maxLength, min/maxItems)
 constrain decoding so that the output always parses (unless --max-tokens cuts
-it short).`,
+it short).
+
+--hide-reasoning removes a leading <think>…</think> block (the reasoning trace
+of a style-rewrite model) from the output; streamed text is held back until
+the block closes.`,
 		Example: `  masque generate --persona devil --prompt "Define: PEACE." --temperature 0
   masque generate --model builtin:stories260K --prompt "Once upon a time"
   masque generate --model ./Qwen2.5-0.5B-Instruct --chat --system "You are a pirate." --prompt "Hello" --temperature 0
@@ -105,6 +109,7 @@ it short).`,
 	c.Flags().BoolVar(&st.stats, "stats", false, "print timing statistics to standard error")
 	c.Flags().StringVar(&st.gram, "grammar", "", "constrain the output: json (any JSON value) or json-object")
 	c.Flags().StringVar(&st.schemaFile, "json-schema", "", "constrain the output to a value of the JSON schema in `FILE`")
+	c.Flags().BoolVar(&st.hideReasoning, "hide-reasoning", false, "remove a leading <think>…</think> block from the output")
 	return c
 }
 
@@ -113,7 +118,7 @@ type generateRun struct {
 	mf                                      modelFlags
 	sf                                      samplingFlags
 	prompt, system, voice, gram, schemaFile string
-	chat, asJSON, stats                     bool
+	chat, asJSON, stats, hideReasoning      bool
 }
 
 func (e *env) runGenerate(cmd *cobra.Command, st *generateRun) error {
@@ -150,12 +155,25 @@ func (e *env) runGenerate(cmd *cobra.Command, st *generateRun) error {
 		return err
 	}
 	var onText func(string) error
+	var rf generate.ReasoningFilter
 	if !st.asJSON {
-		onText = func(s string) error { _, err := fmt.Fprint(e.stdout, s); return err }
+		onText = func(s string) error {
+			if st.hideReasoning {
+				s = rf.Feed(s)
+			}
+			_, err := fmt.Fprint(e.stdout, s)
+			return err
+		}
 	}
 	res, err := generate.Generate(cmd.Context(), ck.Model, textStreams(ck), ids, o, onText)
 	if err != nil {
 		return err
+	}
+	if st.hideReasoning {
+		res.Text = generate.StripReasoning(res.Text)
+		if !st.asJSON {
+			fmt.Fprint(e.stdout, rf.Flush())
+		}
 	}
 	if st.asJSON {
 		out := res.IDs

@@ -25,7 +25,7 @@ type serveFlags struct {
 	ctxLen, maxSeqs, queue, batchTokens, maxTokens        int
 	promptCacheMB                                         int
 	timeout, shutdownGrace, stallTimeout                  time.Duration
-	noPlayground, verbose, persist                        bool
+	noPlayground, verbose, persist, hideReasoning         bool
 	corsOrigins                                           []string
 }
 
@@ -117,6 +117,7 @@ func (f *serveFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.maxBody, "max-body", "1MiB", "largest request body")
 	fl.StringVar(&f.maxMessage, "max-message", "64KiB", "largest message content")
 	fl.BoolVar(&f.noPlayground, "no-playground", false, "do not serve the web playground at /")
+	fl.BoolVar(&f.hideReasoning, "hide-reasoning", false, `remove a leading <think>…</think> block from chat replies (streams are held back until it closes; a persona's hide_reasoning or a request's "hide_reasoning" overrides)`)
 	fl.StringSliceVar(&f.corsOrigins, "cors-origin", nil, "web origin (e.g. https://app.example; * for any) whose pages may call the API from a browser; repeatable (default: none, only the playground's own origin)")
 	fl.DurationVar(&f.stallTimeout, "stall-timeout", time.Minute, "drop a client whose connection accepts nothing for this long (it stopped reading); counted in /metrics (0: never)")
 	fl.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM or SIGINT, stop accepting and give requests in flight this long to finish before ending them (streams then get an error event); exit 0")
@@ -181,7 +182,7 @@ func (f *serveFlags) options() (serve.Options, error) {
 	o = serve.Options{BaseID: f.baseID, APIKey: f.apiKey, AdminKey: f.adminKey,
 		Ctx: f.ctxLen, KVBytes: kv, MaxSeqs: f.maxSeqs, MaxQueue: f.queue, BatchTokens: f.batchTokens, PromptCacheBytes: promptCache,
 		Timeout: f.timeout, MaxBodyBytes: body, MaxMessageBytes: int(msg), MaxTokens: f.maxTokens,
-		NoPlayground: f.noPlayground, ShutdownGrace: f.shutdownGrace, CORSOrigins: f.corsOrigins, StallTimeout: f.stallTimeout}
+		NoPlayground: f.noPlayground, HideReasoning: f.hideReasoning, ShutdownGrace: f.shutdownGrace, CORSOrigins: f.corsOrigins, StallTimeout: f.stallTimeout}
 	return o, nil
 }
 

@@ -38,6 +38,8 @@ MASQUE_TEACHER_KEY / OPENAI_API_KEY).
   answers       instructions × characters → answers (synthetic_dialogue.jsonl
                 and synthetic_dialogue.chat.jsonl, ready for masque finetune)
   persona-data  Persona-Pruner data for one persona (persona_data.jsonl)
+  style-rewrite stylised lines → neutral rewrite + reasoning trace → style-rewrite
+                training rows (style_rewrite.chat.jsonl), or parallel data
   merge         join and verify the shards of a sharded job
   batch         export requests to / import results from the OpenAI Batch API
 
@@ -53,7 +55,7 @@ when the output files are built. <stage>.report.html summarises each run.`,
 	}
 	c.AddCommand(
 		e.synthProfilesCmd(synthLive), e.synthAnswersCmd(synthLive), e.synthPersonaCmd(synthLive),
-		e.synthMergeCmd(), e.synthBatchCmd(),
+		e.synthStyleCmd(synthLive), e.synthMergeCmd(), e.synthBatchCmd(),
 	)
 	return c
 }
@@ -714,9 +716,9 @@ cache and writes the rows. Rows whose profile must be asked for again (a
 malformed profile) need another export/import round.`,
 	}
 	exp := &cobra.Command{Use: "export STAGE", Short: "Write the requests a stage needs as an OpenAI Batch input file"}
-	exp.AddCommand(e.synthProfilesCmd(synthExport), e.synthAnswersCmd(synthExport), e.synthPersonaCmd(synthExport))
+	exp.AddCommand(e.synthProfilesCmd(synthExport), e.synthAnswersCmd(synthExport), e.synthPersonaCmd(synthExport), e.synthStyleCmd(synthExport))
 	imp := &cobra.Command{Use: "import STAGE", Short: "Read OpenAI Batch results and write the stage's rows"}
-	imp.AddCommand(e.synthProfilesCmd(synthImport), e.synthAnswersCmd(synthImport), e.synthPersonaCmd(synthImport))
+	imp.AddCommand(e.synthProfilesCmd(synthImport), e.synthAnswersCmd(synthImport), e.synthPersonaCmd(synthImport), e.synthStyleCmd(synthImport))
 	c.AddCommand(exp, imp)
 	return c
 }
