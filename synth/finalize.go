@@ -289,7 +289,7 @@ func Finalize(dir, stage string, o FinalizeOptions) (*FinalStats, error) {
 		})
 		if werr == nil {
 			werr = write(FileStyleChat, func(r *anyRow) any {
-				return chatRow{Messages: []chatMessage{{"system", r.System}, {"user", r.User}, {"assistant", StyleTarget(r.Trace, r.Styled)}}, Flags: r.Flags}
+				return chatRow{Messages: []chattemplate.Message{{Role: "system", Content: r.System}, {Role: "user", Content: r.User}, {Role: "assistant", Content: StyleTarget(r.Trace, r.Styled)}}, Flags: r.Flags}
 			})
 		}
 	}
