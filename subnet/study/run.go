@@ -26,6 +26,7 @@ import (
 	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/stats"
 	"github.com/masque-ai/masque/subnet"
+	"github.com/masque-ai/masque/train/sft"
 )
 
 // Num is a float64 written as JSON null when it is NaN or infinite.
@@ -762,7 +763,7 @@ func (r *runner) heldOutSamples() error {
 		for i := range rows {
 			_, user, ans := turns(&rows[i])
 			msgs := []chattemplate.Message{{Role: "system", Content: vo.Persona}, {Role: "user", Content: user}, {Role: "assistant", Content: ans}}
-			s, ok, err := ppl.ChatSample(msgs, r.chat())
+			s, ok, err := ppl.ChatSample(msgs, sft.NewEncoder(r.ck.Template, r.ck.Tokenizer, r.ck.TemplateConfig, r.ck.HasTemplate))
 			if err != nil {
 				return fmt.Errorf("study: %s, row %s: %w", r.corp.SplitPath(vo.Name, voices.SplitTest), rows[i].ID, err)
 			}
