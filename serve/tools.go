@@ -382,6 +382,7 @@ const (
 type toolReader struct {
 	ts    *toolSetup
 	buf   string // text held back
+	blank string // blank text after a call, held back
 	state int
 	calls []toolCall
 	// the call being read
@@ -410,6 +411,23 @@ func newToolReader(ts *toolSetup) *toolReader {
 // headerRE matches the start of a call object up to its arguments.
 var headerRE = regexp.MustCompile(`^\s*\{\s*"name"\s*:\s*"([A-Za-z0-9_-]{1,64})"\s*,\s*"(?:arguments|parameters)"\s*:\s*`)
 
+// emit adds text to content. Once a call was made, blank text (the new
+// lines between and after calls) is held back until text that is not
+// blank follows; what is held at the end of the reply is dropped.
+func (r *toolReader) emit(content *strings.Builder, text string) {
+	if len(r.calls) == 0 {
+		content.WriteString(text)
+		return
+	}
+	text = r.blank + text
+	r.blank = ""
+	if strings.TrimSpace(text) == "" {
+		r.blank = text
+		return
+	}
+	content.WriteString(text)
+}
+
 func (r *toolReader) feed(text string) (string, []toolCallDelta) {
 	r.buf += text
 	var content strings.Builder
@@ -422,7 +440,7 @@ func (r *toolReader) feed(text string) (string, []toolCallDelta) {
 			return content.String(), deltas
 		case readText:
 			r.buf = ""
-			content.WriteString(s)
+			r.emit(&content, s)
 			return content.String(), deltas
 		case readContent:
 			if r.ts.format == toolFormatJSON {
@@ -440,19 +458,19 @@ func (r *toolReader) feed(text string) (string, []toolCallDelta) {
 				continue
 			}
 			if i := strings.Index(s, callOpen); i >= 0 {
-				content.WriteString(s[:i])
+				r.emit(&content, s[:i])
 				r.state = readCall
 				r.startRead(s[i+len(callOpen):])
 				continue
 			}
 			keep := partialSuffix(s, callOpen)
-			content.WriteString(s[:len(s)-keep])
+			r.emit(&content, s[:len(s)-keep])
 			r.buf = s[len(s)-keep:]
 			return content.String(), deltas
 		case readCall:
 			d, text, more := r.callStep()
 			deltas = append(deltas, d...)
-			content.WriteString(text)
+			r.emit(&content, text)
 			if !more {
 				return content.String(), deltas
 			}
@@ -549,6 +567,14 @@ func (r *toolReader) endCall() {
 // finish ends the reply: it returns the text held back and the last
 // call's deltas.
 func (r *toolReader) finish() (string, []toolCallDelta) {
+	text, deltas := r.finishRaw()
+	var content strings.Builder
+	r.emit(&content, text)
+	r.blank = ""
+	return content.String(), deltas
+}
+
+func (r *toolReader) finishRaw() (string, []toolCallDelta) {
 	s := r.buf
 	r.buf = ""
 	switch r.state {

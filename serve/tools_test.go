@@ -230,7 +230,7 @@ func TestToolReaderText(t *testing.T) {
 			ts          *toolSetup
 			reply, text string
 			calls       int
-		}{hermes, two, "A\n\n", 2},
+		}{hermes, two, "A\n", 2},
 		struct {
 			ts          *toolSetup
 			reply, text string

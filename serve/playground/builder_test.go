@@ -74,6 +74,9 @@ func (p *page) shot(name string) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		p.t.Fatal(err)
 	}
+	if out := os.Getenv("MASQUE_SCREENSHOT_DIR"); out != "" {
+		os.WriteFile(filepath.Join(out, p.t.Name()+"-"+name+".jpg"), data, 0o644)
+	}
 	p.t.Logf("screenshot %s (%v)", path, img.Bounds().Size())
 }
 
@@ -136,7 +139,8 @@ func getPersona(t *testing.T, url, key, name string) map[string]any {
 // compare it with a masked persona side by side, and import a PNG
 // character card by dropping it; the kinds, sizes, per-reply tokens/s and
 // prompt cache hits and the live server totals show. Screenshots of every
-// stage go to the test's artifact folder (go test -artifacts keeps them).
+// stage go to the test's artifact folder (go test -artifacts keeps them)
+// and to $MASQUE_SCREENSHOT_DIR when set.
 func TestPlaygroundBuildsPersonas(t *testing.T) {
 	ctx := browsertest.Context(t, "the playground", 1280, 860, 150*time.Second)
 	ck, err := checkpoint.Open("", checkpoint.Options{})
