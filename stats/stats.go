@@ -305,6 +305,7 @@ type Collector struct {
 	hooks    *model.Hooks
 	samples  int
 	tokens   int64
+	first    int // the layer whose q input counts the tokens: the first one collected
 }
 
 // NewCollector prepares to collect statistics of m.
@@ -317,9 +318,13 @@ func NewCollector(m *model.Model, o Options) *Collector {
 	}
 	c := &Collector{m: m, opt: o, ch: make([][NumInputs]*Channel, m.Config.Layers), shared: make([][NumInputs]*float32, m.Config.Layers)}
 	dims := InputDims(&m.Config)
+	c.first = -1
 	for l := range c.ch {
 		if o.Layer != nil && !o.Layer(l) {
 			continue
+		}
+		if c.first < 0 {
+			c.first = l
 		}
 		for i := Input(0); i < NumInputs; i++ {
 			if o.Inputs[i] {
@@ -327,6 +332,7 @@ func NewCollector(m *model.Model, o Options) *Collector {
 			}
 		}
 	}
+	c.first = max(c.first, 0)
 	c.hooks = &model.Hooks{LinearInput: c.linearInput}
 	return c
 }
@@ -356,7 +362,7 @@ func (c *Collector) linearInput(l int, p model.Proj, x []float32, rows, cols int
 			return
 		}
 	}
-	if l == 0 && p == model.ProjQ {
+	if l == c.first && p == model.ProjQ {
 		c.tokens += int64(rows)
 	}
 	ch := c.ch[l][in]

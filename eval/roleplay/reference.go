@@ -3,6 +3,7 @@ package roleplay
 import (
 	"context"
 	"fmt"
+	"github.com/masque-ai/masque/train/sft"
 	"path/filepath"
 
 	"github.com/masque-ai/masque/chattemplate"
@@ -102,7 +103,7 @@ func ComputeReference(ctx context.Context, ck *checkpoint.Checkpoint, m *model.M
 		ref.MC = append(ref.MC, r)
 	}
 	for _, f := range o.PPLData {
-		samples, err := ppl.Load(f, tok, chatFunc(ck), o.PPLMaxTokens)
+		samples, err := ppl.Load(f, tok, sft.NewEncoder(ck.Template, ck.Tokenizer, ck.TemplateConfig, ck.HasTemplate), o.PPLMaxTokens)
 		if err != nil {
 			return nil, err
 		}

@@ -39,7 +39,6 @@ import (
 
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
-	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/eval/internal/store"
 	"github.com/masque-ai/masque/eval/ppl"
 	"github.com/masque-ai/masque/eval/roleplay"
@@ -50,6 +49,7 @@ import (
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/persona"
+	"github.com/masque-ai/masque/train/sft"
 )
 
 // DefaultModel is the model `masque eval voices` evaluates without --model.
@@ -664,20 +664,11 @@ func (g *runner) answer(ctx context.Context, system, user string, o generate.Opt
 	return a, nil
 }
 
-// sample renders system, user and answer and marks the answer's tokens.
+// sample renders system, user and answer and marks the answer's tokens:
+// those finetune would train on (see ppl.ChatSample).
 func (g *runner) sample(system, user, answer string) (ppl.Sample, error) {
-	chat := func(msgs []calib.Message, gen bool) ([]int, error) {
-		cm := make([]chattemplate.Message, len(msgs))
-		for i, m := range msgs {
-			cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}
-		}
-		return g.ck.EncodeChat(cm, gen, nil)
-	}
-	var msgs []calib.Message
-	for _, m := range messages(system, user, answer) {
-		msgs = append(msgs, calib.Message{Role: m.Role, Content: m.Content})
-	}
-	s, ok, err := ppl.ChatSample(msgs, chat)
+	enc := sft.NewEncoder(g.ck.Template, g.ck.Tokenizer, g.ck.TemplateConfig, g.ck.HasTemplate)
+	s, ok, err := ppl.ChatSample(messages(system, user, answer), enc)
 	if err != nil {
 		return ppl.Sample{}, err
 	}

@@ -86,7 +86,7 @@ DIR/training.json records the run and DIR/loss.svg plots the loss curves.`,
 	fl.StringVar(&f.dtype, "dtype", "", "element type of saved models: f32, bf16 or f16 (default: the base model's)")
 	fl.Float64Var(&f.epochs, "epochs", 0, "passes over the training data (default 1 when --steps is not given)")
 	fl.IntVar(&f.steps, "steps", 0, "optimiser steps (instead of --epochs)")
-	fl.Float64Var(&f.lr, "lr", 0, "peak learning rate (default 2e-4 for LoRA, 2e-5 for --full)")
+	lrVar(fl, &f.lr, "lr", "peak learning rate (default 2e-4 for LoRA, 2e-5 for --full; must be positive)")
 	fl.StringVar(&f.schedule, "schedule", "cosine", "learning-rate schedule: constant, linear or cosine")
 	fl.IntVar(&f.warmup, "warmup", -1, "warm-up steps (default: 3% of the steps)")
 	fl.Float64Var(&f.minLR, "min-lr-ratio", 0.1, "final learning rate as a fraction of --lr (linear, cosine)")

@@ -346,6 +346,9 @@ module, accuracy against sparsity).`,
 	st.ef.register(c)
 	fl := c.Flags()
 	fl.StringVar(&st.method, "method", "wanda", "scorer: magnitude, wanda or sparsegpt")
+	fl.IntVar(&st.sg.BlockSize, "sparsegpt-block", 0, "sparsegpt: columns per lazy-update block (0: 128); recorded in the mask")
+	fl.Float64Var(&st.sg.Damp, "sparsegpt-damp", 0, "sparsegpt: relative dampening λ, H += λ·mean(diag H)·I (0: 0.01); recorded in the mask")
+	fl.BoolVar(&st.sg.WholeBlock, "sparsegpt-whole-block", false, "sparsegpt: choose each block's pruned weights with one threshold over the whole block, as in the paper (rows prune different counts), instead of the same count per row")
 	fl.StringVar(&st.statsDir, "stats", "", "use statistics saved by masque stats instead of collecting them")
 	fl.StringVar(&st.out, "out", "", "mask file to write (.safetensors)")
 	fl.StringVar(&st.modelOut, "model-out", "", "also write the masked model (with SparseGPT's updated weights) as a Hugging Face folder")
@@ -365,6 +368,7 @@ type subnetRun struct {
 	ef                                      evalFlags
 	method, statsDir, out, modelOut, report string
 	force, asJSON                           bool
+	sg                                      subnet.Options // SparseGPT's Damp, BlockSize and WholeBlock
 }
 
 func (e *env) runSubnet(cmd *cobra.Command, st *subnetRun) error {
@@ -375,6 +379,9 @@ func (e *env) runSubnet(cmd *cobra.Command, st *subnetRun) error {
 	opts, err := st.pf.options()
 	if err != nil {
 		return err
+	}
+	for i := range opts {
+		opts[i].Damp, opts[i].BlockSize, opts[i].WholeBlock = st.sg.Damp, st.sg.BlockSize, st.sg.WholeBlock
 	}
 	if st.out == "" {
 		return usagef("--out is required")
@@ -449,6 +456,14 @@ per-sample channel norms; p+ keeps the top k of |W|·φ(z) per row, p− of |W|�
 φ = relu or softplus(·/2). Variant pooled: score = |μ+ − μ−|/sqrt(v+ + v− + 1e-6)
 from token-pooled raw activations; p+ keeps the top k of |W|·score, p− the next k.
 
+Ties under --phi relu: relu(z) is 0 for every channel with z ≤ 0, usually far
+more entries than a row's k can separate, so masque breaks those ties by the
+score before the relu: entries are ranked by |W|·z (channels with no evidence,
+z = 0, before those that favour the other persona), then by |W|·Ā with Ā the
+mean of both sides' norms. Since softplus(z/2) also increases with z, --phi relu
+and --phi softplus rank by the same evidence and in practice give nearly the
+same masks; the paper's relu leaves the zero scores unordered.
+
 SPEC is a statistics folder (masque stats), a text file (one sample per line),
 a chat .jsonl file, persona:DESCRIPTION (or persona:@FILE), or generic.
 With --eval the p+ mask is scored on the test and the p− mask on the opposing side.`,
@@ -467,7 +482,7 @@ With --eval the p+ mask is scored on the test and the p− mask on the opposing 
 	fl.StringVar(&st.outPos, "out-pos", "", "mask file for the positive persona")
 	fl.StringVar(&st.outNeg, "out-neg", "", "mask file for the opposing persona")
 	fl.StringVar(&st.variant, "variant", "wanda", "wanda (per-sample norm z-scores) or pooled (pooled raw activations)")
-	fl.StringVar(&st.phi, "phi", "relu", "φ for the wanda variant: relu or softplus")
+	fl.StringVar(&st.phi, "phi", "relu", "φ for the wanda variant: relu or softplus (relu's zero-score ties are ranked by |W|·z, see above)")
 	fl.StringVar(&st.report, "report", "", "write an HTML report")
 	fl.BoolVar(&st.force, "force", false, "overwrite existing outputs")
 	fl.BoolVar(&st.asJSON, "json", false, "print JSON")

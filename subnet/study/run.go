@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/masque-ai/masque/train/sft"
 	"io"
 	"math"
 	"os"
@@ -761,8 +762,8 @@ func (r *runner) heldOutSamples() error {
 		rows = rows[:min(len(rows), r.set.PPLRows)]
 		for i := range rows {
 			_, user, ans := turns(&rows[i])
-			msgs := []calib.Message{{Role: "system", Content: vo.Persona}, {Role: "user", Content: user}, {Role: "assistant", Content: ans}}
-			s, ok, err := ppl.ChatSample(msgs, r.chat())
+			msgs := []chattemplate.Message{{Role: "system", Content: vo.Persona}, {Role: "user", Content: user}, {Role: "assistant", Content: ans}}
+			s, ok, err := ppl.ChatSample(msgs, sft.NewEncoder(r.ck.Template, r.ck.Tokenizer, r.ck.TemplateConfig, r.ck.HasTemplate))
 			if err != nil {
 				return fmt.Errorf("study: %s, row %s: %w", r.corp.SplitPath(vo.Name, voices.SplitTest), rows[i].ID, err)
 			}

@@ -146,7 +146,6 @@ func (cfg *JobConfig) load(logf func(string, ...any)) (ds *sft.Dataset, evalSet 
 // summary is training.json.
 func (cfg *JobConfig) summary(job *JobResult, tc train.Config, evalSkipped []sft.Problem) map[string]any {
 	res, ds, tr := job.Result, job.Data, job.Trainer
-	tc.LR = res.LR
 	skipped := append(append([]sft.Problem{}, ds.Skipped...), evalSkipped...)
 	probs := make([]string, len(skipped))
 	for i, p := range skipped {
@@ -157,7 +156,7 @@ func (cfg *JobConfig) summary(job *JobResult, tc train.Config, evalSkipped []sft
 		"trainable_parameters": res.Net.NumTrainable(), "total_parameters": cfg.Model.NumParams(),
 		"rows": ds.Rows, "train_rows": len(ds.Train), "eval_rows": job.EvalRows, "skipped_rows": probs,
 		"truncated_rows": ds.Truncated, "tokens": ds.Tokens, "trained_tokens": ds.Targets,
-		"config": tc, "warmup": res.Warmup, "lr": res.LR, "steps_done": tr.State.Step, "total_steps": tr.State.TotalSteps,
+		"config": tr.Cfg, "warmup": res.Warmup, "lr": res.LR, "steps_done": tr.State.Step, "total_steps": tr.State.TotalSteps,
 		"seconds": tr.State.Seconds, "history": tr.State.History, "interrupted": res.Interrupted,
 	}
 	if res.InitialEval != nil {
