@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/model"
 )
 
@@ -20,7 +21,7 @@ func TestLayerwiseEqualsCollect(t *testing.T) {
 	}
 	ss := randomSamples(4, m.Config.Vocab, 5)
 	gram := func(int, Input) bool { return true }
-	want, err := Collect(context.Background(), m, ss, Calibration{}, Options{Gram: gram}, nil)
+	want, err := Collect(context.Background(), m, ss, calib.Record{}, Options{Gram: gram}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@
 // holds four inputs per block (attn_in, o_in, mlp_in, down_in).
 //
 // Statistics are saved as a safetensors file plus a JSON manifest that
-// records the model fingerprint (mask.Fingerprint), the calibration set and
+// records the model fingerprint (model.Model.Fingerprint), the calibration set and
 // the sample and token counts, and can be loaded back.
 package stats
 
@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/model"
 )
 
@@ -442,7 +443,7 @@ func (c *Collector) Stats(man Manifest) *Stats {
 // fresh cache and returns the statistics, with calib recorded in the
 // manifest. progress, if set, is called after each sample. It stops with
 // ctx's error when ctx is cancelled between samples.
-func Collect(ctx context.Context, m *model.Model, samples [][]int, calib Calibration, o Options, progress func(done, total int)) (*Stats, error) {
+func Collect(ctx context.Context, m *model.Model, samples [][]int, rec calib.Record, o Options, progress func(done, total int)) (*Stats, error) {
 	if len(samples) == 0 {
 		return nil, fmt.Errorf("stats: no calibration samples")
 	}
@@ -458,5 +459,5 @@ func Collect(ctx context.Context, m *model.Model, samples [][]int, calib Calibra
 			progress(i+1, len(samples))
 		}
 	}
-	return col.Stats(Manifest{Calibration: calib}), nil
+	return col.Stats(Manifest{Calibration: rec}), nil
 }

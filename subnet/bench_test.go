@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/randmodel"
-	"github.com/masque-ai/masque/stats"
 )
 
 // BenchmarkSparseGPTSequential compares the layer-at-a-time sequential
@@ -56,7 +56,7 @@ func BenchmarkSparseGPTSequential(b *testing.B) {
 	}
 	b.Run("layerwise", func(b *testing.B) {
 		run(b, func() (*Result, error) {
-			return SparseGPTSequential(context.Background(), m, samples, stats.Calibration{Name: "bench"}, o, nil)
+			return SparseGPTSequential(context.Background(), m, samples, calib.Record{Name: "bench"}, o, nil)
 		})
 	})
 	b.Run("rerun", func(b *testing.B) {

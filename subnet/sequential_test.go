@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/kernels"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
@@ -96,7 +97,7 @@ func TestSparseGPTSequentialMatchesReference(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := SparseGPTSequential(context.Background(), c.m, c.samples, stats.Calibration{Name: "t"}, c.o, nil)
+			got, err := SparseGPTSequential(context.Background(), c.m, c.samples, calib.Record{Name: "t"}, c.o, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -180,7 +181,7 @@ func TestSparseGPTSettingsRecorded(t *testing.T) {
 	m := loadStories(t)
 	samples := storiesSamples(t)[:2]
 	o := Options{Sparsity: 0.5, Targets: MLPOnly, Workers: 2, Damp: 0.05, BlockSize: 16, WholeBlock: true}
-	res, err := SparseGPTSequential(context.Background(), m, samples, stats.Calibration{Name: "t"}, o, nil)
+	res, err := SparseGPTSequential(context.Background(), m, samples, calib.Record{Name: "t"}, o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +190,7 @@ func TestSparseGPTSettingsRecorded(t *testing.T) {
 		t.Fatalf("metadata %v", x)
 	}
 	row := Options{Sparsity: 0.5, Targets: MLPOnly, Workers: 2, Damp: 0.05, BlockSize: 16}
-	ref, err := SparseGPTSequential(context.Background(), m, samples, stats.Calibration{Name: "t"}, row, nil)
+	ref, err := SparseGPTSequential(context.Background(), m, samples, calib.Record{Name: "t"}, row, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/kernels"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
@@ -346,7 +347,7 @@ func sparseGPTKey(m *model.Model, k mask.Key, gram []float64, o *Options, res *R
 // besides the samples' residual streams. samples are token sequences
 // (already truncated). progress, if set, is called after every sample of
 // every layer pass (total = (2L−1) × samples).
-func SparseGPTSequential(ctx context.Context, m *model.Model, samples [][]int, calib stats.Calibration, o Options, progress func(done, total int)) (*Result, error) {
+func SparseGPTSequential(ctx context.Context, m *model.Model, samples [][]int, rec calib.Record, o Options, progress func(done, total int)) (*Result, error) {
 	o.Method = SparseGPT
 	if err := o.validate(&m.Config); err != nil {
 		return nil, err
@@ -386,7 +387,7 @@ func SparseGPTSequential(ctx context.Context, m *model.Model, samples [][]int, c
 	}
 	for l := 0; l < L && any; l++ {
 		st, err := lw.Collect(ctx, stats.Options{Inputs: need, Workers: o.Workers, Gram: func(int, stats.Input) bool { return true }},
-			stats.Manifest{Calibration: calib, ModelFingerprint: mk.Fingerprint}, step)
+			stats.Manifest{Calibration: rec, ModelFingerprint: mk.Fingerprint}, step)
 		if err != nil {
 			return nil, fmt.Errorf("subnet: %w", err)
 		}
@@ -408,7 +409,7 @@ func SparseGPTSequential(ctx context.Context, m *model.Model, samples [][]int, c
 			done++
 		}
 	}
-	mk.Info.Calibration = fmt.Sprintf("%s (%d samples, %d tokens)", calib.Name, len(samples), lw.Tokens())
+	mk.Info.Calibration = fmt.Sprintf("%s (%d samples, %d tokens)", rec.Name, len(samples), lw.Tokens())
 	if mk.Info.Extra == nil {
 		mk.Info.Extra = map[string]string{}
 	}

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/masque-ai/masque/chatdata"
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/generate"
@@ -56,7 +57,7 @@ func ChatSamples(path string, enc *sft.Encoder, maxTokens int) ([]Sample, error)
 	if maxTokens <= 0 {
 		maxTokens = calib.DefaultMaxTokens
 	}
-	convs, err := calib.ReadChatJSONL(path)
+	convs, err := calib.ReadChatJSONL(path, calib.Options{OnBadRow: chatdata.FailOnBadRow})
 	if err != nil {
 		return nil, err
 	}

@@ -2,19 +2,20 @@ package ppl
 
 import (
 	"context"
-	"github.com/masque-ai/masque/chattemplate"
-	"github.com/masque-ai/masque/checkpoint"
-	"github.com/masque-ai/masque/train"
-	"github.com/masque-ai/masque/train/sft"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/chatdata"
+	"github.com/masque-ai/masque/chattemplate"
+	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/train"
+	"github.com/masque-ai/masque/train/sft"
 )
 
 type byteTok struct{}
@@ -97,7 +98,7 @@ func TestChatScoresWhatFinetuneTrains(t *testing.T) {
 	if len(end) != 1 || !ck.Tokenizer.IsSpecial(end[0]) {
 		t.Fatalf("<|im_end|> is %v, not one special token", end)
 	}
-	convs, err := calib.ReadChatJSONL(path)
+	convs, err := calib.ReadChatJSONL(path, calib.Options{OnBadRow: chatdata.FailOnBadRow})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ type ReferenceOptions struct {
 
 // chatFunc renders and tokenizes conversations with ck's template.
 func chatFunc(ck *checkpoint.Checkpoint) calib.ChatFunc {
-	return func(msgs []calib.Message, gen bool) ([]int, error) {
+	return func(msgs []chattemplate.Message, gen bool) ([]int, error) {
 		cm := make([]chattemplate.Message, len(msgs))
 		for i, m := range msgs {
 			cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}

@@ -3,7 +3,6 @@ package voices
 import (
 	"context"
 	"encoding/json"
-	"github.com/masque-ai/masque/train/sft"
 	"math"
 	"os"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/train/sft"
 )
 
 func openBuiltin(t *testing.T) *checkpoint.Checkpoint {

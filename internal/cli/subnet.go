@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/masque-ai/masque/chatdata"
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/data/calib"
@@ -24,7 +25,7 @@ import (
 
 // chatFunc renders and tokenizes conversations with the checkpoint's template.
 func chatFunc(ck *checkpoint.Checkpoint) calib.ChatFunc {
-	return func(msgs []calib.Message, gen bool) ([]int, error) {
+	return func(msgs []chattemplate.Message, gen bool) ([]int, error) {
 		cm := make([]chattemplate.Message, len(msgs))
 		for i, m := range msgs {
 			cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}
@@ -59,11 +60,25 @@ func (f *calibFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.save, "calib-save", "", "also write the calibration texts (e.g. the generated persona answers) to this file, one per line")
 }
 
+// skipWarner reports the rows of a chat file that are left out, as
+// finetune does.
+func skipWarner(e *env) func(chatdata.Problem) {
+	skipped := 0
+	return func(p chatdata.Problem) {
+		skipped++
+		if skipped <= 20 {
+			fmt.Fprintf(e.stderr, "masque: skipping %v\n", p)
+		} else if skipped == 21 {
+			fmt.Fprintln(e.stderr, "masque: (further bad rows are skipped without a message)")
+		}
+	}
+}
+
 // source returns the calibration set the flags select (the shipped generic
 // set when none is given).
-func (f *calibFlags) source() (calib.Source, error) {
+func (f *calibFlags) source(warn func(chatdata.Problem)) (calib.Source, error) {
 	src := calib.Source{Text: f.text, Chat: f.chat, Save: f.save, PersonaOptions: calib.PersonaOptions{
-		Options: calib.Options{MaxTokens: f.maxTokens, Limit: f.limit}, Samples: f.samples, GenTokens: f.genTokens,
+		Options: calib.Options{MaxTokens: f.maxTokens, Limit: f.limit, Warn: warn}, Samples: f.samples, GenTokens: f.genTokens,
 		Temperature: f.temperature, Seed: f.seed, IncludeSystem: f.includeSystem}}
 	if err := (calib.Source{Text: f.text, Chat: f.chat, Persona: f.persona}).Validate(); err != nil {
 		return src, usagef("%v", err)
@@ -123,7 +138,7 @@ manifest.json (model fingerprint, calibration set, counts); masque subnet
 					return usagef("--gram-layers: %v", err)
 				}
 			}
-			src, err := cf.source()
+			src, err := cf.source(skipWarner(e))
 			if err != nil {
 				return err
 			}
@@ -135,7 +150,7 @@ manifest.json (model fingerprint, calibration set, counts); masque subnet
 			if len(layers) > 0 {
 				o.Gram = func(l int, _ stats.Input) bool { return layers[l] }
 			}
-			st, err := stats.Collect(cmd.Context(), ck.Model, set.Samples, set.Calibration(), o, e.progress("statistics"))
+			st, err := stats.Collect(cmd.Context(), ck.Model, set.Samples, set.Record(), o, e.progress("statistics"))
 			if err != nil {
 				return err
 			}
@@ -389,7 +404,7 @@ func (e *env) runSubnet(cmd *cobra.Command, st *subnetRun) error {
 	if meth == subnet.SparseGPT && st.pf.structured {
 		return usagef("SparseGPT does not support --structured")
 	}
-	src, err := st.cf.source()
+	src, err := st.cf.source(skipWarner(e))
 	if err != nil {
 		return err
 	}
@@ -519,7 +534,7 @@ func (e *env) runContrast(cmd *cobra.Command, st *contrastRun) error {
 	if st.pos == "" || st.neg == "" {
 		return usagef("--pos and --neg are required")
 	}
-	src, err := st.cf.source()
+	src, err := st.cf.source(skipWarner(e))
 	if err != nil {
 		return err
 	}
