@@ -42,17 +42,20 @@ import (
 	"github.com/nikolalohinski/gonja/v2/exec"
 )
 
-// Message is one chat turn.
+// Message is one chat turn: masque's one chat message type, used by the
+// templates, the calibration and fine-tuning data, the judges and the
+// teachers. In JSON it is {"role":…,"content":…} (OpenAI's layout).
 type Message struct {
 	// Role is the speaker, e.g. "system", "user", "assistant" or "tool".
-	Role string
+	Role string `json:"role"`
 	// Content is the text of the turn.
-	Content string
+	Content string `json:"content"`
 	// Fields holds extra keys such as reasoning_content, tool_calls, name or
 	// tool_call_id. They are merged into the dict the template sees as a
 	// message; a "role" or "content" key here replaces Role or Content (use
-	// it for a None content, or a list of content parts).
-	Fields map[string]any
+	// it for a None content, or a list of content parts). They are for the
+	// template only and are not part of the message's JSON.
+	Fields map[string]any `json:"-"`
 }
 
 // Options controls one rendering.

@@ -2,7 +2,6 @@ package generate
 
 import (
 	"errors"
-	"fmt"
 )
 
 // Constraint restricts which tokens may be generated (constrained decoding,
@@ -42,24 +41,6 @@ func newConstrained(c Constraint, vocab int, isStop func(int) bool) *constrained
 		}
 	}
 	return k
-}
-
-// NewConstrainedSampler returns a function that samples the next token as
-// s does, restricted by a fresh state of c, and advances that state over
-// the tokens it returns that are not stop tokens. For callers that run
-// their own decoding loop (the serving engine).
-func NewConstrainedSampler(c Constraint, vocab int, isStop func(int) bool) func(s *Sampler, logits []float32, history []int) (int, error) {
-	k := newConstrained(c, vocab, isStop)
-	return func(s *Sampler, logits []float32, history []int) (int, error) {
-		id, err := k.sample(s, logits, history)
-		if err != nil || isStop(id) {
-			return id, err
-		}
-		if err := k.state.Accept(id); err != nil {
-			return id, fmt.Errorf("constraint: %w", err)
-		}
-		return id, nil
-	}
 }
 
 // sample draws a token the state allows (a stop token only when the output

@@ -6,6 +6,11 @@
 // strings, streaming of text as it becomes final, log-probabilities, and
 // reuse of a KV cache across the turns of a chat.
 //
+// Decoder is the per-sequence decoding state machine behind all of that
+// (sampling, stop conditions, text release, log-probabilities): Generate
+// drives it over one cache, and the serving engine drives one per sequence
+// of its batches, so both decode alike.
+//
 // Generation needs only two things from a tokenizer: turning generated ids
 // into text incrementally (the Tokenizer and TextStream interfaces here).
 // Prompts are token ids, so encoding and chat templates stay with the
@@ -221,20 +226,17 @@ func GenerateWithCache(ctx context.Context, m *model.Model, cache *model.Cache, 
 	return run(ctx, m, cache, tok, nil, newTokens, o, onText)
 }
 
-// run is the generation loop. before holds the ids already in the cache
-// (if known) for the repetition penalty.
+// run is the generation loop: the model's forward passes over cache, with
+// a Decoder for everything else. before holds the ids already in the
+// cache (if known) for the repetition penalty.
 func run(ctx context.Context, m *model.Model, cache *model.Cache, tok Tokenizer, before, prompt []int, o Options, onText func(string) error) (*Result, error) {
 	if o.Logprobs < 0 || o.Logprobs > MaxLogprobs {
 		return nil, fmt.Errorf("generate: logprobs %d outside [0,%d]", o.Logprobs, MaxLogprobs)
 	}
-	var stops []string
 	for _, s := range o.Stop {
-		if s != "" {
-			stops = append(stops, s)
+		if s != "" && tok == nil {
+			return nil, errors.New("generate: stop strings need a tokenizer")
 		}
-	}
-	if len(stops) > 0 && tok == nil {
-		return nil, errors.New("generate: stop strings need a tokenizer")
 	}
 	if n := cache.Len() + len(prompt); n > cache.Max() {
 		return nil, fmt.Errorf("generate: prompt of %d tokens after %d cached ones exceeds the context length %d", len(prompt), cache.Len(), cache.Max())
@@ -245,28 +247,6 @@ func run(ctx context.Context, m *model.Model, cache *model.Cache, tok Tokenizer,
 		return res, nil
 	}
 
-	cfg := &m.Config
-	isStop := func(id int) bool {
-		if !o.IgnoreEOS && cfg.IsEOS(id) {
-			return true
-		}
-		for _, s := range o.StopTokens {
-			if s == id {
-				return true
-			}
-		}
-		return false
-	}
-	sampler := NewSampler(o)
-	room := cache.Max() - cache.Len() - len(prompt) + 1 // most tokens that can be sampled
-	if o.MaxTokens > 0 {
-		room = min(room, o.MaxTokens)
-	}
-	history := make([]int, 0, len(before)+len(prompt)+room)
-	history = append(append(history, before...), prompt...)
-
-	var stream TextStream
-	filter := NewStopFilter(stops)
 	var text []byte
 	// emit passes s to onText and records it.
 	emit := func(s string) error {
@@ -284,87 +264,64 @@ func run(ctx context.Context, m *model.Model, cache *model.Cache, tok Tokenizer,
 	logits, err := m.Forward(cache, prompt, false)
 	res.PrefillDur = time.Since(t0)
 	t1 := time.Now()
-	finish := func(reason string, err error) (*Result, error) {
+	var dec *Decoder
+	done := func(reason string, err error) (*Result, error) {
 		res.FinishReason = reason
-		if stream != nil && err == nil && !filter.Done() {
-			// Generation is over: what was held back can be released.
-			out, found := filter.Add(stream.Flush())
-			if found {
-				res.FinishReason = FinishStop
-			} else {
-				out += filter.Flush()
-			}
-			if e := emit(out); e != nil {
-				res.FinishReason, err = FinishCancelled, e
-			}
+		if dec != nil {
+			res.IDs, res.CompletionTokens = dec.IDs(), dec.Sampled()
 		}
 		res.Text = string(text)
 		res.DecodeDur = time.Since(t1)
 		return res, err
 	}
+	// cancelled ends generation from outside: the text held back is
+	// released.
+	cancelled := func() (*Result, error) {
+		reason := FinishCancelled
+		if out, found, ok := dec.Flush(); ok {
+			if found {
+				reason = FinishStop
+			}
+			if e := emit(out); e != nil {
+				return done(FinishCancelled, e)
+			}
+		}
+		return done(reason, nil)
+	}
 	if err != nil {
-		return finish("", err)
+		return done("", err)
 	}
-	if tok != nil {
-		stream = tok.NewTextStream(o.SkipSpecial)
-		// Prime the stream with the last prompt token and discard its text,
-		// so that context-dependent decoding (a SentencePiece piece's leading
-		// space is dropped at the start of a text or after BOS) comes out as
-		// it would in the decoded full sequence.
-		stream.Add(prompt[len(prompt)-1])
-	}
-
-	var cons *constrained
-	if o.Constraint != nil {
-		cons = newConstrained(o.Constraint, cfg.Vocab, isStop)
+	history := make([]int, 0, len(before)+len(prompt))
+	history = append(append(history, before...), prompt...)
+	if dec, err = NewDecoder(&m.Config, tok, history, o, o.Logprobs > 0, o.Logprobs); err != nil {
+		return done("", err)
 	}
 	for {
 		if ctx.Err() != nil {
-			return finish(FinishCancelled, nil)
+			return cancelled()
 		}
-		var id int
-		if cons != nil {
-			if id, err = cons.sample(sampler, logits, history); err != nil {
-				return finish("", err)
+		t, err := dec.Next(logits, cache.Len() >= cache.Max())
+		if err != nil {
+			return done("", err)
+		}
+		if t.Logprob != nil {
+			res.Logprobs = append(res.Logprobs, *t.Logprob)
+		}
+		if e := emit(t.Text); e != nil {
+			return done(FinishCancelled, e)
+		}
+		if t.Finish != "" {
+			if e := emit(t.Tail); e != nil {
+				return done(FinishCancelled, e)
 			}
-		} else {
-			id = sampler.Sample(logits, history)
-		}
-		res.CompletionTokens++
-		if isStop(id) {
-			return finish(FinishStop, nil)
-		}
-		if cons != nil {
-			if err := cons.state.Accept(id); err != nil {
-				return finish("", fmt.Errorf("generate: constraint: %w", err))
-			}
-		}
-		res.IDs = append(res.IDs, id)
-		history = append(history, id)
-		if o.Logprobs > 0 {
-			res.Logprobs = append(res.Logprobs, NewLogprobEntry(logits, id, o.Logprobs))
-		}
-		if stream != nil {
-			out, found := filter.Add(stream.Add(id))
-			if e := emit(out); e != nil {
-				return finish(FinishCancelled, e)
-			}
-			if found {
-				return finish(FinishStop, nil)
-			}
-		}
-		if o.MaxTokens > 0 && len(res.IDs) >= o.MaxTokens {
-			return finish(FinishLength, nil)
-		}
-		if cache.Len() >= cache.Max() {
-			return finish(FinishLength, nil)
+			return done(t.Finish, nil)
 		}
 		if ctx.Err() != nil {
-			return finish(FinishCancelled, nil)
+			return cancelled()
 		}
-		logits, err = m.Forward(cache, []int{id}, false)
+		logits, err = m.Forward(cache, []int{t.ID}, false)
 		if err != nil {
-			return finish("", err)
+			return done("", err)
 		}
 	}
 }

@@ -95,7 +95,7 @@ func goQuantAct256(dst []byte, x []float32) {
 	}
 }
 
-// actLayout returns the activation row size of weight type t for k columns.
+// actRowBytes returns the activation row size of weight type t for k columns.
 func actRowBytes(t quant.DType, k int) int {
 	if usesAct256(t) {
 		return act256RowBytes(k)

@@ -85,7 +85,7 @@ func ProjShapes(c *model.Config) [model.NumProj][2]int {
 
 // New returns a dense (empty) mask for m, carrying its fingerprint and shapes.
 func New(m *model.Model) *Mask {
-	return &Mask{Fingerprint: Fingerprint(m), Layers: m.Config.Layers, Shapes: ProjShapes(&m.Config), entries: map[Key]*Bits{}}
+	return &Mask{Fingerprint: m.Fingerprint(), Layers: m.Config.Layers, Shapes: ProjShapes(&m.Config), entries: map[Key]*Bits{}}
 }
 
 // Set stores b as the mask of k. Its shape must match the projection's.
@@ -158,7 +158,7 @@ func (mk *Mask) Density() float64 {
 
 // Check returns an error unless mk was made for m (same fingerprint and shapes).
 func (mk *Mask) Check(m *model.Model) error {
-	fp := Fingerprint(m)
+	fp := m.Fingerprint()
 	if fp != mk.Fingerprint {
 		return fmt.Errorf("mask: this mask was made for another model (mask fingerprint %s, model %s has %s)", short(mk.Fingerprint), m.Source(), short(fp))
 	}

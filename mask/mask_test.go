@@ -192,23 +192,6 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
-func TestFingerprint(t *testing.T) {
-	a, b := loadStories(t), loadStories(t)
-	if Fingerprint(a) != Fingerprint(b) {
-		t.Fatal("fingerprint is not deterministic")
-	}
-	hf := loadHF(t, "llama")
-	if Fingerprint(a) == Fingerprint(hf) {
-		t.Fatal("different models share a fingerprint")
-	}
-	// Changing one sampled weight changes the fingerprint.
-	w := b.Layers[0].Q.F32()
-	w[0] += 1
-	if Fingerprint(a) == Fingerprint(b) {
-		t.Fatal("fingerprint ignores the weights")
-	}
-}
-
 // manualMasked builds W ⊙ (M + γ(1−M)) directly in float32.
 func manualMasked(t *testing.T, m *model.Model, mk *Mask) *model.Model {
 	layers := append([]model.Layer(nil), m.Layers...)

@@ -121,162 +121,254 @@ func (m *Model) checkBatch(seqs []BatchSeq) (int, error) {
 	return T, nil
 }
 
-// forwardBatch runs a checked batch of T new tokens.
+// forwardBatch runs a checked batch of T new tokens: Begin, every layer in
+// order, Logits.
 func (m *Model) forwardBatch(seqs []BatchSeq, T int) ([][]float32, error) {
+	p := m.begin(seqs, T)
+	for l := range m.Layers {
+		p.layer(l)
+	}
+	return p.Logits(), nil
+}
+
+// Pass is one batched forward pass run a step at a time, so that callers
+// can drive it layer by layer: Begin embeds the new tokens of a batch,
+// Layer runs one decoder layer over the residual stream, and Logits applies
+// the final norm and LM head. ForwardBatch is Begin, Layer(0) … Layer(L−1)
+// and Logits, with this very code, so a pass driven by hand computes
+// exactly what ForwardBatch does.
+//
+// Between steps the caller may read and overwrite the residual stream
+// (Residual): to run a layer twice from the same input (say, before and
+// after changing its weights), keep a copy of the stream and put it back.
+// Each sequence's Hooks and Adapter apply as in ForwardBatch. A Pass is not
+// safe for concurrent use.
+type Pass struct {
+	m    *Model
+	seqs []BatchSeq
+	T    int
+	// Row layout: sequence i owns rows [off[i], off[i+1]); its first new
+	// token is at position p0[i].
+	off, p0 []int
+
+	x, cos, sin           []float32 // residual stream [T×H]; RoPE tables [T×HeadDim/2]
+	xn, q, kk, vv, attOut []float32
+	proj, gate, up        []float32
+	groups                []*adapterGroup
+	anyHooks              bool
+	att                   *attention
+	gx, gy, rx, ry        []float32 // gather buffers (adapters over scattered rows; rows no adapter replaces)
+	replaced              []bool
+}
+
+// Begin checks a batch (as ForwardBatch does; a view's adapter and hooks,
+// see With, apply to the sequences that bring none), makes room in the caches
+// and embeds the new tokens: the residual stream then holds the input of
+// layer 0. Nothing is changed when an error is returned.
+func (m *Model) Begin(seqs []BatchSeq) (*Pass, error) {
+	seqs, err := m.withView(seqs)
+	if err != nil {
+		return nil, err
+	}
+	T, err := m.checkBatch(seqs)
+	if err != nil {
+		return nil, err
+	}
+	return m.begin(seqs, T), nil
+}
+
+// begin starts a pass over a checked batch of T new tokens.
+func (m *Model) begin(seqs []BatchSeq, T int) *Pass {
 	cfg := &m.Config
 	k := m.K
-	H, D, qd, kvd, ff := cfg.Hidden, cfg.HeadDim, cfg.QDim(), cfg.KVDim(), cfg.Intermediate
-	half := D / 2
-
-	// Row layout: sequence i owns rows [off[i], off[i+1]).
-	off := make([]int, len(seqs)+1)
-	p0 := make([]int, len(seqs))
+	H, qd, kvd, ff := cfg.Hidden, cfg.QDim(), cfg.KVDim(), cfg.Intermediate
+	half := cfg.HeadDim / 2
+	p := &Pass{m: m, seqs: seqs, T: T, off: make([]int, len(seqs)+1), p0: make([]int, len(seqs))}
 	for i := range seqs {
-		off[i+1] = off[i] + len(seqs[i].Tokens)
-		p0[i] = seqs[i].Cache.n
+		p.off[i+1] = p.off[i] + len(seqs[i].Tokens)
+		p.p0[i] = seqs[i].Cache.n
 	}
 	for i := range seqs {
-		seqs[i].Cache.grow(p0[i] + len(seqs[i].Tokens))
+		seqs[i].Cache.grow(p.p0[i] + len(seqs[i].Tokens))
 	}
-
-	x := make([]float32, T*H)
-	cos := make([]float32, T*half)
-	sin := make([]float32, T*half)
+	p.x = make([]float32, T*H)
+	p.cos = make([]float32, T*half)
+	p.sin = make([]float32, T*half)
 	for i := range seqs {
 		for j, t := range seqs[i].Tokens {
-			r := off[i] + j
-			k.Row(x[r*H:(r+1)*H], m.Embed, t)
-			m.rope.cosSin(p0[i]+j, cos[r*half:(r+1)*half], sin[r*half:(r+1)*half])
+			r := p.off[i] + j
+			k.Row(p.x[r*H:(r+1)*H], m.Embed, t)
+			m.rope.cosSin(p.p0[i]+j, p.cos[r*half:(r+1)*half], p.sin[r*half:(r+1)*half])
 		}
 	}
-	xn := make([]float32, T*max(H, qd))
-	q := make([]float32, T*qd)
+	p.xn = make([]float32, T*max(H, qd))
+	p.q = make([]float32, T*qd)
 	kv := make([]float32, 2*T*kvd)
-	kk, vv := kv[:T*kvd], kv[T*kvd:]
-	attOut := make([]float32, T*qd)
-	proj := make([]float32, T*H)
-	gate := make([]float32, T*ff)
-	up := make([]float32, T*ff)
-
-	groups := adapterGroups(seqs, off)
-	anyHooks := false
+	p.kk, p.vv = kv[:T*kvd], kv[T*kvd:]
+	p.attOut = make([]float32, T*qd)
+	p.proj = make([]float32, T*H)
+	p.gate = make([]float32, T*ff)
+	p.up = make([]float32, T*ff)
+	p.groups = adapterGroups(seqs, p.off)
 	for i := range seqs {
 		if seqs[i].Hooks != nil {
-			anyHooks = true
+			p.anyHooks = true
 		}
 	}
-	hidden := func(l int, x []float32, rowsOf func(i int) (int, int)) {
-		if !anyHooks {
-			return
+	p.att = newAttention(seqs, p.off, p.p0, cfg, k)
+	return p
+}
+
+// Rows is the number of new tokens in the pass (the rows of the residual
+// stream); sequence i's rows follow those of the sequences before it.
+func (p *Pass) Rows() int { return p.T }
+
+// Residual returns the residual stream ([Rows × Hidden], row-major): the
+// input of the next layer to run. It is the pass's own buffer: the caller
+// may read it and write it between steps, not keep it past the pass.
+func (p *Pass) Residual() []float32 { return p.x }
+
+// Layer runs decoder layer l over the residual stream and stores the new
+// tokens' keys and values of layer l in the caches. A full forward pass
+// runs layers 0 … Layers−1 in order; a layer may also be run again after
+// the stream has been put back (see Pass).
+func (p *Pass) Layer(l int) error {
+	if l < 0 || l >= len(p.m.Layers) {
+		return fmt.Errorf("forward pass: layer %d outside [0,%d)", l, len(p.m.Layers))
+	}
+	p.layer(l)
+	return nil
+}
+
+// hidden calls the Hidden hooks with x, sequence i owning rows rowsOf(i).
+func (p *Pass) hidden(l int, x []float32, rowsOf func(i int) (int, int)) {
+	if !p.anyHooks {
+		return
+	}
+	H := p.m.Config.Hidden
+	for i := range p.seqs {
+		if h := p.seqs[i].Hooks; h != nil && h.Hidden != nil {
+			a, b := rowsOf(i)
+			h.Hidden(l, x[a*H:b*H], b-a, H)
 		}
+	}
+}
+
+func (p *Pass) seqRows(i int) (int, int) { return p.off[i], p.off[i+1] }
+
+// linear sets dst = in·Wᵀ + b for projection pr of layer l over the T rows,
+// with the LinearInput hooks before and the adapters after.
+func (p *Pass) linear(l int, pr Proj, dst, in []float32) {
+	ly := &p.m.Layers[l]
+	w := ly.Weight(pr)
+	seqs, off, T := p.seqs, p.off, p.T
+	if p.anyHooks {
 		for i := range seqs {
-			if h := seqs[i].Hooks; h != nil && h.Hidden != nil {
-				a, b := rowsOf(i)
-				h.Hidden(l, x[a*H:b*H], b-a, H)
+			if h := seqs[i].Hooks; h != nil && h.LinearInput != nil {
+				h.LinearInput(l, pr, in[off[i]*w.Cols:off[i+1]*w.Cols], off[i+1]-off[i], w.Cols)
 			}
 		}
 	}
-	seqRows := func(i int) (int, int) { return off[i], off[i+1] }
-	var gx, gy []float32 // gather buffers for adapters over scattered rows
-	var rx, ry []float32 // gather buffers for the rows no adapter replaces
-	var replaced []bool
-	linear := func(l int, p Proj, dst, in []float32) {
-		ly := &m.Layers[l]
-		w := ly.Weight(p)
-		if anyHooks {
-			for i := range seqs {
-				if h := seqs[i].Hooks; h != nil && h.LinearInput != nil {
-					h.LinearInput(l, p, in[off[i]*w.Cols:off[i+1]*w.Cols], off[i+1]-off[i], w.Cols)
-				}
-			}
+	sharedProduct(p.m.K, dst, in, w, T, replacedRows(l, pr, p.groups, seqs, off, T, &p.replaced), &p.rx, &p.ry)
+	if b := ly.Bias(pr); b != nil {
+		for r := 0; r < T; r++ {
+			addTo(dst[r*w.Rows:(r+1)*w.Rows], b)
 		}
-		sharedProduct(k, dst, in, w, T, replacedRows(l, p, groups, seqs, off, T, &replaced), &rx, &ry)
-		if b := ly.Bias(p); b != nil {
-			for r := 0; r < T; r++ {
-				addTo(dst[r*w.Rows:(r+1)*w.Rows], b)
-			}
+	}
+	for _, g := range p.groups {
+		if g.lo >= 0 {
+			g.a.AdaptLinear(l, pr, dst[g.lo*w.Rows:g.hi*w.Rows], in[g.lo*w.Cols:g.hi*w.Cols], g.hi-g.lo)
+			continue
 		}
-		for _, g := range groups {
-			if g.lo >= 0 {
-				g.a.AdaptLinear(l, p, dst[g.lo*w.Rows:g.hi*w.Rows], in[g.lo*w.Cols:g.hi*w.Cols], g.hi-g.lo)
+		n := 0
+		for _, i := range g.seqs {
+			n += off[i+1] - off[i]
+		}
+		p.gx = grow32(p.gx, n*w.Cols)
+		p.gy = grow32(p.gy, n*w.Rows)
+		r := 0
+		for _, i := range g.seqs {
+			c := off[i+1] - off[i]
+			copy(p.gx[r*w.Cols:(r+c)*w.Cols], in[off[i]*w.Cols:off[i+1]*w.Cols])
+			copy(p.gy[r*w.Rows:(r+c)*w.Rows], dst[off[i]*w.Rows:off[i+1]*w.Rows])
+			r += c
+		}
+		g.a.AdaptLinear(l, pr, p.gy[:n*w.Rows], p.gx[:n*w.Cols], n)
+		r = 0
+		for _, i := range g.seqs {
+			c := off[i+1] - off[i]
+			copy(dst[off[i]*w.Rows:off[i+1]*w.Rows], p.gy[r*w.Rows:(r+c)*w.Rows])
+			r += c
+		}
+	}
+}
+
+// layer runs decoder layer l (l in range).
+func (p *Pass) layer(l int) {
+	cfg := &p.m.Config
+	k := p.m.K
+	H, D, qd, kvd, ff := cfg.Hidden, cfg.HeadDim, cfg.QDim(), cfg.KVDim(), cfg.Intermediate
+	half := D / 2
+	T, x, xn, q, kk, vv := p.T, p.x, p.xn, p.q, p.kk, p.vv
+	ly := &p.m.Layers[l]
+	p.hidden(l, x, p.seqRows)
+	k.RMSNorm(xn[:T*H], x, ly.AttnNorm, cfg.NormEps)
+	p.linear(l, ProjQ, q, xn)
+	p.linear(l, ProjK, kk, xn)
+	p.linear(l, ProjV, vv, xn)
+	if ly.QNorm != nil {
+		k.RMSNorm(q, q, ly.QNorm, cfg.NormEps)
+		k.RMSNorm(kk, kk, ly.KNorm, cfg.NormEps)
+	}
+	for r := 0; r < T; r++ {
+		cs, sn := p.cos[r*half:(r+1)*half], p.sin[r*half:(r+1)*half]
+		applyRope(q[r*qd:(r+1)*qd], cfg.Heads, D, cs, sn)
+		applyRope(kk[r*kvd:(r+1)*kvd], cfg.KVHeads, D, cs, sn)
+	}
+	for i := range p.seqs {
+		c := p.seqs[i].Cache
+		for r := p.off[i]; r < p.off[i+1]; r++ {
+			c.put(l, p.p0[i]+r-p.off[i], kk[r*kvd:(r+1)*kvd], vv[r*kvd:(r+1)*kvd])
+		}
+	}
+	p.att.run(l, q, p.attOut, float32(1/math.Sqrt(float64(D))), cfg.Heads/cfg.KVHeads)
+	p.linear(l, ProjO, p.proj, p.attOut)
+	addTo(x, p.proj)
+
+	k.RMSNorm(xn[:T*H], x, ly.MLPNorm, cfg.NormEps)
+	p.linear(l, ProjGate, p.gate, xn)
+	p.linear(l, ProjUp, p.up, xn)
+	k.SiLUMul(p.gate, p.gate, p.up)
+	if p.anyHooks {
+		for i := range p.seqs {
+			h := p.seqs[i].Hooks
+			if h == nil || h.FFNMask == nil {
 				continue
 			}
-			n := 0
-			for _, i := range g.seqs {
-				n += off[i+1] - off[i]
-			}
-			gx = grow32(gx, n*w.Cols)
-			gy = grow32(gy, n*w.Rows)
-			r := 0
-			for _, i := range g.seqs {
-				c := off[i+1] - off[i]
-				copy(gx[r*w.Cols:(r+c)*w.Cols], in[off[i]*w.Cols:off[i+1]*w.Cols])
-				copy(gy[r*w.Rows:(r+c)*w.Rows], dst[off[i]*w.Rows:off[i+1]*w.Rows])
-				r += c
-			}
-			g.a.AdaptLinear(l, p, gy[:n*w.Rows], gx[:n*w.Cols], n)
-			r = 0
-			for _, i := range g.seqs {
-				c := off[i+1] - off[i]
-				copy(dst[off[i]*w.Rows:off[i+1]*w.Rows], gy[r*w.Rows:(r+c)*w.Rows])
-				r += c
-			}
-		}
-	}
-
-	scale := float32(1 / math.Sqrt(float64(D)))
-	group := cfg.Heads / cfg.KVHeads
-	att := newAttention(seqs, off, p0, cfg, k)
-
-	for l := range m.Layers {
-		ly := &m.Layers[l]
-		hidden(l, x, seqRows)
-		k.RMSNorm(xn[:T*H], x, ly.AttnNorm, cfg.NormEps)
-		linear(l, ProjQ, q, xn)
-		linear(l, ProjK, kk, xn)
-		linear(l, ProjV, vv, xn)
-		if ly.QNorm != nil {
-			k.RMSNorm(q, q, ly.QNorm, cfg.NormEps)
-			k.RMSNorm(kk, kk, ly.KNorm, cfg.NormEps)
-		}
-		for r := 0; r < T; r++ {
-			cs, sn := cos[r*half:(r+1)*half], sin[r*half:(r+1)*half]
-			applyRope(q[r*qd:(r+1)*qd], cfg.Heads, D, cs, sn)
-			applyRope(kk[r*kvd:(r+1)*kvd], cfg.KVHeads, D, cs, sn)
-		}
-		for i := range seqs {
-			c := seqs[i].Cache
-			for r := off[i]; r < off[i+1]; r++ {
-				c.put(l, p0[i]+r-off[i], kk[r*kvd:(r+1)*kvd], vv[r*kvd:(r+1)*kvd])
-			}
-		}
-		att.run(l, q, attOut, scale, group)
-		linear(l, ProjO, proj, attOut)
-		addTo(x, proj)
-
-		k.RMSNorm(xn[:T*H], x, ly.MLPNorm, cfg.NormEps)
-		linear(l, ProjGate, gate, xn)
-		linear(l, ProjUp, up, xn)
-		k.SiLUMul(gate, gate, up)
-		if anyHooks {
-			for i := range seqs {
-				h := seqs[i].Hooks
-				if h == nil || h.FFNMask == nil {
-					continue
-				}
-				if mask := h.FFNMask(l); mask != nil {
-					for r := off[i]; r < off[i+1]; r++ {
-						mulTo(gate[r*ff:(r+1)*ff], mask)
-					}
+			if mask := h.FFNMask(l); mask != nil {
+				for r := p.off[i]; r < p.off[i+1]; r++ {
+					mulTo(p.gate[r*ff:(r+1)*ff], mask)
 				}
 			}
 		}
-		linear(l, ProjDown, proj, gate)
-		addTo(x, proj)
 	}
-	hidden(cfg.Layers, x, seqRows)
+	p.linear(l, ProjDown, p.proj, p.gate)
+	addTo(x, p.proj)
+}
+
+// Logits ends the pass: the caches are marked as holding the new tokens
+// (so call it after running every layer when the caches are used again),
+// and the final norm and LM head run over the rows whose logits are wanted.
+// The result is what ForwardBatch returns: one logits slice per sequence,
+// Vocab values per token when All is set, otherwise only for the last token.
+func (p *Pass) Logits() [][]float32 {
+	m, seqs, off := p.m, p.seqs, p.off
+	cfg := &m.Config
+	k := m.K
+	H, T, x, xn := cfg.Hidden, p.T, p.x, p.xn
+	p.hidden(cfg.Layers, x, p.seqRows)
 	for i := range seqs {
-		seqs[i].Cache.n = p0[i] + len(seqs[i].Tokens)
+		seqs[i].Cache.n = p.p0[i] + len(seqs[i].Tokens)
 	}
 
 	// The final norm and LM head run only over the rows whose logits are
@@ -302,7 +394,7 @@ func (m *Model) forwardBatch(seqs []BatchSeq, T int) ([][]float32, error) {
 		}
 	}
 	k.RMSNorm(xn[:R*H], in, m.Norm, cfg.NormEps)
-	hidden(cfg.Layers+1, xn, func(i int) (int, int) { return outOff[i], outOff[i+1] })
+	p.hidden(cfg.Layers+1, xn, func(i int) (int, int) { return outOff[i], outOff[i+1] })
 	V := cfg.Vocab
 	logits := make([]float32, R*V)
 	k.MatMul(logits, xn, m.LMHead, R)
@@ -310,7 +402,7 @@ func (m *Model) forwardBatch(seqs []BatchSeq, T int) ([][]float32, error) {
 	for i := range seqs {
 		out[i] = logits[outOff[i]*V : outOff[i+1]*V : outOff[i+1]*V]
 	}
-	return out, nil
+	return out
 }
 
 // adapterGroup is the set of sequences that share one Adapter. When their

@@ -57,7 +57,7 @@ func (r *ropeTable) cosSin(pos int, cos, sin []float32) {
 	}
 }
 
-// apply rotates nHeads consecutive heads of x (each headDim long) in place.
+// applyRope rotates nHeads consecutive heads of x (each headDim long) in place.
 func applyRope(x []float32, nHeads, headDim int, cos, sin []float32) {
 	half := headDim / 2
 	for h := 0; h < nHeads; h++ {

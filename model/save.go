@@ -138,7 +138,7 @@ func SaveHF(dir string, m *Model, o SaveOptions) error {
 		mat("lm_head.weight", m.LMHead)
 	}
 	c.Tied = m.LMHead == m.Embed
-	c.TorchDType = map[quant.DType]string{quant.F32: "float32", quant.F16: "float16", quant.BF16: "bfloat16"}[o.DType]
+	c.TorchDType = o.DType.TorchDType()
 	md := map[string]string{"format": "pt"}
 	for k, v := range o.Metadata {
 		md[k] = v

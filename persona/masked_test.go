@@ -86,10 +86,10 @@ func TestMaskedModelMatchesMaskedCopy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := mask.Fingerprint(copyM); fp != want {
+			if want := copyM.Fingerprint(); fp != want {
 				t.Errorf("FingerprintMasked %s, the masked copy's %s", fp, want)
 			}
-			if mask.Fingerprint(view) != mask.Fingerprint(tc.m) {
+			if view.Fingerprint() != tc.m.Fingerprint() {
 				t.Error("the view's own weights differ from the base's")
 			}
 

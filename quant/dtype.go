@@ -11,6 +11,7 @@ package quant
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -126,4 +127,50 @@ func ParseDType(s string) (DType, error) {
 		names[t] = dtypeInfo[t].name
 	}
 	return 0, fmt.Errorf("unknown type %q (want one of %s)", s, strings.Join(names, ", "))
+}
+
+// ParseDTypeOf parses s as ParseDType does and checks that the type is one
+// of want (a writer that supports only some types). The error names s and
+// the types wanted.
+func ParseDTypeOf(s string, want ...DType) (DType, error) {
+	t, err := ParseDType(s)
+	if err == nil && slices.Contains(want, t) {
+		return t, nil
+	}
+	names := make([]string, len(want))
+	for i, w := range want {
+		names[i] = w.String()
+	}
+	list := strings.Join(names, ", ")
+	if n := len(names); n > 1 {
+		list = strings.Join(names[:n-1], ", ") + " or " + names[n-1]
+	}
+	return 0, fmt.Errorf("unsupported type %q (want %s)", s, list)
+}
+
+// FromTorchDType is the type a Hugging Face config's torch_dtype names:
+// BF16 for "bfloat16", F16 for "float16", and F32 for anything else
+// ("float32", empty or unknown).
+func FromTorchDType(s string) DType {
+	switch s {
+	case "bfloat16":
+		return BF16
+	case "float16":
+		return F16
+	}
+	return F32
+}
+
+// TorchDType is the torch_dtype name of F32, F16 and BF16 ("" for the
+// block types, which have none).
+func (t DType) TorchDType() string {
+	switch t {
+	case F32:
+		return "float32"
+	case F16:
+		return "float16"
+	case BF16:
+		return "bfloat16"
+	}
+	return ""
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/masque-ai/masque/checkpoint"
-	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/stats"
 	"github.com/masque-ai/masque/train"
@@ -509,7 +508,7 @@ func RunBaseline(ctx context.Context, cfg BaselineConfig) (*BaselineResult, erro
 		}
 		res.Export = info
 	}
-	rec := BaselineRecord{Format: "masque-sculpt-baseline/1", Model: cfg.Checkpoint.Path, ModelFingerprint: mask.Fingerprint(m), Ratio: cfg.Ratio,
+	rec := BaselineRecord{Format: "masque-sculpt-baseline/1", Model: cfg.Checkpoint.Path, ModelFingerprint: m.Fingerprint(), Ratio: cfg.Ratio,
 		Definition: definitions[method], Result: res, Finished: time.Now().UTC()}
 	if err := writeJSONFile(filepath.Join(cfg.Out, RunFile), rec); err != nil {
 		return nil, err

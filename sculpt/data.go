@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/masque-ai/masque/chatdata"
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/eval/voices"
 	"github.com/masque-ai/masque/train"
@@ -53,7 +54,7 @@ func loadOpts(ck *checkpoint.Checkpoint, o DataOptions) sft.Options {
 	if o.MaxLen > 0 && (maxLen <= 0 || o.MaxLen < maxLen) {
 		maxLen = o.MaxLen
 	}
-	return sft.Options{MaxLen: maxLen, Truncate: true, OnBadRow: sft.SkipBadRows, Seed: o.Seed}
+	return sft.Options{MaxLen: maxLen, Truncate: true, OnBadRow: chatdata.SkipBadRows, Seed: o.Seed}
 }
 
 func encoder(ck *checkpoint.Checkpoint) (*sft.Encoder, error) {
@@ -68,8 +69,8 @@ func encoder(ck *checkpoint.Checkpoint) (*sft.Encoder, error) {
 // (none with an assistant turn, say) is an error naming it and the first
 // problem.
 func loadFile(path string, enc *sft.Encoder, so sft.Options) (*sft.Dataset, error) {
-	var first *sft.Problem
-	so.Warn = func(p sft.Problem) {
+	var first *chatdata.Problem
+	so.Warn = func(p chatdata.Problem) {
 		if first == nil {
 			first = &p
 		}
@@ -84,7 +85,7 @@ func loadFile(path string, enc *sft.Encoder, so sft.Options) (*sft.Dataset, erro
 	return ds, nil
 }
 
-func problems(ps []sft.Problem) []string {
+func problems(ps []chatdata.Problem) []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
 		out[i] = p.Error()

@@ -18,7 +18,6 @@ import (
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/kernels"
-	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/quant"
 	"github.com/masque-ai/masque/train/hfsave"
@@ -310,31 +309,19 @@ func llama2cTokenizer(ck *checkpoint.Checkpoint) ([]byte, error) {
 
 // SaveGGUF writes sm with ck's tokenizer and chat template as a GGUF file.
 func SaveGGUF(ck *checkpoint.Checkpoint, sm *model.Model, path, typ string) error {
-	t := quant.F32
-	switch strings.ToLower(typ) {
-	case "":
-		switch ck.Model.Config.TorchDType {
-		case "bfloat16":
-			t = quant.BF16
-		case "float16":
-			t = quant.F16
+	t := quant.FromTorchDType(ck.Model.Config.TorchDType)
+	if typ != "" {
+		var err error
+		if t, err = quant.ParseDTypeOf(typ, quant.F32, quant.F16, quant.BF16, quant.Q8_0); err != nil {
+			return fmt.Errorf("sculpt: GGUF type: %w", err)
 		}
-	case "f32":
-	case "f16":
-		t = quant.F16
-	case "bf16":
-		t = quant.BF16
-	case "q8_0":
-		t = quant.Q8_0
-	default:
-		return fmt.Errorf("sculpt: GGUF type %q (want f32, f16, bf16 or q8_0)", typ)
 	}
 	cp := *ck
 	cp.Model = sm
 	return cp.SaveGGUF(path, t)
 }
 
-func fingerprintOf(m *model.Model) string { return mask.Fingerprint(m) }
+func fingerprintOf(m *model.Model) string { return m.Fingerprint() }
 
 // ExportKeep applies a keep-indices file to ck's model and exports the
 // smaller model to dir. A file from a run folder whose recorded fingerprint
@@ -345,7 +332,7 @@ func ExportKeep(ck *checkpoint.Checkpoint, keepPath, dir string, o ExportOptions
 		return nil, err
 	}
 	if fp != "" {
-		if got := mask.Fingerprint(ck.Model); got != fp {
+		if got := ck.Model.Fingerprint(); got != fp {
 			return nil, fmt.Errorf("sculpt: %s was made for another model (fingerprint %.16s… in %s, model %s has %.16s…)",
 				keepPath, fp, filepath.Join(filepath.Dir(keepPath), RunFile), ck.Path, got)
 		}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/internal/atomicfile"
-	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/safetensors"
 	"github.com/masque-ai/masque/stats"
@@ -336,7 +335,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := os.MkdirAll(c.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("sculpt: %w", err)
 	}
-	modelFP := mask.Fingerprint(m)
+	modelFP := m.Fingerprint()
 	net, err := train.New(m, train.Options{Threads: c.Threads})
 	if err != nil {
 		return nil, err

@@ -34,6 +34,12 @@ type sampling struct {
 	samplingFields
 	maxParam    string // the name max_tokens came under, for errors
 	promptParam string // "messages" or "prompt", for errors
+	// defMax is the endpoint's default max_tokens when the request sends
+	// none (0: the server's MaxTokens). The default is a default, not a
+	// request: the persona's max_tokens, the server's limit and the room
+	// left in the context cap it, where a value the client sent that
+	// exceeds them is an error.
+	defMax int
 }
 
 // options turns the request's sampling fields, the persona's defaults and
@@ -151,6 +157,9 @@ func (s *Server) options(p *loaded, sm sampling, promptLen int) (generate.Option
 		}
 		o.MaxTokens = mt
 	} else {
+		if sm.defMax > 0 {
+			limit = min(limit, sm.defMax)
+		}
 		if p.spec.MaxTokens > 0 {
 			limit = min(limit, p.spec.MaxTokens)
 		}
@@ -398,15 +407,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) *apiE
 	if e != nil {
 		return e
 	}
-	sm := sampling{samplingFields: req.samplingFields, maxParam: "max_tokens", promptParam: "prompt"}
-	if sm.MaxTokens == nil {
-		def := 16 // OpenAI's default for completions
-		if p.spec.MaxTokens > 0 {
-			def = min(def, p.spec.MaxTokens)
-		}
-		def = max(1, min(def, p.base.eb.Ctx-len(ids)))
-		sm.MaxTokens = &def
-	}
+	sm := sampling{samplingFields: req.samplingFields, maxParam: "max_tokens", promptParam: "prompt", defMax: 16} // OpenAI's default for completions
 	o, n, e := s.options(p, sm, len(ids))
 	if e != nil {
 		return e

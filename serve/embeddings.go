@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/style"
 )
 
@@ -100,7 +101,7 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) *apiEr
 		}
 		return newError(http.StatusInternalServerError, typeServer, "", "", "embedding failed: %v", err)
 	}
-	usage := style.EmbeddingUsage{PromptTokens: tokens, TotalTokens: tokens}
+	usage := openaiclient.EmbeddingUsage{PromptTokens: tokens, TotalTokens: tokens}
 	if req.EncodingFormat == "base64" {
 		data := make([]base64Embedding, len(vs))
 		for i, v := range vs {
@@ -113,9 +114,9 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) *apiEr
 		writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data, "model": req.Model, "usage": usage})
 		return nil
 	}
-	resp := style.EmbeddingResponse{Object: "list", Model: req.Model, Usage: usage}
+	resp := openaiclient.EmbeddingResponse{Object: "list", Model: req.Model, Usage: usage}
 	for i, v := range vs {
-		resp.Data = append(resp.Data, style.EmbeddingData{Object: "embedding", Index: i, Embedding: v})
+		resp.Data = append(resp.Data, openaiclient.EmbeddingData{Object: "embedding", Index: i, Embedding: v})
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/style"
 )
 
@@ -21,7 +22,7 @@ func TestEmbeddings(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("%d %s", code, body)
 	}
-	var r style.EmbeddingResponse
+	var r openaiclient.EmbeddingResponse
 	if err := json.Unmarshal(body, &r); err != nil || r.Object != "list" || r.Model != base || len(r.Data) != 2 {
 		t.Fatalf("%v %s", err, body)
 	}

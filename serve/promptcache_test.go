@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/masque-ai/masque/persona"
@@ -198,9 +199,15 @@ func TestPromptCacheKeys(t *testing.T) {
 	}
 }
 
-// TestPromptCacheOff: a negative PromptCacheBytes turns the cache off.
+// TestPromptCacheOff: NoPromptCache turns the cache off (whatever
+// PromptCacheBytes says); a negative size is an error, not a second way to
+// say off.
 func TestPromptCacheOff(t *testing.T) {
-	f := newFixture(t, func(o *Options) { o.PromptCacheBytes = -1 })
+	openBase(t)
+	if _, err := New(Options{Base: baseCk, PromptCacheBytes: -1}); err == nil || !strings.Contains(err.Error(), "NoPromptCache") {
+		t.Fatalf("negative PromptCacheBytes: %v", err)
+	}
+	f := newFixture(t, func(o *Options) { o.NoPromptCache, o.PromptCacheBytes = true, 64<<20 })
 	for range 2 {
 		if _, u := generateOnce(t, f, "pirate", "", false); cached(t, u) != 0 {
 			t.Errorf("%d cached tokens with the cache off", cached(t, u))

@@ -78,14 +78,17 @@ type Options struct {
 	MaxQueue int
 	// BatchTokens caps the tokens of one forward step (default 512).
 	BatchTokens int
-	// PromptCacheBytes bounds the memory of the prompt cache (default 256
-	// MiB, apart from KVBytes; negative disables it): the keys and values
-	// of recent prompts, per persona, from which a request whose prompt
-	// starts the same way (the chat template, the persona's system prompt,
-	// earlier turns) resumes instead of running those tokens again.
+	// PromptCacheBytes bounds the memory of the prompt cache (0: the
+	// default, 256 MiB, apart from KVBytes; negative is an error): the keys
+	// and values of recent prompts, per persona, from which a request whose
+	// prompt starts the same way (the chat template, the persona's system
+	// prompt, earlier turns) resumes instead of running those tokens again.
 	// Responses report the reused tokens as
 	// usage.prompt_tokens_details.cached_tokens.
 	PromptCacheBytes int64
+	// NoPromptCache turns the prompt cache off (the one way to say "off":
+	// `masque serve --prompt-cache-mb 0` sets it).
+	NoPromptCache bool
 	// Timeout bounds each request, queueing included (default 5 minutes).
 	Timeout time.Duration
 	// MaxBodyBytes bounds request bodies (default 1 MiB; persona uploads
@@ -94,7 +97,10 @@ type Options struct {
 	// MaxMessageBytes bounds each message's content (default 64 KiB) and
 	// MaxMessages their number (default 256).
 	MaxMessageBytes, MaxMessages int
-	// MaxTokens is the default and the largest max_tokens (default 1024).
+	// MaxTokens is the largest max_tokens a request may send (default 1024)
+	// and the default of chat completions; completions default to 16 (as
+	// OpenAI's do). A default is capped by the persona's max_tokens and the
+	// room left in the context; a sent value over a limit is an error.
 	MaxTokens int
 	// NoPlayground turns off the web playground at /.
 	NoPlayground bool
@@ -163,10 +169,12 @@ func (o *Options) defaults() error {
 		o.KVBytes = 1 << 30
 	}
 	switch {
+	case o.PromptCacheBytes < 0:
+		return fmt.Errorf("serve: negative prompt cache size %d (set NoPromptCache to turn the cache off)", o.PromptCacheBytes)
+	case o.NoPromptCache:
+		o.PromptCacheBytes = 0 // the engine's "no prefix store"
 	case o.PromptCacheBytes == 0:
 		o.PromptCacheBytes = 256 << 20
-	case o.PromptCacheBytes < 0:
-		o.PromptCacheBytes = 0
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Minute

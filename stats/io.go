@@ -10,9 +10,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/filehash"
-	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/safetensors"
 )
@@ -29,21 +29,13 @@ const FormatName = "masque-stats"
 // FormatVersion is the statistics format version.
 const FormatVersion = 1
 
-// Calibration describes the calibration set statistics were collected on.
-type Calibration struct {
-	Name      string `json:"name"`                 // e.g. "generic", a file name, "persona:<hash>"
-	Source    string `json:"source,omitempty"`     // text, chat, persona, builtin, tokens
-	SHA256    string `json:"sha256,omitempty"`     // hash of the samples' token ids
-	MaxTokens int    `json:"max_tokens,omitempty"` // truncation length of each sample
-}
-
 // Manifest is the JSON description saved beside the statistics tensors.
 type Manifest struct {
 	Format           string         `json:"format"`
 	Version          int            `json:"version"`
 	ModelFingerprint string         `json:"model_fingerprint"`
 	Model            string         `json:"model,omitempty"`
-	Calibration      Calibration    `json:"calibration"`
+	Calibration      calib.Record   `json:"calibration"`
 	Samples          int            `json:"samples"`
 	Tokens           int64          `json:"tokens"`
 	Layers           int            `json:"layers"`
@@ -59,7 +51,7 @@ type Manifest struct {
 func (man *Manifest) fill(m *model.Model, ch [][NumInputs]*Channel) {
 	man.Format, man.Version = FormatName, FormatVersion
 	if man.ModelFingerprint == "" {
-		man.ModelFingerprint = mask.Fingerprint(m)
+		man.ModelFingerprint = m.Fingerprint()
 	}
 	if man.Model == "" {
 		man.Model = m.Source()
@@ -107,7 +99,7 @@ func (man *Manifest) fill(m *model.Model, ch [][NumInputs]*Channel) {
 
 // Check returns an error unless s was collected on m (same fingerprint).
 func (s *Stats) Check(m *model.Model) error {
-	if fp := mask.Fingerprint(m); fp != s.Manifest.ModelFingerprint {
+	if fp := m.Fingerprint(); fp != s.Manifest.ModelFingerprint {
 		return fmt.Errorf("stats: these statistics were collected on another model (fingerprint %.16s…, model %s has %.16s…)", s.Manifest.ModelFingerprint, m.Source(), fp)
 	}
 	return nil

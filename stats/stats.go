@@ -10,7 +10,7 @@
 // holds four inputs per block (attn_in, o_in, mlp_in, down_in).
 //
 // Statistics are saved as a safetensors file plus a JSON manifest that
-// records the model fingerprint (mask.Fingerprint), the calibration set and
+// records the model fingerprint (model.Model.Fingerprint), the calibration set and
 // the sample and token counts, and can be loaded back.
 package stats
 
@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/model"
 )
 
@@ -305,6 +306,7 @@ type Collector struct {
 	hooks    *model.Hooks
 	samples  int
 	tokens   int64
+	first    int // the layer whose q input counts the tokens: the first one collected
 }
 
 // NewCollector prepares to collect statistics of m.
@@ -317,9 +319,13 @@ func NewCollector(m *model.Model, o Options) *Collector {
 	}
 	c := &Collector{m: m, opt: o, ch: make([][NumInputs]*Channel, m.Config.Layers), shared: make([][NumInputs]*float32, m.Config.Layers)}
 	dims := InputDims(&m.Config)
+	c.first = -1
 	for l := range c.ch {
 		if o.Layer != nil && !o.Layer(l) {
 			continue
+		}
+		if c.first < 0 {
+			c.first = l
 		}
 		for i := Input(0); i < NumInputs; i++ {
 			if o.Inputs[i] {
@@ -327,6 +333,7 @@ func NewCollector(m *model.Model, o Options) *Collector {
 			}
 		}
 	}
+	c.first = max(c.first, 0)
 	c.hooks = &model.Hooks{LinearInput: c.linearInput}
 	return c
 }
@@ -356,7 +363,7 @@ func (c *Collector) linearInput(l int, p model.Proj, x []float32, rows, cols int
 			return
 		}
 	}
-	if l == 0 && p == model.ProjQ {
+	if l == c.first && p == model.ProjQ {
 		c.tokens += int64(rows)
 	}
 	ch := c.ch[l][in]
@@ -436,7 +443,7 @@ func (c *Collector) Stats(man Manifest) *Stats {
 // fresh cache and returns the statistics, with calib recorded in the
 // manifest. progress, if set, is called after each sample. It stops with
 // ctx's error when ctx is cancelled between samples.
-func Collect(ctx context.Context, m *model.Model, samples [][]int, calib Calibration, o Options, progress func(done, total int)) (*Stats, error) {
+func Collect(ctx context.Context, m *model.Model, samples [][]int, rec calib.Record, o Options, progress func(done, total int)) (*Stats, error) {
 	if len(samples) == 0 {
 		return nil, fmt.Errorf("stats: no calibration samples")
 	}
@@ -452,5 +459,5 @@ func Collect(ctx context.Context, m *model.Model, samples [][]int, calib Calibra
 			progress(i+1, len(samples))
 		}
 	}
-	return col.Stats(Manifest{Calibration: calib}), nil
+	return col.Stats(Manifest{Calibration: rec}), nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/model"
 )
 
@@ -209,7 +210,7 @@ func TestStatsMatchReference(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			st := col.Stats(Manifest{Calibration: Calibration{Name: "test"}})
+			st := col.Stats(Manifest{Calibration: calib.Record{Name: "test"}})
 			var total int
 			for _, s := range tc.samples {
 				total += len(s)
@@ -328,7 +329,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st := col.Stats(Manifest{Calibration: Calibration{Name: "golden", Source: "tokens", SHA256: "abc", MaxTokens: 512}})
+	st := col.Stats(Manifest{Calibration: calib.Record{Name: "golden", Source: "tokens", SHA256: "abc", MaxTokens: 512}})
 	dir := filepath.Join(t.TempDir(), "st")
 	if err := st.Save(dir); err != nil {
 		t.Fatal(err)
@@ -443,7 +444,7 @@ func TestCollect(t *testing.T) {
 	m := loadStories(t)
 	ss := storiesSamples(t)[:3]
 	var calls []int
-	got, err := Collect(context.Background(), m, ss, Calibration{Name: "three"}, Options{}, func(d, n int) {
+	got, err := Collect(context.Background(), m, ss, calib.Record{Name: "three"}, Options{}, func(d, n int) {
 		if n != len(ss) {
 			t.Errorf("progress total %d, want %d", n, len(ss))
 		}
@@ -477,10 +478,10 @@ func TestCollect(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Collect(ctx, m, ss, Calibration{}, Options{}, nil); err != context.Canceled {
+	if _, err := Collect(ctx, m, ss, calib.Record{}, Options{}, nil); err != context.Canceled {
 		t.Fatalf("cancelled: %v", err)
 	}
-	if _, err := Collect(context.Background(), m, nil, Calibration{}, Options{}, nil); err == nil {
+	if _, err := Collect(context.Background(), m, nil, calib.Record{}, Options{}, nil); err == nil {
 		t.Fatal("no samples: no error")
 	}
 }

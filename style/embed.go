@@ -1,17 +1,15 @@
 package style
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strings"
 
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/tokenizer"
 )
 
@@ -114,7 +112,8 @@ func (e *ModelEmbedder) one(text string) ([]float32, error) {
 }
 
 // OpenAIEmbedder calls an OpenAI-compatible POST {BaseURL}/embeddings
-// (BaseURL includes the version, e.g. http://localhost:8080/v1).
+// (BaseURL includes the version, e.g. http://localhost:8080/v1) through
+// openaiclient.
 type OpenAIEmbedder struct {
 	BaseURL, Model, APIKey string
 	// Batch is the most texts per request (default 64).
@@ -126,85 +125,23 @@ type OpenAIEmbedder struct {
 // ID returns "openai:" + BaseURL + "#" + Model.
 func (e *OpenAIEmbedder) ID() string { return "openai:" + e.BaseURL + "#" + e.Model }
 
-// EmbeddingRequest is OpenAI's request body for POST /v1/embeddings (input
-// as a list of strings; a single string is also accepted by servers).
-type EmbeddingRequest struct {
-	Model          string `json:"model"`
-	Input          any    `json:"input"`
-	EncodingFormat string `json:"encoding_format,omitempty"`
-}
-
-// EmbeddingResponse is OpenAI's response body.
-type EmbeddingResponse struct {
-	Object string          `json:"object"`
-	Data   []EmbeddingData `json:"data"`
-	Model  string          `json:"model"`
-	Usage  EmbeddingUsage  `json:"usage"`
-}
-
-// EmbeddingData is one embedding of a response.
-type EmbeddingData struct {
-	Object    string    `json:"object"`
-	Index     int       `json:"index"`
-	Embedding []float32 `json:"embedding"`
-}
-
-// EmbeddingUsage counts the tokens of a request.
-type EmbeddingUsage struct {
-	PromptTokens int `json:"prompt_tokens"`
-	TotalTokens  int `json:"total_tokens"`
-}
-
-// Embed sends the texts in batches.
+// Embed sends the texts in batches (through openaiclient, which retries
+// what may be temporary).
 func (e *OpenAIEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	bs := e.Batch
 	if bs <= 0 {
 		bs = 64
 	}
-	cl := e.HTTPClient
-	if cl == nil {
-		cl = http.DefaultClient
-	}
-	url := strings.TrimRight(e.BaseURL, "/") + "/embeddings"
+	c := &openaiclient.Client{Name: "embeddings", URL: strings.TrimRight(e.BaseURL, "/") + "/embeddings", APIKey: e.APIKey, HTTPClient: e.HTTPClient}
 	var out [][]float32
 	for i := 0; i < len(texts); i += bs {
-		part := texts[i:min(len(texts), i+bs)]
-		body, _ := json.Marshal(EmbeddingRequest{Model: e.Model, Input: part})
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		vs, err := c.Embed(ctx, e.Model, texts[i:min(len(texts), i+bs)])
 		if err != nil {
 			return nil, err
 		}
-		req.Header.Set("Content-Type", "application/json")
-		if e.APIKey != "" {
-			req.Header.Set("Authorization", "Bearer "+e.APIKey)
+		for _, v := range vs {
+			out = append(out, unit(v))
 		}
-		resp, err := cl.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("embeddings: %v", err)
-		}
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("embeddings: %s: %v", url, err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("embeddings: %s answered %s: %s", url, resp.Status, strings.TrimSpace(string(b[:min(len(b), 500)])))
-		}
-		var r EmbeddingResponse
-		if err := json.Unmarshal(b, &r); err != nil {
-			return nil, fmt.Errorf("embeddings: %s: bad response: %v", url, err)
-		}
-		if len(r.Data) != len(part) {
-			return nil, fmt.Errorf("embeddings: %s returned %d embeddings for %d texts", url, len(r.Data), len(part))
-		}
-		vs := make([][]float32, len(part))
-		for _, d := range r.Data {
-			if d.Index < 0 || d.Index >= len(part) || vs[d.Index] != nil || len(d.Embedding) == 0 {
-				return nil, fmt.Errorf("embeddings: %s: bad or repeated index %d", url, d.Index)
-			}
-			vs[d.Index] = unit(d.Embedding)
-		}
-		out = append(out, vs...)
 	}
 	return out, nil
 }

@@ -169,5 +169,5 @@ func StatsFromSpec(ctx context.Context, spec, side string, src calib.Source, m c
 	if err != nil {
 		return nil, err
 	}
-	return stats.Collect(ctx, m.Model, set.Samples, set.Calibration(), stats.Options{}, stage(progress, side+" statistics"))
+	return stats.Collect(ctx, m.Model, set.Samples, set.Record(), stats.Options{}, stage(progress, side+" statistics"))
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/kernels"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
@@ -22,6 +23,11 @@ type SparseGPTOptions struct {
 	Damp float64
 	// BlockSize is the number of columns per lazy-update block (0: 128).
 	BlockSize int
+	// WholeBlock selects the pruned entries of each block with one
+	// saliency threshold over the whole rows × BlockSize block, as in the
+	// paper (rows then prune different counts; the matrix still prunes the
+	// same total), instead of the same count in every row. Not with N:M.
+	WholeBlock bool
 	// Workers is the number of goroutines (≤ 0: GOMAXPROCS).
 	Workers int
 }
@@ -41,7 +47,10 @@ type SparseGPTOptions struct {
 // all later columns at once (lazy batch update). Mask selection is per row:
 // row r prunes exactly cols−k entries, spread over the blocks in proportion
 // to their width (or M−N of every M for N:M), so the result has the same
-// pattern as the Wanda and magnitude masks. Should the Cholesky
+// pattern as the Wanda and magnitude masks. With WholeBlock the block's
+// pruned entries are instead the rows·q of lowest saliency over the whole
+// block (the paper's adaptive mask selection), q being the per-row count
+// above: the same total, unevenly spread over the rows. Should the Cholesky
 // factorisation fail, the dampening is increased tenfold, up to four times.
 func SparseGPTMatrix(w []float32, rows, cols int, H []float64, o SparseGPTOptions) ([]float32, *mask.Bits, error) {
 	if len(w) != rows*cols || len(H) != cols*cols {
@@ -56,6 +65,9 @@ func SparseGPTMatrix(w []float32, rows, cols int, H []float64, o SparseGPTOption
 		bs = 128
 	}
 	if o.M > 0 {
+		if o.WholeBlock {
+			return nil, nil, fmt.Errorf("sparsegpt: the whole-block threshold does not apply to %d:%d sparsity", o.N, o.M)
+		}
 		if cols%o.M != 0 || o.N <= 0 || o.N > o.M {
 			return nil, nil, fmt.Errorf("sparsegpt: %d:%d does not fit %d columns", o.N, o.M, cols)
 		}
@@ -90,45 +102,70 @@ func SparseGPTMatrix(w []float32, rows, cols int, H []float64, o SparseGPTOption
 	}
 	keepN := keepCount(cols, o.Sparsity)
 	prune := cols - keepN
-	out := make([]float32, rows*cols)
-	bits := mask.NewBits(rows, cols)
-	parallelRows(rows, workers, func(r0, r1 int) {
-		wr := make([]float64, cols)
-		keep := make([]bool, cols)
-		sal := make([]float64, cols)
-		idx := make([]int, cols)
-		errs := make([]float64, bs)
-		for r := r0; r < r1; r++ {
-			for j, v := range w[r*cols : (r+1)*cols] {
-				wr[j] = float64(v)
-				if dead[j] {
-					wr[j] = 0
-				}
-			}
-			for i := range keep {
-				keep[i] = true
-			}
-			for i1 := 0; i1 < cols; i1 += bs {
-				i2 := min(i1+bs, cols)
-				if o.M <= 0 {
-					q := prune*i2/cols - prune*i1/cols
-					if q > 0 {
-						for j := i1; j < i2; j++ {
-							d := U[j*cols+j]
-							sal[j] = wr[j] * wr[j] / (d * d)
-						}
-						rk := ranker{p: sal[i1:i2]}
-						kb := keep[i1:i2]
-						rk.keepRanks(kb, idx, 0, (i2-i1)-q)
+	// Every row's weights in float64, updated block by block. Rows are
+	// independent except for the whole-block threshold, so each block is
+	// processed for all rows (in parallel) before the next: a row sees the
+	// same operations in the same order in both selection modes.
+	W := make([]float64, rows*cols)
+	for i, v := range w {
+		if !dead[i%cols] {
+			W[i] = float64(v)
+		}
+	}
+	keepAll := make([]bool, rows*cols)
+	for i := range keepAll {
+		keepAll[i] = true
+	}
+	var salAll []float64 // whole-block mode: the block's saliencies, rows × width
+	var idxAll []int
+	for i1 := 0; i1 < cols; i1 += bs {
+		i2 := min(i1+bs, cols)
+		width := i2 - i1
+		q := prune*i2/cols - prune*i1/cols // entries each row prunes in this block (row mode)
+		if o.WholeBlock && o.M <= 0 && q > 0 {
+			// The paper's selection: one threshold over the whole block, so
+			// rows prune different counts (rows·q in all).
+			salAll = grow64(salAll, rows*width)
+			parallelRows(rows, workers, func(r0, r1 int) {
+				for r := r0; r < r1; r++ {
+					for j := i1; j < i2; j++ {
+						d, x := U[j*cols+j], W[r*cols+j]
+						salAll[r*width+j-i1] = x * x / (d * d)
 					}
+				}
+			})
+			if cap(idxAll) < rows*width {
+				idxAll = make([]int, rows*width)
+			}
+			kb := make([]bool, rows*width)
+			rk := ranker{p: salAll[:rows*width]}
+			rk.keepRanks(kb, idxAll, 0, rows*width-rows*q)
+			for r := 0; r < rows; r++ {
+				copy(keepAll[r*cols+i1:r*cols+i2], kb[r*width:(r+1)*width])
+			}
+		}
+		parallelRows(rows, workers, func(r0, r1 int) {
+			sal := make([]float64, width)
+			idx := make([]int, width)
+			errs := make([]float64, width)
+			for r := r0; r < r1; r++ {
+				wr := W[r*cols : (r+1)*cols]
+				keep := keepAll[r*cols : (r+1)*cols]
+				if o.M <= 0 && !o.WholeBlock && q > 0 {
+					for j := i1; j < i2; j++ {
+						d := U[j*cols+j]
+						sal[j-i1] = wr[j] * wr[j] / (d * d)
+					}
+					rk := ranker{p: sal}
+					rk.keepRanks(keep[i1:i2], idx, 0, width-q)
 				}
 				for j := i1; j < i2; j++ {
 					if o.M > 0 && (j-i1)%o.M == 0 {
 						for t := j; t < j+o.M; t++ {
 							d := U[t*cols+t]
-							sal[t] = wr[t] * wr[t] / (d * d)
+							sal[t-i1] = wr[t] * wr[t] / (d * d)
 						}
-						rk := ranker{p: sal[j : j+o.M]}
+						rk := ranker{p: sal[j-i1 : j-i1+o.M]}
 						rk.keepNM(keep[j:j+o.M], 0, o.N, o.M)
 					}
 					e := 0.0
@@ -157,18 +194,27 @@ func SparseGPTMatrix(w []float32, rows, cols int, H []float64, o SparseGPTOption
 					}
 				}
 			}
-			o := out[r*cols : (r+1)*cols]
-			for j, v := range wr {
-				if keep[j] {
-					o[j] = float32(v)
-				} else {
-					o[j] = 0
-				}
+		})
+	}
+	out := make([]float32, rows*cols)
+	bits := mask.NewBits(rows, cols)
+	for r := 0; r < rows; r++ {
+		keep := keepAll[r*cols : (r+1)*cols]
+		for j, v := range W[r*cols : (r+1)*cols] {
+			if keep[j] {
+				out[r*cols+j] = float32(v)
 			}
-			bits.SetRow(r, keep)
 		}
-	})
+		bits.SetRow(r, keep)
+	}
 	return out, bits, nil
+}
+
+func grow64(b []float64, n int) []float64 {
+	if cap(b) < n {
+		return make([]float64, n)
+	}
+	return b[:n]
 }
 
 // upperCholInverse returns U (n×n, row-major, upper triangular) with
@@ -278,7 +324,7 @@ func sparseGPTKey(m *model.Model, k mask.Key, gram []float64, o *Options, res *R
 		return fmt.Errorf("subnet: Gram matrix of layer %d %s has %d entries, want %d²", k.Layer, k.Proj, len(gram), w.Cols)
 	}
 	upd, bits, err := SparseGPTMatrix(w.Float32s(), w.Rows, w.Cols, gram, SparseGPTOptions{
-		Sparsity: o.SparsityOf(k.Layer), N: o.N, M: o.M, Damp: o.Damp, BlockSize: o.BlockSize, Workers: o.Workers})
+		Sparsity: o.SparsityOf(k.Layer), N: o.N, M: o.M, Damp: o.Damp, BlockSize: o.BlockSize, WholeBlock: o.WholeBlock, Workers: o.Workers})
 	if err != nil {
 		return fmt.Errorf("subnet: layer %d %s: %w", k.Layer, k.Proj, err)
 	}
@@ -290,13 +336,18 @@ func sparseGPTKey(m *model.Model, k mask.Key, gram []float64, o *Options, res *R
 }
 
 // SparseGPTSequential runs SparseGPT layer by layer as in the original
-// work: the Gram matrices of block l are collected from calibration passes
-// through blocks 0..l whose weights are already pruned and updated, so each
-// block compensates for the errors of the blocks before it. Only one block's
-// Gram matrices are in memory at a time. samples are token sequences
+// work: the Gram matrices of block l are collected from calibration inputs
+// that went through blocks 0..l−1 already pruned and updated, so each block
+// compensates for the errors of the blocks before it. The samples run a
+// layer at a time (stats.Layerwise): block l is run once with its original
+// weights to collect its Gram matrices, pruned, and run again with its new
+// weights to give block l+1 its input, so the whole costs 2L−1 layer passes
+// per sample (not the L(L+1)/2 of rerunning every sample from the
+// embeddings). Only one block's Gram matrices are in memory at a time,
+// besides the samples' residual streams. samples are token sequences
 // (already truncated). progress, if set, is called after every sample of
-// every pass (total = layers × samples).
-func SparseGPTSequential(ctx context.Context, m *model.Model, samples [][]int, calib stats.Calibration, o Options, progress func(done, total int)) (*Result, error) {
+// every layer pass (total = (2L−1) × samples).
+func SparseGPTSequential(ctx context.Context, m *model.Model, samples [][]int, rec calib.Record, o Options, progress func(done, total int)) (*Result, error) {
 	o.Method = SparseGPT
 	if err := o.validate(&m.Config); err != nil {
 		return nil, err
@@ -307,48 +358,40 @@ func SparseGPTSequential(ctx context.Context, m *model.Model, samples [][]int, c
 	if len(samples) == 0 {
 		return nil, errors.New("subnet: SparseGPT needs calibration samples")
 	}
+	var need [stats.NumInputs]bool
+	any := false
+	for p := model.Proj(0); p < model.NumProj; p++ {
+		if o.Targets.Has(p) {
+			need[stats.InputOf(p)] = true
+			any = true
+		}
+	}
 	mk := newMask(m, &o, SparseGPT)
 	res := &Result{Mask: mk, Weights: mask.Weights{}}
-	work := make([]model.Layer, len(m.Layers))
-	copy(work, m.Layers)
 	L := m.Config.Layers
-	var tokens int64
-	for l := 0; l < L; l++ {
-		var need [stats.NumInputs]bool
-		any := false
-		for p := model.Proj(0); p < model.NumProj; p++ {
-			if o.Targets.Has(p) {
-				need[stats.InputOf(p)] = true
-				any = true
-			}
+	// work shares m's weights except for the layers pruned so far.
+	work, err := model.New(m.Config, m.Embed, append([]model.Layer(nil), m.Layers...), m.Norm, m.LMHead)
+	if err != nil {
+		return nil, err
+	}
+	work.K = m.K
+	lw, err := stats.NewLayerwise(work, samples)
+	if err != nil {
+		return nil, fmt.Errorf("subnet: %w", err)
+	}
+	passes, done := 2*L-1, 0
+	step := func(d, n int) {
+		if progress != nil {
+			progress(done*n+d, passes*n)
 		}
-		if !any {
-			break
-		}
-		cfg := m.Config
-		cfg.Layers = l + 1
-		view, err := model.New(cfg, m.Embed, work[:l+1], m.Norm, m.LMHead)
+	}
+	for l := 0; l < L && any; l++ {
+		st, err := lw.Collect(ctx, stats.Options{Inputs: need, Workers: o.Workers, Gram: func(int, stats.Input) bool { return true }},
+			stats.Manifest{Calibration: rec, ModelFingerprint: mk.Fingerprint}, step)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("subnet: %w", err)
 		}
-		view.K = m.K
-		layer := l
-		col := stats.NewCollector(view, stats.Options{Inputs: need, Workers: o.Workers,
-			Layer: func(i int) bool { return i == layer },
-			Gram:  func(i int, _ stats.Input) bool { return i == layer }})
-		for i, s := range samples {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			if err := col.AddSample(s); err != nil {
-				return nil, fmt.Errorf("subnet: calibration sample %d: %w", i, err)
-			}
-			if progress != nil {
-				progress(l*len(samples)+i+1, L*len(samples))
-			}
-		}
-		st := col.Stats(stats.Manifest{Calibration: calib, ModelFingerprint: mk.Fingerprint})
-		tokens = st.Manifest.Tokens
+		done++
 		for p := model.Proj(0); p < model.NumProj; p++ {
 			if !o.Targets.Has(p) {
 				continue
@@ -357,10 +400,16 @@ func SparseGPTSequential(ctx context.Context, m *model.Model, samples [][]int, c
 			if err := sparseGPTKey(m, k, st.Channel(l, p).Gram, &o, res); err != nil {
 				return nil, err
 			}
-			work[l].SetWeight(p, kernels.FromF32(mk.Shapes[p][0], mk.Shapes[p][1], res.Weights[k]))
+			work.Layers[l].SetWeight(p, kernels.FromF32(mk.Shapes[p][0], mk.Shapes[p][1], res.Weights[k]))
+		}
+		if l < L-1 {
+			if err := lw.Advance(ctx, step); err != nil {
+				return nil, fmt.Errorf("subnet: %w", err)
+			}
+			done++
 		}
 	}
-	mk.Info.Calibration = fmt.Sprintf("%s (%d samples, %d tokens)", calib.Name, len(samples), tokens)
+	mk.Info.Calibration = fmt.Sprintf("%s (%d samples, %d tokens)", rec.Name, len(samples), lw.Tokens())
 	if mk.Info.Extra == nil {
 		mk.Info.Extra = map[string]string{}
 	}

@@ -138,6 +138,10 @@ type Options struct {
 	Damp float64
 	// BlockSize is SparseGPT's column block size (0: 128).
 	BlockSize int
+	// WholeBlock makes SparseGPT choose each block's pruned entries with one
+	// threshold over the whole block (the paper's selection) rather than the
+	// same count per row (see SparseGPTOptions.WholeBlock).
+	WholeBlock bool
 }
 
 func (o *Options) workers() int {
@@ -219,6 +223,12 @@ func (o *Options) validate(c *model.Config) error {
 	}
 	if o.Damp < 0 || o.BlockSize < 0 {
 		return errors.New("subnet: negative dampening or block size")
+	}
+	if o.Method != SparseGPT && (o.Damp != 0 || o.BlockSize != 0 || o.WholeBlock) {
+		return fmt.Errorf("subnet: dampening, block size and the whole-block threshold are SparseGPT's settings, not %s's", o.Method)
+	}
+	if o.WholeBlock && o.M > 0 {
+		return errors.New("subnet: the whole-block threshold does not apply to N:M sparsity (every group of M keeps N)")
 	}
 	return nil
 }
@@ -321,6 +331,29 @@ func newMask(m *model.Model, o *Options, method Method) *mask.Mask {
 		}
 		mk.Info.Extra = map[string]string{"layer_sparsity": strings.Join(parts, ",")}
 	}
+	if method == SparseGPT {
+		// The settings in use (the initial λ: a matrix whose dampened
+		// Hessian is not positive definite retries with 10λ, 100λ, …).
+		if mk.Info.Extra == nil {
+			mk.Info.Extra = map[string]string{}
+		}
+		damp, bs, sel := o.Damp, o.BlockSize, "row"
+		if damp == 0 {
+			damp = 0.01
+		}
+		if bs <= 0 {
+			bs = 128
+		}
+		if o.M > 0 {
+			bs = max(o.M, bs-bs%o.M)
+			sel = fmt.Sprintf("%d:%d", o.N, o.M)
+		} else if o.WholeBlock {
+			sel = "block"
+		}
+		mk.Info.Extra["sparsegpt_damp"] = strconv.FormatFloat(damp, 'g', -1, 64)
+		mk.Info.Extra["sparsegpt_block"] = strconv.Itoa(bs)
+		mk.Info.Extra["sparsegpt_select"] = sel
+	}
 	return mk
 }
 
@@ -357,7 +390,7 @@ func (a wandaScorer) score(w []float32, p, _ []float64) bool {
 	return false
 }
 
-// rowMatrix decodes row r of w into dst.
+// rowOf decodes row r of w into dst.
 func rowOf(w *kernels.Matrix, r int, dst []float32) {
 	if f := w.F32(); f != nil {
 		copy(dst, f[r*w.Cols:(r+1)*w.Cols])

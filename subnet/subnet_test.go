@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/stats"
@@ -59,7 +60,7 @@ func collect(t testing.TB, m *model.Model, samples [][]int, gram bool) *stats.St
 			t.Fatal(err)
 		}
 	}
-	return col.Stats(stats.Manifest{Calibration: stats.Calibration{Name: "golden"}})
+	return col.Stats(stats.Manifest{Calibration: calib.Record{Name: "golden"}})
 }
 
 // rowScores returns |W|·a for row r of the projection (a nil: |W|).
@@ -427,12 +428,12 @@ func TestSparseGPTSequential(t *testing.T) {
 	m := loadStories(t)
 	samples := storiesSamples(t)
 	calls := 0
-	res, err := SparseGPTSequential(context.Background(), m, samples, stats.Calibration{Name: "golden"}, Options{Sparsity: 0.5, Targets: AllLinear, Workers: 2},
+	res, err := SparseGPTSequential(context.Background(), m, samples, calib.Record{Name: "golden"}, Options{Sparsity: 0.5, Targets: AllLinear, Workers: 2},
 		func(done, total int) { calls++ })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if calls != m.Config.Layers*len(samples) {
+	if calls != (2*m.Config.Layers-1)*len(samples) {
 		t.Fatalf("progress called %d times", calls)
 	}
 	if len(res.Mask.Keys()) != m.Config.Layers*int(model.NumProj) || len(res.Weights) != len(res.Mask.Keys()) {

@@ -142,7 +142,7 @@ func (cfg *SweepConfig) statistics(ctx context.Context) (*stats.Stats, *calib.Se
 	if err != nil || cfg.Method != Wanda {
 		return nil, set, err
 	}
-	st, err := stats.Collect(ctx, cfg.Model, set.Samples, set.Calibration(), stats.Options{}, stage(cfg.Progress, "statistics"))
+	st, err := stats.Collect(ctx, cfg.Model, set.Samples, set.Record(), stats.Options{}, stage(cfg.Progress, "statistics"))
 	return st, set, err
 }
 
@@ -155,7 +155,7 @@ func (cfg *SweepConfig) one(ctx context.Context, o Options, many bool, st *stats
 	var err error
 	if meth == SparseGPT && st == nil {
 		o.Progress = nil
-		res, err = SparseGPTSequential(ctx, m, set.Samples, set.Calibration(), o, stage(cfg.Progress, fmt.Sprintf("sparsegpt ρ=%.2f (layer by layer)", o.Sparsity)))
+		res, err = SparseGPTSequential(ctx, m, set.Samples, set.Record(), o, stage(cfg.Progress, fmt.Sprintf("sparsegpt ρ=%.2f (layer by layer)", o.Sparsity)))
 	} else {
 		res, err = Prune(m, st, o)
 	}

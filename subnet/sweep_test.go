@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/eval/mc"
 	"github.com/masque-ai/masque/mask"
@@ -31,7 +32,7 @@ func (wordTok) Encode(s string, addSpecial bool) []int {
 func (wordTok) Decode(ids []int, skipSpecial bool) string { return strings.Repeat("x", len(ids)) }
 
 func testCalibModel(m *model.Model) calib.Model {
-	return calib.Model{Model: m, Tok: wordTok{}, Chat: func(msgs []calib.Message, gen bool) ([]int, error) {
+	return calib.Model{Model: m, Tok: wordTok{}, Chat: func(msgs []chattemplate.Message, gen bool) ([]int, error) {
 		var s strings.Builder
 		for _, x := range msgs {
 			s.WriteString(x.Role + ": " + x.Content + "\n")

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/chatdata"
 	"github.com/masque-ai/masque/synth/teacher"
-	"github.com/masque-ai/masque/train/sft"
 )
 
 // TestEndToEndOverHTTP runs profiles and answers (R and G) against a real
@@ -119,7 +119,7 @@ func TestEndToEndOverHTTP(t *testing.T) {
 					t.Fatalf("chat row %v", r)
 				}
 			}
-			convs, sprobs, err := sft.Read(chatPath, sft.ReadOptions{})
+			convs, sprobs, err := chatdata.Read(chatPath, chatdata.ReadOptions{})
 			if err != nil || len(convs) != 15 || len(sprobs) > 0 {
 				t.Fatalf("masque finetune reader: %d rows, problems %v, err %v", len(convs), sprobs, err)
 			}

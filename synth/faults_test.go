@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/synth/teacher"
 )
 
@@ -125,7 +126,7 @@ func TestFaultInjection(t *testing.T) {
 	if sum.Total != 24 || sum.Kept+sum.Failed != 24 || sum.Rejected != 0 {
 		t.Fatalf("summary %+v", sum)
 	}
-	if sum.Failed == 0 || sum.Failures[teacher.KindServer] != sum.Failed || sum.Complete {
+	if sum.Failed == 0 || sum.Failures[openaiclient.KindServer] != sum.Failed || sum.Complete {
 		t.Fatalf("expected the always-failing rows to be reported: %+v", sum)
 	}
 	kept := logIDs(t, StageFile(out, StageAnswers, "log"))
@@ -137,7 +138,7 @@ func TestFaultInjection(t *testing.T) {
 		t.Fatalf("%d failure lines for %d failed rows", len(failures), sum.Failed)
 	}
 	for _, f := range failures {
-		if f["kind"] != teacher.KindServer || !strings.Contains(f["error"].(string), "gave up after 4 attempts") {
+		if f["kind"] != openaiclient.KindServer || !strings.Contains(f["error"].(string), "gave up after 4 attempts") {
 			t.Fatalf("failure %v", f)
 		}
 		if slices.Contains(kept, f["id"].(string)) {
@@ -145,7 +146,7 @@ func TestFaultInjection(t *testing.T) {
 		}
 	}
 	st := sum.Teacher
-	if st.Errors[teacher.KindRateLimited] == 0 || st.Errors[teacher.KindTimeout] == 0 || st.Errors[teacher.KindTruncated] == 0 || st.Errors[teacher.KindServer] == 0 {
+	if st.Errors[openaiclient.KindRateLimited] == 0 || st.Errors[openaiclient.KindTimeout] == 0 || st.Errors[openaiclient.KindTruncated] == 0 || st.Errors[openaiclient.KindServer] == 0 {
 		t.Fatalf("not every fault kind was seen: %v", st.Errors)
 	}
 	if final := sum.Final; final == nil || final.Failed != sum.Failed {
@@ -303,7 +304,7 @@ func TestFatalStops(t *testing.T) {
 	out := t.TempDir()
 	com := Common{Out: out, Teacher: httpTeacher(srv, nil, teacher.Options{Concurrency: 2}), TeacherModel: "fake", Quality: QualityOptions{Language: "any"}}
 	sum, err := RunAnswers(context.Background(), AnswersConfig{Common: com, Strategy: StrategyG, Characters: testCharacters(3), Instructions: testInstructions(50)})
-	if err == nil || teacher.ErrorKind(err) != teacher.KindAuth || !strings.Contains(err.Error(), "invalid api key") {
+	if err == nil || openaiclient.ErrorKind(err) != openaiclient.KindAuth || !strings.Contains(err.Error(), "invalid api key") {
 		t.Fatalf("err %v", err)
 	}
 	if n := h.calls.Load(); n > 10 {

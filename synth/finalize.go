@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/internal/atomicfile"
 )
 
@@ -115,14 +116,9 @@ func (r *anyRow) text(stage string) string {
 	return ""
 }
 
-type chatMessage struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
-
 type chatRow struct {
-	Messages []chatMessage `json:"messages"`
-	Flags    []string      `json:"flags,omitempty"`
+	Messages []chattemplate.Message `json:"messages"`
+	Flags    []string               `json:"flags,omitempty"`
 }
 
 // styleOut is a row of style_rewrite.jsonl.
@@ -280,12 +276,12 @@ func Finalize(dir, stage string, o FinalizeOptions) (*FinalStats, error) {
 		})
 		if werr == nil {
 			werr = write(FileDialogueChat, func(r *anyRow) any {
-				return chatRow{Messages: []chatMessage{{"system", r.System}, {"user", r.Question}, {"assistant", r.CharAnswer}}, Flags: r.Flags}
+				return chatRow{Messages: []chattemplate.Message{{Role: "system", Content: r.System}, {Role: "user", Content: r.Question}, {Role: "assistant", Content: r.CharAnswer}}, Flags: r.Flags}
 			})
 		}
 	case StagePersona:
 		werr = write(FilePersonaData, func(r *anyRow) any {
-			return chatRow{Messages: []chatMessage{{"system", r.System}, {"user", r.Question}, {"assistant", r.Answer}}, Flags: r.Flags}
+			return chatRow{Messages: []chattemplate.Message{{Role: "system", Content: r.System}, {Role: "user", Content: r.Question}, {Role: "assistant", Content: r.Answer}}, Flags: r.Flags}
 		})
 	case StageStyle:
 		werr = write(FileStyleRows, func(r *anyRow) any {
@@ -293,7 +289,7 @@ func Finalize(dir, stage string, o FinalizeOptions) (*FinalStats, error) {
 		})
 		if werr == nil {
 			werr = write(FileStyleChat, func(r *anyRow) any {
-				return chatRow{Messages: []chatMessage{{"system", r.System}, {"user", r.User}, {"assistant", StyleTarget(r.Trace, r.Styled)}}, Flags: r.Flags}
+				return chatRow{Messages: []chattemplate.Message{{Role: "system", Content: r.System}, {Role: "user", Content: r.User}, {Role: "assistant", Content: StyleTarget(r.Trace, r.Styled)}}, Flags: r.Flags}
 			})
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/synth/teacher"
 )
@@ -39,14 +40,14 @@ func builtin(t testing.TB) *checkpoint.Checkpoint {
 
 // wireReq is the part of a chat completions body the test servers read.
 type wireReq struct {
-	Model       string            `json:"model"`
-	Messages    []teacher.Message `json:"messages"`
-	MaxTokens   int               `json:"max_tokens"`
-	Temperature float64           `json:"temperature"`
-	TopP        float64           `json:"top_p"`
-	Seed        *int64            `json:"seed"`
-	Stop        []string          `json:"stop"`
-	Stream      bool              `json:"stream"`
+	Model       string                 `json:"model"`
+	Messages    []chattemplate.Message `json:"messages"`
+	MaxTokens   int                    `json:"max_tokens"`
+	Temperature float64                `json:"temperature"`
+	TopP        float64                `json:"top_p"`
+	Seed        *int64                 `json:"seed"`
+	Stop        []string               `json:"stop"`
+	Stream      bool                   `json:"stream"`
 }
 
 // engineHandler is a minimal OpenAI-compatible chat completions endpoint

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/masque-ai/masque/synth/teacher"
+	"github.com/masque-ai/masque/chattemplate"
 )
 
 // PromptVersion names the wording of the prompts below. It is part of every
@@ -21,7 +21,7 @@ const profileSystem = `You are a novelist who designs believable, specific ficti
 
 // ProfileMessages is the request that expands a persona into a character
 // profile.
-func ProfileMessages(persona string) []teacher.Message {
+func ProfileMessages(persona string) []chattemplate.Message {
 	var fields strings.Builder
 	for _, f := range ProfileFields {
 		fmt.Fprintf(&fields, "%s: ...\n", f)
@@ -38,7 +38,7 @@ Rules:
 - Age is a number of years. Race may be an ethnicity or, for fantasy settings, a species.
 - Appearance, General experience and Personality are each one to three concrete sentences that fit the persona.
 - Output only the profile: no title, no notes, no markdown.`, persona, fields.String())
-	return []teacher.Message{{Role: "system", Content: profileSystem}, {Role: "user", Content: user}}
+	return []chattemplate.Message{{Role: "system", Content: profileSystem}, {Role: "user", Content: user}}
 }
 
 // Profile is a parsed character profile.
@@ -152,7 +152,7 @@ func characterName(profile string) string {
 
 // AnswerMessages is the request for an in-character answer by strategy R
 // (rewrite reference, which must not be empty) or G (fresh answer).
-func AnswerMessages(strategy, profile, question, reference string) []teacher.Message {
+func AnswerMessages(strategy, profile, question, reference string) []chattemplate.Message {
 	name := characterName(profile)
 	var user string
 	if strategy == StrategyR {
@@ -175,7 +175,7 @@ Question:
 
 Answer the question as %s, fully in character: speak in their voice, draw on their background and personality, and be genuinely helpful where the character would be. Do not mention being an AI or a language model, do not add a preface, and do not break character. Output only %s's answer.`, profile, question, name, name)
 	}
-	return []teacher.Message{{Role: "system", Content: answerSystem}, {Role: "user", Content: user}}
+	return []chattemplate.Message{{Role: "system", Content: answerSystem}, {Role: "user", Content: user}}
 }
 
 // CharacterSystemPrompt is the system prompt of the chat rows made for
@@ -216,13 +216,13 @@ Guidelines:
 // the expert role-play actor system prompt with its guidelines, and a user
 // prompt with the persona, question and original answer blocks followed by
 // the task line. ModeDirect drops the original answer block.
-func PersonaRewriteMessages(mode, persona, question, reference string) []teacher.Message {
+func PersonaRewriteMessages(mode, persona, question, reference string) []chattemplate.Message {
 	if mode == ModeDirect {
 		user := fmt.Sprintf("### Persona\n%s\n\n### Question\n%s\n\nAnswer the question in the voice of the persona above.", persona, question)
-		return []teacher.Message{{Role: "system", Content: pruneSystemDirect}, {Role: "user", Content: user}}
+		return []chattemplate.Message{{Role: "system", Content: pruneSystemDirect}, {Role: "user", Content: user}}
 	}
 	user := fmt.Sprintf("### Persona\n%s\n\n### Question\n%s\n\n### Original answer\n%s\n\nRewrite the original answer in the voice of the persona above, keeping all of its facts.", persona, question, reference)
-	return []teacher.Message{{Role: "system", Content: pruneSystemRewrite}, {Role: "user", Content: user}}
+	return []chattemplate.Message{{Role: "system", Content: pruneSystemRewrite}, {Role: "user", Content: user}}
 }
 
 // PersonaTrainingSystem is the system prompt of Persona-Pruner training rows

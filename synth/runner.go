@@ -17,7 +17,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/internal/atomicfile"
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/synth/teacher"
 )
 
@@ -121,7 +123,7 @@ func (c *Common) settings() map[string]string {
 
 // request builds a request with the common sampling settings and a seed
 // derived from the row id and attempt.
-func (c *Common) request(msgs []teacher.Message, id string, attempt, defMax int) teacher.Request {
+func (c *Common) request(msgs []chattemplate.Message, id string, attempt, defMax int) teacher.Request {
 	seed := int64(hash64(fmt.Sprintf("%d\x00%s\x00%d", c.Seed, id, attempt)) >> 1)
 	mt := c.MaxTokens
 	if mt == 0 {
@@ -441,7 +443,7 @@ feed:
 // must stop (a fatal teacher error or a failed write).
 func (r *runner) record(id string, out outcome, err error) error {
 	if err != nil {
-		var te *teacher.Error
+		var te *openaiclient.Error
 		if errors.As(err, &te) && te.Fatal() {
 			return err
 		}
@@ -454,8 +456,8 @@ func (r *runner) record(id string, out outcome, err error) error {
 			r.report()
 			return nil
 		}
-		kind := teacher.ErrorKind(err)
-		if kind == teacher.KindContextLength {
+		kind := openaiclient.ErrorKind(err)
+		if kind == openaiclient.KindContextLength {
 			// Deterministic for this row: retrying cannot help.
 			r.mu.Lock()
 			r.sum.Rejected++

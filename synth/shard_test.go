@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/synth/teacher"
 )
 
@@ -183,7 +184,7 @@ func TestBatchExportImport(t *testing.T) {
 		req.Model = "gpt-test"
 		for _, m := range br.Body["messages"].([]any) {
 			mm := m.(map[string]any)
-			req.Messages = append(req.Messages, teacher.Message{Role: mm["role"].(string), Content: mm["content"].(string)})
+			req.Messages = append(req.Messages, chattemplate.Message{Role: mm["role"].(string), Content: mm["content"].(string)})
 		}
 		resp, _ := fakeGen(ctx, req, nil)
 		body := fmt.Sprintf(`{"id":"c%d","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":%q},"finish_reason":"stop"}]}`, i, resp.Text)

@@ -8,7 +8,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/masque-ai/masque/synth/teacher"
+	"github.com/masque-ai/masque/chattemplate"
 )
 
 // StageStyle: stylised line → neutral rewrite, reasoning trace and a
@@ -107,7 +107,7 @@ const styleTeacherSystem = `You are a literary editor. You separate what a chara
 
 // StyleRewriteMessages is the request that has the teacher rewrite a
 // stylised line neutrally and explain its style.
-func StyleRewriteMessages(character string, h StyleHint, line string) []teacher.Message {
+func StyleRewriteMessages(character string, h StyleHint, line string) []chattemplate.Message {
 	user := fmt.Sprintf(`Character: %s
 %sLine: %s
 
@@ -118,12 +118,12 @@ Do two things.
 Answer in exactly this form, with nothing else:
 Neutral: <the neutral rewrite>
 Reasoning: <the explanation>`, character, hintLines(h), oneLine(line), MaxTraceWords)
-	return []teacher.Message{{Role: "system", Content: styleTeacherSystem}, {Role: "user", Content: user}}
+	return []chattemplate.Message{{Role: "system", Content: styleTeacherSystem}, {Role: "user", Content: user}}
 }
 
 // StyleTraceMessages is the request for a reasoning trace alone, for a
 // line whose neutral counterpart is known.
-func StyleTraceMessages(character string, h StyleHint, neutral, line string) []teacher.Message {
+func StyleTraceMessages(character string, h StyleHint, neutral, line string) []chattemplate.Message {
 	user := fmt.Sprintf(`Character: %s
 %sNeutral content: %s
 The character's line: %s
@@ -132,7 +132,7 @@ In at most %d words, explain how the character's emotion and motive turn the neu
 
 Answer in exactly this form, with nothing else:
 Reasoning: <the explanation>`, character, hintLines(h), oneLine(neutral), oneLine(line), MaxTraceWords)
-	return []teacher.Message{{Role: "system", Content: styleTeacherSystem}, {Role: "user", Content: user}}
+	return []chattemplate.Message{{Role: "system", Content: styleTeacherSystem}, {Role: "user", Content: user}}
 }
 
 func hintLines(h StyleHint) string {
@@ -299,7 +299,7 @@ func RunStyleRewrite(ctx context.Context, cfg StyleConfig) (*Summary, error) {
 		}
 		var reasons []string
 		for attempt := 0; attempt <= retries; attempt++ {
-			var msgs []teacher.Message
+			var msgs []chattemplate.Message
 			if row.Parallel {
 				msgs = StyleTraceMessages(l.Character, h, l.Neutral, l.Styled)
 			} else {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/serve"
 	"github.com/masque-ai/masque/synth/teacher"
@@ -252,7 +253,7 @@ func TestStyleRewriteBatch(t *testing.T) {
 		var br struct {
 			CustomID string `json:"custom_id"`
 			Body     struct {
-				Messages []teacher.Message `json:"messages"`
+				Messages []chattemplate.Message `json:"messages"`
 			} `json:"body"`
 		}
 		if err := json.Unmarshal([]byte(l), &br); err != nil {

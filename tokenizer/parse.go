@@ -72,7 +72,7 @@ func isNull(raw json.RawMessage) bool {
 	return len(t) == 0 || bytes.Equal(t, []byte("null"))
 }
 
-// maxID bounds token ids relative to the number of entries, so that a malformed file
+// maxIDFor bounds token ids relative to the number of entries, so that a malformed file
 // cannot make us allocate huge tables.
 func maxIDFor(n int) int { return 2*n + 1024 }
 

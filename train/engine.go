@@ -533,7 +533,7 @@ func (n *Net) backward(pb *packed, dx []float32) {
 // headChunkElems bounds the logits held at once (rows × vocabulary).
 const headChunkElems = 1 << 22
 
-// head runs the final norm, the LM head and the cross-entropy over the rows
+// lmHead runs the final norm, the LM head and the cross-entropy over the rows
 // that have a target, chunk by chunk, so the full [N, vocab] logits never
 // exist. With backward, it returns d(scale·loss)/d(final residual) [N,H]
 // and accumulates the head and final-norm gradients.

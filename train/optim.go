@@ -136,7 +136,10 @@ func (s Schedule) LR(lr float64, step int) float64 {
 		return lr
 	}
 	prog := float64(step-s.Warmup) / float64(decay-1)
-	prog = math.Min(1, math.Max(0, prog))
+	if prog >= 1 && (s.Kind == "linear" || s.Kind == "cosine") {
+		return lr * s.MinRatio // exactly the final rate (1−(1−r) need not be r in floating point)
+	}
+	prog = math.Max(0, prog)
 	switch s.Kind {
 	case "linear":
 		return lr * (1 - (1-s.MinRatio)*prog)

@@ -121,6 +121,16 @@ func TestSchedule(t *testing.T) {
 			t.Errorf("%+v step %d: lr %g, want %g", tc.s, tc.step, got, tc.want)
 		}
 	}
+	// The last step is exactly at the final rate (not 1 ulp off), for
+	// every decay and the rates pretrain and finetune use.
+	for _, kind := range []string{"linear", "cosine"} {
+		for _, c := range []struct{ lr, final float64 }{{3e-3, 3e-4}, {1e-2, 1e-3}, {2e-4, 2e-5}, {7e-4, 0}} {
+			s := Schedule{Kind: kind, Warmup: 3, Total: 50, MinRatio: c.final / c.lr}
+			if got := s.LR(c.lr, 49); got != c.final {
+				t.Errorf("%s %g→%g: last step at %v, want exactly %v", kind, c.lr, c.final, got, c.final)
+			}
+		}
+	}
 	if _, err := ParseSchedule("exponential"); err == nil {
 		t.Errorf("ParseSchedule accepted an unknown kind")
 	}

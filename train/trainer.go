@@ -153,6 +153,8 @@ func NewTrainer(n *Net, cfg Config, trainSet, evalSet []Sequence) (*Trainer, err
 	cfg.Schedule.Kind = kind
 	t := &Trainer{Net: n, Cfg: cfg, Train: trainSet, Eval: evalSet, epochOf: -1}
 	t.Opt = NewAdamW(n.Params(), cfg.Beta1, cfg.Beta2, cfg.Eps, cfg.WeightDecay)
+	// Cfg records the values in use, not the zeros that asked for defaults.
+	t.Cfg.Beta1, t.Cfg.Beta2, t.Cfg.Eps = t.Opt.Beta1, t.Opt.Beta2, t.Opt.Eps
 	if cfg.Steps > 0 {
 		t.State.TotalSteps = cfg.Steps
 	} else {

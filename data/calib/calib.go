@@ -11,14 +11,12 @@
 package calib
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,9 +24,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/masque-ai/masque/chatdata"
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
-	"github.com/masque-ai/masque/stats"
 )
 
 //go:embed generic.txt
@@ -63,16 +62,10 @@ type Tokenizer interface {
 	Decode(ids []int, skipSpecial bool) string
 }
 
-// Message is one turn of a conversation.
-type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
-
 // ChatFunc renders a conversation with the model's chat template and
 // tokenizes it (with the generation prompt appended when
 // addGenerationPrompt is true).
-type ChatFunc func(msgs []Message, addGenerationPrompt bool) ([]int, error)
+type ChatFunc func(msgs []chattemplate.Message, addGenerationPrompt bool) ([]int, error)
 
 // Options tune set construction.
 type Options struct {
@@ -80,6 +73,11 @@ type Options struct {
 	MaxTokens int
 	// Limit keeps only the first Limit samples (≤ 0: all).
 	Limit int
+	// OnBadRow is the bad-row policy of chat files (chatdata.SkipBadRows,
+	// the default, or chatdata.FailOnBadRow), as for finetune; Warn, when
+	// not nil, receives every skipped row.
+	OnBadRow string
+	Warn     func(chatdata.Problem)
 }
 
 func (o *Options) maxTokens() int {
@@ -127,8 +125,8 @@ func (s *Set) Hash() string {
 }
 
 // Calibration describes the set for a statistics manifest.
-func (s *Set) Calibration() stats.Calibration {
-	return stats.Calibration{Name: s.Name, Source: s.Source, SHA256: s.Hash(), MaxTokens: s.MaxTokens}
+func (s *Set) Record() Record {
+	return Record{Name: s.Name, Source: s.Source, SHA256: s.Hash(), MaxTokens: s.MaxTokens}
 }
 
 func (s *Set) add(text string, ids []int, max int) {
@@ -179,51 +177,19 @@ func FromTextFile(path string, tok Tokenizer, o Options) (*Set, error) {
 	return FromLines(filepath.Base(path), "text", ls, tok, o)
 }
 
-// ReadChatJSONL reads conversations, one per line: {"messages":[{"role",
-// "content"},…]} or a bare list of messages. Blank lines are skipped; any
-// other problem is an error naming the file and line.
-func ReadChatJSONL(path string) ([][]Message, error) {
-	f, err := os.Open(path)
+// ReadChatJSONL reads the conversations of a chat data file with
+// chatdata, the reader finetune uses (every layout it accepts: messages,
+// ShareGPT, a bare list of messages, question/answer, Alpaca), applying
+// o.OnBadRow to rows that cannot be read. Calibration conversations need no
+// assistant turn.
+func ReadChatJSONL(path string, o Options) ([][]chattemplate.Message, error) {
+	convs, err := chatdata.Load(path, chatdata.ReadOptions{AllowNoAssistant: true}, o.OnBadRow, o.Warn)
 	if err != nil {
 		return nil, fmt.Errorf("calib: %w", err)
 	}
-	defer f.Close()
-	var out [][]Message
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		var msgs []Message
-		if line[0] == '[' {
-			err = json.Unmarshal(line, &msgs)
-		} else {
-			var obj struct {
-				Messages []Message `json:"messages"`
-			}
-			err = json.Unmarshal(line, &obj)
-			msgs = obj.Messages
-		}
-		if err != nil {
-			return nil, fmt.Errorf("calib: %s:%d: malformed JSON: %v", path, n, err)
-		}
-		if len(msgs) == 0 {
-			return nil, fmt.Errorf("calib: %s:%d: no messages (want {\"messages\":[{\"role\":…,\"content\":…}]})", path, n)
-		}
-		for i, m := range msgs {
-			if m.Role == "" {
-				return nil, fmt.Errorf("calib: %s:%d: message %d has no role", path, n, i)
-			}
-		}
-		out = append(out, msgs)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("calib: %s: %w", path, err)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("calib: %s: no conversations", path)
+	out := make([][]chattemplate.Message, len(convs))
+	for i, c := range convs {
+		out[i] = c.Messages
 	}
 	return out, nil
 }
@@ -231,7 +197,7 @@ func ReadChatJSONL(path string) ([][]Message, error) {
 // FromChatJSONL renders every conversation of a chat JSONL file with chat
 // (no generation prompt) as one sample.
 func FromChatJSONL(path string, chat ChatFunc, o Options) (*Set, error) {
-	convs, err := ReadChatJSONL(path)
+	convs, err := ReadChatJSONL(path, o)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +206,7 @@ func FromChatJSONL(path string, chat ChatFunc, o Options) (*Set, error) {
 
 // FromChats renders every conversation with chat (no generation prompt) as
 // one sample; name (a file name, say) appears in errors and in the set.
-func FromChats(name, source string, convs [][]Message, chat ChatFunc, o Options) (*Set, error) {
+func FromChats(name, source string, convs [][]chattemplate.Message, chat ChatFunc, o Options) (*Set, error) {
 	s := &Set{Name: name, Source: source, MaxTokens: o.maxTokens()}
 	for i, c := range convs {
 		if o.Limit > 0 && len(s.Samples) >= o.Limit {
@@ -316,7 +282,7 @@ func FromPersona(ctx context.Context, m *model.Model, tok Tokenizer, chat ChatFu
 	s := &Set{Name: "persona:" + hex.EncodeToString(h[:])[:12], Source: "persona", MaxTokens: o.maxTokens()}
 	for i := 0; i < n; i++ {
 		q := qs[i%len(qs)]
-		prompt, err := chat([]Message{{Role: "system", Content: description}, {Role: "user", Content: q}}, true)
+		prompt, err := chat([]chattemplate.Message{{Role: "system", Content: description}, {Role: "user", Content: q}}, true)
 		if err != nil {
 			return nil, fmt.Errorf("calib: rendering the persona prompt: %v", err)
 		}
@@ -335,9 +301,9 @@ func FromPersona(ctx context.Context, m *model.Model, tok Tokenizer, chat ChatFu
 		if answer == "" {
 			s.EmptyAnswers++
 		}
-		msgs := []Message{{Role: "user", Content: q}, {Role: "assistant", Content: answer}}
+		msgs := []chattemplate.Message{{Role: "user", Content: q}, {Role: "assistant", Content: answer}}
 		if o.IncludeSystem {
-			msgs = append([]Message{{Role: "system", Content: description}}, msgs...)
+			msgs = append([]chattemplate.Message{{Role: "system", Content: description}}, msgs...)
 		}
 		ids, err := chat(msgs, false)
 		if err != nil {
@@ -360,4 +326,15 @@ func (s *Set) WriteText(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// Record describes a calibration set wherever results computed on it are
+// recorded (the "calibration" of a statistics manifest; a SparseGPT mask
+// names it): its name, source, the hash of its samples' token ids and the
+// truncation length.
+type Record struct {
+	Name      string `json:"name"`                 // e.g. "generic", a file name, "persona:<hash>"
+	Source    string `json:"source,omitempty"`     // text, chat, persona, builtin, tokens
+	SHA256    string `json:"sha256,omitempty"`     // hash of the samples' token ids
+	MaxTokens int    `json:"max_tokens,omitempty"` // truncation length of each sample
 }

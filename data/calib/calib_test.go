@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/chatdata"
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/model"
 )
 
@@ -35,7 +37,7 @@ func (byteTok) Decode(ids []int, skipSpecial bool) string {
 	return string(b)
 }
 
-func byteChat(msgs []Message, gen bool) ([]int, error) {
+func byteChat(msgs []chattemplate.Message, gen bool) ([]int, error) {
 	var s strings.Builder
 	for _, m := range msgs {
 		s.WriteString("<" + m.Role + ">" + m.Content + "\n")
@@ -70,7 +72,7 @@ func TestShippedFiles(t *testing.T) {
 			t.Fatal("sample not truncated")
 		}
 	}
-	if c := s.Calibration(); c.SHA256 == "" || c.MaxTokens != 16 {
+	if c := s.Record(); c.SHA256 == "" || c.MaxTokens != 16 {
 		t.Fatalf("calibration %+v", c)
 	}
 }
@@ -104,11 +106,11 @@ func TestTextAndChatFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := byteChat([]Message{{"user", "hi"}, {"assistant", "hello"}}, false)
+	want, _ := byteChat([]chattemplate.Message{{Role: "user", Content: "hi"}, {Role: "assistant", Content: "hello"}}, false)
 	if len(cs.Samples) != 2 || len(cs.Samples[0]) != len(want) {
 		t.Fatalf("chat set %+v", cs)
 	}
-	mem, err := FromChats("kjv/valid", "voice", [][]Message{{{"user", "hi"}, {"assistant", "hello"}}, {{"user", "again"}}}, byteChat, Options{Limit: 1})
+	mem, err := FromChats("kjv/valid", "voice", [][]chattemplate.Message{{{Role: "user", Content: "hi"}, {Role: "assistant", Content: "hello"}}, {{Role: "user", Content: "again"}}}, byteChat, Options{Limit: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,17 +133,21 @@ func TestTextAndChatFiles(t *testing.T) {
 			return err
 		}, "nope.jsonl"},
 		{"malformed chat", func() error {
-			_, err := FromChatJSONL(write("m.jsonl", `{"messages":[]}`+"\n"+`{"messages":[{"role":"user","content":"x"}]}`+"\n{oops\n"), byteChat, Options{})
+			_, err := FromChatJSONL(write("m.jsonl", `{"messages":[]}`+"\n"+`{"messages":[{"role":"user","content":"x"}]}`+"\n{oops\n"), byteChat, Options{OnBadRow: chatdata.FailOnBadRow})
 			return err
 		}, "m.jsonl:1"},
 		{"malformed line 3", func() error {
-			_, err := FromChatJSONL(write("m3.jsonl", `[{"role":"user","content":"x"}]`+"\n\n{oops\n"), byteChat, Options{})
+			_, err := FromChatJSONL(write("m3.jsonl", `[{"role":"user","content":"x"}]`+"\n\n{oops\n"), byteChat, Options{OnBadRow: chatdata.FailOnBadRow})
 			return err
 		}, "m3.jsonl:3: malformed JSON"},
 		{"no role", func() error {
-			_, err := FromChatJSONL(write("r.jsonl", `[{"content":"x"}]`), byteChat, Options{})
+			_, err := FromChatJSONL(write("r.jsonl", `[{"content":"x"}]`), byteChat, Options{OnBadRow: chatdata.FailOnBadRow})
 			return err
 		}, "no role"},
+		{"only bad rows", func() error {
+			_, err := FromChatJSONL(write("bad.jsonl", "{oops\n[]\n"), byteChat, Options{})
+			return err
+		}, "bad.jsonl: no usable conversations (2 bad rows)"},
 		{"empty persona", func() error {
 			_, err := FromPersona(context.Background(), nil, byteTok{}, byteChat, "  ", PersonaOptions{})
 			return err
@@ -191,5 +197,43 @@ func TestFromPersona(t *testing.T) {
 	d, _ := FromPersona(context.Background(), m, byteTok{}, byteChat, desc, o)
 	if c.Hash() != d.Hash() || !strings.Contains(byteTok{}.Decode(c.Samples[0], false), desc) {
 		t.Fatal("sampled persona set not reproducible at a fixed seed, or system prompt missing")
+	}
+}
+
+// TestChatRowsAsFinetune: calibration chat files are read as finetune reads
+// training data: the question/answer and Alpaca rows that finetune accepts
+// are conversations here too (stats --calib-chat aborted on them before),
+// and bad rows are skipped with a warning by default, as finetune does.
+func TestChatRowsAsFinetune(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mixed.jsonl")
+	rows := `{"system":"You are a pirate.","question":"Where is the gold?","answer":"Buried, arr."}
+{"instruction":"Name a colour.","input":"","output":"Blue."}
+{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}
+{"conversations":[{"from":"human","value":"ahoy"},{"from":"gpt","value":"ahoy!"}]}
+[{"role":"user","content":"a prompt alone"}]
+{not json
+`
+	if err := os.WriteFile(path, []byte(rows), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var warned []chatdata.Problem
+	s, err := FromChatJSONL(path, byteChat, Options{Warn: func(p chatdata.Problem) { warned = append(warned, p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Samples) != 5 || len(warned) != 1 || warned[0].Line != 6 {
+		t.Fatalf("%d samples, warnings %v; want 5 samples and the bad line 6", len(s.Samples), warned)
+	}
+	if !strings.Contains(s.Texts[0], "system: You are a pirate.") || !strings.Contains(s.Texts[0], "assistant: Buried, arr.") ||
+		!strings.Contains(s.Texts[1], "user: Name a colour.") {
+		t.Fatalf("rows read as %q", s.Texts[:2])
+	}
+	// The same rows through finetune's reader give the same conversations.
+	convs, probs, err := chatdata.Read(path, chatdata.ReadOptions{})
+	if err != nil || len(convs) != 4 || len(probs) != 2 {
+		t.Fatalf("finetune's reading: %d conversations, problems %v, %v", len(convs), probs, err)
+	}
+	if _, err := FromChatJSONL(path, byteChat, Options{OnBadRow: chatdata.FailOnBadRow}); err == nil || !strings.Contains(err.Error(), "mixed.jsonl:6") {
+		t.Fatalf("fail policy: %v", err)
 	}
 }

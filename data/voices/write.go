@@ -10,24 +10,19 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/internal/atomicfile"
 )
 
 // Row is one line of a split file (keys in the order CORPUS.md gives).
 type Row struct {
-	ID       string    `json:"id"`
-	Voice    string    `json:"voice"`
-	Doc      string    `json:"doc"`
-	Key      string    `json:"key"`
-	Prompt   string    `json:"prompt"`
-	Text     string    `json:"text"`
-	Messages []Message `json:"messages"`
-}
-
-// Message is one chat turn.
-type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
+	ID       string                 `json:"id"`
+	Voice    string                 `json:"voice"`
+	Doc      string                 `json:"doc"`
+	Key      string                 `json:"key"`
+	Prompt   string                 `json:"prompt"`
+	Text     string                 `json:"text"`
+	Messages []chattemplate.Message `json:"messages"`
 }
 
 // Manifest is MANIFEST.json.
@@ -90,7 +85,7 @@ func write(cfg Config, src *sources, res *Result, docs map[string][]*document) e
 		for _, d := range docs[v] {
 			for _, p := range d.passage {
 				r := Row{ID: fmt.Sprintf("%s/%s/%04d", v, d.slug, p.num), Voice: v, Doc: v + ":" + d.id, Key: p.key,
-					Prompt: p.prompt, Text: p.text, Messages: []Message{{"system", persona}, {"user", p.prompt}, {"assistant", p.text}}}
+					Prompt: p.prompt, Text: p.text, Messages: []chattemplate.Message{{Role: "system", Content: persona}, {Role: "user", Content: p.prompt}, {Role: "assistant", Content: p.text}}}
 				line, err := marshal(r, false)
 				if err != nil {
 					return err

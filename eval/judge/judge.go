@@ -19,10 +19,11 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/masque-ai/masque/eval/internal/store"
+	"github.com/masque-ai/masque/jsonlstore"
+	"github.com/masque-ai/masque/openaiclient"
 )
 
-// Cache keeps judge replies across runs (store.Store implements it).
+// Cache keeps judge replies across runs (jsonlstore.Store implements it).
 type Cache interface {
 	// Get decodes the value stored under key into v; false if absent.
 	Get(key string, v any) bool
@@ -33,7 +34,7 @@ type Cache interface {
 // Judge asks one judge model for verdicts.
 type Judge struct {
 	// Client reaches the endpoint.
-	Client *Client
+	Client *openaiclient.Client
 	// Model is the judge model's name on the endpoint.
 	Model string
 	// Cache, if set, keeps replies by request.
@@ -63,12 +64,12 @@ func (j *Judge) Cached(m Metric, c Case) bool {
 	if j.Cache == nil {
 		return false
 	}
-	var r Response
+	var r openaiclient.Response
 	return j.Cache.Get(j.key(j.request(m, c)), &r)
 }
 
-func (j *Judge) request(m Metric, c Case) Request {
-	req := Request{Model: j.Model, Messages: m.Messages(c), MaxTokens: m.MaxTokens}
+func (j *Judge) request(m Metric, c Case) openaiclient.Request {
+	req := openaiclient.Request{Model: j.Model, Messages: m.Messages(c), MaxTokens: m.MaxTokens}
 	switch m.Family {
 	case FamilyPersonaPruner:
 		req.TopLogprobs = j.TopLogprobs
@@ -83,15 +84,15 @@ func (j *Judge) request(m Metric, c Case) Request {
 	return req
 }
 
-func (j *Judge) key(req Request) string {
-	return store.Key("judge-reply", req.Model, req.Messages, req.MaxTokens, req.Temperature, req.TopLogprobs)
+func (j *Judge) key(req openaiclient.Request) string {
+	return jsonlstore.Key("judge-reply", req.Model, req.Messages, req.MaxTokens, req.Temperature, req.TopLogprobs)
 }
 
 // ask sends req (or answers it from the cache).
-func (j *Judge) ask(ctx context.Context, req Request) (*Response, error) {
+func (j *Judge) ask(ctx context.Context, req openaiclient.Request) (*openaiclient.Response, error) {
 	key := j.key(req)
 	if j.Cache != nil {
-		var r Response
+		var r openaiclient.Response
 		if j.Cache.Get(key, &r) {
 			return &r, nil
 		}
@@ -120,7 +121,7 @@ func (j *Judge) Judge(ctx context.Context, m Metric, c Case) (Judgement, error) 
 }
 
 // Read turns a judge reply to metric m into a Judgement.
-func Read(m Metric, r *Response, model string) Judgement {
+func Read(m Metric, r *openaiclient.Response, model string) Judgement {
 	jd := Judgement{Metric: m.Name, PromptVersion: m.Version, JudgeModel: model, Reply: r.Text}
 	switch m.Family {
 	case FamilyPersonaGym:
@@ -159,7 +160,7 @@ type PairOutcome struct {
 func (j *Judge) Pairwise(ctx context.Context, persona, question, a, b string) (PairOutcome, error) {
 	ps := j.PromptSet()
 	ask := func(first, second string) (string, error) {
-		req := Request{Model: j.Model, Messages: ps.PairwiseMessages(persona, question, first, second), MaxTokens: PairwiseMaxTokens}
+		req := openaiclient.Request{Model: j.Model, Messages: ps.PairwiseMessages(persona, question, first, second), MaxTokens: PairwiseMaxTokens}
 		r, err := j.ask(ctx, req)
 		if err != nil {
 			return "", err

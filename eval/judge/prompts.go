@@ -3,6 +3,8 @@ package judge
 import (
 	"fmt"
 	"strings"
+
+	"github.com/masque-ai/masque/chattemplate"
 )
 
 // PromptVersion names the wording of the standard judge prompts (Standard).
@@ -281,21 +283,21 @@ type Case struct {
 }
 
 // Messages renders the metric's prompt for c.
-func (m Metric) Messages(c Case) []Message {
+func (m Metric) Messages(c Case) []chattemplate.Message {
 	r := strings.NewReplacer("{persona}", c.Persona, "{question}", c.Question, "{response}", c.Response)
-	var msgs []Message
+	var msgs []chattemplate.Message
 	if m.System != "" {
-		msgs = append(msgs, Message{Role: "system", Content: m.System})
+		msgs = append(msgs, chattemplate.Message{Role: "system", Content: m.System})
 	}
-	return append(msgs, Message{Role: "user", Content: r.Replace(m.User)})
+	return append(msgs, chattemplate.Message{Role: "user", Content: r.Replace(m.User)})
 }
 
 // PairwiseMessages renders the set's pairwise prompt with first shown as A.
-func (p *PromptSet) PairwiseMessages(persona, question, first, second string) []Message {
+func (p *PromptSet) PairwiseMessages(persona, question, first, second string) []chattemplate.Message {
 	r := strings.NewReplacer("{persona}", persona, "{question}", question, "{first}", first, "{second}", second)
-	var msgs []Message
+	var msgs []chattemplate.Message
 	if p.PairwiseSystem != "" {
-		msgs = append(msgs, Message{Role: "system", Content: p.PairwiseSystem})
+		msgs = append(msgs, chattemplate.Message{Role: "system", Content: p.PairwiseSystem})
 	}
-	return append(msgs, Message{Role: "user", Content: r.Replace(p.Pairwise)})
+	return append(msgs, chattemplate.Message{Role: "user", Content: r.Replace(p.Pairwise)})
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 // recording is one file of testdata/eval (see its README).
@@ -99,7 +101,7 @@ func TestRecordedServeReplies(t *testing.T) {
 			if rec.Status != 200 {
 				t.Fatalf("status %d", rec.Status)
 			}
-			r, err := ParseResponse(rec.Response)
+			r, err := openaiclient.ParseResponse(rec.Response)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 // MinMass is the smallest probability mass of integer candidates for which
@@ -116,7 +118,7 @@ func isRefusal(text string) bool {
 //     the first number in the text is used if it lies in [lo, hi]
 //     (decimals allowed); a reply with no number but the word REFUSAL is a
 //     refusal; anything else is a failure.
-func ScoreResponse(r *Response, lo, hi int) Score {
+func ScoreResponse(r *openaiclient.Response, lo, hi int) Score {
 	if isRefusal(r.Text) {
 		return Score{Refusal: true, Method: MethodRefusal, Reason: "the judge answered REFUSAL"}
 	}
@@ -157,7 +159,7 @@ func firstNumber(text string) (float64, bool) {
 
 // scoreLogprobs applies steps 2 and 3 of ScoreResponse; mass is the integer
 // mass found (also when below MinMass).
-func scoreLogprobs(toks []TokenLogprob, lo, hi int) (Score, float64) {
+func scoreLogprobs(toks []openaiclient.TokenLogprob, lo, hi int) (Score, float64) {
 	p := 0
 	for p < len(toks) && strings.TrimSpace(toks[p].Token) == "" {
 		p++
@@ -200,18 +202,18 @@ func scoreLogprobs(toks []TokenLogprob, lo, hi int) (Score, float64) {
 // topCandidates returns the TopCandidates most probable of alts (all of
 // them when there are no more), most probable first; ties keep the
 // endpoint's order.
-func topCandidates(alts []Alt) []Alt {
+func topCandidates(alts []openaiclient.Alt) []openaiclient.Alt {
 	if len(alts) <= TopCandidates {
 		return alts
 	}
 	s := slices.Clone(alts)
-	slices.SortStableFunc(s, func(a, b Alt) int { return cmp.Compare(b.Logprob, a.Logprob) })
+	slices.SortStableFunc(s, func(a, b openaiclient.Alt) int { return cmp.Compare(b.Logprob, a.Logprob) })
 	return s[:TopCandidates]
 }
 
 // expandDigits is step 3 of ScoreResponse: Σ P·value and Σ P over the
 // numbers in [lo, hi] reachable from position p.
-func expandDigits(toks []TokenLogprob, p, lo, hi int) (sum, mass float64) {
+func expandDigits(toks []openaiclient.TokenLogprob, p, lo, hi int) (sum, mass float64) {
 	const maxDigits = 4
 	type cand struct {
 		digits string

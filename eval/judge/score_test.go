@@ -4,15 +4,17 @@ import (
 	"fmt"
 	"math"
 	"testing"
+
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 // tok builds a generated token with its alternatives (probabilities, not
 // logprobs, for readability).
-func tok(t string, alts ...any) TokenLogprob {
-	tl := TokenLogprob{Token: t}
+func tok(t string, alts ...any) openaiclient.TokenLogprob {
+	tl := openaiclient.TokenLogprob{Token: t}
 	for i := 0; i < len(alts); i += 2 {
 		p := alts[i+1].(float64)
-		tl.Top = append(tl.Top, Alt{Token: alts[i].(string), Logprob: math.Log(p)})
+		tl.Top = append(tl.Top, openaiclient.Alt{Token: alts[i].(string), Logprob: math.Log(p)})
 		if alts[i].(string) == t {
 			tl.Logprob = math.Log(p)
 		}
@@ -23,7 +25,7 @@ func tok(t string, alts ...any) TokenLogprob {
 func TestScoreResponse(t *testing.T) {
 	tests := []struct {
 		name    string
-		r       Response
+		r       openaiclient.Response
 		ok      bool
 		refusal bool
 		method  string
@@ -33,7 +35,7 @@ func TestScoreResponse(t *testing.T) {
 		{
 			// (0.5·85 + 0.2·90 + 0.1·80) / 0.8 = 68.5/0.8.
 			name: "single-token integers",
-			r: Response{Text: "85", Logprobs: []TokenLogprob{
+			r: openaiclient.Response{Text: "85", Logprobs: []openaiclient.TokenLogprob{
 				tok("85", "85", 0.5, "90", 0.2, "Sure", 0.15, "80", 0.1, "101", 0.03, "-", 0.02)}},
 			ok: true, method: MethodLogprobs, value: 68.5 / 0.8, mass: 0.8,
 		},
@@ -41,7 +43,7 @@ func TestScoreResponse(t *testing.T) {
 			// Leading whitespace token skipped; " 70" trimmed; "05" is not
 			// a canonical integer. (0.6·70 + 0.2·60)/0.8 = 54/0.8.
 			name: "leading space token and spaced candidates",
-			r: Response{Text: " 70", Logprobs: []TokenLogprob{
+			r: openaiclient.Response{Text: " 70", Logprobs: []openaiclient.TokenLogprob{
 				tok(" ", " ", 0.9, "\n", 0.1),
 				tok(" 70", " 70", 0.6, "60", 0.2, "05", 0.1, "x", 0.1)}},
 			ok: true, method: MethodLogprobs, value: 54 / 0.8, mass: 0.8,
@@ -51,7 +53,7 @@ func TestScoreResponse(t *testing.T) {
 			// Numbers: 8 (0.6·0.2), 85 (0.6·0.5), 80 (0.6·0.3), 7 (0.3·0.2),
 			// 75 (0.3·0.5), 70 (0.3·0.3); mass 0.9, Σ P·n = 58.83.
 			name: "digits split across tokens",
-			r: Response{Text: "85", Logprobs: []TokenLogprob{
+			r: openaiclient.Response{Text: "85", Logprobs: []openaiclient.TokenLogprob{
 				tok("8", "8", 0.6, "7", 0.3, "x", 0.1),
 				tok("5", "5", 0.5, "0", 0.3, "\n", 0.2)}},
 			ok: true, method: MethodLogprobsSplit, value: 58.83 / 0.9, mass: 0.9,
@@ -62,7 +64,7 @@ func TestScoreResponse(t *testing.T) {
 			// "0" "0" = 900 is out of range, "90" ends at level 2 with stop
 			// 0. Only 100 is valid: mass 0.9.
 			name: "split 100",
-			r: Response{Text: "100", Logprobs: []TokenLogprob{
+			r: openaiclient.Response{Text: "100", Logprobs: []openaiclient.TokenLogprob{
 				tok("1", "1", 0.9, "9", 0.1),
 				tok("0", "0", 1.0),
 				tok("0", "0", 1.0)}},
@@ -70,37 +72,37 @@ func TestScoreResponse(t *testing.T) {
 		},
 		{
 			name: "no digit mass, number in text",
-			r: Response{Text: "Score: 72", Logprobs: []TokenLogprob{
+			r: openaiclient.Response{Text: "Score: 72", Logprobs: []openaiclient.TokenLogprob{
 				tok("Score", "Score", 0.7, "The", 0.3), tok(":", ":", 1.0), tok(" 72", " 72", 1.0)}},
 			ok: true, method: MethodText, value: 72,
 		},
 		{
 			name: "no digit mass, no number",
-			r: Response{Text: "Once upon a time", Logprobs: []TokenLogprob{
+			r: openaiclient.Response{Text: "Once upon a time", Logprobs: []openaiclient.TokenLogprob{
 				tok("Once", "Once", 0.8, "One", 0.2)}},
 			method: MethodFailed,
 		},
 		{
 			// Integer mass 0.1 < 0.25: the text decides.
 			name: "mass below threshold falls back to text",
-			r: Response{Text: "It is 40", Logprobs: []TokenLogprob{
+			r: openaiclient.Response{Text: "It is 40", Logprobs: []openaiclient.TokenLogprob{
 				tok("It", "It", 0.9, "85", 0.1)}},
 			ok: true, method: MethodText, value: 40, mass: 0.1,
 		},
 		{
 			name: "REFUSAL first token",
-			r: Response{Text: "REFUSAL", Logprobs: []TokenLogprob{
+			r: openaiclient.Response{Text: "REFUSAL", Logprobs: []openaiclient.TokenLogprob{
 				tok("REF", "REF", 0.7, "50", 0.3), tok("USAL", "USAL", 1.0)}},
 			refusal: true, method: MethodRefusal,
 		},
-		{name: "refusal in markdown", r: Response{Text: "**Refusal**"}, refusal: true, method: MethodRefusal},
-		{name: "refusal later in text", r: Response{Text: "I must answer REFUSAL here."}, refusal: true, method: MethodRefusal},
-		{name: "refusals word is not REFUSAL", r: Response{Text: "Refusals are rare; 60"}, ok: true, method: MethodText, value: 60},
-		{name: "malformed words", r: Response{Text: "eighty-five"}, method: MethodFailed},
-		{name: "out of range text", r: Response{Text: "150"}, method: MethodFailed},
-		{name: "decimal text", r: Response{Text: "About 87.5 out of 100"}, ok: true, method: MethodText, value: 87.5},
-		{name: "empty reply", r: Response{}, method: MethodFailed},
-		{name: "whitespace-only logprobs", r: Response{Text: "  ", Logprobs: []TokenLogprob{tok(" ", " ", 1.0)}}, method: MethodFailed},
+		{name: "refusal in markdown", r: openaiclient.Response{Text: "**Refusal**"}, refusal: true, method: MethodRefusal},
+		{name: "refusal later in text", r: openaiclient.Response{Text: "I must answer REFUSAL here."}, refusal: true, method: MethodRefusal},
+		{name: "refusals word is not REFUSAL", r: openaiclient.Response{Text: "Refusals are rare; 60"}, ok: true, method: MethodText, value: 60},
+		{name: "malformed words", r: openaiclient.Response{Text: "eighty-five"}, method: MethodFailed},
+		{name: "out of range text", r: openaiclient.Response{Text: "150"}, method: MethodFailed},
+		{name: "decimal text", r: openaiclient.Response{Text: "About 87.5 out of 100"}, ok: true, method: MethodText, value: 87.5},
+		{name: "empty reply", r: openaiclient.Response{}, method: MethodFailed},
+		{name: "whitespace-only logprobs", r: openaiclient.Response{Text: "  ", Logprobs: []openaiclient.TokenLogprob{tok(" ", " ", 1.0)}}, method: MethodFailed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -133,7 +135,7 @@ func TestScoreTopCandidates(t *testing.T) {
 	for i := range 19 {
 		alts = append(alts, fmt.Sprintf("w%d", i), 0.02)
 	}
-	r := Response{Text: "40", Logprobs: []TokenLogprob{tok("40", alts...)}}
+	r := openaiclient.Response{Text: "40", Logprobs: []openaiclient.TokenLogprob{tok("40", alts...)}}
 	s := ScoreResponse(&r, 0, 100)
 	if !s.OK || s.Method != MethodLogprobs || math.Abs(s.Value-40) > 1e-9 || math.Abs(s.Mass-0.4) > 1e-9 {
 		t.Fatalf("got %+v, want 40 from the top 20 candidates (mass 0.4)", s)
@@ -149,7 +151,7 @@ func TestScoreTopCandidates(t *testing.T) {
 	for i := range 19 {
 		second = append(second, fmt.Sprintf("w%d", i), 0.005)
 	}
-	r = Response{Text: "40", Logprobs: []TokenLogprob{tok("4", "4", 1.0), tok("0", second...)}}
+	r = openaiclient.Response{Text: "40", Logprobs: []openaiclient.TokenLogprob{tok("4", "4", 1.0), tok("0", second...)}}
 	s = ScoreResponse(&r, 0, 100)
 	// 40 (0.9, ends after the last token), 4 (stop mass 19·0.005 = 0.095).
 	want := (0.9*40 + 0.095*4) / 0.995

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
@@ -203,11 +204,11 @@ type ChatPrompter struct {
 
 // Prompt implements Prompter.
 func (p ChatPrompter) Prompt(system, question string) ([]int, error) {
-	var msgs []calib.Message
+	var msgs []chattemplate.Message
 	if system != "" {
-		msgs = append(msgs, calib.Message{Role: "system", Content: system})
+		msgs = append(msgs, chattemplate.Message{Role: "system", Content: system})
 	}
-	return p.Chat(append(msgs, calib.Message{Role: "user", Content: question}), true)
+	return p.Chat(append(msgs, chattemplate.Message{Role: "user", Content: question}), true)
 }
 
 // Answer implements Prompter.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/masque-ai/masque/data/calib"
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
 )
@@ -35,7 +35,7 @@ func (byteTok) Decode(ids []int, _ bool) string {
 	return string(b)
 }
 
-func byteChat(msgs []calib.Message, gen bool) ([]int, error) {
+func byteChat(msgs []chattemplate.Message, gen bool) ([]int, error) {
 	var s strings.Builder
 	for _, m := range msgs {
 		s.WriteString("<" + m.Role + ">" + m.Content + "\n")

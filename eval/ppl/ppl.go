@@ -2,7 +2,9 @@
 // log-likelihood per predicted token, over a text file (one sample per
 // line, every token after the first scored) or a chat JSONL file (each
 // conversation rendered with the chat template, only the assistant turns'
-// tokens scored).
+// tokens scored: each turn's content and its end-of-turn token, the tokens
+// finetune trains on, so that a fine-tune's training loss and its held-out
+// perplexity measure one quantity).
 package ppl
 
 import (
@@ -17,9 +19,12 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/masque-ai/masque/chatdata"
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/train/sft"
 )
 
 // Sample is a token sequence and which of its tokens are scored (nil: every
@@ -44,21 +49,25 @@ func TextSamples(path string, tok calib.Tokenizer, maxTokens int) ([]Sample, err
 	return out, nil
 }
 
-// ChatSamples reads a chat JSONL file (see calib.ReadChatJSONL) and marks
-// the tokens of every assistant turn (see ChatSample). Conversations are
+// ChatSamples reads a chat JSONL file (see calib.ReadChatJSONL) and encodes
+// every conversation as finetune does (see ChatSample). Conversations are
 // truncated at maxTokens (≤ 0: 512); those without an assistant message are
 // skipped.
-func ChatSamples(path string, chat calib.ChatFunc, maxTokens int) ([]Sample, error) {
+func ChatSamples(path string, enc *sft.Encoder, maxTokens int) ([]Sample, error) {
 	if maxTokens <= 0 {
 		maxTokens = calib.DefaultMaxTokens
 	}
-	convs, err := calib.ReadChatJSONL(path)
+	convs, err := calib.ReadChatJSONL(path, calib.Options{OnBadRow: chatdata.FailOnBadRow})
 	if err != nil {
 		return nil, err
 	}
 	var out []Sample
 	for ci, msgs := range convs {
-		s, ok, err := ChatSample(msgs, chat)
+		cm := make([]chattemplate.Message, len(msgs))
+		for i, m := range msgs {
+			cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}
+		}
+		s, ok, err := ChatSample(cm, enc)
 		if err != nil {
 			return nil, fmt.Errorf("ppl: %s: conversation %d: %v", path, ci+1, err)
 		}
@@ -76,44 +85,47 @@ func ChatSamples(path string, chat calib.ChatFunc, maxTokens int) ([]Sample, err
 	return out, nil
 }
 
-// ChatSample renders one conversation with chat and marks the tokens of
-// every assistant turn: for assistant message i they are the tokens the
-// rendering of messages 0..i adds to the rendering of messages 0..i−1 with
-// the generation prompt. ok is false when the conversation has no
-// assistant message (or its assistant turns add no tokens).
-func ChatSample(msgs []calib.Message, chat calib.ChatFunc) (s Sample, ok bool, err error) {
-	full, err := chat(msgs, false)
+// ChatSample encodes one conversation with enc, finetune's encoder (see
+// sft.NewEncoder), and scores exactly the tokens finetune trains on: the
+// content of every assistant turn and the end-of-turn token that follows
+// it (not what the template writes around them, such as ChatML's newline
+// after <|im_end|>). A fine-tune's training loss and the perplexity of
+// held-out rows are then one quantity. ok is false when the conversation
+// has no assistant message with content. The sample ends at its last
+// scored token.
+func ChatSample(msgs []chattemplate.Message, enc *sft.Encoder) (s Sample, ok bool, err error) {
+	if !slices.ContainsFunc(msgs, func(m chattemplate.Message) bool { return m.Role == "assistant" && m.Content != "" }) {
+		return Sample{}, false, nil
+	}
+	e, err := enc.Encode(msgs)
 	if err != nil {
 		return Sample{}, false, err
 	}
-	score := make([]bool, len(full))
-	for i, m := range msgs {
-		if m.Role != "assistant" {
-			continue
-		}
-		prefix, err1 := chat(msgs[:i], true)
-		upto, err2 := chat(msgs[:i+1], false)
-		if err := errors.Join(err1, err2); err != nil {
-			return Sample{}, false, err
-		}
-		if !slices.Equal(upto[:min(len(prefix), len(upto))], prefix) || !slices.Equal(full[:min(len(upto), len(full))], upto) {
-			return Sample{}, false, fmt.Errorf("the chat template does not render the conversation incrementally, so the assistant tokens of message %d cannot be located", i+1)
-		}
-		for j := max(len(prefix), 1); j < len(upto); j++ {
-			score[j] = true
-			ok = true
-		}
+	s = Sample{IDs: e.Seq.Tokens, Score: e.Assistant}
+	if len(s.Score) > 0 {
+		s.Score[0] = false // token 0 is never predicted
 	}
-	return Sample{IDs: full, Score: score}, ok, nil
+	// Tokens after the last scored one change nothing (the model is
+	// causal): the sample ends there.
+	n := len(s.Score)
+	for n > 0 && !s.Score[n-1] {
+		n--
+	}
+	s.IDs, s.Score = s.IDs[:n], s.Score[:n]
+	return s, n > 0, nil
 }
 
-// Load reads samples from path: chat JSONL for .jsonl files, text otherwise.
-func Load(path string, tok calib.Tokenizer, chat calib.ChatFunc, maxTokens int) ([]Sample, error) {
+// Load reads samples from path: chat JSONL for .jsonl files (encoded with
+// enc, see ChatSamples), text otherwise (tokenized with tok).
+func Load(path string, tok calib.Tokenizer, enc *sft.Encoder, maxTokens int) ([]Sample, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("ppl: %w", err)
 	}
 	if strings.EqualFold(filepath.Ext(path), ".jsonl") {
-		return ChatSamples(path, chat, maxTokens)
+		if enc == nil {
+			return nil, fmt.Errorf("ppl: %s: chat data needs the model's chat template", path)
+		}
+		return ChatSamples(path, enc, maxTokens)
 	}
 	return TextSamples(path, tok, maxTokens)
 }

@@ -8,9 +8,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/chatdata"
+	"github.com/masque-ai/masque/chattemplate"
+	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/train"
+	"github.com/masque-ai/masque/train/sft"
 )
 
 type byteTok struct{}
@@ -28,24 +33,6 @@ func (byteTok) Encode(s string, addSpecial bool) []int {
 
 func (byteTok) Decode(ids []int, _ bool) string { return "" }
 
-func byteChat(msgs []calib.Message, gen bool) ([]int, error) {
-	var s strings.Builder
-	for _, m := range msgs {
-		s.WriteString("<" + m.Role + ">" + m.Content + "\n")
-	}
-	if gen {
-		s.WriteString("<assistant>")
-	}
-	return byteTok{}.Encode(s.String(), true), nil
-}
-
-// brokenChat renders differently depending on the number of messages, so
-// it is not incremental.
-func brokenChat(msgs []calib.Message, gen bool) ([]int, error) {
-	ids, _ := byteChat(msgs, gen)
-	return append([]int{len(msgs) + 2}, ids...), nil
-}
-
 func TestPerplexity(t *testing.T) {
 	m, err := model.LoadLlama2C("../../testdata/stories260K/stories260K.bin")
 	if err != nil {
@@ -54,7 +41,7 @@ func TestPerplexity(t *testing.T) {
 	dir := t.TempDir()
 	txt := filepath.Join(dir, "a.txt")
 	os.WriteFile(txt, []byte("Once upon a time\nthe cat sat\n"), 0o644)
-	samples, err := Load(txt, byteTok{}, byteChat, 0)
+	samples, err := Load(txt, byteTok{}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,33 +63,91 @@ func TestPerplexity(t *testing.T) {
 	if r.Tokens != n || math.Abs(r.NLL-nll/float64(n)) > 1e-6 || math.Abs(r.PPL/math.Exp(nll/float64(n))-1) > 1e-5 {
 		t.Fatalf("result %+v, want nll %g over %d", r, nll/float64(n), n)
 	}
-	chat := filepath.Join(dir, "c.jsonl")
-	os.WriteFile(chat, []byte(`{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"},{"role":"user","content":"more"},{"role":"assistant","content":"ok"}]}`+"\n"), 0o644)
-	cs, err := Load(chat, byteTok{}, byteChat, 0)
+	if _, err := Load(filepath.Join(dir, "nope.txt"), byteTok{}, nil, 0); err == nil || !strings.Contains(err.Error(), "nope.txt") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// TestChatScoresWhatFinetuneTrains checks that chat perplexity scores the
+// tokens finetune trains on, with the same loss: on builtin:voices (ChatML
+// with special <|im_start|>/<|im_end|>), the assistant contents and each
+// <|im_end|> are scored, not the newline after it, and eval ppl's mean NLL
+// over the rows equals the training engine's loss on the same rows as
+// finetune encodes them.
+func TestChatScoresWhatFinetuneTrains(t *testing.T) {
+	ck, err := checkpoint.Open("builtin:voices", checkpoint.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	scored := 0
-	for _, f := range cs[0].Score {
-		if f {
-			scored++
-		}
-	}
-	if want := len("hello\n") + len("ok\n"); scored != want {
-		t.Fatalf("%d assistant tokens scored, want %d", scored, want)
-	}
-	if _, err := Evaluate(context.Background(), m, "c", cs, nil); err != nil {
+	defer ck.Close()
+	enc := sft.NewEncoder(ck.Template, ck.Tokenizer, ck.TemplateConfig, ck.HasTemplate)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.jsonl")
+	os.WriteFile(path, []byte(`{"messages":[{"role":"system","content":"You speak plainly."},{"role":"user","content":"Who made the world?"},{"role":"assistant","content":"God made the heaven and the earth."},{"role":"user","content":"And then?"},{"role":"assistant","content":"Light."}]}
+{"messages":[{"role":"user","content":"Say something."},{"role":"assistant","content":"It was the best of times, it was the worst of times."}]}
+{"messages":[{"role":"user","content":"no answer here"}]}
+`), 0o644)
+	samples, err := Load(path, ck.Tokenizer, enc, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ChatSamples(chat, brokenChat, 0); err == nil || !strings.Contains(err.Error(), "incrementally") {
-		t.Fatalf("non-incremental template: %v", err)
+	if len(samples) != 2 {
+		t.Fatalf("%d samples, want 2 (the row without an assistant message skipped)", len(samples))
 	}
-	if _, err := Load(filepath.Join(dir, "nope.txt"), byteTok{}, byteChat, 0); err == nil || !strings.Contains(err.Error(), "nope.txt") {
-		t.Fatalf("missing file: %v", err)
+	end := ck.Tokenizer.Encode("<|im_end|>", false)
+	if len(end) != 1 || !ck.Tokenizer.IsSpecial(end[0]) {
+		t.Fatalf("<|im_end|> is %v, not one special token", end)
+	}
+	convs, err := calib.ReadChatJSONL(path, calib.Options{OnBadRow: chatdata.FailOnBadRow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []train.Sequence
+	for i, s := range samples {
+		ends := 0
+		for j, id := range s.IDs {
+			if id == end[0] && s.Score[j] {
+				ends++
+				if j+1 < len(s.IDs) && s.Score[j+1] {
+					t.Errorf("sample %d: the token after <|im_end|> (%q) is scored", i, ck.Tokenizer.Decode(s.IDs[j+1:j+2], false))
+				}
+			}
+		}
+		if want := []int{2, 1}[i]; ends != want {
+			t.Errorf("sample %d: %d scored <|im_end|>, want %d (one per assistant turn)", i, ends, want)
+		}
+		cm := make([]chattemplate.Message, len(convs[i]))
+		for k, m := range convs[i] {
+			cm[k] = chattemplate.Message{Role: m.Role, Content: m.Content}
+		}
+		e, err := enc.Encode(cm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, e.Seq)
+	}
+	r, err := Evaluate(context.Background(), ck.Model, "c", samples, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := train.New(ck.Model, train.Options{Full: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss, err := n.Loss(seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("eval ppl: NLL %.6f over %d tokens; finetune loss %.6f over %d", r.NLL, r.Tokens, loss.Mean(), loss.Count)
+	if r.Tokens != loss.Count || math.Abs(r.NLL-loss.Mean()) > 1e-4*loss.Mean() {
+		t.Fatalf("eval ppl NLL %.6f over %d tokens, finetune loss %.6f over %d: not one quantity", r.NLL, r.Tokens, loss.Mean(), loss.Count)
 	}
 	noAsst := filepath.Join(dir, "u.jsonl")
 	os.WriteFile(noAsst, []byte(`[{"role":"user","content":"hi"}]`), 0o644)
-	if _, err := Load(noAsst, byteTok{}, byteChat, 0); err == nil || !strings.Contains(err.Error(), "no assistant") {
+	if _, err := Load(noAsst, ck.Tokenizer, enc, 0); err == nil || !strings.Contains(err.Error(), "no assistant") {
 		t.Fatalf("no assistant messages: %v", err)
+	}
+	if _, err := Load(path, ck.Tokenizer, nil, 0); err == nil || !strings.Contains(err.Error(), "chat template") {
+		t.Fatalf("chat data without an encoder: %v", err)
 	}
 }

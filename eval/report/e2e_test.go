@@ -21,6 +21,7 @@ import (
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/serve"
 )
 
@@ -107,7 +108,7 @@ func TestEndToEndAgainstMasqueServe(t *testing.T) {
 	ctx := context.Background()
 	metrics := append([]judge.Metric{judge.Compact.Consistency, judge.Compact.Coherence}, judge.Compact.Gym[0])
 	newJudge := func() *judge.Judge {
-		return &judge.Judge{Client: &judge.Client{URL: judgeURL, MaxAttempts: 2, BaseBackoff: time.Millisecond}, Model: "base", Prompts: judge.Compact}
+		return &judge.Judge{Client: &openaiclient.Client{URL: judgeURL, MaxAttempts: 2, BaseBackoff: time.Millisecond}, Model: "base", Prompts: judge.Compact}
 	}
 	rb, err := roleplay.LoadRoleBench(filepath.Join("..", "roleplay", "testdata", "rolebench", "test.jsonl"), filepath.Join("..", "roleplay", "testdata", "rolebench", "desc.json"))
 	if err != nil {

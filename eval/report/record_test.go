@@ -10,27 +10,29 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/eval/judge"
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/serve"
 )
 
 // recordCases are the judge requests recorded into testdata/eval.
-func recordCases() map[string]judge.Request {
+func recordCases() map[string]openaiclient.Request {
 	c := judge.Case{
 		Persona:  "Name: Maren Solberg\nA retired lighthouse keeper on a North Sea island: gruff, terse, full of weather lore.",
 		Question: "How can you tell that bad weather is coming without a forecast?",
 		Response: "Gulls fly low and come inland. The air smells of iron. Swell before wind. Then you close the shutters.",
 	}
-	req := func(m judge.Metric, top int) judge.Request {
-		return judge.Request{Model: "base", Messages: m.Messages(c), MaxTokens: m.MaxTokens, TopLogprobs: top}
+	req := func(m judge.Metric, top int) openaiclient.Request {
+		return openaiclient.Request{Model: "base", Messages: m.Messages(c), MaxTokens: m.MaxTokens, TopLogprobs: top}
 	}
 	// A prompt that ends the way a number would begin, to get digits among
 	// the candidates of a tiny model.
-	digits := judge.Request{Model: "base", MaxTokens: 8, TopLogprobs: 20, Messages: []judge.Message{
+	digits := openaiclient.Request{Model: "base", MaxTokens: 8, TopLogprobs: 20, Messages: []chattemplate.Message{
 		{Role: "user", Content: "Count: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42"}}}
 	cp := judge.Compact
-	return map[string]judge.Request{
+	return map[string]openaiclient.Request{
 		"compact-consistency":    req(cp.Consistency, 20),
 		"compact-coherence":      req(cp.Coherence, 20),
 		"compact-consistency-t5": req(cp.Consistency, 5),

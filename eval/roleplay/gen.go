@@ -8,11 +8,10 @@ import (
 
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
-	"github.com/masque-ai/masque/eval/internal/store"
-	"github.com/masque-ai/masque/eval/judge"
 	"github.com/masque-ai/masque/generate"
-	"github.com/masque-ai/masque/mask"
+	"github.com/masque-ai/masque/jsonlstore"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 // Generation is a candidate answer.
@@ -54,7 +53,7 @@ func NewLocal(ck *checkpoint.Checkpoint, m *model.Model, o generate.Options, ext
 }
 
 // NewLocalWeights is NewLocal with the fingerprint of m's weights given
-// ("": mask.Fingerprint(m)): a caller that applies a mask per sequence
+// ("": m.Fingerprint()): a caller that applies a mask per sequence
 // (persona.MaskedModel) passes mask.FingerprintMasked, the masked weights'
 // fingerprint, which a masked copy of the model would have.
 func NewLocalWeights(ck *checkpoint.Checkpoint, m *model.Model, weights string, o generate.Options, extra string) (*Local, error) {
@@ -70,14 +69,14 @@ func NewLocalWeights(ck *checkpoint.Checkpoint, m *model.Model, weights string, 
 	l := &Local{ck: ck, m: m, opts: o, tokens: generate.FromTokenizer(tok)}
 	opt, _ := json.Marshal(o)
 	if weights == "" {
-		weights = mask.Fingerprint(m)
+		weights = m.Fingerprint()
 	}
-	l.fp = store.Key("local", weights, extra, string(opt))
+	l.fp = jsonlstore.Key("local", weights, extra, string(opt))
 	return l, nil
 }
 
 // Fingerprint implements Generator: a hash of the weights' fingerprint
-// (mask.Fingerprint), extra and the decoding options.
+// (model.Model.Fingerprint), extra and the decoding options.
 func (l *Local) Fingerprint() string { return l.fp }
 
 // Generate implements Generator.
@@ -109,7 +108,7 @@ func (l *Local) Generate(ctx context.Context, system, question string) (Generati
 // Endpoint generates with a model behind an OpenAI-compatible endpoint.
 type Endpoint struct {
 	// Client reaches the endpoint.
-	Client *judge.Client
+	Client *openaiclient.Client
 	// Model is the model's name there.
 	Model string
 	// MaxTokens caps each answer; Temperature 0 is greedy; Seed is sent
@@ -123,17 +122,17 @@ type Endpoint struct {
 // A model that changes behind the same name keeps its fingerprint: use a
 // fresh output folder or model name then.
 func (e *Endpoint) Fingerprint() string {
-	return store.Key("endpoint", e.Client.Endpoint(), e.Model, e.MaxTokens, e.Temperature, e.Seed)
+	return jsonlstore.Key("endpoint", e.Client.Endpoint(), e.Model, e.MaxTokens, e.Temperature, e.Seed)
 }
 
 // Generate implements Generator.
 func (e *Endpoint) Generate(ctx context.Context, system, question string) (Generation, error) {
-	var msgs []judge.Message
+	var msgs []chattemplate.Message
 	if system != "" {
-		msgs = append(msgs, judge.Message{Role: "system", Content: system})
+		msgs = append(msgs, chattemplate.Message{Role: "system", Content: system})
 	}
-	msgs = append(msgs, judge.Message{Role: "user", Content: question})
-	r, err := e.Client.Chat(ctx, judge.Request{Model: e.Model, Messages: msgs, MaxTokens: e.MaxTokens, Temperature: e.Temperature, Seed: e.Seed})
+	msgs = append(msgs, chattemplate.Message{Role: "user", Content: question})
+	r, err := e.Client.Chat(ctx, openaiclient.Request{Model: e.Model, Messages: msgs, MaxTokens: e.MaxTokens, Temperature: e.Temperature, Seed: e.Seed})
 	if err != nil {
 		return Generation{}, err
 	}

@@ -8,10 +8,10 @@ import (
 	"testing"
 
 	"github.com/masque-ai/masque/checkpoint"
-	"github.com/masque-ai/masque/eval/judge"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/persona"
 )
 
@@ -95,16 +95,16 @@ func TestLocalGenerator(t *testing.T) {
 
 func TestEndpointGenerator(t *testing.T) {
 	srv, calls := judgeServer(t, "", 30)
-	e := &Endpoint{Client: &judge.Client{Name: "model", URL: srv.URL}, Model: "m", MaxTokens: 16}
+	e := &Endpoint{Client: &openaiclient.Client{Name: "model", URL: srv.URL}, Model: "m", MaxTokens: 16}
 	g, err := e.Generate(context.Background(), "sys", "Ignore the persona")
 	if err != nil || g.Text != "20" || calls.Load() != 1 {
 		t.Fatalf("%+v %v", g, err)
 	}
-	e2 := &Endpoint{Client: &judge.Client{URL: srv.URL}, Model: "m", MaxTokens: 17}
+	e2 := &Endpoint{Client: &openaiclient.Client{URL: srv.URL}, Model: "m", MaxTokens: 17}
 	if e.Fingerprint() == e2.Fingerprint() {
 		t.Fatal("settings do not change the fingerprint")
 	}
-	bad := &Endpoint{Client: &judge.Client{Name: "model", URL: closedURL(t), MaxAttempts: 1}, Model: "m"}
+	bad := &Endpoint{Client: &openaiclient.Client{Name: "model", URL: closedURL(t), MaxAttempts: 1}, Model: "m"}
 	if _, err := bad.Generate(context.Background(), "", "q"); err == nil || !strings.Contains(err.Error(), "model endpoint") {
 		t.Fatalf("%v", err)
 	}

@@ -3,6 +3,7 @@ package roleplay
 import (
 	"context"
 	"fmt"
+	"github.com/masque-ai/masque/train/sft"
 	"path/filepath"
 
 	"github.com/masque-ai/masque/chattemplate"
@@ -43,7 +44,7 @@ type ReferenceOptions struct {
 
 // chatFunc renders and tokenizes conversations with ck's template.
 func chatFunc(ck *checkpoint.Checkpoint) calib.ChatFunc {
-	return func(msgs []calib.Message, gen bool) ([]int, error) {
+	return func(msgs []chattemplate.Message, gen bool) ([]int, error) {
 		cm := make([]chattemplate.Message, len(msgs))
 		for i, m := range msgs {
 			cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}
@@ -102,7 +103,7 @@ func ComputeReference(ctx context.Context, ck *checkpoint.Checkpoint, m *model.M
 		ref.MC = append(ref.MC, r)
 	}
 	for _, f := range o.PPLData {
-		samples, err := ppl.Load(f, tok, chatFunc(ck), o.PPLMaxTokens)
+		samples, err := ppl.Load(f, tok, sft.NewEncoder(ck.Template, ck.Tokenizer, ck.TemplateConfig, ck.HasTemplate), o.PPLMaxTokens)
 		if err != nil {
 			return nil, err
 		}

@@ -15,10 +15,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/masque-ai/masque/eval/internal/store"
 	"github.com/masque-ai/masque/eval/judge"
 	"github.com/masque-ai/masque/eval/rouge"
 	"github.com/masque-ai/masque/internal/atomicfile"
+	"github.com/masque-ai/masque/jsonlstore"
 )
 
 // RunFormat is the format name written to run.json.
@@ -254,14 +254,14 @@ func Evaluate(ctx context.Context, cfg Config) (*Run, error) {
 	if cacheDir == "" {
 		cacheDir = cfg.Out
 	}
-	gens, err := store.Open(filepath.Join(cacheDir, GenerationsFile))
+	gens, err := jsonlstore.Open(filepath.Join(cacheDir, GenerationsFile))
 	if err != nil {
 		return nil, err
 	}
 	defer gens.Close()
 	var jd *judge.Judge
 	if cfg.Judge != nil && len(cfg.Metrics) > 0 {
-		js, err := store.Open(filepath.Join(cacheDir, JudgementsFile))
+		js, err := jsonlstore.Open(filepath.Join(cacheDir, JudgementsFile))
 		if err != nil {
 			return nil, err
 		}
@@ -288,7 +288,7 @@ func Evaluate(ctx context.Context, cfg Config) (*Run, error) {
 	err = forEach(ctx, len(r.Items), max(cfg.GenConcurrency, 1), func(ctx context.Context, i int) error {
 		it := &r.Items[i]
 		p := personaOf[it.Persona]
-		key := store.Key("generation", fp, p.System, it.Question)
+		key := jsonlstore.Key("generation", fp, p.System, it.Question)
 		var g Generation
 		if gens.Get(key, &g) {
 			genCached.Add(1)
@@ -617,7 +617,7 @@ func forEach(ctx context.Context, n, workers int, fn func(ctx context.Context, i
 // OpenCache opens (creating it if needed) an append-only JSONL cache such
 // as a run's judgements.jsonl, for a judge.Judge outside Evaluate (for
 // example pairwise comparisons). Close it when done.
-func OpenCache(path string) (*store.Store, error) { return store.Open(path) }
+func OpenCache(path string) (*jsonlstore.Store, error) { return jsonlstore.Open(path) }
 
 // WriteRun writes r as indented JSON to path, atomically.
 func WriteRun(path string, r *Run) error {

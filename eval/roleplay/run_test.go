@@ -17,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/eval/judge"
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 // fakeGen answers with a fixed pattern and counts its calls.
@@ -43,7 +45,7 @@ func judgeServer(t *testing.T, mode string, value int) (*httptest.Server, *atomi
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		var req struct {
-			Messages []judge.Message `json:"messages"`
+			Messages []chattemplate.Message `json:"messages"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 			t.Errorf("bad request: %v", err)
@@ -79,7 +81,7 @@ func judgeServer(t *testing.T, mode string, value int) (*httptest.Server, *atomi
 }
 
 func testJudge(url string) *judge.Judge {
-	return &judge.Judge{Client: &judge.Client{URL: url, MaxAttempts: 2, BaseBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}, Model: "fake-judge"}
+	return &judge.Judge{Client: &openaiclient.Client{URL: url, MaxAttempts: 2, BaseBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}, Model: "fake-judge"}
 }
 
 func tinySet(t *testing.T) *Set {

@@ -5,10 +5,10 @@ import (
 	"errors"
 
 	"github.com/masque-ai/masque/checkpoint"
-	"github.com/masque-ai/masque/eval/judge"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/internal/filehash"
 	"github.com/masque-ai/masque/mask"
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/persona"
 )
 
@@ -48,7 +48,7 @@ func (cfg *Config) SetTarget(ctx context.Context, t Target) error {
 		if t.Temperature > 0 {
 			seed = &t.Seed
 		}
-		cfg.Gen = &Endpoint{Client: &judge.Client{Name: "model", URL: t.URL, APIKey: t.Key}, Model: t.Name,
+		cfg.Gen = &Endpoint{Client: &openaiclient.Client{Name: "model", URL: t.URL, APIKey: t.Key}, Model: t.Name,
 			MaxTokens: t.MaxTokens, Temperature: float64(t.Temperature), Seed: seed}
 		cfg.Model = t.Name + " @ " + t.URL
 		cfg.Reference = &Reference{Notes: []string{"multiple-choice tests and perplexity need a local model"}}

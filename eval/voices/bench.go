@@ -39,17 +39,17 @@ import (
 
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
-	"github.com/masque-ai/masque/data/calib"
-	"github.com/masque-ai/masque/eval/internal/store"
 	"github.com/masque-ai/masque/eval/ppl"
 	"github.com/masque-ai/masque/eval/roleplay"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/internal/filehash"
+	"github.com/masque-ai/masque/jsonlstore"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/persona"
+	"github.com/masque-ai/masque/train/sft"
 )
 
 // DefaultModel is the model `masque eval voices` evaluates without --model.
@@ -102,7 +102,7 @@ type Config struct {
 	// prepared by the caller over the checkpoint's tokenizer.
 	Model *model.Model
 	// Fingerprint identifies Model's weights in the report and the cache
-	// keys (default: mask.Fingerprint(Model)); a caller that applies a mask
+	// keys (default: Model.Fingerprint()); a caller that applies a mask
 	// per sequence sets mask.FingerprintMasked, the masked weights'.
 	Fingerprint string
 	// ModelName is shown in the report (default: Checkpoint.Path);
@@ -364,7 +364,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("voices: %s has no model weights", ck.Path)
 	}
 	if cfg.Fingerprint == "" {
-		cfg.Fingerprint = mask.Fingerprint(m)
+		cfg.Fingerprint = m.Fingerprint()
 	}
 	tok, err := ck.NeedTokenizer()
 	if err != nil {
@@ -459,19 +459,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Method = "dense"
 	}
 
-	var gens, scores *store.Store
+	var gens, scores *jsonlstore.Store
 	if cfg.Out != "" {
-		if gens, err = store.Open(filepath.Join(cfg.Out, GenerationsFile)); err != nil {
+		if gens, err = jsonlstore.Open(filepath.Join(cfg.Out, GenerationsFile)); err != nil {
 			return nil, err
 		}
 		defer gens.Close()
-		if scores, err = store.Open(filepath.Join(cfg.Out, ScoresFile)); err != nil {
+		if scores, err = jsonlstore.Open(filepath.Join(cfg.Out, ScoresFile)); err != nil {
 			return nil, err
 		}
 		defer scores.Close()
 	}
 	g := &runner{ck: ck, m: m, tok: generate.FromTokenizer(tok), stops: ck.StopTokens(), maxSeq: ctxLen,
-		key: store.Key("voices/1", rep.Fingerprint, cfg.ModelExtra), gens: gens, scores: scores, cl: cl.newPredictor(), classifier: cl}
+		key: jsonlstore.Key("voices/1", rep.Fingerprint, cfg.ModelExtra), gens: gens, scores: scores, cl: cl.newPredictor(), classifier: cl}
 
 	// Items and generations.
 	type turn struct{ sys, user, ans string }
@@ -613,8 +613,8 @@ type runner struct {
 	stops      []int
 	maxSeq     int
 	key        string
-	gens       *store.Store
-	scores     *store.Store
+	gens       *jsonlstore.Store
+	scores     *jsonlstore.Store
 	cl         *predictor
 	classifier *Classifier
 }
@@ -634,7 +634,7 @@ func messages(system, user, answer string) []chattemplate.Message {
 // answer generates the model's answer to user after system.
 func (g *runner) answer(ctx context.Context, system, user string, o generate.Options) (Answer, error) {
 	opt, _ := json.Marshal(o)
-	key := store.Key(g.key, "answer", system, user, string(opt))
+	key := jsonlstore.Key(g.key, "answer", system, user, string(opt))
 	var a Answer
 	if g.gens != nil && g.gens.Get(key, &a) {
 		return a, nil
@@ -664,20 +664,11 @@ func (g *runner) answer(ctx context.Context, system, user string, o generate.Opt
 	return a, nil
 }
 
-// sample renders system, user and answer and marks the answer's tokens.
+// sample renders system, user and answer and marks the answer's tokens:
+// those finetune would train on (see ppl.ChatSample).
 func (g *runner) sample(system, user, answer string) (ppl.Sample, error) {
-	chat := func(msgs []calib.Message, gen bool) ([]int, error) {
-		cm := make([]chattemplate.Message, len(msgs))
-		for i, m := range msgs {
-			cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}
-		}
-		return g.ck.EncodeChat(cm, gen, nil)
-	}
-	var msgs []calib.Message
-	for _, m := range messages(system, user, answer) {
-		msgs = append(msgs, calib.Message{Role: m.Role, Content: m.Content})
-	}
-	s, ok, err := ppl.ChatSample(msgs, chat)
+	enc := sft.NewEncoder(g.ck.Template, g.ck.Tokenizer, g.ck.TemplateConfig, g.ck.HasTemplate)
+	s, ok, err := ppl.ChatSample(messages(system, user, answer), enc)
 	if err != nil {
 		return ppl.Sample{}, err
 	}
@@ -724,7 +715,7 @@ func equalize(samples []ppl.Sample, maxLen int) (int, error) {
 // nll returns the summed negative log-likelihood of the sample's scored
 // tokens.
 func (g *runner) nll(ctx context.Context, s ppl.Sample) (float64, error) {
-	key := store.Key(g.key, "nll", s.IDs, s.Score)
+	key := jsonlstore.Key(g.key, "nll", s.IDs, s.Score)
 	var v struct {
 		NLL    float64 `json:"nll"`
 		Tokens int     `json:"tokens"`

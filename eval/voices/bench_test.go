@@ -13,15 +13,14 @@ import (
 
 	"github.com/masque-ai/masque/internal/browsertest"
 
-	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
-	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/eval/ppl"
 	"github.com/masque-ai/masque/eval/report"
 	"github.com/masque-ai/masque/eval/roleplay"
 	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/train/sft"
 )
 
 func openBuiltin(t *testing.T) *checkpoint.Checkpoint {
@@ -116,13 +115,7 @@ func TestBenchmarkEndToEnd(t *testing.T) {
 		}
 		// The own-persona perplexity equals eval/ppl's on the test file
 		// (the test answers are short: nothing is truncated).
-		samples, err := ppl.Load(filepath.Join(corpus, v, "test.jsonl"), ck.Tokenizer, func(msgs []calib.Message, gen bool) ([]int, error) {
-			cm := make([]chattemplate.Message, len(msgs))
-			for i, m := range msgs {
-				cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}
-			}
-			return ck.EncodeChat(cm, gen, nil)
-		}, 512)
+		samples, err := ppl.Load(filepath.Join(corpus, v, "test.jsonl"), ck.Tokenizer, sft.NewEncoder(ck.Template, ck.Tokenizer, ck.TemplateConfig, ck.HasTemplate), 512)
 		if err != nil {
 			t.Fatal(err)
 		}

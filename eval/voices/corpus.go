@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/masque-ai/masque/chattemplate"
 	datavoices "github.com/masque-ai/masque/data/voices"
 	"github.com/masque-ai/masque/internal/filehash"
 )
@@ -26,13 +27,12 @@ const (
 // PersonasFile is the corpus file that lists the voices and their personas.
 const PersonasFile = "personas.json"
 
-// Voice is one entry of personas.json, Row one passage of a split file
-// (DIR/<voice>/<split>.jsonl) and Message one turn of its conversation: the
-// types of data/voices, which writes the corpus.
+// Voice is one entry of personas.json and Row one passage of a split file
+// (DIR/<voice>/<split>.jsonl): the types of data/voices, which writes the
+// corpus.
 type (
-	Voice   = datavoices.Persona
-	Row     = datavoices.Row
-	Message = datavoices.Message
+	Voice = datavoices.Persona
+	Row   = datavoices.Row
 )
 
 // Corpus is an opened voices corpus: its folder and its voices in
@@ -210,7 +210,7 @@ func rowTurns(r *Row) (system, user, answer string, err error) {
 		}
 		return "", r.Prompt, r.Text, nil
 	}
-	ai := slices.IndexFunc(r.Messages, func(m Message) bool { return m.Role == "assistant" })
+	ai := slices.IndexFunc(r.Messages, func(m chattemplate.Message) bool { return m.Role == "assistant" })
 	if ai < 1 || r.Messages[ai-1].Role != "user" {
 		return "", "", "", fmt.Errorf("row %s: the messages need a user turn followed by an assistant turn", r.ID)
 	}

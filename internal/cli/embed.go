@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/style"
 )
 
@@ -118,7 +119,7 @@ numbers masque serve answers on POST /v1/embeddings.`,
 				return err
 			}
 			emb := &style.ModelEmbedder{Model: ck.Model, Tokenizer: tok, Name: ck.Path}
-			resp := style.EmbeddingResponse{Object: "list", Model: ck.Path}
+			resp := openaiclient.EmbeddingResponse{Object: "list", Model: ck.Path}
 			for i, t := range texts {
 				ids, _, err := emb.Tokens(t)
 				if err != nil {
@@ -132,7 +133,7 @@ numbers masque serve answers on POST /v1/embeddings.`,
 				return err
 			}
 			for i, v := range vs {
-				resp.Data = append(resp.Data, style.EmbeddingData{Object: "embedding", Index: i, Embedding: v})
+				resp.Data = append(resp.Data, openaiclient.EmbeddingData{Object: "embedding", Index: i, Embedding: v})
 			}
 			return writeJSON(e.stdout, resp)
 		},

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/masque-ai/masque/train/sft"
 	"io"
 	"path/filepath"
 
@@ -170,7 +171,7 @@ func (e *env) evalPPLCmd() *cobra.Command {
 			}
 			var results []*ppl.Result
 			for _, d := range data {
-				samples, err := ppl.Load(d, ck.Tokenizer, chatFunc(ck), maxTokens)
+				samples, err := ppl.Load(d, ck.Tokenizer, sft.NewEncoder(ck.Template, ck.Tokenizer, ck.TemplateConfig, ck.HasTemplate), maxTokens)
 				if err != nil {
 					return err
 				}

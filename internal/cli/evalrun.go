@@ -18,6 +18,7 @@ import (
 	"github.com/masque-ai/masque/eval/report"
 	"github.com/masque-ai/masque/eval/roleplay"
 	"github.com/masque-ai/masque/internal/textarg"
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/style"
 )
 
@@ -62,7 +63,7 @@ func (f *evalJudgeFlags) judge() (*judge.Judge, *judge.PromptSet, error) {
 	if key == "" {
 		key = os.Getenv(evalJudgeKeyEnv)
 	}
-	return &judge.Judge{Client: &judge.Client{URL: f.url, APIKey: key, MaxAttempts: f.attempts}, Model: f.model,
+	return &judge.Judge{Client: &openaiclient.Client{Name: "judge", URL: f.url, APIKey: key, MaxAttempts: f.attempts}, Model: f.model,
 		RubricMaxTokens: f.rubricTokens, Prompts: ps}, ps, nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/masque-ai/masque/chatdata"
 	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/model"
@@ -86,7 +87,7 @@ DIR/training.json records the run and DIR/loss.svg plots the loss curves.`,
 	fl.StringVar(&f.dtype, "dtype", "", "element type of saved models: f32, bf16 or f16 (default: the base model's)")
 	fl.Float64Var(&f.epochs, "epochs", 0, "passes over the training data (default 1 when --steps is not given)")
 	fl.IntVar(&f.steps, "steps", 0, "optimiser steps (instead of --epochs)")
-	fl.Float64Var(&f.lr, "lr", 0, "peak learning rate (default 2e-4 for LoRA, 2e-5 for --full)")
+	lrVar(fl, &f.lr, "lr", "peak learning rate (default 2e-4 for LoRA, 2e-5 for --full; must be positive)")
 	fl.StringVar(&f.schedule, "schedule", "cosine", "learning-rate schedule: constant, linear or cosine")
 	fl.IntVar(&f.warmup, "warmup", -1, "warm-up steps (default: 3% of the steps)")
 	fl.Float64Var(&f.minLR, "min-lr-ratio", 0.1, "final learning rate as a fraction of --lr (linear, cosine)")
@@ -161,7 +162,7 @@ func (f *finetuneFlags) job(cmd *cobra.Command) (finetune.JobConfig, error) {
 		return cfg, usagef("give --steps or --epochs, not both")
 	case f.steps < 0 || f.epochs < 0 || f.batchTokens <= 0 || f.accum <= 0:
 		return cfg, usagef("--steps, --epochs, --batch-tokens and --accum must be positive")
-	case f.onBadRow != sft.SkipBadRows && f.onBadRow != sft.FailOnBadRow:
+	case f.onBadRow != chatdata.SkipBadRows && f.onBadRow != chatdata.FailOnBadRow:
 		return cfg, usagef("--on-bad-row must be skip or fail, not %q", f.onBadRow)
 	case f.evalFraction < 0 || f.evalFraction >= 1:
 		return cfg, usagef("--eval-fraction must be in [0, 1)")
@@ -200,7 +201,7 @@ func (f *finetuneFlags) job(cmd *cobra.Command) (finetune.JobConfig, error) {
 			Schedule: train.Schedule{Kind: kind, MinRatio: f.minLR}, WeightDecay: f.weightDecay, ClipNorm: f.clip, Seed: f.seed,
 			EvalEvery: f.evalEvery, CheckpointEvery: f.ckptEvery}}
 	cfg.Targets, cfg.Data, cfg.EvalData, cfg.Out, cfg.Merge, cfg.DType = f.targets, f.data, f.evalData, f.out, f.merge, f.dtype
-	cfg.Read = sft.Options{Read: sft.ReadOptions{Format: f.format, System: f.system}, Truncate: f.truncate,
+	cfg.Read = sft.Options{Read: chatdata.ReadOptions{Format: f.format, System: f.system}, Truncate: f.truncate,
 		OnBadRow: f.onBadRow, EvalFraction: f.evalFraction, Seed: f.seed}
 	return cfg, nil
 }

@@ -35,6 +35,22 @@ func TestFinetuneLoRA(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// training.json records the AdamW settings in use (PyTorch's defaults
+	// here), not the zeros that asked for them.
+	var rec struct {
+		Config struct{ Beta1, Beta2, Eps, LR float64 }
+		LR     float64 `json:"lr"`
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "training.json")); err != nil || json.Unmarshal(b, &rec) != nil {
+		t.Fatalf("training.json: %v", err)
+	}
+	if c := rec.Config; c.Beta1 != 0.9 || c.Beta2 != 0.999 || c.Eps != 1e-8 || c.LR != 1e-2 || rec.LR != 1e-2 {
+		t.Errorf("training.json records β1 %g, β2 %g, ε %g, lr %g/%g; want 0.9, 0.999, 1e-8, 0.01", c.Beta1, c.Beta2, c.Eps, c.LR, rec.LR)
+	}
+	// --lr 0 is refused, not silently the default.
+	if code, _, errs := run(t, "", "finetune", "--data", data, "--out", filepath.Join(dir, "lr0"), "--lr", "0"); code == 0 || !strings.Contains(errs, "must be positive") {
+		t.Errorf("finetune --lr 0: exit %d, %s", code, errs)
+	}
 	tmpl := filepath.Join(dir, "m.json")
 	os.WriteFile(tmpl, []byte(`[{"role":"user","content":"Tell me."}]`), 0o644)
 	code, got, errs := run(t, "", "generate", "--lora", out, "--chat", "--prompt", "Tell me.", "--temperature", "0", "-n", "40", "--json")

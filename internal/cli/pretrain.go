@@ -69,7 +69,7 @@ validation curves).`,
 	fl.IntVar(&cfg.BatchTokens, "batch-tokens", 0, "token budget of one micro-batch (default 8 × --seq-len)")
 	fl.IntVar(&cfg.Accum, "accum", cfg.Accum, "micro-batches per optimiser step")
 	fl.IntVar(&steps, "steps", 0, "optimiser steps (default: one pass over the data)")
-	fl.Float64Var(&cfg.LR, "lr", cfg.LR, "peak learning rate")
+	lrVar(fl, &cfg.LR, "lr", "peak learning rate (must be positive)")
 	fl.Float64Var(&cfg.MinLR, "min-lr", 0, "final learning rate, reached on the last step (default --lr/10)")
 	fl.IntVar(&cfg.Warmup, "warmup", cfg.Warmup, "warm-up steps (negative: 2% of the steps)")
 	fl.Float64Var(&cfg.WeightDecay, "weight-decay", cfg.WeightDecay, "AdamW decoupled weight decay on the matrices (0: none)")

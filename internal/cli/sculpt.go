@@ -244,7 +244,7 @@ func registerRecoverFlags(c *cobra.Command, rc *sculpt.RecoverConfig, mode *stri
 	fl := c.Flags()
 	fl.StringVar(mode, "recover", "", "after the export, fine-tune the smaller model on the same data: lora or full (recovery fine-tuning; default none)")
 	fl.IntVar(&rc.Steps, "recover-steps", sculpt.DefaultRecoverSteps, "steps of the recovery fine-tuning")
-	fl.Float64Var(&rc.LR, "recover-lr", 0, "peak learning rate of the recovery (default 2e-4 for lora, 2e-5 for full)")
+	lrVar(fl, &rc.LR, "recover-lr", "peak learning rate of the recovery (default 2e-4 for lora, 2e-5 for full; must be positive)")
 	fl.IntVar(&rc.LoRARank, "recover-rank", sculpt.DefaultRecoverLoRARank, "LoRA rank of --recover lora (alpha = rank)")
 }
 
@@ -272,7 +272,8 @@ func recoverFromFlags(cmd *cobra.Command, mode string, rc sculpt.RecoverConfig, 
 func registerLearnFlags(c *cobra.Command, cfg *sculpt.Config) {
 	fl := c.Flags()
 	fl.IntVar(&cfg.Steps, "steps", sculpt.DefaultSteps, "Adam steps on the scores")
-	fl.Float64Var(&cfg.LR, "lr", sculpt.DefaultLR, "learning rate of the scores (normalised to mean 1 per layer at the start)")
+	cfg.LR = sculpt.DefaultLR
+	lrVar(fl, &cfg.LR, "lr", "learning rate of the scores (normalised to mean 1 per layer at the start; must be positive)")
 	fl.StringVar(&cfg.Schedule, "schedule", "constant", "learning-rate schedule: constant, linear or cosine (to 10%)")
 	fl.IntVar(&cfg.BatchTokens, "batch-tokens", sculpt.DefaultBatchTokens, "token budget of one step's batch")
 	fl.Float64Var(&cfg.InitNoise, "init-noise", sculpt.DefaultInitNoise, "standard deviation of the noise added to the initial scores (negative: none)")

@@ -172,15 +172,12 @@ func (f *serveFlags) options() (serve.Options, error) {
 	if f.promptCacheMB < 0 {
 		return o, usagef("--prompt-cache-mb must be 0 (off) or more")
 	}
-	promptCache := int64(f.promptCacheMB) << 20
-	if f.promptCacheMB == 0 {
-		promptCache = -1 // off
-	}
+	promptCache := int64(f.promptCacheMB) << 20 // 0: NoPromptCache below
 	if f.persist && f.personas == "" {
 		return o, usagef("--persist needs --personas: the registry file to write")
 	}
 	o = serve.Options{BaseID: f.baseID, APIKey: f.apiKey, AdminKey: f.adminKey,
-		Ctx: f.ctxLen, KVBytes: kv, MaxSeqs: f.maxSeqs, MaxQueue: f.queue, BatchTokens: f.batchTokens, PromptCacheBytes: promptCache,
+		Ctx: f.ctxLen, KVBytes: kv, MaxSeqs: f.maxSeqs, MaxQueue: f.queue, BatchTokens: f.batchTokens, PromptCacheBytes: promptCache, NoPromptCache: f.promptCacheMB == 0,
 		Timeout: f.timeout, MaxBodyBytes: body, MaxMessageBytes: int(msg), MaxTokens: f.maxTokens,
 		NoPlayground: f.noPlayground, HideReasoning: f.hideReasoning, ShutdownGrace: f.shutdownGrace, CORSOrigins: f.corsOrigins, StallTimeout: f.stallTimeout}
 	return o, nil

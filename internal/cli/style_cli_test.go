@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/serve"
 	"github.com/masque-ai/masque/style"
 )
@@ -125,7 +126,7 @@ func TestEmbedMatchesServe(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("embed: %d %s", code, errs)
 	}
-	var cli style.EmbeddingResponse
+	var cli openaiclient.EmbeddingResponse
 	if err := json.Unmarshal([]byte(out), &cli); err != nil || len(cli.Data) != 2 || cli.Object != "list" || cli.Usage.PromptTokens == 0 {
 		t.Fatalf("embed output: %v %+v", err, cli)
 	}
@@ -153,7 +154,7 @@ func TestEmbedMatchesServe(t *testing.T) {
 		return resp.StatusCode, buf.Bytes()
 	}
 	st, body := post(map[string]any{"model": "base", "input": texts})
-	var api style.EmbeddingResponse
+	var api openaiclient.EmbeddingResponse
 	if err := json.Unmarshal(body, &api); st != 200 || err != nil {
 		t.Fatalf("POST /v1/embeddings: %d %s", st, body)
 	}

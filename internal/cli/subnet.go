@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/masque-ai/masque/chatdata"
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/data/calib"
@@ -24,7 +25,7 @@ import (
 
 // chatFunc renders and tokenizes conversations with the checkpoint's template.
 func chatFunc(ck *checkpoint.Checkpoint) calib.ChatFunc {
-	return func(msgs []calib.Message, gen bool) ([]int, error) {
+	return func(msgs []chattemplate.Message, gen bool) ([]int, error) {
 		cm := make([]chattemplate.Message, len(msgs))
 		for i, m := range msgs {
 			cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}
@@ -59,11 +60,25 @@ func (f *calibFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.save, "calib-save", "", "also write the calibration texts (e.g. the generated persona answers) to this file, one per line")
 }
 
+// skipWarner reports the rows of a chat file that are left out, as
+// finetune does.
+func skipWarner(e *env) func(chatdata.Problem) {
+	skipped := 0
+	return func(p chatdata.Problem) {
+		skipped++
+		if skipped <= 20 {
+			fmt.Fprintf(e.stderr, "masque: skipping %v\n", p)
+		} else if skipped == 21 {
+			fmt.Fprintln(e.stderr, "masque: (further bad rows are skipped without a message)")
+		}
+	}
+}
+
 // source returns the calibration set the flags select (the shipped generic
 // set when none is given).
-func (f *calibFlags) source() (calib.Source, error) {
+func (f *calibFlags) source(warn func(chatdata.Problem)) (calib.Source, error) {
 	src := calib.Source{Text: f.text, Chat: f.chat, Save: f.save, PersonaOptions: calib.PersonaOptions{
-		Options: calib.Options{MaxTokens: f.maxTokens, Limit: f.limit}, Samples: f.samples, GenTokens: f.genTokens,
+		Options: calib.Options{MaxTokens: f.maxTokens, Limit: f.limit, Warn: warn}, Samples: f.samples, GenTokens: f.genTokens,
 		Temperature: f.temperature, Seed: f.seed, IncludeSystem: f.includeSystem}}
 	if err := (calib.Source{Text: f.text, Chat: f.chat, Persona: f.persona}).Validate(); err != nil {
 		return src, usagef("%v", err)
@@ -123,7 +138,7 @@ manifest.json (model fingerprint, calibration set, counts); masque subnet
 					return usagef("--gram-layers: %v", err)
 				}
 			}
-			src, err := cf.source()
+			src, err := cf.source(skipWarner(e))
 			if err != nil {
 				return err
 			}
@@ -135,7 +150,7 @@ manifest.json (model fingerprint, calibration set, counts); masque subnet
 			if len(layers) > 0 {
 				o.Gram = func(l int, _ stats.Input) bool { return layers[l] }
 			}
-			st, err := stats.Collect(cmd.Context(), ck.Model, set.Samples, set.Calibration(), o, e.progress("statistics"))
+			st, err := stats.Collect(cmd.Context(), ck.Model, set.Samples, set.Record(), o, e.progress("statistics"))
 			if err != nil {
 				return err
 			}
@@ -346,6 +361,9 @@ module, accuracy against sparsity).`,
 	st.ef.register(c)
 	fl := c.Flags()
 	fl.StringVar(&st.method, "method", "wanda", "scorer: magnitude, wanda or sparsegpt")
+	fl.IntVar(&st.sg.BlockSize, "sparsegpt-block", 0, "sparsegpt: columns per lazy-update block (0: 128); recorded in the mask")
+	fl.Float64Var(&st.sg.Damp, "sparsegpt-damp", 0, "sparsegpt: relative dampening λ, H += λ·mean(diag H)·I (0: 0.01); recorded in the mask")
+	fl.BoolVar(&st.sg.WholeBlock, "sparsegpt-whole-block", false, "sparsegpt: choose each block's pruned weights with one threshold over the whole block, as in the paper (rows prune different counts), instead of the same count per row")
 	fl.StringVar(&st.statsDir, "stats", "", "use statistics saved by masque stats instead of collecting them")
 	fl.StringVar(&st.out, "out", "", "mask file to write (.safetensors)")
 	fl.StringVar(&st.modelOut, "model-out", "", "also write the masked model (with SparseGPT's updated weights) as a Hugging Face folder")
@@ -365,6 +383,7 @@ type subnetRun struct {
 	ef                                      evalFlags
 	method, statsDir, out, modelOut, report string
 	force, asJSON                           bool
+	sg                                      subnet.Options // SparseGPT's Damp, BlockSize and WholeBlock
 }
 
 func (e *env) runSubnet(cmd *cobra.Command, st *subnetRun) error {
@@ -376,13 +395,16 @@ func (e *env) runSubnet(cmd *cobra.Command, st *subnetRun) error {
 	if err != nil {
 		return err
 	}
+	for i := range opts {
+		opts[i].Damp, opts[i].BlockSize, opts[i].WholeBlock = st.sg.Damp, st.sg.BlockSize, st.sg.WholeBlock
+	}
 	if st.out == "" {
 		return usagef("--out is required")
 	}
 	if meth == subnet.SparseGPT && st.pf.structured {
 		return usagef("SparseGPT does not support --structured")
 	}
-	src, err := st.cf.source()
+	src, err := st.cf.source(skipWarner(e))
 	if err != nil {
 		return err
 	}
@@ -449,6 +471,14 @@ per-sample channel norms; p+ keeps the top k of |W|·φ(z) per row, p− of |W|�
 φ = relu or softplus(·/2). Variant pooled: score = |μ+ − μ−|/sqrt(v+ + v− + 1e-6)
 from token-pooled raw activations; p+ keeps the top k of |W|·score, p− the next k.
 
+Ties under --phi relu: relu(z) is 0 for every channel with z ≤ 0, usually far
+more entries than a row's k can separate, so masque breaks those ties by the
+score before the relu: entries are ranked by |W|·z (channels with no evidence,
+z = 0, before those that favour the other persona), then by |W|·Ā with Ā the
+mean of both sides' norms. Since softplus(z/2) also increases with z, --phi relu
+and --phi softplus rank by the same evidence and in practice give nearly the
+same masks; the paper's relu leaves the zero scores unordered.
+
 SPEC is a statistics folder (masque stats), a text file (one sample per line),
 a chat .jsonl file, persona:DESCRIPTION (or persona:@FILE), or generic.
 With --eval the p+ mask is scored on the test and the p− mask on the opposing side.`,
@@ -467,7 +497,7 @@ With --eval the p+ mask is scored on the test and the p− mask on the opposing 
 	fl.StringVar(&st.outPos, "out-pos", "", "mask file for the positive persona")
 	fl.StringVar(&st.outNeg, "out-neg", "", "mask file for the opposing persona")
 	fl.StringVar(&st.variant, "variant", "wanda", "wanda (per-sample norm z-scores) or pooled (pooled raw activations)")
-	fl.StringVar(&st.phi, "phi", "relu", "φ for the wanda variant: relu or softplus")
+	fl.StringVar(&st.phi, "phi", "relu", "φ for the wanda variant: relu or softplus (relu's zero-score ties are ranked by |W|·z, see above)")
 	fl.StringVar(&st.report, "report", "", "write an HTML report")
 	fl.BoolVar(&st.force, "force", false, "overwrite existing outputs")
 	fl.BoolVar(&st.asJSON, "json", false, "print JSON")
@@ -504,7 +534,7 @@ func (e *env) runContrast(cmd *cobra.Command, st *contrastRun) error {
 	if st.pos == "" || st.neg == "" {
 		return usagef("--pos and --neg are required")
 	}
-	src, err := st.cf.source()
+	src, err := st.cf.source(skipWarner(e))
 	if err != nil {
 		return err
 	}

@@ -89,7 +89,8 @@ func (f *studyFlags) register(c *cobra.Command) {
 	fl.BoolVar(&f.sft, "sft", false, "also fine-tune a LoRA adapter per voice on the calibration passages and evaluate it")
 	fl.IntVar(&f.sftRank, "sft-rank", 8, "LoRA rank of --sft")
 	fl.IntVar(&f.sftSteps, "sft-steps", 80, "optimiser steps of --sft")
-	fl.Float64Var(&f.sftLR, "sft-lr", 2e-4, "learning rate of --sft")
+	f.sftLR = 2e-4
+	lrVar(fl, &f.sftLR, "sft-lr", "learning rate of --sft (must be positive)")
 	fl.IntVar(&f.workers, "workers", 0, "worker goroutines for masks and training (0: all cores)")
 	fl.BoolVar(&f.asJSON, "json", false, "print results.json")
 }

@@ -268,20 +268,13 @@ type Stream struct {
 	leader *Stream
 
 	// Owned by the loop while running.
-	cache    *model.Cache
-	fed      int   // prompt tokens fed (or taken from the prefix store)
-	cached   int   // prompt tokens taken from the prefix store
-	next     []int // the token to feed next while decoding
-	history  []int
-	sampler  *generate.Sampler
-	text     generate.TextStream
-	filter   *generate.StopFilter
-	ids      []int
-	sampled  int
-	started  time.Time
-	first    time.Duration
-	stopToks map[int]bool
-	csample  func(*generate.Sampler, []float32, []int) (int, error) // Options.Constraint's, or nil
+	cache   *model.Cache
+	fed     int               // prompt tokens fed (or taken from the prefix store)
+	cached  int               // prompt tokens taken from the prefix store
+	next    []int             // the token to feed next while decoding
+	dec     *generate.Decoder // sampling, stop conditions, text and logprobs
+	started time.Time
+	first   time.Duration
 
 	// Mailbox: chunks not yet received, bounded by the request's tokens.
 	mbox   sync.Mutex
@@ -318,18 +311,12 @@ func (e *Engine) SubmitN(ctx context.Context, r Request, n int) ([]*Stream, erro
 	if err := checkRequest(r); err != nil {
 		return nil, err
 	}
-	var stops []string
-	for _, s := range r.Options.Stop {
-		if s != "" {
-			stops = append(stops, s)
-		}
-	}
 	streams := make([]*Stream, n)
 	now := time.Now()
 	for i := range streams {
 		ri := r
 		ri.Options.Seed += uint64(i)
-		streams[i] = &Stream{req: ri, ctx: ctx, eng: e, submit: now, notify: make(chan struct{}, 1), filter: generate.NewStopFilter(stops)}
+		streams[i] = &Stream{req: ri, ctx: ctx, eng: e, submit: now, notify: make(chan struct{}, 1)}
 		if i > 0 {
 			streams[i].leader = streams[0]
 		}
@@ -481,8 +468,10 @@ func (s *Stream) finish(reason string, err error) {
 	if s.stop != nil {
 		s.stop()
 	}
-	res := &Result{FinishReason: reason, PromptTokens: len(s.req.Prompt), CompletionTokens: s.sampled, CachedTokens: s.cached,
-		IDs: s.ids, FirstToken: s.first, Err: err}
+	res := &Result{FinishReason: reason, PromptTokens: len(s.req.Prompt), CachedTokens: s.cached, FirstToken: s.first, Err: err}
+	if s.dec != nil {
+		res.IDs, res.CompletionTokens = s.dec.IDs(), s.dec.Sampled()
+	}
 	if !s.started.IsZero() {
 		res.Queued = s.started.Sub(s.submit)
 	} else {
@@ -695,7 +684,10 @@ func (e *Engine) admitLocked() []*Stream {
 			break
 		}
 		e.queue = e.queue[1:]
-		s.start(c)
+		if !s.start(c) {
+			e.releaseLocked(s) // checkRequest makes this unreachable
+			continue
+		}
 		e.active = append(e.active, s)
 		admitted = append(admitted, s)
 	}
@@ -742,30 +734,18 @@ func (e *Engine) prefixStats() {
 	e.prefixEntries.Store(int64(e.prefix.lru.Len()))
 }
 
-// start prepares a stream to run on cache c.
-func (s *Stream) start(c *model.Cache) {
+// start prepares a stream to run on cache c. It reports false when the
+// request cannot be decoded (it has then posted the result).
+func (s *Stream) start(c *model.Cache) bool {
 	s.cache = c
 	s.started = time.Now()
-	o := s.req.Options
-	s.sampler = generate.NewSampler(o)
-	s.history = append(make([]int, 0, len(s.req.Prompt)+64), s.req.Prompt...)
-	s.stopToks = map[int]bool{}
-	for _, id := range o.StopTokens {
-		s.stopToks[id] = true
+	dec, err := generate.NewDecoder(&s.req.Base.Model.Config, s.req.Base.Tokenizer, s.req.Prompt, s.req.Options, s.req.Logprobs, s.req.TopLogprobs)
+	if err != nil {
+		s.finish("", fmt.Errorf("engine: %w", err))
+		return false
 	}
-	if !o.IgnoreEOS {
-		for _, id := range s.req.Base.Model.Config.EOS {
-			s.stopToks[id] = true
-		}
-	}
-	if o.Constraint != nil {
-		s.csample = generate.NewConstrainedSampler(o.Constraint, s.req.Base.Model.Config.Vocab, func(id int) bool { return s.stopToks[id] })
-	}
-	if tok := s.req.Base.Tokenizer; tok != nil {
-		s.text = tok.NewTextStream(o.SkipSpecial)
-		// As generate does: prime with the last prompt token, discard its text.
-		s.text.Add(s.req.Prompt[len(s.req.Prompt)-1])
-	}
+	s.dec = dec
+	return true
 }
 
 // fork starts a waiting choice of SubmitN from its leader's cache once the
@@ -882,66 +862,27 @@ func (e *Engine) step(b *Base, active []*Stream) (ended, prompted []*Stream) {
 }
 
 // sample picks the next token from logits and emits its text; it reports
-// whether generation ended (and then has posted the result). The steps and
-// stop conditions are generate.Generate's.
+// whether generation ended (and then has posted the result). The decoding
+// itself is generate.Decoder's, as in generate.Generate.
 func (s *Stream) sample(logits []float32) bool {
-	o := &s.req.Options
-	var id int
-	if s.csample != nil {
-		var err error
-		if id, err = s.csample(s.sampler, logits, s.history); err != nil {
-			s.finish("", err)
-			return true
-		}
-	} else {
-		id = s.sampler.Sample(logits, s.history)
+	t, err := s.dec.Next(logits, s.cache.Len() >= s.cache.Max())
+	if err != nil {
+		s.finish("", err)
+		return true
 	}
-	s.sampled++
-	if s.sampled == 1 {
+	if s.dec.Sampled() == 1 {
 		s.first = time.Since(s.submit)
 	}
-	if s.stopToks[id] {
-		s.end(generate.FinishStop)
-		return true
+	if !t.StopToken {
+		s.post(t.Text, t.Logprob, 1, nil)
 	}
-	s.ids = append(s.ids, id)
-	s.history = append(s.history, id)
-	var lp *generate.LogprobEntry
-	if s.req.Logprobs {
-		e := generate.NewLogprobEntry(logits, id, s.req.TopLogprobs)
-		lp = &e
+	if t.Finish == "" {
+		s.next = []int{t.ID}
+		return false
 	}
-	var out string
-	found := false
-	if s.text != nil {
-		out, found = s.filter.Add(s.text.Add(id))
+	if t.Flushed {
+		s.post(t.Tail, nil, 0, nil)
 	}
-	s.post(out, lp, 1, nil)
-	switch {
-	case found:
-		s.end(generate.FinishStop)
-		return true
-	case o.MaxTokens > 0 && len(s.ids) >= o.MaxTokens:
-		s.end(generate.FinishLength)
-		return true
-	case s.cache.Len() >= s.cache.Max():
-		s.end(generate.FinishLength)
-		return true
-	}
-	s.next = []int{id}
-	return false
-}
-
-// end releases the text still held back and posts the result.
-func (s *Stream) end(reason string) {
-	if s.text != nil && !s.filter.Done() {
-		out, found := s.filter.Add(s.text.Flush())
-		if found {
-			reason = generate.FinishStop
-		} else {
-			out += s.filter.Flush()
-		}
-		s.post(out, nil, 0, nil)
-	}
-	s.finish(reason, nil)
+	s.finish(t.Finish, nil)
+	return true
 }

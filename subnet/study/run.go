@@ -26,6 +26,7 @@ import (
 	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/stats"
 	"github.com/masque-ai/masque/subnet"
+	"github.com/masque-ai/masque/train/sft"
 )
 
 // Num is a float64 written as JSON null when it is NaN or infinite.
@@ -185,7 +186,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if _, err := r.ck.NeedTokenizer(); err != nil {
 		return nil, err
 	}
-	r.fp = mask.Fingerprint(r.m)
+	r.fp = r.m.Fingerprint()
 	if err := r.openCorpus(); err != nil {
 		return nil, err
 	}
@@ -386,7 +387,7 @@ func turns(row *voices.Row) (sys, user, ans string) {
 }
 
 func (r *runner) chat() calib.ChatFunc {
-	return func(msgs []calib.Message, gen bool) ([]int, error) {
+	return func(msgs []chattemplate.Message, gen bool) ([]int, error) {
 		cm := make([]chattemplate.Message, len(msgs))
 		for i, m := range msgs {
 			cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}
@@ -402,15 +403,15 @@ func (r *runner) calibration(v string) error {
 		return err
 	}
 	rows = rows[:min(len(rows), r.cfg.CalibSamples)]
-	var convs [][]calib.Message
+	var convs [][]chattemplate.Message
 	var texts []string
 	for i := range rows {
 		sys, user, ans := turns(&rows[i])
-		var c []calib.Message
+		var c []chattemplate.Message
 		if r.cfg.CalibSystem && sys != "" {
-			c = append(c, calib.Message{Role: "system", Content: sys})
+			c = append(c, chattemplate.Message{Role: "system", Content: sys})
 		}
-		c = append(c, calib.Message{Role: "user", Content: user}, calib.Message{Role: "assistant", Content: ans})
+		c = append(c, chattemplate.Message{Role: "user", Content: user}, chattemplate.Message{Role: "assistant", Content: ans})
 		convs = append(convs, c)
 		texts = append(texts, ans)
 	}
@@ -441,7 +442,7 @@ func (r *runner) statsOf(ctx context.Context, v string) (*stats.Stats, error) {
 		r.stats[v] = st
 		return st, nil
 	}
-	st, err := stats.Collect(ctx, r.m, set.Samples, set.Calibration(), stats.Options{}, func(d, n int) { r.track.step("statistics "+v, d, n) })
+	st, err := stats.Collect(ctx, r.m, set.Samples, set.Record(), stats.Options{}, func(d, n int) { r.track.step("statistics "+v, d, n) })
 	if err != nil {
 		return nil, err
 	}
@@ -520,7 +521,7 @@ func (r *runner) single(ctx context.Context, v string, meth subnet.Method, p Pat
 		}
 		set := r.calibs[v]
 		o.Progress = nil
-		return subnet.SparseGPTSequential(ctx, r.m, set.Samples, set.Calibration(), o, func(d, n int) { r.track.step("sparsegpt passes", d, n) })
+		return subnet.SparseGPTSequential(ctx, r.m, set.Samples, set.Record(), o, func(d, n int) { r.track.step("sparsegpt passes", d, n) })
 	}
 	r.track.begin("mask", id)
 	t0 := time.Now()
@@ -761,8 +762,8 @@ func (r *runner) heldOutSamples() error {
 		rows = rows[:min(len(rows), r.set.PPLRows)]
 		for i := range rows {
 			_, user, ans := turns(&rows[i])
-			msgs := []calib.Message{{Role: "system", Content: vo.Persona}, {Role: "user", Content: user}, {Role: "assistant", Content: ans}}
-			s, ok, err := ppl.ChatSample(msgs, r.chat())
+			msgs := []chattemplate.Message{{Role: "system", Content: vo.Persona}, {Role: "user", Content: user}, {Role: "assistant", Content: ans}}
+			s, ok, err := ppl.ChatSample(msgs, sft.NewEncoder(r.ck.Template, r.ck.Tokenizer, r.ck.TemplateConfig, r.ck.HasTemplate))
 			if err != nil {
 				return fmt.Errorf("study: %s, row %s: %w", r.corp.SplitPath(vo.Name, voices.SplitTest), rows[i].ID, err)
 			}

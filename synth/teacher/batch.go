@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 // BatchURL is the endpoint every batch request names.
@@ -65,7 +67,7 @@ func (r *Recorder) Complete(ctx context.Context, req Request) (*Response, error)
 		}
 		r.seen[key] = true
 	}
-	return nil, &Error{Kind: KindDeferred, Msg: "request written to the batch file as " + key}
+	return nil, &openaiclient.Error{Kind: KindDeferred, Msg: "request written to the batch file as " + key}
 }
 
 // Recorded is the number of distinct requests written.
@@ -91,9 +93,9 @@ func (c *CacheOnly) Complete(ctx context.Context, req Request) (*Response, error
 		return resp, nil
 	}
 	if msg, ok := c.Failed[key]; ok {
-		return nil, &Error{Kind: KindBatchFailed, Msg: msg}
+		return nil, &openaiclient.Error{Kind: KindBatchFailed, Msg: msg}
 	}
-	return nil, &Error{Kind: KindDeferred, Msg: "no batch result for request " + key}
+	return nil, &openaiclient.Error{Kind: KindDeferred, Msg: "no batch result for request " + key}
 }
 
 // ImportStats describes what ImportBatchResults read.
@@ -143,17 +145,17 @@ func ImportBatchResults(r io.Reader, name string, cache *Cache) (ImportStats, er
 				problem("no response")
 			case res.Response.StatusCode != 200:
 				msg := fmt.Sprintf("HTTP %d", res.Response.StatusCode)
-				var w wireResponse
-				if json.Unmarshal(res.Response.Body, &w) == nil && w.Error != nil {
-					msg += ": " + w.Error.Message
+				if m := openaiclient.BodyError(res.Response.Body); m != "" {
+					msg += ": " + m
 				}
 				st.Failed[res.CustomID] = msg
 			default:
-				resp, perr := parseCompletion(res.Response.Body)
+				r, perr := openaiclient.ParseResponse(res.Response.Body)
 				if perr != nil {
 					problem("%v", perr)
 					break
 				}
+				resp := fromAPI(r)
 				if cache.Has(res.CustomID) {
 					st.AlreadyCached++
 					break

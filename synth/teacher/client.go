@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 // Options configure a Client. Zero values take the defaults noted.
@@ -55,14 +56,16 @@ type Stats struct {
 }
 
 // Client is a Teacher that adds caching, bounded concurrency, rate limits,
-// per-attempt timeouts and retries with backoff to a backend Teacher.
+// per-attempt timeouts and retries with backoff to a backend Teacher (the
+// retry policy and limiter are openaiclient's).
 // Identical requests in flight at the same time are sent once. It is safe
 // for concurrent use.
 type Client struct {
 	backend Teacher
 	opt     Options
 	sem     chan struct{}
-	lim     *Limiter
+	lim     *openaiclient.Limiter
+	retry   openaiclient.Retry
 
 	mu       sync.Mutex
 	stats    Stats
@@ -96,8 +99,10 @@ func NewClient(backend Teacher, o Options) *Client {
 		o.Timeout = 5 * time.Minute
 	}
 	return &Client{backend: backend, opt: o, sem: make(chan struct{}, o.Concurrency),
-		lim: NewLimiter(o.RequestsPerSecond, o.TokensPerMinute), inflight: map[string]*flight{},
-		stats: Stats{Errors: map[string]int{}}}
+		lim:      openaiclient.NewLimiter(o.RequestsPerSecond, o.TokensPerMinute),
+		retry:    openaiclient.Retry{MaxAttempts: o.MaxAttempts, BaseBackoff: o.BaseBackoff, MaxBackoff: o.MaxBackoff, MaxRetryAfter: o.MaxRetryAfter},
+		inflight: map[string]*flight{},
+		stats:    Stats{Errors: map[string]int{}}}
 }
 
 // Concurrency is the configured bound on requests in flight.
@@ -114,7 +119,7 @@ func (c *Client) Stats() Stats {
 
 // Complete returns the cached response for req, or asks the backend,
 // retrying failures that are worth retrying. A retryable failure that
-// outlasts MaxAttempts comes back wrapped, with its *Error inside.
+// outlasts MaxAttempts comes back wrapped, with its *openaiclient.Error inside.
 func (c *Client) Complete(ctx context.Context, req Request) (*Response, error) {
 	key := Key(req)
 	if c.opt.Cache != nil {
@@ -152,45 +157,41 @@ func (c *Client) count(fn func(*Stats)) {
 }
 
 func (c *Client) do(ctx context.Context, key string, req Request) (*Response, error) {
-	var last error
-	for attempt := 0; attempt < c.opt.MaxAttempts; attempt++ {
-		if attempt > 0 {
-			d := c.backoff(attempt-1, last)
-			if c.opt.Logf != nil {
-				c.opt.Logf("teacher: %v; retry %d/%d in %v", last, attempt, c.opt.MaxAttempts-1, d.Round(time.Millisecond))
-			}
-			if err := sleep(ctx, d); err != nil {
+	var resp *Response
+	n, err := c.retry.Do(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = c.attempt(ctx, req)
+		if err != nil && ctx.Err() == nil {
+			c.count(func(s *Stats) { s.Errors[openaiclient.ErrorKind(err)]++ })
+		}
+		return err
+	}, func(k int, err error, d time.Duration) {
+		if c.opt.Logf != nil {
+			c.opt.Logf("teacher: %v; retry %d/%d in %v", err, k, c.opt.MaxAttempts-1, d.Round(time.Millisecond))
+		}
+		c.count(func(s *Stats) { s.Retries++ })
+	})
+	if err == nil {
+		c.count(func(s *Stats) {
+			s.Completed++
+			s.PromptTokens += resp.PromptTokens
+			s.CompletionTokens += resp.CompletionTokens
+		})
+		if c.opt.Cache != nil {
+			if err := c.opt.Cache.Put(key, resp); err != nil {
 				return nil, err
 			}
-			c.count(func(s *Stats) { s.Retries++ })
 		}
-		resp, err := c.attempt(ctx, req)
-		if err == nil {
-			c.count(func(s *Stats) {
-				s.Completed++
-				s.PromptTokens += resp.PromptTokens
-				s.CompletionTokens += resp.CompletionTokens
-			})
-			if c.opt.Cache != nil {
-				if err := c.opt.Cache.Put(key, resp); err != nil {
-					return nil, err
-				}
-			}
-			return resp, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		last = err
-		c.count(func(s *Stats) { s.Errors[ErrorKind(err)]++ })
-		var te *Error
-		if !errors.As(err, &te) || !te.Retryable() {
-			c.count(func(s *Stats) { s.Failed++ })
-			return nil, err
-		}
+		return resp, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
 	}
 	c.count(func(s *Stats) { s.Failed++ })
-	return nil, fmt.Errorf("gave up after %d attempts: %w", c.opt.MaxAttempts, last)
+	if openaiclient.Retryable(err) {
+		return nil, fmt.Errorf("gave up after %d attempts: %w", n, err)
+	}
+	return nil, err
 }
 
 // attempt sends req once, within the concurrency bound, rate limit and
@@ -202,7 +203,7 @@ func (c *Client) attempt(ctx context.Context, req Request) (*Response, error) {
 		return nil, ctx.Err()
 	}
 	defer func() { <-c.sem }()
-	est := EstimateTokens(req)
+	est := openaiclient.EstimateTokens(req.api())
 	if err := c.lim.Wait(ctx, est); err != nil {
 		return nil, err
 	}
@@ -214,28 +215,11 @@ func (c *Client) attempt(ctx context.Context, req Request) (*Response, error) {
 	c.count(func(s *Stats) { s.Requests++ })
 	resp, err := c.backend.Complete(actx, req)
 	if err != nil {
-		if ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) && ErrorKind(err) != KindTimeout {
-			err = &Error{Kind: KindTimeout, Msg: fmt.Sprintf("no complete response within %v", c.opt.Timeout)}
+		if ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) && openaiclient.ErrorKind(err) != openaiclient.KindTimeout {
+			err = &openaiclient.Error{Kind: openaiclient.KindTimeout, Msg: fmt.Sprintf("no complete response within %v", c.opt.Timeout)}
 		}
 		return nil, err
 	}
-	if used := resp.PromptTokens + resp.CompletionTokens; used > 0 {
-		c.lim.Adjust(used - est)
-	}
+	c.lim.Used(est, resp.PromptTokens+resp.CompletionTokens)
 	return resp, nil
-}
-
-// backoff is the wait before retry n+1 after err.
-func (c *Client) backoff(n int, err error) time.Duration {
-	var te *Error
-	if errors.As(err, &te) && te.RetryAfter > 0 {
-		d := min(te.RetryAfter, c.opt.MaxRetryAfter)
-		return d + rand.N(d/10+1) // honour it, spread the herd a little
-	}
-	d := c.opt.BaseBackoff
-	for i := 0; i < n && d < c.opt.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, c.opt.MaxBackoff)
-	return d/2 + rand.N(d/2+1)
 }

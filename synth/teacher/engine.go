@@ -10,6 +10,7 @@ import (
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/generate"
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 // Engine is a Teacher that runs masque's own engine in-process: the
@@ -28,7 +29,7 @@ type Engine struct {
 	DefaultMaxTokens int
 	// TruncateLeft keeps only the last tokens of a prompt that does not
 	// leave room for MaxTokens (at least a quarter of the context) in the
-	// context, instead of failing with KindContextLength. It lets a tiny
+	// context, instead of failing with openaiclient.KindContextLength. It lets a tiny
 	// model stand in for a real teacher in tests and demos.
 	TruncateLeft bool
 }
@@ -53,10 +54,10 @@ func (e *Engine) Stream(ctx context.Context, req Request, onText func(string) er
 	}
 	ids, err := e.CK.EncodeChat(msgs, true, nil)
 	if err != nil {
-		return nil, &Error{Kind: KindRejected, Msg: fmt.Sprintf("rendering the chat: %v", err)}
+		return nil, &openaiclient.Error{Kind: openaiclient.KindRejected, Msg: fmt.Sprintf("rendering the chat: %v", err)}
 	}
 	if len(ids) == 0 {
-		return nil, &Error{Kind: KindRejected, Msg: "empty prompt"}
+		return nil, &openaiclient.Error{Kind: openaiclient.KindRejected, Msg: "empty prompt"}
 	}
 	ctxLen := e.CK.Model.NewCache(0).Max()
 	if e.TruncateLeft {
@@ -69,7 +70,7 @@ func (e *Engine) Stream(ctx context.Context, req Request, onText func(string) er
 		}
 	}
 	if len(ids) >= ctxLen {
-		return nil, &Error{Kind: KindContextLength, Msg: fmt.Sprintf("prompt of %d tokens does not fit the context of %d", len(ids), ctxLen)}
+		return nil, &openaiclient.Error{Kind: openaiclient.KindContextLength, Msg: fmt.Sprintf("prompt of %d tokens does not fit the context of %d", len(ids), ctxLen)}
 	}
 	var seed uint64
 	if req.Seed != nil {
@@ -97,7 +98,7 @@ func (e *Engine) Stream(ctx context.Context, req Request, onText func(string) er
 			return nil, err
 		}
 		if strings.Contains(err.Error(), "context length") {
-			return nil, &Error{Kind: KindContextLength, Msg: err.Error()}
+			return nil, &openaiclient.Error{Kind: openaiclient.KindContextLength, Msg: err.Error()}
 		}
 		return nil, err
 	}
@@ -105,7 +106,7 @@ func (e *Engine) Stream(ctx context.Context, req Request, onText func(string) er
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, &Error{Kind: KindServer, Msg: "generation cancelled"}
+		return nil, &openaiclient.Error{Kind: openaiclient.KindServer, Msg: "generation cancelled"}
 	}
 	name := e.Name
 	if name == "" {

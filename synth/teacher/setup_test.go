@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/masque-ai/masque/chattemplate"
 )
 
 func noEnv(string) string { return "" }
@@ -41,7 +43,7 @@ func TestOpenSetup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = o.Teacher.Complete(context.Background(), Request{Model: "m", Messages: []Message{{Role: "user", Content: "hi"}}, MaxTokens: 8})
+	_, err = o.Teacher.Complete(context.Background(), Request{Model: "m", Messages: []chattemplate.Message{{Role: "user", Content: "hi"}}, MaxTokens: 8})
 	if !IsDeferred(err) {
 		t.Errorf("a recorded request: %v, want a deferred error", err)
 	}

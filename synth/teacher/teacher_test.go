@@ -14,11 +14,15 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/masque-ai/masque/chattemplate"
+	"github.com/masque-ai/masque/openaiclient"
 )
 
 // sse writes one streamed completion: the text in pieces, a final chunk,
-// and [DONE].
-func sse(w http.ResponseWriter, text string, cut bool) {
+// the usage chunk when the request asked for it (include_usage, as OpenAI
+// does), and [DONE].
+func sse(w http.ResponseWriter, text string, cut, usage bool) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	fl := w.(http.Flusher)
 	words := strings.SplitAfter(text, " ")
@@ -37,7 +41,10 @@ func sse(w http.ResponseWriter, text string, cut bool) {
 		fmt.Fprintf(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":%s},\"finish_reason\":null}]}\n\n", b)
 		fl.Flush()
 	}
-	fmt.Fprintf(w, "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\n")
+	fmt.Fprintf(w, "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n")
+	if usage {
+		fmt.Fprintf(w, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\n")
+	}
 	fmt.Fprintf(w, "data: [DONE]\n\n")
 	fl.Flush()
 }
@@ -53,22 +60,33 @@ func completion(w http.ResponseWriter, text, finish string) {
 
 // echo answers "reply to: <last user message>".
 func echoText(r *http.Request) (string, bool) {
-	var body wireRequest
+	text, stream, _ := echo(r)
+	return text, stream
+}
+
+// echo is echoText that also says whether a stream asked for its usage.
+func echo(r *http.Request) (text string, stream, usage bool) {
+	var body struct {
+		wireRequest
+		StreamOptions *struct {
+			IncludeUsage bool `json:"include_usage"`
+		} `json:"stream_options"`
+	}
 	json.NewDecoder(r.Body).Decode(&body)
 	last := ""
 	if n := len(body.Messages); n > 0 {
 		last = body.Messages[n-1].Content
 	}
-	return "reply to: " + last, body.Stream
+	return "reply to: " + last, body.Stream, body.StreamOptions != nil && body.StreamOptions.IncludeUsage
 }
 
 func TestOpenAIFormats(t *testing.T) {
 	var gotAuth, gotPath string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gotAuth, gotPath = r.Header.Get("Authorization"), r.URL.Path
-		text, stream := echoText(r)
+		text, stream, usage := echo(r)
 		if stream {
-			sse(w, text, false)
+			sse(w, text, false, usage)
 		} else {
 			completion(w, text, "stop")
 		}
@@ -80,11 +98,13 @@ func TestOpenAIFormats(t *testing.T) {
 	}{{"plain", false}, {"stream", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := &OpenAI{BaseURL: srv.URL + "/v1/", Model: "m", APIKey: "sk-test", Stream: tc.stream}
-			resp, err := o.Complete(context.Background(), Request{Messages: []Message{{"user", "hello there friend"}}})
+			resp, err := o.Complete(context.Background(), Request{Messages: []chattemplate.Message{{Role: "user", Content: "hello there friend"}}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if resp.Text != "reply to: hello there friend" || resp.FinishReason != "stop" || resp.PromptTokens != 7 {
+			// A stream counts its tokens too (stream_options.include_usage):
+			// synth's cost report and --tpm limit depend on it.
+			if resp.Text != "reply to: hello there friend" || resp.FinishReason != "stop" || resp.PromptTokens != 7 || resp.CompletionTokens != 3 {
 				t.Fatalf("got %+v", resp)
 			}
 			if gotAuth != "Bearer sk-test" || gotPath != "/v1/chat/completions" {
@@ -116,37 +136,13 @@ func TestResolveOpenAI(t *testing.T) {
 	}
 }
 
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	tests := []struct {
-		h    map[string]string
-		want time.Duration
-	}{
-		{nil, 0},
-		{map[string]string{"Retry-After": "2"}, 2 * time.Second},
-		{map[string]string{"Retry-After": "0.5"}, 500 * time.Millisecond},
-		{map[string]string{"Retry-After": now.Add(3 * time.Second).Format(http.TimeFormat)}, 3 * time.Second},
-		{map[string]string{"Retry-After": "soon"}, 0},
-		{map[string]string{"Retry-After-Ms": "250", "Retry-After": "9"}, 250 * time.Millisecond},
-	}
-	for _, tc := range tests {
-		h := http.Header{}
-		for k, v := range tc.h {
-			h.Set(k, v)
-		}
-		if got := RetryAfter(h, now); got != tc.want {
-			t.Errorf("%v: got %v, want %v", tc.h, got, tc.want)
-		}
-	}
-}
-
 func TestKey(t *testing.T) {
 	seed := int64(3)
-	base := Request{Model: "m", Messages: []Message{{"user", "hi"}}, MaxTokens: 10, Temperature: 0.7}
+	base := Request{Model: "m", Messages: []chattemplate.Message{{Role: "user", Content: "hi"}}, MaxTokens: 10, Temperature: 0.7}
 	variants := []func(r *Request){
 		func(r *Request) { r.Model = "n" },
-		func(r *Request) { r.Messages = []Message{{"user", "hi!"}} },
-		func(r *Request) { r.Messages = []Message{{"system", "hi"}} },
+		func(r *Request) { r.Messages = []chattemplate.Message{{Role: "user", Content: "hi!"}} },
+		func(r *Request) { r.Messages = []chattemplate.Message{{Role: "system", Content: "hi"}} },
 		func(r *Request) { r.MaxTokens = 11 },
 		func(r *Request) { r.Temperature = 0 },
 		func(r *Request) { r.TopP = 0.9 },
@@ -197,14 +193,14 @@ func (f *faultServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(5 * time.Second):
 		}
 	case "cut":
-		sse(w, text, true)
+		sse(w, text, true, true)
 	case "nodone":
 		// A stream that ends cleanly but without finish_reason or [DONE].
 		w.Header().Set("Content-Type", "text/event-stream")
 		fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":\"partial\"}}]}\n\n")
 	default:
 		if stream {
-			sse(w, text, false)
+			sse(w, text, false, true)
 		} else {
 			completion(w, text, "stop")
 		}
@@ -228,9 +224,9 @@ func TestClientRetries(t *testing.T) {
 		{"cut stream", []string{"cut", "cut"}, true, "", 3, 0, false},
 		{"stream without end", []string{"nodone"}, true, "", 2, 0, false},
 		{"all kinds", []string{"500", "stall", "cut"}, true, "", 4, 0, false},
-		{"gives up", []string{"500", "500", "500", "500"}, false, KindServer, 4, 0, false},
-		{"bad request not retried", []string{"400"}, false, KindRejected, 1, 0, false},
-		{"auth is fatal", []string{"401"}, false, KindAuth, 1, 0, true},
+		{"gives up", []string{"500", "500", "500", "500"}, false, openaiclient.KindServer, 4, 0, false},
+		{"bad request not retried", []string{"400"}, false, openaiclient.KindRejected, 1, 0, false},
+		{"auth is fatal", []string{"401"}, false, openaiclient.KindAuth, 1, 0, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -240,7 +236,7 @@ func TestClientRetries(t *testing.T) {
 			o := &OpenAI{BaseURL: srv.URL + "/v1", Model: "m", Stream: tc.stream}
 			c := NewClient(o, Options{MaxAttempts: 4, BaseBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Timeout: 300 * time.Millisecond})
 			start := time.Now()
-			resp, err := c.Complete(context.Background(), Request{Messages: []Message{{"user", "one two three four"}}})
+			resp, err := c.Complete(context.Background(), Request{Messages: []chattemplate.Message{{Role: "user", Content: "one two three four"}}})
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -249,10 +245,10 @@ func TestClientRetries(t *testing.T) {
 					t.Fatalf("text %q", resp.Text)
 				}
 			} else {
-				if ErrorKind(err) != tc.wantErr {
+				if openaiclient.ErrorKind(err) != tc.wantErr {
 					t.Fatalf("error %v, want kind %s", err, tc.wantErr)
 				}
-				var te *Error
+				var te *openaiclient.Error
 				if ok := asError(err, &te); !ok || te.Fatal() != tc.wantFatal {
 					t.Fatalf("fatal: %v", err)
 				}
@@ -270,9 +266,9 @@ func TestClientRetries(t *testing.T) {
 	}
 }
 
-func asError(err error, te **Error) bool {
+func asError(err error, te **openaiclient.Error) bool {
 	for err != nil {
-		if e, ok := err.(*Error); ok {
+		if e, ok := err.(*openaiclient.Error); ok {
 			*te = e
 			return true
 		}
@@ -300,7 +296,7 @@ func TestClientCacheAndSingleflight(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := NewClient(&OpenAI{BaseURL: srv.URL, Model: "m"}, Options{Cache: cache, Concurrency: 8})
-	req := Request{Messages: []Message{{"user", "same"}}}
+	req := Request{Messages: []chattemplate.Message{{Role: "user", Content: "same"}}}
 	var wg sync.WaitGroup
 	for range 5 {
 		wg.Add(1)
@@ -369,36 +365,6 @@ func TestCacheTornLine(t *testing.T) {
 	}
 }
 
-func TestLimiter(t *testing.T) {
-	tests := []struct {
-		name     string
-		rps, tpm float64
-		n, toks  int
-		min      time.Duration
-	}{
-		{"rps", 20, 0, 5, 10, 190 * time.Millisecond},
-		{"tpm", 0, 60000, 3, 60, 150 * time.Millisecond}, // 1000 tokens/s from an empty bucket
-		{"off", 0, 0, 50, 10, 0},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			l := NewLimiter(tc.rps, tc.tpm)
-			if tc.tpm > 0 {
-				l.tokens = 0 // start empty: each request of 60 tokens waits 60 ms
-			}
-			start := time.Now()
-			for range tc.n {
-				if err := l.Wait(context.Background(), tc.toks); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if el := time.Since(start); el < tc.min || (tc.min == 0 && el > 100*time.Millisecond) {
-				t.Errorf("took %v, want ≥ %v", el, tc.min)
-			}
-		})
-	}
-}
-
 func TestBatchRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	cache, err := OpenCache(filepath.Join(dir, "cache.jsonl"))
@@ -409,9 +375,9 @@ func TestBatchRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
 	rec := NewRecorder(&buf, cache)
 	reqs := []Request{
-		{Model: "gpt", Messages: []Message{{"user", "a"}}},
-		{Model: "gpt", Messages: []Message{{"user", "b"}}},
-		{Model: "gpt", Messages: []Message{{"user", "a"}}}, // same as the first
+		{Model: "gpt", Messages: []chattemplate.Message{{Role: "user", Content: "a"}}},
+		{Model: "gpt", Messages: []chattemplate.Message{{Role: "user", Content: "b"}}},
+		{Model: "gpt", Messages: []chattemplate.Message{{Role: "user", Content: "a"}}}, // same as the first
 	}
 	for _, r := range reqs {
 		if _, err := rec.Complete(context.Background(), r); !IsDeferred(err) {
@@ -429,8 +395,8 @@ func TestBatchRoundTrip(t *testing.T) {
 			Method   string `json:"method"`
 			URL      string `json:"url"`
 			Body     struct {
-				Model    string    `json:"model"`
-				Messages []Message `json:"messages"`
+				Model    string                 `json:"model"`
+				Messages []chattemplate.Message `json:"messages"`
 			} `json:"body"`
 		}
 		if err := json.Unmarshal([]byte(l), &br); err != nil {
@@ -457,7 +423,7 @@ func TestBatchRoundTrip(t *testing.T) {
 	if r, err := co.Complete(context.Background(), reqs[0]); err != nil || r.Text != "answer a" {
 		t.Fatalf("%v %v", r, err)
 	}
-	if _, err := co.Complete(context.Background(), reqs[1]); ErrorKind(err) != KindBatchFailed {
+	if _, err := co.Complete(context.Background(), reqs[1]); openaiclient.ErrorKind(err) != KindBatchFailed {
 		t.Fatalf("%v", err)
 	}
 	if _, err := co.Complete(context.Background(), Request{Model: "gpt"}); !IsDeferred(err) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/masque-ai/masque/chatdata"
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/kernels"
 	"github.com/masque-ai/masque/model"
@@ -115,10 +116,10 @@ func RunJob(ctx context.Context, cfg JobConfig) (*JobResult, error) {
 }
 
 // load reads the training and held-out data.
-func (cfg *JobConfig) load(logf func(string, ...any)) (ds *sft.Dataset, evalSet []train.Sequence, evalSkipped []sft.Problem, err error) {
+func (cfg *JobConfig) load(logf func(string, ...any)) (ds *sft.Dataset, evalSet []train.Sequence, evalSkipped []chatdata.Problem, err error) {
 	skipped := 0
 	opts := cfg.Read
-	opts.Warn = func(p sft.Problem) {
+	opts.Warn = func(p chatdata.Problem) {
 		skipped++
 		if skipped <= 20 {
 			logf("masque: skipping %v", p)
@@ -144,10 +145,9 @@ func (cfg *JobConfig) load(logf func(string, ...any)) (ds *sft.Dataset, evalSet 
 }
 
 // summary is training.json.
-func (cfg *JobConfig) summary(job *JobResult, tc train.Config, evalSkipped []sft.Problem) map[string]any {
+func (cfg *JobConfig) summary(job *JobResult, tc train.Config, evalSkipped []chatdata.Problem) map[string]any {
 	res, ds, tr := job.Result, job.Data, job.Trainer
-	tc.LR = res.LR
-	skipped := append(append([]sft.Problem{}, ds.Skipped...), evalSkipped...)
+	skipped := append(append([]chatdata.Problem{}, ds.Skipped...), evalSkipped...)
 	probs := make([]string, len(skipped))
 	for i, p := range skipped {
 		probs[i] = p.Error()
@@ -157,7 +157,7 @@ func (cfg *JobConfig) summary(job *JobResult, tc train.Config, evalSkipped []sft
 		"trainable_parameters": res.Net.NumTrainable(), "total_parameters": cfg.Model.NumParams(),
 		"rows": ds.Rows, "train_rows": len(ds.Train), "eval_rows": job.EvalRows, "skipped_rows": probs,
 		"truncated_rows": ds.Truncated, "tokens": ds.Tokens, "trained_tokens": ds.Targets,
-		"config": tc, "warmup": res.Warmup, "lr": res.LR, "steps_done": tr.State.Step, "total_steps": tr.State.TotalSteps,
+		"config": tr.Cfg, "warmup": res.Warmup, "lr": res.LR, "steps_done": tr.State.Step, "total_steps": tr.State.TotalSteps,
 		"seconds": tr.State.Seconds, "history": tr.State.History, "interrupted": res.Interrupted,
 	}
 	if res.InitialEval != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/chatdata"
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/model"
@@ -36,7 +37,7 @@ func TestRunJob(t *testing.T) {
 	cfg := JobConfig{
 		Config:    Config{Model: ck.Model, LoRA: testLoRA(), Train: train.Config{Steps: 3, BatchTokens: 512, Accum: 1, LR: 1e-3, Seed: 1}},
 		ModelPath: ck.Path, Targets: "q,v", Encoder: sft.NewEncoder(ck.Template, ck.Tokenizer, ck.TemplateConfig, ck.HasTemplate),
-		Data: data, Read: sft.Options{MaxLen: 256, OnBadRow: sft.SkipBadRows}, Out: filepath.Join(dir, "out"), Merge: true,
+		Data: data, Read: sft.Options{MaxLen: 256, OnBadRow: chatdata.SkipBadRows}, Out: filepath.Join(dir, "out"), Merge: true,
 		Llama2CTokenizer: func() ([]byte, error) { return builtin.Tokenizer, nil },
 		Logf:             func(f string, a ...any) { notes = append(notes, f) },
 	}

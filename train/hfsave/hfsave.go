@@ -8,7 +8,6 @@ package hfsave
 import (
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/model"
@@ -33,23 +32,14 @@ type Options struct {
 // ParseDType resolves an output type name; empty means the model's own
 // torch_dtype (F32 when it is neither bfloat16 nor float16).
 func ParseDType(m *model.Model, name string) (quant.DType, error) {
-	switch strings.ToLower(name) {
-	case "f32", "float32", "fp32":
-		return quant.F32, nil
-	case "bf16", "bfloat16":
-		return quant.BF16, nil
-	case "f16", "float16", "fp16":
-		return quant.F16, nil
-	case "":
-		switch m.Config.TorchDType {
-		case "bfloat16":
-			return quant.BF16, nil
-		case "float16":
-			return quant.F16, nil
-		}
-		return quant.F32, nil
+	if name == "" {
+		return quant.FromTorchDType(m.Config.TorchDType), nil
 	}
-	return 0, fmt.Errorf("unsupported output dtype %q (want f32, bf16 or f16)", name)
+	t, err := quant.ParseDTypeOf(name, quant.F32, quant.BF16, quant.F16)
+	if err != nil {
+		return 0, fmt.Errorf("output dtype: %w", err)
+	}
+	return t, nil
 }
 
 // Save writes m to the folder dir (created if needed) as config.json and

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/masque-ai/masque/chatdata"
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/tokenizer"
 	"github.com/masque-ai/masque/train"
@@ -182,7 +183,7 @@ func (d *docMaker) readFile(path, defName string, add func(voice string, s train
 			voice = defName
 		}
 		if hasMsgs && (r.Text == nil || d.useChat(key)) {
-			msgs, err := sft.ParseRow(b, sft.ReadOptions{Format: sft.FormatMessages})
+			msgs, err := chatdata.ParseRow(b, chatdata.ReadOptions{Format: chatdata.FormatMessages})
 			if err != nil {
 				return fail("%v", err)
 			}

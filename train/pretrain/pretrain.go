@@ -30,6 +30,7 @@ import (
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/kernels"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/quant"
 	"github.com/masque-ai/masque/tokenizer"
 	"github.com/masque-ai/masque/train"
 	"github.com/masque-ai/masque/train/hfsave"
@@ -251,13 +252,11 @@ func (c *Config) fill() error {
 }
 
 func dtypeName(s string) (string, error) {
-	switch strings.ToLower(s) {
-	case "bf16", "bfloat16":
-		return "BF16", nil
-	case "f32", "float32", "fp32":
-		return "F32", nil
+	t, err := quant.ParseDTypeOf(s, quant.BF16, quant.F32)
+	if err != nil {
+		return "", fmt.Errorf("pretrain: output dtype: %w", err)
 	}
-	return "", fmt.Errorf("pretrain: output dtype %q: want bf16 or f32", s)
+	return strings.ToUpper(t.String()), nil
 }
 
 // Data are the tokenized documents of a run.

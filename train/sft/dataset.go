@@ -5,25 +5,20 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/masque-ai/masque/chatdata"
 	"github.com/masque-ai/masque/train"
-)
-
-// Bad-row policies.
-const (
-	// SkipBadRows reports bad rows (through Options.Warn) and leaves them out.
-	SkipBadRows = "skip"
-	// FailOnBadRow makes Load fail on the first bad row.
-	FailOnBadRow = "fail"
 )
 
 // Options tune Load.
 type Options struct {
-	Read ReadOptions
+	Read chatdata.ReadOptions
 	// MaxLen is the longest sequence in tokens (the model's context, or
 	// less). Longer rows are truncated if Truncate is set, else bad rows.
 	MaxLen   int
 	Truncate bool
-	// OnBadRow is SkipBadRows (default) or FailOnBadRow.
+	// OnBadRow is chatdata.SkipBadRows (default) or chatdata.FailOnBadRow; it
+	// applies to rows that cannot be read and to rows that cannot be
+	// encoded alike.
 	OnBadRow string
 	// EvalFraction of the rows (after dropping bad ones) is held out for
 	// evaluation, chosen by a shuffle seeded with Seed; at least one row
@@ -31,7 +26,7 @@ type Options struct {
 	EvalFraction float64
 	Seed         uint64
 	// Warn, if set, receives every skipped row.
-	Warn func(Problem)
+	Warn func(chatdata.Problem)
 	// MaxRows, if > 0, encodes only the first MaxRows readable
 	// conversations of the file (and reports only the problems before the
 	// last of them): a cheap prefix of a large file.
@@ -42,7 +37,7 @@ type Options struct {
 type Dataset struct {
 	Train, Eval []train.Sequence
 	// Skipped lists the rows left out.
-	Skipped []Problem
+	Skipped []chatdata.Problem
 	// Rows is the number of usable rows; Truncated how many were cut to
 	// MaxLen; Unaligned how many were tokenized piecewise.
 	Rows, Truncated, Unaligned int
@@ -52,31 +47,25 @@ type Dataset struct {
 
 // Load reads and encodes the JSONL file at path.
 func Load(path string, enc *Encoder, o Options) (*Dataset, error) {
-	switch o.OnBadRow {
-	case "":
-		o.OnBadRow = SkipBadRows
-	case SkipBadRows, FailOnBadRow:
-	default:
-		return nil, fmt.Errorf("unknown bad-row policy %q (want skip or fail)", o.OnBadRow)
+	var err error
+	if o.OnBadRow, err = chatdata.CheckPolicy(o.OnBadRow); err != nil {
+		return nil, err
 	}
-	convs, probs, err := Read(path, o.Read)
+	convs, probs, err := chatdata.Read(path, o.Read)
 	if err != nil {
 		return nil, err
 	}
 	if o.MaxRows > 0 && len(convs) > o.MaxRows {
 		convs = convs[:o.MaxRows]
 		last := convs[len(convs)-1].Line
-		probs = slices.DeleteFunc(probs, func(p Problem) bool { return p.Line > last })
+		probs = slices.DeleteFunc(probs, func(p chatdata.Problem) bool { return p.Line > last })
 	}
 	ds := &Dataset{}
-	bad := func(p Problem) error {
-		if o.OnBadRow == FailOnBadRow {
-			return fmt.Errorf("%v (use --on-bad-row skip to leave such rows out)", p)
+	bad := func(p chatdata.Problem) error {
+		if err := chatdata.BadRow(o.OnBadRow, p, o.Warn); err != nil {
+			return err
 		}
 		ds.Skipped = append(ds.Skipped, p)
-		if o.Warn != nil {
-			o.Warn(p)
-		}
 		return nil
 	}
 	// Rows are processed in file order, so problems are reported in order.
@@ -119,9 +108,9 @@ func Load(path string, enc *Encoder, o Options) (*Dataset, error) {
 	return ds, nil
 }
 
-func encodeRow(enc *Encoder, c Conversation, o Options, ds *Dataset) (train.Sequence, *Problem) {
-	fail := func(format string, a ...any) (train.Sequence, *Problem) {
-		return train.Sequence{}, &Problem{File: c.File, Line: c.Line, Msg: fmt.Sprintf(format, a...)}
+func encodeRow(enc *Encoder, c chatdata.Conversation, o Options, ds *Dataset) (train.Sequence, *chatdata.Problem) {
+	fail := func(format string, a ...any) (train.Sequence, *chatdata.Problem) {
+		return train.Sequence{}, &chatdata.Problem{File: c.File, Line: c.Line, Msg: fmt.Sprintf(format, a...)}
 	}
 	e, err := enc.Encode(c.Messages)
 	if err != nil {

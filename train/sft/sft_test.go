@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/chatdata"
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/tokenizer"
 	"github.com/masque-ai/masque/train"
@@ -190,8 +191,8 @@ func writeData(t *testing.T, data string) string {
 func TestBadRows(t *testing.T) {
 	enc := encoderFor(t, "qwen3")
 	path := writeData(t, badData)
-	var warned []Problem
-	ds, err := Load(path, enc, Options{MaxLen: 60, OnBadRow: SkipBadRows, Warn: func(p Problem) { warned = append(warned, p) }})
+	var warned []chatdata.Problem
+	ds, err := Load(path, enc, Options{MaxLen: 60, OnBadRow: chatdata.SkipBadRows, Warn: func(p chatdata.Problem) { warned = append(warned, p) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +216,7 @@ func TestBadRows(t *testing.T) {
 		t.Errorf("%d rows kept, want 3", ds.Rows)
 	}
 
-	_, err = Load(path, enc, Options{MaxLen: 60, OnBadRow: FailOnBadRow})
+	_, err = Load(path, enc, Options{MaxLen: 60, OnBadRow: chatdata.FailOnBadRow})
 	if err == nil || !strings.Contains(err.Error(), path+":2: malformed JSON") {
 		t.Errorf("fail policy: error %v, want one naming %s:2", err, path)
 	}
@@ -249,23 +250,23 @@ func TestFormats(t *testing.T) {
 		name, row, format string
 		want              []chattemplate.Message
 	}{
-		{"qa", `{"system":"S","question":"Q","answer":"A"}`, FormatQA,
+		{"qa", `{"system":"S","question":"Q","answer":"A"}`, chatdata.FormatQA,
 			[]chattemplate.Message{{Role: "system", Content: "S"}, {Role: "user", Content: "Q"}, {Role: "assistant", Content: "A"}}},
-		{"opencharacter", `{"character":"C","question":"Q","character_answer":"A"}`, FormatAuto,
+		{"opencharacter", `{"character":"C","question":"Q","character_answer":"A"}`, chatdata.FormatAuto,
 			[]chattemplate.Message{{Role: "system", Content: "C"}, {Role: "user", Content: "Q"}, {Role: "assistant", Content: "A"}}},
-		{"alpaca", `{"instruction":"I","input":"X","output":"O"}`, FormatAuto,
+		{"alpaca", `{"instruction":"I","input":"X","output":"O"}`, chatdata.FormatAuto,
 			[]chattemplate.Message{{Role: "system", Content: "SYS"}, {Role: "user", Content: "I\n\nX"}, {Role: "assistant", Content: "O"}}},
-		{"parts", `{"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},{"role":"assistant","content":"c"}]}`, FormatMessages,
+		{"parts", `{"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},{"role":"assistant","content":"c"}]}`, chatdata.FormatMessages,
 			[]chattemplate.Message{{Role: "system", Content: "SYS"}, {Role: "user", Content: "ab"}, {Role: "assistant", Content: "c"}}},
-		{"sharegpt", `{"conversations":[{"from":"human","value":"h"},{"from":"gpt","value":"g"}]}`, FormatAuto,
+		{"sharegpt", `{"conversations":[{"from":"human","value":"h"},{"from":"gpt","value":"g"}]}`, chatdata.FormatAuto,
 			[]chattemplate.Message{{Role: "system", Content: "SYS"}, {Role: "user", Content: "h"}, {Role: "assistant", Content: "g"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sys := "SYS"
-			if tc.format == FormatQA || tc.name == "opencharacter" {
+			if tc.format == chatdata.FormatQA || tc.name == "opencharacter" {
 				sys = "unused"
 			}
-			convs, probs, err := ReadFrom(strings.NewReader(tc.row), "x.jsonl", ReadOptions{Format: tc.format, System: sys})
+			convs, probs, err := chatdata.ReadFrom(strings.NewReader(tc.row), "x.jsonl", chatdata.ReadOptions{Format: tc.format, System: sys})
 			if err != nil || len(probs) > 0 {
 				t.Fatalf("err %v, problems %v", err, probs)
 			}

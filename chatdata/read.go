@@ -1,10 +1,12 @@
-// Package sft turns chat data into supervised fine-tuning sequences:
-// JSONL conversations are rendered with the model's chat template and
-// tokenized, and the loss is put on the assistant tokens only (found from
-// the byte spans of the assistant contents in the rendered text). It also
-// truncates or rejects over-long rows, reports bad rows with their file and
-// line, and splits off a held-out set.
-package sft
+// Package chatdata reads chat data files, the one reader of every command
+// that takes conversations (finetune, pretrain's chat share, statistics and
+// calibration sets, perplexity): JSONL rows in the OpenAI "messages" layout
+// (or ShareGPT "conversations", or a bare list of messages), the
+// OpenCharacter question/answer layout, or Alpaca's instruction/output. Bad
+// rows are problems naming the file and line, never a reason to stop
+// reading; what to do with them is the bad-row policy (SkipBadRows, the
+// default everywhere, or FailOnBadRow).
+package chatdata
 
 import (
 	"bufio"
@@ -19,7 +21,7 @@ import (
 	"github.com/masque-ai/masque/chattemplate"
 )
 
-// Conversation is one training row.
+// Conversation is one row of a chat data file.
 type Conversation struct {
 	Messages []chattemplate.Message
 	// File and Line locate the row (1-based line).
@@ -59,6 +61,65 @@ type ReadOptions struct {
 	Format string
 	// System, if set, is used as the system prompt of rows that have none.
 	System string
+	// AllowNoAssistant accepts conversations without an assistant turn (or
+	// with an empty one): prompts for calibration, where nothing is
+	// trained. Training data needs a non-empty assistant turn.
+	AllowNoAssistant bool
+}
+
+// Bad-row policies.
+const (
+	// SkipBadRows reports bad rows (through a warning) and leaves them out.
+	SkipBadRows = "skip"
+	// FailOnBadRow fails on the first bad row.
+	FailOnBadRow = "fail"
+)
+
+// CheckPolicy returns the bad-row policy ("" is SkipBadRows) or an error
+// for an unknown one.
+func CheckPolicy(p string) (string, error) {
+	switch p {
+	case "":
+		return SkipBadRows, nil
+	case SkipBadRows, FailOnBadRow:
+		return p, nil
+	}
+	return "", fmt.Errorf("unknown bad-row policy %q (want skip or fail)", p)
+}
+
+// BadRow applies policy p to a problem: with FailOnBadRow it is the error
+// to stop with; otherwise it goes to warn (which may be nil) and BadRow
+// returns nil.
+func BadRow(p string, prob Problem, warn func(Problem)) error {
+	if p == FailOnBadRow {
+		return fmt.Errorf("%v (use --on-bad-row skip to leave such rows out)", prob)
+	}
+	if warn != nil {
+		warn(prob)
+	}
+	return nil
+}
+
+// Load reads the file at path and applies the bad-row policy to its
+// problems (see BadRow). A file without a usable conversation is an error.
+func Load(path string, o ReadOptions, policy string, warn func(Problem)) ([]Conversation, error) {
+	policy, err := CheckPolicy(policy)
+	if err != nil {
+		return nil, err
+	}
+	convs, probs, err := Read(path, o)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range probs {
+		if err := BadRow(policy, p, warn); err != nil {
+			return nil, err
+		}
+	}
+	if len(convs) == 0 {
+		return nil, fmt.Errorf("%s: no usable conversations (%d bad rows)", path, len(probs))
+	}
+	return convs, nil
 }
 
 // maxLine bounds one JSONL line.
@@ -71,7 +132,7 @@ const maxLine = 64 << 20
 func Read(path string, o ReadOptions) ([]Conversation, []Problem, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading training data: %w", err)
+		return nil, nil, fmt.Errorf("reading chat data: %w", err)
 	}
 	defer f.Close()
 	return ReadFrom(f, path, o)
@@ -154,7 +215,10 @@ func ParseRow(data []byte, o ReadOptions) ([]chattemplate.Message, error) {
 // parseRow turns one JSON object into messages.
 func parseRow(data []byte, o ReadOptions) ([]chattemplate.Message, error) {
 	var row map[string]json.RawMessage
-	if err := json.Unmarshal(data, &row); err != nil {
+	if len(data) > 0 && data[0] == '[' {
+		// A bare list of messages.
+		row = map[string]json.RawMessage{"messages": data}
+	} else if err := json.Unmarshal(data, &row); err != nil {
 		return nil, fmt.Errorf("malformed JSON: %v", err)
 	}
 	format := o.Format
@@ -272,6 +336,12 @@ func parseRow(data []byte, o ReadOptions) ([]chattemplate.Message, error) {
 			return nil, fmt.Errorf("conversation has no assistant turn (no \"output\" field)")
 		}
 		msgs = append(msgs, chattemplate.Message{Role: "user", Content: ins}, chattemplate.Message{Role: "assistant", Content: out})
+	}
+	if len(msgs) == 0 {
+		return nil, fmt.Errorf("no messages")
+	}
+	if o.AllowNoAssistant {
+		return msgs, nil
 	}
 	nAssistant := 0
 	for _, m := range msgs {

@@ -1,6 +1,7 @@
-package store
+package jsonlstore
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,5 +101,60 @@ func TestKeyBoundaries(t *testing.T) {
 	}
 	if Key("x", 1) != Key("x", 1) {
 		t.Fatal("keys are not stable")
+	}
+}
+
+// TestFieldAddAndTwoWriters: a chosen value field keeps another file
+// layout ({"key","response"}), Add keeps the first value, and two handles
+// appending to one file (as two processes do) each read their own lines.
+func TestFieldAddAndTwoWriters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.jsonl")
+	a, err := OpenWith(path, Options{Field: "response", Sync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenWith(path, Options{Field: "response"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := a.Add(fmt.Sprint("a", i), rec{Text: "from a", N: i}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Add(fmt.Sprint("b", i), rec{Text: "from b", N: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if wrote, err := a.Add("a1", rec{Text: "again"}); wrote || err != nil {
+		t.Fatalf("Add of a stored key wrote %v (%v)", wrote, err)
+	}
+	for i := range 3 {
+		var r rec
+		if !a.Get(fmt.Sprint("a", i), &r) || r.Text != "from a" || r.N != i {
+			t.Fatalf("a%d: %+v", i, r)
+		}
+		if !b.Get(fmt.Sprint("b", i), &r) || r.Text != "from b" || r.N != i {
+			t.Fatalf("b%d: %+v", i, r)
+		}
+	}
+	a.Close()
+	b.Close()
+	data, _ := os.ReadFile(path)
+	if !strings.HasPrefix(string(data), `{"key":"a0","response":{"text":"from a","n":0}}`+"\n") {
+		t.Fatalf("layout: %s", data)
+	}
+	c, err := OpenWith(path, Options{Field: "response"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Len() != 6 || c.Skipped != 0 {
+		t.Fatalf("reopened: %d keys, %d skipped", c.Len(), c.Skipped)
+	}
+	// The same file read with the default field has no readable line.
+	d, _ := Open(path)
+	defer d.Close()
+	if d.Len() != 0 || d.Skipped != 6 {
+		t.Fatalf("default field: %d keys, %d skipped", d.Len(), d.Skipped)
 	}
 }

@@ -1,4 +1,4 @@
-package judge
+package openaiclient
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/masque-ai/masque/chattemplate"
 )
 
 const okBody = `{"id":"x","object":"chat.completion","model":"judge","choices":[{"index":0,"message":{"role":"assistant","content":"85"},"logprobs":{"content":[{"token":"85","logprob":-0.1,"bytes":[56,53],"top_logprobs":[{"token":"85","logprob":-0.1,"bytes":[56,53]},{"token":"90","logprob":-2.5,"bytes":[57,48]}]}]},"finish_reason":"stop"}]}`
@@ -59,7 +61,7 @@ func TestClientRetriesAndErrors(t *testing.T) {
 				tc.handler(n.Add(1), w)
 			}))
 			defer srv.Close()
-			r, err := fastClient(srv.URL).Chat(context.Background(), Request{Model: "judge", Messages: []Message{{Role: "user", Content: "hi"}}})
+			r, err := fastClient(srv.URL).Chat(context.Background(), Request{Model: "judge", Messages: []chattemplate.Message{{Role: "user", Content: "hi"}}})
 			if got := n.Load(); got != tc.attempts {
 				t.Errorf("%d attempts, want %d", got, tc.attempts)
 			}
@@ -106,7 +108,7 @@ func TestClientRequestBody(t *testing.T) {
 	defer srv.Close()
 	c := fastClient(srv.URL + "/v1/chat/completions")
 	c.APIKey = "sekret"
-	if _, err := c.Chat(context.Background(), Request{Model: "j", MaxTokens: 8, TopLogprobs: 20, Messages: []Message{{Role: "user", Content: "q"}}}); err != nil {
+	if _, err := c.Chat(context.Background(), Request{Model: "j", MaxTokens: 8, TopLogprobs: 20, Messages: []chattemplate.Message{{Role: "user", Content: "q"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if auth != "Bearer sekret" || got["logprobs"] != true || got["top_logprobs"] != 20.0 || got["max_tokens"] != 8.0 || got["temperature"] != 0.0 || got["stream"] != false {
@@ -154,63 +156,5 @@ func TestParseResponseLegacyAndBytes(t *testing.T) {
 				t.Fatalf("top %q", r.Logprobs[0].Top[0].Token)
 			}
 		})
-	}
-}
-
-type memCache map[string][]byte
-
-func (m memCache) Get(k string, v any) bool {
-	b, ok := m[k]
-	return ok && json.Unmarshal(b, v) == nil
-}
-func (m memCache) Put(k string, v any) error {
-	b, err := json.Marshal(v)
-	m[k] = b
-	return err
-}
-
-func TestJudgeCachesAndPairwise(t *testing.T) {
-	var calls atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		var req struct {
-			Messages []Message `json:"messages"`
-		}
-		json.NewDecoder(r.Body).Decode(&req)
-		user := req.Messages[len(req.Messages)-1].Content
-		reply := "85"
-		switch {
-		case strings.Contains(user, "[RESPONSE A]"):
-			// Prefers the response that mentions arrr, wherever it is.
-			a := user[strings.Index(user, "[RESPONSE A]"):strings.Index(user, "[RESPONSE B]")]
-			reply = "B"
-			if strings.Contains(a, "arrr") {
-				reply = "A"
-			}
-		case strings.Contains(user, "final score"):
-			reply = "Fine.\nTherefore, the final score is 4"
-		}
-		json.NewEncoder(w).Encode(map[string]any{"choices": []any{map[string]any{"message": map[string]any{"content": reply}}}})
-	}))
-	defer srv.Close()
-	j := &Judge{Client: fastClient(srv.URL), Model: "j", Cache: memCache{}}
-	ctx := context.Background()
-	c := Case{Persona: "a pirate", Question: "hi?", Response: "arrr"}
-	for range 2 {
-		jd, err := j.Judge(ctx, Consistency, c)
-		if err != nil || !jd.OK || jd.Value != 85 || jd.Method != MethodText || jd.PromptVersion != PromptVersion {
-			t.Fatalf("%+v %v", jd, err)
-		}
-		g, err := j.Judge(ctx, ExpectedAction, c)
-		if err != nil || !g.OK || g.Value != 4 {
-			t.Fatalf("%+v %v", g, err)
-		}
-	}
-	if calls.Load() != 2 || !j.Cached(Consistency, c) || j.Cached(Coherence, c) {
-		t.Fatalf("%d calls: the cache is not used", calls.Load())
-	}
-	o, err := j.Pairwise(ctx, "a pirate", "hi?", "hello", "arrr")
-	if err != nil || o.Winner != WinB || !o.Consistent {
-		t.Fatalf("%+v %v", o, err)
 	}
 }
