@@ -44,7 +44,7 @@ func (s *Server) responseFormat(p *loaded, raw json.RawMessage) (*outputFormat, 
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rf); err != nil {
-		return nil, badRequest("response_format", "invalid_value", "response_format must be {\"type\": \"text\" | \"json_object\" | \"json_schema\", \"json_schema\": {...}}: %v", err)
+		return nil, badRequest("response_format", "invalid_value", "response_format must be {\"type\": \"text\" | \"json_object\" | \"json_schema\", \"json_schema\": {...}}: %s", jsonErrText(err, "response_format"))
 	}
 	var sch *grammar.Schema
 	switch rf.Type {

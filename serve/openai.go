@@ -99,6 +99,22 @@ func decodeBody(r *http.Request, v any) *apiError {
 	return nil
 }
 
+// jsonErrText describes a JSON decoding error without Go type names
+// ("expected an object, got a JSON string" rather than "cannot unmarshal
+// string into Go value of type serve.x").
+// whole names the value decoded, for an error about all of it.
+func jsonErrText(err error, whole string) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		f := "'" + whole + "'"
+		if te.Field != "" {
+			f = "'" + whole + "." + te.Field + "'"
+		}
+		return fmt.Sprintf("invalid type for %s: expected %s, got a JSON %s", f, fileerr.Kind(te.Type), te.Value)
+	}
+	return err.Error()
+}
+
 func fieldName(f string) string {
 	if f == "" {
 		return "the body"

@@ -147,7 +147,7 @@ func (s *Server) parseTools(p *loaded, toolsRaw, choiceRaw json.RawMessage) (*to
 		var t toolSpec
 		dec := json.NewDecoder(bytes.NewReader(r))
 		if err := dec.Decode(&t); err != nil {
-			return nil, badRequest(fmt.Sprintf("tools[%d]", i), "invalid_type", "tools[%d] must be {\"type\": \"function\", \"function\": {\"name\", \"description\", \"parameters\"}}: %v", i, err)
+			return nil, badRequest(fmt.Sprintf("tools[%d]", i), "invalid_type", "tools[%d] must be {\"type\": \"function\", \"function\": {\"name\", \"description\", \"parameters\"}}: %s", i, jsonErrText(err, fmt.Sprintf("tools[%d]", i)))
 		}
 		if t.Type != "function" {
 			return nil, badRequest(fmt.Sprintf("tools[%d].type", i), "invalid_value", "tools[%d].type is %q: only \"function\" tools are supported", i, t.Type)
