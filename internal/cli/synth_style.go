@@ -2,11 +2,9 @@ package cli
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
-	"github.com/masque-ai/masque/style"
 	"github.com/masque-ai/masque/synth"
 	"github.com/masque-ai/masque/synth/teacher"
 )
@@ -14,9 +12,9 @@ import (
 func (e *env) synthStyleCmd(mode synthMode) *cobra.Command {
 	var cf synthCommon
 	var tf synthTeacherFlags
-	var data, character, split, pairsFrom, profile, personas string
-	var maxWords, keywords, sample, retries int
-	var trace, noPersona bool
+	var in synth.StyleInput
+	var retries int
+	var trace bool
 	c := &cobra.Command{
 		Use:   synthUse(mode, "style-rewrite") + " --data LINES --out DIR",
 		Short: "Style-rewrite training data: neutral rewrite + reasoning trace → styled line (style_rewrite.chat.jsonl)",
@@ -46,99 +44,67 @@ a vanilla-SFT baseline).`,
   masque synth style-rewrite --data /work/corpus/voices --pairs-from web --character kjv --split train --max-words 40 --profile voices-style.json --out kjv-train`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			com, err := cf.common()
-			if err != nil {
-				return err
-			}
-			if data == "" {
-				return usagef("--data is required")
-			}
-			var lines []synth.StyleLine
-			var probs []synth.Problem
-			if pairsFrom != "" {
-				if character == "" {
-					return usagef("--pairs-from needs --character (the styled voice)")
-				}
-				lines, probs, err = synth.ReadVoicePairs(data, pairsFrom, character, split, maxWords)
-			} else {
-				lines, probs, err = synth.ReadStyleLines(data, character, split)
-			}
-			if err != nil {
-				return err
-			}
-			lines = synth.SampleStyleLines(lines, sample)
-			e.synthProblems(probs)
-			if len(lines) == 0 {
-				return fmt.Errorf("no usable lines in %s", data)
-			}
-			hints := map[string]synth.StyleHint{}
-			if !noPersona {
-				if personas == "" {
-					if st, err := os.Stat(data); err == nil && st.IsDir() {
-						personas = data
-					}
-				}
-				if personas != "" {
-					vs, err := synth.ReadVoicePersonas(personas)
-					if err != nil {
-						return err
-					}
-					for _, v := range vs {
-						hints[v.Name] = synth.StyleHint{Persona: v.Persona}
-					}
-				}
-			}
-			if profile != "" {
-				set, err := style.Load(profile)
-				if err != nil {
-					return err
-				}
-				for _, p := range set.Characters {
-					h := hints[p.Name]
-					h.Tags, h.Keywords = p.OnTags(), p.KeywordWords(keywords)
-					hints[p.Name] = h
-				}
-			}
-			needTeacher := trace
-			for _, l := range lines {
-				needTeacher = needTeacher || l.Neutral == ""
-			}
-			ui := &synthUI{e: e, quiet: cf.quiet}
-			com.Progress, com.Logf = ui.progress, ui.logf
-			var t *teacher.Opened
-			if needTeacher || mode != synthLive {
-				if t, err = tf.open(cmd, e, mode, cf.out); err != nil {
-					return err
-				}
-				defer t.Close()
-				com.Teacher, com.TeacherModel = t.Teacher, t.Model
-				if com.Workers == 0 {
-					com.Workers = max(t.Workers, 4)
-				}
-			}
-			sum, err := synth.RunStyleRewrite(cmd.Context(), synth.StyleConfig{Common: com, Lines: lines, Hints: hints,
-				Trace: trace, Retries: retries, Problems: probs})
-			ui.done()
-			if err == nil && t != nil {
-				err = finishBatch(e, t)
-			}
-			return e.synthReport(&cf, sum, err)
+			return e.synthStyleRun(cmd, mode, &cf, &tf, in, trace, retries)
 		},
 	}
 	cf.register(c)
 	tf.register(c, mode)
 	fl := c.Flags()
-	fl.StringVar(&data, "data", "", "stylised lines: a voices corpus folder, a .jsonl of {character,text[,neutral]} rows, or a text file")
-	fl.StringVar(&character, "character", "", "the character: of a text file, of JSONL rows without one, the voice of a corpus (the styled voice with --pairs-from)")
-	fl.StringVar(&split, "split", "train", "voices corpus split to read")
-	fl.StringVar(&pairsFrom, "pairs-from", "", "voices corpus: the neutral voice paired by contrast key with --character (parallel data, no teacher)")
-	fl.IntVar(&maxWords, "max-words", 0, "with --pairs-from: cut each pair into sentence-aligned segments of at most N words (0: whole passages)")
-	fl.IntVar(&sample, "sample", 0, "keep N lines chosen evenly through the input (0: all)")
-	fl.StringVar(&profile, "profile", "", "style profile (masque style profile) whose tags and keywords go into the prompts")
-	fl.IntVar(&keywords, "keywords", 10, "keywords of the profile put in each prompt")
-	fl.StringVar(&personas, "personas", "", "voices corpus folder whose personas.json opens the system prompts (default: --data when it is one)")
-	fl.BoolVar(&noPersona, "no-persona", false, `system prompts say "You are NAME." instead of the persona text`)
+	fl.StringVar(&in.Data, "data", "", "stylised lines: a voices corpus folder, a .jsonl of {character,text[,neutral]} rows, or a text file")
+	fl.StringVar(&in.Character, "character", "", "the character: of a text file, of JSONL rows without one, the voice of a corpus (the styled voice with --pairs-from)")
+	fl.StringVar(&in.Split, "split", "train", "voices corpus split to read")
+	fl.StringVar(&in.PairsFrom, "pairs-from", "", "voices corpus: the neutral voice paired by contrast key with --character (parallel data, no teacher)")
+	fl.IntVar(&in.MaxWords, "max-words", 0, "with --pairs-from: cut each pair into sentence-aligned segments of at most N words (0: whole passages)")
+	fl.IntVar(&in.Sample, "sample", 0, "keep N lines chosen evenly through the input (0: all)")
+	fl.StringVar(&in.Profile, "profile", "", "style profile (masque style profile) whose tags and keywords go into the prompts")
+	fl.IntVar(&in.Keywords, "keywords", 10, "keywords of the profile put in each prompt")
+	fl.StringVar(&in.Personas, "personas", "", "voices corpus folder whose personas.json opens the system prompts (default: --data when it is one)")
+	fl.BoolVar(&in.NoPersona, "no-persona", false, `system prompts say "You are NAME." instead of the persona text`)
 	fl.BoolVar(&trace, "trace", false, "ask the teacher for a reasoning trace of parallel lines too")
 	fl.IntVar(&retries, "rewrite-retries", 2, "extra attempts at a malformed answer (needs --temperature > 0; -1: none)")
 	return c
+}
+
+// synthStyleRun reads the inputs, opens the teacher when one is needed, runs
+// the style-rewrite stage and prints its summary.
+func (e *env) synthStyleRun(cmd *cobra.Command, mode synthMode, cf *synthCommon, tf *synthTeacherFlags, in synth.StyleInput, trace bool, retries int) error {
+	com, err := cf.common()
+	if err != nil {
+		return err
+	}
+	if in.Data == "" {
+		return usagef("--data is required")
+	}
+	if in.PairsFrom != "" && in.Character == "" {
+		return usagef("--pairs-from needs --character (the styled voice)")
+	}
+	lines, probs, hints, err := synth.LoadStyleInput(in)
+	if err != nil {
+		return err
+	}
+	e.synthProblems(probs)
+	if len(lines) == 0 {
+		return fmt.Errorf("no usable lines in %s", in.Data)
+	}
+	needTeacher := synth.StyleNeedsTeacher(lines, trace)
+	ui := &synthUI{e: e, quiet: cf.quiet}
+	com.Progress, com.Logf = ui.progress, ui.logf
+	var t *teacher.Opened
+	if needTeacher || mode != synthLive {
+		if t, err = tf.open(cmd, e, mode, cf.out); err != nil {
+			return err
+		}
+		defer t.Close()
+		com.Teacher, com.TeacherModel = t.Teacher, t.Model
+		if com.Workers == 0 {
+			com.Workers = max(t.Workers, 4)
+		}
+	}
+	sum, err := synth.RunStyleRewrite(cmd.Context(), synth.StyleConfig{Common: com, Lines: lines, Hints: hints,
+		Trace: trace, Retries: retries, Problems: probs})
+	ui.done()
+	if err == nil && t != nil {
+		err = finishBatch(e, t)
+	}
+	return e.synthReport(cf, sum, err)
 }
