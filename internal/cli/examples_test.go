@@ -8,12 +8,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/masque-ai/masque/checkpoint"
-	"github.com/masque-ai/masque/mask"
 )
 
 // Documentation examples cannot drift: TestDocExamples takes every example
@@ -28,62 +27,9 @@ import (
 // must be put in one of them.
 
 // exampleNotRun are the examples that are checked but not run, and why.
-var exampleNotRun = map[string]string{
-	// Need the network or a service.
-	"masque pull Qwen/Qwen2.5-0.5B-Instruct": "downloads from the Hugging Face hub (pull_cli_test.go covers pull against a local hub)",
-	"masque pull HuggingFaceTB/SmolLM2-135M-Instruct --revision main --include '*.json' --include '*.safetensors'":                                                                                                                                               "downloads from the Hugging Face hub",
-	"masque pull bartowski/SmolLM2-135M-Instruct-GGUF:Q4_K_M":                                                                                                                                                                                                    "downloads from the Hugging Face hub",
-	"masque pull Qwen/Qwen2.5-0.5B-Instruct-GGUF qwen2.5-0.5b-instruct-q5_k_m.gguf":                                                                                                                                                                              "downloads from the Hugging Face hub",
-	"masque generate --model Qwen/Qwen2.5-0.5B-Instruct --prompt \"Hello\"":                                                                                                                                                                                      "needs the model pulled from the hub",
-	"masque eval run --model ./pruned-25 --method persona-pruner --sparsity 0.25 --judge-url http://127.0.0.1:8080/v1 --judge-model base --out runs/pp-25":                                                                                                       "needs a judge endpoint (eval/roleplay tests run it against a judge server)",
-	"masque eval run --model ./Llama-3.2-3B-Instruct --set data/evalset --personas pirate-captain --limit 5 --judge-url https://api.openai.com/v1 --judge-model gpt-4o-mini --judges pp,gym --out runs/dense":                                                    "needs OpenAI's API",
-	"masque synth profiles --personas persona.jsonl --out run1 --teacher-url https://api.openai.com/v1 --teacher-model gpt-4o-mini":                                                                                                                              "needs OpenAI's API",
-	"masque synth persona-data --persona \"A grumpy lighthouse keeper\" --model ./Llama-3.2-3B-Instruct --instructions alpaca.json --exclude eval_questions.txt --top 2000 --out lighthouse --teacher-url https://api.openai.com/v1 --teacher-model gpt-4o-mini": "needs OpenAI's API",
-	"masque loadtest --url http://127.0.0.1:8080 --concurrency 32 --duration 60s --personas pirate,bard,ranger":                                                                                                                                                  "needs a running server for a minute (loadtest tests run it against one)",
-	"masque synth style-rewrite --data lines.jsonl --profile style.json --out sr --teacher-url http://127.0.0.1:8080/v1 --teacher-model base":                                                                                                                    "needs a running teacher server and a profile (synth's TestStyleRewriteAgainstMasqueServe runs the stage against masque serve)",
-	"masque synth style-rewrite --data /work/corpus/voices --pairs-from web --character kjv --split train --max-words 40 --profile voices-style.json --out kjv-train":                                                                                            "needs the voices corpus and a profile of it (synth_style_cli_test.go runs the parallel mode on a small corpus)",
-	"masque synth profiles --personas personas.txt --out run1 --teacher-engine ./Qwen2.5-7B-Instruct":                                                                                                                                                            "a 7B teacher (synth_cli_test.go runs synth profiles with the built-in engine)",
-	"masque synth answers --strategy g --characters run1/synthetic_character.jsonl --instructions alpaca.json --out run1":                                                                                                                                        "needs a teacher and the profiles of the example above",
-	// Servers run until stopped.
-	"masque serve": "a server runs until stopped (serve_cli_test.go starts and stops one)",
-	"masque serve --model ./Qwen2.5-0.5B-Instruct --personas personas.yaml":                                        "a server runs until stopped",
-	"masque serve --personas personas.yaml --api-key sk-local --admin-key sk-admin --kv-memory 2GiB --max-seqs 16": "a server runs until stopped",
-	"masque serve --model ./Llama-3.1-8B-Instruct --addr 127.0.0.1:8080":                                           "a server runs until stopped",
-	"masque serve --model builtin:voices --personas study-voices/registry.yaml":                                    "a server runs until stopped",
-	// Long jobs: minutes of CPU each (their own tests run them small).
-	"masque eval voices --out runs/voices-dense":                                                                                                              "minutes: answers to every voice's test prompts (evalvoices_cli_test.go runs it with --limit)",
-	"masque eval voices --corpus corpus/voices --model runs/voices-base --json":                                                                               "needs a voices corpus and a pretrained model",
-	"masque eval voices --corpus corpus/voices --mask kjv.mask.safetensors --system \"\" --out runs/voices-kjv-mask":                                          "needs a voices corpus and a mask",
-	"masque eval compare runs/voices-dense runs/voices-kjv-mask --metric fidelity --out runs/voices-compare":                                                  "needs the runs of the examples above",
-	"masque eval compare runs/dense runs/pp-25 runs/pp-50 runs/llmp-25 runs/llmp-50 --baseline llm-pruner --out runs/compare":                                 "needs the runs of eval run",
-	"go run ./cmd/masque sculpt --persona devil --ratio 0.25 --steps 60 --out runs/devil-25":                                                                  "minutes: the README's main job (sculpt_cli_test.go runs sculpt small)",
-	"masque sculpt --model builtin:voices --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/kjv-25":                                                "minutes, and a voices corpus",
-	"masque sculpt --model builtin:voices --data persona.jsonl --ratio 0.5 --steps 400 --out runs/p50":                                                        "minutes of mask learning",
-	"masque sculpt --model builtin:voices --global --corpus corpus/voices --ratio 0.25 --out runs/global-25":                                                  "minutes, and a voices corpus",
-	"masque sculpt --model builtin:voices --persona kjv --corpus corpus/voices --ratio 0.5 --recover lora --recover-steps 200 --out runs/kjv-50-rec":          "minutes, and a voices corpus",
-	"masque sculpt baseline --method magnitude --ratio 0.25 --out runs/mag-25":                                                                                "runs the sculpt evaluation on builtin:voices: minutes",
-	"masque sculpt baseline --model builtin:voices --method wanda --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/wanda-kjv-25":                  "minutes, and a voices corpus",
-	"masque sculpt baseline --model builtin:voices --method taylor --calib generic --persona kjv --corpus corpus/voices --ratio 0.5 --out runs/taylor-gen-50": "minutes, and a voices corpus",
-	"masque sculpt compare --model builtin:voices --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/cmp-kjv-25 --json":                             "minutes, and a voices corpus",
-	"masque sculpt compare --model builtin:voices --persona kjv --corpus corpus/voices --ratio 0.5 --methods magnitude,wanda,depth --out runs/cmp-kjv-50":     "minutes, and a voices corpus",
-	"masque sculpt report --out runs/report runs/cmp-kjv-25 runs/cmp-kjv-50 runs/cmp-web-25 runs/cmp-web-50":                                                  "needs the runs of sculpt compare",
-	"masque sculpt report --corpus corpus/voices --out runs/report runs/cmp-*-25 runs/kjv-25-seed2":                                                           "needs the runs of sculpt compare",
-	"masque sculpt analyze --corpus corpus/voices --out runs/analysis runs/kjv-25 runs/kjv-25-seed2 runs/web-25 runs/jargon-25":                               "needs sculpt runs",
-	"masque sculpt export --model builtin:voices --keep runs/kjv-25/keep_indices.json --out runs/kjv-25-again":                                                "needs a sculpt run's keep indices",
-	"masque subnet study --out study-quick --preset quick":                                                                                                    "minutes (subnetstudy_cli_test.go runs a small study)",
-	"masque subnet study --out study-voices": "hours: the full study",
-	"masque subnet study --out study-kw --voices kjv,web --methods wanda,sparsegpt --granularity unstructured,2:4 --sft":                                                                                                               "hours: a study with SFT",
-	"masque subnet --method sparsegpt --nm 2:4 --stats stats/generic --out sgpt.mask.safetensors --model-out ./pruned":                                                                                                                 "needs the statistics of masque stats on a real model",
-	"masque style profile --data /work/corpus/voices --model ./voices-base --out voices.json":                                                                                                                                          "needs a voices corpus",
-	"masque style profile --data /work/corpus/voices --model builtin --out voices.json":                                                                                                                                                "needs a voices corpus",
-	"masque style classify --profile voices.json --corpus /work/corpus/voices --model builtin":                                                                                                                                         "needs a voices corpus and its profiles",
-	"masque stats --model ./Llama-3.2-1B-Instruct --calib-persona \"A shy librarian who loves old maps.\" --out stats/librarian":                                                                                                       "30 s to 2 min of CPU each (calibration statistics over generated persona text); subnet_cli_test.go runs stats and subnet on small inputs",
-	"masque subnet --method wanda --sparsity 0.5 --calib-persona \"An outgoing tour guide\" --out guide.mask.safetensors":                                                                                                              "30 s to 2 min of CPU each (calibration statistics over generated persona text); subnet_cli_test.go runs stats and subnet on small inputs",
-	"masque subnet --method wanda --sparsity 0.1,0.3,0.5 --eval testdata/persona-evals/extraversion.jsonl --report report.html --out m.safetensors":                                                                                    "30 s to 2 min of CPU each (calibration statistics over generated persona text); subnet_cli_test.go runs stats and subnet on small inputs",
-	"masque subnet contrast --pos persona:\"An outgoing, talkative party host\" --neg persona:\"A quiet, reserved bookworm\" --out-pos extro.safetensors --out-neg intro.safetensors --eval testdata/persona-evals/extraversion.jsonl": "30 s to 2 min of CPU each (calibration statistics over generated persona text); subnet_cli_test.go runs stats and subnet on small inputs",
-	"masque random --arch qwen2 --preset qwen2.5-0.5b --out /tmp/qwen25-05b":                                                                                                                                                           "writes a 2 GB model (randmodel tests cover the presets)",
-	"masque random --preset smollm2-135m --dtype bf16 --out /tmp/smollm2":                                                                                                                                                              "writes a 270 MB model",
-}
+// Every documented example runs today; an example that cannot must be
+// listed here with the reason.
+var exampleNotRun = map[string]string{}
 
 // docExample is one example command and where it was found.
 type docExample struct {
@@ -137,9 +83,22 @@ func helpExamples(c *cobra.Command) []docExample {
 // a "# comment" and a "> file" redirection are dropped. The example's key
 // (its line without those) is returned too.
 func shellWords(line string) (words []string, key string, err error) {
+	words, _, key, err = shellParse(line)
+	return words, key, err
+}
+
+// shellParse is shellWords that also says which words hold an unquoted
+// wildcard (the shell would expand them).
+func shellParse(line string) (words []string, glob []bool, key string, err error) {
 	var cur strings.Builder
-	inWord, quote := false, byte(0)
+	inWord, quote, wild := false, byte(0), false
 	end := len(line)
+	flush := func() {
+		words = append(words, cur.String())
+		glob = append(glob, wild)
+		cur.Reset()
+		inWord, wild = false, false
+	}
 	for i := 0; i < len(line); i++ {
 		c := line[i]
 		switch {
@@ -167,25 +126,24 @@ func shellWords(line string) (words []string, key string, err error) {
 			inWord = true
 		case c == ' ' || c == '\t':
 			if inWord {
-				words = append(words, cur.String())
-				cur.Reset()
-				inWord = false
+				flush()
 			}
 		case (c == '#' || c == '>' || c == '&') && !inWord:
 			end = i
 			i = len(line)
 		default:
+			wild = wild || c == '*' || c == '?'
 			cur.WriteByte(c)
 			inWord = true
 		}
 	}
 	if quote != 0 {
-		return nil, "", fmt.Errorf("unterminated quote")
+		return nil, nil, "", fmt.Errorf("unterminated quote")
 	}
 	if inWord {
-		words = append(words, cur.String())
+		flush()
 	}
-	return words, strings.TrimSpace(line[:end]), nil
+	return words, glob, strings.TrimSpace(line[:end]), nil
 }
 
 // checkExample checks an example's command line against the command tree
@@ -225,64 +183,6 @@ func exampleArgs(words []string) []string {
 	return words[1:]
 }
 
-// substitute puts small models and real files in place of what an example
-// names: any model but a built-in one becomes builtin:stories260K, outputs
-// go to dir, and the inputs are made there (or taken from testdata).
-func substitute(t *testing.T, args []string, dir string) []string {
-	out := slices.Clone(args)
-	for i := 0; i+1 < len(out); i++ {
-		v := out[i+1]
-		switch out[i] {
-		case "--model":
-			if !strings.HasPrefix(v, "builtin") {
-				out[i+1] = "builtin:stories260K"
-			}
-		case "--out", "--out-pos", "--out-neg", "--model-out", "--report":
-			out[i+1] = filepath.Join(dir, filepath.Base(v))
-		case "--tests", "--eval":
-			if strings.HasPrefix(v, "testdata/") {
-				out[i+1] = filepath.Join("..", "..", v)
-			}
-		case "--data", "--desc", "--input", "--json-schema", "--mask", "--background":
-			out[i+1] = exampleInput(t, dir, v)
-		}
-	}
-	return out
-}
-
-// exampleInput makes a small real file for an input an example names.
-func exampleInput(t *testing.T, dir, name string) string {
-	p := filepath.Join(dir, filepath.Base(name))
-	write := func(s string) string {
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	switch {
-	case strings.HasSuffix(name, "rolebench-eng/test.jsonl"):
-		return filepath.Join("..", "..", "eval", "roleplay", "testdata", "rolebench", "test.jsonl")
-	case strings.HasSuffix(name, "desc.json"):
-		return filepath.Join("..", "..", "eval", "roleplay", "testdata", "rolebench", "desc.json")
-	case strings.HasSuffix(name, ".schema.json"):
-		return write(`{"type":"object","properties":{"name":{"type":"string","maxLength":12},"age":{"type":"integer"}},"required":["name","age"]}`)
-	case strings.HasSuffix(name, ".safetensors"):
-		ck, err := checkpoint.Open("builtin:stories260K", checkpoint.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := mask.New(ck.Model)
-		if err := m.Save(p); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	case strings.HasSuffix(name, ".txt"):
-		return write("The lantern swung in the wind.\nA quiet girl read old maps by the fire.\nThe sea was calm and grey.\n")
-	}
-	t.Fatalf("no small stand-in for %s", name)
-	return ""
-}
-
 func TestDocExamples(t *testing.T) {
 	examples := allExamples(t)
 	if len(examples) < 40 {
@@ -302,12 +202,18 @@ func TestDocExamples(t *testing.T) {
 			continue
 		}
 		_, skip := exampleNotRun[key]
-		run := exampleRuns[key]
+		r := exampleRuns[key]
 		switch {
-		case skip && run != nil:
+		case skip && r != nil:
 			t.Errorf("%s: %q is both run and listed as not run", ex.where, key)
-		case !skip && run == nil:
+		case !skip && r == nil:
 			t.Errorf("%s: %q is neither run (exampleRuns) nor listed as not run with a reason (exampleNotRun)", ex.where, key)
+		}
+		// What the table appends must parse too.
+		if r != nil && len(r.add) > 0 {
+			if err := checkExample(append(slices.Clone(args), expandAdd(r.add, "http://127.0.0.1:1")...)); err != nil {
+				t.Errorf("%s: %q with %q appended does not parse: %v", ex.where, key, r.add, err)
+			}
 		}
 	}
 	for k := range exampleNotRun {
@@ -323,33 +229,71 @@ func TestDocExamples(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	// Run them, in the order of the documents, those that read what
+	// others write (stage 1) last.
+	var runs []docExample
 	for _, ex := range examples {
-		words, key, _ := shellWords(ex.line)
-		r := exampleRuns[key]
-		if r == nil {
-			continue
+		if _, key, _ := shellWords(ex.line); exampleRuns[key] != nil {
+			runs = append(runs, ex)
 		}
-		t.Run(strings.Join(words[1:min(3, len(words))], "_"), func(t *testing.T) {
-			dir := t.TempDir()
-			args := substitute(t, exampleArgs(words), dir)
-			code, out, errs := run(t, r.stdin, args...)
-			if code != 0 {
-				t.Fatalf("%s: %q as %q: exit %d\n%s", ex.where, key, args, code, errs)
-			}
-			if r.check != nil {
-				if err := r.check(out, dir); err != nil {
-					t.Fatalf("%s: %q: %v\nstdout: %.500s\nstderr: %.500s", ex.where, key, err, out, errs)
-				}
-			}
-		})
 	}
+	slices.SortStableFunc(runs, func(a, b docExample) int {
+		_, ka, _ := shellWords(a.line)
+		_, kb, _ := shellWords(b.line)
+		return exampleRuns[ka].stage - exampleRuns[kb].stage
+	})
+	ran := map[string]bool{}
+	env := newExampleEnv(t)
+	t0, cpu0 := time.Now(), cpuTime()
+	for _, ex := range runs {
+		words, glob, key, _ := shellParse(ex.line)
+		if ran[key] {
+			continue // shown in two places
+		}
+		ran[key] = true
+		r := exampleRuns[key]
+		name := strings.Join(words[1:min(3, len(words))], "_")
+		c0 := cpuTime()
+		if !t.Run(name, func(t *testing.T) {
+			env.run(t, ex.where, key, words, glob, r)
+			t.Logf("CPU %.1f s", (cpuTime() - c0).Seconds())
+		}) {
+			t.Logf("%s: %q failed; later examples may read what it should have written", ex.where, key)
+		}
+	}
+	t.Logf("%d of %d examples run in %.1f s (CPU %.1f s)", len(ran), len(seen), time.Since(t0).Seconds(), (cpuTime() - cpu0).Seconds())
 }
 
-// exampleRun is how an example is run: its standard input and a check of
-// what it printed or wrote.
+// exampleRun is how an example is run in the shared work folder (see
+// newExampleEnv for what it holds and how arguments are substituted).
 type exampleRun struct {
-	stdin string
-	check func(stdout, dir string) error
+	// stage 1: run after every stage-0 example (it reads their outputs).
+	stage int
+	// add are the flags appended to scale the example down to seconds
+	// (a flag given twice takes the last value); "{local}" stands for the
+	// in-process server that takes the place of 127.0.0.1:8080.
+	add []string
+	// files are inputs written before the run, by path (when an input's
+	// name means different contents in different examples).
+	files map[string]string
+	// prep are masque commands run first (unless their --out exists) to
+	// make inputs the example reads that no other example writes.
+	prep [][]string
+	// clear are paths removed first (an earlier example's run in the same
+	// --out folder, made with other settings).
+	clear []string
+	// server: the example is a server: it is started, asked /health and
+	// one chat completion, and stopped.
+	server bool
+	stdin  string
+	check  func(stdout, dir string) error
+}
+
+// cpuTime is the CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func printed(what string) func(string, string) error {
@@ -382,21 +326,171 @@ func nonEmpty(out, _ string) error {
 	return fmt.Errorf("printed nothing")
 }
 
-// exampleRuns are the examples run in-process (see substitute).
+func join(parts ...[]string) []string { return slices.Concat(parts...) }
+
+func words(s string) []string { return strings.Fields(s) }
+
+// The scale-down flags shared by several examples.
+var (
+	// Mask learning on the small model: 2 steps of a 256-token batch, 2
+	// calibration conversations, 4 training rows.
+	sculptSmall = words("--steps 2 --batch-tokens 256 --calib-samples 2 --max-rows 4 --threads 2 --model builtin:stories260K")
+	// sculpt compare's persona-fidelity benchmark: 1 prompt of 4 tokens;
+	// 1 row of each other voice for the generic perplexity.
+	compareSmall = words("--fidelity-limit 1 --fidelity-max-tokens 4 --generic-rows 1")
+	// The study: one sparsity, one test prompt of 4 tokens, one held-out
+	// passage, 4 calibration passages of 128 tokens, no contrastive pairs;
+	// the perplexity window is raised because the small model's tokenizer
+	// (512 tokens) spells a voice's system prompt in more than the default.
+	studySmall = words("--model builtin:stories260K --corpus corpus/voices --sparsity 0.5 --pairs none --eval-limit 1 --eval-max-tokens 4 --ppl-rows 1 --ppl-max-tokens 512 --calib-samples 4 --calib-max-tokens 128 --workers 2")
+	// eval run: builtin:voices answers (the persona prompts overflow
+	// stories260K's 512-token context), one question of each kind, 8
+	// tokens, and the compact judge prompts (the in-process judge is
+	// builtin:voices, whose context is 512 tokens).
+	evalRunSmall = words("--model builtin:voices --limit 1 -n 8 --judge-prompts compact")
+	// Calibration by generated persona answers: 2 answers of 8 tokens.
+	personaCalibSmall = words("--calib-samples 2 --calib-gen-tokens 8")
+	// synth against the in-process teacher (builtin:voices, which writes
+	// neither JSON profiles nor long answers): short completions, kept
+	// and flagged instead of dropped.
+	synthSmall = words("--max-tokens 16 --on-reject flag")
+)
+
+const chatRows = `{"messages":[{"role":"system","content":"You are a grumpy lighthouse keeper."},{"role":"user","content":"How was the night?"},{"role":"assistant","content":"Long. The lamp needed trimming twice and the gulls would not hush."}]}
+{"messages":[{"role":"system","content":"You are a grumpy lighthouse keeper."},{"role":"user","content":"Do you like visitors?"},{"role":"assistant","content":"Visitors track sand up my stairs. Mind the rail and be brief."}]}
+{"messages":[{"role":"system","content":"You are a grumpy lighthouse keeper."},{"role":"user","content":"What do you eat?"},{"role":"assistant","content":"Salt fish, hard bread, and tea strong enough to stand a spoon in."}]}
+`
+
+// exampleRuns says how every example is run (none is left out): what is
+// appended to scale it down, what it reads that is made for it, and what
+// it must print or write. The substitutions that apply to every example
+// are in newExampleEnv's comment.
 var exampleRuns = map[string]*exampleRun{
-	"masque generate --persona wordnet --prompt \"lantern\" --temperature 0":                                                                     {check: nonEmpty},
-	"masque generate --model builtin:stories260K --prompt \"Once upon a time\" --max-tokens 60 --temperature 0 --json":                           {check: printed(`"prompt_ids"`)},
-	"masque inspect --model ~/models/Qwen2.5-0.5B-Instruct":                                                                                      {check: nonEmpty},
-	"masque chat --model ~/models/SmolLM2-135M-Instruct --system \"You are a grumpy blacksmith.\"":                                               {stdin: "Hello there.\n"},
-	"masque embed --text \"Hello there.\" --text \"Good evening.\"":                                                                              {check: printed(`"embedding"`)},
-	"masque embed --model ./voices-base --input lines.txt":                                                                                       {check: printed(`"embedding"`)},
-	"masque eval mc --model ./Qwen2.5-0.5B-Instruct --tests testdata/persona-evals/extraversion.jsonl --mask extro.safetensors --out extro.json": {check: wrote("extro.json")},
-	"masque eval rolebench --model ./pruned-25 --data rolebench-eng/test.jsonl --desc profiles-eng/desc.json --out runs/rb-pp25":                 {check: wrote("rb-pp25/run.json")},
-	"masque generate --persona devil --prompt \"Define: PEACE.\" --temperature 0":                                                                {check: nonEmpty},
-	"masque generate --model builtin:stories260K --prompt \"Once upon a time\"":                                                                  {check: nonEmpty},
-	"masque generate --model ./Qwen2.5-0.5B-Instruct --chat --system \"You are a pirate.\" --prompt \"Hello\" --temperature 0":                   {},
-	"masque generate --model ./Qwen2.5-0.5B-Instruct --chat --prompt \"Describe an NPC as JSON\" --json-schema npc.schema.json":                  {check: printed(`"name"`)},
-	"masque style profile --data lines.txt --name alice --background neutral.txt --out alice.json":                                               {check: wrote("alice.json")},
+	// README
+	"go run ./cmd/masque sculpt --persona devil --ratio 0.25 --steps 60 --out runs/devil-25": {add: sculptSmall, check: wrote("runs/devil-25/model.gguf", "runs/devil-25/report.html")},
+	"masque generate --persona wordnet --prompt \"lantern\" --temperature 0":                 {check: nonEmpty},
+	"masque eval voices --out runs/voices-dense":                                             {add: words("--voices kjv --limit 1 -n 4"), check: wrote("runs/voices-dense/report.json")},
+	"masque serve": {server: true},
+	"masque generate --model builtin:stories260K --prompt \"Once upon a time\" --max-tokens 60 --temperature 0 --json": {check: printed(`"prompt_ids"`)},
+	"masque inspect --model ~/models/Qwen2.5-0.5B-Instruct":                                                            {check: nonEmpty},
+	"masque chat --model ~/models/SmolLM2-135M-Instruct --system \"You are a grumpy blacksmith.\"":                     {stdin: "Hello there.\n"},
+
+	// pull, against the test hub.
+	"masque pull Qwen/Qwen2.5-0.5B-Instruct": {check: printed("models--Qwen--Qwen2.5-0.5B-Instruct")},
+	"masque pull HuggingFaceTB/SmolLM2-135M-Instruct --revision main --include '*.json' --include '*.safetensors'": {check: printed("models--HuggingFaceTB--SmolLM2-135M-Instruct")},
+	"masque pull bartowski/SmolLM2-135M-Instruct-GGUF:Q4_K_M":                                                      {check: printed("SmolLM2-135M-Instruct-Q4_K_M.gguf")},
+	"masque pull Qwen/Qwen2.5-0.5B-Instruct-GGUF qwen2.5-0.5b-instruct-q5_k_m.gguf":                                {check: printed("qwen2.5-0.5b-instruct-q5_k_m.gguf")},
+	"masque generate --model Qwen/Qwen2.5-0.5B-Instruct --prompt \"Hello\"":                                        {stage: 1, check: nonEmpty},
+
+	// generate, chat, embed, inspect
+	"masque embed --text \"Hello there.\" --text \"Good evening.\"":                                                             {check: printed(`"embedding"`)},
+	"masque embed --model ./voices-base --input lines.txt":                                                                      {check: printed(`"embedding"`)},
+	"masque generate --persona devil --prompt \"Define: PEACE.\" --temperature 0":                                               {check: nonEmpty},
+	"masque generate --model builtin:stories260K --prompt \"Once upon a time\"":                                                 {check: nonEmpty},
+	"masque generate --model ./Qwen2.5-0.5B-Instruct --chat --system \"You are a pirate.\" --prompt \"Hello\" --temperature 0":  {},
+	"masque generate --model ./Qwen2.5-0.5B-Instruct --chat --prompt \"Describe an NPC as JSON\" --json-schema npc.schema.json": {check: printed(`"name"`)},
+
+	// eval
+	"masque eval mc --model ./Qwen2.5-0.5B-Instruct --tests testdata/persona-evals/extraversion.jsonl --mask extro.safetensors --out extro.json": {stage: 1, check: wrote("extro.json")},
+	"masque eval rolebench --model ./pruned-25 --data rolebench-eng/test.jsonl --desc profiles-eng/desc.json --out runs/rb-pp25":                 {check: wrote("runs/rb-pp25/run.json")},
+	"masque serve --model ./Llama-3.1-8B-Instruct --addr 127.0.0.1:8080":                                                                         {server: true},
+	"masque eval run --model ./pruned-25 --method persona-pruner --sparsity 0.25 --judge-url http://127.0.0.1:8080/v1 --judge-model base --out runs/pp-25": {
+		add: join(evalRunSmall, words("--personas pirate-captain")), check: wrote("runs/pp-25/run.json", "runs/pp-25/report.html")},
+	"masque eval run --model ./Llama-3.2-3B-Instruct --set data/evalset --personas pirate-captain --limit 5 --judge-url https://api.openai.com/v1 --judge-model gpt-4o-mini --judges pp,gym --out runs/dense": {
+		add: evalRunSmall, check: wrote("runs/dense/run.json")},
+	"masque eval compare runs/dense runs/pp-25 runs/pp-50 runs/llmp-25 runs/llmp-50 --baseline llm-pruner --out runs/compare": {stage: 1,
+		prep: [][]string{
+			join(words("eval run --method persona-pruner --sparsity 0.5 --judge-url {local} --judge-model base --personas pirate-captain --out runs/pp-50"), evalRunSmall),
+			join(words("eval run --method llm-pruner --sparsity 0.25 --judge-url {local} --judge-model base --personas pirate-captain --out runs/llmp-25"), evalRunSmall),
+			join(words("eval run --method llm-pruner --sparsity 0.5 --judge-url {local} --judge-model base --personas pirate-captain --out runs/llmp-50"), evalRunSmall),
+		},
+		check: wrote("runs/compare/compare.json")},
+	"masque eval voices --corpus corpus/voices --model runs/voices-base --json": {add: words("--limit 1 -n 4"), check: printed(`"mean_fidelity"`)},
+	"masque eval voices --corpus corpus/voices --mask kjv.mask.safetensors --system \"\" --out runs/voices-kjv-mask": {
+		add: words("--voices kjv --limit 1 -n 4"), check: wrote("runs/voices-kjv-mask/report.json")},
+	"masque eval compare runs/voices-dense runs/voices-kjv-mask --metric fidelity --out runs/voices-compare": {stage: 1, check: wrote("runs/voices-compare/compare.json")},
+	"masque loadtest --url http://127.0.0.1:8080 --concurrency 32 --duration 60s --personas pirate,bard,ranger": {
+		add: words("--concurrency 2 --duration 1s --max-tokens 4"), check: nonEmpty},
+
+	// sculpt
+	"masque sculpt --model builtin:voices --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/kjv-25": {add: sculptSmall, check: wrote("runs/kjv-25/keep_indices.json")},
+	"masque sculpt --model builtin:voices --data persona.jsonl --ratio 0.5 --steps 400 --out runs/p50": {
+		add: sculptSmall, files: map[string]string{"persona.jsonl": chatRows}, check: wrote("runs/p50/run.json")},
+	"masque sculpt --model builtin:voices --global --corpus corpus/voices --ratio 0.25 --out runs/global-25": {add: sculptSmall, check: wrote("runs/global-25/run.json")},
+	"masque sculpt --model builtin:voices --persona kjv --corpus corpus/voices --ratio 0.5 --recover lora --recover-steps 200 --out runs/kjv-50-rec": {
+		add: join(sculptSmall, words("--recover-steps 2")), check: wrote("runs/kjv-50-rec/run.json")},
+	"masque sculpt baseline --method magnitude --ratio 0.25 --out runs/mag-25": {check: wrote("runs/mag-25/keep_indices.json")},
+	"masque sculpt baseline --model builtin:voices --method wanda --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/wanda-kjv-25": {
+		add: words("--calib-samples 2 --max-rows 4 --threads 2 --model builtin:stories260K"), check: wrote("runs/wanda-kjv-25/keep_indices.json")},
+	"masque sculpt baseline --model builtin:voices --method taylor --calib generic --persona kjv --corpus corpus/voices --ratio 0.5 --out runs/taylor-gen-50": {
+		add: words("--batch-tokens 256 --calib-samples 2 --max-rows 4 --threads 2 --model builtin:stories260K"), check: wrote("runs/taylor-gen-50/keep_indices.json")},
+	// Every method; the global mask is the one of the --global example.
+	"masque sculpt compare --model builtin:voices --persona kjv --corpus corpus/voices --ratio 0.25 --out runs/cmp-kjv-25 --json": {stage: 1,
+		add: join(sculptSmall, compareSmall, words("--global-run runs/global-25")), check: printed(`"methods"`)},
+	"masque sculpt compare --model builtin:voices --persona kjv --corpus corpus/voices --ratio 0.5 --methods magnitude,wanda,depth --out runs/cmp-kjv-50": {
+		add: join(sculptSmall, compareSmall), check: wrote("runs/cmp-kjv-50/compare.json")},
+	"masque sculpt report --out runs/report runs/cmp-kjv-25 runs/cmp-kjv-50 runs/cmp-web-25 runs/cmp-web-50": {stage: 1,
+		prep: [][]string{
+			join(words("sculpt compare --persona web --corpus corpus/voices --ratio 0.25 --methods magnitude --no-fidelity --out runs/cmp-web-25"), sculptSmall),
+			join(words("sculpt compare --persona web --corpus corpus/voices --ratio 0.5 --methods magnitude --no-fidelity --out runs/cmp-web-50"), sculptSmall),
+		},
+		check: wrote("runs/report/summary.html")},
+	"masque sculpt report --corpus corpus/voices --out runs/report runs/cmp-*-25 runs/kjv-25-seed2": {stage: 1,
+		prep:  [][]string{join(words("sculpt --persona kjv --corpus corpus/voices --ratio 0.25 --seed 2 --no-export --out runs/kjv-25-seed2"), sculptSmall)},
+		check: wrote("runs/report/summary.html")},
+	"masque sculpt analyze --corpus corpus/voices --out runs/analysis runs/kjv-25 runs/kjv-25-seed2 runs/web-25 runs/jargon-25": {stage: 1,
+		prep: [][]string{
+			join(words("sculpt --persona kjv --corpus corpus/voices --ratio 0.25 --seed 2 --no-export --out runs/kjv-25-seed2"), sculptSmall),
+			join(words("sculpt --persona web --corpus corpus/voices --ratio 0.25 --no-export --out runs/web-25"), sculptSmall),
+			join(words("sculpt --persona jargon --corpus corpus/voices --ratio 0.25 --no-export --out runs/jargon-25"), sculptSmall),
+		},
+		check: wrote("runs/analysis/analysis.html")},
+	"masque sculpt export --model builtin:voices --keep runs/kjv-25/keep_indices.json --out runs/kjv-25-again": {stage: 1,
+		add: words("--model builtin:stories260K"), check: wrote("runs/kjv-25-again/model.gguf")},
+
+	// stats and subnet
+	"masque stats --model ./Llama-3.2-1B-Instruct --calib-persona \"A shy librarian who loves old maps.\" --out stats/librarian": {add: personaCalibSmall, check: wrote("stats/librarian")},
+	"masque subnet --method wanda --sparsity 0.5 --calib-persona \"An outgoing tour guide\" --out guide.mask.safetensors":        {add: personaCalibSmall, check: wrote("guide.mask.safetensors")},
+	"masque subnet --method wanda --sparsity 0.1,0.3,0.5 --eval testdata/persona-evals/extraversion.jsonl --report report.html --out m.safetensors": {
+		add: join(personaCalibSmall, words("--eval-limit 4")), check: wrote("report.html", "m-s0.50.safetensors")},
+	"masque subnet contrast --pos persona:\"An outgoing, talkative party host\" --neg persona:\"A quiet, reserved bookworm\" --out-pos extro.safetensors --out-neg intro.safetensors --eval testdata/persona-evals/extraversion.jsonl": {
+		add: join(personaCalibSmall, words("--eval-limit 4")), check: wrote("extro.safetensors", "intro.safetensors")},
+	"masque subnet --method sparsegpt --nm 2:4 --stats stats/generic --out sgpt.mask.safetensors --model-out ./pruned": {
+		prep: [][]string{words("stats --gram --calib-limit 4 --out stats/generic")}, check: wrote("sgpt.mask.safetensors", "pruned/config.json")},
+	"masque subnet study --out study-quick --preset quick": {add: studySmall, check: wrote("study-quick/registry.yaml")},
+	"masque subnet study --out study-voices":               {add: join(studySmall, words("--voices kjv --methods wanda --granularity unstructured")), check: wrote("study-voices/registry.yaml")},
+	"masque subnet study --out study-kw --voices kjv,web --methods wanda,sparsegpt --granularity unstructured,2:4 --sft": {
+		add: join(studySmall, words("--voices kjv --sft-steps 2 --sft-rank 2")), check: wrote("study-kw/results.json")},
+	"masque serve --model builtin:voices --personas study-voices/registry.yaml": {stage: 1, server: true, add: words("--model builtin:stories260K")},
+
+	// serve
+	"masque serve --model ./Qwen2.5-0.5B-Instruct --personas personas.yaml":                                        {server: true},
+	"masque serve --personas personas.yaml --api-key sk-local --admin-key sk-admin --kv-memory 2GiB --max-seqs 16": {server: true},
+
+	// style
+	"masque style profile --data lines.txt --name alice --background neutral.txt --out alice.json": {check: wrote("alice.json")},
+	"masque style profile --data corpus/voices --model ./voices-base --out voices.json":            {check: wrote("voices.json")},
+	"masque style profile --data corpus/voices --model builtin --out voices.json":                  {check: wrote("voices.json")},
+	"masque style classify --profile voices.json --corpus corpus/voices --model builtin":           {stage: 1, add: words("--per-voice 2"), check: nonEmpty},
+
+	// synth, against the in-process teachers (or the built-in engine).
+	"masque synth profiles --personas persona.jsonl --out run1 --teacher-url https://api.openai.com/v1 --teacher-model gpt-4o-mini": {
+		add: synthSmall, files: map[string]string{"persona.jsonl": "{\"persona\":\"A retired sailor who tells tall tales.\"}\n{\"persona\":\"A shy librarian.\"}\n"},
+		check: wrote("run1/synthetic_character.jsonl")},
+	"masque synth profiles --personas personas.txt --out run1 --teacher-engine ./Qwen2.5-7B-Instruct": {
+		clear: []string{"run1"}, add: join(synthSmall, words("--teacher-truncate")), check: wrote("run1/synthetic_character.jsonl")},
+	"masque synth answers --strategy g --characters run1/synthetic_character.jsonl --instructions alpaca.json --out run1": {stage: 1,
+		add: join(words("--teacher-url {local} --teacher-model base"), synthSmall), check: wrote("run1/synthetic_dialogue.jsonl")},
+	"masque synth persona-data --persona \"A grumpy lighthouse keeper\" --model ./Llama-3.2-3B-Instruct --instructions alpaca.json --exclude eval_questions.txt --top 2000 --out lighthouse --teacher-url https://api.openai.com/v1 --teacher-model gpt-4o-mini": {
+		add: synthSmall, check: wrote("lighthouse/persona_data.jsonl")},
+	"masque synth style-rewrite --data lines.jsonl --profile style.json --out sr --teacher-url http://127.0.0.1:8080/v1 --teacher-model base": {
+		prep: [][]string{words("style profile --data lines.jsonl --min-count 1 --out style.json")}, add: synthSmall, check: wrote("sr")},
+	"masque synth style-rewrite --data corpus/voices --pairs-from web --character kjv --split train --max-words 40 --profile voices-style.json --out kjv-train": {
+		prep: [][]string{words("style profile --data corpus/voices --out voices-style.json")}, check: wrote("kjv-train")},
+
+	// random: the tiny preset in place of a 0.5B model (2 GB) and SmolLM2 (270 MB).
+	"masque random --arch qwen2 --preset qwen2.5-0.5b --out /tmp/qwen25-05b": {add: words("--arch llama --preset tiny"), check: wrote("tmp/qwen25-05b/config.json")},
+	"masque random --preset smollm2-135m --dtype bf16 --out /tmp/smollm2":    {add: words("--preset tiny"), check: wrote("tmp/smollm2/config.json")},
 }
 
 // TestCheckExampleCatchesDrift: the drift issue 17 found (eval ppl --text

@@ -26,6 +26,12 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// server drains, long jobs write their checkpoint.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return mainContext(ctx, args, stdin, stdout, stderr)
+}
+
+// mainContext is Main under ctx: cancelling it ends the command as a
+// signal does (the tests stop servers so).
+func mainContext(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// Say so when a write removes what an interrupted one left behind.
 	atomicfile.SetReporter(func(s atomicfile.Stale) {
 		fmt.Fprintf(stderr, "masque: removed %s (%.1f MiB), left by a write interrupted at %s\n",

@@ -39,7 +39,7 @@ Each character's background for PMI is the other characters plus --background
 (neutral text: lines, or a JSONL file's text fields). With --model or
 --embed-url the profiles get their pragmatic part (tags from --tags, default
 the built-in set, see masque style tags, and the style centroid).`,
-		Example: `  masque style profile --data /work/corpus/voices --model ./voices-base --out voices.json
+		Example: `  masque style profile --data corpus/voices --model ./voices-base --out voices.json
   masque style profile --data lines.txt --name alice --background neutral.txt --out alice.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return e.runStyleProfile(cmd, st) },
@@ -271,8 +271,8 @@ func (e *env) styleClassifyCmd() *cobra.Command {
 --chunk-words words, assign each to the most similar profile by each part alone
 (lexical, syntactic, pragmatic) and by all three (style similarity), and print
 the accuracies. The pragmatic part needs the profile's embedder.`,
-		Example: `  masque style profile --data /work/corpus/voices --model builtin --out voices.json
-  masque style classify --profile voices.json --corpus /work/corpus/voices --model builtin`,
+		Example: `  masque style profile --data corpus/voices --model builtin --out voices.json
+  masque style classify --profile voices.json --corpus corpus/voices --model builtin`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if profile == "" || corpus == "" {

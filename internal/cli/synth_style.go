@@ -41,7 +41,7 @@ one character's lines (--character). Outputs: <out>/style_rewrite.jsonl
 masque finetune. Without --profile the prompts carry the persona alone (for
 a vanilla-SFT baseline).`,
 		Example: `  masque synth style-rewrite --data lines.jsonl --profile style.json --out sr --teacher-url http://127.0.0.1:8080/v1 --teacher-model base
-  masque synth style-rewrite --data /work/corpus/voices --pairs-from web --character kjv --split train --max-words 40 --profile voices-style.json --out kjv-train`,
+  masque synth style-rewrite --data corpus/voices --pairs-from web --character kjv --split train --max-words 40 --profile voices-style.json --out kjv-train`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.synthStyleRun(cmd, mode, &cf, &tf, in, trace, retries)
