@@ -286,6 +286,33 @@ func (ck *Checkpoint) EncodeChat(msgs []chattemplate.Message, addGenerationPromp
 	return tok.EncodeChecked(s, false) // a tokenizer regex that times out is an error
 }
 
+// ChatEncoder returns EncodeChat without template variables, in the shape
+// calibration sets and multiple-choice prompts take (calib.ChatFunc).
+func (ck *Checkpoint) ChatEncoder() func(msgs []chattemplate.Message, addGenerationPrompt bool) ([]int, error) {
+	return func(msgs []chattemplate.Message, gen bool) ([]int, error) { return ck.EncodeChat(msgs, gen, nil) }
+}
+
+// ExtraFiles returns the tokenizer to ship with a model written from memory,
+// by file name: a llama2.c checkpoint and the built-in stories model have no
+// folder to copy it from. tokenizer is the tokenizer file the checkpoint was
+// opened with ("" for the one beside a llama2.c file). A Hugging Face folder
+// or GGUF file needs none (nil); neither does a tokenizer that cannot be read.
+func (ck *Checkpoint) ExtraFiles(tokenizer string) map[string][]byte {
+	if ck.Path == builtin.Stories {
+		return map[string][]byte{"tokenizer.bin": builtin.Tokenizer}
+	}
+	if st, err := os.Stat(ck.Path); err == nil && !st.IsDir() {
+		tp := tokenizer
+		if tp == "" {
+			tp = filepath.Join(filepath.Dir(ck.Path), "tokenizer.bin")
+		}
+		if b, err := os.ReadFile(tp); err == nil {
+			return map[string][]byte{filepath.Base(tp): b}
+		}
+	}
+	return nil
+}
+
 // StopTokens returns the ids that end a reply: the model's EOS ids plus the
 // tokenizer's EOS and, for chat templates, the end-of-turn tokens the
 // template uses (<|im_end|>, <|eot_id|>, <|end|>, </s>) that exist in the vocabulary.
