@@ -22,7 +22,12 @@ type Checkpoint struct {
 	// Dir is the file or folder the weights were read from: Path itself,
 	// the cache folder that builtin:voices was unpacked into, or "" for
 	// builtin:stories260K (read from memory).
-	Dir       string
+	Dir string
+	// Ref opens the same model again wherever the current folder is: the
+	// built-in name, the hub id as given (org/name[@rev][:QUANT]) or the
+	// absolute path. Artifacts made on the model record it as their base
+	// (the model's Origin is set to it).
+	Ref       string
 	Model     *model.Model
 	Tokenizer *tokenizer.Tokenizer
 	// Template renders conversations. When the checkpoint has no chat
@@ -85,14 +90,27 @@ func Open(path string, o Options) (*Checkpoint, error) {
 	if path == "" {
 		path = DefaultModel()
 	}
+	var ck *Checkpoint
+	var err error
 	switch {
 	case builtin.IsVoices(path):
-		return openVoices(o)
+		ck, err = openVoices(o)
 	case path == builtin.Stories:
-		return openStories()
+		ck, err = openStories()
+	default:
+		ck, err = openPath(path, o)
 	}
+	if err != nil {
+		return nil, err
+	}
+	ck.Ref = refOf(path, ck.Path)
+	ck.Model.SetOrigin(ck.Ref)
+	return ck, nil
+}
+
+func openPath(given string, o Options) (*Checkpoint, error) {
 	// org/name pulled from the Hugging Face hub: its snapshot in the cache.
-	path, err := Resolve(path)
+	path, err := Resolve(given)
 	if err != nil {
 		return nil, err
 	}
