@@ -27,6 +27,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/masque-ai/masque/chattemplate"
+	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
@@ -219,6 +220,33 @@ func (p ChatPrompter) Answer(a string) []int {
 	return p.Tok.Encode(a, false)
 }
 
+// ErrFormat is the error of PrompterFor for a format it does not know.
+var ErrFormat = errors.New("unknown prompt format")
+
+// PrompterFor returns the prompter of format with ck's tokenizer: "chat"
+// (ChatPrompter with ck's chat template), "plain" (PlainPrompter), or ""
+// for chat when ck has a chat template and plain otherwise. An unknown
+// format is an error wrapping ErrFormat.
+func PrompterFor(ck *checkpoint.Checkpoint, format string) (Prompter, error) {
+	if format == "" {
+		format = "plain"
+		if ck.HasTemplate {
+			format = "chat"
+		}
+	}
+	if format != "chat" && format != "plain" {
+		return nil, fmt.Errorf("%w %q (want chat or plain)", ErrFormat, format)
+	}
+	tok, err := ck.NeedTokenizer()
+	if err != nil {
+		return nil, err
+	}
+	if format == "chat" {
+		return ChatPrompter{Chat: ck.ChatEncoder(), Tok: tok}, nil
+	}
+	return PlainPrompter{Tok: tok}, nil
+}
+
 // PlainPrompter uses the format of the model-written-evals paper, without a
 // chat template: "[system\n\n]Human: question\n\nAssistant:" (with the
 // tokenizer's default special tokens); answers keep their leading space.
@@ -374,4 +402,27 @@ func WriteTable(w io.Writer, reports ...*Report) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.3f\t%.3f\t%+.3f\t\n", r.Name, side, r.Items, r.Correct, r.Accuracy, r.MatchingRate, r.MeanMargin)
 	}
 	return tw.Flush()
+}
+
+// EvaluateFiles runs the test of every file (Load, Evaluate) with m and p,
+// each named by its base name; o's Name and Progress are set per file,
+// Progress from progress(name) when progress is not nil.
+func EvaluateFiles(ctx context.Context, m *model.Model, p Prompter, files []string, o Options, progress func(name string) func(done, total int)) ([]*Report, error) {
+	var reports []*Report
+	for _, f := range files {
+		items, err := Load(f)
+		if err != nil {
+			return nil, err
+		}
+		o.Name, o.Progress = filepath.Base(f), nil
+		if progress != nil {
+			o.Progress = progress(o.Name)
+		}
+		r, err := Evaluate(ctx, m, p, items, o)
+		if err != nil {
+			return nil, err
+		}
+		reports = append(reports, r)
+	}
+	return reports, nil
 }

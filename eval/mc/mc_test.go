@@ -2,6 +2,7 @@ package mc
 
 import (
 	"context"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -9,7 +10,9 @@ import (
 	"testing"
 
 	"github.com/masque-ai/masque/chattemplate"
+	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/generate"
+	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/model"
 )
 
@@ -167,5 +170,61 @@ func TestEvaluateOpposing(t *testing.T) {
 		if err := WriteTable(&sb, a, b); err != nil || !strings.Contains(sb.String(), "opposing") {
 			t.Fatalf("table %q %v", sb.String(), err)
 		}
+	}
+}
+
+// TestPrompterFor: the default format follows the chat template (the
+// stories model has none), and an unknown format wraps ErrFormat.
+func TestPrompterFor(t *testing.T) {
+	ck, err := checkpoint.Open(builtin.Stories, checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	if p, err := PrompterFor(ck, ""); err != nil {
+		t.Error(err)
+	} else if _, ok := p.(PlainPrompter); !ok {
+		t.Errorf("default without a template: %T", p)
+	}
+	if p, err := PrompterFor(ck, "chat"); err != nil {
+		t.Error(err)
+	} else if _, ok := p.(ChatPrompter); !ok {
+		t.Errorf("chat: %T", p)
+	}
+	if _, err := PrompterFor(ck, "xml"); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), `"xml"`) {
+		t.Errorf("xml: %v", err)
+	}
+}
+
+// TestEvaluateFiles: one report per file, named by its base name, with a
+// progress per file, the same as Evaluate on each.
+func TestEvaluateFiles(t *testing.T) {
+	m := loadStories(t)
+	files := []string{"../../testdata/persona-evals/desire-for-acquiring-wealth.jsonl", "../../testdata/persona-evals/extraversion.jsonl"}
+	p := PlainPrompter{Tok: byteTok{}}
+	var names []string
+	reports, err := EvaluateFiles(context.Background(), m, p, files, Options{Limit: 3, Name: "ignored"}, func(name string) func(int, int) {
+		names = append(names, name)
+		return nil
+	})
+	if err != nil || len(reports) != 2 {
+		t.Fatalf("%d reports, %v", len(reports), err)
+	}
+	items, err := Load(files[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Evaluate(context.Background(), m, p, items, Options{Name: "extraversion.jsonl", Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := reports[1]; r.Name != want.Name || r.Items != 3 || r.Accuracy != want.Accuracy || r.MeanMargin != want.MeanMargin {
+		t.Errorf("report %+v, want %+v", r, want)
+	}
+	if strings.Join(names, ",") != "desire-for-acquiring-wealth.jsonl,extraversion.jsonl" {
+		t.Errorf("progress names %q", names)
+	}
+	if _, err := EvaluateFiles(context.Background(), m, p, []string{"missing.jsonl"}, Options{}, nil); err == nil {
+		t.Error("missing file: no error")
 	}
 }

@@ -2,13 +2,8 @@ package roleplay
 
 import (
 	"context"
-	"fmt"
-	"github.com/masque-ai/masque/train/sft"
-	"path/filepath"
 
-	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
-	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/eval/mc"
 	"github.com/masque-ai/masque/eval/ppl"
 	"github.com/masque-ai/masque/model"
@@ -42,17 +37,6 @@ type ReferenceOptions struct {
 	Progress func(name string, done, total int)
 }
 
-// chatFunc renders and tokenizes conversations with ck's template.
-func chatFunc(ck *checkpoint.Checkpoint) calib.ChatFunc {
-	return func(msgs []chattemplate.Message, gen bool) ([]int, error) {
-		cm := make([]chattemplate.Message, len(msgs))
-		for i, m := range msgs {
-			cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}
-		}
-		return ck.EncodeChat(cm, gen, nil)
-	}
-}
-
 // ComputeReference runs the reference metrics of o with model m (nil:
 // ck.Model), which uses ck's tokenizer and template. It needs a local
 // model: an endpoint gives no log-probabilities of given text.
@@ -64,55 +48,26 @@ func ComputeReference(ctx context.Context, ck *checkpoint.Checkpoint, m *model.M
 	if len(o.MCTests) == 0 && len(o.PPLData) == 0 {
 		return ref, nil
 	}
-	tok, err := ck.NeedTokenizer()
-	if err != nil {
-		return nil, err
-	}
-	progress := func(name string) func(done, total int) {
+	prefixed := func(prefix string) func(name string) func(done, total int) {
 		if o.Progress == nil {
 			return nil
 		}
-		return func(d, t int) { o.Progress(name, d, t) }
-	}
-	format := o.MCFormat
-	if format == "" {
-		format = "plain"
-		if ck.HasTemplate {
-			format = "chat"
+		return func(name string) func(done, total int) {
+			return func(d, t int) { o.Progress(prefix+name, d, t) }
 		}
 	}
-	var p mc.Prompter
-	switch format {
-	case "chat":
-		p = mc.ChatPrompter{Chat: chatFunc(ck), Tok: tok}
-	case "plain":
-		p = mc.PlainPrompter{Tok: tok}
-	default:
-		return nil, fmt.Errorf("unknown multiple-choice prompt format %q (want chat or plain)", format)
-	}
-	for _, f := range o.MCTests {
-		items, err := mc.Load(f)
+	var err error
+	if len(o.MCTests) > 0 {
+		p, err := mc.PrompterFor(ck, o.MCFormat)
 		if err != nil {
 			return nil, err
 		}
-		name := filepath.Base(f)
-		r, err := mc.Evaluate(ctx, m, p, items, mc.Options{Name: name, System: o.MCSystem, Opposing: o.MCOpposing, Limit: o.MCLimit, Progress: progress("mc " + name)})
-		if err != nil {
+		if ref.MC, err = mc.EvaluateFiles(ctx, m, p, o.MCTests, mc.Options{System: o.MCSystem, Opposing: o.MCOpposing, Limit: o.MCLimit}, prefixed("mc ")); err != nil {
 			return nil, err
 		}
-		ref.MC = append(ref.MC, r)
 	}
-	for _, f := range o.PPLData {
-		samples, err := ppl.Load(f, tok, sft.NewEncoder(ck.Template, ck.Tokenizer, ck.TemplateConfig, ck.HasTemplate), o.PPLMaxTokens)
-		if err != nil {
-			return nil, err
-		}
-		name := filepath.Base(f)
-		r, err := ppl.Evaluate(ctx, m, name, samples, progress("ppl "+name))
-		if err != nil {
-			return nil, err
-		}
-		ref.PPL = append(ref.PPL, r)
+	if ref.PPL, err = ppl.EvaluateFiles(ctx, ck, m, o.PPLData, o.PPLMaxTokens, prefixed("ppl ")); err != nil {
+		return nil, err
 	}
 	return ref, nil
 }

@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -128,6 +127,35 @@ func Patterns(granularities []string, sparsities []float64) ([]Pattern, error) {
 	}
 	if len(out) == 0 {
 		return nil, errors.New("study: no mask pattern (give at least one granularity)")
+	}
+	return out, nil
+}
+
+// SplitList splits a comma-separated list, dropping blanks around entries
+// and empty entries.
+func SplitList(s string) []string {
+	var o []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			o = append(o, x)
+		}
+	}
+	return o
+}
+
+// ParsePairs parses a comma-separated list of pairs (ParsePair); "none" is
+// no pair (an empty, non-nil list).
+func ParsePairs(s string) ([][2]string, error) {
+	out := [][2]string{}
+	if s == "none" {
+		return out, nil
+	}
+	for _, p := range SplitList(s) {
+		pp, err := ParsePair(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pp)
 	}
 	return out, nil
 }
@@ -361,22 +389,6 @@ func (cfg *Config) resolve() (Settings, []Pattern, error) {
 		s.SFTRank, s.SFTSteps, s.SFTLR = cfg.SFTRank, cfg.SFTSteps, cfg.SFTLR
 	}
 	return s, pats, nil
-}
-
-// ParseFloats parses a comma-separated list of numbers.
-func ParseFloats(s string) ([]float64, error) {
-	var out []float64
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		v, err := strconv.ParseFloat(p, 64)
-		if err != nil {
-			return nil, fmt.Errorf("bad number %q", p)
-		}
-		out = append(out, v)
-	}
-	return out, nil
 }
 
 // hasVoice reports whether name is in list.
