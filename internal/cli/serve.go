@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/masque-ai/masque/checkpoint"
 	datavoices "github.com/masque-ai/masque/data/voices"
 	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/persona"
@@ -201,6 +202,8 @@ func (e *env) runServe(cmd *cobra.Command, f *serveFlags) error {
 			f.personaRoot = filepath.Dir(f.personas)
 		}
 	}
+	// Without --model, the base that the personas' masks and adapters record.
+	f.mf.from = append(f.mf.from, func() ([]checkpoint.Base, error) { return persona.Bases(specs) })
 	ck, err := f.mf.open()
 	if err != nil {
 		return err
