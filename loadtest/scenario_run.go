@@ -159,7 +159,7 @@ func resolvePersonas(s *Scenario, strict bool, logf func(string, ...any)) ([]res
 				if p.Kind != "" && p.Kind != KindPrompt {
 					return nil, fmt.Errorf("%s: kind %s, but the bare base is a prompt-only persona", f, p.Kind)
 				}
-				r.kind = KindPrompt
+				r.kind, r.registry = KindPrompt, "" // the server's bare base
 				out[i] = r
 				continue
 			}

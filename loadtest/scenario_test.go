@@ -307,3 +307,31 @@ func abs(x float64) float64 {
 	}
 	return x
 }
+
+// TestShippedScenario: the scenario of issue 18's targets parses, with 64
+// sessions over 16 personas of every kind, four sessions each.
+func TestShippedScenario(t *testing.T) {
+	s, err := LoadScenario("scenarios/npc64.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, p := range s.Personas {
+		kinds[p.Kind]++
+		if len(p.Pool) == 0 {
+			t.Errorf("persona %s has no pool", p.Name)
+		}
+	}
+	if s.Sessions != 64 || len(s.Personas) != 16 || kinds[KindPrompt] != 9 || kinds[KindFFNMask] != 3 || kinds[KindMask] != 2 || kinds[KindLoRA] != 2 {
+		t.Fatalf("%d sessions, %d personas, kinds %v", s.Sessions, len(s.Personas), kinds)
+	}
+	per := map[int]int{}
+	for _, p := range s.SessionPersonas() {
+		per[p]++
+	}
+	for i := range s.Personas {
+		if per[i] != 4 {
+			t.Errorf("persona %s has %d sessions", s.Personas[i].Name, per[i])
+		}
+	}
+}
