@@ -335,3 +335,21 @@ func TestShippedScenario(t *testing.T) {
 		}
 	}
 }
+
+// TestSchemaDocumented: docs/LOADTEST.md shows the schema of --help.
+func TestSchemaDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/LOADTEST.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), ScenarioSchema) {
+		t.Error("docs/LOADTEST.md does not hold ScenarioSchema as it is: copy it there")
+	}
+	// And the schema parses as a scenario, its placeholders aside.
+	text := strings.ReplaceAll(ScenarioSchema, `pool: ["Tell me of ...", ...]  # each`, `# each`)
+	text = strings.ReplaceAll(text, "registry: other.yaml", "registry: builtin:voices")
+	text = strings.ReplaceAll(text, "name: kjv                    # the", "sessions: 60\n    name: kjv                    # the")
+	if _, err := ParseScenario([]byte(text), "schema.yaml"); err != nil {
+		t.Errorf("the documented schema does not parse: %v", err)
+	}
+}
