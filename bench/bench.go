@@ -40,6 +40,7 @@ type Result struct {
 	CurrentRSS     int64     `json:"rss_bytes"`
 	ParamCount     int64     `json:"parameters"`
 	WeightType     string    `json:"weight_type"`
+	CacheType      string    `json:"cache_type"` // of the KV cache (model.Model.SetCacheType)
 	DecodeMsPerTok float64   `json:"decode_ms_per_token"`
 }
 
@@ -87,7 +88,7 @@ func Run(m *model.Model, o Options) (*Result, error) {
 		return nil, err
 	}
 	r := &Result{Model: m.Source(), Kernels: m.K.Name(), BF16Rounded: kernels.RoundsBF16(m.K), Threads: kernels.Threads(), PromptTokens: o.PromptTokens,
-		GenTokens: o.GenTokens, Reps: o.Reps, ParamCount: m.NumParams(), WeightType: m.Layers[0].Q.Type.String()}
+		GenTokens: o.GenTokens, Reps: o.Reps, ParamCount: m.NumParams(), WeightType: m.Layers[0].Q.Type.String(), CacheType: m.CacheType().String()}
 	for i := 0; i < o.Reps; i++ {
 		p, d, err := one()
 		if err != nil {
