@@ -1,7 +1,8 @@
 // Package bench measures inference speed the way llama.cpp's tools do:
 // prompt processing (one batched forward pass over N random prompt tokens)
 // and decoding (M single-token steps with a greedy argmax), as medians over
-// repetitions after a warm-up, plus the process's peak resident memory.
+// repetitions after a warm-up, plus the process's peak resident memory,
+// and the bound that memory bandwidth sets on decoding (see Bandwidth).
 package bench
 
 import (
@@ -21,6 +22,10 @@ type Options struct {
 	Reps         int    // repetitions (the median is reported)
 	Threads      int    // kernel threads (0: leave as is)
 	Seed         uint64 // for the random prompt
+
+	NoBandwidth    bool  // skip the memory-bandwidth measurement
+	BandwidthBytes int64 // its buffer (0: DefaultBandwidthBytes)
+	BandwidthReps  int   // its passes (0: 10)
 }
 
 // Result is what Run measured.
@@ -42,6 +47,19 @@ type Result struct {
 	WeightType     string    `json:"weight_type"`
 	CacheType      string    `json:"cache_type"` // of the KV cache (model.Model.SetCacheType)
 	DecodeMsPerTok float64   `json:"decode_ms_per_token"`
+
+	// WeightBytesPerToken is what one decode step reads of the weights
+	// (see the function of that name).
+	WeightBytesPerToken int64 `json:"weight_bytes_per_token"`
+	// Bandwidth is the memory read bandwidth with the same thread count
+	// (nil with Options.NoBandwidth); BoundTokS = its best GB/s ÷
+	// WeightBytesPerToken, the most tokens/s decoding could reach; the
+	// decode figures as fractions of it are DecodeOfBound (the median)
+	// and DecodeOfBoundRuns (each run).
+	Bandwidth         *Bandwidth `json:"bandwidth,omitempty"`
+	BoundTokS         float64    `json:"bandwidth_bound_tok_s,omitempty"`
+	DecodeOfBound     float64    `json:"decode_of_bound,omitempty"`
+	DecodeOfBoundRuns []float64  `json:"decode_of_bound_runs,omitempty"`
 }
 
 // Run benchmarks m.
@@ -88,7 +106,8 @@ func Run(m *model.Model, o Options) (*Result, error) {
 		return nil, err
 	}
 	r := &Result{Model: m.Source(), Kernels: m.K.Name(), BF16Rounded: kernels.RoundsBF16(m.K), Threads: kernels.Threads(), PromptTokens: o.PromptTokens,
-		GenTokens: o.GenTokens, Reps: o.Reps, ParamCount: m.NumParams(), WeightType: m.Layers[0].Q.Type.String(), CacheType: m.CacheType().String()}
+		GenTokens: o.GenTokens, Reps: o.Reps, ParamCount: m.NumParams(), WeightType: m.Layers[0].Q.Type.String(),
+		CacheType: m.CacheType().String(), WeightBytesPerToken: WeightBytesPerToken(m)}
 	for i := 0; i < o.Reps; i++ {
 		p, d, err := one()
 		if err != nil {
@@ -101,7 +120,23 @@ func Run(m *model.Model, o Options) (*Result, error) {
 	if r.DecodeTokS > 0 {
 		r.DecodeMsPerTok = 1000 / r.DecodeTokS
 	}
-	r.PeakRSSBytes, r.CurrentRSS = rss()
+	r.PeakRSSBytes, r.CurrentRSS = rss() // before the bandwidth buffer
+	if !o.NoBandwidth {
+		bw, err := MeasureBandwidth(BandwidthOptions{Bytes: o.BandwidthBytes, Threads: r.Threads, Reps: o.BandwidthReps})
+		if err != nil {
+			return nil, err
+		}
+		r.Bandwidth = bw
+		if r.WeightBytesPerToken > 0 {
+			r.BoundTokS = bw.BestGBs * 1e9 / float64(r.WeightBytesPerToken)
+		}
+		if r.BoundTokS > 0 && o.GenTokens > 0 {
+			r.DecodeOfBound = r.DecodeTokS / r.BoundTokS
+			for _, d := range r.DecodeRuns {
+				r.DecodeOfBoundRuns = append(r.DecodeOfBoundRuns, d/r.BoundTokS)
+			}
+		}
+	}
 	return r, nil
 }
 

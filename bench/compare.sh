@@ -55,6 +55,10 @@ ap, ad = med([x["prefill_tok_s"] for x in a]), med([x["decode_tok_s"] for x in a
 mr = max(x["peak_rss_bytes"] for x in m) / 2**20
 ar = max(x.get("rss_peak_mb", 0) for x in a)
 print(f"{t:6s} masque   prefill {mp:8.1f} tok/s  decode {md:7.2f} tok/s  peak RSS {mr:7.0f} MiB")
+if all("bandwidth_bound_tok_s" in x for x in m):
+    bound = med([x["bandwidth_bound_tok_s"] for x in m])
+    bw = med([x["bandwidth"]["best_gb_s"] for x in m])
+    print(f"{t:6s} bound    {bound:8.1f} tok/s = {bw:.2f} GB/s ÷ {m[0]['weight_bytes_per_token']/2**20:.1f} MiB/token; masque decode {md/bound:.2f}, llama.cpp {ad/bound:.2f} of it")
 print(f"{t:6s} llama.cpp prefill {ap:8.1f} tok/s  decode {ad:7.2f} tok/s  peak RSS {ar:7.0f} MiB")
 print(f"{t:6s} ratio    prefill {mp/ap:8.2f}x       decode {md/ad:7.2f}x        RSS {mr/ar if ar else 0:7.2f}x")
 PY

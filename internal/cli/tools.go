@@ -30,9 +30,19 @@ func (e *env) benchCmd() *cobra.Command {
 and decoding (--gen-tokens greedy single-token steps), as medians over --reps
 repetitions after a warm-up, and the peak resident memory. The definitions
 match the llama.cpp anchor's bench, so the two can be compared on the same GGUF
-file (see bench/compare.sh).`,
+file (see bench/compare.sh).
+
+Then the memory read bandwidth with the same threads (a STREAM-style sum over
+a buffer 8× the last-level cache, at least 256 MiB; best and median of
+--bandwidth-reps passes) and the bound it sets on decoding: best bandwidth ÷
+the bytes of weights one token reads (every matrix once in its stored type,
+norms and biases, one embedding row; not the KV cache). Each decode figure is
+also given as a fraction of that bound. --no-bandwidth skips it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.BandwidthReps < 1 {
+				return usagef("--bandwidth-reps must be at least 1, got %d", o.BandwidthReps)
+			}
 			ck, err := mf.open()
 			if err != nil {
 				return err
@@ -71,6 +81,14 @@ file (see bench/compare.sh).`,
 			fmt.Fprintf(e.stdout, "prefill  %.1f tokens/s (%d tokens, runs %v)\n", r.PrefillTokS, r.PromptTokens, fmtRuns(r.PrefillRuns))
 			fmt.Fprintf(e.stdout, "decode   %.2f tokens/s (%.2f ms/token, runs %v)\n", r.DecodeTokS, r.DecodeMsPerTok, fmtRuns(r.DecodeRuns))
 			fmt.Fprintf(e.stdout, "peak RSS %.1f MiB\n", float64(r.PeakRSSBytes)/(1<<20))
+			if bw := r.Bandwidth; bw != nil {
+				fmt.Fprintf(e.stdout, "memory   %.2f GB/s best, %.2f median (read, %d threads, %d MiB × %d, runs %v)\n",
+					bw.BestGBs, bw.MedianGBs, bw.Threads, bw.BufferBytes>>20, bw.Reps, fmtRunsPrec(bw.RunsGBs, 2))
+				fmt.Fprintf(e.stdout, "bound    %.2f tokens/s (best bandwidth ÷ %.2f MiB of weights per token)\n", r.BoundTokS, float64(r.WeightBytesPerToken)/(1<<20))
+				if r.GenTokens > 0 {
+					fmt.Fprintf(e.stdout, "decode   %.2f of the bound (runs %v)\n", r.DecodeOfBound, fmtRunsPrec(r.DecodeOfBoundRuns, 2))
+				}
+			}
 			return nil
 		},
 	}
@@ -81,15 +99,19 @@ file (see bench/compare.sh).`,
 	c.Flags().IntVar(&o.Threads, "threads", 0, "kernel threads (default: one per core)")
 	c.Flags().Uint64Var(&o.Seed, "seed", 1, "seed of the random prompt")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().BoolVar(&o.NoBandwidth, "no-bandwidth", false, "skip the memory-bandwidth measurement and the decode bound")
+	c.Flags().IntVar(&o.BandwidthReps, "bandwidth-reps", 10, "passes of the bandwidth measurement (best and median are reported)")
 	c.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) to this file")
 	c.Flags().StringVar(&level, "kernels", "", "force a kernel level ("+strings.Join(kernels.Levels(), ", ")+")")
 	return c
 }
 
-func fmtRuns(v []float64) string {
+func fmtRuns(v []float64) string { return fmtRunsPrec(v, 1) }
+
+func fmtRunsPrec(v []float64, prec int) string {
 	s := make([]string, len(v))
 	for i, x := range v {
-		s[i] = fmt.Sprintf("%.1f", x)
+		s[i] = fmt.Sprintf("%.*f", prec, x)
 	}
 	return "[" + strings.Join(s, " ") + "]"
 }

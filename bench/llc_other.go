@@ -1,0 +1,5 @@
+//go:build !linux
+
+package bench
+
+func llcBytes() int64 { return 0 }
