@@ -22,7 +22,12 @@ type Checkpoint struct {
 	// Dir is the file or folder the weights were read from: Path itself,
 	// the cache folder that builtin:voices was unpacked into, or "" for
 	// builtin:stories260K (read from memory).
-	Dir       string
+	Dir string
+	// Ref opens the same model again wherever the current folder is: the
+	// built-in name, the hub id as given (org/name[@rev][:QUANT]) or the
+	// absolute path. Artifacts made on the model record it as their base
+	// (the model's Origin is set to it).
+	Ref       string
 	Model     *model.Model
 	Tokenizer *tokenizer.Tokenizer
 	// Template renders conversations. When the checkpoint has no chat
@@ -85,14 +90,27 @@ func Open(path string, o Options) (*Checkpoint, error) {
 	if path == "" {
 		path = DefaultModel()
 	}
+	var ck *Checkpoint
+	var err error
 	switch {
 	case builtin.IsVoices(path):
-		return openVoices(o)
+		ck, err = openVoices(o)
 	case path == builtin.Stories:
-		return openStories()
+		ck, err = openStories()
+	default:
+		ck, err = openPath(path, o)
 	}
+	if err != nil {
+		return nil, err
+	}
+	ck.Ref = refOf(path, ck.Path)
+	ck.Model.SetOrigin(ck.Ref)
+	return ck, nil
+}
+
+func openPath(given string, o Options) (*Checkpoint, error) {
 	// org/name pulled from the Hugging Face hub: its snapshot in the cache.
-	path, err := Resolve(path)
+	path, err := Resolve(given)
 	if err != nil {
 		return nil, err
 	}
@@ -284,6 +302,33 @@ func (ck *Checkpoint) EncodeChat(msgs []chattemplate.Message, addGenerationPromp
 		return nil, err
 	}
 	return tok.EncodeChecked(s, false) // a tokenizer regex that times out is an error
+}
+
+// ChatEncoder returns EncodeChat without template variables, in the shape
+// calibration sets and multiple-choice prompts take (calib.ChatFunc).
+func (ck *Checkpoint) ChatEncoder() func(msgs []chattemplate.Message, addGenerationPrompt bool) ([]int, error) {
+	return func(msgs []chattemplate.Message, gen bool) ([]int, error) { return ck.EncodeChat(msgs, gen, nil) }
+}
+
+// ExtraFiles returns the tokenizer to ship with a model written from memory,
+// by file name: a llama2.c checkpoint and the built-in stories model have no
+// folder to copy it from. tokenizer is the tokenizer file the checkpoint was
+// opened with ("" for the one beside a llama2.c file). A Hugging Face folder
+// or GGUF file needs none (nil); neither does a tokenizer that cannot be read.
+func (ck *Checkpoint) ExtraFiles(tokenizer string) map[string][]byte {
+	if ck.Path == builtin.Stories {
+		return map[string][]byte{"tokenizer.bin": builtin.Tokenizer}
+	}
+	if st, err := os.Stat(ck.Path); err == nil && !st.IsDir() {
+		tp := tokenizer
+		if tp == "" {
+			tp = filepath.Join(filepath.Dir(ck.Path), "tokenizer.bin")
+		}
+		if b, err := os.ReadFile(tp); err == nil {
+			return map[string][]byte{filepath.Base(tp): b}
+		}
+	}
+	return nil
 }
 
 // StopTokens returns the ids that end a reply: the model's EOS ids plus the

@@ -1,6 +1,9 @@
 package checkpoint
 
 import (
+	"bytes"
+	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -85,5 +88,42 @@ func TestGGUFCarriesTemplate(t *testing.T) {
 	text := "Once upon a time, Lily saw a big red ball."
 	if a, b := src.Tokenizer.Encode(text, true), g.Tokenizer.Encode(text, true); !slices.Equal(a, b) {
 		t.Fatalf("tokenizer changed through GGUF: %v vs %v", a, b)
+	}
+}
+
+// TestChatEncoderAndExtraFiles: ChatEncoder is EncodeChat without template
+// variables; ExtraFiles ships the built-in stories model's tokenizer and
+// the one beside a llama2.c file, and nothing for a folder.
+func TestChatEncoderAndExtraFiles(t *testing.T) {
+	ck, err := Open(builtin.Stories, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	msgs := []chattemplate.Message{{Role: "user", Content: "Once upon a time"}}
+	want, werr := ck.EncodeChat(msgs, true, nil)
+	got, gerr := ck.ChatEncoder()(msgs, true)
+	if fmt.Sprint(werr) != fmt.Sprint(gerr) || !slices.Equal(got, want) {
+		t.Errorf("ChatEncoder: %v %v, EncodeChat: %v %v", got, gerr, want, werr)
+	}
+	if f := ck.ExtraFiles(""); len(f) != 1 || !bytes.Equal(f["tokenizer.bin"], builtin.Tokenizer) {
+		t.Errorf("builtin stories: %d files", len(f))
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "model.bin")
+	for name, b := range map[string][]byte{bin: {0}, filepath.Join(dir, "tokenizer.bin"): []byte("tok"), filepath.Join(dir, "other.bin"): []byte("other")} {
+		if err := os.WriteFile(name, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l2c := &Checkpoint{Path: bin}
+	if f := l2c.ExtraFiles(""); string(f["tokenizer.bin"]) != "tok" || len(f) != 1 {
+		t.Errorf("beside the file: %q", f)
+	}
+	if f := l2c.ExtraFiles(filepath.Join(dir, "other.bin")); string(f["other.bin"]) != "other" || len(f) != 1 {
+		t.Errorf("--tokenizer: %q", f)
+	}
+	if f := (&Checkpoint{Path: dir}).ExtraFiles(""); f != nil {
+		t.Errorf("folder: %q", f)
 	}
 }

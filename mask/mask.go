@@ -72,8 +72,19 @@ type Mask struct {
 	Gamma float64
 	// Info describes how the mask was made.
 	Info Info
+	// Base opens the model the mask was made for (model.Model.Origin: a
+	// built-in name, a hub id or an absolute path); "" in masks written
+	// before masque recorded it.
+	Base string
+	// Arch is the base's model.ArchFingerprint, and Probe a sample of its
+	// weights: with them a mask applies to other encodings of its base
+	// (see Compat). Nil or empty in older masks, which need the exact
+	// fingerprint.
+	Arch  string
+	Probe *Probe
 
 	entries map[Key]*Bits
+	file    string // the file Load read it from
 }
 
 // ProjShapes returns the [rows, cols] shape of every projection of m.
@@ -85,7 +96,8 @@ func ProjShapes(c *model.Config) [model.NumProj][2]int {
 
 // New returns a dense (empty) mask for m, carrying its fingerprint and shapes.
 func New(m *model.Model) *Mask {
-	return &Mask{Fingerprint: m.Fingerprint(), Layers: m.Config.Layers, Shapes: ProjShapes(&m.Config), entries: map[Key]*Bits{}}
+	return &Mask{Fingerprint: m.Fingerprint(), Layers: m.Config.Layers, Shapes: ProjShapes(&m.Config), entries: map[Key]*Bits{},
+		Base: m.Origin(), Arch: m.ArchFingerprint(), Probe: probeOf(m)}
 }
 
 // Set stores b as the mask of k. Its shape must match the projection's.
@@ -156,16 +168,12 @@ func (mk *Mask) Density() float64 {
 	return float64(mk.Kept()) / float64(mk.Entries())
 }
 
-// Check returns an error unless mk was made for m (same fingerprint and shapes).
+// Check returns an error unless mk applies to m: m is the model it was
+// made for, or that model in another encoding (see Compat, whose warning
+// Check drops).
 func (mk *Mask) Check(m *model.Model) error {
-	fp := m.Fingerprint()
-	if fp != mk.Fingerprint {
-		return fmt.Errorf("mask: this mask was made for another model (mask fingerprint %s, model %s has %s)", short(mk.Fingerprint), m.Source(), short(fp))
-	}
-	if mk.Layers != m.Config.Layers || mk.Shapes != ProjShapes(&m.Config) {
-		return fmt.Errorf("mask: shapes do not match model %s", m.Source())
-	}
-	return nil
+	_, err := mk.Compat(m)
+	return err
 }
 
 func short(fp string) string {
@@ -184,6 +192,9 @@ const (
 	metaShapes      = "shapes"
 	metaGamma       = "gamma"
 	metaInfo        = "info"
+	metaBase        = "base"  // Mask.Base
+	metaArch        = "arch"  // Mask.Arch
+	metaProbe       = "probe" // Mask.Probe: JSON {type, rows, cols, values (base64 float32)}
 )
 
 // Save writes the mask to path as a safetensors file (see FORMAT.md),
@@ -206,6 +217,13 @@ func (mk *Mask) Save(path string) error {
 		metaFormat: FormatName, metaVersion: strconv.Itoa(FormatVersion), metaFingerprint: mk.Fingerprint,
 		metaLayers: strconv.Itoa(mk.Layers), metaShapes: string(sj), metaGamma: strconv.FormatFloat(mk.Gamma, 'g', -1, 64),
 		metaInfo: string(ij),
+	}
+	if mk.Base != "" {
+		meta[metaBase] = mk.Base
+	}
+	if mk.Arch != "" && mk.Probe != nil {
+		meta[metaArch] = mk.Arch
+		meta[metaProbe] = mk.Probe.marshal()
 	}
 	var ts []safetensors.WriteTensor
 	for _, k := range mk.Keys() {
@@ -239,7 +257,7 @@ func Load(path string) (*Mask, error) {
 	if v, err := strconv.Atoi(meta[metaVersion]); err != nil || v != FormatVersion {
 		return nil, bad("unsupported mask format version %q (this masque reads %d)", meta[metaVersion], FormatVersion)
 	}
-	mk := &Mask{Fingerprint: meta[metaFingerprint], entries: map[Key]*Bits{}}
+	mk := &Mask{Fingerprint: meta[metaFingerprint], Base: meta[metaBase], Arch: meta[metaArch], entries: map[Key]*Bits{}, file: path}
 	if mk.Fingerprint == "" {
 		return nil, bad("no model fingerprint in the metadata")
 	}
@@ -265,6 +283,14 @@ func Load(path string) (*Mask, error) {
 	if s := meta[metaInfo]; s != "" {
 		if err := json.Unmarshal([]byte(s), &mk.Info); err != nil {
 			return nil, bad("bad info metadata: %v", err)
+		}
+	}
+	if s := meta[metaProbe]; s != "" && mk.Arch != "" {
+		if mk.Probe, err = parseProbe(s); err != nil {
+			return nil, bad("bad probe metadata: %v", err)
+		}
+		if want := mk.Layers * int(model.NumProj); len(mk.Probe.Values) > want*probeRows*probeCols {
+			return nil, bad("probe metadata holds %d values, more than %d layers can have", len(mk.Probe.Values), mk.Layers)
 		}
 	}
 	for _, name := range f.Names() {

@@ -70,6 +70,35 @@ func (m *Model) FingerprintWith(weight func(l int, p Proj) (*kernels.Matrix, err
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// ArchFingerprint identifies the model's architecture and layout, not its
+// weights: the hex SHA-256 of the shape-defining configuration (as in
+// Fingerprint) and the Hugging Face name and shape of every matrix, without
+// their storage types or values. A checkpoint, its GGUF conversions and its
+// quantisations share it; another model of the same shape does too, so it
+// only tells which models a per-weight artifact (a mask) can fit.
+func (m *Model) ArchFingerprint() string {
+	h := sha256.New()
+	c := &m.Config
+	fmt.Fprintf(h, "%s-arch\nhidden=%d ffn=%d layers=%d heads=%d kv=%d head_dim=%d vocab=%d tied=%v qkv_bias=%v o_bias=%v mlp_bias=%v qk_norm=%v\n",
+		fingerprintVersion, c.Hidden, c.Intermediate, c.Layers, c.Heads, c.KVHeads, c.HeadDim, c.Vocab, c.Tied,
+		c.AttnQKVBias, c.AttnOBias, c.MLPBias, c.QKNorm)
+	shape := func(name string, w *kernels.Matrix) {
+		if w != nil {
+			fmt.Fprintf(h, "%s: [%d %d]\n", name, w.Rows, w.Cols)
+		}
+	}
+	shape("model.embed_tokens.weight", m.Embed)
+	for l := range m.Layers {
+		for p := Proj(0); p < NumProj; p++ {
+			shape(HFLayerPrefix(l)+p.HFName()+".weight", m.Layers[l].Weight(p))
+		}
+	}
+	if m.LMHead != m.Embed {
+		shape("lm_head.weight", m.LMHead)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
 func hashMatrix(h hash.Hash, name string, w *kernels.Matrix) {
 	if w == nil {
 		fmt.Fprintf(h, "%s: none\n", name)

@@ -28,6 +28,7 @@ type Model struct {
 	rope   *ropeTable
 	closer io.Closer // releases memory-mapped weights
 	source string
+	origin string // see Origin
 
 	// A view made by With applies these to every sequence it runs.
 	seqAdapter Adapter
@@ -138,6 +139,20 @@ func (m *Model) Close() error {
 
 // Source is the path the model was loaded from.
 func (m *Model) Source() string { return m.source }
+
+// Origin is how the model can be opened again, as artifacts made on it (masks,
+// LoRA adapters, statistics, sculpt runs) record their base: a built-in name,
+// a hub id (org/name[@rev]) or an absolute path. checkpoint.Open sets it; it
+// is Source() when nothing set it.
+func (m *Model) Origin() string {
+	if m.origin != "" {
+		return m.origin
+	}
+	return m.source
+}
+
+// SetOrigin sets what Origin returns.
+func (m *Model) SetOrigin(ref string) { m.origin = ref }
 
 // NumParams counts the parameters (a tied head counts once).
 func (m *Model) NumParams() int64 {

@@ -23,6 +23,9 @@ type Opened struct {
 	// Checkpoint is a KindModel persona's own model (with its tokenizer and
 	// template), which Close closes; nil for the other kinds.
 	Checkpoint *checkpoint.Checkpoint
+	// Warning, when not empty, is to be shown: the mask was made on another
+	// encoding of the base, whose weights are quantised (mask.Compat).
+	Warning string
 }
 
 // Open validates spec and opens it over base, the shared model that its
@@ -69,6 +72,9 @@ func Open(spec Spec, base *model.Model, root string) (*Opened, error) {
 		if spec.Mask != "" {
 			if mk, err = mask.Load(spec.Mask); err != nil {
 				return nil, err
+			}
+			if o.Warning, err = mk.Compat(base); err != nil {
+				return nil, fmt.Errorf("persona %s: %w", spec.Name, err)
 			}
 		}
 		if spec.LoRA != "" {

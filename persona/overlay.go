@@ -24,6 +24,7 @@ import (
 	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/quant"
 )
 
 // Overlay is what a persona carries over its base model in a batched
@@ -125,11 +126,36 @@ func (p *Overlay) addMask(mk *mask.Mask) error {
 			if !any || p.gamma == 1 {
 				continue
 			}
+			if w.Type.Quantized() {
+				// Masked products need F32, F16 or BF16 weights: a mask over
+				// a quantised encoding of its base (mask.Compat) runs on an
+				// F16 copy of the decoded projection.
+				var err error
+				if w, err = decodedF16(w); err != nil {
+					return fmt.Errorf("persona: layer %d %s: %v", l, pr.HFName(), err)
+				}
+				p.bytes += int64(len(w.Data))
+			}
 			p.sparse[l][pr] = &sparse{w: w, bias: ly.Bias(pr), bits: b}
 			p.bytes += int64(len(b.Data))
 		}
 	}
 	return nil
+}
+
+// decodedF16 returns the block-quantised matrix w decoded to F16.
+func decodedF16(w *kernels.Matrix) (*kernels.Matrix, error) {
+	out := make([]byte, 2*w.Rows*w.Cols)
+	row := make([]float32, w.Cols)
+	for r := 0; r < w.Rows; r++ {
+		if err := quant.DequantizeRow(w.Type, w.RowData(r), row); err != nil {
+			return nil, err
+		}
+		if err := quant.QuantizeRow(quant.F16, row, out[2*r*w.Cols:2*(r+1)*w.Cols]); err != nil {
+			return nil, err
+		}
+	}
+	return kernels.NewMatrix(quant.F16, w.Rows, w.Cols, out)
 }
 
 // channelVector returns the FFN channel multipliers equivalent to masking

@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/masque-ai/masque/data/calib"
@@ -460,4 +462,32 @@ func Collect(ctx context.Context, m *model.Model, samples [][]int, rec calib.Rec
 		}
 	}
 	return col.Stats(Manifest{Calibration: rec}), nil
+}
+
+// ParseLayers parses a set of layers of a model with n layers: "" or "all"
+// (every layer), or a comma-separated list of layers and ranges such as
+// 0-3,7.
+func ParseLayers(s string, n int) (map[int]bool, error) {
+	out := map[int]bool{}
+	if s == "" || s == "all" {
+		for l := 0; l < n; l++ {
+			out[l] = true
+		}
+		return out, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		a, b, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		lo, err := strconv.Atoi(a)
+		hi := lo
+		if err == nil && isRange {
+			hi, err = strconv.Atoi(b)
+		}
+		if err != nil || lo < 0 || hi < lo || hi >= n {
+			return nil, fmt.Errorf("bad layer range %q (the model has layers 0-%d)", part, n-1)
+		}
+		for l := lo; l <= hi; l++ {
+			out[l] = true
+		}
+	}
+	return out, nil
 }

@@ -485,3 +485,22 @@ func TestCollect(t *testing.T) {
 		t.Fatal("no samples: no error")
 	}
 }
+
+func TestParseLayers(t *testing.T) {
+	all, err := ParseLayers("", 3)
+	if err != nil || len(all) != 3 || !all[0] || !all[2] {
+		t.Errorf(`"": %v %v`, all, err)
+	}
+	if a, err := ParseLayers("all", 2); err != nil || len(a) != 2 {
+		t.Errorf("all: %v %v", a, err)
+	}
+	got, err := ParseLayers("0-1, 3", 4)
+	if err != nil || len(got) != 3 || !got[0] || !got[1] || got[2] || !got[3] {
+		t.Errorf("0-1,3: %v %v", got, err)
+	}
+	for _, bad := range []string{"4", "2-1", "x", "-1", "1-"} {
+		if _, err := ParseLayers(bad, 4); err == nil || !strings.Contains(err.Error(), "layers 0-3") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/model"
 )
@@ -30,6 +31,12 @@ type Model struct {
 	Tok   Tokenizer
 	Chat  ChatFunc
 	Stop  []int
+}
+
+// ModelOf returns what building a set needs of ck: its model, tokenizer,
+// chat template (without template variables) and stop tokens.
+func ModelOf(ck *checkpoint.Checkpoint) Model {
+	return Model{Model: ck.Model, Tok: ck.Tokenizer, Chat: ck.ChatEncoder(), Stop: ck.StopTokens()}
 }
 
 // Validate reports a Source that names more than one set.

@@ -27,6 +27,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/masque-ai/masque/chattemplate"
+	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
@@ -217,6 +218,33 @@ func (p ChatPrompter) Answer(a string) []int {
 		a = strings.TrimSpace(a)
 	}
 	return p.Tok.Encode(a, false)
+}
+
+// ErrFormat is the error of PrompterFor for a format it does not know.
+var ErrFormat = errors.New("unknown prompt format")
+
+// PrompterFor returns the prompter of format with ck's tokenizer: "chat"
+// (ChatPrompter with ck's chat template), "plain" (PlainPrompter), or ""
+// for chat when ck has a chat template and plain otherwise. An unknown
+// format is an error wrapping ErrFormat.
+func PrompterFor(ck *checkpoint.Checkpoint, format string) (Prompter, error) {
+	if format == "" {
+		format = "plain"
+		if ck.HasTemplate {
+			format = "chat"
+		}
+	}
+	if format != "chat" && format != "plain" {
+		return nil, fmt.Errorf("%w %q (want chat or plain)", ErrFormat, format)
+	}
+	tok, err := ck.NeedTokenizer()
+	if err != nil {
+		return nil, err
+	}
+	if format == "chat" {
+		return ChatPrompter{Chat: ck.ChatEncoder(), Tok: tok}, nil
+	}
+	return PlainPrompter{Tok: tok}, nil
 }
 
 // PlainPrompter uses the format of the model-written-evals paper, without a

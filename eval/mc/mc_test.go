@@ -2,6 +2,7 @@ package mc
 
 import (
 	"context"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -9,7 +10,9 @@ import (
 	"testing"
 
 	"github.com/masque-ai/masque/chattemplate"
+	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/generate"
+	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/model"
 )
 
@@ -167,5 +170,28 @@ func TestEvaluateOpposing(t *testing.T) {
 		if err := WriteTable(&sb, a, b); err != nil || !strings.Contains(sb.String(), "opposing") {
 			t.Fatalf("table %q %v", sb.String(), err)
 		}
+	}
+}
+
+// TestPrompterFor: the default format follows the chat template (the
+// stories model has none), and an unknown format wraps ErrFormat.
+func TestPrompterFor(t *testing.T) {
+	ck, err := checkpoint.Open(builtin.Stories, checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	if p, err := PrompterFor(ck, ""); err != nil {
+		t.Error(err)
+	} else if _, ok := p.(PlainPrompter); !ok {
+		t.Errorf("default without a template: %T", p)
+	}
+	if p, err := PrompterFor(ck, "chat"); err != nil {
+		t.Error(err)
+	} else if _, ok := p.(ChatPrompter); !ok {
+		t.Errorf("chat: %T", p)
+	}
+	if _, err := PrompterFor(ck, "xml"); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), `"xml"`) {
+		t.Errorf("xml: %v", err)
 	}
 }

@@ -2,13 +2,10 @@ package roleplay
 
 import (
 	"context"
-	"fmt"
 	"github.com/masque-ai/masque/train/sft"
 	"path/filepath"
 
-	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
-	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/eval/mc"
 	"github.com/masque-ai/masque/eval/ppl"
 	"github.com/masque-ai/masque/model"
@@ -42,17 +39,6 @@ type ReferenceOptions struct {
 	Progress func(name string, done, total int)
 }
 
-// chatFunc renders and tokenizes conversations with ck's template.
-func chatFunc(ck *checkpoint.Checkpoint) calib.ChatFunc {
-	return func(msgs []chattemplate.Message, gen bool) ([]int, error) {
-		cm := make([]chattemplate.Message, len(msgs))
-		for i, m := range msgs {
-			cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}
-		}
-		return ck.EncodeChat(cm, gen, nil)
-	}
-}
-
 // ComputeReference runs the reference metrics of o with model m (nil:
 // ck.Model), which uses ck's tokenizer and template. It needs a local
 // model: an endpoint gives no log-probabilities of given text.
@@ -74,21 +60,9 @@ func ComputeReference(ctx context.Context, ck *checkpoint.Checkpoint, m *model.M
 		}
 		return func(d, t int) { o.Progress(name, d, t) }
 	}
-	format := o.MCFormat
-	if format == "" {
-		format = "plain"
-		if ck.HasTemplate {
-			format = "chat"
-		}
-	}
-	var p mc.Prompter
-	switch format {
-	case "chat":
-		p = mc.ChatPrompter{Chat: chatFunc(ck), Tok: tok}
-	case "plain":
-		p = mc.PlainPrompter{Tok: tok}
-	default:
-		return nil, fmt.Errorf("unknown multiple-choice prompt format %q (want chat or plain)", format)
+	p, err := mc.PrompterFor(ck, o.MCFormat)
+	if err != nil {
+		return nil, err
 	}
 	for _, f := range o.MCTests {
 		items, err := mc.Load(f)

@@ -1,38 +1,23 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/chatdata"
-	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/eval/mc"
-	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/internal/textarg"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/stats"
 	"github.com/masque-ai/masque/subnet"
 )
-
-// chatFunc renders and tokenizes conversations with the checkpoint's template.
-func chatFunc(ck *checkpoint.Checkpoint) calib.ChatFunc {
-	return func(msgs []chattemplate.Message, gen bool) ([]int, error) {
-		cm := make([]chattemplate.Message, len(msgs))
-		for i, m := range msgs {
-			cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}
-		}
-		return ck.EncodeChat(cm, gen, nil)
-	}
-}
 
 // calibFlags select a calibration set.
 type calibFlags struct {
@@ -93,11 +78,6 @@ func (f *calibFlags) source(warn func(chatdata.Problem)) (calib.Source, error) {
 	return src, nil
 }
 
-// calibModel is what building a calibration set needs of ck.
-func calibModel(ck *checkpoint.Checkpoint) calib.Model {
-	return calib.Model{Model: ck.Model, Tok: ck.Tokenizer, Chat: chatFunc(ck), Stop: ck.StopTokens()}
-}
-
 // logf prints a note or warning line on stderr.
 func (e *env) logf(format string, a ...any) { fmt.Fprintf(e.stderr, format+"\n", a...) }
 
@@ -134,7 +114,7 @@ manifest.json (model fingerprint, calibration set, counts); masque subnet
 			defer ck.Close()
 			var layers map[int]bool
 			if gram || gramLayers != "" {
-				if layers, err = parseLayers(gramLayers, ck.Model.Config.Layers); err != nil {
+				if layers, err = stats.ParseLayers(gramLayers, ck.Model.Config.Layers); err != nil {
 					return usagef("--gram-layers: %v", err)
 				}
 			}
@@ -142,20 +122,9 @@ manifest.json (model fingerprint, calibration set, counts); masque subnet
 			if err != nil {
 				return err
 			}
-			set, err := subnet.BuildCalib(cmd.Context(), src, calibModel(ck), e.stages(""), e.logf)
+			st, set, err := subnet.CollectStats(cmd.Context(), subnet.StatsConfig{Model: ck.Model, ModelName: ck.Path, Calib: src,
+				CalibModel: calib.ModelOf(ck), GramLayers: layers, Out: out, Progress: e.stages(""), Logf: e.logf})
 			if err != nil {
-				return err
-			}
-			o := stats.Options{}
-			if len(layers) > 0 {
-				o.Gram = func(l int, _ stats.Input) bool { return layers[l] }
-			}
-			st, err := stats.Collect(cmd.Context(), ck.Model, set.Samples, set.Record(), o, e.progress("statistics"))
-			if err != nil {
-				return err
-			}
-			st.Manifest.Model = ck.Path
-			if err := st.Save(out); err != nil {
 				return err
 			}
 			if asJSON {
@@ -173,32 +142,6 @@ manifest.json (model fingerprint, calibration set, counts); masque subnet
 	c.Flags().BoolVar(&asJSON, "json", false, "print the manifest as JSON")
 	e.quietFlag(c)
 	return c
-}
-
-// parseLayers parses "" or "all" (every layer) or a list like 0-3,7.
-func parseLayers(s string, n int) (map[int]bool, error) {
-	out := map[int]bool{}
-	if s == "" || s == "all" {
-		for l := 0; l < n; l++ {
-			out[l] = true
-		}
-		return out, nil
-	}
-	for _, part := range strings.Split(s, ",") {
-		a, b, isRange := strings.Cut(strings.TrimSpace(part), "-")
-		lo, err := strconv.Atoi(a)
-		hi := lo
-		if err == nil && isRange {
-			hi, err = strconv.Atoi(b)
-		}
-		if err != nil || lo < 0 || hi < lo || hi >= n {
-			return nil, fmt.Errorf("bad layer range %q (the model has layers 0-%d)", part, n-1)
-		}
-		for l := lo; l <= hi; l++ {
-			out[l] = true
-		}
-	}
-	return out, nil
 }
 
 // patternFlags are the mask-shape flags shared by subnet and contrast.
@@ -223,61 +166,15 @@ func (f *patternFlags) register(c *cobra.Command) {
 	fl.IntVar(&f.workers, "workers", 0, "worker goroutines (0: all cores)")
 }
 
-func parseFloats(s, what string) ([]float64, error) {
-	var out []float64
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		v, err := strconv.ParseFloat(p, 64)
-		if err != nil {
-			return nil, usagef("%s: bad number %q", what, p)
-		}
-		out = append(out, v)
-	}
-	return out, nil
-}
-
 // options returns one Options per requested sparsity.
 func (f *patternFlags) options() ([]subnet.Options, error) {
-	base := subnet.Options{Structured: f.structured, Gamma: f.gamma, Workers: f.workers}
-	var err error
-	if base.Targets, err = subnet.ParseTargets(f.only); err != nil {
-		return nil, usagef("--only: %v", err)
+	opts, err := subnet.PatternSpec{Sparsity: f.sparsity, LayerSparsity: f.layerRho, NM: f.nm, Structured: f.structured,
+		Only: f.only, Gamma: f.gamma, Workers: f.workers}.Patterns()
+	var se *subnet.SpecError
+	if errors.As(err, &se) {
+		return nil, usagef("--%s: %v", se.Field, se.Err)
 	}
-	if f.nm != "" {
-		if base.N, base.M, err = subnet.ParseNM(f.nm); err != nil {
-			return nil, usagef("--nm: %v", err)
-		}
-		return []subnet.Options{base}, nil
-	}
-	if f.layerRho != "" {
-		if base.LayerSparsity, err = parseFloats(f.layerRho, "--layer-sparsity"); err != nil {
-			return nil, err
-		}
-		var mean float64
-		for _, r := range base.LayerSparsity {
-			mean += r
-		}
-		if n := len(base.LayerSparsity); n > 0 {
-			base.Sparsity = mean / float64(n)
-		}
-		return []subnet.Options{base}, nil
-	}
-	rhos, err := parseFloats(f.sparsity, "--sparsity")
-	if err != nil {
-		return nil, err
-	}
-	if len(rhos) == 0 {
-		return nil, usagef("--sparsity: no value")
-	}
-	var out []subnet.Options
-	for _, r := range rhos {
-		o := base
-		o.Sparsity = r
-		out = append(out, o)
-	}
-	return out, nil
+	return opts, err
 }
 
 // evalFlags run a multiple-choice persona test on each mask.
@@ -294,20 +191,13 @@ func (f *evalFlags) register(c *cobra.Command) {
 	fl.IntVar(&f.limit, "eval-limit", 0, "evaluate only the first N items")
 }
 
+// prompterFor returns the prompter of --eval-format or --mc-format.
 func prompterFor(ck *checkpoint.Checkpoint, format string) (mc.Prompter, error) {
-	if format == "" {
-		format = "plain"
-		if ck.HasTemplate {
-			format = "chat"
-		}
+	p, err := mc.PrompterFor(ck, format)
+	if errors.Is(err, mc.ErrFormat) {
+		return nil, usageError{err}
 	}
-	switch format {
-	case "chat":
-		return mc.ChatPrompter{Chat: chatFunc(ck), Tok: ck.Tokenizer}, nil
-	case "plain":
-		return mc.PlainPrompter{Tok: ck.Tokenizer}, nil
-	}
-	return nil, usagef("unknown prompt format %q (want chat or plain)", format)
+	return p, err
 }
 
 // test returns the test the flags select (nil when none).
@@ -324,6 +214,40 @@ func (f *evalFlags) test(ck *checkpoint.Checkpoint) (*subnet.Test, error) {
 		return nil, fmt.Errorf("--eval-system: %w", err)
 	}
 	return &subnet.Test{Path: f.tests, Prompter: p, System: sys, Limit: f.limit}, nil
+}
+
+// sweepFlags are the flags subnet and subnet contrast share.
+type sweepFlags struct {
+	mf modelFlags
+	cf calibFlags
+	pf patternFlags
+	ef evalFlags
+}
+
+func (f *sweepFlags) register(c *cobra.Command) {
+	f.mf.register(c)
+	f.cf.register(c)
+	f.pf.register(c)
+	f.ef.register(c)
+}
+
+// open returns the calibration source, the model (to be closed) and the
+// --eval test (nil without one).
+func (f *sweepFlags) open(e *env) (calib.Source, *checkpoint.Checkpoint, *subnet.Test, error) {
+	src, err := f.cf.source(skipWarner(e))
+	if err != nil {
+		return src, nil, nil, err
+	}
+	ck, err := f.mf.open()
+	if err != nil {
+		return src, nil, nil, err
+	}
+	test, err := f.ef.test(ck)
+	if err != nil {
+		ck.Close()
+		return src, nil, nil, err
+	}
+	return src, ck, test, nil
 }
 
 func (e *env) subnetCmd() *cobra.Command {
@@ -355,10 +279,7 @@ module, accuracy against sparsity).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return e.runSubnet(cmd, st) },
 	}
-	st.mf.register(c)
-	st.cf.register(c)
-	st.pf.register(c)
-	st.ef.register(c)
+	st.register(c)
 	fl := c.Flags()
 	fl.StringVar(&st.method, "method", "wanda", "scorer: magnitude, wanda or sparsegpt")
 	fl.IntVar(&st.sg.BlockSize, "sparsegpt-block", 0, "sparsegpt: columns per lazy-update block (0: 128); recorded in the mask")
@@ -377,10 +298,7 @@ module, accuracy against sparsity).`,
 
 // subnetRun holds the flags of subnetCmd.
 type subnetRun struct {
-	mf                                      modelFlags
-	cf                                      calibFlags
-	pf                                      patternFlags
-	ef                                      evalFlags
+	sweepFlags
 	method, statsDir, out, modelOut, report string
 	force, asJSON                           bool
 	sg                                      subnet.Options // SparseGPT's Damp, BlockSize and WholeBlock
@@ -404,21 +322,13 @@ func (e *env) runSubnet(cmd *cobra.Command, st *subnetRun) error {
 	if meth == subnet.SparseGPT && st.pf.structured {
 		return usagef("SparseGPT does not support --structured")
 	}
-	src, err := st.cf.source(skipWarner(e))
-	if err != nil {
-		return err
-	}
-	ck, err := st.mf.open()
+	src, ck, test, err := st.open(e)
 	if err != nil {
 		return err
 	}
 	defer ck.Close()
-	test, err := st.ef.test(ck)
-	if err != nil {
-		return err
-	}
 	runs, err := subnet.Sweep(cmd.Context(), subnet.SweepConfig{Model: ck.Model, ModelName: ck.Path, Method: meth, Patterns: opts,
-		StatsDir: st.statsDir, Calib: src, CalibModel: calibModel(ck), Out: st.out, ModelOut: st.modelOut, Files: extraFiles(ck, st.mf),
+		StatsDir: st.statsDir, Calib: src, CalibModel: calib.ModelOf(ck), Out: st.out, ModelOut: st.modelOut, Files: ck.ExtraFiles(st.mf.tokenizer),
 		Overwrite: st.force, Test: test, Report: st.report, Progress: e.stages(""), Logf: e.logf})
 	if err != nil {
 		return err
@@ -438,24 +348,6 @@ func (e *env) runSubnet(cmd *cobra.Command, st *subnetRun) error {
 	tw.Flush()
 	if st.report != "" {
 		fmt.Fprintf(e.stdout, "report: %s\n", st.report)
-	}
-	return nil
-}
-
-// extraFiles returns the tokenizer to ship with a model written from memory
-// (llama2.c checkpoints and the built-in model have no folder to copy from).
-func extraFiles(ck *checkpoint.Checkpoint, mf modelFlags) map[string][]byte {
-	if ck.Path == builtin.Stories {
-		return map[string][]byte{"tokenizer.bin": builtin.Tokenizer}
-	}
-	if st, err := os.Stat(ck.Path); err == nil && !st.IsDir() {
-		tp := mf.tokenizer
-		if tp == "" {
-			tp = filepath.Join(filepath.Dir(ck.Path), "tokenizer.bin")
-		}
-		if b, err := os.ReadFile(tp); err == nil {
-			return map[string][]byte{filepath.Base(tp): b}
-		}
 	}
 	return nil
 }
@@ -487,10 +379,7 @@ With --eval the p+ mask is scored on the test and the p− mask on the opposing 
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return e.runContrast(cmd, st) },
 	}
-	st.mf.register(c)
-	st.cf.register(c)
-	st.pf.register(c)
-	st.ef.register(c)
+	st.register(c)
 	fl := c.Flags()
 	fl.StringVar(&st.pos, "pos", "", "positive persona: statistics folder, text/.jsonl file, persona:TEXT or generic")
 	fl.StringVar(&st.neg, "neg", "", "opposing persona (same forms as --pos)")
@@ -507,10 +396,7 @@ With --eval the p+ mask is scored on the test and the p− mask on the opposing 
 
 // contrastRun holds the flags of contrastCmd.
 type contrastRun struct {
-	mf                                             modelFlags
-	cf                                             calibFlags
-	pf                                             patternFlags
-	ef                                             evalFlags
+	sweepFlags
 	pos, neg, outPos, outNeg, variant, phi, report string
 	force, asJSON                                  bool
 }
@@ -534,21 +420,13 @@ func (e *env) runContrast(cmd *cobra.Command, st *contrastRun) error {
 	if st.pos == "" || st.neg == "" {
 		return usagef("--pos and --neg are required")
 	}
-	src, err := st.cf.source(skipWarner(e))
-	if err != nil {
-		return err
-	}
-	ck, err := st.mf.open()
+	src, ck, test, err := st.open(e)
 	if err != nil {
 		return err
 	}
 	defer ck.Close()
-	test, err := st.ef.test(ck)
-	if err != nil {
-		return err
-	}
 	rows, err := subnet.RunContrast(cmd.Context(), subnet.ContrastConfig{Model: ck.Model, ModelName: ck.Path, Pos: st.pos, Neg: st.neg,
-		Calib: src, CalibModel: calibModel(ck), Variant: v, Phi: ph, Patterns: opts, OutPos: st.outPos, OutNeg: st.outNeg,
+		Calib: src, CalibModel: calib.ModelOf(ck), Variant: v, Phi: ph, Patterns: opts, OutPos: st.outPos, OutNeg: st.outNeg,
 		Overwrite: st.force, Test: test, Report: st.report, Progress: e.stages(""), Logf: e.logf})
 	if err != nil {
 		return err
@@ -604,7 +482,7 @@ appears atomically. A mask made for another model is refused.`,
 				return err
 			}
 			defer ck.Close()
-			if err := mask.Apply(ck.Model, mk, out, mask.ApplyOptions{Overwrite: force, Files: extraFiles(ck, mf), Progress: e.progress("writing")}); err != nil {
+			if err := mask.Apply(ck.Model, mk, out, mask.ApplyOptions{Overwrite: force, Files: ck.ExtraFiles(mf.tokenizer), Progress: e.progress("writing")}); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "masked model (kept %.2f%% of linear weights) → %s\n", 100*mk.Density(), out)

@@ -158,7 +158,7 @@ func (f *studyFlags) config(cmd *cobra.Command) (study.Config, error) {
 		}
 	}
 	if set("sparsity") {
-		if cfg.Sparsities, err = study.ParseFloats(f.sparsities); err != nil {
+		if cfg.Sparsities, err = subnet.ParseFloats(f.sparsities); err != nil {
 			return cfg, usagef("--sparsity: %v", err)
 		}
 	}

@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -361,22 +360,6 @@ func (cfg *Config) resolve() (Settings, []Pattern, error) {
 		s.SFTRank, s.SFTSteps, s.SFTLR = cfg.SFTRank, cfg.SFTSteps, cfg.SFTLR
 	}
 	return s, pats, nil
-}
-
-// ParseFloats parses a comma-separated list of numbers.
-func ParseFloats(s string) ([]float64, error) {
-	var out []float64
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		v, err := strconv.ParseFloat(p, 64)
-		if err != nil {
-			return nil, fmt.Errorf("bad number %q", p)
-		}
-		out = append(out, v)
-	}
-	return out, nil
 }
 
 // hasVoice reports whether name is in list.

@@ -386,16 +386,6 @@ func turns(row *voices.Row) (sys, user, ans string) {
 	return sys, user, ans
 }
 
-func (r *runner) chat() calib.ChatFunc {
-	return func(msgs []chattemplate.Message, gen bool) ([]int, error) {
-		cm := make([]chattemplate.Message, len(msgs))
-		for i, m := range msgs {
-			cm[i] = chattemplate.Message{Role: m.Role, Content: m.Content}
-		}
-		return r.ck.EncodeChat(cm, gen, nil)
-	}
-}
-
 // calibration builds a voice's calibration set from its passages.
 func (r *runner) calibration(v string) error {
 	rows, err := r.corp.Rows(v, r.set.CalibSplit)
@@ -415,7 +405,7 @@ func (r *runner) calibration(v string) error {
 		convs = append(convs, c)
 		texts = append(texts, ans)
 	}
-	s, err := calib.FromChats(v+"/"+r.set.CalibSplit, "voices", convs, r.chat(), calib.Options{MaxTokens: r.cfg.CalibMaxTokens})
+	s, err := calib.FromChats(v+"/"+r.set.CalibSplit, "voices", convs, r.ck.ChatEncoder(), calib.Options{MaxTokens: r.cfg.CalibMaxTokens})
 	if err != nil {
 		return err
 	}
