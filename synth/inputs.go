@@ -533,3 +533,35 @@ func ReadCharacters(path string) ([]Character, []Problem, error) {
 	})
 	return out, probs, err
 }
+
+// ReadPersonaFiles reads the personas of every file (ReadPersonas), in
+// order, with all their problems.
+func ReadPersonaFiles(paths []string, format string) ([]Persona, []Problem, error) {
+	return readAll(paths, func(p string) ([]Persona, []Problem, error) { return ReadPersonas(p, format) })
+}
+
+// ReadInstructionFiles reads the instructions of every file
+// (ReadInstructions), in order, with all their problems.
+func ReadInstructionFiles(paths []string, format, source string) ([]Instruction, []Problem, error) {
+	return readAll(paths, func(p string) ([]Instruction, []Problem, error) { return ReadInstructions(p, format, source) })
+}
+
+// ReadCharacterFiles reads the characters of every file (ReadCharacters),
+// in order, with all their problems.
+func ReadCharacterFiles(paths []string) ([]Character, []Problem, error) {
+	return readAll(paths, ReadCharacters)
+}
+
+// readAll joins what read returns for each path; the first error stops it.
+func readAll[T any](paths []string, read func(string) ([]T, []Problem, error)) ([]T, []Problem, error) {
+	var all []T
+	var probs []Problem
+	for _, p := range paths {
+		xs, pr, err := read(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		all, probs = append(all, xs...), append(probs, pr...)
+	}
+	return all, probs, nil
+}

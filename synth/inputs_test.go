@@ -217,3 +217,38 @@ func TestReadQuestionSet(t *testing.T) {
 		t.Fatalf("%v", set)
 	}
 }
+
+// TestReadFiles: the plural readers join files in order with all their
+// problems, and stop at a file that cannot be read.
+func TestReadFiles(t *testing.T) {
+	dir := t.TempDir()
+	a := writeFile(t, dir, "a.txt", "A grumpy lighthouse keeper\n")
+	b := writeFile(t, dir, "b.jsonl", `{"persona":"A cheerful baker"}`+"\nnot json\n")
+	ps, probs, err := ReadPersonaFiles([]string{a, b}, "")
+	if err != nil || len(ps) != 2 || ps[0].Text != "A grumpy lighthouse keeper" || ps[1].Text != "A cheerful baker" || len(probs) != 1 {
+		t.Fatalf("personas %+v, problems %v, %v", ps, probs, err)
+	}
+	if _, _, err := ReadPersonaFiles([]string{a, filepath.Join(dir, "missing.txt")}, ""); err == nil {
+		t.Error("missing file: no error")
+	}
+	q1 := writeFile(t, dir, "q1.txt", "Why is the sky blue?\n")
+	q2 := writeFile(t, dir, "q2.txt", "What is rain?\nWhere is Paris?\n")
+	ins, _, err := ReadInstructionFiles([]string{q1, q2}, InstructionQuestions, "")
+	if err != nil || len(ins) != 3 || ins[0].Source != "q1" || ins[2].Source != "q2" {
+		t.Fatalf("instructions %+v, %v", ins, err)
+	}
+	card := writeFile(t, dir, "mira.json", cardV2)
+	chars, _, err := ReadCharacterFiles([]string{card, card})
+	if err != nil || len(chars) != 2 {
+		t.Fatalf("characters %+v, %v", chars, err)
+	}
+}
+
+func TestParseModes(t *testing.T) {
+	if m, err := ParseModes(" rewrite, ,direct"); err != nil || strings.Join(m, ",") != "rewrite,direct" {
+		t.Errorf("%v %v", m, err)
+	}
+	if _, err := ParseModes("rewrite,paraphrase"); err == nil || !strings.Contains(err.Error(), `"paraphrase"`) {
+		t.Errorf("paraphrase: %v", err)
+	}
+}

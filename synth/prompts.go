@@ -194,6 +194,21 @@ const (
 	ModeDirect = "direct"
 )
 
+// ParseModes parses a comma-separated list of rewrite modes (ModeRewrite,
+// ModeDirect); empty entries are skipped.
+func ParseModes(s string) ([]string, error) {
+	var out []string
+	for _, m := range strings.Split(s, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			if m != ModeRewrite && m != ModeDirect {
+				return nil, fmt.Errorf("%q is not rewrite or direct", m)
+			}
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
 const pruneSystemRewrite = `You are an expert role-play actor. Your job is to rewrite answers so that they read exactly as a given persona would say them.
 
 Guidelines:

@@ -100,6 +100,15 @@ type Common struct {
 	Logf func(format string, args ...any)
 }
 
+// UseTeacher makes o the teacher of the run; Workers, when not set,
+// becomes o's worth of rows at once, at least 4.
+func (c *Common) UseTeacher(o *teacher.Opened) {
+	c.Teacher, c.TeacherModel = o.Teacher, o.Model
+	if c.Workers == 0 {
+		c.Workers = max(o.Workers, 4)
+	}
+}
+
 func (c *Common) logf(format string, args ...any) {
 	if c.Logf != nil {
 		c.Logf(format, args...)

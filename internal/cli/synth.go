@@ -201,6 +201,25 @@ func finishBatch(e *env, t *teacher.Opened) error {
 	return nil
 }
 
+// synthWithTeacher opens the teacher the flags select, runs one stage with
+// it (progress on ui) and prints the summary.
+func (e *env) synthWithTeacher(cmd *cobra.Command, mode synthMode, cf *synthCommon, tf *synthTeacherFlags, com synth.Common,
+	ui *synthUI, run func(synth.Common) (*synth.Summary, error)) error {
+	t, err := tf.open(cmd, e, mode, cf.out)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	com.Progress, com.Logf = ui.progress, ui.logf
+	com.UseTeacher(t)
+	sum, err := run(com)
+	ui.done()
+	if err == nil {
+		err = finishBatch(e, t)
+	}
+	return e.synthReport(cf, sum, err)
+}
+
 // synthUI shows the progress of each stage and prints notices above it.
 type synthUI struct {
 	e     *env
@@ -332,49 +351,17 @@ func (e *env) runSynthProfiles(cmd *cobra.Command, st *synthProfilesRun) error {
 	if len(st.personas) == 0 {
 		return usagef("--personas is required")
 	}
-	var all []synth.Persona
-	var probs []synth.Problem
-	for _, p := range st.personas {
-		ps, pr, err := synth.ReadPersonas(p, st.format)
-		if err != nil {
-			return err
-		}
-		all, probs = append(all, ps...), append(probs, pr...)
+	all, probs, err := synth.ReadPersonaFiles(st.personas, st.format)
+	if err != nil {
+		return err
 	}
 	e.synthProblems(probs)
 	if len(all) == 0 {
 		return fmt.Errorf("no usable personas in %s", strings.Join(st.personas, ", "))
 	}
-	t, err := st.tf.open(cmd, e, st.mode, st.cf.out)
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	ui := &synthUI{e: e, quiet: st.cf.quiet}
-	com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.Teacher, t.Model, ui.progress, ui.logf
-	if com.Workers == 0 {
-		com.Workers = max(t.Workers, 4)
-	}
-	sum, err := synth.RunProfiles(cmd.Context(), synth.ProfilesConfig{Common: com, Personas: all, Retries: st.retries, Problems: probs})
-	ui.done()
-	if err == nil {
-		err = finishBatch(e, t)
-	}
-	return e.synthReport(&st.cf, sum, err)
-}
-
-// synthReadInstructions reads every instruction file.
-func synthReadInstructions(files []string, format, source string) ([]synth.Instruction, []synth.Problem, error) {
-	var all []synth.Instruction
-	var probs []synth.Problem
-	for _, p := range files {
-		ins, pr, err := synth.ReadInstructions(p, format, source)
-		if err != nil {
-			return nil, nil, err
-		}
-		all, probs = append(all, ins...), append(probs, pr...)
-	}
-	return all, probs, nil
+	return e.synthWithTeacher(cmd, st.mode, &st.cf, &st.tf, com, &synthUI{e: e, quiet: st.cf.quiet}, func(com synth.Common) (*synth.Summary, error) {
+		return synth.RunProfiles(cmd.Context(), synth.ProfilesConfig{Common: com, Personas: all, Retries: st.retries, Problems: probs})
+	})
 }
 
 func (e *env) synthAnswersCmd(mode synthMode) *cobra.Command {
@@ -432,16 +419,11 @@ func (e *env) runSynthAnswers(cmd *cobra.Command, st *synthAnswersRun) error {
 	if len(st.characters) == 0 || len(st.instructions) == 0 {
 		return usagef("--characters and --instructions are required")
 	}
-	var chars []synth.Character
-	var probs []synth.Problem
-	for _, p := range st.characters {
-		cs, pr, err := synth.ReadCharacters(p)
-		if err != nil {
-			return err
-		}
-		chars, probs = append(chars, cs...), append(probs, pr...)
+	chars, probs, err := synth.ReadCharacterFiles(st.characters)
+	if err != nil {
+		return err
 	}
-	ins, pr, err := synthReadInstructions(st.instructions, st.format, st.source)
+	ins, pr, err := synth.ReadInstructionFiles(st.instructions, st.format, st.source)
 	if err != nil {
 		return err
 	}
@@ -453,23 +435,10 @@ func (e *env) runSynthAnswers(cmd *cobra.Command, st *synthAnswersRun) error {
 	if len(ins) == 0 {
 		return fmt.Errorf("no usable instructions in %s", strings.Join(st.instructions, ", "))
 	}
-	t, err := st.tf.open(cmd, e, st.mode, st.cf.out)
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	ui := &synthUI{e: e, quiet: st.cf.quiet}
-	com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.Teacher, t.Model, ui.progress, ui.logf
-	if com.Workers == 0 {
-		com.Workers = max(t.Workers, 4)
-	}
-	sum, err := synth.RunAnswers(cmd.Context(), synth.AnswersConfig{Common: com, Strategy: st.strategy,
-		Characters: chars, Instructions: ins, PerInstruction: st.per, Problems: probs})
-	ui.done()
-	if err == nil {
-		err = finishBatch(e, t)
-	}
-	return e.synthReport(&st.cf, sum, err)
+	return e.synthWithTeacher(cmd, st.mode, &st.cf, &st.tf, com, &synthUI{e: e, quiet: st.cf.quiet}, func(com synth.Common) (*synth.Summary, error) {
+		return synth.RunAnswers(cmd.Context(), synth.AnswersConfig{Common: com, Strategy: st.strategy,
+			Characters: chars, Instructions: ins, PerInstruction: st.per, Problems: probs})
+	})
 }
 
 func (e *env) synthPersonaCmd(mode synthMode) *cobra.Command {
@@ -560,14 +529,9 @@ func (st *synthPersonaRun) check(com synth.Common) ([]string, error) {
 	if st.phase == "all" && !com.Shard.Whole() {
 		return nil, usagef("a sharded job needs two phases: --phase score on every shard, \"masque synth merge\", then --phase rewrite --scores MERGED/%s", filepath.Base(synth.StageFile("", synth.StageScores, "log")))
 	}
-	var modeList []string
-	for _, m := range strings.Split(st.modes, ",") {
-		if m = strings.TrimSpace(m); m != "" {
-			if m != synth.ModeRewrite && m != synth.ModeDirect {
-				return nil, usagef("--modes: %q is not rewrite or direct", m)
-			}
-			modeList = append(modeList, m)
-		}
+	modeList, err := synth.ParseModes(st.modes)
+	if err != nil {
+		return nil, usagef("--modes: %v", err)
 	}
 	return modeList, nil
 }
@@ -607,7 +571,7 @@ func (e *env) runSynthPersona(cmd *cobra.Command, st *synthPersonaRun) error {
 	if err != nil {
 		return err
 	}
-	ins, probs, err := synthReadInstructions(st.instructions, st.format, "")
+	ins, probs, err := synth.ReadInstructionFiles(st.instructions, st.format, "")
 	if err != nil {
 		return err
 	}
@@ -638,22 +602,10 @@ func (e *env) runSynthPersona(cmd *cobra.Command, st *synthPersonaRun) error {
 		return err
 	}
 	e.synthProblems(pr)
-	t, err := st.tf.open(cmd, e, st.mode, st.cf.out)
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	com.Teacher, com.TeacherModel, com.Progress, com.Logf = t.Teacher, t.Model, ui.progress, ui.logf
-	if com.Workers == 0 {
-		com.Workers = max(t.Workers, 4)
-	}
-	sum, err := synth.RunPersonaData(ctx, synth.PersonaConfig{Common: com, Persona: st.persona, Instructions: ins,
-		Exclude: excl, Scores: sc, TopN: st.top, Modes: modeList, Problems: probs})
-	ui.done()
-	if err == nil {
-		err = finishBatch(e, t)
-	}
-	return e.synthReport(&st.cf, sum, err)
+	return e.synthWithTeacher(cmd, st.mode, &st.cf, &st.tf, com, ui, func(com synth.Common) (*synth.Summary, error) {
+		return synth.RunPersonaData(ctx, synth.PersonaConfig{Common: com, Persona: st.persona, Instructions: ins,
+			Exclude: excl, Scores: sc, TopN: st.top, Modes: modeList, Problems: probs})
+	})
 }
 
 func (e *env) synthMergeCmd() *cobra.Command {

@@ -95,10 +95,7 @@ func (e *env) synthStyleRun(cmd *cobra.Command, mode synthMode, cf *synthCommon,
 			return err
 		}
 		defer t.Close()
-		com.Teacher, com.TeacherModel = t.Teacher, t.Model
-		if com.Workers == 0 {
-			com.Workers = max(t.Workers, 4)
-		}
+		com.UseTeacher(t)
 	}
 	sum, err := synth.RunStyleRewrite(cmd.Context(), synth.StyleConfig{Common: com, Lines: lines, Hints: hints,
 		Trace: trace, Retries: retries, Problems: probs})
