@@ -143,14 +143,14 @@ func LoadChat(ck *checkpoint.Checkpoint, path, evalPath string, o DataOptions) (
 	return d, nil
 }
 
+// kitHoldout is the share of an evaluation kit's valid split held out.
+const kitHoldout = 0.1
+
 // LoadPersona reads one voice of a voices corpus (`masque corpus voices`):
 // its train split is the training data, its valid split the held-out data.
 // An evaluation kit (a corpus without train splits, such as the one built
 // into builtin:voices: voices.DefaultCorpus) gives its valid split, a tenth
 // of it (kitHoldout) held out.
-// kitHoldout is the share of an evaluation kit's valid split held out.
-const kitHoldout = 0.1
-
 func LoadPersona(ck *checkpoint.Checkpoint, corpusDir, persona string, o DataOptions) (*Data, error) {
 	corp, err := voices.OpenCorpus(corpusDir)
 	if err != nil {
@@ -265,6 +265,66 @@ func OtherVoices(corpusDir, persona string) ([]string, error) {
 	}
 	names := slices.DeleteFunc(corp.Names(), func(s string) bool { return s == persona })
 	return names, nil
+}
+
+// DataSource says where a run's rows come from, as `masque sculpt` takes
+// them: one voice of a voices corpus (Persona, with Corpus), or a chat file
+// (Data, with EvalData held out; without it a share of Data, see
+// DataOptions.EvalFraction). An empty Corpus is the evaluation kit built
+// into builtin:voices (voices.DefaultCorpus).
+type DataSource struct {
+	Persona, Corpus string
+	Data, EvalData  string
+}
+
+// ErrTwoSources is Load's error for a source that names both a persona and
+// a data file.
+var ErrTwoSources = errors.New("sculpt: a persona and a data file are two sources of data; give one")
+
+// CorpusDir returns the voices corpus folder: Corpus, or the evaluation kit
+// built into builtin:voices when Corpus is empty.
+func (s DataSource) CorpusDir() (string, error) {
+	if s.Corpus != "" {
+		return s.Corpus, nil
+	}
+	return voices.DefaultCorpus()
+}
+
+// Load reads the rows s names (LoadPersona or LoadChat); nil, and no error,
+// when it names none.
+func (s DataSource) Load(ck *checkpoint.Checkpoint, o DataOptions) (*Data, error) {
+	switch {
+	case s.Persona != "" && s.Data != "":
+		return nil, ErrTwoSources
+	case s.Persona != "":
+		dir, err := s.CorpusDir()
+		if err != nil {
+			return nil, err
+		}
+		return LoadPersona(ck, dir, s.Persona, o)
+	case s.Data != "":
+		return LoadChat(ck, s.Data, s.EvalData, o)
+	}
+	return nil, nil
+}
+
+// LoadGeneric reads the generic calibration data of the baselines for the
+// persona of s: every other voice of the corpus, pooled (LoadPooled, at
+// most perVoice training rows each), and its name for run.json.
+func (s DataSource) LoadGeneric(ck *checkpoint.Checkpoint, perVoice int, o DataOptions) (*Data, string, error) {
+	if s.Persona == "" {
+		return nil, "", errors.New("sculpt: generic calibration data needs a persona (the corpus's other voices are the generic data)")
+	}
+	dir, err := s.CorpusDir()
+	if err != nil {
+		return nil, "", err
+	}
+	others, err := OtherVoices(dir, s.Persona)
+	if err != nil {
+		return nil, "", err
+	}
+	d, err := LoadPooled(ck, dir, others, perVoice, o)
+	return d, "generic (voices other than " + s.Persona + ")", err
 }
 
 // seqHash identifies a list of sequences (for checkpoint fingerprints).

@@ -18,6 +18,7 @@ package judge
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/masque-ai/masque/jsonlstore"
 	"github.com/masque-ai/masque/openaiclient"
@@ -47,6 +48,32 @@ type Judge struct {
 	RubricMaxTokens int
 	// Prompts is the prompt set of pairwise comparisons (nil: Standard).
 	Prompts *PromptSet
+}
+
+// KeyEnv is the environment variable NewEndpoint reads the judge's API key
+// from (never OPENAI_API_KEY, so that a key is only sent where it was meant
+// to go).
+const KeyEnv = "MASQUE_JUDGE_KEY"
+
+// Endpoint is a judge model behind an OpenAI-compatible endpoint.
+type Endpoint struct {
+	URL, Model string
+	// Key is the API key ("": $MASQUE_JUDGE_KEY).
+	Key string
+	// Attempts is the number of tries per request (≤ 0: the client's default).
+	Attempts int
+	// RubricMaxTokens overrides the rubric tasks' reply cap (≤ 0: the prompt set's).
+	RubricMaxTokens int
+}
+
+// NewEndpoint returns the judge of ep with prompt set ps.
+func NewEndpoint(ep Endpoint, ps *PromptSet) *Judge {
+	key := ep.Key
+	if key == "" {
+		key = os.Getenv(KeyEnv)
+	}
+	return &Judge{Client: &openaiclient.Client{Name: "judge", URL: ep.URL, APIKey: key, MaxAttempts: ep.Attempts}, Model: ep.Model,
+		RubricMaxTokens: ep.RubricMaxTokens, Prompts: ps}
 }
 
 // Judgement is one verdict on one response.

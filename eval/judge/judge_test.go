@@ -75,3 +75,16 @@ func TestJudgeCachesAndPairwise(t *testing.T) {
 		t.Fatalf("%+v %v", o, err)
 	}
 }
+
+// TestNewEndpoint: the key comes from Endpoint.Key, else $MASQUE_JUDGE_KEY.
+func TestNewEndpoint(t *testing.T) {
+	t.Setenv(KeyEnv, "from-env")
+	j := NewEndpoint(Endpoint{URL: "http://127.0.0.1:1/v1", Model: "m", Attempts: 3, RubricMaxTokens: 7}, Compact)
+	if j.Client.APIKey != "from-env" || j.Client.MaxAttempts != 3 || j.Client.URL != "http://127.0.0.1:1/v1" || j.Model != "m" ||
+		j.RubricMaxTokens != 7 || j.Prompts != Compact {
+		t.Errorf("%+v (client %+v)", j, j.Client)
+	}
+	if j := NewEndpoint(Endpoint{Key: "given"}, Standard); j.Client.APIKey != "given" {
+		t.Errorf("key %q, want the given one", j.Client.APIKey)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/masque-ai/masque/data/evalset"
 )
 
 // Question kinds.
@@ -172,6 +174,15 @@ func LoadSet(dir string) (*Set, error) {
 		return nil, fmt.Errorf("evaluation set %s: not a folder (want the Persona-Pruner layout: one subfolder per persona)", dir)
 	}
 	return LoadSetFS(os.DirFS(dir), dir)
+}
+
+// OpenSet loads the evaluation set named by name: "" or "builtin"
+// (evalset.Name) is masque's own set, anything else a folder (LoadSet).
+func OpenSet(name string) (*Set, error) {
+	if name == "" || name == evalset.Name {
+		return LoadSetFS(evalset.FS, evalset.Name)
+	}
+	return LoadSet(name)
 }
 
 // LoadSetFS is LoadSet on a file system (for example an embedded set);

@@ -188,3 +188,16 @@ func TestLoadRoleBench(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
+
+// TestOpenSet: "" and "builtin" are the embedded set; anything else a folder.
+func TestOpenSet(t *testing.T) {
+	for _, name := range []string{"", evalset.Name} {
+		s, err := OpenSet(name)
+		if err != nil || s.Source != evalset.Name || len(s.Personas) == 0 {
+			t.Errorf("%q: %v", name, err)
+		}
+	}
+	if _, err := OpenSet(filepath.Join(t.TempDir(), "missing")); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("missing folder: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package roleplay
 import (
 	"context"
 	"errors"
+	"os"
 
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/generate"
@@ -20,7 +21,8 @@ type Target struct {
 	Checkpoint *checkpoint.Checkpoint // a local model
 	Mask       string                 // mask file applied to the local model in memory
 
-	URL, Name, Key string // an endpoint, instead of Checkpoint
+	URL, Name string // an endpoint, instead of Checkpoint
+	Key       string // the endpoint's API key ("": $MASQUE_MODEL_KEY)
 
 	MaxTokens   int     // longest answer
 	Temperature float32 // 0: greedy
@@ -30,6 +32,11 @@ type Target struct {
 	// local model (its Progress follows them).
 	Reference ReferenceOptions
 }
+
+// ModelKeyEnv is the environment variable of an endpoint's API key when
+// Target.Key is empty (never OPENAI_API_KEY, so that a key is only sent
+// where it was meant to go).
+const ModelKeyEnv = "MASQUE_MODEL_KEY"
 
 // ErrEndpointReference says that masks and reference metrics need a local
 // model: an endpoint gives no log-probabilities of given text.
@@ -48,7 +55,11 @@ func (cfg *Config) SetTarget(ctx context.Context, t Target) error {
 		if t.Temperature > 0 {
 			seed = &t.Seed
 		}
-		cfg.Gen = &Endpoint{Client: &openaiclient.Client{Name: "model", URL: t.URL, APIKey: t.Key}, Model: t.Name,
+		key := t.Key
+		if key == "" {
+			key = os.Getenv(ModelKeyEnv)
+		}
+		cfg.Gen = &Endpoint{Client: &openaiclient.Client{Name: "model", URL: t.URL, APIKey: key}, Model: t.Name,
 			MaxTokens: t.MaxTokens, Temperature: float64(t.Temperature), Seed: seed}
 		cfg.Model = t.Name + " @ " + t.URL
 		cfg.Reference = &Reference{Notes: []string{"multiple-choice tests and perplexity need a local model"}}

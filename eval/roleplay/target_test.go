@@ -63,3 +63,18 @@ func TestSetTarget(t *testing.T) {
 		t.Errorf("missing mask: %v", err)
 	}
 }
+
+// TestEndpointKeyFromEnv: an endpoint target without a key uses
+// $MASQUE_MODEL_KEY; a given key wins.
+func TestEndpointKeyFromEnv(t *testing.T) {
+	t.Setenv(ModelKeyEnv, "from-env")
+	for key, want := range map[string]string{"": "from-env", "given": "given"} {
+		var cfg Config
+		if err := cfg.SetTarget(context.Background(), Target{URL: "http://127.0.0.1:1/v1", Name: "m", Key: key}); err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Gen.(*Endpoint).Client.APIKey; got != want {
+			t.Errorf("key %q: sent %q, want %q", key, got, want)
+		}
+	}
+}

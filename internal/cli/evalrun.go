@@ -18,15 +18,7 @@ import (
 	"github.com/masque-ai/masque/eval/report"
 	"github.com/masque-ai/masque/eval/roleplay"
 	"github.com/masque-ai/masque/internal/textarg"
-	"github.com/masque-ai/masque/openaiclient"
 	"github.com/masque-ai/masque/style"
-)
-
-// Environment variables for endpoint keys (never read from OPENAI_API_KEY,
-// so that a key is only sent where it was meant to go).
-const (
-	evalJudgeKeyEnv = "MASQUE_JUDGE_KEY"
-	evalModelKeyEnv = "MASQUE_MODEL_KEY"
 )
 
 // evalJudgeFlags select a judge endpoint and its prompts.
@@ -40,7 +32,7 @@ func (f *evalJudgeFlags) register(c *cobra.Command) {
 	fl := c.Flags()
 	fl.StringVar(&f.url, "judge-url", "", "OpenAI-compatible endpoint of the judge (e.g. http://127.0.0.1:8080/v1)")
 	fl.StringVar(&f.model, "judge-model", "", "the judge's model name on that endpoint")
-	fl.StringVar(&f.key, "judge-key", "", "API key of the judge (default: $"+evalJudgeKeyEnv+")")
+	fl.StringVar(&f.key, "judge-key", "", "API key of the judge (default: $"+judge.KeyEnv+")")
 	fl.StringVar(&f.prompts, "judge-prompts", "standard", "judge prompt set: standard, or compact for judges with a small context (scores are not comparable across sets)")
 	fl.IntVar(&f.concurrency, "judge-concurrency", 4, "judge requests in flight at once")
 	fl.IntVar(&f.attempts, "judge-attempts", 5, "attempts per judge request (retries with backoff on 429, 5xx and network errors)")
@@ -59,12 +51,7 @@ func (f *evalJudgeFlags) judge() (*judge.Judge, *judge.PromptSet, error) {
 	if f.model == "" {
 		return nil, nil, usagef("--judge-model is required with --judge-url")
 	}
-	key := f.key
-	if key == "" {
-		key = os.Getenv(evalJudgeKeyEnv)
-	}
-	return &judge.Judge{Client: &openaiclient.Client{Name: "judge", URL: f.url, APIKey: key, MaxAttempts: f.attempts}, Model: f.model,
-		RubricMaxTokens: f.rubricTokens, Prompts: ps}, ps, nil
+	return judge.NewEndpoint(judge.Endpoint{URL: f.url, Model: f.model, Key: f.key, Attempts: f.attempts, RubricMaxTokens: f.rubricTokens}, ps), ps, nil
 }
 
 // evalMetrics turns --judges (pp, gym, or metric names) into metrics of ps.
@@ -110,7 +97,7 @@ func (f *evalRunFlags) register(c *cobra.Command, defaultJudges []string) {
 	fl.StringVar(&f.maskPath, "mask", "", "evaluate the model with this weight mask applied in memory")
 	fl.StringVar(&f.modelURL, "model-url", "", "evaluate a model behind an OpenAI-compatible endpoint instead of --model")
 	fl.StringVar(&f.modelName, "model-name", "", "the model's name on --model-url")
-	fl.StringVar(&f.modelKey, "model-key", "", "API key of --model-url (default: $"+evalModelKeyEnv+")")
+	fl.StringVar(&f.modelKey, "model-key", "", "API key of --model-url (default: $"+roleplay.ModelKeyEnv+")")
 	fl.StringSliceVar(&f.judges, "judges", defaultJudges, "judge metrics: pp (Persona-Pruner consistency and coherence), gym (the five PersonaGym rubric tasks), none, or metric names")
 	fl.StringVarP(&f.out, "out", "o", "", "run folder: run.json, report.html and the resumable caches (required)")
 	fl.StringVar(&f.cacheDir, "cache", "", "folder for generations.jsonl and judgements.jsonl (default: --out; runs may share one)")
@@ -214,9 +201,6 @@ func (f *evalRunFlags) setTarget(ctx context.Context, e *env, cfg *roleplay.Conf
 			return nil, usagef("--model-name is required with --model-url")
 		}
 		t.URL, t.Name, t.Key = f.modelURL, f.modelName, f.modelKey
-		if t.Key == "" {
-			t.Key = os.Getenv(evalModelKeyEnv)
-		}
 	} else {
 		sys, err := textarg.Read(f.mcSystem)
 		if err != nil {
@@ -338,13 +322,7 @@ run the same command again to resume. Results: OUT/run.json and OUT/report.html.
       --judge-url https://api.openai.com/v1 --judge-model gpt-4o-mini --judges pp,gym --out runs/dense`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var set *roleplay.Set
-			var err error
-			if setPath == "" || setPath == evalset.Name {
-				set, err = roleplay.LoadSetFS(evalset.FS, evalset.Name)
-			} else {
-				set, err = roleplay.LoadSet(setPath)
-			}
+			set, err := roleplay.OpenSet(setPath)
 			if err != nil {
 				return err
 			}

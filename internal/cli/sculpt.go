@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/checkpoint"
-	"github.com/masque-ai/masque/eval/voices"
 	"github.com/masque-ai/masque/sculpt"
 	"github.com/masque-ai/masque/train"
 )
@@ -52,39 +51,32 @@ func (f *sculptFlags) exportOptions() sculpt.ExportOptions {
 	return sculpt.ExportOptions{DType: f.dtype, GGUFType: f.ggufType, NoGGUF: f.noGGUF}
 }
 
+// source is the data --persona/--corpus or --data name.
+func (f *sculptFlags) source() sculpt.DataSource {
+	return sculpt.DataSource{Persona: f.persona, Corpus: f.corpus, Data: f.data, EvalData: f.evalData}
+}
+
 // defaultCorpus sets --corpus, when not given, to the evaluation kit built
 // into builtin:voices (its personas' valid and test splits).
-func (f *sculptFlags) defaultCorpus() error {
-	if f.corpus != "" {
-		return nil
-	}
-	dir, err := voices.DefaultCorpus()
-	f.corpus = dir
+func (f *sculptFlags) defaultCorpus() (err error) {
+	f.corpus, err = f.source().CorpusDir()
 	return err
 }
 
 // loadData reads --persona/--corpus or --data.
 func (f *sculptFlags) loadData(e *env, ck *checkpoint.Checkpoint, needData bool) (*sculpt.Data, error) {
-	do := sculpt.DataOptions{MaxLen: f.maxLen, Seed: f.seed, MaxRows: f.maxRows}
-	var d *sculpt.Data
-	var err error
-	switch {
-	case f.persona != "" && f.data != "":
+	d, err := f.source().Load(ck, sculpt.DataOptions{MaxLen: f.maxLen, Seed: f.seed, MaxRows: f.maxRows})
+	if errors.Is(err, sculpt.ErrTwoSources) {
 		return nil, usagef("give --persona (with --corpus) or --data, not both")
-	case f.persona != "":
-		if err := f.defaultCorpus(); err != nil {
-			return nil, err
-		}
-		d, err = sculpt.LoadPersona(ck, f.corpus, f.persona, do)
-	case f.data != "":
-		d, err = sculpt.LoadChat(ck, f.data, f.evalData, do)
-	case needData:
-		return nil, usagef("give --data FILE.jsonl, or --persona NAME with --corpus DIR")
-	default:
-		return nil, nil
 	}
 	if err != nil {
 		return nil, err
+	}
+	if d == nil {
+		if needData {
+			return nil, usagef("give --data FILE.jsonl, or --persona NAME with --corpus DIR")
+		}
+		return nil, nil
 	}
 	fmt.Fprintf(e.stderr, "data: %d training rows (%d tokens, %d trained on), %d held out, %d skipped\n",
 		len(d.Train), d.Tokens, d.Targets, len(d.Valid), len(d.Skipped))
@@ -388,14 +380,9 @@ func (e *env) runSculptBaseline(cmd *cobra.Command, st *sculptBaselineRun) error
 	}
 	defer ck.Close()
 	if st.calib == "generic" {
-		others, err := sculpt.OtherVoices(st.f.corpus, st.f.persona)
-		if err != nil {
+		if st.cfg.Calib, st.cfg.CalibName, err = st.f.source().LoadGeneric(ck, st.f.maxRows, sculpt.DataOptions{MaxLen: st.f.maxLen}); err != nil {
 			return err
 		}
-		if st.cfg.Calib, err = sculpt.LoadPooled(ck, st.f.corpus, others, st.f.maxRows, sculpt.DataOptions{MaxLen: st.f.maxLen}); err != nil {
-			return err
-		}
-		st.cfg.CalibName = "generic (voices other than " + st.f.persona + ")"
 	} else {
 		if st.cfg.Calib, err = st.f.loadData(e, ck, method != sculpt.MethodMagnitude); err != nil {
 			return err
