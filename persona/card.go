@@ -54,40 +54,110 @@ type Card struct {
 	AlternateGreetings []string `json:"alternate_greetings"`
 }
 
-// CardBook is a card's character_book (V2 spec), the fields masque uses.
+// CardBook is a card's character_book (V2 and V3 specs), the fields
+// masque uses.
 type CardBook struct {
-	ScanDepth int             `json:"scan_depth"`
-	Entries   []CardBookEntry `json:"entries"`
+	ScanDepth         *int            `json:"scan_depth"`
+	TokenBudget       int             `json:"token_budget"`
+	RecursiveScanning *bool           `json:"recursive_scanning"`
+	Entries           []CardBookEntry `json:"entries"`
 }
 
-// CardBookEntry is one character_book entry.
+// CardBookEntry is one character_book entry: the spec's fields, and the
+// world-info settings SillyTavern keeps in its extensions.
 type CardBookEntry struct {
 	Keys           []string `json:"keys"`
 	SecondaryKeys  []string `json:"secondary_keys"`
 	Content        string   `json:"content"`
 	Enabled        *bool    `json:"enabled"`
 	InsertionOrder int      `json:"insertion_order"`
-	CaseSensitive  bool     `json:"case_sensitive"`
+	Priority       *int     `json:"priority"`
+	CaseSensitive  *bool    `json:"case_sensitive"`
 	Constant       bool     `json:"constant"`
 	Selective      bool     `json:"selective"`
 	// Position is "before_char" or "after_char" (V2), or SillyTavern's
 	// world-info number (0 before, 1 after); anything else means after.
 	Position any `json:"position"`
+	// Extensions are SillyTavern's settings (position, depth, role,
+	// selectiveLogic, scan_depth, case_sensitive, match_whole_words,
+	// exclude_recursion, prevent_recursion, delay_until_recursion); values
+	// of another type than SillyTavern writes are ignored.
+	Extensions map[string]any `json:"extensions"`
 }
 
-// position maps a card entry's position to a LoreEntry's.
-func (e *CardBookEntry) position() string {
+// SillyTavern's world-info positions and selective logics, by number.
+var (
+	stPositions = []string{PosBeforeChar, PosAfterChar, PosANTop, PosANBottom, PosAtDepth, PosBeforeExamples, PosAfterExamples, PosOutlet}
+	stLogics    = []string{LogicAndAny, LogicNotAll, LogicNotAny, LogicAndAll}
+	stRoles     = []string{"system", "user", "assistant"}
+)
+
+// extInt returns the integer extension name, if it is one.
+func (e *CardBookEntry) extInt(name string) (int, bool) {
+	f, ok := e.Extensions[name].(float64)
+	if !ok || f != float64(int(f)) {
+		return 0, false
+	}
+	return int(f), true
+}
+
+// extBool returns the boolean extension name, or nil.
+func (e *CardBookEntry) extBool(name string) *bool {
+	if b, ok := e.Extensions[name].(bool); ok {
+		return &b
+	}
+	return nil
+}
+
+// entry converts a card entry into a LoreEntry.
+func (e *CardBookEntry) entry() LoreEntry {
+	le := LoreEntry{
+		Keys: slices.Clone(e.Keys), SecondaryKeys: slices.Clone(e.SecondaryKeys), Content: e.Content,
+		Disabled: e.Enabled != nil && !*e.Enabled, InsertionOrder: e.InsertionOrder, Priority: e.Priority,
+		CaseSensitive: e.CaseSensitive, Constant: e.Constant, Selective: e.Selective, Position: PosAfterChar,
+	}
 	switch p := e.Position.(type) {
 	case string:
-		if p == "before_char" {
-			return p
+		if p == PosBeforeChar {
+			le.Position = p
 		}
 	case float64:
 		if p == 0 {
-			return "before_char"
+			le.Position = PosBeforeChar
 		}
 	}
-	return "after_char"
+	if p, ok := e.extInt("position"); ok && p >= 0 && p < len(stPositions) {
+		le.Position = stPositions[p]
+	}
+	if le.Position == PosAtDepth {
+		le.Depth = DefaultLoreDepth
+		if d, ok := e.extInt("depth"); ok && d >= 0 && d <= MaxScanDepth {
+			le.Depth = d
+		}
+		le.Role = "system"
+		if r, ok := e.extInt("role"); ok && r >= 0 && r < len(stRoles) {
+			le.Role = stRoles[r]
+		}
+	}
+	if l, ok := e.extInt("selectiveLogic"); ok && l >= 0 && l < len(stLogics) && l > 0 {
+		le.SelectiveLogic = stLogics[l]
+	}
+	if d, ok := e.extInt("scan_depth"); ok && d >= 0 && d <= MaxScanDepth {
+		le.ScanDepth = &d
+	}
+	if b := e.extBool("case_sensitive"); b != nil {
+		le.CaseSensitive = b
+	}
+	le.MatchWholeWords = e.extBool("match_whole_words")
+	for _, f := range []struct {
+		name string
+		to   *bool
+	}{{"exclude_recursion", &le.ExcludeRecursion}, {"prevent_recursion", &le.PreventRecursion}, {"delay_until_recursion", &le.DelayUntilRecursion}} {
+		if b := e.extBool(f.name); b != nil {
+			*f.to = *b
+		}
+	}
+	return le
 }
 
 // MaxCardBytes bounds the size of a card file (a PNG with its image).
@@ -390,13 +460,13 @@ func (c *Card) Spec() (Spec, error) {
 
 // lorebook converts a card's book (copying its lists).
 func (b *CardBook) lorebook() *Lorebook {
-	out := &Lorebook{ScanDepth: b.ScanDepth}
-	for _, e := range b.Entries {
-		out.Entries = append(out.Entries, LoreEntry{
-			Keys: slices.Clone(e.Keys), SecondaryKeys: slices.Clone(e.SecondaryKeys), Content: e.Content,
-			Disabled: e.Enabled != nil && !*e.Enabled, InsertionOrder: e.InsertionOrder, CaseSensitive: e.CaseSensitive,
-			Constant: e.Constant, Selective: e.Selective, Position: e.position(),
-		})
+	out := &Lorebook{TokenBudget: b.TokenBudget, RecursiveScanning: b.RecursiveScanning}
+	if b.ScanDepth != nil {
+		d := *b.ScanDepth
+		out.ScanDepth = &d
+	}
+	for i := range b.Entries {
+		out.Entries = append(out.Entries, b.Entries[i].entry())
 	}
 	return out
 }

@@ -4,51 +4,130 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/dlclark/regexp2"
 )
 
 // Lorebook is a character card's character_book: entries of background
-// text inserted into the system prompt when one of their keys appears in
-// the last ScanDepth messages of a conversation, as SillyTavern's world
-// info does (substring keys, case-insensitive unless the entry says
-// otherwise; selective entries also need a secondary key; constant entries
-// always; enabled ones only; ordered by insertion_order, lowest first; each
-// before or after the character's description). Regular-expression keys,
-// token budgets and recursive scanning are not supported: a key is always
-// matched as plain text.
+// text put into the prompt when their keys appear in the latest messages of
+// a conversation, as SillyTavern's World Info does for a character's book:
+//
+//   - A key is plain text, found anywhere in the scanned text (case-
+//     insensitively unless the entry or the book is case-sensitive; a key of
+//     one word only as a whole word when whole-word matching is on, which it
+//     is by default), or a JavaScript regular expression written
+//     /pattern/flags (flags i, m, s, u; g, y and d change nothing), matched
+//     as it says, macros expanded first. A key that looks like a regular
+//     expression but does not compile is plain text.
+//   - The scanned text is the last ScanDepth messages (the entry's own
+//     scan depth when it has one); 0 scans no message, so that only constant
+//     entries and recursion activate entries.
+//   - An entry activates when one of its keys matches and, when it is
+//     selective and has secondary keys, its secondary keys pass its
+//     SelectiveLogic (AND ANY, NOT ALL, NOT ANY, AND ALL). Constant entries
+//     always activate; disabled entries and entries without content never.
+//   - Recursion (on unless RecursiveScanning is false): the contents of the
+//     activated entries (but those that prevent recursion) are scanned too,
+//     pass after pass, until a pass activates nothing new. An entry that
+//     excludes recursion is never activated by other entries' contents; one
+//     delayed until recursion is activated only by them.
+//   - Token budget (TokenBudget > 0, in tokens of the model's tokenizer):
+//     the activated entries are taken constant ones first, then by priority
+//     (Priority, or InsertionOrder when it has none), highest first, entries
+//     of an earlier pass before those of later ones; when the next entry does
+//     not fit in what is left, no further entry is taken.
+//   - Placement: the taken entries are ordered by InsertionOrder, lowest
+//     first, and go before or after the character's definitions, before or
+//     after the example dialogue (as example blocks), or into the
+//     conversation at a depth, as messages of a role.
+//
+// Not supported: SillyTavern's probability, inclusion groups, timed effects
+// (sticky, cooldown, delay), minimum activations, Author's Note and outlet
+// positions (entries placed there are activated but not inserted, as
+// SillyTavern does when the Author's Note is off), vector matching and the
+// V3 spec's @@decorators. A V3 card's use_regex is not needed: as in
+// SillyTavern, a key is a regular expression by its /…/ form.
 type Lorebook struct {
 	// ScanDepth is how many of the latest messages are searched for keys
-	// (DefaultScanDepth when 0).
-	ScanDepth int `json:"scan_depth,omitempty" yaml:"scan_depth,omitempty"`
+	// (DefaultScanDepth when not set; 0 searches none).
+	ScanDepth *int `json:"scan_depth,omitempty" yaml:"scan_depth,omitempty"`
+	// TokenBudget, when positive, bounds the tokens of the entries inserted
+	// (measured with the model's tokenizer).
+	TokenBudget int `json:"token_budget,omitempty" yaml:"token_budget,omitempty"`
+	// RecursiveScanning says whether entries' contents activate other
+	// entries (default true, SillyTavern's default).
+	RecursiveScanning *bool `json:"recursive_scanning,omitempty" yaml:"recursive_scanning,omitempty"`
+	// CaseSensitive is the default of entries that do not say.
+	CaseSensitive bool `json:"case_sensitive,omitempty" yaml:"case_sensitive,omitempty"`
+	// MatchWholeWords is the default of entries that do not say (default
+	// true, SillyTavern's default).
+	MatchWholeWords *bool `json:"match_whole_words,omitempty" yaml:"match_whole_words,omitempty"`
 	// Entries are the lore entries.
 	Entries []LoreEntry `json:"entries" yaml:"entries"`
 }
 
-// LoreEntry is one lorebook entry (character_book.entries[i]).
+// LoreEntry is one lorebook entry (character_book.entries[i], with the
+// fields SillyTavern keeps in the entry's extensions).
 type LoreEntry struct {
-	// Keys activate the entry when one appears in a scanned message.
+	// Keys activate the entry when one matches the scanned text.
 	Keys []string `json:"keys" yaml:"keys"`
-	// SecondaryKeys: a selective entry also needs one of these.
+	// SecondaryKeys: a selective entry also needs these to pass its
+	// SelectiveLogic.
 	SecondaryKeys []string `json:"secondary_keys,omitempty" yaml:"secondary_keys,omitempty"`
 	// Content is the text inserted.
 	Content string `json:"content" yaml:"content"`
 	// Disabled entries are never inserted (the card's "enabled": false).
 	Disabled bool `json:"disabled,omitempty" yaml:"disabled,omitempty"`
-	// InsertionOrder orders the inserted entries, lowest first.
+	// InsertionOrder orders the inserted entries, lowest first; without a
+	// Priority it is also the entry's priority under a token budget.
 	InsertionOrder int `json:"insertion_order,omitempty" yaml:"insertion_order,omitempty"`
-	// CaseSensitive keys match only with the same case.
-	CaseSensitive bool `json:"case_sensitive,omitempty" yaml:"case_sensitive,omitempty"`
-	// Constant entries are always inserted.
+	// Priority, when set, ranks the entry under a token budget: the lowest
+	// are dropped first.
+	Priority *int `json:"priority,omitempty" yaml:"priority,omitempty"`
+	// CaseSensitive keys match only with the same case (default: the
+	// book's).
+	CaseSensitive *bool `json:"case_sensitive,omitempty" yaml:"case_sensitive,omitempty"`
+	// MatchWholeWords: a plain key of one word matches only a whole word
+	// (default: the book's).
+	MatchWholeWords *bool `json:"match_whole_words,omitempty" yaml:"match_whole_words,omitempty"`
+	// Constant entries are always inserted (within the budget).
 	Constant bool `json:"constant,omitempty" yaml:"constant,omitempty"`
-	// Selective entries need a key and a secondary key.
+	// Selective entries check SecondaryKeys.
 	Selective bool `json:"selective,omitempty" yaml:"selective,omitempty"`
-	// Position is "before_char" or "after_char" (the default): where the
-	// entry goes relative to the character's system prompt.
+	// SelectiveLogic is how the secondary keys decide: "and_any" (the
+	// default: one of them must match), "and_all" (all must), "not_any"
+	// (none may), "not_all" (not all may).
+	SelectiveLogic string `json:"selective_logic,omitempty" yaml:"selective_logic,omitempty"`
+	// ScanDepth, when set, replaces the book's for this entry.
+	ScanDepth *int `json:"scan_depth,omitempty" yaml:"scan_depth,omitempty"`
+	// ExcludeRecursion: other entries' contents never activate this one.
+	ExcludeRecursion bool `json:"exclude_recursion,omitempty" yaml:"exclude_recursion,omitempty"`
+	// PreventRecursion: this entry's content activates no other entry.
+	PreventRecursion bool `json:"prevent_recursion,omitempty" yaml:"prevent_recursion,omitempty"`
+	// DelayUntilRecursion: only other entries' contents activate this one.
+	DelayUntilRecursion bool `json:"delay_until_recursion,omitempty" yaml:"delay_until_recursion,omitempty"`
+	// Position is where the entry goes: "before_char", "after_char" (the
+	// default), "before_examples", "after_examples", "at_depth" (into the
+	// conversation, Depth messages from its end, as a message of Role), or
+	// "author_note_top", "author_note_bottom", "outlet" (SillyTavern's
+	// positions that masque has no place for: activated, not inserted).
 	Position string `json:"position,omitempty" yaml:"position,omitempty"`
+	// Depth is an at_depth entry's depth: 0 puts it after the last
+	// message, 1 before the last one, and so on.
+	Depth int `json:"depth,omitempty" yaml:"depth,omitempty"`
+	// Role is an at_depth entry's role: "system" (the default), "user" or
+	// "assistant".
+	Role string `json:"role,omitempty" yaml:"role,omitempty"`
 }
 
 // DefaultScanDepth is the messages scanned when a lorebook sets no depth
 // (SillyTavern's default world-info depth).
 const DefaultScanDepth = 2
+
+// DefaultLoreDepth is the depth of an at_depth entry that a card gives
+// none (SillyTavern's default).
+const DefaultLoreDepth = 4
 
 // Limits on a lorebook.
 const (
@@ -56,12 +135,42 @@ const (
 	MaxLoreKeys    = 64
 	MaxLoreKeyLen  = 256
 	MaxScanDepth   = 1000
+	// MaxLoreBudget bounds a token budget.
+	MaxLoreBudget = 1 << 24
+)
+
+// LoreMatchTime bounds the time that one activation spends matching
+// regular-expression keys: a key that has not matched when it runs out
+// does not match.
+var LoreMatchTime = 250 * time.Millisecond
+
+// Selective logics.
+const (
+	LogicAndAny = "and_any"
+	LogicNotAll = "not_all"
+	LogicNotAny = "not_any"
+	LogicAndAll = "and_all"
+)
+
+// Positions.
+const (
+	PosBeforeChar     = "before_char"
+	PosAfterChar      = "after_char"
+	PosBeforeExamples = "before_examples"
+	PosAfterExamples  = "after_examples"
+	PosAtDepth        = "at_depth"
+	PosANTop          = "author_note_top"
+	PosANBottom       = "author_note_bottom"
+	PosOutlet         = "outlet"
 )
 
 // validate checks a lorebook's limits.
 func (b *Lorebook) validate() error {
-	if b.ScanDepth < 0 || b.ScanDepth > MaxScanDepth {
-		return fmt.Errorf("lorebook: scan_depth %d outside [0, %d]", b.ScanDepth, MaxScanDepth)
+	if d := b.ScanDepth; d != nil && (*d < 0 || *d > MaxScanDepth) {
+		return fmt.Errorf("lorebook: scan_depth %d outside [0, %d]", *d, MaxScanDepth)
+	}
+	if b.TokenBudget < 0 || b.TokenBudget > MaxLoreBudget {
+		return fmt.Errorf("lorebook: token_budget %d outside [0, %d]", b.TokenBudget, MaxLoreBudget)
 	}
 	if len(b.Entries) > MaxLoreEntries {
 		return fmt.Errorf("lorebook: %d entries; the limit is %d", len(b.Entries), MaxLoreEntries)
@@ -79,84 +188,415 @@ func (b *Lorebook) validate() error {
 			}
 		}
 		switch e.Position {
-		case "", "before_char", "after_char":
+		case "", PosBeforeChar, PosAfterChar, PosBeforeExamples, PosAfterExamples, PosAtDepth, PosANTop, PosANBottom, PosOutlet:
 		default:
-			return fmt.Errorf("lorebook: entry %d: position %q is not before_char or after_char", i+1, e.Position)
+			return fmt.Errorf("lorebook: entry %d: position %q is not before_char, after_char, before_examples, after_examples or at_depth", i+1, e.Position)
+		}
+		switch e.SelectiveLogic {
+		case "", LogicAndAny, LogicNotAll, LogicNotAny, LogicAndAll:
+		default:
+			return fmt.Errorf("lorebook: entry %d: selective_logic %q is not and_any, and_all, not_any or not_all", i+1, e.SelectiveLogic)
+		}
+		switch e.Role {
+		case "", "system", "user", "assistant":
+		default:
+			return fmt.Errorf("lorebook: entry %d: role %q is not system, user or assistant", i+1, e.Role)
+		}
+		if e.Depth < 0 || e.Depth > MaxScanDepth {
+			return fmt.Errorf("lorebook: entry %d: depth %d outside [0, %d]", i+1, e.Depth, MaxScanDepth)
+		}
+		if d := e.ScanDepth; d != nil && (*d < 0 || *d > MaxScanDepth) {
+			return fmt.Errorf("lorebook: entry %d: scan_depth %d outside [0, %d]", i+1, *d, MaxScanDepth)
 		}
 	}
 	return nil
 }
 
-// matches reports whether one of keys occurs in text.
-func matches(keys []string, text, lower string, caseSensitive bool) bool {
-	for _, k := range keys {
-		k = strings.TrimSpace(k)
-		if k == "" {
-			continue
-		}
-		if caseSensitive {
-			if strings.Contains(text, k) {
-				return true
-			}
-		} else if strings.Contains(lower, strings.ToLower(k)) {
-			return true
-		}
-	}
-	return false
+// LoreInsert is lore that goes into the conversation itself: Content as
+// a message of Role, Depth messages before its end.
+type LoreInsert struct {
+	Depth   int
+	Role    string
+	Content string
 }
 
-// Activate returns the text of the entries that messages (the
-// conversation's texts, oldest first) activate, joined by newlines: those
-// that go before the character's prompt and those after it. expand, if
-// not nil, expands the macros of keys and contents (Spec.Expand).
-func (b *Lorebook) Activate(messages []string, expand func(string) string) (before, after string) {
+// Lore is what a lorebook puts into a prompt for one conversation.
+type Lore struct {
+	// BeforeChar and AfterChar go before and after the character's
+	// definitions (the system prompt); BeforeExamples and AfterExamples
+	// are example dialogue blocks before and after the character's own.
+	// Each holds its entries' contents joined by newlines (the example
+	// blocks as a list).
+	BeforeChar, AfterChar         string
+	BeforeExamples, AfterExamples []string
+	// AtDepth are the entries that go into the conversation, those of the
+	// same depth and role joined into one message, deepest first.
+	AtDepth []LoreInsert
+	// Entries are the indexes of the inserted entries, in insertion order.
+	Entries []int
+	// Tokens is what the inserted entries count (with the counter given).
+	Tokens int
+	// Overflow says whether the token budget left out an activated entry.
+	Overflow bool
+}
+
+// Activate returns the lore that messages (the conversation's texts,
+// oldest first) call up. expand, if not nil, expands the macros of keys and
+// contents (Spec.Expand); count, if not nil, counts a text's tokens (the
+// model's tokenizer) for the token budget; nil counts bytes, which is at
+// least the tokens of byte-level tokenizers.
+func (b *Lorebook) Activate(messages []string, expand func(string) string, count func(string) int) Lore {
+	var out Lore
+	if b == nil || len(b.Entries) == 0 {
+		return out
+	}
 	if expand == nil {
 		expand = func(s string) string { return s }
 	}
-	if b == nil || len(b.Entries) == 0 {
-		return "", ""
+	if count == nil {
+		count = func(s string) int { return len(s) }
 	}
-	depth := b.ScanDepth
-	if depth == 0 {
-		depth = DefaultScanDepth
-	}
-	recent := messages[max(0, len(messages)-depth):]
-	text := strings.Join(recent, "\n")
-	lower := strings.ToLower(text)
-	var on []int
+	sc := &scanner{book: b, messages: messages, texts: map[int]*scanText{}, deadline: time.Now().Add(LoreMatchTime)}
+	entries := make([]*loreState, len(b.Entries))
 	for i, e := range b.Entries {
 		if e.Disabled || strings.TrimSpace(e.Content) == "" {
 			continue
 		}
-		if !e.Constant {
-			if !matches(expandAll(e.Keys, expand), text, lower, e.CaseSensitive) {
+		entries[i] = sc.compile(e, expand)
+	}
+	recursive := b.RecursiveScanning == nil || *b.RecursiveScanning
+	var recursion []string // contents that the next pass scans
+	active := make([]bool, len(b.Entries))
+	contents := make([]string, len(b.Entries))
+	var taken []int
+	used := 0
+	for pass := 0; ; pass++ {
+		var on []int
+		for i, st := range entries {
+			if st == nil || active[i] {
 				continue
 			}
-			if e.Selective && len(e.SecondaryKeys) > 0 && !matches(expandAll(e.SecondaryKeys, expand), text, lower, e.CaseSensitive) {
+			e := &b.Entries[i]
+			if e.Constant {
+				if pass == 0 {
+					on = append(on, i)
+				}
 				continue
 			}
+			if pass == 0 && e.DelayUntilRecursion {
+				continue
+			}
+			text := sc.text(e)
+			if pass > 0 && !e.ExcludeRecursion {
+				text = text.with(recursion)
+			}
+			if st.matches(text) {
+				on = append(on, i)
+			}
 		}
-		on = append(on, i)
+		if len(on) == 0 {
+			break
+		}
+		// Under a budget: constant entries first, then the highest
+		// priority.
+		slices.SortStableFunc(on, func(x, y int) int {
+			ex, ey := &b.Entries[x], &b.Entries[y]
+			if ex.Constant != ey.Constant {
+				if ex.Constant {
+					return -1
+				}
+				return 1
+			}
+			return ey.rank() - ex.rank()
+		})
+		var added []string
+		for _, i := range on {
+			c := strings.TrimSpace(expand(b.Entries[i].Content))
+			if b.TokenBudget > 0 {
+				n := count(c)
+				if used+n > b.TokenBudget {
+					out.Overflow = true
+					break
+				}
+				used += n
+			}
+			active[i] = true
+			contents[i] = c
+			taken = append(taken, i)
+			if !b.Entries[i].PreventRecursion {
+				added = append(added, c)
+			}
+		}
+		if out.Overflow || !recursive || len(added) == 0 {
+			break
+		}
+		recursion = append(recursion, added...)
 	}
-	slices.SortStableFunc(on, func(x, y int) int { return b.Entries[x].InsertionOrder - b.Entries[y].InsertionOrder })
-	var bw, aw []string
-	for _, i := range on {
-		e := b.Entries[i]
-		c := strings.TrimSpace(expand(e.Content))
-		if e.Position == "before_char" {
-			bw = append(bw, c)
-		} else {
-			aw = append(aw, c)
+	slices.SortStableFunc(taken, func(x, y int) int {
+		if d := b.Entries[x].InsertionOrder - b.Entries[y].InsertionOrder; d != 0 {
+			return d
+		}
+		return x - y
+	})
+	var bc, ac []string
+	depthAt := map[[2]string]int{}
+	for _, i := range taken {
+		e, c := &b.Entries[i], contents[i]
+		out.Entries = append(out.Entries, i)
+		if b.TokenBudget > 0 {
+			out.Tokens += count(c)
+		}
+		switch e.Position {
+		case PosBeforeChar:
+			bc = append(bc, c)
+		case "", PosAfterChar:
+			ac = append(ac, c)
+		case PosBeforeExamples:
+			out.BeforeExamples = append(out.BeforeExamples, c)
+		case PosAfterExamples:
+			out.AfterExamples = append(out.AfterExamples, c)
+		case PosAtDepth:
+			role := e.Role
+			if role == "" {
+				role = "system"
+			}
+			k := [2]string{fmt.Sprint(e.Depth), role}
+			if j, ok := depthAt[k]; ok {
+				out.AtDepth[j].Content += "\n" + c
+			} else {
+				depthAt[k] = len(out.AtDepth)
+				out.AtDepth = append(out.AtDepth, LoreInsert{Depth: e.Depth, Role: role, Content: c})
+			}
 		}
 	}
-	return strings.Join(bw, "\n"), strings.Join(aw, "\n")
+	slices.SortStableFunc(out.AtDepth, func(x, y LoreInsert) int { return y.Depth - x.Depth })
+	out.BeforeChar, out.AfterChar = strings.Join(bc, "\n"), strings.Join(ac, "\n")
+	return out
 }
 
-// expandAll expands every key.
-func expandAll(keys []string, expand func(string) string) []string {
-	out := make([]string, len(keys))
-	for i, k := range keys {
-		out[i] = expand(k)
+// rank is the entry's priority under a token budget.
+func (e *LoreEntry) rank() int {
+	if e.Priority != nil {
+		return *e.Priority
 	}
-	return out
+	return e.InsertionOrder
+}
+
+// scanner holds the texts an activation scans.
+type scanner struct {
+	book     *Lorebook
+	messages []string
+	texts    map[int]*scanText
+	deadline time.Time
+}
+
+// scanText is a text to search, with its lower-case form.
+type scanText struct {
+	raw, lower string
+}
+
+// msgSep separates the scanned messages, so that no plain key matches
+// across two of them.
+const msgSep = "\x01"
+
+// text is the chat text that entry e scans: its last scan-depth messages.
+func (sc *scanner) text(e *LoreEntry) *scanText {
+	depth := DefaultScanDepth
+	if sc.book.ScanDepth != nil {
+		depth = *sc.book.ScanDepth
+	}
+	if e.ScanDepth != nil {
+		depth = *e.ScanDepth
+	}
+	depth = min(depth, len(sc.messages))
+	if t, ok := sc.texts[depth]; ok {
+		return t
+	}
+	raw := strings.Join(sc.messages[len(sc.messages)-depth:], msgSep)
+	t := &scanText{raw: raw, lower: strings.ToLower(raw)}
+	sc.texts[depth] = t
+	return t
+}
+
+// with is t followed by the recursion texts.
+func (t *scanText) with(more []string) *scanText {
+	if len(more) == 0 {
+		return t
+	}
+	raw := strings.Join(append([]string{t.raw}, more...), msgSep)
+	return &scanText{raw: raw, lower: strings.ToLower(raw)}
+}
+
+// loreState is an entry's keys, ready to match.
+type loreState struct {
+	sc        *scanner
+	primary   []loreKey
+	secondary []loreKey
+	logic     string
+}
+
+// loreKey is one key: plain text or a regular expression.
+type loreKey struct {
+	text      string // plain: as written, or lower-cased
+	fold      bool   // plain: compare lower-cased
+	wholeWord bool   // plain: a single word, matched as a whole word
+	re        *regexp2.Regexp
+}
+
+// compile prepares entry e's keys.
+func (sc *scanner) compile(e LoreEntry, expand func(string) string) *loreState {
+	cs := sc.book.CaseSensitive
+	if e.CaseSensitive != nil {
+		cs = *e.CaseSensitive
+	}
+	ww := sc.book.MatchWholeWords == nil || *sc.book.MatchWholeWords
+	if e.MatchWholeWords != nil {
+		ww = *e.MatchWholeWords
+	}
+	keys := func(ks []string) []loreKey {
+		var out []loreKey
+		for _, k := range ks {
+			k = strings.TrimSpace(expand(k))
+			if k == "" {
+				continue
+			}
+			if re := parseRegexKey(k); re != nil {
+				out = append(out, loreKey{re: re})
+				continue
+			}
+			lk := loreKey{text: k, fold: !cs, wholeWord: ww && !strings.ContainsFunc(k, isSpace)}
+			if lk.fold {
+				lk.text = strings.ToLower(k)
+			}
+			out = append(out, lk)
+		}
+		return out
+	}
+	st := &loreState{sc: sc, primary: keys(e.Keys), logic: e.SelectiveLogic}
+	if e.Selective {
+		st.secondary = keys(e.SecondaryKeys)
+	}
+	return st
+}
+
+func isSpace(r rune) bool {
+	return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\f' || r == '\v'
+}
+
+// parseRegexKey returns the regular expression of a key written
+// /pattern/flags (JavaScript's syntax), or nil when the key is not one or
+// does not compile.
+func parseRegexKey(k string) *regexp2.Regexp {
+	if len(k) < 3 || k[0] != '/' {
+		return nil
+	}
+	end := strings.LastIndexByte(k, '/')
+	if end <= 1 {
+		return nil
+	}
+	pattern, flags := k[1:end], k[end+1:]
+	opts := regexp2.RegexOptions(regexp2.ECMAScript)
+	for _, f := range flags {
+		switch f {
+		case 'i':
+			opts |= regexp2.IgnoreCase
+		case 'm':
+			opts |= regexp2.Multiline
+		case 's':
+			opts |= regexp2.Singleline
+		case 'u', 'v':
+			opts |= regexp2.Unicode
+		case 'g', 'y', 'd':
+		default:
+			return nil
+		}
+	}
+	// An unescaped slash ends a JavaScript regular expression literal:
+	// such a key is not one.
+	esc, class := false, false
+	for _, c := range pattern {
+		switch {
+		case esc:
+			esc = false
+		case c == '\\':
+			esc = true
+		case c == '[':
+			class = true
+		case c == ']':
+			class = false
+		case c == '/' && !class:
+			return nil
+		}
+	}
+	re, err := regexp2.Compile(pattern, opts)
+	if err != nil {
+		// The ECMAScript mode refuses some syntax that JavaScript takes
+		// (lookbehind, named groups); try without it.
+		if re, err = regexp2.Compile(pattern, opts&^regexp2.ECMAScript); err != nil {
+			return nil
+		}
+	}
+	return re
+}
+
+// matches reports whether the entry's keys activate it on t.
+func (st *loreState) matches(t *scanText) bool {
+	if !slices.ContainsFunc(st.primary, func(k loreKey) bool { return st.sc.match(k, t) }) {
+		return false
+	}
+	if len(st.secondary) == 0 {
+		return true
+	}
+	n := 0
+	for _, k := range st.secondary {
+		if st.sc.match(k, t) {
+			n++
+		}
+	}
+	switch st.logic {
+	case LogicAndAll:
+		return n == len(st.secondary)
+	case LogicNotAny:
+		return n == 0
+	case LogicNotAll:
+		return n < len(st.secondary)
+	}
+	return n > 0
+}
+
+// match reports whether key k matches t.
+func (sc *scanner) match(k loreKey, t *scanText) bool {
+	if k.re != nil {
+		left := time.Until(sc.deadline)
+		if left <= 0 {
+			return false
+		}
+		k.re.MatchTimeout = left
+		ok, err := k.re.MatchString(t.raw)
+		return err == nil && ok
+	}
+	s := t.raw
+	if k.fold {
+		s = t.lower
+	}
+	if !k.wholeWord {
+		return strings.Contains(s, k.text)
+	}
+	for off := 0; ; {
+		j := strings.Index(s[off:], k.text)
+		if j < 0 {
+			return false
+		}
+		j += off
+		end := j + len(k.text)
+		if (j == 0 || !isWordByte(s[j-1])) && (end == len(s) || !isWordByte(s[end])) {
+			return true
+		}
+		off = j + 1
+	}
+}
+
+// isWordByte is JavaScript's \w: an ASCII letter, digit or underscore.
+func isWordByte(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }

@@ -26,6 +26,23 @@ type Opened struct {
 	// Warning, when not empty, is to be shown: the mask was made on another
 	// encoding of the base, whose weights are quantised (mask.Compat).
 	Warning string
+	// Mask describes the persona's mask, from the mask file; nil without
+	// one.
+	Mask *MaskSummary
+}
+
+// MaskSummary is what a persona's mask file says about the mask.
+type MaskSummary struct {
+	// Method, Granularity and Targets are how the mask was made (its
+	// metadata; empty when the file does not say): "wanda", "row", "mlp", ….
+	Method      string `json:"method,omitempty"`
+	Granularity string `json:"granularity,omitempty"`
+	Targets     string `json:"targets,omitempty"`
+	// TargetSparsity is the share of weights the method was asked to
+	// prune (its metadata); Sparsity is the share the mask prunes, over
+	// all linear layers.
+	TargetSparsity float64 `json:"target_sparsity"`
+	Sparsity       float64 `json:"sparsity"`
 }
 
 // Open validates spec and opens it over base, the shared model that its
@@ -76,6 +93,8 @@ func Open(spec Spec, base *model.Model, root string) (*Opened, error) {
 			if o.Warning, err = mk.Compat(base); err != nil {
 				return nil, fmt.Errorf("persona %s: %w", spec.Name, err)
 			}
+			o.Mask = &MaskSummary{Method: mk.Info.Method, Granularity: mk.Info.Granularity, Targets: mk.Info.Targets,
+				TargetSparsity: mk.Info.Sparsity, Sparsity: 1 - mk.Density()}
 		}
 		if spec.LoRA != "" {
 			if ad, err = lora.Load(spec.LoRA); err != nil {

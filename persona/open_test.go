@@ -17,6 +17,7 @@ func TestOpen(t *testing.T) {
 	mk := mask.New(m)
 	w := m.Layers[0].Weight(model.ProjQ)
 	mk.Set(mask.Key{Layer: 0, Proj: model.ProjQ}, randomBits(rand.New(rand.NewPCG(3, 4)), w.Rows, w.Cols, 0.5))
+	mk.Info = mask.Info{Method: "wanda", Sparsity: 0.5, Granularity: "row", Targets: "attn"}
 	if err := mk.Save(filepath.Join(dir, "q.safetensors")); err != nil {
 		t.Fatal(err)
 	}
@@ -36,6 +37,14 @@ func TestOpen(t *testing.T) {
 	}
 	if op.Adapter() == nil || op.Bytes() == 0 {
 		t.Errorf("masked persona: adapter %v, %d bytes", op.Adapter(), op.Bytes())
+	}
+	// The mask's metadata and the share it prunes (one projection of one
+	// layer, half of it: a small share of all the linear weights).
+	if got, want := op.Mask, (&MaskSummary{Method: "wanda", Granularity: "row", Targets: "attn", TargetSparsity: 0.5, Sparsity: 1 - mk.Density()}); got == nil || *got != *want || want.Sparsity <= 0 || want.Sparsity >= 0.5 {
+		t.Errorf("mask summary %+v, want %+v", got, want)
+	}
+	if base.Mask != nil {
+		t.Errorf("a base persona has a mask summary %+v", base.Mask)
 	}
 	if want, _ := filepath.EvalSymlinks(filepath.Join(dir, "q.safetensors")); op.Spec.Mask != want {
 		t.Errorf("mask path %q, want %q", op.Spec.Mask, want)

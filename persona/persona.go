@@ -108,36 +108,67 @@ func (s *Spec) Kind() string {
 
 // Prompt returns the system prompt the persona adds to a conversation that
 // has none ("" for none): the system prompt (or the description), then the
-// example dialogue, if any.
-func (s *Spec) Prompt() string {
+// example dialogue, if any. It holds no lore; PromptFor adds it.
+func (s *Spec) Prompt() string { return s.prompt(Lore{}) }
+
+// prompt is the system prompt with lore l placed in it: l.BeforeChar
+// before the character's definitions, l.AfterChar after them (before the
+// example dialogue), and its example blocks before and after the
+// character's own examples.
+func (s *Spec) prompt(l Lore) string {
 	p := s.SystemPrompt
 	if p == "" {
 		p = s.Description
 	}
 	p = s.Expand(p)
-	if ex := strings.TrimSpace(s.Expand(s.Examples)); ex != "" {
-		ex = strings.ReplaceAll(ex, "<START>", "***")
-		if p != "" {
-			p += "\n\n"
+	var blocks []string
+	block := func(c string) {
+		if !strings.HasPrefix(c, "<START>") {
+			c = "<START>\n" + c
 		}
-		p += "Example dialogue:\n" + ex
+		blocks = append(blocks, c)
 	}
-	return p
-}
-
-// PromptFor is Prompt for a conversation whose message texts (oldest
-// first) are messages: the lorebook entries they activate are put before
-// and after it.
-func (s *Spec) PromptFor(messages []string) string {
-	p := s.Prompt()
-	before, after := s.Lorebook.Activate(messages, s.Expand)
+	for _, c := range l.BeforeExamples {
+		block(c)
+	}
+	if ex := strings.TrimSpace(s.Expand(s.Examples)); ex != "" {
+		blocks = append(blocks, ex)
+	}
+	for _, c := range l.AfterExamples {
+		block(c)
+	}
 	var parts []string
-	for _, x := range []string{before, p, after} {
+	for _, x := range []string{l.BeforeChar, p, l.AfterChar} {
 		if x != "" {
 			parts = append(parts, x)
 		}
 	}
+	if len(blocks) > 0 {
+		parts = append(parts, "Example dialogue:\n"+strings.ReplaceAll(strings.Join(blocks, "\n"), "<START>", "***"))
+	}
 	return strings.Join(parts, "\n\n")
+}
+
+// Context is what a persona puts into one conversation.
+type Context struct {
+	// System is the system prompt, with the lore that the conversation
+	// calls up ("" for none).
+	System string
+	// Inserts are the lore entries that go into the conversation itself,
+	// deepest first (see LoreInsert).
+	Inserts []LoreInsert
+	// Lore is the lorebook's activation, for inspection.
+	Lore Lore
+}
+
+// PromptFor is the persona's context for a conversation whose message texts
+// (oldest first) are messages: its system prompt with the lorebook entries
+// that the messages activate (see Lorebook), and the entries that go into
+// the conversation. count counts a text's tokens with the model's
+// tokenizer, for the lorebook's token budget (nil: bytes).
+func (s *Spec) PromptFor(messages []string, count func(string) int) Context {
+	l := s.Lorebook.Activate(messages, s.Expand, count)
+	return Context{System: s.prompt(l), Inserts: l.AtDepth, Lore: l}
 }
 
 // macroPairs are the macros of Char's texts and their values.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/generate"
+	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/serve/engine"
 )
 
@@ -221,16 +222,55 @@ func (s *Server) chatMessages(p *loaded, in []chatMessage) ([]chattemplate.Messa
 	}
 	if !hasSystem {
 		// The persona's prompt, with the lorebook entries that the latest
-		// messages call up.
+		// messages call up (their token budget counted with the model's
+		// tokenizer), and the entries that go into the conversation.
 		texts := make([]string, len(out))
 		for i, m := range out {
 			texts[i] = m.Content
 		}
-		if prompt := p.spec.PromptFor(texts); prompt != "" {
-			out = append([]chattemplate.Message{{Role: "system", Content: prompt}}, out...)
+		var count func(string) int
+		if tok, err := p.base.ck.NeedTokenizer(); err == nil {
+			count = func(s string) int {
+				ids, err := tok.EncodeChecked(s, false)
+				if err != nil {
+					return len(s)
+				}
+				return len(ids)
+			}
+		}
+		c := p.spec.PromptFor(texts, count)
+		out = insertLore(out, c.Inserts)
+		if c.System != "" {
+			out = append([]chattemplate.Message{{Role: "system", Content: c.System}}, out...)
 		}
 	}
 	return out, nil
+}
+
+// insertLore puts lorebook entries into the conversation msgs, each
+// Depth messages before its end (deepest first, as PromptFor gives them).
+// A last assistant message that is to be continued (assistant prefill)
+// stays last.
+func insertLore(msgs []chattemplate.Message, ins []persona.LoreInsert) []chattemplate.Message {
+	if len(ins) == 0 {
+		return msgs
+	}
+	n := len(msgs)
+	if n > 0 && msgs[n-1].Role == "assistant" {
+		n--
+	}
+	out := make([]chattemplate.Message, 0, len(msgs)+len(ins))
+	for i := 0; i <= len(msgs); i++ {
+		for _, x := range ins {
+			if max(0, n-x.Depth) == i {
+				out = append(out, chattemplate.Message{Role: x.Role, Content: x.Content})
+			}
+		}
+		if i < len(msgs) {
+			out = append(out, msgs[i])
+		}
+	}
+	return out
 }
 
 func newID(prefix string) string {

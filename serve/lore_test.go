@@ -2,6 +2,7 @@ package serve
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/masque-ai/masque/chattemplate"
@@ -40,7 +41,7 @@ func TestCardLorebook(t *testing.T) {
 			} `json:"usage"`
 		}
 		json.Unmarshal(body, &res)
-		system := spec.PromptFor([]string{msg})
+		system := spec.PromptFor([]string{msg}, nil).System
 		ids, err := f.ck.EncodeChat([]chattemplate.Message{{Role: "system", Content: system}, {Role: "user", Content: msg}}, true, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -49,7 +50,78 @@ func TestCardLorebook(t *testing.T) {
 			t.Errorf("%q: %d prompt tokens, want %d (system prompt %q)", msg, res.Usage.PromptTokens, len(ids), system)
 		}
 	}
-	if a, b := spec.PromptFor([]string{"Hello there."}), spec.PromptFor([]string{"Beware the kraken!"}); a == b {
+	if a, b := spec.PromptFor([]string{"Hello there."}, nil).System, spec.PromptFor([]string{"Beware the kraken!"}, nil).System; a == b {
 		t.Errorf("the lore entry changes nothing: %q", a)
+	}
+}
+
+// TestCardLoreBudgetAndDepth: a card's token budget is counted with the
+// model's tokenizer (constant entries first, then the highest order), and
+// an entry at depth 1 goes into the conversation before the last message,
+// as SillyTavern exports and places them.
+func TestCardLoreBudgetAndDepth(t *testing.T) {
+	f := newFixture(t, nil)
+	tok, err := f.ck.NeedTokenizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(s string) int { return len(tok.Encode(s, false)) }
+	const (
+		depthText = "Remember: the sea is rough tonight."
+		low       = "The kraken lives in the deep trench, far below the reef."
+		high      = "Mira fears the kraken."
+	)
+	budget := count(depthText) + count(high) + count(low) - 1
+	card := fmt.Sprintf(`{"spec":"chara_card_v2","spec_version":"2.0","data":{"name":"Mira","description":"A captain.",
+"character_book":{"token_budget":%d,"entries":[
+ {"keys":["kraken"],"content":%q,"enabled":true,"insertion_order":1},
+ {"keys":["kraken"],"content":"{{char}} fears the kraken.","enabled":true,"insertion_order":5},
+ {"keys":[],"content":%q,"enabled":true,"constant":true,"insertion_order":0,"extensions":{"position":4,"depth":1,"role":0}}]}}}`, budget, low, depthText)
+	code, _, body := f.do(t, "POST", "/v1/personas", testAdminKey, "application/json", []byte(card))
+	if code != 201 {
+		t.Fatalf("add card: %d %s", code, body)
+	}
+	msgs := []string{"Hello.", "Ahoy.", "Beware the kraken!"}
+	code, body = f.postJSON(t, "/v1/chat/completions", map[string]any{"model": "mira", "max_tokens": 1,
+		"messages": []map[string]any{{"role": "user", "content": msgs[0]}, {"role": "assistant", "content": msgs[1]}, {"role": "user", "content": msgs[2]}}})
+	if code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	var res struct {
+		Usage struct {
+			PromptTokens int `json:"prompt_tokens"`
+		} `json:"usage"`
+	}
+	json.Unmarshal(body, &res)
+	want := []chattemplate.Message{
+		{Role: "system", Content: "You are Mira. A captain.\n\n" + high},
+		{Role: "user", Content: msgs[0]}, {Role: "assistant", Content: msgs[1]},
+		{Role: "system", Content: depthText},
+		{Role: "user", Content: msgs[2]},
+	}
+	ids, err := f.ck.EncodeChat(want, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Usage.PromptTokens != len(ids) {
+		t.Errorf("%d prompt tokens, want %d (%+v)", res.Usage.PromptTokens, len(ids), want)
+	}
+	// The budget left the lowest-order entry out; a budget one token
+	// larger takes it.
+	c, _ := persona.ParseCard([]byte(card))
+	spec, _ := c.Spec()
+	if l := spec.PromptFor(msgs, count).Lore; len(l.Entries) != 2 || !l.Overflow || l.Tokens != budget-count(low)+1 {
+		t.Errorf("lore %+v", l)
+	}
+	spec.Lorebook.TokenBudget++
+	if l := spec.PromptFor(msgs, count).Lore; len(l.Entries) != 3 || l.Overflow {
+		t.Errorf("larger budget: lore %+v", l)
+	}
+	// insertLore keeps an assistant message to be continued last, and
+	// puts a deeper entry at the start.
+	got := insertLore([]chattemplate.Message{{Role: "user", Content: "a"}, {Role: "assistant", Content: "b"}},
+		[]persona.LoreInsert{{Depth: 9, Role: "system", Content: "deep"}, {Depth: 0, Role: "user", Content: "now"}})
+	if len(got) != 4 || got[0].Content != "deep" || got[2].Content != "now" || got[3].Content != "b" {
+		t.Errorf("insertLore: %+v", got)
 	}
 }

@@ -91,6 +91,7 @@ type loaded struct {
 	hooks   *model.Hooks
 	bytes   int64 // memory beyond the shared base
 	created int64
+	mask    *persona.MaskSummary // what the mask file says, nil without one
 	// prefixKey tells the engine which requests may share prompt keys and
 	// values: unique to this load of the persona (a persona removed and
 	// added again with other files gets a new one).
@@ -108,6 +109,9 @@ type personaObject struct {
 	Tags         []string `json:"tags,omitempty"`
 	MemoryBytes  int64    `json:"memory_bytes"`
 	Created      int64    `json:"created"`
+	// Mask is how a mask persona's mask was made (method, target
+	// sparsity) and the share of weights it prunes, from the mask file.
+	Mask *persona.MaskSummary `json:"mask,omitempty"`
 	// The persona's own sampling defaults, when it has them.
 	Temperature *float64 `json:"temperature,omitempty"`
 	TopP        *float64 `json:"top_p,omitempty"`
@@ -134,7 +138,7 @@ func (p *loaded) object() personaObject {
 	sp := p.spec
 	return personaObject{ID: sp.Name, Object: "persona", Kind: sp.Kind(), Description: sp.Expand(sp.Description),
 		SystemPrompt: sp.Prompt(), Greeting: sp.Expand(sp.Greeting), Tags: sp.Tags, MemoryBytes: p.bytes, Created: p.created,
-		Temperature: sp.Temperature, TopP: sp.TopP, MaxTokens: sp.MaxTokens,
+		Mask: p.mask, Temperature: sp.Temperature, TopP: sp.TopP, MaxTokens: sp.MaxTokens,
 		Spec: editableSpec{Name: sp.Name, Description: sp.Description, SystemPrompt: sp.SystemPrompt, Greeting: sp.Greeting, Examples: sp.Examples,
 			Temperature: sp.Temperature, TopP: sp.TopP, MaxTokens: sp.MaxTokens, Tags: sp.Tags}}
 }
@@ -197,7 +201,7 @@ func (s *Server) addPersona(spec persona.Spec, root string) error {
 		return err
 	}
 	spec = op.Spec
-	p := &loaded{spec: spec, base: s.base, created: time.Now().Unix()}
+	p := &loaded{spec: spec, base: s.base, created: time.Now().Unix(), mask: op.Mask}
 	if ck := op.Checkpoint; ck != nil { // a persona with its own model
 		if _, err := ck.NeedTokenizer(); err != nil {
 			ck.Close()

@@ -10,6 +10,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/internal/browsertest"
+	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/serve"
 )
@@ -176,6 +178,22 @@ func TestPlaygroundBuildsPersonas(t *testing.T) {
 	if s := p.text(`li[data-id="dense"] .size`); s != "shared base" {
 		t.Errorf("dense persona's size shows %q", s)
 	}
+	// The mask persona's method and sparsity, from the mask file's
+	// metadata, as /v1/personas gives them.
+	mk, err := mask.Load(filepath.Join(dir, "pruned.mask.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, _ := getPersona(t, ts.URL, "", "pruned")["mask"].(map[string]any)
+	if pm["method"] != "wanda" || pm["granularity"] != "ffn-channels" || pm["target_sparsity"] != 1.0/3 || math.Abs(pm["sparsity"].(float64)-(1-mk.Density())) > 1e-12 {
+		t.Errorf("the pruned persona's mask: %v (density %v)", pm, mk.Density())
+	}
+	if s, want := p.text(`li[data-id="pruned"] .mask-info`), fmt.Sprintf("wanda · ffn-channels · %.1f%% pruned", 100*(1-mk.Density())); s != want {
+		t.Errorf("pruned persona's mask shows %q, want %q", s, want)
+	}
+	if n := p.eval(`String(document.querySelectorAll('li[data-id="dense"] .mask-info').length)`); n != "0" {
+		t.Errorf("the dense persona shows %s mask lines", n)
+	}
 
 	// Create: the editor takes the focus; Enter in a field saves.
 	p.do("new persona", chromedp.Click(chromedp.CSS(`#new-persona`)), chromedp.WaitVisible(chromedp.CSS(`#editor`)))
@@ -239,7 +257,7 @@ func TestPlaygroundBuildsPersonas(t *testing.T) {
 	if a, b := p.text(`#log-a .msg.assistant:last-child`), p.text(`#log-b .msg.assistant:last-child`); a == "" || b == "" {
 		t.Errorf("side by side answers %q / %q", a, b)
 	}
-	if k := p.text(`#kind-b`); !strings.HasPrefix(k, "mask · ") {
+	if k := p.text(`#kind-b`); !strings.HasPrefix(k, "mask · wanda · ffn-channels · ") || !strings.Contains(k, "% pruned · ") {
 		t.Errorf("pane b's kind shows %q", k)
 	}
 	if c, _ := strconv.Atoi(p.eval(`document.getElementById("stats-a").dataset.cached || "0"`)); c == 0 {

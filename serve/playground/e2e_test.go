@@ -50,6 +50,7 @@ func channelMask(t *testing.T, m *model.Model, dir string) string {
 			mk.Set(mask.Key{Layer: l, Proj: p}, b)
 		}
 	}
+	mk.Info = mask.Info{Method: "wanda", Sparsity: 1.0 / 3, Granularity: "ffn-channels", Targets: "mlp"}
 	path := filepath.Join(dir, "pruned.mask.safetensors")
 	if err := mk.Save(path); err != nil {
 		t.Fatal(err)

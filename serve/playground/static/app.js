@@ -62,6 +62,17 @@ function formatBytes(n) {
   return (i ? n.toFixed(n < 10 ? 2 : 1) : n) + " " + units[i];
 }
 
+// maskText describes a mask persona's mask, as its file says: the method
+// that made it, its granularity and the share of weights it prunes ("" for
+// a persona without a mask).
+function maskText(p) {
+  if (!p || !p.mask) return "";
+  const m = p.mask, parts = [m.method || "method not recorded"];
+  if (m.granularity) parts.push(m.granularity);
+  parts.push((100 * m.sparsity).toFixed(1) + "% pruned");
+  return parts.join(" · ");
+}
+
 async function loadModels() {
   status("");
   try {
@@ -118,6 +129,14 @@ function renderList() {
     size.className = "size";
     size.textContent = p ? formatBytes(p.memory_bytes) : "";
     li.appendChild(size);
+    if (p && p.mask) {
+      const info = document.createElement("div");
+      info.className = "mask-info";
+      info.textContent = maskText(p);
+      info.title = "the mask's method" + (p.mask.target_sparsity ? ", target sparsity " + (100 * p.mask.target_sparsity).toFixed(1) + "%" : "") +
+        " and the share of the base model's linear weights it prunes";
+      li.appendChild(info);
+    }
     const buttons = document.createElement("div");
     buttons.className = "persona-buttons";
     const button = (label, aria, fn) => {
@@ -152,7 +171,7 @@ function showAbout(pane) {
   const p = personas[pane.select.value];
   pane.about.textContent = p ? (p.description || p.system_prompt || "") : "";
   const kind = p ? p.kind : "";
-  pane.kind.textContent = p ? kindNames[kind] + " · " + formatBytes(p.memory_bytes) : "";
+  pane.kind.textContent = p ? [kindNames[kind], maskText(p), formatBytes(p.memory_bytes)].filter(Boolean).join(" · ") : "";
   pane.kind.title = p ? kindHelp[kind] || "" : "";
 }
 
@@ -188,7 +207,7 @@ function openEditor(p) {
   for (const [k, el] of Object.entries(fields)) el.value = s[k] != null ? s[k] : "";
   fields.name.readOnly = !!p;
   $("ed-delete").hidden = !p;
-  $("ed-status").textContent = p ? kindNames[p.kind] + " · " + formatBytes(p.memory_bytes) +
+  $("ed-status").textContent = p ? [kindNames[p.kind], maskText(p), formatBytes(p.memory_bytes)].filter(Boolean).join(" · ") +
     (p.kind !== "base" ? " (its files are kept)" : "") : "";
   $("editor").hidden = false;
   (p ? fields.description : fields.name).focus();
