@@ -207,6 +207,7 @@ func (s *Server) addPersona(spec persona.Spec, root string) error {
 			ck.Close()
 			return err
 		}
+		_ = ck.Model.SetCacheType(s.opts.CacheType) // validated by defaults
 		bm := newBaseModel(spec.Name+"@"+filepath.Base(spec.Model), ck, min(s.opts.Ctx, modelCtx(ck)), true)
 		if err := s.eng.CheckBase(bm.eb); err != nil {
 			ck.Close()

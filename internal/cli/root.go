@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ import (
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/lora"
+	"github.com/masque-ai/masque/model"
 )
 
 // Main runs the masque CLI and returns the process exit code.
@@ -89,6 +91,10 @@ type modelFlags struct {
 	tokenizer string
 	lora      string
 	withLoRA  bool
+	// withCache adds --cache-type-k and --cache-type-v: the KV cache types
+	// open sets on the model.
+	withCache      bool
+	cacheK, cacheV string
 }
 
 func (f *modelFlags) register(c *cobra.Command) {
@@ -97,16 +103,40 @@ func (f *modelFlags) register(c *cobra.Command) {
 	if f.withLoRA {
 		c.Flags().StringVar(&f.lora, "lora", "", "LoRA adapter folder (PEFT adapter_model.safetensors + adapter_config.json) merged into the model")
 	}
+	if f.withCache {
+		names := strings.Join(model.CacheTypeNames, ", ")
+		c.Flags().StringVar(&f.cacheK, "cache-type-k", "f32", "KV cache type of the keys, as llama.cpp's: "+names)
+		c.Flags().StringVar(&f.cacheV, "cache-type-v", "f32", "KV cache type of the values: "+names)
+	}
+}
+
+// cacheType is the KV cache type the flags ask for (F32 without withCache).
+func (f *modelFlags) cacheType() (model.CacheType, error) {
+	if !f.withCache {
+		return model.CacheType{}, nil
+	}
+	ct, err := model.ParseCacheType(f.cacheK, f.cacheV)
+	if err != nil {
+		return ct, usagef("--cache-type-k/--cache-type-v: %v", err)
+	}
+	return ct, nil
 }
 
 func (f *modelFlags) open() (*checkpoint.Checkpoint, error) {
+	ct, err := f.cacheType()
+	if err != nil {
+		return nil, err
+	}
 	ck, err := checkpoint.Open(f.model, checkpoint.Options{Tokenizer: f.tokenizer})
-	if err != nil || f.lora == "" {
+	if err != nil {
 		return ck, err
 	}
-	a, err := lora.Load(f.lora)
-	if err == nil {
-		err = a.Merge(ck.Model)
+	err = ck.Model.SetCacheType(ct)
+	if err == nil && f.lora != "" {
+		var a *lora.Adapter
+		if a, err = lora.Load(f.lora); err == nil {
+			err = a.Merge(ck.Model)
+		}
 	}
 	if err != nil {
 		ck.Close()

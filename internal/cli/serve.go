@@ -31,7 +31,7 @@ type serveFlags struct {
 
 // serveCmd is `masque serve`: the OpenAI-compatible multi-persona server.
 func (e *env) serveCmd() *cobra.Command {
-	f := &serveFlags{}
+	f := &serveFlags{mf: modelFlags{withCache: true}}
 	c := &cobra.Command{
 		Use:   "serve --model PATH [--personas FILE] [--addr 127.0.0.1:8080]",
 		Short: "Serve personas through an OpenAI-compatible API, with continuous batching",
@@ -184,7 +184,11 @@ func (f *serveFlags) options() (serve.Options, error) {
 	if f.persist && f.personas == "" {
 		return o, usagef("--persist needs --personas: the registry file to write")
 	}
-	o = serve.Options{BaseID: f.baseID, APIKey: f.apiKey, AdminKey: f.adminKey,
+	ct, err := f.mf.cacheType()
+	if err != nil {
+		return o, err
+	}
+	o = serve.Options{BaseID: f.baseID, CacheType: ct, APIKey: f.apiKey, AdminKey: f.adminKey,
 		Ctx: f.ctxLen, KVBytes: kv, MaxSeqs: f.maxSeqs, MaxQueue: f.queue, BatchTokens: f.batchTokens, PromptCacheBytes: promptCache, NoPromptCache: f.promptCacheMB == 0,
 		Timeout: f.timeout, MaxBodyBytes: body, MaxMessageBytes: int(msg), MaxTokens: f.maxTokens,
 		NoPlayground: f.noPlayground, HideReasoning: f.hideReasoning, ShutdownGrace: f.shutdownGrace, DrainDelay: f.drainDelay, CORSOrigins: f.corsOrigins, StallTimeout: f.stallTimeout}
