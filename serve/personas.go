@@ -201,6 +201,9 @@ func (s *Server) addPersona(spec persona.Spec, root string) error {
 		return err
 	}
 	spec = op.Spec
+	if op.Warning != "" {
+		s.opts.Log.Warn(op.Warning, "persona", spec.Name)
+	}
 	p := &loaded{spec: spec, base: s.base, created: time.Now().Unix(), mask: op.Mask}
 	if ck := op.Checkpoint; ck != nil { // a persona with its own model
 		if _, err := ck.NeedTokenizer(); err != nil {

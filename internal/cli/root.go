@@ -95,10 +95,66 @@ type modelFlags struct {
 	// open sets on the model.
 	withCache      bool
 	cacheK, cacheV string
+
+	cmd  *cobra.Command                      // where notes go (its stderr)
+	from []func() ([]checkpoint.Base, error) // bases recorded by the command's artifacts
+}
+
+// basedOn says that the command uses the artifact at path (a mask file, a
+// statistics folder, a sculpt keep file; nothing when path is empty),
+// whose recorded base model, read by read (mask.ReadBase, stats.ReadBase,
+// …), is opened when --model is not given (checkpoint.ChooseModel).
+func (f *modelFlags) basedOn(read func(string) (checkpoint.Base, error), path string) {
+	if path == "" {
+		return
+	}
+	f.from = append(f.from, func() ([]checkpoint.Base, error) {
+		b, err := read(path)
+		return []checkpoint.Base{b}, err
+	})
+}
+
+// choose returns the model to open: --model, or the base the command's
+// artifacts (and --lora) record, with a note on stderr, or "" (the default
+// model). recorded is the file that named the base.
+func (f *modelFlags) choose() (model, recorded string, err error) {
+	var bases []checkpoint.Base
+	if f.model == "" {
+		from := f.from
+		if f.lora != "" {
+			from = append(from, func() ([]checkpoint.Base, error) {
+				b, err := lora.ReadBase(f.lora)
+				return []checkpoint.Base{b}, err
+			})
+		}
+		for _, read := range from {
+			bs, err := read()
+			if err != nil {
+				return "", "", err
+			}
+			bases = append(bases, bs...)
+		}
+	}
+	model, note, err := checkpoint.ChooseModel(f.model, bases...)
+	if err != nil || note == "" {
+		return model, "", err
+	}
+	var w io.Writer = os.Stderr
+	if f.cmd != nil {
+		w = f.cmd.ErrOrStderr()
+	}
+	fmt.Fprintln(w, "masque:", note)
+	for _, b := range bases {
+		if b.Ref == model {
+			return model, b.File, nil
+		}
+	}
+	return model, "", nil
 }
 
 func (f *modelFlags) register(c *cobra.Command) {
-	c.Flags().StringVarP(&f.model, "model", "m", "", "model: a Hugging Face folder, a .gguf file, a llama2.c .bin, or a hub id org/name[@rev][:QUANT] fetched by masque pull (default: builtin:voices; builtin:stories260K by name)")
+	f.cmd = c
+	c.Flags().StringVarP(&f.model, "model", "m", "", "model: a Hugging Face folder, a .gguf file, a llama2.c .bin, or a hub id org/name[@rev][:QUANT] fetched by masque pull (default: the base that the given mask, LoRA adapter, statistics or sculpt run records, else builtin:voices; builtin:stories260K by name)")
 	c.Flags().StringVar(&f.tokenizer, "tokenizer", "", "tokenizer file, for llama2.c checkpoints (tokenizer.bin) or to override the model's")
 	if f.withLoRA {
 		c.Flags().StringVar(&f.lora, "lora", "", "LoRA adapter folder (PEFT adapter_model.safetensors + adapter_config.json) merged into the model")
@@ -127,7 +183,14 @@ func (f *modelFlags) open() (*checkpoint.Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	ck, err := checkpoint.Open(f.model, checkpoint.Options{Tokenizer: f.tokenizer})
+	name, recorded, err := f.choose()
+	if err != nil {
+		return nil, err
+	}
+	ck, err := checkpoint.Open(name, checkpoint.Options{Tokenizer: f.tokenizer})
+	if err != nil && recorded != "" {
+		return nil, fmt.Errorf("%w (the base recorded in %s; pass --model to use another)", err, recorded)
+	}
 	if err != nil {
 		return ck, err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/masque-ai/masque/checkpoint"
 	datavoices "github.com/masque-ai/masque/data/voices"
 	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/persona"
@@ -54,6 +55,11 @@ from a YAML or JSON registry:
       lora: adapters/bard
       temperature: 0.9
     - card: cards/old-sailor.png          # a SillyTavern character card (V1-V3, JSON or PNG)
+    - name: qwen
+      model: Qwen/Qwen2.5-0.5B-Instruct   # a separate model: a folder, or a hub id fetched by masque pull
+
+Without --model, the base is the one the personas' masks and adapters record
+(a note says so), else the default model.
 
 Concurrent requests run in the same forward batches; mask and LoRA personas are
 applied per sequence over one shared copy of the base weights. At most
@@ -218,6 +224,8 @@ func (e *env) runServe(cmd *cobra.Command, f *serveFlags) error {
 			f.personaRoot = filepath.Dir(f.personas)
 		}
 	}
+	// Without --model, the base that the personas' masks and adapters record.
+	f.mf.from = append(f.mf.from, func() ([]checkpoint.Base, error) { return persona.Bases(specs) })
 	ck, err := f.mf.open()
 	if err != nil {
 		return err
