@@ -27,9 +27,10 @@ import (
 // must be put in one of them.
 
 // exampleNotRun are the examples that are checked but not run, and why.
-// Every documented example runs today; an example that cannot must be
-// listed here with the reason.
-var exampleNotRun = map[string]string{}
+// Every other documented example runs (exampleRuns).
+var exampleNotRun = map[string]string{
+	"masque loadtest --scenario loadtest/scenarios/npc64.yaml --duration 60s --json": "needs the masks and adapters of scripts/npc64-setup.sh (about two minutes of CPU) and a minute of 64 sessions (loadtest's TestScenarioAgainstServer and the CLI test run small scenarios)",
+}
 
 // docExample is one example command and where it was found.
 type docExample struct {
