@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -211,10 +212,12 @@ func (s *Server) addPersona(spec persona.Spec, root string) error {
 	}
 	var p *loaded
 	if shared := s.sharedBase(spec, root); shared != nil {
-		// A base the server runs already: nothing to open. The spec
-		// keeps the model's path, absolute (or a built-in name), for
-		// the registry.
-		spec.Model = shared.key
+		// A base the server runs already: nothing to open. A persona
+		// added at run time gets the model's path, absolute (or its
+		// name), for the registry.
+		if root != "" {
+			spec.Model = shared.key
+		}
 		p = &loaded{spec: spec, base: shared, created: time.Now().Unix()}
 	} else {
 		op, err := persona.Open(spec, s.base.ck.Model, root)
@@ -291,14 +294,14 @@ func (s *Server) sharedBase(spec persona.Spec, root string) *baseModel {
 	return nil
 }
 
-// modelKey identifies the model file or folder path: its absolute path
-// with symbolic links resolved, or path itself when that fails (a
-// built-in model's name).
+// modelKey identifies the model that path names: the file or folder's
+// absolute path with symbolic links resolved, or path itself when no such
+// file exists (a built-in model's name, a hub id).
 func modelKey(path string) string {
 	if builtin.IsVoices(path) {
 		return builtin.Voices
 	}
-	if strings.HasPrefix(path, "builtin:") {
+	if _, err := os.Stat(path); err != nil {
 		return path
 	}
 	abs, err := filepath.Abs(path)
