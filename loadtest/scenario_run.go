@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -463,6 +464,9 @@ func RunScenario(ctx context.Context, cfg ScenarioConfig) (*ScenarioReport, erro
 	if sc == nil {
 		return nil, errors.New("no scenario")
 	}
+	if err := sc.Check(); err != nil {
+		return nil, err
+	}
 	logf := cfg.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -517,6 +521,9 @@ func RunScenario(ctx context.Context, cfg ScenarioConfig) (*ScenarioReport, erro
 	}
 
 	rep := &ScenarioReport{Scenario: sc.Name, File: sc.Path, URL: url, InProcess: inProcess, Sessions: sc.Sessions}
+	if rep.Scenario == "" && sc.Path != "" {
+		rep.Scenario = strings.TrimSuffix(filepath.Base(sc.Path), filepath.Ext(sc.Path))
+	}
 	if inProcess {
 		rep.Model = cfg.Base.Path
 	}
@@ -534,7 +541,11 @@ func RunScenario(ctx context.Context, cfg ScenarioConfig) (*ScenarioReport, erro
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		rep.Baseline = br.baselineReport(br.lastEnd.Sub(start))
+		took := br.lastEnd.Sub(start)
+		if br.lastEnd.IsZero() {
+			took = time.Since(start)
+		}
+		rep.Baseline = br.baselineReport(took)
 	}
 
 	logf("masque loadtest: %d sessions over %d personas", sc.Sessions, len(personas))
