@@ -118,6 +118,12 @@ func TestRecordedBase(t *testing.T) {
 		t.Fatalf("sculpt export without --model: exit %d, %s", code, errs)
 	}
 
+	// eval voices, whose own default is builtin:voices, also takes the mask's base.
+	code, _, errs = run(t, "", "eval", "voices", "--mask", mk, "--limit", "1", "--max-tokens", "2", "--quiet", "--out", filepath.Join(dir, "voices"))
+	if code != 0 || !noted(errs, mk) {
+		t.Fatalf("eval voices --mask without --model: exit %d, %s", code, errs)
+	}
+
 	// A recorded base that is gone: the error says where it was recorded.
 	os.Rename(a, a+".moved")
 	code, _, errs = ppl()

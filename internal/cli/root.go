@@ -98,6 +98,7 @@ type modelFlags struct {
 
 	cmd  *cobra.Command                      // where notes go (its stderr)
 	from []func() ([]checkpoint.Base, error) // bases recorded by the command's artifacts
+	def  string                              // the model when neither --model nor an artifact names one ("": checkpoint.DefaultModel)
 }
 
 // basedOn says that the command uses the artifact at path (a mask file, a
@@ -137,6 +138,9 @@ func (f *modelFlags) choose() (model, recorded string, err error) {
 	}
 	model, note, err := checkpoint.ChooseModel(f.model, bases...)
 	if err != nil || note == "" {
+		if model == "" {
+			model = f.def
+		}
 		return model, "", err
 	}
 	var w io.Writer = os.Stderr
