@@ -104,6 +104,7 @@ type modelFlags struct {
 
 	cmd  *cobra.Command                      // where notes go (its stderr)
 	from []func() ([]checkpoint.Base, error) // bases recorded by the command's artifacts
+	def  string                              // the model when neither --model nor an artifact names one ("": checkpoint.DefaultModel)
 }
 
 // basedOn says that the command uses the artifact at path (a mask file, a
@@ -143,13 +144,12 @@ func (f *modelFlags) choose() (model, recorded string, err error) {
 	}
 	model, note, err := checkpoint.ChooseModel(f.model, bases...)
 	if err != nil || note == "" {
+		if model == "" {
+			model = f.def
+		}
 		return model, "", err
 	}
-	var w io.Writer = os.Stderr
-	if f.cmd != nil {
-		w = f.cmd.ErrOrStderr()
-	}
-	fmt.Fprintln(w, "masque:", note)
+	fmt.Fprintln(f.stderr(), "masque:", note)
 	for _, b := range bases {
 		if b.Ref == model {
 			return model, b.File, nil
@@ -158,12 +158,26 @@ func (f *modelFlags) choose() (model, recorded string, err error) {
 	return model, "", nil
 }
 
+func (f *modelFlags) stderr() io.Writer {
+	if f.cmd != nil {
+		return f.cmd.ErrOrStderr()
+	}
+	return os.Stderr
+}
+
+// warn prints a warning (nothing when w is empty).
+func (f *modelFlags) warn(w string) {
+	if w != "" {
+		fmt.Fprintln(f.stderr(), "masque: warning:", w)
+	}
+}
+
 func (f *modelFlags) register(c *cobra.Command) {
 	f.cmd = c
 	c.Flags().StringVarP(&f.model, "model", "m", "", "model: a Hugging Face folder, a .gguf file, a llama2.c .bin, or a hub id org/name[@rev][:QUANT] fetched by masque pull (default: the base that the given mask, LoRA adapter, statistics or sculpt run records, else builtin:voices; builtin:stories260K by name)")
 	c.Flags().StringVar(&f.tokenizer, "tokenizer", "", "tokenizer file, for llama2.c checkpoints (tokenizer.bin) or to override the model's")
 	if f.withLoRA {
-		c.Flags().StringVar(&f.lora, "lora", "", "LoRA adapter folder (PEFT adapter_model.safetensors + adapter_config.json) merged into the model")
+		c.Flags().StringVar(&f.lora, "lora", "", "LoRA adapter folder (PEFT adapter_model.safetensors + adapter_config.json) merged into the model (without --model, into the base its base_model_name_or_path records)")
 	}
 	if f.withCache {
 		names := strings.Join(model.CacheTypeNames, ", ")
@@ -204,6 +218,7 @@ func (f *modelFlags) open() (*checkpoint.Checkpoint, error) {
 	if err == nil && f.lora != "" {
 		var a *lora.Adapter
 		if a, err = lora.Load(f.lora); err == nil {
+			f.warn(a.BaseWarning(ck.Model))
 			err = a.Merge(ck.Model)
 		}
 	}
