@@ -3,6 +3,7 @@ package persona
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/lora"
@@ -24,7 +25,8 @@ type Opened struct {
 	// template), which Close closes; nil for the other kinds.
 	Checkpoint *checkpoint.Checkpoint
 	// Warning, when not empty, is to be shown: the mask was made on another
-	// encoding of the base, whose weights are quantised (mask.Compat).
+	// encoding of the base, whose weights are quantised (mask.Compat), or
+	// the adapter records another base fingerprint (lora.BaseWarning).
 	Warning string
 	// Mask describes the persona's mask, from the mask file; nil without
 	// one.
@@ -100,12 +102,40 @@ func Open(spec Spec, base *model.Model, root string) (*Opened, error) {
 			if ad, err = lora.Load(spec.LoRA); err != nil {
 				return nil, err
 			}
+			if w := ad.BaseWarning(base); w != "" {
+				o.Warning = strings.TrimPrefix(o.Warning+"; "+w, "; ")
+			}
 		}
 		if o.Overlay, err = NewOverlay(base, mk, ad); err != nil {
 			return nil, err
 		}
 	}
 	return o, nil
+}
+
+// Bases returns the base models that the specs' masks and LoRA adapters
+// record (mask.ReadBase, lora.ReadBase; only their metadata is read), for
+// a server that is given personas and no base model. Paths are used as
+// they are (LoadRegistry has resolved them).
+func Bases(specs []Spec) ([]checkpoint.Base, error) {
+	var out []checkpoint.Base
+	for _, s := range specs {
+		if s.Mask != "" {
+			b, err := mask.ReadBase(s.Mask)
+			if err != nil {
+				return nil, fmt.Errorf("persona %s: %w", s.Name, err)
+			}
+			out = append(out, b)
+		}
+		if s.LoRA != "" {
+			b, err := lora.ReadBase(s.LoRA)
+			if err != nil {
+				return nil, fmt.Errorf("persona %s: %w", s.Name, err)
+			}
+			out = append(out, b)
+		}
+	}
+	return out, nil
 }
 
 // Adapter is the persona's per-sequence model.Adapter (model.BatchSeq),

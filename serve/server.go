@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/serve/engine"
 	"github.com/masque-ai/masque/serve/playground"
@@ -72,6 +73,10 @@ type Options struct {
 	Ctx int
 	// KVBytes bounds the KV cache memory of all sequences (default 1 GiB).
 	KVBytes int64
+	// CacheType is how the KV caches (and the prompt cache) store keys and
+	// values (default F32; F16 halves the memory, Q8_0 takes about a
+	// quarter): New sets it on Base.Model and on every persona's own model.
+	CacheType model.CacheType
 	// MaxSeqs is the most sequences generating at once (default 32).
 	MaxSeqs int
 	// MaxQueue is the most requests waiting for a slot (default 64); more
@@ -87,6 +92,13 @@ type Options struct {
 	// Responses report the reused tokens as
 	// usage.prompt_tokens_details.cached_tokens.
 	PromptCacheBytes int64
+	// SessionIdle, if positive, cuts the prompt cache's entries that no
+	// request has used for that long (idle sessions) to the prefix they
+	// share with another entry of their persona (the chat template and
+	// system prompt), or drops them: a session's next turn then runs its
+	// earlier turns again, with the same output (engine.Config.IdleAfter).
+	// 0: entries go only when the cache needs room. Negative is an error.
+	SessionIdle time.Duration
 	// NoPromptCache turns the prompt cache off (the one way to say "off":
 	// `masque serve --prompt-cache-mb 0` sets it).
 	NoPromptCache bool
@@ -175,6 +187,12 @@ func (o *Options) defaults() error {
 	if o.KVBytes <= 0 {
 		o.KVBytes = 1 << 30
 	}
+	if o.SessionIdle < 0 {
+		return fmt.Errorf("serve: negative session idle limit %v", o.SessionIdle)
+	}
+	if err := o.CacheType.Validate(); err != nil {
+		return fmt.Errorf("serve: %v", err)
+	}
 	switch {
 	case o.PromptCacheBytes < 0:
 		return fmt.Errorf("serve: negative prompt cache size %d (set NoPromptCache to turn the cache off)", o.PromptCacheBytes)
@@ -253,11 +271,12 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	eng, err := engine.New(engine.Config{MaxSeqs: opts.MaxSeqs, MaxQueue: opts.MaxQueue, KVBytes: opts.KVBytes, BatchTokens: opts.BatchTokens,
-		PrefixBytes: opts.PromptCacheBytes, OnStep: onStep})
+		PrefixBytes: opts.PromptCacheBytes, IdleAfter: opts.SessionIdle, OnStep: onStep})
 	if err != nil {
 		return nil, fmt.Errorf("serve: %v", err)
 	}
 	s.eng = eng
+	_ = opts.Base.Model.SetCacheType(opts.CacheType) // validated by defaults
 	s.base = newBaseModel(opts.BaseID, opts.Base, opts.Ctx, false)
 	if err := eng.CheckBase(s.base.eb); err != nil {
 		eng.Close()

@@ -18,6 +18,7 @@ import (
 	"github.com/masque-ai/masque/eval/report"
 	"github.com/masque-ai/masque/eval/roleplay"
 	"github.com/masque-ai/masque/internal/textarg"
+	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/style"
 )
 
@@ -94,7 +95,7 @@ func (f *evalRunFlags) register(c *cobra.Command, defaultJudges []string) {
 	f.mf.register(c)
 	f.jf.register(c)
 	fl := c.Flags()
-	fl.StringVar(&f.maskPath, "mask", "", "evaluate the model with this weight mask applied in memory")
+	fl.StringVar(&f.maskPath, "mask", "", "evaluate the model with this weight mask applied in memory (without --model, the base it records)")
 	fl.StringVar(&f.modelURL, "model-url", "", "evaluate a model behind an OpenAI-compatible endpoint instead of --model")
 	fl.StringVar(&f.modelName, "model-name", "", "the model's name on --model-url")
 	fl.StringVar(&f.modelKey, "model-key", "", "API key of --model-url (default: $"+roleplay.ModelKeyEnv+")")
@@ -206,6 +207,7 @@ func (f *evalRunFlags) setTarget(ctx context.Context, e *env, cfg *roleplay.Conf
 		if err != nil {
 			return nil, fmt.Errorf("--mc-system: %w", err)
 		}
+		f.mf.basedOn(mask.ReadBase, f.maskPath)
 		ck, err := f.mf.open()
 		if err != nil {
 			return nil, err

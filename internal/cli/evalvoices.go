@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"text/tabwriter"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/masque-ai/masque/eval/voices"
 	"github.com/masque-ai/masque/internal/textarg"
 	"github.com/masque-ai/masque/kernels"
+	"github.com/masque-ai/masque/mask"
 )
 
 // evalVoicesCmd is `masque eval voices`.
@@ -61,7 +61,7 @@ the caches there.`,
 	fl.Uint64Var(&st.cfg.Seed, "seed", 0, "sampling seed")
 	fl.IntVar(&st.cfg.PPLMaxTokens, "ppl-max-tokens", 0, "longest scored conversation in tokens (0: the model's context)")
 	fl.StringVar(&st.system, "system", "", "replace every persona system prompt with this text (or @FILE; \"\": no system prompt)")
-	fl.StringVar(&st.maskPath, "mask", "", "evaluate the model with this weight mask applied in memory")
+	fl.StringVar(&st.maskPath, "mask", "", "evaluate the model with this weight mask applied in memory (without --model, the base it records)")
 	fl.StringVar(&st.cfg.Label, "label", "", "name of the run in comparisons (default: the --out folder's name)")
 	fl.StringVar(&st.method, "method", "", "how the model was made, for eval compare (default: dense, or the mask's method)")
 	fl.Float64Var(&st.sparsity, "sparsity", 0, "share of weights removed, for eval compare (default: the mask's, 0 for a dense model)")
@@ -100,9 +100,8 @@ func (e *env) runEvalVoices(cmd *cobra.Command, st *evalVoicesRun) error {
 	if st.threads > 0 {
 		kernels.SetThreads(st.threads)
 	}
-	if st.mf.model == "" {
-		st.mf.model = voices.DefaultModel
-	}
+	st.mf.def = voices.DefaultModel // unless --model, or the base --mask records
+	st.mf.basedOn(mask.ReadBase, st.maskPath)
 	ck, err := st.mf.open()
 	if err != nil {
 		return err
@@ -184,37 +183,20 @@ deterministic: the same corpus and options give the same file.`,
 			}
 			o.Features.WordMin, o.Features.WordMax = words[0], words[1]
 			o.Features.CharMin, o.Features.CharMax = chars[0], chars[1]
-			corp, err := voices.OpenCorpus(corpus)
+			run, err := voices.TrainClassifierFile(corpus, out, o)
 			if err != nil {
 				return err
 			}
-			cl, err := voices.TrainCorpus(corp, o)
-			if err != nil {
-				return err
-			}
-			if out == "" {
-				out = filepath.Join(corpus, voices.ClassifierFile)
-			}
-			if err := cl.Save(out); err != nil {
-				return err
-			}
-			st, err := os.Stat(out)
-			if err != nil {
-				return err
-			}
-			acc, err := cl.EvaluateCorpus(corp, voices.SplitTest, nil)
-			if err != nil {
-				return err
-			}
+			cl, acc := run.Classifier, run.Test
 			if asJSON {
-				return writeJSON(e.stdout, map[string]any{"classifier": out, "bytes": st.Size(), "features": cl.Features,
+				return writeJSON(e.stdout, map[string]any{"classifier": run.Path, "bytes": run.Bytes, "features": cl.Features,
 					"selected_features": cl.NumFeatures(), "alpha": cl.Alpha, "train": cl.Info, "test": acc})
 			}
-			fmt.Fprintf(e.stdout, "wrote %s (%d bytes, %d features, alpha %g)\n", out, st.Size(), cl.NumFeatures(), cl.Alpha)
+			fmt.Fprintf(e.stdout, "wrote %s (%d bytes, %d features, alpha %g)\n", run.Path, run.Bytes, cl.NumFeatures(), cl.Alpha)
 			fmt.Fprintf(e.stdout, "held-out accuracy: %.2f%% of %d test passages (macro %.2f%%)\n", 100*acc.Accuracy, acc.Texts, 100*acc.Macro)
 			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "voice\ttrain texts\ttest texts\taccuracy\t")
-			for _, v := range corp.Names() {
+			for _, v := range run.Voices {
 				a := acc.PerVoice[v]
 				fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f%%\t\n", v, cl.Info.Texts[v], a.Texts, 100*a.Accuracy)
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/masque-ai/masque/checkpoint"
 	datavoices "github.com/masque-ai/masque/data/voices"
 	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/persona"
@@ -25,13 +26,14 @@ type serveFlags struct {
 	ctxLen, maxSeqs, queue, batchTokens, maxTokens        int
 	promptCacheMB                                         int
 	timeout, shutdownGrace, stallTimeout, drainDelay      time.Duration
+	sessionIdle                                           time.Duration
 	noPlayground, verbose, persist, hideReasoning         bool
 	corsOrigins                                           []string
 }
 
 // serveCmd is `masque serve`: the OpenAI-compatible multi-persona server.
 func (e *env) serveCmd() *cobra.Command {
-	f := &serveFlags{}
+	f := &serveFlags{mf: modelFlags{withCache: true}}
 	c := &cobra.Command{
 		Use:   "serve --model PATH [--personas FILE] [--addr 127.0.0.1:8080]",
 		Short: "Serve personas through an OpenAI-compatible API, with continuous batching",
@@ -53,6 +55,11 @@ from a YAML or JSON registry:
       lora: adapters/bard
       temperature: 0.9
     - card: cards/old-sailor.png          # a SillyTavern character card (V1-V3, JSON or PNG)
+    - name: qwen
+      model: Qwen/Qwen2.5-0.5B-Instruct   # a separate model: a folder, or a hub id fetched by masque pull
+
+Without --model, the base is the one the personas' masks and adapters record
+(a note says so), else the default model.
 
 Concurrent requests run in the same forward batches; mask and LoRA personas are
 applied per sequence over one shared copy of the base weights. At most
@@ -116,6 +123,7 @@ func (f *serveFlags) register(c *cobra.Command) {
 	fl.IntVar(&f.queue, "queue", 64, "most requests waiting for a slot; more get 429")
 	fl.IntVar(&f.batchTokens, "batch-tokens", 512, "most tokens per forward step (longer prompts are fed in chunks)")
 	fl.IntVar(&f.promptCacheMB, "prompt-cache-mb", 256, "MiB of recent prompts' keys and values kept (apart from --kv-memory) to skip shared prompt prefixes (0: off)")
+	fl.DurationVar(&f.sessionIdle, "session-idle", 0, "cut the prompt cache entries of sessions idle this long to the prefix they share with the persona's other sessions (their next turn runs its history again, same output; 0: only when the cache needs room)")
 	fl.IntVar(&f.maxTokens, "max-tokens", 1024, "default and largest max_tokens of a request")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "time limit of a request, queueing included")
 	fl.StringVar(&f.maxBody, "max-body", "1MiB", "largest request body")
@@ -177,6 +185,9 @@ func (f *serveFlags) options() (serve.Options, error) {
 	if f.timeout <= 0 {
 		return o, usagef("--timeout must be positive")
 	}
+	if f.sessionIdle < 0 {
+		return o, usagef("--session-idle must be 0 (off) or more")
+	}
 	if f.promptCacheMB < 0 {
 		return o, usagef("--prompt-cache-mb must be 0 (off) or more")
 	}
@@ -184,7 +195,11 @@ func (f *serveFlags) options() (serve.Options, error) {
 	if f.persist && f.personas == "" {
 		return o, usagef("--persist needs --personas: the registry file to write")
 	}
-	o = serve.Options{BaseID: f.baseID, APIKey: f.apiKey, AdminKey: f.adminKey,
+	ct, err := f.mf.cacheType()
+	if err != nil {
+		return o, err
+	}
+	o = serve.Options{BaseID: f.baseID, CacheType: ct, SessionIdle: f.sessionIdle, APIKey: f.apiKey, AdminKey: f.adminKey,
 		Ctx: f.ctxLen, KVBytes: kv, MaxSeqs: f.maxSeqs, MaxQueue: f.queue, BatchTokens: f.batchTokens, PromptCacheBytes: promptCache, NoPromptCache: f.promptCacheMB == 0,
 		Timeout: f.timeout, MaxBodyBytes: body, MaxMessageBytes: int(msg), MaxTokens: f.maxTokens,
 		NoPlayground: f.noPlayground, HideReasoning: f.hideReasoning, ShutdownGrace: f.shutdownGrace, DrainDelay: f.drainDelay, CORSOrigins: f.corsOrigins, StallTimeout: f.stallTimeout}
@@ -209,6 +224,8 @@ func (e *env) runServe(cmd *cobra.Command, f *serveFlags) error {
 			f.personaRoot = filepath.Dir(f.personas)
 		}
 	}
+	// Without --model, the base that the personas' masks and adapters record.
+	f.mf.from = append(f.mf.from, func() ([]checkpoint.Base, error) { return persona.Bases(specs) })
 	ck, err := f.mf.open()
 	if err != nil {
 		return err

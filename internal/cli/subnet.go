@@ -285,7 +285,7 @@ module, accuracy against sparsity).`,
 	fl.IntVar(&st.sg.BlockSize, "sparsegpt-block", 0, "sparsegpt: columns per lazy-update block (0: 128); recorded in the mask")
 	fl.Float64Var(&st.sg.Damp, "sparsegpt-damp", 0, "sparsegpt: relative dampening λ, H += λ·mean(diag H)·I (0: 0.01); recorded in the mask")
 	fl.BoolVar(&st.sg.WholeBlock, "sparsegpt-whole-block", false, "sparsegpt: choose each block's pruned weights with one threshold over the whole block, as in the paper (rows prune different counts), instead of the same count per row")
-	fl.StringVar(&st.statsDir, "stats", "", "use statistics saved by masque stats instead of collecting them")
+	fl.StringVar(&st.statsDir, "stats", "", "use statistics saved by masque stats instead of collecting them (without --model, on the model they were collected on)")
 	fl.StringVar(&st.out, "out", "", "mask file to write (.safetensors)")
 	fl.StringVar(&st.modelOut, "model-out", "", "also write the masked model (with SparseGPT's updated weights) as a Hugging Face folder")
 	fl.StringVar(&st.report, "report", "", "write an HTML report")
@@ -322,6 +322,7 @@ func (e *env) runSubnet(cmd *cobra.Command, st *subnetRun) error {
 	if meth == subnet.SparseGPT && st.pf.structured {
 		return usagef("SparseGPT does not support --structured")
 	}
+	st.mf.basedOn(stats.ReadBase, st.statsDir)
 	src, ck, test, err := st.open(e)
 	if err != nil {
 		return err
@@ -420,6 +421,8 @@ func (e *env) runContrast(cmd *cobra.Command, st *contrastRun) error {
 	if st.pos == "" || st.neg == "" {
 		return usagef("--pos and --neg are required")
 	}
+	st.mf.basedOn(stats.SpecBase, st.pos)
+	st.mf.basedOn(stats.SpecBase, st.neg)
 	src, ck, test, err := st.open(e)
 	if err != nil {
 		return err
@@ -464,7 +467,8 @@ func (e *env) maskApplyCmd() *cobra.Command {
 		Use:   "apply --mask MASK --out DIR [--model BASE]",
 		Short: "Write the masked model as a Hugging Face folder",
 		Long: `Write W ⊙ M (or W ⊙ (M + γ(1−M)) with a soft gate) for every masked matrix of
-the model the mask was made for. A Hugging Face base keeps its files, tensor
+the model the mask was made for (without --model, the base the mask records).
+A Hugging Face base keeps its files, tensor
 order, types and tokenizer; other bases (llama2.c, the built-in model) are
 written as a LlamaForCausalLM folder with their tokenizer file. The folder
 appears atomically. A mask made for another model is refused.`,
@@ -477,6 +481,7 @@ appears atomically. A mask made for another model is refused.`,
 			if err != nil {
 				return err
 			}
+			mf.basedOn(mask.ReadBase, maskPath)
 			ck, err := mf.open()
 			if err != nil {
 				return err
@@ -490,7 +495,7 @@ appears atomically. A mask made for another model is refused.`,
 		},
 	}
 	mf.register(c)
-	c.Flags().StringVar(&maskPath, "mask", "", "mask file")
+	c.Flags().StringVar(&maskPath, "mask", "", "mask file (without --model, applied to the base it records)")
 	c.Flags().StringVar(&out, "out", "", "output folder")
 	c.Flags().BoolVar(&force, "force", false, "replace an existing output folder")
 	e.quietFlag(c)
