@@ -320,15 +320,26 @@ func (ck *Checkpoint) ExtraFiles(tokenizer string) map[string][]byte {
 		return map[string][]byte{"tokenizer.bin": builtin.Tokenizer}
 	}
 	if st, err := os.Stat(ck.Path); err == nil && !st.IsDir() {
-		tp := tokenizer
-		if tp == "" {
-			tp = filepath.Join(filepath.Dir(ck.Path), "tokenizer.bin")
-		}
-		if b, err := os.ReadFile(tp); err == nil {
-			return map[string][]byte{filepath.Base(tp): b}
+		if name, b, err := ck.Llama2CTokenizer(tokenizer); err == nil {
+			return map[string][]byte{name: b}
 		}
 	}
 	return nil
+}
+
+// Llama2CTokenizer returns the file name and bytes of a llama2.c model's
+// tokenizer: the file tokenizer when given, the built-in one for
+// builtin:stories260K, else tokenizer.bin beside the model file.
+func (ck *Checkpoint) Llama2CTokenizer(tokenizer string) (name string, data []byte, err error) {
+	switch {
+	case tokenizer != "":
+		data, err = os.ReadFile(tokenizer)
+		return filepath.Base(tokenizer), data, err
+	case ck.Path == builtin.Stories:
+		return "tokenizer.bin", builtin.Tokenizer, nil
+	}
+	data, err = os.ReadFile(filepath.Join(filepath.Dir(ck.Path), "tokenizer.bin"))
+	return "tokenizer.bin", data, err
 }
 
 // StopTokens returns the ids that end a reply: the model's EOS ids plus the

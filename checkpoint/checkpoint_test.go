@@ -126,4 +126,10 @@ func TestChatEncoderAndExtraFiles(t *testing.T) {
 	if f := (&Checkpoint{Path: dir}).ExtraFiles(""); f != nil {
 		t.Errorf("folder: %q", f)
 	}
+	if name, b, err := ck.Llama2CTokenizer(""); err != nil || name != "tokenizer.bin" || !bytes.Equal(b, builtin.Tokenizer) {
+		t.Errorf("builtin stories tokenizer: %s %d bytes %v", name, len(b), err)
+	}
+	if _, _, err := (&Checkpoint{Path: filepath.Join(t.TempDir(), "m.bin")}).Llama2CTokenizer(""); err == nil {
+		t.Error("no tokenizer beside the file: no error")
+	}
 }

@@ -503,6 +503,25 @@ func (s *Set) Character(name string) (*Profile, error) {
 	return nil, fmt.Errorf("no character %q in the profile (it has: %s)", name, strings.Join(names, ", "))
 }
 
+// ErrWhichCharacter is Pick's error when no name is given and the set has
+// more than one character.
+var ErrWhichCharacter = errors.New("no character named")
+
+// Pick returns the profile of name, else of def; with neither, the set's
+// only character (an error wrapping ErrWhichCharacter when it has several).
+func (s *Set) Pick(name, def string) (*Profile, error) {
+	if name == "" {
+		name = def
+	}
+	if name == "" {
+		if len(s.Characters) != 1 {
+			return nil, fmt.Errorf("%w, and the profile has %d characters", ErrWhichCharacter, len(s.Characters))
+		}
+		return s.Characters[0], nil
+	}
+	return s.Character(name)
+}
+
 // KeywordWords returns the surface forms of the character's first k
 // keywords (all of them when k <= 0 or it has fewer), best first.
 func (p *Profile) KeywordWords(k int) []string {

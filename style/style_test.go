@@ -428,3 +428,23 @@ func TestThin(t *testing.T) {
 		t.Fatalf("kept %d and %d lines, want 20 (200 words) and 5 (fewer words than the cap)", len(cs[0].Lines), len(cs[1].Lines))
 	}
 }
+
+func TestPick(t *testing.T) {
+	one := &Set{Characters: []*Profile{{Name: "kjv"}}}
+	two := &Set{Characters: []*Profile{{Name: "kjv"}, {Name: "web"}}}
+	for _, c := range []struct {
+		set       *Set
+		name, def string
+		want      string
+	}{{one, "", "", "kjv"}, {two, "web", "kjv", "web"}, {two, "", "web", "web"}, {two, "kjv", "", "kjv"}} {
+		if p, err := c.set.Pick(c.name, c.def); err != nil || p.Name != c.want {
+			t.Errorf("Pick(%q, %q): %v %v, want %s", c.name, c.def, p, err, c.want)
+		}
+	}
+	if _, err := two.Pick("", ""); !errors.Is(err, ErrWhichCharacter) {
+		t.Errorf("no name, two characters: %v", err)
+	}
+	if _, err := one.Pick("web", ""); err == nil || !strings.Contains(err.Error(), `no character "web"`) {
+		t.Errorf("unknown character: %v", err)
+	}
+}

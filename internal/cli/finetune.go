@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/chatdata"
-	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/train"
@@ -126,19 +124,15 @@ func (e *env) runFinetune(cmd *cobra.Command, mf *modelFlags, f *finetuneFlags) 
 	cfg.Model, cfg.ModelPath, cfg.LoRA.BaseModel, cfg.Read.MaxLen = m, ck.Path, ck.Path, maxLen
 	cfg.Encoder = sft.NewEncoder(ck.Template, ck.Tokenizer, ck.TemplateConfig, ck.HasTemplate)
 	cfg.Encoder.LastTurnOnly = f.lastTurn
-	cfg.Llama2CTokenizer = func() ([]byte, error) { return llama2CTokenizer(mf) }
-	cfg.Logf = e.logf
-	bar := e.meter("training", "")
-	cfg.Progress = func(p train.Progress) {
-		desc := fmt.Sprintf("step %d/%d loss %.4f lr %.2e %.0f tok/s", p.Step, p.Total, p.Loss, p.LR, p.TokensPerSec)
-		if !math.IsNaN(p.EvalLoss) {
-			desc += fmt.Sprintf(" eval %.4f", p.EvalLoss)
-		}
-		bar.describe(desc)
-		bar.set(int64(p.Step), int64(p.Total))
+	cfg.Llama2CTokenizer = func() ([]byte, error) {
+		_, b, err := ck.Llama2CTokenizer(mf.tokenizer)
+		return b, err
 	}
+	cfg.Logf = e.logf
+	bar := e.trainBar("training")
+	cfg.Progress = bar.update
 	res, err := finetune.RunJob(cmd.Context(), cfg)
-	bar.end()
+	bar.done()
 	if res != nil && res.Interrupted {
 		return fmt.Errorf("%v; continue with the same flags plus --resume", err)
 	}
@@ -229,16 +223,4 @@ func (e *env) printSummary(tr *train.Trainer, initialEval *float64, finalEval fl
 		what = "adapter"
 	}
 	fmt.Fprintf(w, "%s written to %s; curves in %s\n", what, f.out, strings.Join([]string{filepath.Join(f.out, "loss.svg"), filepath.Join(f.out, "training.json")}, ", "))
-}
-
-// llama2CTokenizer returns the tokenizer.bin of a llama2.c model: --tokenizer,
-// the built-in one, or the file beside the model.
-func llama2CTokenizer(mf *modelFlags) ([]byte, error) {
-	switch {
-	case mf.tokenizer != "":
-		return os.ReadFile(mf.tokenizer)
-	case mf.model == builtin.Stories:
-		return builtin.Tokenizer, nil
-	}
-	return os.ReadFile(filepath.Join(filepath.Dir(mf.model), "tokenizer.bin"))
 }

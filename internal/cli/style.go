@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -226,20 +227,14 @@ func (e *env) runStyleScore(cmd *cobra.Command, st *styleScoreRun) error {
 		fmt.Fprintln(tw, "row\tcharacter\tsemantic\tstyle\tlexical\tsyntactic\tpragmatic\tvss\th")
 	}
 	for i, r := range rows {
-		name := r.Character
-		if name == "" {
-			name = st.character
+		p, err := set.Pick(r.Character, st.character)
+		if errors.Is(err, style.ErrWhichCharacter) {
+			return usagef("the profile has %d characters: give --character (or a character field in each row)", len(set.Characters))
 		}
-		if name == "" {
-			if len(set.Characters) != 1 {
-				return usagef("the profile has %d characters: give --character (or a character field in each row)", len(set.Characters))
-			}
-			name = set.Characters[0].Name
-		}
-		p, err := set.Character(name)
 		if err != nil {
 			return fmt.Errorf("row %d: %v", i+1, err)
 		}
+		name := p.Name
 		s, err := sc.ScorePair(cmd.Context(), p, r.Input, r.Output, st.gate)
 		if err != nil {
 			return fmt.Errorf("row %d: %v", i+1, err)
