@@ -1,10 +1,12 @@
 package grammar
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/masque-ai/masque/checkpoint"
@@ -27,6 +29,10 @@ func TestSampledOutputValid(t *testing.T) {
 	prime := ck.Tokenizer.Encode("a", false)
 	texts, usable := TokenTexts(tok, ck.Model.Config.Vocab, prime[len(prime)-1], ck.Tokenizer.IsSpecial)
 	v := NewVocab(texts, usable)
+	tv, err := TokenizerVocab(ck.Tokenizer, ck.Model.Config.Vocab)
+	if err != nil || !slices.EqualFunc(tv.text, v.text, bytes.Equal) {
+		t.Fatalf("TokenizerVocab differs from TokenTexts after a plain letter (%v)", err)
+	}
 	npc, err := Compile([]byte(npcSchema))
 	if err != nil {
 		t.Fatal(err)

@@ -1,12 +1,14 @@
 package grammar
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/masque-ai/masque/generate"
+	"github.com/masque-ai/masque/tokenizer"
 )
 
 // Vocab is a model's vocabulary as text: every token's bytes in a trie, so
@@ -215,4 +217,16 @@ func TokenTexts(tok generate.Tokenizer, size, prime int, skip func(id int) bool)
 		usable[id] = s != "" && (skip == nil || !skip(id)) && utf8.ValidString(s) && !strings.ContainsRune(s, utf8.RuneError)
 	}
 	return texts, usable
+}
+
+// TokenizerVocab is the vocabulary of tok over the ids [0, size) for
+// constraints: every id's text after a plain letter (TokenTexts), special
+// tokens not usable.
+func TokenizerVocab(tok *tokenizer.Tokenizer, size int) (*Vocab, error) {
+	prime := tok.Encode("a", false)
+	if len(prime) == 0 {
+		return nil, errors.New("the tokenizer cannot encode text")
+	}
+	texts, ok := TokenTexts(generate.FromTokenizer(tok), size, prime[len(prime)-1], tok.IsSpecial)
+	return NewVocab(texts, ok), nil
 }

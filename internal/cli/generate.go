@@ -65,10 +65,6 @@ func (f *samplingFlags) options(ck *checkpoint.Checkpoint) generate.Options {
 	return o
 }
 
-func textStreams(ck *checkpoint.Checkpoint) generate.Tokenizer {
-	return generate.TokenizerFunc(func(skip bool) generate.TextStream { return ck.Tokenizer.NewStreamDecoder(skip) })
-}
-
 func (e *env) generateCmd() *cobra.Command {
 	st := &generateRun{}
 	st.mf = modelFlags{withLoRA: true}
@@ -165,7 +161,7 @@ func (e *env) runGenerate(cmd *cobra.Command, st *generateRun) error {
 			return err
 		}
 	}
-	res, err := generate.Generate(cmd.Context(), ck.Model, textStreams(ck), ids, o, onText)
+	res, err := generate.Generate(cmd.Context(), ck.Model, generate.FromTokenizer(ck.Tokenizer), ids, o, onText)
 	if err != nil {
 		return err
 	}
@@ -217,12 +213,11 @@ func grammarConstraint(ck *checkpoint.Checkpoint, gram, schemaFile string) (gene
 	if err != nil {
 		return nil, err
 	}
-	prime := tok.Encode("a", false)
-	if len(prime) == 0 {
-		return nil, fmt.Errorf("the tokenizer of %s cannot encode text", ck.Path)
+	v, err := grammar.TokenizerVocab(tok, ck.Model.Config.Vocab)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ck.Path, err)
 	}
-	texts, ok := grammar.TokenTexts(textStreams(ck), ck.Model.Config.Vocab, prime[len(prime)-1], tok.IsSpecial)
-	return s.Constraint(grammar.NewVocab(texts, ok)), nil
+	return s.Constraint(v), nil
 }
 
 func printStats(e *env, res *generate.Result) {
@@ -314,7 +309,7 @@ func (e *env) runChat(cmd *cobra.Command, st *chatRun) error {
 		if len(ids) >= sess.Cache.Max() {
 			return fmt.Errorf("the conversation (%d tokens) no longer fits the context (%d): /reset", len(ids), sess.Cache.Max())
 		}
-		res, err := sess.Generate(cmd.Context(), textStreams(ck), ids, st.sf.options(ck),
+		res, err := sess.Generate(cmd.Context(), generate.FromTokenizer(ck.Tokenizer), ids, st.sf.options(ck),
 			func(s string) error { _, err := fmt.Fprint(e.stdout, s); return err })
 		if err != nil {
 			return err

@@ -91,7 +91,7 @@ func (e *Engine) Stream(ctx context.Context, req Request, onText func(string) er
 	if o.MaxTokens == 0 {
 		o.MaxTokens = e.DefaultMaxTokens
 	}
-	tok := generate.TokenizerFunc(func(skip bool) generate.TextStream { return e.CK.Tokenizer.NewStreamDecoder(skip) })
+	tok := generate.FromTokenizer(e.CK.Tokenizer)
 	res, err := generate.Generate(ctx, e.CK.Model, tok, ids, o, onText)
 	if err != nil {
 		if res != nil && res.FinishReason == generate.FinishCancelled && onText != nil {
