@@ -95,7 +95,8 @@ func TestBrowserGuards(t *testing.T) {
 	code, hdr, _ := guardReq(t, f, "OPTIONS", "/v1/chat/completions", map[string]string{"Origin": "https://app.example",
 		"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type"}, nil)
 	if code != 204 || hdr.Get("Access-Control-Allow-Origin") != "https://app.example" || !strings.Contains(hdr.Get("Access-Control-Allow-Methods"), "POST") ||
-		!strings.Contains(strings.ToLower(hdr.Get("Access-Control-Allow-Headers")), "authorization") {
+		!strings.Contains(strings.ToLower(hdr.Get("Access-Control-Allow-Headers")), "authorization") ||
+		!strings.Contains(strings.ToLower(hdr.Get("Access-Control-Allow-Headers")), "x-session-id") { // the balancer's affinity key (deploy/)
 		t.Errorf("preflight of the allowed origin: %d %v", code, hdr)
 	}
 	if code, hdr, body := guardReq(t, f, "OPTIONS", "/v1/chat/completions", map[string]string{"Origin": "https://evil.example",

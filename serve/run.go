@@ -65,8 +65,9 @@ func CheckBind(addr, apiKey string) error {
 	return nil
 }
 
-// Serve answers HTTP on ln until ctx ends, then shuts down: it stops
-// accepting, gives requests in flight up to Options.ShutdownGrace to
+// Serve answers HTTP on ln until ctx ends, then shuts down: GET
+// /health/ready answers 503 from then on, it serves on for
+// Options.DrainDelay, then stops accepting, gives requests in flight up to Options.ShutdownGrace to
 // finish (streams end with their [DONE]), and then ends the remaining
 // ones (streams get an error event, code "shutting_down"); it returns nil
 // after a shutdown that ctx asked for. The server is closed
@@ -92,6 +93,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	}
+	s.draining.Store(true)
+	if d := s.opts.DrainDelay; d > 0 {
+		// Keep serving while the balancers see /health/ready fail.
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(d):
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownGrace)
 	defer cancel()

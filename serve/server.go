@@ -23,6 +23,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/masque-ai/masque/checkpoint"
@@ -125,6 +126,12 @@ type Options struct {
 	// ends them (streams then get an error event); default 10 seconds,
 	// negative: end them at once.
 	ShutdownGrace time.Duration
+	// DrainDelay is how long Serve, once its context ends, goes on serving
+	// every request while GET /health/ready answers 503 "draining" (and
+	// responses carry Connection: close), so that load balancers and
+	// Kubernetes take the replica out of rotation before it stops
+	// accepting; ShutdownGrace follows. Default 0: stop accepting at once.
+	DrainDelay time.Duration
 	// Log receives one line per failed request (default: discarded).
 	Log *slog.Logger
 
@@ -224,6 +231,8 @@ type Server struct {
 
 	persistMu sync.Mutex // orders writes of Options.Registry
 
+	draining atomic.Bool // Serve's context ended: readiness is 503
+
 	apiKey, adminKey [32]byte
 }
 
@@ -305,6 +314,8 @@ const (
 func (s *Server) routes() http.Handler {
 	exact := map[string]route{
 		"/health":              {[]string{"GET"}, authUser, "health", s.handleHealth},
+		"/health/live":         {[]string{"GET"}, authNone, "health", s.handleLive},
+		"/health/ready":        {[]string{"GET"}, authNone, "health", s.handleReady},
 		"/metrics":             {[]string{"GET"}, authUser, "metrics", s.handleMetrics},
 		"/v1/models":           {[]string{"GET"}, authUser, "models", s.handleModels},
 		"/v1/chat/completions": {[]string{"POST"}, authUser, "chat", s.handleChat},
@@ -352,6 +363,9 @@ func (s *Server) routes() http.Handler {
 			}
 		}()
 		sw.Header().Set("X-Content-Type-Options", "nosniff")
+		if s.draining.Load() {
+			sw.Header().Set("Connection", "close") // reconnect, to a replica in rotation
+		}
 		if s.guard(sw, r) {
 			return
 		}
@@ -463,6 +477,12 @@ func (s *Server) localAdmin(r *http.Request) bool {
 	if !s.opts.LocalAdmin || s.opts.AdminKey != "" || s.opts.APIKey != "" {
 		return false
 	}
+	// A request relayed by a proxy on this machine (NGINX in deploy/
+	// sets X-Forwarded-For) comes from a loopback address whatever its
+	// client: it is not local.
+	if r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("Forwarded") != "" || r.Header.Get("X-Real-IP") != "" {
+		return false
+	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return false
@@ -541,7 +561,37 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) *apiError 
 	s.mu.RLock()
 	n := len(s.personas)
 	s.mu.RUnlock()
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "personas": n, "active": st.Active, "queued": st.Queued, "slots": st.MaxSeqs})
+	status := "ok"
+	if s.draining.Load() {
+		status = "draining"
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": status, "personas": n, "active": st.Active, "queued": st.Queued, "slots": st.MaxSeqs,
+		"max_queue": st.MaxQueue, "draining": s.draining.Load()})
+	return nil
+}
+
+// handleLive answers the liveness probe (no key needed): 200 while the
+// process serves HTTP, draining included, as restarting a draining
+// replica would end its requests.
+func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) *apiError {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	return nil
+}
+
+// handleReady answers the readiness probe (no key needed, so it tells no
+// more than a status): 503 "draining" once Serve's context has ended (the
+// replica is shutting down: send it nothing new), 503 "saturated" while the
+// queue is full (a new request would get 429), else 200 "ready".
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) *apiError {
+	st := s.eng.Stats()
+	switch {
+	case s.draining.Load():
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "draining"})
+	case st.Queued >= st.MaxQueue:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "saturated"})
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+	}
 	return nil
 }
 

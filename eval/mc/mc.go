@@ -403,3 +403,26 @@ func WriteTable(w io.Writer, reports ...*Report) error {
 	}
 	return tw.Flush()
 }
+
+// EvaluateFiles runs the test of every file (Load, Evaluate) with m and p,
+// each named by its base name; o's Name and Progress are set per file,
+// Progress from progress(name) when progress is not nil.
+func EvaluateFiles(ctx context.Context, m *model.Model, p Prompter, files []string, o Options, progress func(name string) func(done, total int)) ([]*Report, error) {
+	var reports []*Report
+	for _, f := range files {
+		items, err := Load(f)
+		if err != nil {
+			return nil, err
+		}
+		o.Name, o.Progress = filepath.Base(f), nil
+		if progress != nil {
+			o.Progress = progress(o.Name)
+		}
+		r, err := Evaluate(ctx, m, p, items, o)
+		if err != nil {
+			return nil, err
+		}
+		reports = append(reports, r)
+	}
+	return reports, nil
+}

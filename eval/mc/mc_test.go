@@ -195,3 +195,36 @@ func TestPrompterFor(t *testing.T) {
 		t.Errorf("xml: %v", err)
 	}
 }
+
+// TestEvaluateFiles: one report per file, named by its base name, with a
+// progress per file, the same as Evaluate on each.
+func TestEvaluateFiles(t *testing.T) {
+	m := loadStories(t)
+	files := []string{"../../testdata/persona-evals/desire-for-acquiring-wealth.jsonl", "../../testdata/persona-evals/extraversion.jsonl"}
+	p := PlainPrompter{Tok: byteTok{}}
+	var names []string
+	reports, err := EvaluateFiles(context.Background(), m, p, files, Options{Limit: 3, Name: "ignored"}, func(name string) func(int, int) {
+		names = append(names, name)
+		return nil
+	})
+	if err != nil || len(reports) != 2 {
+		t.Fatalf("%d reports, %v", len(reports), err)
+	}
+	items, err := Load(files[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Evaluate(context.Background(), m, p, items, Options{Name: "extraversion.jsonl", Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := reports[1]; r.Name != want.Name || r.Items != 3 || r.Accuracy != want.Accuracy || r.MeanMargin != want.MeanMargin {
+		t.Errorf("report %+v, want %+v", r, want)
+	}
+	if strings.Join(names, ",") != "desire-for-acquiring-wealth.jsonl,extraversion.jsonl" {
+		t.Errorf("progress names %q", names)
+	}
+	if _, err := EvaluateFiles(context.Background(), m, p, []string{"missing.jsonl"}, Options{}, nil); err == nil {
+		t.Error("missing file: no error")
+	}
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/masque-ai/masque/chatdata"
 	"github.com/masque-ai/masque/chattemplate"
+	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
@@ -201,4 +202,37 @@ func WriteTable(w io.Writer, results ...*Result) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.4f\t%.3f\t\n", r.Name, r.Samples, r.Tokens, r.NLL, r.PPL)
 	}
 	return tw.Flush()
+}
+
+// EvaluateFiles measures m's perplexity on every file (Load with ck's
+// tokenizer and chat template, samples cut at maxTokens; Evaluate), each
+// named by its base name; progress(name), when progress is not nil, follows
+// each file. m is ck's model, possibly masked.
+func EvaluateFiles(ctx context.Context, ck *checkpoint.Checkpoint, m *model.Model, files []string, maxTokens int, progress func(name string) func(done, total int)) ([]*Result, error) {
+	if len(files) == 0 {
+		return nil, nil
+	}
+	tok, err := ck.NeedTokenizer()
+	if err != nil {
+		return nil, err
+	}
+	enc := sft.NewEncoder(ck.Template, ck.Tokenizer, ck.TemplateConfig, ck.HasTemplate)
+	var results []*Result
+	for _, f := range files {
+		samples, err := Load(f, tok, enc, maxTokens)
+		if err != nil {
+			return nil, err
+		}
+		name := filepath.Base(f)
+		var pr func(done, total int)
+		if progress != nil {
+			pr = progress(name)
+		}
+		r, err := Evaluate(ctx, m, name, samples, pr)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, r)
+	}
+	return results, nil
 }

@@ -151,3 +151,39 @@ func TestChatScoresWhatFinetuneTrains(t *testing.T) {
 		t.Fatalf("chat data without an encoder: %v", err)
 	}
 }
+
+// TestEvaluateFiles: each file is loaded with the checkpoint's tokenizer,
+// measured and named by its base name, as Load and Evaluate do.
+func TestEvaluateFiles(t *testing.T) {
+	ck, err := checkpoint.Open("builtin:stories260K", checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	f := filepath.Join(t.TempDir(), "stories.txt")
+	if err := os.WriteFile(f, []byte("Once upon a time there was a cat.\nThe dog ran to the park.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	res, err := EvaluateFiles(context.Background(), ck, ck.Model, []string{f}, 16, func(name string) func(int, int) {
+		names = append(names, name)
+		return nil
+	})
+	if err != nil || len(res) != 1 {
+		t.Fatalf("%d results, %v", len(res), err)
+	}
+	samples, err := Load(f, ck.Tokenizer, sft.NewEncoder(ck.Template, ck.Tokenizer, ck.TemplateConfig, ck.HasTemplate), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Evaluate(context.Background(), ck.Model, "stories.txt", samples, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := res[0]; r.Name != want.Name || r.PPL != want.PPL || len(names) != 1 || names[0] != "stories.txt" {
+		t.Errorf("result %+v (progress %q), want %+v", r, names, want)
+	}
+	if r, err := EvaluateFiles(context.Background(), ck, ck.Model, nil, 16, nil); r != nil || err != nil {
+		t.Errorf("no files: %v %v", r, err)
+	}
+}

@@ -2,8 +2,6 @@ package roleplay
 
 import (
 	"context"
-	"github.com/masque-ai/masque/train/sft"
-	"path/filepath"
 
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/eval/mc"
@@ -50,43 +48,26 @@ func ComputeReference(ctx context.Context, ck *checkpoint.Checkpoint, m *model.M
 	if len(o.MCTests) == 0 && len(o.PPLData) == 0 {
 		return ref, nil
 	}
-	tok, err := ck.NeedTokenizer()
-	if err != nil {
-		return nil, err
-	}
-	progress := func(name string) func(done, total int) {
+	prefixed := func(prefix string) func(name string) func(done, total int) {
 		if o.Progress == nil {
 			return nil
 		}
-		return func(d, t int) { o.Progress(name, d, t) }
+		return func(name string) func(done, total int) {
+			return func(d, t int) { o.Progress(prefix+name, d, t) }
+		}
 	}
-	p, err := mc.PrompterFor(ck, o.MCFormat)
-	if err != nil {
+	var err error
+	if len(o.MCTests) > 0 {
+		p, err := mc.PrompterFor(ck, o.MCFormat)
+		if err != nil {
+			return nil, err
+		}
+		if ref.MC, err = mc.EvaluateFiles(ctx, m, p, o.MCTests, mc.Options{System: o.MCSystem, Opposing: o.MCOpposing, Limit: o.MCLimit}, prefixed("mc ")); err != nil {
+			return nil, err
+		}
+	}
+	if ref.PPL, err = ppl.EvaluateFiles(ctx, ck, m, o.PPLData, o.PPLMaxTokens, prefixed("ppl ")); err != nil {
 		return nil, err
-	}
-	for _, f := range o.MCTests {
-		items, err := mc.Load(f)
-		if err != nil {
-			return nil, err
-		}
-		name := filepath.Base(f)
-		r, err := mc.Evaluate(ctx, m, p, items, mc.Options{Name: name, System: o.MCSystem, Opposing: o.MCOpposing, Limit: o.MCLimit, Progress: progress("mc " + name)})
-		if err != nil {
-			return nil, err
-		}
-		ref.MC = append(ref.MC, r)
-	}
-	for _, f := range o.PPLData {
-		samples, err := ppl.Load(f, tok, sft.NewEncoder(ck.Template, ck.Tokenizer, ck.TemplateConfig, ck.HasTemplate), o.PPLMaxTokens)
-		if err != nil {
-			return nil, err
-		}
-		name := filepath.Base(f)
-		r, err := ppl.Evaluate(ctx, m, name, samples, progress("ppl "+name))
-		if err != nil {
-			return nil, err
-		}
-		ref.PPL = append(ref.PPL, r)
 	}
 	return ref, nil
 }

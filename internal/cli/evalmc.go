@@ -3,9 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/masque-ai/masque/train/sft"
 	"io"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -114,18 +112,9 @@ for models without one). A table is printed; --out writes the full results as JS
 				cp.KeepSpace = keepSpace
 				p = cp
 			}
-			var reports []*mc.Report
-			for _, t := range tests {
-				items, err := mc.Load(t)
-				if err != nil {
-					return err
-				}
-				r, err := mc.Evaluate(cmd.Context(), m, p, items, mc.Options{Name: filepath.Base(t), System: sys, Opposing: opposing, Limit: limit,
-					Progress: e.progress(filepath.Base(t))})
-				if err != nil {
-					return err
-				}
-				reports = append(reports, r)
+			reports, err := mc.EvaluateFiles(cmd.Context(), m, p, tests, mc.Options{System: sys, Opposing: opposing, Limit: limit}, e.progress)
+			if err != nil {
+				return err
 			}
 			result := map[string]any{"model": ck.Path, "mask": maskPath, "reports": reports}
 			return e.emit(result, out, asJSON, func() error { return mc.WriteTable(e.stdout, reports...) })
@@ -169,17 +158,9 @@ func (e *env) evalPPLCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var results []*ppl.Result
-			for _, d := range data {
-				samples, err := ppl.Load(d, ck.Tokenizer, sft.NewEncoder(ck.Template, ck.Tokenizer, ck.TemplateConfig, ck.HasTemplate), maxTokens)
-				if err != nil {
-					return err
-				}
-				r, err := ppl.Evaluate(cmd.Context(), m, filepath.Base(d), samples, e.progress(filepath.Base(d)))
-				if err != nil {
-					return err
-				}
-				results = append(results, r)
+			results, err := ppl.EvaluateFiles(cmd.Context(), ck, m, data, maxTokens, e.progress)
+			if err != nil {
+				return err
 			}
 			result := map[string]any{"model": ck.Path, "mask": maskPath, "results": results}
 			return e.emit(result, out, asJSON, func() error { return ppl.WriteTable(e.stdout, results...) })

@@ -24,7 +24,7 @@ type serveFlags struct {
 	kvMemory, maxBody, maxMessage                         string
 	ctxLen, maxSeqs, queue, batchTokens, maxTokens        int
 	promptCacheMB                                         int
-	timeout, shutdownGrace, stallTimeout                  time.Duration
+	timeout, shutdownGrace, stallTimeout, drainDelay      time.Duration
 	noPlayground, verbose, persist, hideReasoning         bool
 	corsOrigins                                           []string
 }
@@ -84,8 +84,12 @@ Web pages cannot drive the server through a browser: JSON endpoints take only
 Content-Type: application/json, requests from another origin are refused unless
 --cors-origin allows it, and a server without --api-key answers only requests
 addressed to a loopback name (localhost, 127.0.0.1, [::1]; DNS-rebinding
-protection). SIGTERM and SIGINT stop it cleanly: it stops accepting, lets
-requests in flight finish within --shutdown-grace, and exits 0.`,
+protection). SIGTERM and SIGINT stop it cleanly: GET /health/ready answers
+503 from then on, it serves on for --drain-delay (so load balancers and
+Kubernetes stop sending it requests), then stops accepting, lets requests in
+flight finish within --shutdown-grace, and exits 0. /health/live and
+/health/ready need no key (probes send none); deploy/ has a container image,
+a Kubernetes example and an NGINX config with session affinity.`,
 		Example: `  masque serve
   masque serve --model ./Qwen2.5-0.5B-Instruct --personas personas.yaml
   masque serve --personas personas.yaml --api-key sk-local --admin-key sk-admin --kv-memory 2GiB --max-seqs 16`,
@@ -121,6 +125,7 @@ func (f *serveFlags) register(c *cobra.Command) {
 	fl.StringSliceVar(&f.corsOrigins, "cors-origin", nil, "web origin (e.g. https://app.example; * for any) whose pages may call the API from a browser; repeatable (default: none, only the playground's own origin)")
 	fl.DurationVar(&f.stallTimeout, "stall-timeout", time.Minute, "drop a client whose connection accepts nothing for this long (it stopped reading); counted in /metrics (0: never)")
 	fl.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM or SIGINT, stop accepting and give requests in flight this long to finish before ending them (streams then get an error event); exit 0")
+	fl.DurationVar(&f.drainDelay, "drain-delay", 0, "on SIGTERM or SIGINT, first go on serving this long while /health/ready answers 503 (the time a load balancer or Kubernetes needs to take the replica out of rotation), then shut down as --shutdown-grace says")
 	fl.BoolVar(&f.verbose, "verbose", false, "log one structured line (log/slog) per request: method, path, persona, status, prompt and completion tokens, latency")
 }
 
@@ -152,6 +157,9 @@ func (f *serveFlags) options() (serve.Options, error) {
 	if f.shutdownGrace < 0 {
 		return o, usagef("--shutdown-grace %v is negative", f.shutdownGrace)
 	}
+	if f.drainDelay < 0 {
+		return o, usagef("--drain-delay %v is negative", f.drainDelay)
+	}
 	if f.shutdownGrace == 0 {
 		f.shutdownGrace = -1 // serve.Options: negative is none, 0 the default
 	}
@@ -179,7 +187,7 @@ func (f *serveFlags) options() (serve.Options, error) {
 	o = serve.Options{BaseID: f.baseID, APIKey: f.apiKey, AdminKey: f.adminKey,
 		Ctx: f.ctxLen, KVBytes: kv, MaxSeqs: f.maxSeqs, MaxQueue: f.queue, BatchTokens: f.batchTokens, PromptCacheBytes: promptCache, NoPromptCache: f.promptCacheMB == 0,
 		Timeout: f.timeout, MaxBodyBytes: body, MaxMessageBytes: int(msg), MaxTokens: f.maxTokens,
-		NoPlayground: f.noPlayground, HideReasoning: f.hideReasoning, ShutdownGrace: f.shutdownGrace, CORSOrigins: f.corsOrigins, StallTimeout: f.stallTimeout}
+		NoPlayground: f.noPlayground, HideReasoning: f.hideReasoning, ShutdownGrace: f.shutdownGrace, DrainDelay: f.drainDelay, CORSOrigins: f.corsOrigins, StallTimeout: f.stallTimeout}
 	return o, nil
 }
 
