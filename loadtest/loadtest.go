@@ -252,7 +252,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					"stream":         true,
 					"stream_options": map[string]bool{"include_usage": true},
 				})
-				s := one(hard, client, endpoint, cfg.APIKey, body)
+				s := one(hard, client, endpoint, cfg.APIKey, body, nil)
 				for backoff := firstBackoff; s.status == http.StatusTooManyRequests; {
 					// The server is full: wait as it asks (or back off), then
 					// send the same request again, unless the run ends first.
@@ -274,7 +274,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					mu.Lock()
 					retryWait += wait
 					mu.Unlock()
-					s = one(hard, client, endpoint, cfg.APIKey, body)
+					s = one(hard, client, endpoint, cfg.APIKey, body, nil)
 				}
 				mu.Lock()
 				samples = append(samples, s)
@@ -296,8 +296,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return r, nil
 }
 
-// one runs a streaming request and measures it.
-func one(ctx context.Context, client *http.Client, endpoint, key string, body []byte) sample {
+// streamExtra collects what a scenario needs of a stream beyond a sample:
+// the reply's text, the arrival times of its content chunks and the
+// prompt's token counts.
+type streamExtra struct {
+	content                    strings.Builder
+	chunks                     []time.Time
+	promptTokens, cachedTokens int
+}
+
+// one runs a streaming request and measures it; x, if not nil, collects
+// more.
+func one(ctx context.Context, client *http.Client, endpoint, key string, body []byte, x *streamExtra) sample {
 	req, err := http.NewRequestWithContext(ctx, "POST", endpoint, bytes.NewReader(body))
 	if err != nil {
 		return sample{err: err.Error()}
@@ -340,7 +350,11 @@ func one(ctx context.Context, client *http.Client, endpoint, key string, body []
 				} `json:"delta"`
 			} `json:"choices"`
 			Usage *struct {
-				CompletionTokens int `json:"completion_tokens"`
+				CompletionTokens    int `json:"completion_tokens"`
+				PromptTokens        int `json:"prompt_tokens"`
+				PromptTokensDetails struct {
+					CachedTokens int `json:"cached_tokens"`
+				} `json:"prompt_tokens_details"`
 			} `json:"usage"`
 		}
 		if err := json.Unmarshal([]byte(data), &ev); err != nil {
@@ -353,9 +367,16 @@ func one(ctx context.Context, client *http.Client, endpoint, key string, body []
 		}
 		if ev.Usage != nil {
 			usageTokens = ev.Usage.CompletionTokens
+			if x != nil {
+				x.promptTokens, x.cachedTokens = ev.Usage.PromptTokens, ev.Usage.PromptTokensDetails.CachedTokens
+			}
 		}
 		if len(ev.Choices) > 0 && ev.Choices[0].Delta.Content != "" {
 			now := time.Now()
+			if x != nil {
+				x.content.WriteString(ev.Choices[0].Delta.Content)
+				x.chunks = append(x.chunks, now)
+			}
 			if chunks == 0 {
 				first = now
 			}

@@ -89,3 +89,16 @@ func TestCollectStats(t *testing.T) {
 		t.Error("no output folder: no error")
 	}
 }
+
+func TestParseMethods(t *testing.T) {
+	ms, err := ParseMethods("wanda, ,SparseGPT")
+	if err != nil || len(ms) != 2 || ms[0] != Wanda || ms[1] != SparseGPT {
+		t.Errorf("%v %v", ms, err)
+	}
+	if _, err := ParseMethods(" , "); err == nil || err.Error() != "no method" {
+		t.Errorf("empty: %v", err)
+	}
+	if _, err := ParseMethods("wanda,obs"); err == nil || !strings.Contains(err.Error(), `"obs"`) {
+		t.Errorf("unknown: %v", err)
+	}
+}

@@ -59,6 +59,26 @@ func ParseMethod(s string) (Method, error) {
 	return "", fmt.Errorf("unknown method %q (want magnitude, wanda or sparsegpt)", s)
 }
 
+// ParseMethods parses a comma-separated list of methods (at least one;
+// empty entries are skipped).
+func ParseMethods(s string) ([]Method, error) {
+	var out []Method
+	for _, m := range strings.Split(s, ",") {
+		if m = strings.TrimSpace(m); m == "" {
+			continue
+		}
+		mm, err := ParseMethod(m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, mm)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no method")
+	}
+	return out, nil
+}
+
 // Targets selects which projections are masked.
 type Targets int
 

@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -548,4 +549,44 @@ func (c *Classifier) EvaluateCorpus(corp *Corpus, split string, progress func(do
 		a.Split = split
 	}
 	return a, err
+}
+
+// ClassifierRun is a classifier trained on a corpus file by
+// TrainClassifierFile: where it was saved, its size, and its accuracy on the
+// corpus's test split.
+type ClassifierRun struct {
+	Classifier *Classifier
+	Voices     []string // the corpus's voices, in its order
+	Path       string
+	Bytes      int64
+	Test       *Accuracy
+}
+
+// TrainClassifierFile trains the voice classifier on the train split of the
+// corpus in dir (TrainCorpus), saves it to out ("": dir/classifier.bin) and
+// measures it on the test split.
+func TrainClassifierFile(dir, out string, o TrainOptions) (*ClassifierRun, error) {
+	corp, err := OpenCorpus(dir)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := TrainCorpus(corp, o)
+	if err != nil {
+		return nil, err
+	}
+	if out == "" {
+		out = filepath.Join(dir, ClassifierFile)
+	}
+	if err := cl.Save(out); err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		return nil, err
+	}
+	acc, err := cl.EvaluateCorpus(corp, SplitTest, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &ClassifierRun{Classifier: cl, Voices: corp.Names(), Path: out, Bytes: st.Size(), Test: acc}, nil
 }

@@ -340,3 +340,29 @@ func TestClassifierCheckKit(t *testing.T) {
 		t.Fatalf("kit whose manifest records another train split: %v", err)
 	}
 }
+
+// TestTrainClassifierFile: the file it saves loads back as the classifier
+// it returns, whose test accuracy it reports.
+func TestTrainClassifierFile(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "cl.bin")
+	run, err := TrainClassifierFile(testCorpus, out, TrainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	corp, c := trainTestCorpus(t)
+	want, err := c.EvaluateCorpus(corp, SplitTest, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(out)
+	if err != nil || run.Path != out || run.Bytes != st.Size() || run.Test.Accuracy != want.Accuracy || !slices.Equal(run.Voices, corp.Names()) {
+		t.Fatalf("run %+v (file %v), want accuracy %v", run, err, want.Accuracy)
+	}
+	back, err := LoadClassifier(out)
+	if err != nil || back.NumFeatures() != run.Classifier.NumFeatures() {
+		t.Errorf("saved classifier: %v", err)
+	}
+	if _, err := TrainClassifierFile(filepath.Join(t.TempDir(), "none"), "", TrainOptions{}); err == nil {
+		t.Error("missing corpus: no error")
+	}
+}

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"text/tabwriter"
 
@@ -184,37 +183,20 @@ deterministic: the same corpus and options give the same file.`,
 			}
 			o.Features.WordMin, o.Features.WordMax = words[0], words[1]
 			o.Features.CharMin, o.Features.CharMax = chars[0], chars[1]
-			corp, err := voices.OpenCorpus(corpus)
+			run, err := voices.TrainClassifierFile(corpus, out, o)
 			if err != nil {
 				return err
 			}
-			cl, err := voices.TrainCorpus(corp, o)
-			if err != nil {
-				return err
-			}
-			if out == "" {
-				out = filepath.Join(corpus, voices.ClassifierFile)
-			}
-			if err := cl.Save(out); err != nil {
-				return err
-			}
-			st, err := os.Stat(out)
-			if err != nil {
-				return err
-			}
-			acc, err := cl.EvaluateCorpus(corp, voices.SplitTest, nil)
-			if err != nil {
-				return err
-			}
+			cl, acc := run.Classifier, run.Test
 			if asJSON {
-				return writeJSON(e.stdout, map[string]any{"classifier": out, "bytes": st.Size(), "features": cl.Features,
+				return writeJSON(e.stdout, map[string]any{"classifier": run.Path, "bytes": run.Bytes, "features": cl.Features,
 					"selected_features": cl.NumFeatures(), "alpha": cl.Alpha, "train": cl.Info, "test": acc})
 			}
-			fmt.Fprintf(e.stdout, "wrote %s (%d bytes, %d features, alpha %g)\n", out, st.Size(), cl.NumFeatures(), cl.Alpha)
+			fmt.Fprintf(e.stdout, "wrote %s (%d bytes, %d features, alpha %g)\n", run.Path, run.Bytes, cl.NumFeatures(), cl.Alpha)
 			fmt.Fprintf(e.stdout, "held-out accuracy: %.2f%% of %d test passages (macro %.2f%%)\n", 100*acc.Accuracy, acc.Texts, 100*acc.Macro)
 			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "voice\ttrain texts\ttest texts\taccuracy\t")
-			for _, v := range corp.Names() {
+			for _, v := range run.Voices {
 				a := acc.PerVoice[v]
 				fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f%%\t\n", v, cl.Info.Texts[v], a.Texts, 100*a.Accuracy)
 			}

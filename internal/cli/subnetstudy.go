@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -150,11 +149,11 @@ func (f *studyFlags) config(cmd *cobra.Command) (study.Config, error) {
 	}
 	set := cmd.Flags().Changed
 	if set("voices") {
-		cfg.Voices = splitList(f.voices)
+		cfg.Voices = study.SplitList(f.voices)
 	}
 	if set("methods") {
-		if cfg.Methods, err = parseMethods(f.methods); err != nil {
-			return cfg, err
+		if cfg.Methods, err = subnet.ParseMethods(f.methods); err != nil {
+			return cfg, usagef("--methods: %v", err)
 		}
 	}
 	if set("sparsity") {
@@ -163,11 +162,11 @@ func (f *studyFlags) config(cmd *cobra.Command) (study.Config, error) {
 		}
 	}
 	if set("granularity") {
-		cfg.Granularities = splitList(f.granularities)
+		cfg.Granularities = study.SplitList(f.granularities)
 	}
 	if set("pairs") {
-		if cfg.Pairs, err = parsePairs(f.pairs); err != nil {
-			return cfg, err
+		if cfg.Pairs, err = study.ParsePairs(f.pairs); err != nil {
+			return cfg, usagef("--pairs: %v", err)
 		}
 	}
 	if cfg.Variant, err = subnet.ParseVariant(f.variant); err != nil {
@@ -209,47 +208,6 @@ func (f *studyFlags) config(cmd *cobra.Command) (study.Config, error) {
 	}
 	cfg.Corpus, cfg.CalibSplit, cfg.Seed, cfg.Workers, cfg.Out = f.corpus, f.split, f.seed, f.workers, f.out
 	return cfg, nil
-}
-
-// splitList splits a comma-separated list, dropping empty entries.
-func splitList(s string) []string {
-	var o []string
-	for _, x := range strings.Split(s, ",") {
-		if x = strings.TrimSpace(x); x != "" {
-			o = append(o, x)
-		}
-	}
-	return o
-}
-
-func parseMethods(s string) ([]subnet.Method, error) {
-	var out []subnet.Method
-	for _, m := range splitList(s) {
-		mm, err := subnet.ParseMethod(m)
-		if err != nil {
-			return nil, usagef("--methods: %v", err)
-		}
-		out = append(out, mm)
-	}
-	if len(out) == 0 {
-		return nil, usagef("--methods: no method")
-	}
-	return out, nil
-}
-
-func parsePairs(s string) ([][2]string, error) {
-	out := [][2]string{}
-	if s == "none" {
-		return out, nil
-	}
-	for _, p := range splitList(s) {
-		pp, err := study.ParsePair(p)
-		if err != nil {
-			return nil, usagef("--pairs: %v", err)
-		}
-		out = append(out, pp)
-	}
-	return out, nil
 }
 
 // studyProgress prints the study's progress: one line redrawn on a

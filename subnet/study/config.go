@@ -131,6 +131,35 @@ func Patterns(granularities []string, sparsities []float64) ([]Pattern, error) {
 	return out, nil
 }
 
+// SplitList splits a comma-separated list, dropping blanks around entries
+// and empty entries.
+func SplitList(s string) []string {
+	var o []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			o = append(o, x)
+		}
+	}
+	return o
+}
+
+// ParsePairs parses a comma-separated list of pairs (ParsePair); "none" is
+// no pair (an empty, non-nil list).
+func ParsePairs(s string) ([][2]string, error) {
+	out := [][2]string{}
+	if s == "none" {
+		return out, nil
+	}
+	for _, p := range SplitList(s) {
+		pp, err := ParsePair(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pp)
+	}
+	return out, nil
+}
+
 // ParsePair parses "kjv:web" (or "kjv+web").
 func ParsePair(s string) ([2]string, error) {
 	a, b, ok := strings.Cut(s, ":")

@@ -456,3 +456,19 @@ func TestBest(t *testing.T) {
 		t.Error("a voice without masks has a best mask")
 	}
 }
+
+func TestParseLists(t *testing.T) {
+	if got := SplitList(" a, ,b ,"); strings.Join(got, "|") != "a|b" {
+		t.Errorf("SplitList: %q", got)
+	}
+	pairs, err := ParsePairs("kjv:web, devil+wordnet")
+	if err != nil || len(pairs) != 2 || pairs[1] != [2]string{"devil", "wordnet"} {
+		t.Errorf("ParsePairs: %v %v", pairs, err)
+	}
+	if p, err := ParsePairs("none"); err != nil || p == nil || len(p) != 0 {
+		t.Errorf("none: %v %v", p, err)
+	}
+	if _, err := ParsePairs("kjv:web,kjv"); err == nil || !strings.Contains(err.Error(), `"kjv"`) {
+		t.Errorf("bad pair: %v", err)
+	}
+}
