@@ -188,6 +188,19 @@ func LoadScenario(path string) (*Scenario, error) {
 	return ParseScenario(data, path)
 }
 
+// Check checks the scenario again (after a caller changed it, e.g. the
+// duration) and fills in its defaults; errors name the file and field.
+func (s *Scenario) Check() error {
+	if err := s.check(); err != nil {
+		name := s.Path
+		if name == "" {
+			name = "(scenario)"
+		}
+		return fmt.Errorf("scenario %s: %w", name, err)
+	}
+	return nil
+}
+
 // ParseScenario parses and checks a scenario's text (YAML or JSON); path
 // names it in errors and anchors relative registry paths.
 func ParseScenario(data []byte, path string) (*Scenario, error) {
@@ -298,6 +311,8 @@ func (s *Scenario) check() error {
 		return errors.New("duration, conversations: set at least one (how long the sessions talk, or how many conversations each has)")
 	case s.Ramp < 0 || s.Ramp.Std() > MaxDuration:
 		return fmt.Errorf("ramp: %v outside [0, %v]", s.Ramp.Std(), MaxDuration)
+	case s.Duration > 0 && s.Ramp >= s.Duration:
+		return fmt.Errorf("ramp: %v is not shorter than the duration %v: the last sessions would never start", s.Ramp.Std(), s.Duration.Std())
 	case s.Grace < 0 || s.Grace.Std() > MaxDuration:
 		return fmt.Errorf("grace: %v outside [0, %v]", s.Grace.Std(), MaxDuration)
 	case s.Baseline.Turns < 0 || s.Baseline.Turns > MaxTurns:

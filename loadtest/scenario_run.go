@@ -463,6 +463,9 @@ func RunScenario(ctx context.Context, cfg ScenarioConfig) (*ScenarioReport, erro
 	if sc == nil {
 		return nil, errors.New("no scenario")
 	}
+	if err := sc.Check(); err != nil {
+		return nil, err
+	}
 	logf := cfg.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -534,7 +537,11 @@ func RunScenario(ctx context.Context, cfg ScenarioConfig) (*ScenarioReport, erro
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		rep.Baseline = br.baselineReport(br.lastEnd.Sub(start))
+		took := br.lastEnd.Sub(start)
+		if br.lastEnd.IsZero() {
+			took = time.Since(start)
+		}
+		rep.Baseline = br.baselineReport(took)
 	}
 
 	logf("masque loadtest: %d sessions over %d personas", sc.Sessions, len(personas))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/persona"
+	"github.com/masque-ai/masque/serve"
 )
 
 const goodScenario = `
@@ -82,6 +85,7 @@ func TestScenarioErrors(t *testing.T) {
 		{"exponential without mean", "think_time: {dist: exponential}", "think_time.mean: an exponential think time needs a positive mean"},
 		{"bad duration", "duration: soon", `bad duration "soon"`},
 		{"no end", "conversations: 0", "duration, conversations: set at least one"},
+		{"ramp too long", "ramp: 10s\nduration: 5s", "ramp: 10s is not shorter than the duration 5s"},
 		{"no registry", "registry: ''", "personas[0].registry: persona a has no registry"},
 		{"negative cache", "server: {prompt_cache_mb: -1}", "server.prompt_cache_mb: -1 is negative"},
 	} {
@@ -333,5 +337,62 @@ func TestShippedScenario(t *testing.T) {
 		if per[i] != 4 {
 			t.Errorf("persona %s has %d sessions", s.Personas[i].Name, per[i])
 		}
+	}
+}
+
+// TestSchemaDocumented: docs/LOADTEST.md shows the schema of --help.
+func TestSchemaDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/LOADTEST.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), ScenarioSchema) {
+		t.Error("docs/LOADTEST.md does not hold ScenarioSchema as it is: copy it there")
+	}
+	// And the schema parses as a scenario, its placeholders aside.
+	text := strings.ReplaceAll(ScenarioSchema, `pool: ["Tell me of ...", ...]  # each`, `# each`)
+	text = strings.ReplaceAll(text, "registry: other.yaml", "registry: builtin:voices")
+	text = strings.ReplaceAll(text, "name: kjv                    # the", "sessions: 60\n    name: kjv                    # the")
+	if _, err := ParseScenario([]byte(text), "schema.yaml"); err != nil {
+		t.Errorf("the documented schema does not parse: %v", err)
+	}
+}
+
+// TestScenarioAgainstRunningServer drives a running server by URL: a
+// persona it does not serve is refused before the run; a registry that is
+// not on this machine leaves the kinds as the scenario declares them.
+func TestScenarioAgainstRunningServer(t *testing.T) {
+	ck, err := checkpoint.Open("", checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	srv, err := serve.New(serve.Options{Base: ck, Personas: []persona.Spec{{Name: "a", Description: "A."}}, APIKey: "k", Ctx: 256, KVBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	text := replaceKey(replaceKey(goodScenario, "registry: elsewhere/personas.yaml"), "personas: [{name: a, kind: prompt}, {name: zzz, kind: lora}]")
+	sc, err := ParseScenario([]byte(text), "remote.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = RunScenario(context.Background(), ScenarioConfig{Scenario: sc, URL: ts.URL, APIKey: "k", NoBaseline: true, Logf: t.Logf})
+	if err == nil || !strings.Contains(err.Error(), "does not serve zzz (it serves: ") {
+		t.Fatalf("error %v", err)
+	}
+	sc, err = ParseScenario([]byte(replaceKey(replaceKey(text, "personas: [{name: a, kind: prompt}]"), "sessions: 1")), "remote.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := RunScenario(context.Background(), ScenarioConfig{Scenario: sc, URL: ts.URL, APIKey: "k", NoBaseline: true, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.InProcess || rep.URL != ts.URL || rep.Turns != 2 || rep.Errors != 0 || rep.Baseline != nil || rep.VsOneSession != 0 ||
+		len(rep.PerPersona) != 1 || rep.PerPersona[0].Kind != KindPrompt || rep.Server != nil {
+		t.Fatalf("report %+v", rep)
 	}
 }

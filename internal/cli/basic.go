@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/internal/textarg"
+	"github.com/masque-ai/masque/tokenizer"
 )
 
 func (e *env) tokenizeCmd() *cobra.Command {
@@ -50,24 +50,13 @@ func (e *env) tokenizeCmd() *cobra.Command {
 	return c
 }
 
+// parseIDs parses --ids: token ids, or @FILE holding them.
 func parseIDs(s string) ([]int, error) {
-	if strings.HasPrefix(s, "@") {
-		data, err := os.ReadFile(s[1:])
-		if err != nil {
-			return nil, err
-		}
-		s = string(data)
+	s, err := textarg.Read(s)
+	if err != nil {
+		return nil, err
 	}
-	f := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' || r == '\r' })
-	ids := make([]int, 0, len(f))
-	for _, x := range f {
-		id, err := strconv.Atoi(x)
-		if err != nil {
-			return nil, fmt.Errorf("bad token id %q", x)
-		}
-		ids = append(ids, id)
-	}
-	return ids, nil
+	return tokenizer.ParseIDs(s)
 }
 
 func (e *env) logitsCmd() *cobra.Command {
@@ -179,33 +168,9 @@ func readMessages(path string, stdin io.Reader) ([]chattemplate.Message, error) 
 	if err != nil {
 		return nil, fmt.Errorf("reading messages: %w", err)
 	}
-	var raw []map[string]any
-	if err := json.Unmarshal(data, &raw); err != nil {
-		var obj struct {
-			Messages []map[string]any `json:"messages"`
-		}
-		if err2 := json.Unmarshal(data, &obj); err2 != nil || obj.Messages == nil {
-			return nil, fmt.Errorf("%s: want a JSON list of {\"role\",\"content\"} messages: %v", path, err)
-		}
-		raw = obj.Messages
-	}
-	msgs := make([]chattemplate.Message, 0, len(raw))
-	for i, r := range raw {
-		role, ok1 := r["role"].(string)
-		content, ok2 := r["content"].(string)
-		if !ok1 || (!ok2 && r["content"] != nil) {
-			return nil, fmt.Errorf("%s: message %d needs string \"role\" and \"content\"", path, i)
-		}
-		m := chattemplate.Message{Role: role, Content: content}
-		for k, v := range r {
-			if k != "role" && k != "content" {
-				if m.Fields == nil {
-					m.Fields = map[string]any{}
-				}
-				m.Fields[k] = v
-			}
-		}
-		msgs = append(msgs, m)
+	msgs, err := chattemplate.ParseMessages(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return msgs, nil
 }
