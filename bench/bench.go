@@ -45,6 +45,7 @@ type Result struct {
 	CurrentRSS     int64     `json:"rss_bytes"`
 	ParamCount     int64     `json:"parameters"`
 	WeightType     string    `json:"weight_type"`
+	CacheType      string    `json:"cache_type"` // of the KV cache (model.Model.SetCacheType)
 	DecodeMsPerTok float64   `json:"decode_ms_per_token"`
 
 	// WeightBytesPerToken is what one decode step reads of the weights
@@ -106,7 +107,7 @@ func Run(m *model.Model, o Options) (*Result, error) {
 	}
 	r := &Result{Model: m.Source(), Kernels: m.K.Name(), BF16Rounded: kernels.RoundsBF16(m.K), Threads: kernels.Threads(), PromptTokens: o.PromptTokens,
 		GenTokens: o.GenTokens, Reps: o.Reps, ParamCount: m.NumParams(), WeightType: m.Layers[0].Q.Type.String(),
-		WeightBytesPerToken: WeightBytesPerToken(m)}
+		CacheType: m.CacheType().String(), WeightBytesPerToken: WeightBytesPerToken(m)}
 	for i := 0; i < o.Reps; i++ {
 		p, d, err := one()
 		if err != nil {

@@ -31,6 +31,13 @@ func Resolve(path string) (string, error) {
 	return p, nil
 }
 
+// HubID reports whether path has the shape that Resolve reads as a hub
+// model id (org/name[@rev][:QUANT]) when no file or folder of that name
+// exists.
+func HubID(path string) bool {
+	return hub.IsRef(path) && !looksLikeFile(path)
+}
+
 // looksLikeFile: a missing "dir/model.gguf" is a mistyped path, not a hub id.
 func looksLikeFile(path string) bool {
 	switch strings.ToLower(filepath.Ext(path)) {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/fileerr"
 	"github.com/masque-ai/masque/model"
@@ -81,7 +82,7 @@ func Load(dir string) (*Adapter, error) {
 		return nil, fmt.Errorf("%s: fan_in_fan_out adapters are not supported", cpath)
 	}
 	cfg := Config{Rank: pc.R, Alpha: pc.LoraAlpha, Dropout: pc.LoraDropout, RSLoRA: pc.UseRslora,
-		BaseModel: pc.BaseModelNameOrPath, Layers: pc.LayersToTransform}
+		BaseModel: pc.BaseModelNameOrPath, BaseFingerprint: pc.BaseFingerprint, Layers: pc.LayersToTransform}
 	if cfg.Rank <= 0 {
 		return nil, fmt.Errorf("%s: r = %d must be positive", cpath, cfg.Rank)
 	}
@@ -142,4 +143,24 @@ func Load(dir string) (*Adapter, error) {
 	}
 	a.Config.Targets = sortedUnique(targets)
 	return a, nil
+}
+
+// ReadBase returns the base model the adapter folder dir records
+// (adapter_config.json's base_model_name_or_path and
+// masque_base_fingerprint; only that file is read). An adapter that records
+// no base gives an empty Ref.
+func ReadBase(dir string) (checkpoint.Base, error) {
+	cpath := filepath.Join(dir, ConfigFile)
+	data, err := os.ReadFile(cpath)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return checkpoint.Base{}, fmt.Errorf("%s: not a LoRA adapter folder (no %s)", dir, ConfigFile)
+		}
+		return checkpoint.Base{}, fmt.Errorf("reading LoRA adapter: %w", err)
+	}
+	var pc peftConfig
+	if err := json.Unmarshal(data, &pc); err != nil {
+		return checkpoint.Base{}, fmt.Errorf("%s: malformed JSON: %s", cpath, fileerr.JSON(err))
+	}
+	return checkpoint.Base{Ref: pc.BaseModelNameOrPath, Fingerprint: pc.BaseFingerprint, File: cpath}, nil
 }

@@ -33,8 +33,13 @@ type Config struct {
 	Layers []int
 	// RSLoRA selects the rank-stabilised scale alpha/√r instead of alpha/r.
 	RSLoRA bool
-	// BaseModel is recorded as base_model_name_or_path.
+	// BaseModel is recorded as base_model_name_or_path: how to open the
+	// model the adapter was made for (New sets the model's Origin: a
+	// built-in name, a hub id or an absolute path).
 	BaseModel string
+	// BaseFingerprint is that model's model.Fingerprint, recorded as
+	// masque_base_fingerprint ("" when unknown, as in PEFT's adapters).
+	BaseFingerprint string
 }
 
 // Pair is the adapter of one projection of one layer.
@@ -180,7 +185,10 @@ func New(m *model.Model, c Config, seed uint64) (*Adapter, error) {
 	}
 	c.Targets = sortedUnique(c.Targets)
 	if c.BaseModel == "" {
-		c.BaseModel = m.Source()
+		c.BaseModel = m.Origin()
+		if c.BaseFingerprint == "" {
+			c.BaseFingerprint = m.Fingerprint()
+		}
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x6c6f7261))
 	a := &Adapter{Config: c, Pairs: make([][model.NumProj]*Pair, cfg.Layers)}
@@ -308,6 +316,7 @@ type peftConfig struct {
 	UseDora               bool           `json:"use_dora"`
 	UseRslora             bool           `json:"use_rslora"`
 	ProducedBy            string         `json:"masque_version,omitempty"`
+	BaseFingerprint       string         `json:"masque_base_fingerprint,omitempty"`
 	MasqueTrainingSummary map[string]any `json:"masque_training,omitempty"`
 }
 
@@ -369,7 +378,7 @@ func marshalConfig(c Config, extra map[string]any) ([]byte, error) {
 		AlphaPattern: map[string]any{}, BaseModelNameOrPath: c.BaseModel, Bias: "none", InferenceMode: true,
 		InitLoraWeights: true, LayersToTransform: c.Layers, LoraAlpha: c.Alpha, LoraDropout: c.Dropout, PeftType: "LORA",
 		R: c.Rank, RankPattern: map[string]any{}, TargetModules: mods, TaskType: "CAUSAL_LM", UseRslora: c.RSLoRA,
-		ProducedBy: "masque", MasqueTrainingSummary: extra,
+		ProducedBy: "masque", BaseFingerprint: c.BaseFingerprint, MasqueTrainingSummary: extra,
 	}
 	out, err := json.MarshalIndent(pc, "", "  ")
 	if err != nil {

@@ -102,7 +102,7 @@ func (m *Model) checkBatch(seqs []BatchSeq) (int, error) {
 		if len(s.Tokens) == 0 {
 			return 0, fmt.Errorf("forward batch: sequence %d has no tokens", i)
 		}
-		if s.Cache.kvDim != cfg.KVDim() || len(s.Cache.k) != cfg.Layers {
+		if s.Cache.kvDim != cfg.KVDim() || s.Cache.headDim != cfg.HeadDim || len(s.Cache.k) != cfg.Layers {
 			return 0, fmt.Errorf("forward batch: sequence %d's cache was made for another model", i)
 		}
 		if n := s.Cache.n + len(s.Tokens); n > s.Cache.max {

@@ -139,12 +139,15 @@ func TestForwardBatchEqualsSingle(t *testing.T) {
 
 // cloneCache copies a cache's contents.
 func cloneCache(c *Cache) *Cache {
-	out := &Cache{kvDim: c.kvDim, headDim: c.headDim, capPos: c.capPos, max: c.max, n: c.n, k: make([][]float32, len(c.k)), v: make([][]float32, len(c.v))}
+	out := *c
+	out.k, out.v, out.scratch = make([][]byte, len(c.k)), make([][]byte, len(c.v)), nil
 	for l := range c.k {
-		out.k[l] = append([]float32(nil), c.k[l]...)
-		out.v[l] = append([]float32(nil), c.v[l]...)
+		out.k[l] = allocBytes(len(c.k[l]))
+		copy(out.k[l], c.k[l])
+		out.v[l] = allocBytes(len(c.v[l]))
+		copy(out.v[l], c.v[l])
 	}
-	return out
+	return &out
 }
 
 // deltaAdapter adds x·Δᵀ to one projection (as a model with W+Δ would).

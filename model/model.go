@@ -33,6 +33,8 @@ type Model struct {
 	// A view made by With applies these to every sequence it runs.
 	seqAdapter Adapter
 	seqHooks   *Hooks
+
+	cacheType CacheType // of the caches NewCache makes
 }
 
 // Layer holds one decoder block's weights. Biases and the q/k norms are nil

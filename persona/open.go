@@ -108,6 +108,31 @@ func Open(spec Spec, base *model.Model, root string) (*Opened, error) {
 	return o, nil
 }
 
+// Bases returns the base models that the specs' masks and LoRA adapters
+// record (mask.ReadBase, lora.ReadBase; only their metadata is read), for
+// a server that is given personas and no base model. Paths are used as
+// they are (LoadRegistry has resolved them).
+func Bases(specs []Spec) ([]checkpoint.Base, error) {
+	var out []checkpoint.Base
+	for _, s := range specs {
+		if s.Mask != "" {
+			b, err := mask.ReadBase(s.Mask)
+			if err != nil {
+				return nil, fmt.Errorf("persona %s: %w", s.Name, err)
+			}
+			out = append(out, b)
+		}
+		if s.LoRA != "" {
+			b, err := lora.ReadBase(s.LoRA)
+			if err != nil {
+				return nil, fmt.Errorf("persona %s: %w", s.Name, err)
+			}
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
 // Adapter is the persona's per-sequence model.Adapter (model.BatchSeq),
 // or nil when it has none.
 func (o *Opened) Adapter() model.Adapter { return o.Overlay.Adapter() }

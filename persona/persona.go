@@ -23,6 +23,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/macro"
 )
@@ -70,7 +71,9 @@ type Spec struct {
 	// LoRA is a PEFT LoRA adapter folder applied to the base model.
 	LoRA string `json:"lora,omitempty" yaml:"lora,omitempty"`
 	// Model is a separate model folder (or .gguf file) the persona runs on
-	// instead of the base model; it excludes Mask and LoRA.
+	// instead of the base model, or the hub id org/name[@rev][:QUANT] of a
+	// model that masque pull fetched (as --model takes it); it excludes
+	// Mask and LoRA.
 	Model string `json:"model,omitempty" yaml:"model,omitempty"`
 	// Card is a SillyTavern character card (JSON or PNG) to import; fields
 	// set here override the card's. Registries only.
@@ -307,6 +310,11 @@ func (s *Spec) Validate() error {
 	return nil
 }
 
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
 // registryFile is the layout of a registry: {"personas": [...]}; a bare
 // list is accepted too.
 type registryFile struct {
@@ -336,7 +344,16 @@ func LoadRegistry(path string) ([]Spec, error) {
 	seen := map[string]bool{}
 	for i := range specs {
 		s := &specs[i]
-		for _, p := range []*string{&s.Mask, &s.LoRA, &s.Model, &s.Card} {
+		if s.Model != "" && checkpoint.HubID(s.Model) && !exists(filepath.Join(dir, s.Model)) {
+			// model: org/name[@rev] is a model pulled from the hub (as
+			// --model takes it), unless the registry's folder holds that path.
+			if _, err := checkpoint.Resolve(s.Model); err != nil {
+				return nil, fmt.Errorf("persona registry %s: entry %d: model %s: %v", path, i+1, s.Model, err)
+			}
+		} else if s.Model != "" && !filepath.IsAbs(s.Model) {
+			s.Model = filepath.Join(dir, s.Model)
+		}
+		for _, p := range []*string{&s.Mask, &s.LoRA, &s.Card} {
 			if *p != "" && !filepath.IsAbs(*p) {
 				*p = filepath.Join(dir, *p)
 			}
@@ -371,8 +388,8 @@ func SaveRegistry(path string, specs []Spec) error {
 	out := make([]Spec, len(specs))
 	for i, s := range specs {
 		for _, p := range []*string{&s.Mask, &s.LoRA, &s.Model, &s.Card} {
-			if *p == "" {
-				continue
+			if *p == "" || p == &s.Model && checkpoint.HubID(*p) && !exists(*p) {
+				continue // a hub id is written as it is
 			}
 			if abs, err := filepath.Abs(*p); err == nil {
 				if rel, err := filepath.Rel(dir, abs); err == nil && filepath.IsLocal(rel) {

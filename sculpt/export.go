@@ -112,6 +112,28 @@ func LoadKeep(path string) (keep [][]int, fingerprint string, err error) {
 	return keep, fingerprint, nil
 }
 
+// ReadBase returns the base model that the run folder of the keep-indices
+// file keepPath records in its run.json (Ref empty when there is no
+// run.json beside it, or an older one without the base).
+func ReadBase(keepPath string) (checkpoint.Base, error) {
+	rp := filepath.Join(filepath.Dir(keepPath), RunFile)
+	rj, err := os.ReadFile(rp)
+	if errors.Is(err, fs.ErrNotExist) {
+		return checkpoint.Base{}, nil
+	}
+	if err != nil {
+		return checkpoint.Base{}, fmt.Errorf("sculpt: %w", err)
+	}
+	var rec struct {
+		Base string `json:"base"`
+		FP   string `json:"model_fingerprint"`
+	}
+	if err := json.Unmarshal(rj, &rec); err != nil {
+		return checkpoint.Base{}, fmt.Errorf("sculpt: %s: malformed JSON: %v", rp, err)
+	}
+	return checkpoint.Base{Ref: rec.Base, Fingerprint: rec.FP, File: rp}, nil
+}
+
 // Slice returns the smaller model that keeps only the channels keep[l] of
 // every layer's FFN: rows of gate_proj and up_proj (and their biases),
 // columns of down_proj; intermediate_size becomes k. Attention, norms,

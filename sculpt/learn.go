@@ -927,17 +927,20 @@ func nanNil(v float64) *float64 {
 
 // RunRecord is the content of run.json.
 type RunRecord struct {
-	Format           string   `json:"format"`
-	Method           string   `json:"method"`
-	Persona          string   `json:"persona,omitempty"`
-	Model            string   `json:"model"`
-	ModelFingerprint string   `json:"model_fingerprint"`
-	Data             string   `json:"data"`
-	TrainRows        int      `json:"train_rows"`
-	ValidRows        int      `json:"valid_rows"`
-	SkippedRows      []string `json:"skipped_rows,omitempty"`
-	TrainTokens      int      `json:"train_tokens"`
-	TrainedTokens    int      `json:"trained_tokens"`
+	Format           string `json:"format"`
+	Method           string `json:"method"`
+	Persona          string `json:"persona,omitempty"`
+	Model            string `json:"model"`
+	ModelFingerprint string `json:"model_fingerprint"`
+	// Base opens the model again (checkpoint.Checkpoint.Ref: a built-in
+	// name, a hub id or an absolute path); absent in older runs.
+	Base          string   `json:"base,omitempty"`
+	Data          string   `json:"data"`
+	TrainRows     int      `json:"train_rows"`
+	ValidRows     int      `json:"valid_rows"`
+	SkippedRows   []string `json:"skipped_rows,omitempty"`
+	TrainTokens   int      `json:"train_tokens"`
+	TrainedTokens int      `json:"trained_tokens"`
 
 	Ratio        float64 `json:"ratio"`
 	Layers       int     `json:"layers"`
@@ -978,7 +981,7 @@ func (lr *learner) writeRun(res *Result, modelFP string) error {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	rec := RunRecord{Format: RunFormat, Method: c.Method, Persona: c.Persona, Model: c.Checkpoint.Path, ModelFingerprint: modelFP,
+	rec := RunRecord{Format: RunFormat, Method: c.Method, Persona: c.Persona, Model: c.Checkpoint.Path, ModelFingerprint: modelFP, Base: c.Checkpoint.Ref,
 		Data: c.Data.Source, TrainRows: len(c.Data.Train), ValidRows: len(c.Data.Valid), SkippedRows: c.Data.Skipped,
 		TrainTokens: c.Data.Tokens, TrainedTokens: c.Data.Targets,
 		Ratio: c.Ratio, Layers: m.Config.Layers, DFF: m.Config.Intermediate, K: lr.k,

@@ -201,12 +201,16 @@ func (s *Server) addPersona(spec persona.Spec, root string) error {
 		return err
 	}
 	spec = op.Spec
+	if op.Warning != "" {
+		s.opts.Log.Warn(op.Warning, "persona", spec.Name)
+	}
 	p := &loaded{spec: spec, base: s.base, created: time.Now().Unix(), mask: op.Mask}
 	if ck := op.Checkpoint; ck != nil { // a persona with its own model
 		if _, err := ck.NeedTokenizer(); err != nil {
 			ck.Close()
 			return err
 		}
+		_ = ck.Model.SetCacheType(s.opts.CacheType) // validated by defaults
 		bm := newBaseModel(spec.Name+"@"+filepath.Base(spec.Model), ck, min(s.opts.Ctx, modelCtx(ck)), true)
 		if err := s.eng.CheckBase(bm.eb); err != nil {
 			ck.Close()

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/serve/engine"
 	"github.com/masque-ai/masque/serve/playground"
@@ -72,6 +73,10 @@ type Options struct {
 	Ctx int
 	// KVBytes bounds the KV cache memory of all sequences (default 1 GiB).
 	KVBytes int64
+	// CacheType is how the KV caches (and the prompt cache) store keys and
+	// values (default F32; F16 halves the memory, Q8_0 takes about a
+	// quarter): New sets it on Base.Model and on every persona's own model.
+	CacheType model.CacheType
 	// MaxSeqs is the most sequences generating at once (default 32).
 	MaxSeqs int
 	// MaxQueue is the most requests waiting for a slot (default 64); more
@@ -175,6 +180,9 @@ func (o *Options) defaults() error {
 	if o.KVBytes <= 0 {
 		o.KVBytes = 1 << 30
 	}
+	if err := o.CacheType.Validate(); err != nil {
+		return fmt.Errorf("serve: %v", err)
+	}
 	switch {
 	case o.PromptCacheBytes < 0:
 		return fmt.Errorf("serve: negative prompt cache size %d (set NoPromptCache to turn the cache off)", o.PromptCacheBytes)
@@ -258,6 +266,7 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("serve: %v", err)
 	}
 	s.eng = eng
+	_ = opts.Base.Model.SetCacheType(opts.CacheType) // validated by defaults
 	s.base = newBaseModel(opts.BaseID, opts.Base, opts.Ctx, false)
 	if err := eng.CheckBase(s.base.eb); err != nil {
 		eng.Close()

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/data/calib"
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/filehash"
@@ -31,16 +32,19 @@ const FormatVersion = 1
 
 // Manifest is the JSON description saved beside the statistics tensors.
 type Manifest struct {
-	Format           string         `json:"format"`
-	Version          int            `json:"version"`
-	ModelFingerprint string         `json:"model_fingerprint"`
-	Model            string         `json:"model,omitempty"`
-	Calibration      calib.Record   `json:"calibration"`
-	Samples          int            `json:"samples"`
-	Tokens           int64          `json:"tokens"`
-	Layers           int            `json:"layers"`
-	Dims             map[string]int `json:"dims"`   // input name → width
-	Inputs           []string       `json:"inputs"` // collected inputs
+	Format           string `json:"format"`
+	Version          int    `json:"version"`
+	ModelFingerprint string `json:"model_fingerprint"`
+	Model            string `json:"model,omitempty"`
+	// Base opens the model again (model.Model.Origin: a built-in name, a
+	// hub id or an absolute path); absent in older folders.
+	Base        string         `json:"base,omitempty"`
+	Calibration calib.Record   `json:"calibration"`
+	Samples     int            `json:"samples"`
+	Tokens      int64          `json:"tokens"`
+	Layers      int            `json:"layers"`
+	Dims        map[string]int `json:"dims"`   // input name → width
+	Inputs      []string       `json:"inputs"` // collected inputs
 	// CollectedLayers lists the layers that have statistics when not all do.
 	CollectedLayers []int    `json:"collected_layers,omitempty"`
 	Gram            []string `json:"gram,omitempty"`
@@ -55,6 +59,9 @@ func (man *Manifest) fill(m *model.Model, ch [][NumInputs]*Channel) {
 	}
 	if man.Model == "" {
 		man.Model = m.Source()
+	}
+	if man.Base == "" {
+		man.Base = m.Origin()
 	}
 	if man.Created == "" {
 		man.Created = time.Now().UTC().Format(time.RFC3339)
@@ -160,32 +167,62 @@ func (s *Stats) Save(dir string) error {
 	return nil
 }
 
-// Load reads statistics saved by Save. path is the folder or its
-// manifest.json. Every problem is an error naming the file.
-func Load(path string) (*Stats, error) {
-	dir := path
+// readManifest reads and checks the manifest of the statistics folder
+// path (or of path, its manifest.json).
+func readManifest(path string) (dir, mp string, man Manifest, err error) {
+	dir = path
 	if st, err := os.Stat(path); err == nil && !st.IsDir() {
 		dir = filepath.Dir(path)
 	} else if err != nil {
-		return nil, fmt.Errorf("stats: %w", err)
+		return "", "", man, fmt.Errorf("stats: %w", err)
 	}
-	mp := filepath.Join(dir, ManifestFile)
+	mp = filepath.Join(dir, ManifestFile)
 	raw, err := os.ReadFile(mp)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("stats: %s: no %s: not a statistics folder", dir, ManifestFile)
+			return "", "", man, fmt.Errorf("stats: %s: no %s: not a statistics folder", dir, ManifestFile)
 		}
-		return nil, fmt.Errorf("stats: %w", err)
+		return "", "", man, fmt.Errorf("stats: %w", err)
 	}
-	var man Manifest
 	if err := json.Unmarshal(raw, &man); err != nil {
-		return nil, fmt.Errorf("stats: %s: malformed JSON: %v", mp, err)
+		return "", "", man, fmt.Errorf("stats: %s: malformed JSON: %v", mp, err)
 	}
 	if man.Format != FormatName || man.Version != FormatVersion {
-		return nil, fmt.Errorf("stats: %s: not a masque statistics manifest (format %q version %d, want %q %d)", mp, man.Format, man.Version, FormatName, FormatVersion)
+		return "", "", man, fmt.Errorf("stats: %s: not a masque statistics manifest (format %q version %d, want %q %d)", mp, man.Format, man.Version, FormatName, FormatVersion)
 	}
 	if man.Layers <= 0 || man.Layers > 4096 || man.Samples < 0 || man.Tokens < 0 || man.ModelFingerprint == "" {
-		return nil, fmt.Errorf("stats: %s: implausible manifest (layers %d, samples %d, tokens %d, fingerprint %q)", mp, man.Layers, man.Samples, man.Tokens, man.ModelFingerprint)
+		return "", "", man, fmt.Errorf("stats: %s: implausible manifest (layers %d, samples %d, tokens %d, fingerprint %q)", mp, man.Layers, man.Samples, man.Tokens, man.ModelFingerprint)
+	}
+	return dir, mp, man, nil
+}
+
+// ReadBase returns the base model the statistics folder path (or its
+// manifest.json) records; only the manifest is read. A folder written
+// before masque recorded the base gives an empty Ref.
+func ReadBase(path string) (checkpoint.Base, error) {
+	_, mp, man, err := readManifest(path)
+	if err != nil {
+		return checkpoint.Base{}, err
+	}
+	return checkpoint.Base{Ref: man.Base, Fingerprint: man.ModelFingerprint, File: mp}, nil
+}
+
+// SpecBase is ReadBase for a spec that may name a statistics folder or
+// something else (a text file of samples, as masque subnet contrast takes):
+// what is not a folder holding manifest.json records no base.
+func SpecBase(spec string) (checkpoint.Base, error) {
+	if st, err := os.Stat(filepath.Join(spec, ManifestFile)); err != nil || st.IsDir() {
+		return checkpoint.Base{}, nil
+	}
+	return ReadBase(spec)
+}
+
+// Load reads statistics saved by Save. path is the folder or its
+// manifest.json. Every problem is an error naming the file.
+func Load(path string) (*Stats, error) {
+	dir, mp, man, err := readManifest(path)
+	if err != nil {
+		return nil, err
 	}
 	tp := filepath.Join(dir, TensorFile)
 	if man.TensorSHA256 != "" {

@@ -237,3 +237,28 @@ func TestConvertRoundTrip(t *testing.T) {
 func itoa(i int) string { return jsonInt(i) }
 
 func jsonInt(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+// TestGenerateCacheTypes: --cache-type-k/--cache-type-v choose the KV
+// cache's types; with F16 keys and values the built-in model still
+// reproduces llama2.c's greedy tokens, Q8_0 runs, and an unknown type is a
+// usage error.
+func TestGenerateCacheTypes(t *testing.T) {
+	c := storiesGolden(t)[0]
+	for _, ct := range []string{"f16", "q8_0"} {
+		code, out, errs := run(t, "", "generate", "--model", "builtin:stories260K", "--prompt", c.Prompt, "--temperature", "0", "--max-tokens", "64", "--ignore-eos", "--json", "--cache-type-k", ct, "--cache-type-v", ct)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", ct, code, errs)
+		}
+		var r struct{ IDs []int }
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatal(err)
+		}
+		if len(r.IDs) != 64 || ct == "f16" && !slices.Equal(r.IDs, c.GeneratedIDs) {
+			t.Errorf("%s cache: ids %v, want 64 (for f16: %v)", ct, r.IDs, c.GeneratedIDs)
+		}
+	}
+	code, _, errs := run(t, "", "generate", "--prompt", "x", "--cache-type-v", "q4_k")
+	if code != 2 || !strings.Contains(errs, `cache type of values: unknown KV cache type "q4_k"`) {
+		t.Errorf("--cache-type-v q4_k: exit %d, %s", code, errs)
+	}
+}

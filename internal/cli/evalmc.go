@@ -29,13 +29,22 @@ func (e *env) evalCmd() *cobra.Command {
 
 // maskedModel returns the checkpoint's model, with the mask at maskPath
 // (if set) applied per sequence (persona.MaskedModel; nothing is copied).
-func maskedModel(ck *checkpoint.Checkpoint, maskPath string) (*model.Model, error) {
+// A warning about the mask (made on another encoding of the model, see
+// mask.Compat) goes to warn.
+func maskedModel(ck *checkpoint.Checkpoint, maskPath string, warn io.Writer) (*model.Model, error) {
 	if maskPath == "" {
 		return ck.Model, nil
 	}
 	mk, err := mask.Load(maskPath)
 	if err != nil {
 		return nil, err
+	}
+	w, err := mk.Compat(ck.Model)
+	if err != nil {
+		return nil, err
+	}
+	if w != "" {
+		fmt.Fprintln(warn, "masque: warning:", w)
 	}
 	return persona.MaskedModel(ck.Model, mk)
 }
@@ -95,12 +104,13 @@ for models without one). A table is printed; --out writes the full results as JS
 			if err != nil {
 				return fmt.Errorf("--persona: %w", err)
 			}
+			mf.basedOn(mask.ReadBase, maskPath)
 			ck, err := mf.open()
 			if err != nil {
 				return err
 			}
 			defer ck.Close()
-			m, err := maskedModel(ck, maskPath)
+			m, err := maskedModel(ck, maskPath, e.stderr)
 			if err != nil {
 				return err
 			}
@@ -149,12 +159,13 @@ func (e *env) evalPPLCmd() *cobra.Command {
 			if len(data) == 0 {
 				return usagef("--data is required")
 			}
+			mf.basedOn(mask.ReadBase, maskPath)
 			ck, err := mf.open()
 			if err != nil {
 				return err
 			}
 			defer ck.Close()
-			m, err := maskedModel(ck, maskPath)
+			m, err := maskedModel(ck, maskPath, e.stderr)
 			if err != nil {
 				return err
 			}

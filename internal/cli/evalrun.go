@@ -18,6 +18,7 @@ import (
 	"github.com/masque-ai/masque/eval/report"
 	"github.com/masque-ai/masque/eval/roleplay"
 	"github.com/masque-ai/masque/internal/textarg"
+	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/style"
 )
 
@@ -206,6 +207,7 @@ func (f *evalRunFlags) setTarget(ctx context.Context, e *env, cfg *roleplay.Conf
 		if err != nil {
 			return nil, fmt.Errorf("--mc-system: %w", err)
 		}
+		f.mf.basedOn(mask.ReadBase, f.maskPath)
 		ck, err := f.mf.open()
 		if err != nil {
 			return nil, err

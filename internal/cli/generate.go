@@ -67,7 +67,7 @@ func (f *samplingFlags) options(ck *checkpoint.Checkpoint) generate.Options {
 
 func (e *env) generateCmd() *cobra.Command {
 	st := &generateRun{}
-	st.mf = modelFlags{withLoRA: true}
+	st.mf = modelFlags{withLoRA: true, withCache: true}
 	c := &cobra.Command{
 		Use:   "generate --prompt TEXT [flags]",
 		Short: "Generate text from a prompt, streaming",
@@ -234,7 +234,7 @@ func printStats(e *env, res *generate.Result) {
 
 func (e *env) chatCmd() *cobra.Command {
 	st := &chatRun{}
-	st.mf = modelFlags{withLoRA: true}
+	st.mf = modelFlags{withLoRA: true, withCache: true}
 	c := &cobra.Command{
 		Use:   "chat [--system TEXT | --persona VOICE]",
 		Short: "Chat with a model interactively (streaming)",

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ import (
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/lora"
+	"github.com/masque-ai/masque/model"
 )
 
 // Main runs the masque CLI and returns the process exit code.
@@ -89,24 +91,115 @@ type modelFlags struct {
 	tokenizer string
 	lora      string
 	withLoRA  bool
+	// withCache adds --cache-type-k and --cache-type-v: the KV cache types
+	// open sets on the model.
+	withCache      bool
+	cacheK, cacheV string
+
+	cmd  *cobra.Command                      // where notes go (its stderr)
+	from []func() ([]checkpoint.Base, error) // bases recorded by the command's artifacts
+}
+
+// basedOn says that the command uses the artifact at path (a mask file, a
+// statistics folder, a sculpt keep file; nothing when path is empty),
+// whose recorded base model, read by read (mask.ReadBase, stats.ReadBase,
+// …), is opened when --model is not given (checkpoint.ChooseModel).
+func (f *modelFlags) basedOn(read func(string) (checkpoint.Base, error), path string) {
+	if path == "" {
+		return
+	}
+	f.from = append(f.from, func() ([]checkpoint.Base, error) {
+		b, err := read(path)
+		return []checkpoint.Base{b}, err
+	})
+}
+
+// choose returns the model to open: --model, or the base the command's
+// artifacts (and --lora) record, with a note on stderr, or "" (the default
+// model). recorded is the file that named the base.
+func (f *modelFlags) choose() (model, recorded string, err error) {
+	var bases []checkpoint.Base
+	if f.model == "" {
+		from := f.from
+		if f.lora != "" {
+			from = append(from, func() ([]checkpoint.Base, error) {
+				b, err := lora.ReadBase(f.lora)
+				return []checkpoint.Base{b}, err
+			})
+		}
+		for _, read := range from {
+			bs, err := read()
+			if err != nil {
+				return "", "", err
+			}
+			bases = append(bases, bs...)
+		}
+	}
+	model, note, err := checkpoint.ChooseModel(f.model, bases...)
+	if err != nil || note == "" {
+		return model, "", err
+	}
+	var w io.Writer = os.Stderr
+	if f.cmd != nil {
+		w = f.cmd.ErrOrStderr()
+	}
+	fmt.Fprintln(w, "masque:", note)
+	for _, b := range bases {
+		if b.Ref == model {
+			return model, b.File, nil
+		}
+	}
+	return model, "", nil
 }
 
 func (f *modelFlags) register(c *cobra.Command) {
-	c.Flags().StringVarP(&f.model, "model", "m", "", "model: a Hugging Face folder, a .gguf file, a llama2.c .bin, or a hub id org/name[@rev][:QUANT] fetched by masque pull (default: builtin:voices; builtin:stories260K by name)")
+	f.cmd = c
+	c.Flags().StringVarP(&f.model, "model", "m", "", "model: a Hugging Face folder, a .gguf file, a llama2.c .bin, or a hub id org/name[@rev][:QUANT] fetched by masque pull (default: the base that the given mask, LoRA adapter, statistics or sculpt run records, else builtin:voices; builtin:stories260K by name)")
 	c.Flags().StringVar(&f.tokenizer, "tokenizer", "", "tokenizer file, for llama2.c checkpoints (tokenizer.bin) or to override the model's")
 	if f.withLoRA {
 		c.Flags().StringVar(&f.lora, "lora", "", "LoRA adapter folder (PEFT adapter_model.safetensors + adapter_config.json) merged into the model")
 	}
+	if f.withCache {
+		names := strings.Join(model.CacheTypeNames, ", ")
+		c.Flags().StringVar(&f.cacheK, "cache-type-k", "f32", "KV cache type of the keys, as llama.cpp's: "+names)
+		c.Flags().StringVar(&f.cacheV, "cache-type-v", "f32", "KV cache type of the values: "+names)
+	}
+}
+
+// cacheType is the KV cache type the flags ask for (F32 without withCache).
+func (f *modelFlags) cacheType() (model.CacheType, error) {
+	if !f.withCache {
+		return model.CacheType{}, nil
+	}
+	ct, err := model.ParseCacheType(f.cacheK, f.cacheV)
+	if err != nil {
+		return ct, usagef("--cache-type-k/--cache-type-v: %v", err)
+	}
+	return ct, nil
 }
 
 func (f *modelFlags) open() (*checkpoint.Checkpoint, error) {
-	ck, err := checkpoint.Open(f.model, checkpoint.Options{Tokenizer: f.tokenizer})
-	if err != nil || f.lora == "" {
+	ct, err := f.cacheType()
+	if err != nil {
+		return nil, err
+	}
+	name, recorded, err := f.choose()
+	if err != nil {
+		return nil, err
+	}
+	ck, err := checkpoint.Open(name, checkpoint.Options{Tokenizer: f.tokenizer})
+	if err != nil && recorded != "" {
+		return nil, fmt.Errorf("%w (the base recorded in %s; pass --model to use another)", err, recorded)
+	}
+	if err != nil {
 		return ck, err
 	}
-	a, err := lora.Load(f.lora)
-	if err == nil {
-		err = a.Merge(ck.Model)
+	err = ck.Model.SetCacheType(ct)
+	if err == nil && f.lora != "" {
+		var a *lora.Adapter
+		if a, err = lora.Load(f.lora); err == nil {
+			err = a.Merge(ck.Model)
+		}
 	}
 	if err != nil {
 		ck.Close()

@@ -649,13 +649,15 @@ func (e *env) sculptExportCmd() *cobra.Command {
 		Long: `export slices a model by a keep_indices.json (Persona-Pruner's [L][k] layout: the
 kept FFN channels of every layer) and writes DIR/model, DIR/model.gguf and
 DIR/keep_indices.json. Indices from a sculpt run folder are checked against the
-fingerprint of the model they were made for.`,
+fingerprint of the model they were made for; without --model, the run's
+recorded base (run.json) is used.`,
 		Example: `  masque sculpt export --model builtin:voices --keep runs/kjv-25/keep_indices.json --out runs/kjv-25-again`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keep == "" || f.out == "" {
 				return usagef("--keep and --out are required")
 			}
+			mf.basedOn(sculpt.ReadBase, keep)
 			ck, err := mf.open()
 			if err != nil {
 				return err

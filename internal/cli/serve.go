@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/masque-ai/masque/checkpoint"
 	datavoices "github.com/masque-ai/masque/data/voices"
 	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/persona"
@@ -31,7 +32,7 @@ type serveFlags struct {
 
 // serveCmd is `masque serve`: the OpenAI-compatible multi-persona server.
 func (e *env) serveCmd() *cobra.Command {
-	f := &serveFlags{}
+	f := &serveFlags{mf: modelFlags{withCache: true}}
 	c := &cobra.Command{
 		Use:   "serve --model PATH [--personas FILE] [--addr 127.0.0.1:8080]",
 		Short: "Serve personas through an OpenAI-compatible API, with continuous batching",
@@ -53,6 +54,11 @@ from a YAML or JSON registry:
       lora: adapters/bard
       temperature: 0.9
     - card: cards/old-sailor.png          # a SillyTavern character card (V1-V3, JSON or PNG)
+    - name: qwen
+      model: Qwen/Qwen2.5-0.5B-Instruct   # a separate model: a folder, or a hub id fetched by masque pull
+
+Without --model, the base is the one the personas' masks and adapters record
+(a note says so), else the default model.
 
 Concurrent requests run in the same forward batches; mask and LoRA personas are
 applied per sequence over one shared copy of the base weights. At most
@@ -184,7 +190,11 @@ func (f *serveFlags) options() (serve.Options, error) {
 	if f.persist && f.personas == "" {
 		return o, usagef("--persist needs --personas: the registry file to write")
 	}
-	o = serve.Options{BaseID: f.baseID, APIKey: f.apiKey, AdminKey: f.adminKey,
+	ct, err := f.mf.cacheType()
+	if err != nil {
+		return o, err
+	}
+	o = serve.Options{BaseID: f.baseID, CacheType: ct, APIKey: f.apiKey, AdminKey: f.adminKey,
 		Ctx: f.ctxLen, KVBytes: kv, MaxSeqs: f.maxSeqs, MaxQueue: f.queue, BatchTokens: f.batchTokens, PromptCacheBytes: promptCache, NoPromptCache: f.promptCacheMB == 0,
 		Timeout: f.timeout, MaxBodyBytes: body, MaxMessageBytes: int(msg), MaxTokens: f.maxTokens,
 		NoPlayground: f.noPlayground, HideReasoning: f.hideReasoning, ShutdownGrace: f.shutdownGrace, DrainDelay: f.drainDelay, CORSOrigins: f.corsOrigins, StallTimeout: f.stallTimeout}
@@ -209,6 +219,8 @@ func (e *env) runServe(cmd *cobra.Command, f *serveFlags) error {
 			f.personaRoot = filepath.Dir(f.personas)
 		}
 	}
+	// Without --model, the base that the personas' masks and adapters record.
+	f.mf.from = append(f.mf.from, func() ([]checkpoint.Base, error) { return persona.Bases(specs) })
 	ck, err := f.mf.open()
 	if err != nil {
 		return err

@@ -322,6 +322,7 @@ func (e *env) runSubnet(cmd *cobra.Command, st *subnetRun) error {
 	if meth == subnet.SparseGPT && st.pf.structured {
 		return usagef("SparseGPT does not support --structured")
 	}
+	st.mf.basedOn(stats.ReadBase, st.statsDir)
 	src, ck, test, err := st.open(e)
 	if err != nil {
 		return err
@@ -420,6 +421,8 @@ func (e *env) runContrast(cmd *cobra.Command, st *contrastRun) error {
 	if st.pos == "" || st.neg == "" {
 		return usagef("--pos and --neg are required")
 	}
+	st.mf.basedOn(stats.SpecBase, st.pos)
+	st.mf.basedOn(stats.SpecBase, st.neg)
 	src, ck, test, err := st.open(e)
 	if err != nil {
 		return err
@@ -464,7 +467,8 @@ func (e *env) maskApplyCmd() *cobra.Command {
 		Use:   "apply --mask MASK --out DIR [--model BASE]",
 		Short: "Write the masked model as a Hugging Face folder",
 		Long: `Write W ⊙ M (or W ⊙ (M + γ(1−M)) with a soft gate) for every masked matrix of
-the model the mask was made for. A Hugging Face base keeps its files, tensor
+the model the mask was made for (without --model, the base the mask records).
+A Hugging Face base keeps its files, tensor
 order, types and tokenizer; other bases (llama2.c, the built-in model) are
 written as a LlamaForCausalLM folder with their tokenizer file. The folder
 appears atomically. A mask made for another model is refused.`,
@@ -477,6 +481,7 @@ appears atomically. A mask made for another model is refused.`,
 			if err != nil {
 				return err
 			}
+			mf.basedOn(mask.ReadBase, maskPath)
 			ck, err := mf.open()
 			if err != nil {
 				return err

@@ -19,7 +19,7 @@ import (
 )
 
 func (e *env) benchCmd() *cobra.Command {
-	var mf modelFlags
+	mf := modelFlags{withCache: true}
 	var o bench.Options
 	var asJSON bool
 	var level, cpuProfile string
@@ -77,7 +77,7 @@ also given as a fraction of that bound. --no-bandwidth skips it.`,
 			if r.WeightType == "bf16" {
 				bf16 = map[bool]string{true: ", bf16 activations", false: ", float32 activations (MASQUE_BF16=exact)"}[r.BF16Rounded]
 			}
-			fmt.Fprintf(e.stdout, "model    %s (%s, %d parameters)\nkernels  %s, %d threads%s\n", r.Model, r.WeightType, r.ParamCount, r.Kernels, r.Threads, bf16)
+			fmt.Fprintf(e.stdout, "model    %s (%s, %d parameters, KV cache %s)\nkernels  %s, %d threads%s\n", r.Model, r.WeightType, r.ParamCount, r.CacheType, r.Kernels, r.Threads, bf16)
 			fmt.Fprintf(e.stdout, "prefill  %.1f tokens/s (%d tokens, runs %v)\n", r.PrefillTokS, r.PromptTokens, fmtRuns(r.PrefillRuns))
 			fmt.Fprintf(e.stdout, "decode   %.2f tokens/s (%.2f ms/token, runs %v)\n", r.DecodeTokS, r.DecodeMsPerTok, fmtRuns(r.DecodeRuns))
 			fmt.Fprintf(e.stdout, "peak RSS %.1f MiB\n", float64(r.PeakRSSBytes)/(1<<20))

@@ -80,10 +80,10 @@ type Base struct {
 	forgotten bool // set by ForgetBase (under the engine's lock)
 }
 
-// SlotBytes is the KV cache memory one sequence of this base reserves.
+// SlotBytes is the KV cache memory one sequence of this base reserves: Ctx
+// positions of the model's cache type (model.Model.SetCacheType).
 func (b *Base) SlotBytes() int64 {
-	c := &b.Model.Config
-	return 2 * int64(c.Layers) * int64(b.Ctx) * int64(c.KVDim()) * 4
+	return int64(b.Ctx) * b.Model.CacheType().PositionBytes(&b.Model.Config)
 }
 
 // Request is one generation.

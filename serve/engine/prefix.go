@@ -85,11 +85,14 @@ func (p *prefixStore) add(g prefixGroup, tokens []int, c *model.Cache, m *model.
 	}
 	// The snapshot holds exactly len(tokens) positions (a fresh cache grows
 	// to what it is given), plus the token ids.
-	need := 2*int64(m.Config.Layers)*int64(len(tokens))*int64(m.Config.KVDim())*4 + int64(len(tokens))*8
+	need := int64(len(tokens)) * (c.Type().PositionBytes(&m.Config) + 8)
 	if need > p.budget {
 		return
 	}
-	snap := m.NewCache(len(tokens))
+	snap, err := m.NewCacheOf(len(tokens), c.Type()) // stored as the running caches are
+	if err != nil {
+		return
+	}
 	if err := snap.CopyPrefix(c, len(tokens)); err != nil {
 		return // c is not of m, or holds fewer positions: nothing to store
 	}

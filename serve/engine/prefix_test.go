@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/masque-ai/masque/generate"
+	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/quant"
 )
 
 // story is a prompt long enough that reusing it matters.
@@ -46,16 +48,27 @@ func TestPrefixReuseSameOutput(t *testing.T) {
 		batchTokens int
 		window      int
 		concurrent  bool
+		cache       string // KV cache type ("": f32)
 	}{
-		{"whole prompts", 0, 0, false},
-		{"chunked prompts", 5, 0, false},
-		{"sliding window", 0, 6, false},
-		{"concurrent", 0, 0, true},
+		{"whole prompts", 0, 0, false, ""},
+		{"chunked prompts", 5, 0, false, ""},
+		{"sliding window", 0, 6, false, ""},
+		{"concurrent", 0, 0, true, ""},
+		{"f16 cache", 0, 0, false, "f16"},
+		{"q8_0 cache, chunked prompts", 5, 0, false, "q8_0"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ck, base := stories(t)
 			ck.Model.Config.SlidingWindow = tc.window
+			ct, err := model.ParseCacheType(tc.cache, tc.cache)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ck.Model.SetCacheType(ct); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ck.Model.Config.SlidingWindow = 0; _ = ck.Model.SetCacheType(model.CacheType{}) })
 			cold := newEngine(t, Config{BatchTokens: tc.batchTokens, MaxQueue: 16})
 			warm := newEngine(t, Config{BatchTokens: tc.batchTokens, MaxQueue: 16, PrefixBytes: 64 << 20})
 			full := ck.Tokenizer.Encode(story, true)
@@ -266,5 +279,36 @@ func TestPrefixLRU(t *testing.T) {
 	}
 	if _, err := New(Config{MaxSeqs: 1, KVBytes: 1, BatchTokens: 1, PrefixBytes: -1}); err == nil {
 		t.Error("a negative prefix budget was accepted")
+	}
+}
+
+// TestCacheTypeMemory: with a Q8_0 cache the engine reserves Ctx positions
+// of Q8_0 per sequence (on stories260K, whose head dimension of 8 is padded
+// to a block of 32, a little more than F32's) and the prefix store keeps a
+// prompt in Q8_0 too.
+func TestCacheTypeMemory(t *testing.T) {
+	ck, base := stories(t)
+	ct := model.CacheType{K: quant.Q8_0, V: quant.Q8_0}
+	if err := ck.Model.SetCacheType(ct); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ck.Model.SetCacheType(model.CacheType{}) })
+	cfg := &ck.Model.Config
+	pos := ct.PositionBytes(cfg)
+	if want := int64(cfg.Layers*cfg.KVHeads) * 2 * 34; pos != want {
+		t.Fatalf("Q8_0 position bytes %d, want %d", pos, want)
+	}
+	if base.SlotBytes() != int64(base.Ctx)*pos {
+		t.Errorf("slot of %d bytes, want %d", base.SlotBytes(), int64(base.Ctx)*pos)
+	}
+	e := newEngine(t, Config{MaxQueue: 4, KVBytes: 2 * base.SlotBytes(), PrefixBytes: 1 << 20})
+	p := ck.Tokenizer.Encode(story, true)
+	run(t, e, Request{Base: base, Prompt: p, Options: generate.Options{MaxTokens: 4, IgnoreEOS: true}, PrefixKey: "k"})
+	st := e.Stats()
+	if st.KVReserved != base.SlotBytes() {
+		t.Errorf("KV reserved %d, want one slot of %d", st.KVReserved, base.SlotBytes())
+	}
+	if want := int64(len(p)) * (pos + 8); st.PrefixBytes != want || st.PrefixEntries != 1 {
+		t.Errorf("prefix store holds %d bytes in %d entries, want %d in 1", st.PrefixBytes, st.PrefixEntries, want)
 	}
 }
