@@ -3,6 +3,12 @@
 // throughput and latency: requests and tokens per second, time to first
 // token and time per token (p50, p99), and errors.
 //
+// RunScenario runs a game-like workload from a scenario file instead
+// (LoadScenario; the schema is ScenarioSchema): sessions over personas of
+// every kind, multi-turn conversations with seeded think times, against a
+// running server or an in-process one, with a single-session baseline,
+// latency percentiles, per-kind/persona/session figures and fairness.
+//
 // It refuses to load anything but a loopback address unless told
 // otherwise, and every client loop is bounded in time and in count.
 package loadtest

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -520,6 +521,9 @@ func RunScenario(ctx context.Context, cfg ScenarioConfig) (*ScenarioReport, erro
 	}
 
 	rep := &ScenarioReport{Scenario: sc.Name, File: sc.Path, URL: url, InProcess: inProcess, Sessions: sc.Sessions}
+	if rep.Scenario == "" && sc.Path != "" {
+		rep.Scenario = strings.TrimSuffix(filepath.Base(sc.Path), filepath.Ext(sc.Path))
+	}
 	if inProcess {
 		rep.Model = cfg.Base.Path
 	}

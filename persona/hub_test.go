@@ -7,8 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/hub"
 	"github.com/masque-ai/masque/hub/hubtest"
+	"github.com/masque-ai/masque/lora"
+	"github.com/masque-ai/masque/mask"
+	"github.com/masque-ai/masque/model"
 )
 
 // TestRegistryHubModel: a registry's model: org/name[@rev] names a model
@@ -81,5 +85,37 @@ func TestRegistryHubModel(t *testing.T) {
 	specs, err = LoadRegistry(reg)
 	if err != nil || specs[0].Model != filepath.Join(dir, "org", "absent") {
 		t.Fatalf("local folder: %+v, %v", specs, err)
+	}
+}
+
+// TestBases: the bases that a registry's masks and adapters record, which
+// serve opens when it is given no --model; older files record none.
+func TestBases(t *testing.T) {
+	dir := t.TempDir()
+	m := loadTiny(t, "llama")
+	m.SetOrigin("/models/tiny")
+	mk := filepath.Join(dir, "m.mask.safetensors")
+	if err := mask.New(m).Save(mk); err != nil {
+		t.Fatal(err)
+	}
+	ad, err := lora.New(m, lora.Config{Rank: 2, Alpha: 2, Targets: []model.Proj{model.ProjV}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo := filepath.Join(dir, "lora")
+	if err := ad.Save(lo, nil); err != nil {
+		t.Fatal(err)
+	}
+	bs, err := Bases([]Spec{{Name: "a", Mask: mk}, {Name: "b"}, {Name: "c", LoRA: lo}})
+	if err != nil || len(bs) != 2 {
+		t.Fatalf("Bases = %+v, %v", bs, err)
+	}
+	fp := m.Fingerprint()
+	if bs[0] != (checkpoint.Base{Ref: "/models/tiny", Fingerprint: fp, File: mk}) ||
+		bs[1] != (checkpoint.Base{Ref: "/models/tiny", Fingerprint: fp, File: filepath.Join(lo, "adapter_config.json")}) {
+		t.Fatalf("Bases = %+v", bs)
+	}
+	if _, err := Bases([]Spec{{Name: "x", Mask: filepath.Join(dir, "absent.safetensors")}}); err == nil || !strings.Contains(err.Error(), "persona x") {
+		t.Fatalf("a missing mask: %v", err)
 	}
 }

@@ -75,6 +75,7 @@ func newMetrics(s *Server) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "masque_prompt_cache_entries", Help: "Prompts held in the prompt cache."}, stats(func(st engine.Stats) float64 { return float64(st.PrefixEntries) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "masque_prompt_cache_hits_total", Help: "Requests that resumed from a cached prompt prefix."}, stats(func(st engine.Stats) float64 { return float64(st.PrefixHits) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "masque_prompt_cache_tokens_total", Help: "Prompt tokens taken from the prompt cache instead of being run."}, stats(func(st engine.Stats) float64 { return float64(st.PrefixTokens) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "masque_prompt_cache_idle_compacted_total", Help: "Prompt cache entries of idle sessions cut to their shared prefix or dropped (--session-idle)."}, stats(func(st engine.Stats) float64 { return float64(st.PrefixIdleCompacted) })),
 		&memoryCollector{s: s},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

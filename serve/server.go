@@ -92,6 +92,13 @@ type Options struct {
 	// Responses report the reused tokens as
 	// usage.prompt_tokens_details.cached_tokens.
 	PromptCacheBytes int64
+	// SessionIdle, if positive, cuts the prompt cache's entries that no
+	// request has used for that long (idle sessions) to the prefix they
+	// share with another entry of their persona (the chat template and
+	// system prompt), or drops them: a session's next turn then runs its
+	// earlier turns again, with the same output (engine.Config.IdleAfter).
+	// 0: entries go only when the cache needs room. Negative is an error.
+	SessionIdle time.Duration
 	// NoPromptCache turns the prompt cache off (the one way to say "off":
 	// `masque serve --prompt-cache-mb 0` sets it).
 	NoPromptCache bool
@@ -180,6 +187,9 @@ func (o *Options) defaults() error {
 	if o.KVBytes <= 0 {
 		o.KVBytes = 1 << 30
 	}
+	if o.SessionIdle < 0 {
+		return fmt.Errorf("serve: negative session idle limit %v", o.SessionIdle)
+	}
 	if err := o.CacheType.Validate(); err != nil {
 		return fmt.Errorf("serve: %v", err)
 	}
@@ -261,7 +271,7 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	eng, err := engine.New(engine.Config{MaxSeqs: opts.MaxSeqs, MaxQueue: opts.MaxQueue, KVBytes: opts.KVBytes, BatchTokens: opts.BatchTokens,
-		PrefixBytes: opts.PromptCacheBytes, OnStep: onStep})
+		PrefixBytes: opts.PromptCacheBytes, IdleAfter: opts.SessionIdle, OnStep: onStep})
 	if err != nil {
 		return nil, fmt.Errorf("serve: %v", err)
 	}

@@ -95,7 +95,7 @@ func (f *evalRunFlags) register(c *cobra.Command, defaultJudges []string) {
 	f.mf.register(c)
 	f.jf.register(c)
 	fl := c.Flags()
-	fl.StringVar(&f.maskPath, "mask", "", "evaluate the model with this weight mask applied in memory")
+	fl.StringVar(&f.maskPath, "mask", "", "evaluate the model with this weight mask applied in memory (without --model, the base it records)")
 	fl.StringVar(&f.modelURL, "model-url", "", "evaluate a model behind an OpenAI-compatible endpoint instead of --model")
 	fl.StringVar(&f.modelName, "model-name", "", "the model's name on --model-url")
 	fl.StringVar(&f.modelKey, "model-key", "", "API key of --model-url (default: $"+roleplay.ModelKeyEnv+")")

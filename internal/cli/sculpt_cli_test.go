@@ -136,6 +136,11 @@ func TestSculptWorkflow(t *testing.T) {
 			t.Errorf("%v: exit %d, %s (want %q)", c.args, code, errs, c.want)
 		}
 	}
+	// Without --model, export uses the base the run records (run.json).
+	code, _, errs = run(t, "", "sculpt", "export", "--keep", filepath.Join(runA, "keep_indices.json"), "--no-gguf", "--out", filepath.Join(dir, "again"))
+	if code != 0 || !strings.Contains(errs, "using base builtin:stories260K recorded in "+filepath.Join(runA, "run.json")) {
+		t.Errorf("export without --model: exit %d, %s", code, errs)
+	}
 	// Keep indices without a run.json still have to fit the model.
 	lone := filepath.Join(dir, "lone.json")
 	data, _ := os.ReadFile(filepath.Join(runA, "keep_indices.json"))

@@ -26,6 +26,7 @@ type serveFlags struct {
 	ctxLen, maxSeqs, queue, batchTokens, maxTokens        int
 	promptCacheMB                                         int
 	timeout, shutdownGrace, stallTimeout, drainDelay      time.Duration
+	sessionIdle                                           time.Duration
 	noPlayground, verbose, persist, hideReasoning         bool
 	corsOrigins                                           []string
 }
@@ -122,6 +123,7 @@ func (f *serveFlags) register(c *cobra.Command) {
 	fl.IntVar(&f.queue, "queue", 64, "most requests waiting for a slot; more get 429")
 	fl.IntVar(&f.batchTokens, "batch-tokens", 512, "most tokens per forward step (longer prompts are fed in chunks)")
 	fl.IntVar(&f.promptCacheMB, "prompt-cache-mb", 256, "MiB of recent prompts' keys and values kept (apart from --kv-memory) to skip shared prompt prefixes (0: off)")
+	fl.DurationVar(&f.sessionIdle, "session-idle", 0, "cut the prompt cache entries of sessions idle this long to the prefix they share with the persona's other sessions (their next turn runs its history again, same output; 0: only when the cache needs room)")
 	fl.IntVar(&f.maxTokens, "max-tokens", 1024, "default and largest max_tokens of a request")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "time limit of a request, queueing included")
 	fl.StringVar(&f.maxBody, "max-body", "1MiB", "largest request body")
@@ -183,6 +185,9 @@ func (f *serveFlags) options() (serve.Options, error) {
 	if f.timeout <= 0 {
 		return o, usagef("--timeout must be positive")
 	}
+	if f.sessionIdle < 0 {
+		return o, usagef("--session-idle must be 0 (off) or more")
+	}
 	if f.promptCacheMB < 0 {
 		return o, usagef("--prompt-cache-mb must be 0 (off) or more")
 	}
@@ -194,7 +199,7 @@ func (f *serveFlags) options() (serve.Options, error) {
 	if err != nil {
 		return o, err
 	}
-	o = serve.Options{BaseID: f.baseID, CacheType: ct, APIKey: f.apiKey, AdminKey: f.adminKey,
+	o = serve.Options{BaseID: f.baseID, CacheType: ct, SessionIdle: f.sessionIdle, APIKey: f.apiKey, AdminKey: f.adminKey,
 		Ctx: f.ctxLen, KVBytes: kv, MaxSeqs: f.maxSeqs, MaxQueue: f.queue, BatchTokens: f.batchTokens, PromptCacheBytes: promptCache, NoPromptCache: f.promptCacheMB == 0,
 		Timeout: f.timeout, MaxBodyBytes: body, MaxMessageBytes: int(msg), MaxTokens: f.maxTokens,
 		NoPlayground: f.noPlayground, HideReasoning: f.hideReasoning, ShutdownGrace: f.shutdownGrace, DrainDelay: f.drainDelay, CORSOrigins: f.corsOrigins, StallTimeout: f.stallTimeout}

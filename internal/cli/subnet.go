@@ -285,7 +285,7 @@ module, accuracy against sparsity).`,
 	fl.IntVar(&st.sg.BlockSize, "sparsegpt-block", 0, "sparsegpt: columns per lazy-update block (0: 128); recorded in the mask")
 	fl.Float64Var(&st.sg.Damp, "sparsegpt-damp", 0, "sparsegpt: relative dampening λ, H += λ·mean(diag H)·I (0: 0.01); recorded in the mask")
 	fl.BoolVar(&st.sg.WholeBlock, "sparsegpt-whole-block", false, "sparsegpt: choose each block's pruned weights with one threshold over the whole block, as in the paper (rows prune different counts), instead of the same count per row")
-	fl.StringVar(&st.statsDir, "stats", "", "use statistics saved by masque stats instead of collecting them")
+	fl.StringVar(&st.statsDir, "stats", "", "use statistics saved by masque stats instead of collecting them (without --model, on the model they were collected on)")
 	fl.StringVar(&st.out, "out", "", "mask file to write (.safetensors)")
 	fl.StringVar(&st.modelOut, "model-out", "", "also write the masked model (with SparseGPT's updated weights) as a Hugging Face folder")
 	fl.StringVar(&st.report, "report", "", "write an HTML report")
@@ -495,7 +495,7 @@ appears atomically. A mask made for another model is refused.`,
 		},
 	}
 	mf.register(c)
-	c.Flags().StringVar(&maskPath, "mask", "", "mask file")
+	c.Flags().StringVar(&maskPath, "mask", "", "mask file (without --model, applied to the base it records)")
 	c.Flags().StringVar(&out, "out", "", "output folder")
 	c.Flags().BoolVar(&force, "force", false, "replace an existing output folder")
 	e.quietFlag(c)

@@ -60,6 +60,13 @@ type Config struct {
 	// Base and Request.PrefixKey start from), apart from KVBytes; 0
 	// disables prefix reuse.
 	PrefixBytes int64
+	// IdleAfter, if positive, compacts the prefix store's entries that no
+	// request has used for that long (idle sessions): each keeps only the
+	// positions it shares with another entry of its base and key (the chat
+	// template and system prompt), or is dropped. The next turn of such a
+	// session starts from the longest prefix still stored and runs the rest
+	// of its conversation again, with the same output.
+	IdleAfter time.Duration
 	// OnStep, if set, is called after every forward step with the base's
 	// name, the number of sequences and tokens in it and its duration.
 	OnStep func(base string, seqs, tokens int, d time.Duration)
@@ -174,6 +181,9 @@ type Stats struct {
 	PrefixBytes, PrefixBudget int64
 	PrefixEntries             int
 	PrefixHits, PrefixTokens  int64
+	// PrefixIdleCompacted counts the prefix entries compacted or dropped
+	// because they stayed unused for Config.IdleAfter.
+	PrefixIdleCompacted int64
 }
 
 // Engine schedules generations. It is safe for concurrent use.
@@ -189,6 +199,7 @@ type Engine struct {
 	closed   bool
 	done     chan struct{}
 	drops    []prefixGroup // prefix entries to drop (key "": all of a base), for the loop
+	idleDue  bool          // time to compact idle prefix entries (IdleAfter)
 
 	prefix *prefixStore // owned by the loop; nil when disabled
 
@@ -196,11 +207,12 @@ type Engine struct {
 	kvUsed        atomic.Int64
 	// The prefix store's state for Stats.
 	prefixBytes, prefixEntries, prefixHits, prefixTokens atomic.Int64
+	prefixIdle                                           atomic.Int64
 }
 
 // New starts an engine. Close stops it.
 func New(cfg Config) (*Engine, error) {
-	if cfg.MaxSeqs < 1 || cfg.MaxQueue < 0 || cfg.KVBytes <= 0 || cfg.BatchTokens < 1 || cfg.PrefixBytes < 0 {
+	if cfg.MaxSeqs < 1 || cfg.MaxQueue < 0 || cfg.KVBytes <= 0 || cfg.BatchTokens < 1 || cfg.PrefixBytes < 0 || cfg.IdleAfter < 0 {
 		return nil, fmt.Errorf("engine: bad config (max seqs %d, queue %d, KV bytes %d, batch tokens %d, prefix bytes %d)", cfg.MaxSeqs, cfg.MaxQueue, cfg.KVBytes, cfg.BatchTokens, cfg.PrefixBytes)
 	}
 	e := &Engine{cfg: cfg, done: make(chan struct{}), pools: map[*Base][]*model.Cache{}}
@@ -209,6 +221,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.cond = sync.NewCond(&e.mu)
 	go e.loop()
+	if cfg.IdleAfter > 0 && e.prefix != nil {
+		go e.idleTicker(min(max(cfg.IdleAfter/4, time.Millisecond), time.Second))
+	}
 	return e, nil
 }
 
@@ -236,7 +251,7 @@ func (e *Engine) Stats() Stats {
 	return Stats{Queued: len(e.queue), Active: len(e.active), MaxSeqs: e.cfg.MaxSeqs, MaxQueue: e.cfg.MaxQueue,
 		KVReserved: e.reserved, KVUsed: e.kvUsed.Load(), KVBudget: e.cfg.KVBytes, Steps: e.steps.Load(), Tokens: e.tokens.Load(),
 		PrefixBytes: e.prefixBytes.Load(), PrefixBudget: e.cfg.PrefixBytes, PrefixEntries: int(e.prefixEntries.Load()),
-		PrefixHits: e.prefixHits.Load(), PrefixTokens: e.prefixTokens.Load()}
+		PrefixHits: e.prefixHits.Load(), PrefixTokens: e.prefixTokens.Load(), PrefixIdleCompacted: e.prefixIdle.Load()}
 }
 
 // Close fails every queued and running request with ErrClosed and stops
@@ -575,12 +590,29 @@ func (e *Engine) ForgetPrefix(b *Base, key string) {
 	}
 }
 
+// idleTicker asks the loop to compact idle prefix entries every period.
+func (e *Engine) idleTicker(period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.done:
+			return
+		case <-t.C:
+			e.mu.Lock()
+			e.idleDue = true
+			e.cond.Signal()
+			e.mu.Unlock()
+		}
+	}
+}
+
 // loop is the scheduler.
 func (e *Engine) loop() {
 	defer close(e.done)
 	for {
 		e.mu.Lock()
-		for !e.closed && len(e.active) == 0 && !e.admittableLocked() && len(e.drops) == 0 {
+		for !e.closed && len(e.active) == 0 && !e.admittableLocked() && len(e.drops) == 0 && !e.idleDue {
 			e.cond.Wait()
 		}
 		if e.closed {
@@ -599,6 +631,8 @@ func (e *Engine) loop() {
 		}
 		drops := e.drops
 		e.drops = nil
+		idleDue := e.idleDue
+		e.idleDue = false
 		admitted := e.admitLocked()
 		// Drop cancelled sequences before spending a step on them.
 		var gone []*Stream
@@ -618,6 +652,9 @@ func (e *Engine) loop() {
 		if e.prefix != nil {
 			for _, g := range drops {
 				e.prefix.drop(g.base, g.key)
+			}
+			if idleDue {
+				e.prefixIdle.Add(int64(e.prefix.compactIdle(e.cfg.IdleAfter)))
 			}
 			for _, s := range admitted {
 				if s.cache != nil { // not dropped above

@@ -3,6 +3,7 @@ package engine
 import (
 	"container/list"
 	"slices"
+	"time"
 
 	"github.com/masque-ai/masque/model"
 )
@@ -22,6 +23,9 @@ type prefixEntry struct {
 	cache  *model.Cache
 	bytes  int64
 	elem   *list.Element // in prefixStore.lru
+	used   time.Time     // stored or last reused
+	stem   bool          // what compactIdle left of idle entries: not compacted again
+	shared int           // the most leading tokens it shared with an entry of its group when stored
 }
 
 // prefixStore keeps the keys and values of finished prompts, at most budget
@@ -33,10 +37,11 @@ type prefixStore struct {
 	bytes  int64
 	groups map[prefixGroup][]*prefixEntry
 	lru    *list.List // of *prefixEntry, most recently used first
+	now    func() time.Time
 }
 
 func newPrefixStore(budget int64) *prefixStore {
-	return &prefixStore{budget: budget, groups: map[prefixGroup][]*prefixEntry{}, lru: list.New()}
+	return &prefixStore{budget: budget, groups: map[prefixGroup][]*prefixEntry{}, lru: list.New(), now: time.Now}
 }
 
 // commonPrefix is the length of the longest common prefix of a and b.
@@ -64,7 +69,10 @@ func (p *prefixStore) lookup(g prefixGroup, prompt []int) (*prefixEntry, int) {
 }
 
 // touch marks e as just used.
-func (p *prefixStore) touch(e *prefixEntry) { p.lru.MoveToFront(e.elem) }
+func (p *prefixStore) touch(e *prefixEntry) {
+	p.lru.MoveToFront(e.elem)
+	e.used = p.now()
+}
 
 // add stores the first len(tokens) positions of c (which holds tokens
 // there) under g, unless an entry of g already covers tokens. Entries of g
@@ -73,8 +81,10 @@ func (p *prefixStore) touch(e *prefixEntry) { p.lru.MoveToFront(e.elem) }
 // within the budget; a prompt larger than the whole budget is not stored.
 func (p *prefixStore) add(g prefixGroup, tokens []int, c *model.Cache, m *model.Model) {
 	var extended []*prefixEntry
+	shared := 0
 	for _, e := range p.groups[g] {
 		n := commonPrefix(e.tokens, tokens)
+		shared = max(shared, n)
 		switch {
 		case n == len(tokens):
 			p.touch(e) // covered: e holds tokens and maybe more
@@ -96,7 +106,7 @@ func (p *prefixStore) add(g prefixGroup, tokens []int, c *model.Cache, m *model.
 	if err := snap.CopyPrefix(c, len(tokens)); err != nil {
 		return // c is not of m, or holds fewer positions: nothing to store
 	}
-	e := &prefixEntry{group: g, tokens: slices.Clone(tokens), cache: snap, bytes: snap.Bytes() + int64(len(tokens))*8}
+	e := &prefixEntry{group: g, tokens: slices.Clone(tokens), cache: snap, bytes: snap.Bytes() + int64(len(tokens))*8, used: p.now(), shared: shared}
 	for _, o := range extended {
 		p.remove(o)
 	}
@@ -134,4 +144,79 @@ func (p *prefixStore) drop(b *Base, key string) {
 			p.remove(e)
 		}
 	}
+}
+
+// compactIdle compacts the entries not used since before cutoff (idle
+// sessions): each keeps only the positions it shares with another entry of
+// its group (the chat template and the persona's system prompt, which the
+// session's next turn and the persona's other sessions start from), and an
+// entry whose remaining positions another entry holds, or that shares
+// none, is dropped. A session's next turn sends its whole conversation
+// (the API is stateless), so it resumes from the longest stored prefix and
+// runs the rest of its history again: the same output, less memory while
+// it is idle. What is left of an entry is not compacted again (it goes
+// when the budget needs room, least recently used first); an entry that
+// shares nothing, now or when it was stored (the first session of a
+// persona, alone), is dropped whole. It returns the number of entries
+// compacted or dropped.
+func (p *prefixStore) compactIdle(idleAfter time.Duration) int {
+	cutoff := p.now().Add(-idleAfter)
+	var idle []*prefixEntry
+	for el := p.lru.Back(); el != nil; el = el.Prev() {
+		if e := el.Value.(*prefixEntry); !e.stem && e.used.Before(cutoff) {
+			idle = append(idle, e)
+		}
+	}
+	if len(idle) == 0 {
+		return 0
+	}
+	// How far each idle entry is shared: with every entry as it is now, or
+	// with those there when it was stored (the stem its session started
+	// from, which its next turn will start from again).
+	keep := make([]int, len(idle))
+	for i, e := range idle {
+		keep[i] = min(e.shared, len(e.tokens))
+		for _, f := range p.groups[e.group] {
+			if f != e {
+				keep[i] = max(keep[i], commonPrefix(e.tokens, f.tokens))
+			}
+		}
+	}
+	n := 0
+	for i, e := range idle {
+		if keep[i] >= len(e.tokens) {
+			continue // all of it is shared: decided below
+		}
+		n++
+		if keep[i] == 0 {
+			p.remove(e)
+			continue
+		}
+		snap := e.cache
+		if c, err := e.group.base.Model.NewCacheOf(keep[i], e.cache.Type()); err == nil && c.CopyPrefix(e.cache, keep[i]) == nil {
+			snap = c
+		} else {
+			snap.Truncate(keep[i])
+		}
+		e.tokens = e.tokens[:keep[i]:keep[i]]
+		e.cache = snap
+		e.stem = true
+		p.bytes -= e.bytes
+		e.bytes = snap.Bytes() + int64(keep[i])*8
+		p.bytes += e.bytes
+	}
+	// Drop the idle entries that another entry covers.
+	for _, e := range idle {
+		if !slices.Contains(p.groups[e.group], e) {
+			continue
+		}
+		for _, f := range p.groups[e.group] {
+			if f != e && commonPrefix(e.tokens, f.tokens) == len(e.tokens) {
+				p.remove(e)
+				n++
+				break
+			}
+		}
+	}
+	return n
 }

@@ -5,7 +5,9 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
@@ -310,5 +312,63 @@ func TestCacheTypeMemory(t *testing.T) {
 	}
 	if want := int64(len(p)) * (pos + 8); st.PrefixBytes != want || st.PrefixEntries != 1 {
 		t.Errorf("prefix store holds %d bytes in %d entries, want %d in 1", st.PrefixBytes, st.PrefixEntries, want)
+	}
+}
+
+// TestIdleSessionsCompacted: with IdleAfter, the stored prompts of two idle
+// sessions of one persona shrink to the prefix they share (the persona's
+// system prompt), one entry holding it; a session's next turn then resumes
+// from that prefix and samples exactly what it samples on an engine that
+// kept its whole history, and what generate samples.
+func TestIdleSessionsCompacted(t *testing.T) {
+	ck, base := stories(t)
+	sys := ck.Tokenizer.Encode(story, true)
+	turn1 := [][]int{
+		append(slices.Clone(sys), ck.Tokenizer.Encode(" The cat sat on the mat.", false)...),
+		append(slices.Clone(sys), ck.Tokenizer.Encode(" A big dog ran home.", false)...),
+	}
+	stem := commonPrefix(turn1[0], turn1[1]) // the system prompt, give or take a token
+	if stem < len(sys)-1 || stem >= min(len(turn1[0]), len(turn1[1]))-1 {
+		t.Fatalf("the sessions share %d tokens, the system prompt has %d", stem, len(sys))
+	}
+	o := generate.Options{MaxTokens: 8, IgnoreEOS: true}
+	kept := newEngine(t, Config{MaxQueue: 4, PrefixBytes: 64 << 20})
+	idle := newEngine(t, Config{MaxQueue: 4, PrefixBytes: 64 << 20, IdleAfter: time.Hour})
+	var skew atomic.Int64 // the idle engine's clock runs ahead by this
+	idle.prefix.now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	var turn2 [][]int
+	for _, p := range turn1 {
+		req := Request{Base: base, Prompt: p, Options: o, PrefixKey: "persona"}
+		_, _, a := run(t, kept, req)
+		_, _, b := run(t, idle, req)
+		if !slices.Equal(a.IDs, b.IDs) {
+			t.Fatalf("first turn: %v and %v", a.IDs, b.IDs)
+		}
+		next := append(slices.Clone(p), a.IDs...)
+		turn2 = append(turn2, append(next, ck.Tokenizer.Encode(" Then", false)...))
+	}
+	skew.Store(int64(2 * time.Hour)) // both sessions go idle
+	waitFor(t, func() bool { return idle.Stats().PrefixIdleCompacted >= 2 })
+	pos := base.Model.CacheType().PositionBytes(&base.Model.Config)
+	if st := idle.Stats(); st.PrefixEntries != 1 || st.PrefixBytes != int64(stem)*(pos+8) {
+		t.Errorf("after the sessions went idle: %d entries of %d bytes, want 1 of %d (the shared prefix)", st.PrefixEntries, st.PrefixBytes, int64(stem)*(pos+8))
+	}
+	for i, p := range turn2 {
+		req := Request{Base: base, Prompt: p, Options: o, PrefixKey: "persona"}
+		_, _, a := run(t, kept, req)
+		_, _, b := run(t, idle, req)
+		ref := want(t, base, p, o)
+		if !slices.Equal(a.IDs, b.IDs) || !slices.Equal(b.IDs, ref.IDs) {
+			t.Errorf("session %d, second turn: %v kept, %v resumed, generate %v", i, a.IDs, b.IDs, ref.IDs)
+		}
+		if a.CachedTokens != len(turn1[i]) || b.CachedTokens != stem {
+			t.Errorf("session %d, second turn: %d tokens reused kept, %d resumed; want %d and %d", i, a.CachedTokens, b.CachedTokens, len(turn1[i]), stem)
+		}
+	}
+}
+
+func TestIdleAfterNegative(t *testing.T) {
+	if _, err := New(Config{MaxSeqs: 1, KVBytes: 1, BatchTokens: 1, PrefixBytes: 1, IdleAfter: -time.Second}); err == nil {
+		t.Error("a negative IdleAfter was accepted")
 	}
 }
