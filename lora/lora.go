@@ -233,6 +233,23 @@ func (a *Adapter) Check(m *model.Model) error {
 	return nil
 }
 
+// BaseWarning returns a warning when the adapter records its base's
+// fingerprint (BaseFingerprint) and m's differs, "" otherwise: m is then
+// another encoding of the base (a GGUF conversion or quantisation, which
+// the adapter fits) or another model of the same shape (which it does not
+// fit, though its shapes match). Call it before merging into m.
+func (a *Adapter) BaseWarning(m *model.Model) string {
+	fp := a.Config.BaseFingerprint
+	if fp == "" {
+		return ""
+	}
+	if got := m.Fingerprint(); got != fp {
+		return fmt.Sprintf("the LoRA adapter was made on %s (fingerprint %.16s…); model %s has fingerprint %.16s…: another encoding of that model, or another model",
+			a.Config.BaseModel, fp, m.Source(), got)
+	}
+	return ""
+}
+
 // Delta returns scale·B·A ([Out, In], row-major) of pair p, computed with k.
 func (a *Adapter) Delta(k kernels.Kernels, p *Pair) []float32 {
 	d := make([]float32, p.Out*p.In)

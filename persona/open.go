@@ -3,6 +3,7 @@ package persona
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/lora"
@@ -24,7 +25,8 @@ type Opened struct {
 	// template), which Close closes; nil for the other kinds.
 	Checkpoint *checkpoint.Checkpoint
 	// Warning, when not empty, is to be shown: the mask was made on another
-	// encoding of the base, whose weights are quantised (mask.Compat).
+	// encoding of the base, whose weights are quantised (mask.Compat), or
+	// the adapter records another base fingerprint (lora.BaseWarning).
 	Warning string
 	// Mask describes the persona's mask, from the mask file; nil without
 	// one.
@@ -99,6 +101,9 @@ func Open(spec Spec, base *model.Model, root string) (*Opened, error) {
 		if spec.LoRA != "" {
 			if ad, err = lora.Load(spec.LoRA); err != nil {
 				return nil, err
+			}
+			if w := ad.BaseWarning(base); w != "" {
+				o.Warning = strings.TrimPrefix(o.Warning+"; "+w, "; ")
 			}
 		}
 		if o.Overlay, err = NewOverlay(base, mk, ad); err != nil {

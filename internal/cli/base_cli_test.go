@@ -98,8 +98,13 @@ func TestRecordedBase(t *testing.T) {
 		t.Fatalf("adapter records %+v, %v", rb, err)
 	}
 	code, _, errs = run(t, "", "generate", "--lora", lo, "--prompt", "hello", "-n", "4", "--temperature", "0")
-	if code != 0 || !noted(errs, filepath.Join(lo, "adapter_config.json")) {
+	if code != 0 || !noted(errs, filepath.Join(lo, "adapter_config.json")) || strings.Contains(errs, "warning") {
 		t.Fatalf("generate --lora without --model: exit %d, %s", code, errs)
+	}
+	// On another fingerprint (here the q8_0 quantisation), a warning.
+	code, _, errs = run(t, "", "generate", "--lora", lo, "--model", q8, "--prompt", "hello", "-n", "4", "--temperature", "0")
+	if code != 0 || !strings.Contains(errs, "warning: the LoRA adapter was made on "+a) {
+		t.Fatalf("generate --lora over another encoding: exit %d, %s", code, errs)
 	}
 
 	// A sculpt run folder's keep indices: run.json records the base.
@@ -116,6 +121,12 @@ func TestRecordedBase(t *testing.T) {
 	code, _, errs = run(t, "", "sculpt", "export", "--keep", filepath.Join(run1, "keep_indices.json"), "--out", filepath.Join(dir, "export"), "--no-gguf")
 	if code != 0 || !noted(errs, filepath.Join(run1, "run.json")) {
 		t.Fatalf("sculpt export without --model: exit %d, %s", code, errs)
+	}
+
+	// eval voices, whose own default is builtin:voices, also takes the mask's base.
+	code, _, errs = run(t, "", "eval", "voices", "--mask", mk, "--limit", "1", "--max-tokens", "2", "--quiet", "--out", filepath.Join(dir, "voices"))
+	if code != 0 || !noted(errs, mk) {
+		t.Fatalf("eval voices --mask without --model: exit %d, %s", code, errs)
 	}
 
 	// A recorded base that is gone: the error says where it was recorded.

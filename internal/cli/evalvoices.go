@@ -11,6 +11,7 @@ import (
 	"github.com/masque-ai/masque/eval/voices"
 	"github.com/masque-ai/masque/internal/textarg"
 	"github.com/masque-ai/masque/kernels"
+	"github.com/masque-ai/masque/mask"
 )
 
 // evalVoicesCmd is `masque eval voices`.
@@ -60,7 +61,7 @@ the caches there.`,
 	fl.Uint64Var(&st.cfg.Seed, "seed", 0, "sampling seed")
 	fl.IntVar(&st.cfg.PPLMaxTokens, "ppl-max-tokens", 0, "longest scored conversation in tokens (0: the model's context)")
 	fl.StringVar(&st.system, "system", "", "replace every persona system prompt with this text (or @FILE; \"\": no system prompt)")
-	fl.StringVar(&st.maskPath, "mask", "", "evaluate the model with this weight mask applied in memory")
+	fl.StringVar(&st.maskPath, "mask", "", "evaluate the model with this weight mask applied in memory (without --model, the base it records)")
 	fl.StringVar(&st.cfg.Label, "label", "", "name of the run in comparisons (default: the --out folder's name)")
 	fl.StringVar(&st.method, "method", "", "how the model was made, for eval compare (default: dense, or the mask's method)")
 	fl.Float64Var(&st.sparsity, "sparsity", 0, "share of weights removed, for eval compare (default: the mask's, 0 for a dense model)")
@@ -99,9 +100,8 @@ func (e *env) runEvalVoices(cmd *cobra.Command, st *evalVoicesRun) error {
 	if st.threads > 0 {
 		kernels.SetThreads(st.threads)
 	}
-	if st.mf.model == "" {
-		st.mf.model = voices.DefaultModel
-	}
+	st.mf.def = voices.DefaultModel // unless --model, or the base --mask records
+	st.mf.basedOn(mask.ReadBase, st.maskPath)
 	ck, err := st.mf.open()
 	if err != nil {
 		return err

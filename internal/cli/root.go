@@ -98,6 +98,7 @@ type modelFlags struct {
 
 	cmd  *cobra.Command                      // where notes go (its stderr)
 	from []func() ([]checkpoint.Base, error) // bases recorded by the command's artifacts
+	def  string                              // the model when neither --model nor an artifact names one ("": checkpoint.DefaultModel)
 }
 
 // basedOn says that the command uses the artifact at path (a mask file, a
@@ -137,19 +138,32 @@ func (f *modelFlags) choose() (model, recorded string, err error) {
 	}
 	model, note, err := checkpoint.ChooseModel(f.model, bases...)
 	if err != nil || note == "" {
+		if model == "" {
+			model = f.def
+		}
 		return model, "", err
 	}
-	var w io.Writer = os.Stderr
-	if f.cmd != nil {
-		w = f.cmd.ErrOrStderr()
-	}
-	fmt.Fprintln(w, "masque:", note)
+	fmt.Fprintln(f.stderr(), "masque:", note)
 	for _, b := range bases {
 		if b.Ref == model {
 			return model, b.File, nil
 		}
 	}
 	return model, "", nil
+}
+
+func (f *modelFlags) stderr() io.Writer {
+	if f.cmd != nil {
+		return f.cmd.ErrOrStderr()
+	}
+	return os.Stderr
+}
+
+// warn prints a warning (nothing when w is empty).
+func (f *modelFlags) warn(w string) {
+	if w != "" {
+		fmt.Fprintln(f.stderr(), "masque: warning:", w)
+	}
 }
 
 func (f *modelFlags) register(c *cobra.Command) {
@@ -198,6 +212,7 @@ func (f *modelFlags) open() (*checkpoint.Checkpoint, error) {
 	if err == nil && f.lora != "" {
 		var a *lora.Adapter
 		if a, err = lora.Load(f.lora); err == nil {
+			f.warn(a.BaseWarning(ck.Model))
 			err = a.Merge(ck.Model)
 		}
 	}
