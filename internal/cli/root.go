@@ -171,7 +171,7 @@ func (f *modelFlags) register(c *cobra.Command) {
 	c.Flags().StringVarP(&f.model, "model", "m", "", "model: a Hugging Face folder, a .gguf file, a llama2.c .bin, or a hub id org/name[@rev][:QUANT] fetched by masque pull (default: the base that the given mask, LoRA adapter, statistics or sculpt run records, else builtin:voices; builtin:stories260K by name)")
 	c.Flags().StringVar(&f.tokenizer, "tokenizer", "", "tokenizer file, for llama2.c checkpoints (tokenizer.bin) or to override the model's")
 	if f.withLoRA {
-		c.Flags().StringVar(&f.lora, "lora", "", "LoRA adapter folder (PEFT adapter_model.safetensors + adapter_config.json) merged into the model")
+		c.Flags().StringVar(&f.lora, "lora", "", "LoRA adapter folder (PEFT adapter_model.safetensors + adapter_config.json) merged into the model (without --model, into the base its base_model_name_or_path records)")
 	}
 	if f.withCache {
 		names := strings.Join(model.CacheTypeNames, ", ")
