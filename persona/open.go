@@ -192,3 +192,8 @@ func (o *Opened) Model(base *model.Model) *model.Model {
 	}
 	return base
 }
+
+// ResolveUnder resolves the relative path p inside the folder root as Open
+// does for a spec's files when given a root (symbolic links followed), and
+// fails if the result leaves root.
+func ResolveUnder(root, p string) (string, error) { return resolveUnder(root, p) }

@@ -553,10 +553,10 @@ func (g *generation) run(w http.ResponseWriter, r *http.Request) *apiError {
 	if g.tools != nil && g.tools.constraint != nil {
 		req.Options.Constraint = g.tools.constraint
 	}
-	if room := g.s.eng.Slots(g.p.base.eb) + g.s.eng.Stats().MaxQueue; g.n > room {
+	if room := g.p.base.eng.Slots(g.p.base.eb) + g.p.base.eng.Stats().MaxQueue; g.n > room {
 		return badRequest("n", "invalid_value", "n = %d is more than this server can hold at once (%d generation slots and queue places for this model)", g.n, room)
 	}
-	sts, err := g.s.eng.SubmitN(ctx, req, g.n)
+	sts, err := g.p.base.eng.SubmitN(ctx, req, g.n)
 	switch {
 	case errors.Is(err, engine.ErrQueueFull):
 		g.s.metrics.rejected.Inc()

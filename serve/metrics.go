@@ -53,12 +53,17 @@ func newMetrics(s *Server) *metrics {
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"base"})
 	m.rejected = prometheus.NewCounter(prometheus.CounterOpts{Name: "masque_rejected_requests_total", Help: "Requests refused with 429 because the queue was full."})
 	m.stalled = prometheus.NewCounter(prometheus.CounterOpts{Name: "masque_stalled_clients_total", Help: "Clients dropped because they read nothing for the stall timeout (a write blocked that long)."})
+	// The engine gauges are totals over every base (each base's own
+	// figures are the masque_base_* series of memoryCollector).
 	stats := func(f func(engine.Stats) float64) func() float64 {
 		return func() float64 {
-			if s.eng == nil {
-				return 0
+			v := 0.0
+			for _, b := range s.bases {
+				if b.eng != nil {
+					v += f(b.eng.Stats())
+				}
 			}
-			return f(s.eng.Stats())
+			return v
 		}
 	}
 	reg.MustRegister(m.httpRequests, m.httpDuration, m.generations, m.tokens, m.ttft, m.tokenLatency, m.queueWait,
@@ -127,6 +132,15 @@ var (
 	personaMemDesc = prometheus.NewDesc("masque_persona_memory_bytes", "Memory a persona holds beyond its shared base model (bit-packed masks, LoRA weights, or its own model's weights).", []string{"persona", "kind"}, nil)
 	baseMemDesc    = prometheus.NewDesc("masque_base_memory_bytes", "Memory of a base model's weights, shared by the personas on it.", []string{"base"}, nil)
 	personasDesc   = prometheus.NewDesc("masque_personas", "Personas served.", nil, nil)
+	// Each base's engine (every base has its own batches, slots, queue and
+	// share of the KV and prompt cache memory).
+	baseKVBudgetDesc   = prometheus.NewDesc("masque_base_kv_cache_budget_bytes", "A base model's share of the KV cache memory.", []string{"base"}, nil)
+	baseKVReservedDesc = prometheus.NewDesc("masque_base_kv_cache_reserved_bytes", "KV cache memory reserved by a base model's running and pooled sequences.", []string{"base"}, nil)
+	baseSlotBytesDesc  = prometheus.NewDesc("masque_base_sequence_kv_bytes", "KV cache memory of one sequence of a base model (its whole context).", []string{"base"}, nil)
+	baseSlotsDesc      = prometheus.NewDesc("masque_base_slots", "The most sequences of a base model that generate at once (its KV share permitting).", []string{"base"}, nil)
+	baseActiveDesc     = prometheus.NewDesc("masque_base_active_sequences", "Sequences of a base model generating now.", []string{"base"}, nil)
+	baseQueuedDesc     = prometheus.NewDesc("masque_base_queue_depth", "Requests waiting for a slot of a base model.", []string{"base"}, nil)
+	basePromptDesc     = prometheus.NewDesc("masque_base_prompt_cache_budget_bytes", "A base model's share of the prompt cache memory.", []string{"base"}, nil)
 )
 
 // Describe implements prometheus.Collector.
@@ -134,14 +148,29 @@ func (c *memoryCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- personaMemDesc
 	ch <- baseMemDesc
 	ch <- personasDesc
+	for _, d := range []*prometheus.Desc{baseKVBudgetDesc, baseKVReservedDesc, baseSlotBytesDesc, baseSlotsDesc, baseActiveDesc, baseQueuedDesc, basePromptDesc} {
+		ch <- d
+	}
 }
 
 // Collect implements prometheus.Collector.
 func (c *memoryCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
+	for _, b := range s.Bases() {
+		g := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, b.ID)
+		}
+		g(baseMemDesc, float64(b.WeightBytes))
+		g(baseKVBudgetDesc, float64(b.KVBudget))
+		g(baseKVReservedDesc, float64(b.KVReserved))
+		g(baseSlotBytesDesc, float64(b.SlotBytes))
+		g(baseSlotsDesc, float64(b.Slots))
+		g(baseActiveDesc, float64(b.Active))
+		g(baseQueuedDesc, float64(b.Queued))
+		g(basePromptDesc, float64(b.PromptCacheBudget))
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	ch <- prometheus.MustNewConstMetric(baseMemDesc, prometheus.GaugeValue, float64(s.base.bytes), s.opts.BaseID)
 	ch <- prometheus.MustNewConstMetric(personasDesc, prometheus.GaugeValue, float64(len(s.personas)))
 	for name, p := range s.personas {
 		ch <- prometheus.MustNewConstMetric(personaMemDesc, prometheus.GaugeValue, float64(p.bytes), name, p.spec.Kind())

@@ -402,4 +402,8 @@ type modelObject struct {
 	Object  string `json:"object"`
 	Created int64  `json:"created"`
 	OwnedBy string `json:"owned_by"`
+	// Base is the base model the persona runs on: its id in GET
+	// /health's "bases" (a persona added at run time with a model of
+	// its own: that model's name).
+	Base string `json:"base,omitempty"`
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,22 +17,32 @@ import (
 
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/generate"
+	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/internal/fileerr"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/serve/engine"
 )
 
-// baseModel is a model that personas run on: the server's base, or a
-// persona's own model folder. Personas and requests in flight hold
-// references; a model the server opened is closed when the last one is
-// released.
+// baseModel is a model that personas run on: the server's default base
+// (Options.Base), a base that personas of the start-up registry name
+// (Spec.Model: shared by every persona naming it, with an engine of its
+// own), or the own model of a persona added at run time. Personas and
+// requests in flight hold references; a model the server opened is closed
+// when the last one is released.
 type baseModel struct {
 	ck    *checkpoint.Checkpoint
 	eb    *engine.Base
+	eng   *engine.Engine // the engine that runs it
 	stops []int
 	owned bool
 	bytes int64
+	// key identifies the model file (modelKey) for the bases the server
+	// shares between personas; "" for a persona's own model.
+	key string
+	// shared: one of the server's bases (Server.bases), which outlives
+	// its personas.
+	shared bool
 
 	tokTable tokenTableOnce // token texts, built on first use
 
@@ -100,9 +111,12 @@ type loaded struct {
 
 // personaObject is a persona as /v1/personas shows it.
 type personaObject struct {
-	ID           string   `json:"id"`
-	Object       string   `json:"object"`
-	Kind         string   `json:"kind"`
+	ID     string `json:"id"`
+	Object string `json:"object"`
+	Kind   string `json:"kind"`
+	// Base is the base model it runs on (an id of GET /health's "bases",
+	// or its own model's name).
+	Base         string   `json:"base"`
 	Description  string   `json:"description,omitempty"`
 	SystemPrompt string   `json:"system_prompt,omitempty"`
 	Greeting     string   `json:"greeting,omitempty"`
@@ -136,7 +150,7 @@ type editableSpec struct {
 
 func (p *loaded) object() personaObject {
 	sp := p.spec
-	return personaObject{ID: sp.Name, Object: "persona", Kind: sp.Kind(), Description: sp.Expand(sp.Description),
+	return personaObject{ID: sp.Name, Object: "persona", Kind: sp.Kind(), Base: p.base.eb.Name, Description: sp.Expand(sp.Description),
 		SystemPrompt: sp.Prompt(), Greeting: sp.Expand(sp.Greeting), Tags: sp.Tags, MemoryBytes: p.bytes, Created: p.created,
 		Mask: p.mask, Temperature: sp.Temperature, TopP: sp.TopP, MaxTokens: sp.MaxTokens,
 		Spec: editableSpec{Name: sp.Name, Description: sp.Description, SystemPrompt: sp.SystemPrompt, Greeting: sp.Greeting, Examples: sp.Examples,
@@ -196,34 +210,46 @@ func (s *Server) addPersona(spec persona.Spec, root string) error {
 	if dup {
 		return fmt.Errorf("%w: persona %s exists already", errConflict, spec.Name)
 	}
-	op, err := persona.Open(spec, s.base.ck.Model, root)
-	if err != nil {
-		return err
-	}
-	spec = op.Spec
-	if op.Warning != "" {
-		s.opts.Log.Warn(op.Warning, "persona", spec.Name)
-	}
-	p := &loaded{spec: spec, base: s.base, created: time.Now().Unix(), mask: op.Mask}
-	if ck := op.Checkpoint; ck != nil { // a persona with its own model
-		if _, err := ck.NeedTokenizer(); err != nil {
-			ck.Close()
-			return err
+	var p *loaded
+	if shared := s.sharedBase(spec, root); shared != nil {
+		// A base the server runs already: nothing to open. A persona
+		// added at run time gets the model's path, absolute (or its
+		// name), for the registry.
+		if root != "" {
+			spec.Model = shared.key
 		}
-		_ = ck.Model.SetCacheType(s.opts.CacheType) // validated by defaults
-		bm := newBaseModel(spec.Name+"@"+filepath.Base(spec.Model), ck, min(s.opts.Ctx, modelCtx(ck)), true)
-		if err := s.eng.CheckBase(bm.eb); err != nil {
-			ck.Close()
-			return err
-		}
-		p.base, p.bytes = bm, bm.bytes
+		p = &loaded{spec: spec, base: shared, created: time.Now().Unix()}
 	} else {
-		p.adapter, p.hooks, p.bytes = op.Adapter(), op.Hooks(), op.Bytes()
+		op, err := persona.Open(spec, s.base.ck.Model, root)
+		if err != nil {
+			return err
+		}
+		spec = op.Spec
+		if op.Warning != "" {
+			s.opts.Log.Warn(op.Warning, "persona", spec.Name)
+		}
+		p = &loaded{spec: spec, base: s.base, created: time.Now().Unix(), mask: op.Mask}
+		if ck := op.Checkpoint; ck != nil { // a persona with its own model, on the default base's engine
+			if _, err := ck.NeedTokenizer(); err != nil {
+				ck.Close()
+				return err
+			}
+			_ = ck.Model.SetCacheType(s.opts.CacheType) // validated by defaults
+			bm := newBaseModel(spec.Name+"@"+filepath.Base(spec.Model), ck, min(s.opts.Ctx, modelCtx(ck)), true)
+			bm.eng = s.eng
+			if err := s.eng.CheckBase(bm.eb); err != nil {
+				ck.Close()
+				return err
+			}
+			p.base, p.bytes = bm, bm.bytes
+		} else {
+			p.adapter, p.hooks, p.bytes = op.Adapter(), op.Hooks(), op.Bytes()
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, dup := s.personas[spec.Name]; dup || s.closed {
-		if p.base != s.base {
+		if !p.base.shared {
 			p.base.release()
 		}
 		if s.closed {
@@ -231,13 +257,65 @@ func (s *Server) addPersona(spec persona.Spec, root string) error {
 		}
 		return fmt.Errorf("%w: persona %s exists already", errConflict, spec.Name)
 	}
-	if p.base == s.base {
-		s.base.acquire()
+	if p.base.shared {
+		p.base.acquire()
 	}
 	s.loads++
 	p.prefixKey = fmt.Sprintf("%s#%d", spec.Name, s.loads)
 	s.personas[spec.Name] = p
 	return nil
+}
+
+// sharedBase returns the server's base that a persona with its own model
+// (Spec.Model) runs on: the one opened from the same file (modelKey), or
+// nil when it names another model (or none). root is addPersona's.
+func (s *Server) sharedBase(spec persona.Spec, root string) *baseModel {
+	if spec.Model == "" {
+		return nil
+	}
+	path := spec.Model
+	if root != "" {
+		// A persona added at run time may name a running base by its id
+		// or by its model as the server was given it; its other models
+		// must lie inside root.
+		for _, b := range s.bases {
+			if spec.Model == b.eb.Name || spec.Model == b.ck.Path {
+				return b
+			}
+		}
+		full, err := persona.ResolveUnder(root, path)
+		if err != nil {
+			return nil // persona.Open says why
+		}
+		path = full
+	}
+	key := modelKey(path)
+	for _, b := range s.bases {
+		if b.key == key {
+			return b
+		}
+	}
+	return nil
+}
+
+// modelKey identifies the model that path names: the file or folder's
+// absolute path with symbolic links resolved, or path itself when no such
+// file exists (a built-in model's name, a hub id).
+func modelKey(path string) string {
+	if builtin.IsVoices(path) {
+		return builtin.Voices
+	}
+	if _, err := os.Stat(path); err != nil {
+		return path
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	return abs
 }
 
 // baseKey is the prompt cache key of the bare base model: load 0, which
@@ -253,13 +331,13 @@ func (s *Server) removePersona(name string) bool {
 	if p == nil {
 		return false
 	}
-	if p.base != s.base {
-		s.eng.ForgetBase(p.base.eb)
+	if !p.base.shared {
+		p.base.eng.ForgetBase(p.base.eb)
 	} else {
-		s.eng.ForgetPrefix(p.base.eb, p.prefixKey)
+		p.base.eng.ForgetPrefix(p.base.eb, p.prefixKey)
 	}
 	p.base.release()
-	s.metrics.dropPersona(name, p.base.eb.Name, p.base != s.base)
+	s.metrics.dropPersona(name, p.base.eb.Name, !p.base.shared)
 	return true
 }
 

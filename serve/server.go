@@ -1,7 +1,12 @@
-// Package serve is masque's OpenAI-compatible multi-persona server: one base
-// model, many personas (a system prompt, and optionally a weight mask, a
-// LoRA adapter or a pruned model of their own), all generating at once with
-// continuous batching (package serve/engine) over shared weights.
+// Package serve is masque's OpenAI-compatible multi-persona server: one or
+// more base models, many personas (a system prompt, and optionally a
+// weight mask, a LoRA adapter or a model of their own), all generating at
+// once with continuous batching (package serve/engine) over shared weights.
+//
+// The default base is Options.Base. Every other model that the start-up
+// personas name (Spec.Model; several personas naming one file share one
+// copy) is a base of its own, with an engine of its own: its own batches,
+// queue and slots, and a share of the KV memory (see Options.KVBytes).
 //
 // Endpoints: POST /v1/chat/completions and /v1/completions (streaming with
 // server-sent events, or not), GET /v1/models, GET /health, GET /metrics
@@ -20,7 +25,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,7 +48,13 @@ type Options struct {
 	// (default "base").
 	BaseID string
 	// Personas are loaded at start; a persona that fails to load fails New.
+	// The distinct models they name (Spec.Model, compared by resolved
+	// path; the default base's file included) are the server's other
+	// bases, opened once each.
 	Personas []persona.Spec
+	// PersonasFile is the registry file Personas came from, named in the
+	// errors of New (empty: none).
+	PersonasFile string
 	// PersonaRoot is the folder whose files (masks, adapters, model
 	// folders) personas added at run time may use; their paths are
 	// relative to it and may not leave it. Empty: such personas can only
@@ -71,16 +84,26 @@ type Options struct {
 	// Ctx is the context length of each sequence (default: the model's
 	// maximum, at most 4096).
 	Ctx int
-	// KVBytes bounds the KV cache memory of all sequences (default 1 GiB).
+	// KVBytes bounds the KV cache memory of all sequences, of all bases
+	// together (default 1 GiB). With several bases it is carved into one
+	// share per base, in proportion to the KV memory of one sequence of
+	// each (its layers × KV width × context), so that every base gets the
+	// same number of sequences' worth: KVBytes ÷ (the sum of one
+	// sequence of each) whole sequences, the remainder shared in the same
+	// proportion. A base's share bounds its sequences; the prompt cache
+	// (PromptCacheBytes) is split in the same proportion. Each base's share
+	// is in GET /health and /metrics.
 	KVBytes int64
 	// CacheType is how the KV caches (and the prompt cache) store keys and
 	// values (default F32; F16 halves the memory, Q8_0 takes about a
-	// quarter): New sets it on Base.Model and on every persona's own model.
+	// quarter): New sets it on Base.Model, on every other base and on
+	// every persona's own model.
 	CacheType model.CacheType
-	// MaxSeqs is the most sequences generating at once (default 32).
+	// MaxSeqs is the most sequences generating at once on each base
+	// (default 32).
 	MaxSeqs int
-	// MaxQueue is the most requests waiting for a slot (default 64); more
-	// are refused with 429.
+	// MaxQueue is the most requests waiting for a slot of each base
+	// (default 64); more are refused with 429.
 	MaxQueue int
 	// BatchTokens caps the tokens of one forward step (default 512).
 	BatchTokens int
@@ -236,8 +259,9 @@ func modelCtx(ck *checkpoint.Checkpoint) int {
 // Close.
 type Server struct {
 	opts    Options
-	eng     *engine.Engine
-	base    *baseModel
+	eng     *engine.Engine // the default base's (base.eng)
+	base    *baseModel     // the default base (bases[0])
+	bases   []*baseModel   // every base with an engine of its own
 	metrics *metrics
 	handler http.Handler
 	created int64
@@ -270,33 +294,208 @@ func New(opts Options) (*Server, error) {
 			time.Sleep(d)
 		}
 	}
-	eng, err := engine.New(engine.Config{MaxSeqs: opts.MaxSeqs, MaxQueue: opts.MaxQueue, KVBytes: opts.KVBytes, BatchTokens: opts.BatchTokens,
-		PrefixBytes: opts.PromptCacheBytes, IdleAfter: opts.SessionIdle, OnStep: onStep})
-	if err != nil {
-		return nil, fmt.Errorf("serve: %v", err)
-	}
-	s.eng = eng
 	_ = opts.Base.Model.SetCacheType(opts.CacheType) // validated by defaults
 	s.base = newBaseModel(opts.BaseID, opts.Base, opts.Ctx, false)
-	if err := eng.CheckBase(s.base.eb); err != nil {
-		eng.Close()
-		return nil, fmt.Errorf("serve: %v", err)
+	s.base.key, s.base.shared = modelKey(opts.Base.Path), true
+	s.bases = []*baseModel{s.base}
+	if err := s.openBases(); err != nil {
+		s.closeBases()
+		return nil, err
 	}
+	if err := s.startEngines(onStep); err != nil {
+		s.closeBases()
+		return nil, err
+	}
+	s.eng = s.base.eng
 	for _, spec := range opts.Personas {
 		if err := s.addPersona(spec, ""); err != nil {
 			s.Close()
-			return nil, fmt.Errorf("serve: persona %s: %v", spec.Name, err)
+			return nil, fmt.Errorf("serve: %spersona %s: %v", s.inFile(), spec.Name, err)
 		}
 	}
 	s.handler = s.routes()
 	return s, nil
 }
 
+// inFile is "FILE: " for Options.PersonasFile, for errors.
+func (s *Server) inFile() string {
+	if s.opts.PersonasFile == "" {
+		return ""
+	}
+	return s.opts.PersonasFile + ": "
+}
+
+// openBases opens every distinct model that the start-up personas name and
+// that is not the default base, once.
+func (s *Server) openBases() error {
+	for _, spec := range s.opts.Personas {
+		if spec.Model == "" || spec.Validate() != nil || s.sharedBase(spec, "") != nil {
+			continue // no model, one opened already, or addPersona will say what is wrong
+		}
+		ck, err := checkpoint.Open(spec.Model, checkpoint.Options{})
+		if err != nil {
+			return fmt.Errorf("serve: %spersona %s: its model %s does not open: %v", s.inFile(), spec.Name, spec.Model, err)
+		}
+		if _, err := ck.NeedTokenizer(); err != nil {
+			ck.Close()
+			return fmt.Errorf("serve: %spersona %s: its model %s: %v", s.inFile(), spec.Name, spec.Model, err)
+		}
+		_ = ck.Model.SetCacheType(s.opts.CacheType) // validated by defaults
+		b := newBaseModel(s.baseName(spec.Model), ck, min(s.opts.Ctx, modelCtx(ck)), true)
+		b.key, b.shared = modelKey(spec.Model), true
+		s.bases = append(s.bases, b)
+	}
+	return nil
+}
+
+// baseName names a base opened from path in /health, /metrics and
+// /v1/models: the file or folder name without extension (a built-in
+// model's name without "builtin:"), made unique.
+func (s *Server) baseName(path string) string {
+	name := strings.TrimPrefix(path, "builtin:")
+	if !strings.HasPrefix(path, "builtin:") {
+		name = filepath.Base(filepath.Clean(path))
+		name = strings.TrimSuffix(name, filepath.Ext(name))
+	}
+	if name == "" || name == "." || name == string(filepath.Separator) {
+		name = "model"
+	}
+	taken := func(n string) bool {
+		return slices.ContainsFunc(s.bases, func(b *baseModel) bool { return b.eb.Name == n })
+	}
+	out := name
+	for i := 2; taken(out); i++ {
+		out = fmt.Sprintf("%s-%d", name, i)
+	}
+	return out
+}
+
+// kvShares carves total into one share per base in proportion to their
+// slot sizes: every base gets total ÷ Σslot whole slots, and the rest is
+// split in the same proportion (see Options.KVBytes).
+func kvShares(total int64, slots []int64) []int64 {
+	var sum int64
+	for _, v := range slots {
+		sum += v
+	}
+	out := make([]int64, len(slots))
+	if sum <= 0 {
+		return out
+	}
+	n := total / sum
+	rem := total - n*sum
+	for i, v := range slots {
+		out[i] = n*v + int64(float64(rem)*float64(v)/float64(sum))
+	}
+	return out
+}
+
+// startEngines starts one engine per base, each with its share of the KV
+// and prompt cache memory.
+func (s *Server) startEngines(onStep func(base string, seqs, tokens int, t time.Duration)) error {
+	o := &s.opts
+	slots := make([]int64, len(s.bases))
+	var sum int64
+	var each []string
+	for i, b := range s.bases {
+		if b.eb.Ctx < 2 {
+			return fmt.Errorf("serve: base %s: context length %d is too short", b.eb.Name, b.eb.Ctx)
+		}
+		slots[i] = b.eb.SlotBytes()
+		sum += slots[i]
+		each = append(each, fmt.Sprintf("%s %d", b.eb.Name, slots[i]))
+	}
+	if len(s.bases) > 1 && o.KVBytes < sum {
+		return fmt.Errorf("serve: %sthe KV memory of %d bytes does not hold one sequence of each of the %d bases (%d bytes: %s): raise the KV memory or lower the context length",
+			s.inFile(), o.KVBytes, len(s.bases), sum, strings.Join(each, ", "))
+	}
+	kv := kvShares(o.KVBytes, slots)
+	prefix := make([]int64, len(s.bases))
+	if o.PromptCacheBytes > 0 {
+		prefix = kvShares(o.PromptCacheBytes, slots)
+		for i := range prefix {
+			prefix[i] = max(prefix[i], 1)
+		}
+	}
+	for i, b := range s.bases {
+		eng, err := engine.New(engine.Config{MaxSeqs: o.MaxSeqs, MaxQueue: o.MaxQueue, KVBytes: kv[i], BatchTokens: o.BatchTokens,
+			PrefixBytes: prefix[i], IdleAfter: o.SessionIdle, OnStep: onStep})
+		if err != nil {
+			return fmt.Errorf("serve: %v", err)
+		}
+		b.eng = eng
+		if err := eng.CheckBase(b.eb); err != nil {
+			return fmt.Errorf("serve: %v", err)
+		}
+	}
+	return nil
+}
+
+// closeBases stops the engines and closes the bases the server opened.
+func (s *Server) closeBases() {
+	for _, b := range s.bases {
+		if b.eng != nil {
+			b.eng.Close()
+		}
+	}
+	for _, b := range s.bases[1:] {
+		b.release()
+	}
+}
+
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Engine returns the scheduler (for statistics).
+// Engine returns the default base's scheduler (for statistics).
 func (s *Server) Engine() *engine.Engine { return s.eng }
+
+// BaseStats is a base model as GET /health reports it.
+type BaseStats struct {
+	// ID names the base (Options.BaseID for the default one).
+	ID string `json:"id"`
+	// Model is the model's path as given (or a built-in model's name).
+	Model string `json:"model"`
+	// Personas counts the personas on it.
+	Personas int `json:"personas"`
+	// Active and Queued count its running and waiting requests; Slots is
+	// the most sequences that run at once (MaxSeqs, or fewer when its KV
+	// share holds fewer) and MaxQueue the most that may wait.
+	Active   int `json:"active"`
+	Queued   int `json:"queued"`
+	Slots    int `json:"slots"`
+	MaxQueue int `json:"max_queue"`
+	// SlotBytes is the KV memory of one sequence; KVBudget the base's
+	// share of the KV memory, KVReserved what its caches hold reserved.
+	SlotBytes  int64 `json:"slot_bytes"`
+	KVBudget   int64 `json:"kv_budget_bytes"`
+	KVReserved int64 `json:"kv_reserved_bytes"`
+	KVUsed     int64 `json:"kv_used_bytes"`
+	// PromptCacheBudget is its share of the prompt cache, PromptCacheBytes
+	// what the share holds.
+	PromptCacheBudget int64 `json:"prompt_cache_budget_bytes"`
+	PromptCacheBytes  int64 `json:"prompt_cache_bytes"`
+	// WeightBytes is the memory of its weights.
+	WeightBytes int64 `json:"weight_bytes"`
+}
+
+// Bases reports every base model with an engine of its own, the default
+// one first.
+func (s *Server) Bases() []BaseStats {
+	counts := map[*baseModel]int{}
+	s.mu.RLock()
+	for _, p := range s.personas {
+		counts[p.base]++
+	}
+	s.mu.RUnlock()
+	out := make([]BaseStats, len(s.bases))
+	for i, b := range s.bases {
+		st := b.eng.Stats()
+		out[i] = BaseStats{ID: b.eb.Name, Model: b.ck.Path, Personas: counts[b], Active: st.Active, Queued: st.Queued,
+			Slots: b.eng.Slots(b.eb), MaxQueue: st.MaxQueue, SlotBytes: b.eb.SlotBytes(), KVBudget: st.KVBudget, KVReserved: st.KVReserved,
+			KVUsed: st.KVUsed, PromptCacheBudget: st.PrefixBudget, PromptCacheBytes: st.PrefixBytes, WeightBytes: b.bytes}
+	}
+	return out
+}
 
 // Close stops the engine (failing requests in flight) and closes the
 // model folders that personas opened. The base checkpoint stays open.
@@ -310,9 +509,14 @@ func (s *Server) Close() {
 	ps := s.personas
 	s.personas = map[string]*loaded{}
 	s.mu.Unlock()
-	s.eng.Close()
+	for _, b := range s.bases {
+		b.eng.Close()
+	}
 	for _, p := range ps {
 		p.base.release()
+	}
+	for _, b := range s.bases[1:] {
+		b.release() // the server's reference
 	}
 }
 
@@ -576,7 +780,7 @@ func (w *statusWriter) status() int {
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) *apiError {
-	st := s.eng.Stats()
+	bases := s.Bases()
 	s.mu.RLock()
 	n := len(s.personas)
 	s.mu.RUnlock()
@@ -584,8 +788,14 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) *apiError 
 	if s.draining.Load() {
 		status = "draining"
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": status, "personas": n, "active": st.Active, "queued": st.Queued, "slots": st.MaxSeqs,
-		"max_queue": st.MaxQueue, "draining": s.draining.Load()})
+	// The totals over every base; "bases" has each one's figures.
+	var active, queued, slots, maxQueue int
+	var kv int64
+	for _, b := range bases {
+		active, queued, slots, maxQueue, kv = active+b.Active, queued+b.Queued, slots+s.opts.MaxSeqs, maxQueue+b.MaxQueue, kv+b.KVBudget
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": status, "personas": n, "active": active, "queued": queued, "slots": slots,
+		"max_queue": maxQueue, "draining": s.draining.Load(), "kv_budget_bytes": kv, "bases": bases})
 	return nil
 }
 
@@ -602,11 +812,15 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) *apiError {
 // replica is shutting down: send it nothing new), 503 "saturated" while the
 // queue is full (a new request would get 429), else 200 "ready".
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) *apiError {
-	st := s.eng.Stats()
+	full := false // a base's queue is full
+	for _, b := range s.bases {
+		st := b.eng.Stats()
+		full = full || st.Queued >= st.MaxQueue
+	}
 	switch {
 	case s.draining.Load():
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "draining"})
-	case st.Queued >= st.MaxQueue:
+	case full:
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "saturated"})
 	default:
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
@@ -622,9 +836,10 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) *apiError
 func (s *Server) modelObjects() []modelObject {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := []modelObject{{ID: s.opts.BaseID, Object: "model", Created: s.created, OwnedBy: "masque"}}
+	out := []modelObject{{ID: s.opts.BaseID, Object: "model", Created: s.created, OwnedBy: "masque", Base: s.base.eb.Name}}
 	for _, name := range s.sortedNamesLocked() {
-		out = append(out, modelObject{ID: name, Object: "model", Created: s.personas[name].created, OwnedBy: "masque"})
+		p := s.personas[name]
+		out = append(out, modelObject{ID: name, Object: "model", Created: p.created, OwnedBy: "masque", Base: p.base.eb.Name})
 	}
 	return out
 }

@@ -66,6 +66,27 @@ applied per sequence over one shared copy of the base weights. At most
 --max-seqs sequences generate at once and their KV caches stay within
 --kv-memory; --queue more may wait (then 429 with Retry-After).
 
+Several base models: a persona's model: names the model it runs on (a folder,
+a .gguf file or builtin:NAME), e.g. a 0.5B model for crowds and a 1.5B one for
+the main characters. Every distinct model the registry names (compared by
+resolved path; --model's file included) is opened once, shared by the personas
+naming it, and gets an engine of its own: its own batches, --max-seqs slots and
+--queue. --kv-memory is the budget of all bases together, split in proportion
+to the KV memory of one sequence of each (so every base holds the same number
+of sequences), and --prompt-cache-mb likewise; GET /health ("bases") and
+/metrics (masque_base_*) report each base's share and load, GET /v1/models each
+persona's "base". --model stays the default base (the personas without model:).
+A persona added at run time may name a running base by its id (as in /health)
+or model path; any other model of its own runs within the default base's share.
+
+  personas:
+    - name: villager
+      description: A villager of Ashford.
+      model: models/qwen2.5-0.5b-instruct
+    - name: queen
+      description: Queen Maren, who rules Ashford.
+      model: models/qwen2.5-1.5b-instruct
+
 Prompts are cached per persona: the keys and values of recent prompts (up to
 --prompt-cache-mb, least recently used dropped first) let a request that starts
 like an earlier one (the chat template, the persona's system prompt, earlier
@@ -118,9 +139,9 @@ func (f *serveFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.adminKey, "admin-key", "", "enable persona management with this bearer key (default: $MASQUE_ADMIN_KEY)")
 	fl.StringVar(&f.baseID, "base-id", "base", "model id of the bare base model")
 	fl.IntVar(&f.ctxLen, "ctx", 0, "context length of each sequence (default: the model's, at most 4096)")
-	fl.StringVar(&f.kvMemory, "kv-memory", "1GiB", "bound on the KV cache memory of all sequences")
-	fl.IntVar(&f.maxSeqs, "max-seqs", 32, "most sequences generating at once (batch slots)")
-	fl.IntVar(&f.queue, "queue", 64, "most requests waiting for a slot; more get 429")
+	fl.StringVar(&f.kvMemory, "kv-memory", "1GiB", "bound on the KV cache memory of all sequences (of all base models together: split between them in proportion to one sequence of each)")
+	fl.IntVar(&f.maxSeqs, "max-seqs", 32, "most sequences generating at once (batch slots) on each base model")
+	fl.IntVar(&f.queue, "queue", 64, "most requests waiting for a slot of each base model; more get 429")
 	fl.IntVar(&f.batchTokens, "batch-tokens", 512, "most tokens per forward step (longer prompts are fed in chunks)")
 	fl.IntVar(&f.promptCacheMB, "prompt-cache-mb", 256, "MiB of recent prompts' keys and values kept (apart from --kv-memory) to skip shared prompt prefixes (0: off)")
 	fl.DurationVar(&f.sessionIdle, "session-idle", 0, "cut the prompt cache entries of sessions idle this long to the prefix they share with the persona's other sessions (their next turn runs its history again, same output; 0: only when the cache needs room)")
@@ -238,7 +259,7 @@ func (e *env) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if f.verbose {
 		level = slog.LevelInfo
 	}
-	o.Base, o.Personas, o.PersonaRoot, o.Registry = ck, specs, f.personaRoot, registry
+	o.Base, o.Personas, o.PersonaRoot, o.Registry, o.PersonasFile = ck, specs, f.personaRoot, registry, f.personas
 	o.Log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 	srv, err := serve.New(o)
 	if err != nil {
@@ -249,8 +270,17 @@ func (e *env) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	st := srv.Engine().Stats()
-	fmt.Fprintf(e.stderr, "masque serve: %s with %d personas on http://%s (playground at /, %d slots, KV budget %d MiB, prompt cache %d MiB)\n",
-		ck.Path, len(specs), ln.Addr(), st.MaxSeqs, st.KVBudget>>20, st.PrefixBudget>>20)
+	bases := srv.Bases()
+	if len(bases) == 1 {
+		st := srv.Engine().Stats()
+		fmt.Fprintf(e.stderr, "masque serve: %s with %d personas on http://%s (playground at /, %d slots, KV budget %d MiB, prompt cache %d MiB)\n",
+			ck.Path, len(specs), ln.Addr(), st.MaxSeqs, st.KVBudget>>20, st.PrefixBudget>>20)
+	} else {
+		fmt.Fprintf(e.stderr, "masque serve: %d personas over %d base models on http://%s (playground at /):\n", len(specs), len(bases), ln.Addr())
+		for _, b := range bases {
+			fmt.Fprintf(e.stderr, "  %s: %s, %d personas, %d slots, KV share %d MiB, prompt cache %d MiB\n",
+				b.ID, b.Model, b.Personas, b.Slots, b.KVBudget>>20, b.PromptCacheBudget>>20)
+		}
+	}
 	return srv.Serve(cmd.Context(), ln)
 }
