@@ -143,7 +143,7 @@ type reply struct {
 	ok       bool // a complete answer: JSON with a choice, or a stream ending in [DONE]
 	body     string
 	err      error
-	at       time.Time // when the answer ended
+	sent     time.Time // when the request was sent
 }
 
 func (r reply) answeredBy() string {
@@ -159,10 +159,10 @@ func chatVia(addr, key, session string, stream bool, maxTokens int, started chan
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Session-ID", session)
-	r := reply{session: session}
+	r := reply{session: session, sent: time.Now()}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		r.err, r.at = err, time.Now()
+		r.err = err
 		return r
 	}
 	defer resp.Body.Close()
@@ -173,13 +173,13 @@ func chatVia(addr, key, session string, stream bool, maxTokens int, started chan
 		first, err = rd.ReadString('\n')
 		close(started)
 		if err != nil {
-			r.body, r.err, r.at = first, err, time.Now()
+			r.body, r.err = first, err
 			return r
 		}
 	}
 	data, err := io.ReadAll(rd)
 	data = append([]byte(first), data...)
-	r.body, r.err, r.at = string(data), err, time.Now()
+	r.body, r.err = string(data), err
 	if err != nil || resp.StatusCode != 200 {
 		return r
 	}
@@ -319,7 +319,7 @@ func TestDeployNginx(t *testing.T) {
 		if r.answeredBy() == victim {
 			byVictim++
 		}
-		if r.at.After(exited) && owner[r.session] == victim {
+		if r.sent.After(exited) && owner[r.session] == victim {
 			after[r.answeredBy()]++
 		}
 	}
