@@ -84,11 +84,43 @@ func checkFile(t *testing.T, path string, want []byte) {
 	}
 }
 
-func TestPullFreshThenNoop(t *testing.T) {
+// tinyHub is a test hub publishing hfRepo as org/tiny@main, with the
+// developer's own token kept out; it returns the hub, the files and the
+// commit.
+func tinyHub(t *testing.T) (*hubtest.Hub, map[string][]byte, string) {
+	t.Helper()
 	noToken(t)
 	h := hubtest.New(t)
 	files := hfRepo()
-	commit := h.Commit("org/tiny", "main", files)
+	return h, files, h.Commit("org/tiny", "main", files)
+}
+
+// cdnRanges are the Range headers of the CDN requests among reqs.
+func cdnRanges(reqs []hubtest.Request) []string {
+	var out []string
+	for _, r := range reqs {
+		if r.CDN {
+			out = append(out, r.Range)
+		}
+	}
+	return out
+}
+
+// wantErr fails the test unless err is an error that says each of wants.
+func wantErr(t *testing.T, what string, err error, wants ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s: no error", what)
+	}
+	for _, w := range wants {
+		if !strings.Contains(err.Error(), w) {
+			t.Fatalf("%s: error %q does not say %q", what, err, w)
+		}
+	}
+}
+
+func TestPullFreshThenNoop(t *testing.T) {
+	h, files, commit := tinyHub(t)
 	cache := t.TempDir()
 
 	res, err := pull(t, h, cache, "org/tiny", nil)
@@ -179,10 +211,7 @@ func TestPullFreshThenNoop(t *testing.T) {
 }
 
 func TestPullNewCommitReusesBlobs(t *testing.T) {
-	noToken(t)
-	h := hubtest.New(t)
-	files := hfRepo()
-	c1 := h.Commit("org/tiny", "main", files)
+	h, files, c1 := tinyHub(t)
 	cache := t.TempDir()
 	if _, err := pull(t, h, cache, "org/tiny", nil); err != nil {
 		t.Fatal(err)
@@ -220,33 +249,12 @@ func TestPullNewCommitReusesBlobs(t *testing.T) {
 	checkFile(t, filepath.Join(p, "config.json"), files["config.json"])
 }
 
+// TestPullResumesInterruptedTransfer: across runs (within one, see
+// TestPullRecovers), the transfer stalls, the run is cancelled, the partial
+// blob stays as .incomplete, and the next run asks only for the rest.
 func TestPullResumesInterruptedTransfer(t *testing.T) {
-	noToken(t)
-	h := hubtest.New(t)
-	files := hfRepo()
+	h, files, _ := tinyHub(t)
 	big := files["model.safetensors"]
-	h.Commit("org/tiny", "main", files)
-	cache := t.TempDir()
-
-	// Within one run: the connection drops after 100 kB; Run resumes with a Range request.
-	h.CutAfter(big, 100_000)
-	res, err := pull(t, h, cache, "org/tiny", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ranges []string
-	for _, r := range h.Requests() {
-		if r.CDN {
-			ranges = append(ranges, r.Range)
-		}
-	}
-	if len(ranges) != 2 || ranges[0] != "" || !strings.HasPrefix(ranges[1], "bytes=") || ranges[1] == "bytes=0-" {
-		t.Fatalf("CDN requests' ranges %q: want a whole GET then a resumed one", ranges)
-	}
-	checkFile(t, filepath.Join(res.Snapshot, "model.safetensors"), big)
-
-	// Across runs: the transfer stalls, the run is cancelled, the partial
-	// blob stays as .incomplete, and the next run asks only for the rest.
 	cache2 := t.TempDir()
 	h.StallAfter(big, 120_000)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -268,20 +276,14 @@ func TestPullResumesInterruptedTransfer(t *testing.T) {
 	}
 	h.Requests()
 	cfg.Progress = nil
-	res, err = hub.Run(context.Background(), cfg)
+	res, err := hub.Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Files) != 1 || res.Files[0].Resumed != 120_000 || res.Downloaded != int64(len(big)-120_000) {
 		t.Fatalf("resumed run: %+v, downloaded %d", res.Files, res.Downloaded)
 	}
-	var got []string
-	for _, r := range h.Requests() {
-		if r.CDN {
-			got = append(got, r.Range)
-		}
-	}
-	if !slices.Equal(got, []string{"bytes=120000-"}) {
+	if got := cdnRanges(h.Requests()); !slices.Equal(got, []string{"bytes=120000-"}) {
 		t.Fatalf("resumed run's CDN ranges %q", got)
 	}
 	checkFile(t, filepath.Join(res.Snapshot, "model.safetensors"), big)
@@ -290,37 +292,18 @@ func TestPullResumesInterruptedTransfer(t *testing.T) {
 	}
 }
 
+// TestPullCorruptBytes: bytes corrupted every time (a small git file too)
+// give an error naming the file and the hashes, and nothing of it is left
+// in the cache. (Corrupted once, see TestPullRecovers.)
 func TestPullCorruptBytes(t *testing.T) {
-	noToken(t)
-	h := hubtest.New(t)
-	files := hfRepo()
+	h, files, _ := tinyHub(t)
 	big := files["model.safetensors"]
-	h.Commit("org/tiny", "main", files)
-
-	// Corrupted once: detected, fetched again, correct.
 	cache := t.TempDir()
-	h.Corrupt(big, 1)
-	res, err := pull(t, h, cache, "org/tiny", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkFile(t, filepath.Join(res.Snapshot, "model.safetensors"), big)
-
-	// Corrupted every time (a small git file too): an error naming the
-	// file and the hashes, and nothing of it left in the cache.
-	cache = t.TempDir()
 	h.Corrupt(big, 100)
 	cfgJSON := files["tokenizer_config.json"]
 	h.Corrupt(cfgJSON, 100)
-	res, err = pull(t, h, cache, "org/tiny", nil)
-	if err == nil {
-		t.Fatal("corrupt bytes accepted")
-	}
-	for _, want := range []string{"model.safetensors", "sha256", hubtest.SHA256(big), "tokenizer_config.json", "git blob sha1", "2 of 5 files failed"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Fatalf("error %q does not say %q", err, want)
-		}
-	}
+	res, err := pull(t, h, cache, "org/tiny", nil)
+	wantErr(t, "corrupt bytes", err, "model.safetensors", "sha256", hubtest.SHA256(big), "tokenizer_config.json", "git blob sha1", "2 of 5 files failed")
 	blobs := filepath.Join(cache, "models--org--tiny", "blobs")
 	for _, name := range []string{hubtest.SHA256(big), hubtest.SHA256(big) + ".incomplete", hubtest.GitSHA1(cfgJSON)} {
 		if _, err := os.Stat(filepath.Join(blobs, name)); err == nil {
@@ -363,10 +346,7 @@ func pythonCache(t *testing.T, cache, repo, commit string, files map[string][]by
 }
 
 func TestPullReusesPythonCache(t *testing.T) {
-	noToken(t)
-	h := hubtest.New(t)
-	files := hfRepo()
-	commit := h.Commit("org/tiny", "main", files)
+	h, files, commit := tinyHub(t)
 	cache := t.TempDir()
 	sel := map[string][]byte{}
 	for _, n := range []string{"config.json", "tokenizer_config.json", "model.safetensors", "README.md", "sub dir/notes+extra.txt"} {
@@ -415,14 +395,10 @@ func TestPullGated(t *testing.T) {
 	cache := t.TempDir()
 
 	_, err := pull(t, h, cache, "org/gated", nil)
-	if err == nil || !strings.Contains(err.Error(), "gated") || !strings.Contains(err.Error(), "HF_TOKEN") || !strings.Contains(err.Error(), h.URL+"/org/gated") {
-		t.Fatalf("no token: %v", err)
-	}
+	wantErr(t, "no token", err, "gated", "HF_TOKEN", h.URL+"/org/gated")
 	t.Setenv("HF_TOKEN", "hf_wrong")
 	_, err = pull(t, h, cache, "org/gated", nil)
-	if err == nil || !strings.Contains(err.Error(), "gated") || !strings.Contains(err.Error(), "token from HF_TOKEN has no access") {
-		t.Fatalf("wrong token: %v", err)
-	}
+	wantErr(t, "wrong token", err, "gated", "token from HF_TOKEN has no access")
 	if strings.Contains(err.Error(), "hf_wrong") {
 		t.Fatal("the token is printed")
 	}
@@ -453,9 +429,7 @@ func TestPullGated(t *testing.T) {
 }
 
 func TestPullErrors(t *testing.T) {
-	noToken(t)
-	h := hubtest.New(t)
-	h.Commit("org/tiny", "main", hfRepo())
+	h, _, _ := tinyHub(t)
 	cache := t.TempDir()
 	cases := []struct {
 		ref  string
@@ -471,27 +445,16 @@ func TestPullErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, err := pull(t, h, cache, c.ref, c.mod)
-		if err == nil {
-			t.Fatalf("%s: no error", c.ref)
-		}
-		for _, w := range c.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Fatalf("%s: error %q does not say %q", c.ref, err, w)
-			}
-		}
+		wantErr(t, c.ref, err, c.want...)
 	}
 	// With a token, an unknown repository is a 404 that says the token cannot see it.
 	t.Setenv("HF_TOKEN", "hf_someone")
-	if _, err := pull(t, h, cache, "org/missing", nil); err == nil || !strings.Contains(err.Error(), "token from HF_TOKEN cannot read it") {
-		t.Fatalf("404 with a token: %v", err)
-	}
+	_, err := pull(t, h, cache, "org/missing", nil)
+	wantErr(t, "404 with a token", err, "token from HF_TOKEN cannot read it")
 }
 
 func TestPullFilters(t *testing.T) {
-	noToken(t)
-	h := hubtest.New(t)
-	files := hfRepo()
-	h.Commit("org/tiny", "main", files)
+	h, files, _ := tinyHub(t)
 	names := func(res *hub.Result) []string {
 		var out []string
 		for _, f := range res.Files {
@@ -542,9 +505,7 @@ func TestPullGGUF(t *testing.T) {
 	h.Commit("bart/SmolLM2-GGUF", "main", files)
 	cache := t.TempDir()
 	_, err := pull(t, h, cache, "bart/SmolLM2-GGUF", nil)
-	if err == nil || !strings.Contains(err.Error(), "masque pull bart/SmolLM2-GGUF:Q4_K_M") || !strings.Contains(err.Error(), "Q4_K_M, Q4_K_S, Q8_0") {
-		t.Fatalf("pulling a GGUF repo without a tag: %v", err)
-	}
+	wantErr(t, "pulling a GGUF repo without a tag", err, "masque pull bart/SmolLM2-GGUF:Q4_K_M", "Q4_K_M, Q4_K_S, Q8_0")
 	res, err := pull(t, h, cache, "bart/SmolLM2-GGUF:q4_k_m", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -579,9 +540,8 @@ func TestPullGGUF(t *testing.T) {
 	}
 	checkFile(t, res.Path, files["SmolLM2-135M-Instruct-Q4_K_S.gguf"])
 	// "Q4_K" is not a whole tag of any file.
-	if _, err := pull(t, h, cache, "bart/SmolLM2-GGUF:Q4_K", nil); err == nil || !strings.Contains(err.Error(), "no GGUF file of quantisation Q4_K") {
-		t.Fatalf("partial tag: %v", err)
-	}
+	_, err = pull(t, h, cache, "bart/SmolLM2-GGUF:Q4_K", nil)
+	wantErr(t, "partial tag", err, "no GGUF file of quantisation Q4_K")
 	models, err := hub.List(cache)
 	if err != nil || len(models) != 1 || len(models[0].Snapshots) != 1 {
 		t.Fatalf("List: %+v %v", models, err)
@@ -593,10 +553,7 @@ func TestPullGGUF(t *testing.T) {
 }
 
 func TestPullRevisionAndRename(t *testing.T) {
-	noToken(t)
-	h := hubtest.New(t)
-	files := hfRepo()
-	c1 := h.Commit("org/tiny", "main", files)
+	h, files, c1 := tinyHub(t)
 	h.Tag("org/tiny", "v1.0", c1)
 	files["config.json"] = []byte(`{"v":2}`)
 	c2 := h.Commit("org/tiny", "main", files)
@@ -632,10 +589,7 @@ func TestPullRevisionAndRename(t *testing.T) {
 }
 
 func TestListAndRemove(t *testing.T) {
-	noToken(t)
-	h := hubtest.New(t)
-	files := hfRepo()
-	commit := h.Commit("org/tiny", "main", files)
+	h, files, commit := tinyHub(t)
 	cache := t.TempDir()
 	if _, err := pull(t, h, cache, "org/tiny", nil); err != nil {
 		t.Fatal(err)
@@ -737,10 +691,7 @@ func TestParseRef(t *testing.T) {
 // once: the per-blob lock (the one huggingface_hub takes) lets one write each
 // blob, and both end with the complete snapshot.
 func TestPullConcurrent(t *testing.T) {
-	noToken(t)
-	h := hubtest.New(t)
-	files := hfRepo()
-	h.Commit("org/tiny", "main", files)
+	h, files, _ := tinyHub(t)
 	cache := t.TempDir()
 	errs := make(chan error, 2)
 	for range 2 {
@@ -764,51 +715,88 @@ func TestPullConcurrent(t *testing.T) {
 	}
 }
 
-// TestPullRetries: an overloaded hub (503, 429) is retried with backoff; a
-// refused CDN URL (403, an expired signature) is fetched again through a
-// fresh HEAD; a failure that outlasts the retries is reported.
+// TestPullRecovers: faults a pull gets over within one run, each ending
+// with the published bytes.
+func TestPullRecovers(t *testing.T) {
+	cases := []struct {
+		name  string
+		fault func(h *hubtest.Hub, big, small []byte)
+		mod   func(*hub.Config)
+		check func(t *testing.T, reqs []hubtest.Request)
+	}{
+		{"connection dropped", // after 100 kB: resumed with a Range request
+			func(h *hubtest.Hub, big, _ []byte) { h.CutAfter(big, 100_000) }, nil,
+			func(t *testing.T, reqs []hubtest.Request) {
+				ranges := cdnRanges(reqs)
+				if len(ranges) != 2 || ranges[0] != "" || !strings.HasPrefix(ranges[1], "bytes=") || ranges[1] == "bytes=0-" {
+					t.Fatalf("CDN requests' ranges %q: want a whole GET then a resumed one", ranges)
+				}
+			}},
+		{"corrupted once", // detected, fetched again
+			func(h *hubtest.Hub, big, _ []byte) { h.Corrupt(big, 1) }, nil, nil},
+		{"stalled", // no bytes without closing the connection: given up after StallTimeout, resumed where it stopped
+			func(h *hubtest.Hub, big, _ []byte) { h.StallAfter(big, 100_000) },
+			func(c *hub.Config) {
+				c.Include = []string{"*.safetensors"}
+				c.StallTimeout = 300 * time.Millisecond
+			},
+			func(t *testing.T, reqs []hubtest.Request) {
+				if ranges := cdnRanges(reqs); !slices.Equal(ranges, []string{"", "bytes=100000-"}) {
+					t.Fatalf("CDN ranges %q: want the whole file, then the rest from byte 100000", ranges)
+				}
+			}},
+		{"refused and overloaded", // a refused CDN URL (403, an expired signature) through a fresh HEAD; an overloaded hub (503) retried with backoff
+			func(h *hubtest.Hub, big, small []byte) { h.Fail(big, 403, 1); h.Fail(small, 503, 2) },
+			func(c *hub.Config) { c.Include = []string{"config.json", "*.safetensors"} },
+			func(t *testing.T, reqs []hubtest.Request) {
+				heads := 0
+				for _, r := range reqs {
+					if r.Method == "HEAD" && strings.HasSuffix(r.Path, "/model.safetensors") {
+						heads++
+					}
+				}
+				if heads != 2 {
+					t.Fatalf("%d HEADs of the LFS file, want 2 (a fresh URL after the 403)", heads)
+				}
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h, files, _ := tinyHub(t)
+			c.fault(h, files["model.safetensors"], files["config.json"])
+			res, err := pull(t, h, t.TempDir(), "org/tiny", c.mod)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Files) == 0 {
+				t.Fatal("no files pulled")
+			}
+			for _, f := range res.Files {
+				checkFile(t, filepath.Join(res.Snapshot, filepath.FromSlash(f.Name)), files[f.Name])
+			}
+			if c.check != nil {
+				c.check(t, h.Requests())
+			}
+		})
+	}
+}
+
+// TestPullRetries: a failure that outlasts the retries is reported.
 func TestPullRetries(t *testing.T) {
-	noToken(t)
-	h := hubtest.New(t)
-	files := hfRepo()
-	big, small := files["model.safetensors"], files["config.json"]
-	h.Commit("org/tiny", "main", files)
-	h.Fail(big, 403, 1)
-	h.Fail(small, 503, 2)
-	res, err := pull(t, h, t.TempDir(), "org/tiny", func(c *hub.Config) { c.Include = []string{"config.json", "*.safetensors"} })
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkFile(t, filepath.Join(res.Snapshot, "model.safetensors"), big)
-	checkFile(t, filepath.Join(res.Snapshot, "config.json"), small)
-	heads := 0
-	for _, r := range h.Requests() {
-		if r.Method == "HEAD" && strings.HasSuffix(r.Path, "/model.safetensors") {
-			heads++
-		}
-	}
-	if heads != 2 {
-		t.Fatalf("%d HEADs of the LFS file, want 2 (a fresh URL after the 403)", heads)
-	}
-	h.Fail(small, 429, 100)
-	_, err = pull(t, h, t.TempDir(), "org/tiny", func(c *hub.Config) { c.Include = []string{"config.json"}; c.Retries = 2 })
-	if err == nil || !strings.Contains(err.Error(), "config.json") || !strings.Contains(err.Error(), "429") || !strings.Contains(err.Error(), "run again") {
-		t.Fatalf("persistent 429: %v", err)
-	}
+	h, files, _ := tinyHub(t)
+	h.Fail(files["config.json"], 429, 100)
+	_, err := pull(t, h, t.TempDir(), "org/tiny", func(c *hub.Config) { c.Include = []string{"config.json"}; c.Retries = 2 })
+	wantErr(t, "persistent 429", err, "config.json", "429", "run again")
 }
 
 // TestPullOffline: with HF_HUB_OFFLINE set, a pull answers from the cache
 // and never contacts the hub.
 func TestPullOffline(t *testing.T) {
-	noToken(t)
-	h := hubtest.New(t)
-	files := hfRepo()
-	commit := h.Commit("org/tiny", "main", files)
+	h, _, commit := tinyHub(t)
 	cache := t.TempDir()
 	t.Setenv("HF_HUB_OFFLINE", "1")
-	if _, err := pull(t, h, cache, "org/tiny", nil); err == nil || !strings.Contains(err.Error(), "HF_HUB_OFFLINE") || !strings.Contains(err.Error(), "masque pull org/tiny") {
-		t.Fatalf("offline, not cached: %v", err)
-	}
+	_, err := pull(t, h, cache, "org/tiny", nil)
+	wantErr(t, "offline, not cached", err, "HF_HUB_OFFLINE", "masque pull org/tiny")
 	t.Setenv("HF_HUB_OFFLINE", "")
 	if _, err := pull(t, h, cache, "org/tiny", nil); err != nil {
 		t.Fatal(err)
@@ -821,33 +809,5 @@ func TestPullOffline(t *testing.T) {
 	}
 	if n := len(h.Requests()); n != 0 {
 		t.Fatalf("%d requests while offline", n)
-	}
-}
-
-// TestPullStall: a transfer that stops sending without closing the
-// connection is given up after StallTimeout and resumed where it stopped.
-func TestPullStall(t *testing.T) {
-	noToken(t)
-	h := hubtest.New(t)
-	files := hfRepo()
-	big := files["model.safetensors"]
-	h.Commit("org/tiny", "main", files)
-	h.StallAfter(big, 100_000)
-	res, err := pull(t, h, t.TempDir(), "org/tiny", func(c *hub.Config) {
-		c.Include = []string{"*.safetensors"}
-		c.StallTimeout = 300 * time.Millisecond
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkFile(t, filepath.Join(res.Snapshot, "model.safetensors"), big)
-	var ranges []string
-	for _, r := range h.Requests() {
-		if r.CDN {
-			ranges = append(ranges, r.Range)
-		}
-	}
-	if !slices.Equal(ranges, []string{"", "bytes=100000-"}) {
-		t.Fatalf("CDN ranges %q: want the whole file, then the rest from byte 100000", ranges)
 	}
 }

@@ -65,19 +65,43 @@ type Response struct {
 	CompletionTokens int `json:"completion_tokens,omitempty"`
 }
 
+// Body is the JSON body of a chat completions request without the
+// streaming fields: the body of a line of an OpenAI Batch API input file,
+// and what synth/teacher hashes as its cache key (so its fields, their
+// order and which are omitted when zero are a file format: changing them
+// makes every existing teacher cache miss).
+type Body struct {
+	Model       string                 `json:"model"`
+	Messages    []chattemplate.Message `json:"messages"`
+	MaxTokens   int                    `json:"max_tokens,omitempty"`
+	Temperature float64                `json:"temperature"`
+	TopP        float64                `json:"top_p,omitempty"`
+	Seed        *int64                 `json:"seed,omitempty"`
+	Stop        []string               `json:"stop,omitempty"`
+	Logprobs    bool                   `json:"logprobs,omitempty"`
+	TopLogprobs int                    `json:"top_logprobs,omitempty"`
+}
+
+// Body is r as a request body (Messages nil is sent as []). MaxTokens is
+// as given; the client itself never sends a negative one.
+func (r Request) Body() Body {
+	msgs := r.Messages
+	if msgs == nil {
+		msgs = []chattemplate.Message{}
+	}
+	b := Body{Model: r.Model, Messages: msgs, MaxTokens: r.MaxTokens, Temperature: r.Temperature,
+		TopP: r.TopP, Seed: r.Seed, Stop: r.Stop}
+	if r.TopLogprobs > 0 {
+		b.Logprobs, b.TopLogprobs = true, r.TopLogprobs
+	}
+	return b
+}
+
 // wireRequest is the JSON body sent.
 type wireRequest struct {
-	Model         string                 `json:"model"`
-	Messages      []chattemplate.Message `json:"messages"`
-	MaxTokens     int                    `json:"max_tokens,omitempty"`
-	Temperature   float64                `json:"temperature"`
-	TopP          float64                `json:"top_p,omitempty"`
-	Seed          *int64                 `json:"seed,omitempty"`
-	Stop          []string               `json:"stop,omitempty"`
-	Logprobs      bool                   `json:"logprobs,omitempty"`
-	TopLogprobs   int                    `json:"top_logprobs,omitempty"`
-	Stream        bool                   `json:"stream"`
-	StreamOptions *streamOptions         `json:"stream_options,omitempty"`
+	Body
+	Stream        bool           `json:"stream"`
+	StreamOptions *streamOptions `json:"stream_options,omitempty"`
 }
 
 type streamOptions struct {
@@ -85,15 +109,8 @@ type streamOptions struct {
 }
 
 func (r Request) wire(stream bool) wireRequest {
-	msgs := r.Messages
-	if msgs == nil {
-		msgs = []chattemplate.Message{}
-	}
-	w := wireRequest{Model: r.Model, Messages: msgs, MaxTokens: max(r.MaxTokens, 0), Temperature: r.Temperature,
-		TopP: r.TopP, Seed: r.Seed, Stop: r.Stop, Stream: stream}
-	if r.TopLogprobs > 0 {
-		w.Logprobs, w.TopLogprobs = true, r.TopLogprobs
-	}
+	w := wireRequest{Body: r.Body(), Stream: stream}
+	w.MaxTokens = max(w.MaxTokens, 0)
 	if stream {
 		w.StreamOptions = &streamOptions{IncludeUsage: true}
 	}

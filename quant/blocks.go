@@ -116,6 +116,49 @@ func scaleToF16(d float32) uint16 {
 
 func abs32(x float32) float32 { return math.Float32frombits(math.Float32bits(x) &^ (1 << 31)) }
 
+// maxAbs returns the largest magnitude in x and the first value that has it
+// (GGML's amax and max; NaNs are passed over, and both are 0 when nothing is
+// larger than 0).
+func maxAbs(x []float32) (amax, mx float32) {
+	for _, v := range x {
+		if a := abs32(v); a > amax {
+			amax, mx = a, v
+		}
+	}
+	return amax, mx
+}
+
+// maxOf returns the largest of x, or 0 when none is larger (NaNs passed over).
+func maxOf(x []float32) float32 {
+	var m float32
+	for _, v := range x {
+		if v > m {
+			m = v
+		}
+	}
+	return m
+}
+
+// inverse returns 1/d, or 0 when d is 0 (GGML's id = d ? 1.0f/d : 0.0f).
+func inverse(d float32) float32 {
+	if d == 0 {
+		return 0
+	}
+	return 1 / d
+}
+
+// putScale stores the block scale d as float16 at b and returns the inverse
+// scale to quantise against: that of d, or of the stored scale when d
+// saturates (see scaleToF16).
+func putScale(b []byte, d float32) (id float32) {
+	h := scaleToF16(d)
+	if F32ToF16(d)&0x7fff == 0x7c00 {
+		d = F16ToF32(h) // saturated: quantise against the stored scale
+	}
+	putF16(b, h)
+	return inverse(d)
+}
+
 // roundAwayClamp rounds half away from zero (C's roundf) and clamps to
 // [-lim, lim]; NaN becomes 0.
 func roundAwayClamp(x float32, lim int) int {
@@ -173,22 +216,8 @@ func dequantQ8_0(b []byte, y []float32) {
 // quantQ8_0: d = max|x|/127 and q = round(x/d), halves away from zero (C's
 // roundf), computed as x·(1/d) like GGML.
 func quantQ8_0(x []float32, b []byte) {
-	var amax float32
-	for _, v := range x[:32] {
-		if a := abs32(v); a > amax {
-			amax = a
-		}
-	}
-	d := amax / 127
-	h := scaleToF16(d)
-	if F32ToF16(d)&0x7fff == 0x7c00 {
-		d = F16ToF32(h) // saturated: quantise against the stored scale
-	}
-	var id float32
-	if d != 0 {
-		id = 1 / d
-	}
-	putF16(b, h)
+	amax, _ := maxAbs(x[:32])
+	id := putScale(b, amax/127)
 	for j, v := range x[:32] {
 		b[2+j] = byte(int8(roundAwayClamp(v*id, 127)))
 	}
@@ -209,34 +238,9 @@ func dequantQ4_0(b []byte, y []float32) {
 // quantQ4_0: d = m/−8 where m is the (first) value of largest magnitude, so
 // m itself maps to q = 0; q = trunc(x·(1/d) + 8.5), at most 15, like GGML.
 func quantQ4_0(x []float32, b []byte) {
-	var amax, mx float32
-	for _, v := range x[:32] {
-		if a := abs32(v); a > amax {
-			amax, mx = a, v
-		}
-	}
-	d := mx / -8
-	h := scaleToF16(d)
-	if F32ToF16(d)&0x7fff == 0x7c00 {
-		d = F16ToF32(h)
-	}
-	var id float32
-	if d != 0 {
-		id = 1 / d
-	}
-	putF16(b, h)
-	q := func(v float32) byte {
-		// x·id + 8.5 is fused in the reference build; see quant_fma.go.
-		f := fma32(v, id, 8.5)
-		if !(f > 0) { // also catches NaN
-			return 0
-		}
-		if f >= 15 {
-			return 15
-		}
-		return byte(int(f)) // truncation, as GGML's (int8_t) cast
-	}
+	_, mx := maxAbs(x[:32])
+	id := putScale(b, mx/-8)
 	for j := range 16 {
-		b[2+j] = q(x[j]) | q(x[j+16])<<4
+		b[2+j] = truncQ(fma32(x[j], id, 8.5), 15) | truncQ(fma32(x[j+16], id, 8.5), 15)<<4
 	}
 }

@@ -39,24 +39,44 @@ func minMax(x []float32) (lo, hi float32) {
 // quantQ4_1: d = (max−min)/15, m = min, q = trunc((x−min)·(1/d) + 0.5) ≤ 15,
 // like GGML's quantize_row_q4_1_ref (the multiply-add fused, as built).
 func quantQ4_1(x []float32, b []byte) {
-	lo, hi := minMax(x[:32])
-	d := (hi - lo) / 15
-	h := scaleToF16(d)
-	var id float32
-	if d != 0 {
-		id = 1 / d
-	}
-	putF16(b, h)
-	putF16(b[2:], scaleToF16(lo))
+	lo, id := putScaleMin(x[:32], b, 15)
 	for j := range 16 {
-		b[4+j] = truncQ(x[j]-lo, id, 0.5, 15) | truncQ(x[j+16]-lo, id, 0.5, 15)<<4
+		b[4+j] = truncQ(fma32(x[j]-lo, id, 0.5), 15) | truncQ(fma32(x[j+16]-lo, id, 0.5), 15)<<4
 	}
 }
 
-// truncQ returns trunc(v·id + add) clamped to 0..lim, the (int8_t) cast of
-// GGML's legacy quantisers with the product fused into the addition.
-func truncQ(v, id, add float32, lim int) byte {
-	f := fma32(v, id, add)
+// putScaleMin stores the scale d = (max−min)/nmax and the min of x as
+// float16 at b and b[2:], as Q4_1 and Q5_1 do, and returns the min and the
+// inverse of the unrounded d to quantise against.
+func putScaleMin(x []float32, b []byte, nmax float32) (lo, id float32) {
+	lo, hi := minMax(x)
+	d := (hi - lo) / nmax
+	putF16(b, scaleToF16(d))
+	putF16(b[2:], scaleToF16(lo))
+	return lo, inverse(d)
+}
+
+// putQ5 writes the 5-bit quants q = truncQ(fma32(x − lo, id, add), 31) of 32
+// elements as Q5_0 and Q5_1 lay them out: byte j of qs holds the low four
+// bits of element j (low nibble) and j+16 (high nibble), bit j of qh (a
+// little-endian uint32) the fifth bit of element j. Q5_0 passes lo = 0
+// (x − 0 is x, to the bit).
+func putQ5(qs, qh []byte, x []float32, lo, id, add float32) {
+	var h uint32
+	for j := range 16 {
+		q0, q1 := truncQ(fma32(x[j]-lo, id, add), 31), truncQ(fma32(x[j+16]-lo, id, add), 31)
+		qs[j] = q0&0xf | (q1&0xf)<<4
+		h |= uint32(q0>>4) << j
+		h |= uint32(q1>>4) << (j + 16)
+	}
+	binary.LittleEndian.PutUint32(qh, h)
+}
+
+// truncQ returns trunc(f) clamped to 0..lim (NaN: 0), the (int8_t) cast
+// of GGML's legacy quantisers. Their f is x·id + add with the product fused
+// into the addition, as the reference build fuses it: callers pass
+// fma32(x, id, add) (see quant_fma.go).
+func truncQ(f float32, lim int) byte {
 	if !(f > 0) {
 		return 0
 	}
@@ -85,30 +105,8 @@ func dequantQ5_0(b []byte, y []float32) {
 // quantQ5_0: d = m/−16 where m is the (first) value of largest magnitude;
 // q = trunc(x·(1/d) + 16.5) ≤ 31, like GGML's quantize_row_q5_0_ref.
 func quantQ5_0(x []float32, b []byte) {
-	var amax, mx float32
-	for _, v := range x[:32] {
-		if a := abs32(v); a > amax {
-			amax, mx = a, v
-		}
-	}
-	d := mx / -16
-	h := scaleToF16(d)
-	if F32ToF16(d)&0x7fff == 0x7c00 {
-		d = F16ToF32(h)
-	}
-	var id float32
-	if d != 0 {
-		id = 1 / d
-	}
-	putF16(b, h)
-	var qh uint32
-	for j := range 16 {
-		q0, q1 := truncQ(x[j], id, 16.5, 31), truncQ(x[j+16], id, 16.5, 31)
-		b[6+j] = q0&0xf | (q1&0xf)<<4
-		qh |= uint32(q0>>4) << j
-		qh |= uint32(q1>>4) << (j + 16)
-	}
-	binary.LittleEndian.PutUint32(b[2:], qh)
+	_, mx := maxAbs(x[:32])
+	putQ5(b[6:22], b[2:6], x, 0, putScale(b, mx/-16), 16.5)
 }
 
 // Q5_1 (24 bytes): d (f16), m (f16), qh (4 bytes), 16 bytes of low nibbles;
@@ -129,22 +127,8 @@ func dequantQ5_1(b []byte, y []float32) {
 // quantQ5_1: d = (max−min)/31, m = min, q = trunc((x−min)·(1/d) + 0.5), like
 // GGML's quantize_row_q5_1_ref.
 func quantQ5_1(x []float32, b []byte) {
-	lo, hi := minMax(x[:32])
-	d := (hi - lo) / 31
-	var id float32
-	if d != 0 {
-		id = 1 / d
-	}
-	putF16(b, scaleToF16(d))
-	putF16(b[2:], scaleToF16(lo))
-	var qh uint32
-	for j := range 16 {
-		q0, q1 := truncQ(x[j]-lo, id, 0.5, 31), truncQ(x[j+16]-lo, id, 0.5, 31)
-		b[8+j] = q0&0xf | (q1&0xf)<<4
-		qh |= uint32(q0>>4) << j
-		qh |= uint32(q1>>4) << (j + 16)
-	}
-	binary.LittleEndian.PutUint32(b[4:], qh)
+	lo, id := putScaleMin(x[:32], b, 31)
+	putQ5(b[8:24], b[4:8], x, lo, id, 0.5)
 }
 
 // Q2_K super-block (84 bytes):
@@ -340,10 +324,9 @@ func dequantIQ4XS(b []byte, y []float32) {
 // re-quantised against the rounded values they decode with.
 func quantQ2K(x []float32, b []byte) {
 	var (
-		L              [256]uint8
-		w              [16]float32
-		scales, mins   [16]float32
-		maxScale, maxM float32
+		L            [256]uint8
+		w            [16]float32
+		scales, mins [16]float32
 	)
 	for j := range 16 {
 		xs := x[16*j : 16*j+16]
@@ -351,13 +334,8 @@ func quantQ2K(x []float32, b []byte) {
 			w[l] = abs32(v)
 		}
 		scales[j], mins[j] = searchScaleMinErr(xs, w[:], L[16*j:16*j+16], 3, -0.5, 0.1, 15, true)
-		if scales[j] > maxScale {
-			maxScale = scales[j]
-		}
-		if mins[j] > maxM {
-			maxM = mins[j]
-		}
 	}
+	maxScale, maxM := maxOf(scales[:]), maxOf(mins[:])
 	sc := b[0:16]
 	clear(sc)
 	if maxScale > 0 {
@@ -410,16 +388,9 @@ func packQ2Bits(L []uint8, qs []byte) {
 // the least-squares scale.
 func searchScale3(x []float32, L []int8) float32 {
 	const nmax = 4
-	var amax, mx float32
-	for _, v := range x {
-		if a := abs32(v); a > amax {
-			amax, mx = a, v
-		}
-	}
+	amax, mx := maxAbs(x)
 	if !(amax >= groupMaxEps) {
-		for i := range L[:len(x)] {
-			L[i] = 0
-		}
+		clear(L[:len(x)])
 		return 0
 	}
 	iscale := -nmax / mx
@@ -472,16 +443,10 @@ func searchScale3(x []float32, L []int8) float32 {
 // two bits.
 func quantQ3K(x []float32, b []byte) {
 	var (
-		L                [256]int8
-		scales           [16]float32
-		maxScale, amaxSc float32
+		L      [256]int8
+		scales [16]float32
 	)
-	for j := range 16 {
-		scales[j] = searchScale3(x[16*j:16*j+16], L[16*j:16*j+16])
-		if a := abs32(scales[j]); a > amaxSc {
-			amaxSc, maxScale = a, scales[j]
-		}
-	}
+	_, maxScale := groupScales(x[:256], L[:], scales[:], searchScale3)
 	sc := b[96:108]
 	clear(sc)
 	if maxScale != 0 {
@@ -556,12 +521,7 @@ func bestIndexIQ4(v float32) int {
 // block).
 func searchScaleIQ4(x []float32, L []uint8) float32 {
 	const ntry = 7
-	var amax, mx float32
-	for _, v := range x {
-		if a := abs32(v); a > amax {
-			amax, mx = a, v
-		}
-	}
+	amax, mx := maxAbs(x)
 	if !(amax >= groupMaxEps) {
 		return 0
 	}
@@ -630,32 +590,19 @@ func quantIQ4NL(x []float32, b []byte) {
 // each quantised scale.
 func quantIQ4XS(x []float32, b []byte) {
 	var (
-		L                  [256]uint8
-		scales             [8]float32
-		maxScale, amaxScal float32
+		L      [256]uint8
+		scales [8]float32
 	)
-	for ib := range 8 {
-		scales[ib] = searchScaleIQ4(x[32*ib:32*ib+32], L[32*ib:32*ib+32])
-		if a := abs32(scales[ib]); a > amaxScal {
-			amaxScal, maxScale = a, scales[ib]
-		}
-	}
+	_, maxScale := groupScales(x[:256], L[:], scales[:], searchScaleIQ4)
 	d := -maxScale / 32
 	putF16(b, scaleToF16(d))
-	var id float32
-	if d != 0 {
-		id = 1 / d
-	}
+	id := inverse(d)
 	var sh uint16
 	sl := b[4:8]
 	clear(sl)
 	for ib := range 8 {
 		l := clampInt(roundMulAdd(id, scales[ib]), -32, 31)
-		dl := d * float32(l)
-		var idl float32
-		if dl != 0 {
-			idl = 1 / dl
-		}
+		idl := inverse(d * float32(l))
 		for j, v := range x[32*ib : 32*ib+32] {
 			L[32*ib+j] = uint8(bestIndexIQ4(float32(idl * v)))
 		}

@@ -83,9 +83,8 @@ func quantQ4K(x []float32, b []byte) {
 // dOut and dminOut, and the final quants (0..nmax) written to L.
 func kQuantScaleMin(x []float32, L []uint8, dOut, dminOut, sc []byte, nmax int, rmin, rdelta float32, nstep int) {
 	var (
-		w              [32]float32
-		scales, mins   [8]float32
-		maxScale, maxM float32
+		w            [32]float32
+		scales, mins [8]float32
 	)
 	for j := range 8 {
 		xs := x[32*j : 32*j+32]
@@ -98,13 +97,8 @@ func kQuantScaleMin(x []float32, L []uint8, dOut, dminOut, sc []byte, nmax int, 
 			w[l] = avX + abs32(v)
 		}
 		scales[j], mins[j] = searchScaleMin(xs, w[:], L[32*j:32*j+32], nmax, rmin, rdelta, nstep)
-		if scales[j] > maxScale {
-			maxScale = scales[j]
-		}
-		if mins[j] > maxM {
-			maxM = mins[j]
-		}
 	}
+	maxScale, maxM := maxOf(scales[:]), maxOf(mins[:])
 	var invScale, invMin float32
 	if maxScale > 0 {
 		invScale = 63 / maxScale
@@ -168,9 +162,7 @@ func searchScaleMinErr(x, w []float32, L []uint8, nmax int, rmin, rdelta float32
 		lo = 0
 	}
 	if !(hi > lo) { // all equal (or NaN): nothing to search
-		for i := range L[:n] {
-			L[i] = 0
-		}
+		clear(L[:n])
 		return 0, -lo
 	}
 	iscale := float32(nmax) / (hi - lo)
@@ -268,17 +260,10 @@ const groupMaxEps = 1e-15
 // re-quantised against the rounded scale it will be decoded with.
 func quantQ6K(x []float32, b []byte) {
 	var (
-		L                 [256]uint8
-		scales            [16]float32
-		maxScale, maxAbsS float32
+		L      [256]uint8
+		scales [16]float32
 	)
-	for ib := range 16 {
-		s := searchScale6(x[16*ib:16*ib+16], L[16*ib:16*ib+16])
-		scales[ib] = s
-		if a := abs32(s); a > maxAbsS {
-			maxAbsS, maxScale = a, s
-		}
-	}
+	maxAbsS, maxScale := groupScales(x[:256], L[:], scales[:], searchScale6)
 	if !(maxAbsS >= groupMaxEps) {
 		clear(b[:210])
 		return
@@ -310,6 +295,19 @@ func quantQ6K(x []float32, b []byte) {
 	}
 }
 
+// groupScales sets scales[j] to search's scale for group j of x (groups of
+// len(x)/len(scales) elements, their quants going to the same group of L)
+// and returns the largest magnitude among the scales and the first scale
+// that has it (see maxAbs): the first step of the Q3_K, Q6_K and IQ4_XS
+// quantisers.
+func groupScales[Q uint8 | int8](x []float32, L []Q, scales []float32, search func(x []float32, L []Q) float32) (amax, mx float32) {
+	n := len(x) / len(scales)
+	for j := range scales {
+		scales[j] = search(x[n*j:n*j+n], L[n*j:n*j+n])
+	}
+	return maxAbs(scales)
+}
+
 // searchScale6 finds a signed scale s so that x ≈ s·q with q in −32..31,
 // weighting each element by x² (so large values are fitted best). It starts
 // from the scale that maps the value of largest magnitude to −32, tries 18
@@ -319,16 +317,9 @@ func quantQ6K(x []float32, b []byte) {
 // nmax = 32 and x² weights, evaluated in the same order.
 func searchScale6(x []float32, L []uint8) float32 {
 	const nmax = 32
-	var amax, mx float32
-	for _, v := range x {
-		if a := abs32(v); a > amax {
-			amax, mx = a, v
-		}
-	}
+	amax, mx := maxAbs(x)
 	if !(amax >= groupMaxEps) {
-		for i := range L[:len(x)] {
-			L[i] = 0
-		}
+		clear(L[:len(x)])
 		return 0
 	}
 	// The first pass fuses its products (as the reference build does);

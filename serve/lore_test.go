@@ -3,6 +3,10 @@ package serve
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/masque-ai/masque/chattemplate"
@@ -60,7 +64,8 @@ func TestCardLorebook(t *testing.T) {
 // an entry at depth 1 goes into the conversation before the last message,
 // as SillyTavern exports and places them.
 func TestCardLoreBudgetAndDepth(t *testing.T) {
-	f := newFixture(t, nil)
+	reg := filepath.Join(t.TempDir(), "personas.yaml")
+	f := newFixture(t, func(o *Options) { o.Registry = reg })
 	tok, err := f.ck.NeedTokenizer()
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +81,9 @@ func TestCardLoreBudgetAndDepth(t *testing.T) {
 "character_book":{"token_budget":%d,"entries":[
  {"keys":["kraken"],"content":%q,"enabled":true,"insertion_order":1},
  {"keys":["kraken"],"content":"{{char}} fears the kraken.","enabled":true,"insertion_order":5},
- {"keys":[],"content":%q,"enabled":true,"constant":true,"insertion_order":0,"extensions":{"position":4,"depth":1,"role":0}}]}}}`, budget, low, depthText)
+ {"keys":[],"content":%q,"enabled":true,"constant":true,"insertion_order":0,"extensions":{"position":4,"depth":1,"role":0}},
+ {"keys":["/{{char}}'s (ship|boat)/i"],"secondary_keys":["{{user}}"],"selective":true,"content":"{{char}}'s ship is the Gull.","enabled":true,
+  "extensions":{"selectiveLogic":2}}]}}}`, budget, low, depthText)
 	code, _, body := f.do(t, "POST", "/v1/personas", testAdminKey, "application/json", []byte(card))
 	if code != 201 {
 		t.Fatalf("add card: %d %s", code, body)
@@ -116,6 +123,27 @@ func TestCardLoreBudgetAndDepth(t *testing.T) {
 	spec.Lorebook.TokenBudget++
 	if l := spec.PromptFor(msgs, count).Lore; len(l.Entries) != 3 || l.Overflow {
 		t.Errorf("larger budget: lore %+v", l)
+	}
+	// The registry written back keeps the lorebook as the card gave it,
+	// macros included.
+	data, err := os.ReadFile(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"{{char}} fears the kraken.", "{{user}}", "(ship|boat)/i", "position: at_depth", "selective_logic: not_any"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("the registry lacks %q:\n%s", want, data)
+		}
+	}
+	specs, err := persona.LoadRegistry(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Lorebook.TokenBudget--
+	for _, s := range specs {
+		if s.Name == "mira" && !reflect.DeepEqual(s.Lorebook, spec.Lorebook) {
+			t.Errorf("the registry's lorebook %+v, the card's %+v", s.Lorebook, spec.Lorebook)
+		}
 	}
 	// insertLore keeps an assistant message to be continued last, and
 	// puts a deeper entry at the start.

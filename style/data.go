@@ -102,66 +102,72 @@ func ReadLines(path string) ([]string, error) {
 		}
 		return out, nil
 	}
-	f, err := os.Open(path)
+	var out []string
+	err := eachLine(path, func(_ int, line string) error {
+		out = append(out, line)
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 16<<20)
-	var out []string
-	for sc.Scan() {
-		if t := strings.TrimSpace(sc.Text()); t != "" {
-			out = append(out, t)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	return out, nil
 }
 
-func loadJSONL(path string, o DataOptions) ([]Character, error) {
+// eachLine calls fn with each non-blank line of the file at path, trimmed
+// of surrounding white space, and its line number (from 1). An error from
+// fn stops the reading and is returned as it is; a read error names the
+// file. It is the one reader of style's text and JSONL files.
+func eachLine(path string, fn func(ln int, line string) error) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 64<<20)
-	idx := map[string]int{}
-	var out []Character
-	ln := 0
-	for sc.Scan() {
-		ln++
-		b := []byte(strings.TrimSpace(sc.Text()))
-		if len(b) == 0 {
+	for ln := 1; sc.Scan(); ln++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
 			continue
 		}
+		if err := fn(ln, line); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	return nil
+}
+
+func loadJSONL(path string, o DataOptions) ([]Character, error) {
+	idx := map[string]int{}
+	var out []Character
+	err := eachLine(path, func(ln int, line string) error {
 		var row map[string]json.RawMessage
-		if err := json.Unmarshal(b, &row); err != nil {
-			return nil, fmt.Errorf("%s:%d: not a JSON object: %v", path, ln, err)
+		if err := json.Unmarshal([]byte(line), &row); err != nil {
+			return fmt.Errorf("%s:%d: not a JSON object: %v", path, ln, err)
 		}
 		name := o.Name
 		if raw, ok := row[o.CharacterField]; ok {
 			if err := json.Unmarshal(raw, &name); err != nil || name == "" {
-				return nil, fmt.Errorf("%s:%d: field %q is not a non-empty string", path, ln, o.CharacterField)
+				return fmt.Errorf("%s:%d: field %q is not a non-empty string", path, ln, o.CharacterField)
 			}
 		}
 		if name == "" {
-			return nil, fmt.Errorf("%s:%d: no %q field (and no character name given)", path, ln, o.CharacterField)
+			return fmt.Errorf("%s:%d: no %q field (and no character name given)", path, ln, o.CharacterField)
 		}
 		var texts []string
 		if raw, ok := row[o.TextField]; ok {
 			var t string
 			if err := json.Unmarshal(raw, &t); err != nil {
-				return nil, fmt.Errorf("%s:%d: field %q is not a string", path, ln, o.TextField)
+				return fmt.Errorf("%s:%d: field %q is not a string", path, ln, o.TextField)
 			}
 			texts = append(texts, t)
 		} else if raw, ok := row["messages"]; ok {
 			var ms []struct{ Role, Content string }
 			if err := json.Unmarshal(raw, &ms); err != nil {
-				return nil, fmt.Errorf("%s:%d: messages: %v", path, ln, err)
+				return fmt.Errorf("%s:%d: messages: %v", path, ln, err)
 			}
 			for _, m := range ms {
 				if m.Role == "assistant" {
@@ -169,7 +175,7 @@ func loadJSONL(path string, o DataOptions) ([]Character, error) {
 				}
 			}
 		} else {
-			return nil, fmt.Errorf("%s:%d: no %q field and no messages", path, ln, o.TextField)
+			return fmt.Errorf("%s:%d: no %q field and no messages", path, ln, o.TextField)
 		}
 		i, ok := idx[name]
 		if !ok {
@@ -182,9 +188,10 @@ func loadJSONL(path string, o DataOptions) ([]Character, error) {
 				out[i].Lines = append(out[i].Lines, t)
 			}
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s: no rows", path)
@@ -219,24 +226,16 @@ func voiceNames(dir string) ([]string, error) {
 
 func readVoice(dir, voice, split string) ([]voiceRow, error) {
 	path := filepath.Join(dir, voice, split+".jsonl")
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 64<<20)
 	var out []voiceRow
-	ln := 0
-	for sc.Scan() {
-		ln++
+	err := eachLine(path, func(ln int, line string) error {
 		var r voiceRow
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, fmt.Errorf("%s:%d: %v", path, ln, err)
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			return fmt.Errorf("%s:%d: %v", path, ln, err)
 		}
 		out = append(out, r)
-	}
-	return out, sc.Err()
+		return nil
+	})
+	return out, err
 }
 
 func loadVoices(dir, split string) ([]Character, error) {

@@ -1,10 +1,8 @@
 package style
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 )
 
@@ -21,29 +19,20 @@ type ScoreRow struct {
 // without input or output, a malformed line or an empty file is an error
 // naming the file and line.
 func ReadScoreRows(path string) ([]ScoreRow, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 16<<20)
 	var rows []ScoreRow
-	for ln := 1; sc.Scan(); ln++ {
-		if strings.TrimSpace(sc.Text()) == "" {
-			continue
-		}
+	err := eachLine(path, func(ln int, line string) error {
 		var r ScoreRow
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, fmt.Errorf("%s:%d: %v", path, ln, err)
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			return fmt.Errorf("%s:%d: %v", path, ln, err)
 		}
 		if strings.TrimSpace(r.Input) == "" || strings.TrimSpace(r.Output) == "" {
-			return nil, fmt.Errorf("%s:%d: the row needs non-empty input and output", path, ln)
+			return fmt.Errorf("%s:%d: the row needs non-empty input and output", path, ln)
 		}
 		rows = append(rows, r)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("%s: no rows", path)

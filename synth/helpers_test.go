@@ -17,8 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
+	"github.com/masque-ai/masque/openaiclient"
+	"github.com/masque-ai/masque/serve"
 	"github.com/masque-ai/masque/synth/teacher"
 )
 
@@ -40,14 +41,8 @@ func builtin(t testing.TB) *checkpoint.Checkpoint {
 
 // wireReq is the part of a chat completions body the test servers read.
 type wireReq struct {
-	Model       string                 `json:"model"`
-	Messages    []chattemplate.Message `json:"messages"`
-	MaxTokens   int                    `json:"max_tokens"`
-	Temperature float64                `json:"temperature"`
-	TopP        float64                `json:"top_p"`
-	Seed        *int64                 `json:"seed"`
-	Stop        []string               `json:"stop"`
-	Stream      bool                   `json:"stream"`
+	openaiclient.Body
+	Stream bool `json:"stream"`
 }
 
 // engineHandler is a minimal OpenAI-compatible chat completions endpoint
@@ -185,14 +180,41 @@ func newServer(t testing.TB, h http.Handler) *httptest.Server {
 	return srv
 }
 
-// httpTeacher is a streaming OpenAI client for srv with fast retries.
+// httpTeacher is a streaming OpenAI client for srv with fast retries,
+// asking for stories260K.
 func httpTeacher(srv *httptest.Server, cache *teacher.Cache, o teacher.Options) *teacher.Client {
+	return modelTeacher(srv, "stories260K", cache, o)
+}
+
+// modelTeacher is httpTeacher asking for the model named model.
+func modelTeacher(srv *httptest.Server, model string, cache *teacher.Cache, o teacher.Options) *teacher.Client {
 	if o.BaseBackoff == 0 {
 		o.BaseBackoff = 10 * time.Millisecond
 		o.MaxBackoff = 50 * time.Millisecond
 	}
 	o.Cache = cache
-	return teacher.NewClient(&teacher.OpenAI{BaseURL: srv.URL + "/v1", Model: "stories260K", Stream: true}, o)
+	return teacher.NewClient(&teacher.OpenAI{BaseURL: srv.URL + "/v1", Model: model, Stream: true}, o)
+}
+
+// masqueServe starts `masque serve` (package serve) on loopback over its
+// own copy of the built-in stories260K model, as the teacher named "base",
+// with max_position_embeddings raised to 2048: synth's prompts are longer
+// than its 512-token context, RoPE runs at any position, and the text is
+// nonsense either way. Everything is closed when the test ends.
+func masqueServe(t testing.TB) *httptest.Server {
+	t.Helper()
+	ck, err := checkpoint.Open("", checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ck.Close() })
+	ck.Model.Config.MaxSeq = 2048
+	s, err := serve.New(serve.Options{Base: ck})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return newServer(t, s.Handler())
 }
 
 func openCache(t testing.TB, path string) *teacher.Cache {

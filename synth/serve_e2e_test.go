@@ -9,36 +9,17 @@ package synth
 
 import (
 	"context"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
-	"github.com/masque-ai/masque/checkpoint"
-	"github.com/masque-ai/masque/serve"
 	"github.com/masque-ai/masque/synth/teacher"
 )
 
 func TestAgainstMasqueServe(t *testing.T) {
-	ck, err := checkpoint.Open("", checkpoint.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ck.Close()
-	ck.Model.Config.MaxSeq = 2048
-	s, err := serve.New(serve.Options{Base: ck})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	srv := httptest.NewServer(s.Handler())
-	defer srv.Close()
+	srv := masqueServe(t)
 	out := t.TempDir()
-	os.MkdirAll(out, 0o755)
-	cl := teacher.NewClient(&teacher.OpenAI{BaseURL: srv.URL + "/v1", Model: "base", Stream: true},
-		teacher.Options{Concurrency: 2, MaxAttempts: 3, BaseBackoff: 10 * time.Millisecond, Cache: openCache(t, filepath.Join(out, FileCache))})
+	cl := modelTeacher(srv, "base", openCache(t, filepath.Join(out, FileCache)), teacher.Options{Concurrency: 2, MaxAttempts: 3})
 	com := Common{Out: out, Teacher: cl, TeacherModel: "base", Seed: 1, MaxTokens: 24, Temperature: 0.7, FlagOnly: true,
 		Quality: QualityOptions{Language: "any"}}
 	sum, err := RunAnswers(context.Background(), AnswersConfig{Common: com, Strategy: StrategyG, Characters: testCharacters(3), Instructions: testInstructions(4), PerInstruction: 2})

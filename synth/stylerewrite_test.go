@@ -5,16 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/masque-ai/masque/chattemplate"
-	"github.com/masque-ai/masque/checkpoint"
-	"github.com/masque-ai/masque/serve"
 	"github.com/masque-ai/masque/synth/teacher"
 )
 
@@ -164,23 +160,10 @@ func styleTestLines() []StyleLine {
 // flagged and only the formats and counts are checked), then reruns it:
 // every row is resumed and no request is sent again.
 func TestStyleRewriteAgainstMasqueServe(t *testing.T) {
-	ck, err := checkpoint.Open("", checkpoint.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ck.Close()
-	ck.Model.Config.MaxSeq = 2048
-	s, err := serve.New(serve.Options{Base: ck})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	srv := httptest.NewServer(s.Handler())
-	defer srv.Close()
+	srv := masqueServe(t)
 	out := t.TempDir()
 	cache := openCache(t, filepath.Join(out, FileCache))
-	cl := teacher.NewClient(&teacher.OpenAI{BaseURL: srv.URL + "/v1", Model: "base", Stream: true},
-		teacher.Options{Concurrency: 2, MaxAttempts: 3, BaseBackoff: 10 * time.Millisecond, Cache: cache})
+	cl := modelTeacher(srv, "base", cache, teacher.Options{Concurrency: 2, MaxAttempts: 3})
 	hints := map[string]StyleHint{"kjv": {Tags: []string{"archaic"}, Keywords: []string{"begat"}}}
 	cfg := StyleConfig{Common: Common{Out: out, Teacher: cl, TeacherModel: "base", Seed: 1, MaxTokens: 24, Temperature: 0.7, FlagOnly: true,
 		Quality: QualityOptions{Language: "any"}}, Lines: styleTestLines(), Hints: hints, Retries: -1}
@@ -217,7 +200,7 @@ func TestStyleRewriteAgainstMasqueServe(t *testing.T) {
 			t.Fatalf("assistant %q does not end with an original line", asst)
 		}
 	}
-	cfg.Teacher = teacher.NewClient(&teacher.OpenAI{BaseURL: srv.URL + "/v1", Model: "base", Stream: true}, teacher.Options{Cache: cache})
+	cfg.Teacher = modelTeacher(srv, "base", cache, teacher.Options{})
 	sum, err = RunStyleRewrite(context.Background(), cfg)
 	if err != nil || sum.Resumed != 3 || sum.Teacher.Requests != 0 {
 		t.Fatalf("rerun %+v %v", sum, err)

@@ -105,16 +105,19 @@ func (c *child) terminate(t *testing.T, limit time.Duration) int {
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	go func() { c.cmd.Wait(); close(exited) }()
+	// The stderr reader reaches EOF when the child exits; only then may
+	// Wait run, since Wait closes the pipe and would drop the child's last
+	// lines still unread (os/exec: "it is incorrect to call Wait before all
+	// reads from the pipe have completed").
 	select {
-	case <-exited:
+	case <-c.done:
 	case <-time.After(limit):
 		c.cmd.Process.Kill()
-		<-exited
+		<-c.done
+		c.cmd.Wait()
 		t.Fatalf("the child did not exit within %v of SIGTERM:\n%s", limit, c.stderr())
 	}
-	<-c.done
+	c.cmd.Wait()
 	return c.cmd.ProcessState.ExitCode()
 }
 

@@ -18,10 +18,10 @@ const BatchURL = "/v1/chat/completions"
 
 // BatchRequest is one line of an OpenAI Batch API input file.
 type BatchRequest struct {
-	CustomID string      `json:"custom_id"` // the request Key
-	Method   string      `json:"method"`    // "POST"
-	URL      string      `json:"url"`       // BatchURL
-	Body     wireRequest `json:"body"`      // the chat completions body
+	CustomID string            `json:"custom_id"` // the request Key
+	Method   string            `json:"method"`    // "POST"
+	URL      string            `json:"url"`       // BatchURL
+	Body     openaiclient.Body `json:"body"`      // the chat completions body
 }
 
 // Recorder is a Teacher for exporting a batch: a request whose response is
@@ -57,7 +57,7 @@ func (r *Recorder) Complete(ctx context.Context, req Request) (*Response, error)
 		return nil, r.err
 	}
 	if !r.seen[key] {
-		data, err := json.Marshal(BatchRequest{CustomID: key, Method: "POST", URL: BatchURL, Body: req.wire()})
+		data, err := json.Marshal(BatchRequest{CustomID: key, Method: "POST", URL: BatchURL, Body: req.Body()})
 		if err != nil {
 			return nil, err
 		}

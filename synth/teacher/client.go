@@ -203,7 +203,7 @@ func (c *Client) attempt(ctx context.Context, req Request) (*Response, error) {
 		return nil, ctx.Err()
 	}
 	defer func() { <-c.sem }()
-	est := openaiclient.EstimateTokens(req.api())
+	est := openaiclient.EstimateTokens(req)
 	if err := c.lim.Wait(ctx, est); err != nil {
 		return nil, err
 	}

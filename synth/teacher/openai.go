@@ -70,7 +70,7 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (*Response, error) {
 	}
 	c := &openaiclient.Client{Name: "teacher", URL: strings.TrimRight(o.BaseURL, "/") + "/chat/completions",
 		APIKey: o.APIKey, HTTPClient: o.HTTPClient, Stream: o.Stream, StallTimeout: o.StallTimeout}
-	r, err := c.Attempt(ctx, req.api())
+	r, err := c.Attempt(ctx, req)
 	if err != nil {
 		return nil, err
 	}

@@ -23,28 +23,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 
-	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/openaiclient"
 )
 
-// Request is one chat completion request. Every field takes part in the
-// cache key (see Key).
-type Request struct {
-	// Model is the model name sent to the endpoint (for Engine, informative).
-	Model string
-	// Messages is the conversation to complete.
-	Messages []chattemplate.Message
-	// MaxTokens caps the completion (0: the backend's default).
-	MaxTokens int
-	// Temperature is the sampling temperature; 0 is greedy and is sent as 0.
-	Temperature float64
-	// TopP is nucleus sampling (0: not sent, the backend's default).
-	TopP float64
-	// Seed, when not nil, seeds sampling for reproducible completions.
-	Seed *int64
-	// Stop lists stop strings.
-	Stop []string
-}
+// Request is one chat completion request: openaiclient's. Every field
+// takes part in the cache key (see Key). The teachers' Response carries no
+// logprobs, so TopLogprobs is only of use to callers of openaiclient.
+type Request = openaiclient.Request
 
 // Response is a completed chat completion.
 type Response struct {
@@ -81,44 +66,17 @@ const (
 // IsDeferred reports whether err is a KindDeferred error.
 func IsDeferred(err error) bool { return openaiclient.ErrorKind(err) == KindDeferred }
 
-// wireRequest is the JSON body of a chat completions request.
-type wireRequest struct {
-	Model       string                 `json:"model"`
-	Messages    []chattemplate.Message `json:"messages"`
-	MaxTokens   int                    `json:"max_tokens,omitempty"`
-	Temperature float64                `json:"temperature"`
-	TopP        float64                `json:"top_p,omitempty"`
-	Seed        *int64                 `json:"seed,omitempty"`
-	Stop        []string               `json:"stop,omitempty"`
-	Stream      bool                   `json:"stream,omitempty"`
-}
-
-func (r Request) wire() wireRequest {
-	msgs := r.Messages
-	if msgs == nil {
-		msgs = []chattemplate.Message{}
-	}
-	return wireRequest{Model: r.Model, Messages: msgs, MaxTokens: r.MaxTokens, Temperature: r.Temperature,
-		TopP: r.TopP, Seed: r.Seed, Stop: r.Stop}
-}
-
 // Key is the cache key of a request: the first 128 bits, in hex, of the
 // SHA-256 of its canonical JSON body (model, messages and every sampling
 // parameter; not whether it is streamed). It is also the custom_id of the
 // request in OpenAI Batch files.
 func Key(r Request) string {
-	b, err := json.Marshal(r.wire())
+	b, err := json.Marshal(r.Body())
 	if err != nil {
 		panic(err) // plain strings and numbers always marshal
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
-}
-
-// api is the request as the OpenAI client sends it.
-func (r Request) api() openaiclient.Request {
-	return openaiclient.Request{Model: r.Model, Messages: r.Messages, MaxTokens: r.MaxTokens, Temperature: r.Temperature,
-		TopP: r.TopP, Seed: r.Seed, Stop: r.Stop}
 }
 
 // fromAPI is the openaiclient response as a teacher Response.

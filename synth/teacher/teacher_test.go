@@ -67,7 +67,8 @@ func echoText(r *http.Request) (string, bool) {
 // echo is echoText that also says whether a stream asked for its usage.
 func echo(r *http.Request) (text string, stream, usage bool) {
 	var body struct {
-		wireRequest
+		openaiclient.Body
+		Stream        bool `json:"stream"`
 		StreamOptions *struct {
 			IncludeUsage bool `json:"include_usage"`
 		} `json:"stream_options"`
@@ -148,6 +149,7 @@ func TestKey(t *testing.T) {
 		func(r *Request) { r.TopP = 0.9 },
 		func(r *Request) { r.Seed = &seed },
 		func(r *Request) { r.Stop = []string{"\n"} },
+		func(r *Request) { r.TopLogprobs = 5 },
 	}
 	k0 := Key(base)
 	if Key(base) != k0 || len(k0) != 32 {
