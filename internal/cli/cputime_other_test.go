@@ -4,5 +4,5 @@ package cli
 
 import "time"
 
-// cpuTime is unavailable here; the benchmark then reports 0.
+// cpuTime is unavailable here; TestDocExamples then logs 0.
 func cpuTime() time.Duration { return 0 }
