@@ -466,16 +466,22 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "throughput %.2f requests/s, %.1f tokens/s (%d tokens)\n", r.RequestsPerSec, r.TokensPerSec, r.Tokens)
 	fmt.Fprintf(&b, "first token p50 %v, p99 %v\n", r.TTFTP50.Round(time.Microsecond), r.TTFTP99.Round(time.Microsecond))
 	fmt.Fprintf(&b, "per token   p50 %v, p99 %v\n", r.TPOTP50.Round(time.Microsecond), r.TPOTP99.Round(time.Microsecond))
-	codes := make([]int, 0, len(r.StatusCounts))
-	for c := range r.StatusCounts {
+	writeStatus(&b, r.StatusCounts, r.ErrorSamples)
+	return b.String()
+}
+
+// writeStatus ends a text report: the count of each HTTP status (in
+// order) and the sampled error messages.
+func writeStatus(b *strings.Builder, counts map[int]int, errs []string) {
+	codes := make([]int, 0, len(counts))
+	for c := range counts {
 		codes = append(codes, c)
 	}
 	slices.Sort(codes)
 	for _, c := range codes {
-		fmt.Fprintf(&b, "HTTP %d: %d\n", c, r.StatusCounts[c])
+		fmt.Fprintf(b, "HTTP %d: %d\n", c, counts[c])
 	}
-	for _, e := range r.ErrorSamples {
-		fmt.Fprintf(&b, "error: %s\n", e)
+	for _, e := range errs {
+		fmt.Fprintf(b, "error: %s\n", e)
 	}
-	return b.String()
 }

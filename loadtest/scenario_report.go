@@ -375,16 +375,6 @@ func (r *ScenarioReport) String() string {
 	} else {
 		fmt.Fprintf(&b, "\n(per-session figures: --json)\n")
 	}
-	codes := make([]int, 0, len(r.StatusCounts))
-	for c := range r.StatusCounts {
-		codes = append(codes, c)
-	}
-	slices.Sort(codes)
-	for _, c := range codes {
-		fmt.Fprintf(&b, "HTTP %d: %d\n", c, r.StatusCounts[c])
-	}
-	for _, e := range r.ErrorSamples {
-		fmt.Fprintf(&b, "error: %s\n", e)
-	}
+	writeStatus(&b, r.StatusCounts, r.ErrorSamples)
 	return b.String()
 }
