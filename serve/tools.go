@@ -412,20 +412,19 @@ func newToolReader(ts *toolSetup) *toolReader {
 var headerRE = regexp.MustCompile(`^\s*\{\s*"name"\s*:\s*"([A-Za-z0-9_-]{1,64})"\s*,\s*"(?:arguments|parameters)"\s*:\s*`)
 
 // emit adds text to content. Once a call was made, blank text (the new
-// lines between and after calls) is held back until text that is not
-// blank follows; what is held at the end of the reply is dropped.
+// lines between and after calls, and the blanks that end any text) is
+// held back until text that is not blank follows; what is held at the end
+// of the reply is dropped. So the content does not depend on how the
+// reply was cut into pieces.
 func (r *toolReader) emit(content *strings.Builder, text string) {
 	if len(r.calls) == 0 {
 		content.WriteString(text)
 		return
 	}
 	text = r.blank + text
-	r.blank = ""
-	if strings.TrimSpace(text) == "" {
-		r.blank = text
-		return
-	}
-	content.WriteString(text)
+	body := strings.TrimRight(text, " \t\r\n")
+	r.blank = text[len(body):]
+	content.WriteString(body)
 }
 
 func (r *toolReader) feed(text string) (string, []toolCallDelta) {
