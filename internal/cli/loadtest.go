@@ -69,31 +69,7 @@ tokens served from the cache, tokens per kind, persona and session, fairness
 			if cmd.Flags().Changed("model") || sf.noBaseline {
 				return usagef("--model and --no-baseline apply to --scenario only")
 			}
-			if err := loadtest.CheckURL(cfg.URL, cfg.AllowRemote); err != nil {
-				return usagef("%v", err)
-			}
-			if len(cfg.Personas) == 0 {
-				return usagef("--personas: name at least one persona (model id)")
-			}
-			cfg.Temperature = &temperature
-			fmt.Fprintf(e.stderr, "masque loadtest: %d clients for %v against %s (%v)\n", cfg.Concurrency, cfg.Duration, cfg.URL, cfg.Personas)
-			r, err := loadtest.Run(cmd.Context(), cfg)
-			if err != nil {
-				return usagef("%v", err)
-			}
-			if asJSON {
-				return writeJSON(e.stdout, map[string]any{
-					"requests": r.Requests, "errors": r.Errors, "rejected": r.Rejected, "retry_wait_s": r.RetryWait.Seconds(), "tokens": r.Tokens, "elapsed_s": r.Elapsed.Seconds(),
-					"requests_per_s": r.RequestsPerSec, "tokens_per_s": r.TokensPerSec,
-					"ttft_p50_ms": millis(r.TTFTP50), "ttft_p99_ms": millis(r.TTFTP99), "tpot_p50_ms": millis(r.TPOTP50), "tpot_p99_ms": millis(r.TPOTP99),
-					"status_counts": r.StatusCounts, "error_samples": r.ErrorSamples,
-				})
-			}
-			fmt.Fprint(e.stdout, r)
-			if r.Errors > 0 {
-				return fmt.Errorf("%d of %d requests failed", r.Errors, r.Errors+r.Requests)
-			}
-			return nil
+			return e.runUniform(cmd, cfg, temperature, asJSON)
 		},
 	}
 	fl := c.Flags()
@@ -196,4 +172,34 @@ func (e *env) runScenario(cmd *cobra.Command, sf *scenarioFlags, lc loadtest.Con
 // indent prefixes every line of s.
 func indent(s, prefix string) string {
 	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix)
+}
+
+// runUniform runs --concurrency uniform streaming clients and prints
+// their report.
+func (e *env) runUniform(cmd *cobra.Command, cfg loadtest.Config, temperature float64, asJSON bool) error {
+	if err := loadtest.CheckURL(cfg.URL, cfg.AllowRemote); err != nil {
+		return usagef("%v", err)
+	}
+	if len(cfg.Personas) == 0 {
+		return usagef("--personas: name at least one persona (model id)")
+	}
+	cfg.Temperature = &temperature
+	fmt.Fprintf(e.stderr, "masque loadtest: %d clients for %v against %s (%v)\n", cfg.Concurrency, cfg.Duration, cfg.URL, cfg.Personas)
+	r, err := loadtest.Run(cmd.Context(), cfg)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if asJSON {
+		return writeJSON(e.stdout, map[string]any{
+			"requests": r.Requests, "errors": r.Errors, "rejected": r.Rejected, "retry_wait_s": r.RetryWait.Seconds(), "tokens": r.Tokens, "elapsed_s": r.Elapsed.Seconds(),
+			"requests_per_s": r.RequestsPerSec, "tokens_per_s": r.TokensPerSec,
+			"ttft_p50_ms": millis(r.TTFTP50), "ttft_p99_ms": millis(r.TTFTP99), "tpot_p50_ms": millis(r.TPOTP50), "tpot_p99_ms": millis(r.TPOTP99),
+			"status_counts": r.StatusCounts, "error_samples": r.ErrorSamples,
+		})
+	}
+	fmt.Fprint(e.stdout, r)
+	if r.Errors > 0 {
+		return fmt.Errorf("%d of %d requests failed", r.Errors, r.Errors+r.Requests)
+	}
+	return nil
 }

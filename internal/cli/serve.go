@@ -37,87 +37,7 @@ func (e *env) serveCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "serve --model PATH [--personas FILE] [--addr 127.0.0.1:8080]",
 		Short: "Serve personas through an OpenAI-compatible API, with continuous batching",
-		Long: `Serve a base model and its personas through an OpenAI-compatible HTTP API:
-POST /v1/chat/completions and /v1/completions (streaming or not), GET /v1/models
-(one id per persona, plus the base), GET /health, GET /metrics (Prometheus), and
-a web playground at /.
-
-A persona is a name, a profile that becomes the system prompt (unless a request
-brings its own), and what it runs on: the base model, a mask file (masque subnet),
-a LoRA adapter folder, or a separate pruned model folder. --personas reads them
-from a YAML or JSON registry:
-
-  personas:
-    - name: pirate
-      description: You are Captain Mira, a gruff but kind pirate.
-      mask: masks/pirate.safetensors     # relative to the registry file
-    - name: bard
-      lora: adapters/bard
-      temperature: 0.9
-    - card: cards/old-sailor.png          # a SillyTavern character card (V1-V3, JSON or PNG)
-    - name: qwen
-      model: Qwen/Qwen2.5-0.5B-Instruct   # a separate model: a folder, or a hub id fetched by masque pull
-
-Without --model, the base is the one the personas' masks and adapters record
-(a note says so), else the default model.
-
-Concurrent requests run in the same forward batches; mask and LoRA personas are
-applied per sequence over one shared copy of the base weights. At most
---max-seqs sequences generate at once and their KV caches stay within
---kv-memory; --queue more may wait (then 429 with Retry-After).
-
-Several base models: a persona's model: names the model it runs on (a folder,
-a .gguf file or builtin:NAME), e.g. a 0.5B model for crowds and a 1.5B one for
-the main characters. Every distinct model the registry names (compared by
-resolved path; --model's file included) is opened once, shared by the personas
-naming it, and gets an engine of its own: its own batches, --max-seqs slots and
---queue. --kv-memory is the budget of all bases together, split in proportion
-to the KV memory of one sequence of each (so every base holds the same number
-of sequences), and --prompt-cache-mb likewise; GET /health ("bases") and
-/metrics (masque_base_*) report each base's share and load, GET /v1/models each
-persona's "base". --model stays the default base (the personas without model:).
-A persona added at run time may name a running base by its id (as in /health)
-or model path; any other model of its own runs within the default base's share.
-
-  personas:
-    - name: villager
-      description: A villager of Ashford.
-      model: models/qwen2.5-0.5b-instruct
-    - name: queen
-      description: Queen Maren, who rules Ashford.
-      model: models/qwen2.5-1.5b-instruct
-
-Prompts are cached per persona: the keys and values of recent prompts (up to
---prompt-cache-mb, least recently used dropped first) let a request that starts
-like an earlier one (the chat template, the persona's system prompt, earlier
-turns of the conversation) run only the tokens that differ. Responses report
-the reused tokens as usage.prompt_tokens_details.cached_tokens.
-
-With --admin-key, personas can be added (POST /v1/personas: a JSON spec, or a
-card as JSON or PNG) and removed (DELETE /v1/personas/NAME) at run time; their
-files must lie inside --persona-root (default: the registry's folder). With
---persist, every such change is written back to the --personas file (atomically;
-its comments and formatting are not kept), so the personas survive a restart.
-A server with neither key on a loopback address allows the same from this
-machine without a key (the playground at / creates, edits and imports cards).
-
-Without --personas, builtin:voices (the default model) is served with its nine
-voices as personas (kjv, web, spurgeon, sotu, jargon, webster, wordnet,
-wesnoth, devil); another model is served with none but its base.
-
-The server listens on the loopback interface by default; another address needs
---api-key. Keys can also come from MASQUE_API_KEY and MASQUE_ADMIN_KEY.
-
-Web pages cannot drive the server through a browser: JSON endpoints take only
-Content-Type: application/json, requests from another origin are refused unless
---cors-origin allows it, and a server without --api-key answers only requests
-addressed to a loopback name (localhost, 127.0.0.1, [::1]; DNS-rebinding
-protection). SIGTERM and SIGINT stop it cleanly: GET /health/ready answers
-503 from then on, it serves on for --drain-delay (so load balancers and
-Kubernetes stop sending it requests), then stops accepting, lets requests in
-flight finish within --shutdown-grace, and exits 0. /health/live and
-/health/ready need no key (probes send none); deploy/ has a container image,
-a Kubernetes example and an NGINX config with session affinity.`,
+		Long:  serveLong,
 		Example: `  masque serve
   masque serve --model ./Qwen2.5-0.5B-Instruct --personas personas.yaml
   masque serve --personas personas.yaml --api-key sk-local --admin-key sk-admin --kv-memory 2GiB --max-seqs 16`,
@@ -284,3 +204,86 @@ func (e *env) runServe(cmd *cobra.Command, f *serveFlags) error {
 	}
 	return srv.Serve(cmd.Context(), ln)
 }
+
+// serveLong is serve's --help text.
+const serveLong = `Serve a base model and its personas through an OpenAI-compatible HTTP API:
+POST /v1/chat/completions and /v1/completions (streaming or not), GET /v1/models
+(one id per persona, plus the base), GET /health, GET /metrics (Prometheus), and
+a web playground at /.
+
+A persona is a name, a profile that becomes the system prompt (unless a request
+brings its own), and what it runs on: the base model, a mask file (masque subnet),
+a LoRA adapter folder, or a separate pruned model folder. --personas reads them
+from a YAML or JSON registry:
+
+  personas:
+    - name: pirate
+      description: You are Captain Mira, a gruff but kind pirate.
+      mask: masks/pirate.safetensors     # relative to the registry file
+    - name: bard
+      lora: adapters/bard
+      temperature: 0.9
+    - card: cards/old-sailor.png          # a SillyTavern character card (V1-V3, JSON or PNG)
+    - name: qwen
+      model: Qwen/Qwen2.5-0.5B-Instruct   # a separate model: a folder, or a hub id fetched by masque pull
+
+Without --model, the base is the one the personas' masks and adapters record
+(a note says so), else the default model.
+
+Concurrent requests run in the same forward batches; mask and LoRA personas are
+applied per sequence over one shared copy of the base weights. At most
+--max-seqs sequences generate at once and their KV caches stay within
+--kv-memory; --queue more may wait (then 429 with Retry-After).
+
+Several base models: a persona's model: names the model it runs on (a folder,
+a .gguf file or builtin:NAME), e.g. a 0.5B model for crowds and a 1.5B one for
+the main characters. Every distinct model the registry names (compared by
+resolved path; --model's file included) is opened once, shared by the personas
+naming it, and gets an engine of its own: its own batches, --max-seqs slots and
+--queue. --kv-memory is the budget of all bases together, split in proportion
+to the KV memory of one sequence of each (so every base holds the same number
+of sequences), and --prompt-cache-mb likewise; GET /health ("bases") and
+/metrics (masque_base_*) report each base's share and load, GET /v1/models each
+persona's "base". --model stays the default base (the personas without model:).
+A persona added at run time may name a running base by its id (as in /health)
+or model path; any other model of its own runs within the default base's share.
+
+  personas:
+    - name: villager
+      description: A villager of Ashford.
+      model: models/qwen2.5-0.5b-instruct
+    - name: queen
+      description: Queen Maren, who rules Ashford.
+      model: models/qwen2.5-1.5b-instruct
+
+Prompts are cached per persona: the keys and values of recent prompts (up to
+--prompt-cache-mb, least recently used dropped first) let a request that starts
+like an earlier one (the chat template, the persona's system prompt, earlier
+turns of the conversation) run only the tokens that differ. Responses report
+the reused tokens as usage.prompt_tokens_details.cached_tokens.
+
+With --admin-key, personas can be added (POST /v1/personas: a JSON spec, or a
+card as JSON or PNG) and removed (DELETE /v1/personas/NAME) at run time; their
+files must lie inside --persona-root (default: the registry's folder). With
+--persist, every such change is written back to the --personas file (atomically;
+its comments and formatting are not kept), so the personas survive a restart.
+A server with neither key on a loopback address allows the same from this
+machine without a key (the playground at / creates, edits and imports cards).
+
+Without --personas, builtin:voices (the default model) is served with its nine
+voices as personas (kjv, web, spurgeon, sotu, jargon, webster, wordnet,
+wesnoth, devil); another model is served with none but its base.
+
+The server listens on the loopback interface by default; another address needs
+--api-key. Keys can also come from MASQUE_API_KEY and MASQUE_ADMIN_KEY.
+
+Web pages cannot drive the server through a browser: JSON endpoints take only
+Content-Type: application/json, requests from another origin are refused unless
+--cors-origin allows it, and a server without --api-key answers only requests
+addressed to a loopback name (localhost, 127.0.0.1, [::1]; DNS-rebinding
+protection). SIGTERM and SIGINT stop it cleanly: GET /health/ready answers
+503 from then on, it serves on for --drain-delay (so load balancers and
+Kubernetes stop sending it requests), then stops accepting, lets requests in
+flight finish within --shutdown-grace, and exits 0. /health/live and
+/health/ready need no key (probes send none); deploy/ has a container image,
+a Kubernetes example and an NGINX config with session affinity.`

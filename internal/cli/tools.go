@@ -73,22 +73,7 @@ also given as a fraction of that bound. --no-bandwidth skips it.`,
 			if asJSON {
 				return writeJSON(e.stdout, r)
 			}
-			bf16 := ""
-			if r.WeightType == "bf16" {
-				bf16 = map[bool]string{true: ", bf16 activations", false: ", float32 activations (MASQUE_BF16=exact)"}[r.BF16Rounded]
-			}
-			fmt.Fprintf(e.stdout, "model    %s (%s, %d parameters, KV cache %s)\nkernels  %s, %d threads%s\n", r.Model, r.WeightType, r.ParamCount, r.CacheType, r.Kernels, r.Threads, bf16)
-			fmt.Fprintf(e.stdout, "prefill  %.1f tokens/s (%d tokens, runs %v)\n", r.PrefillTokS, r.PromptTokens, fmtRuns(r.PrefillRuns))
-			fmt.Fprintf(e.stdout, "decode   %.2f tokens/s (%.2f ms/token, runs %v)\n", r.DecodeTokS, r.DecodeMsPerTok, fmtRuns(r.DecodeRuns))
-			fmt.Fprintf(e.stdout, "peak RSS %.1f MiB\n", float64(r.PeakRSSBytes)/(1<<20))
-			if bw := r.Bandwidth; bw != nil {
-				fmt.Fprintf(e.stdout, "memory   %.2f GB/s best, %.2f median (read, %d threads, %d MiB × %d, runs %v)\n",
-					bw.BestGBs, bw.MedianGBs, bw.Threads, bw.BufferBytes>>20, bw.Reps, fmtRunsPrec(bw.RunsGBs, 2))
-				fmt.Fprintf(e.stdout, "bound    %.2f tokens/s (best bandwidth ÷ %.2f MiB of weights per token)\n", r.BoundTokS, float64(r.WeightBytesPerToken)/(1<<20))
-				if r.GenTokens > 0 {
-					fmt.Fprintf(e.stdout, "decode   %.2f of the bound (runs %v)\n", r.DecodeOfBound, fmtRunsPrec(r.DecodeOfBoundRuns, 2))
-				}
-			}
+			e.printBench(r)
 			return nil
 		},
 	}
@@ -262,4 +247,24 @@ func printPlan(w io.Writer, plan []gguf.Choice) {
 		parts = append(parts, fmt.Sprintf("%s: %d (%.2f MiB)", t, by[t].n, float64(by[t].bytes)/(1<<20)))
 	}
 	fmt.Fprintf(w, "matrices: %s; %d fallback(s)\n", strings.Join(parts, ", "), fallbacks)
+}
+
+// printBench prints a bench result as text.
+func (e *env) printBench(r *bench.Result) {
+	bf16 := ""
+	if r.WeightType == "bf16" {
+		bf16 = map[bool]string{true: ", bf16 activations", false: ", float32 activations (MASQUE_BF16=exact)"}[r.BF16Rounded]
+	}
+	fmt.Fprintf(e.stdout, "model    %s (%s, %d parameters, KV cache %s)\nkernels  %s, %d threads%s\n", r.Model, r.WeightType, r.ParamCount, r.CacheType, r.Kernels, r.Threads, bf16)
+	fmt.Fprintf(e.stdout, "prefill  %.1f tokens/s (%d tokens, runs %v)\n", r.PrefillTokS, r.PromptTokens, fmtRuns(r.PrefillRuns))
+	fmt.Fprintf(e.stdout, "decode   %.2f tokens/s (%.2f ms/token, runs %v)\n", r.DecodeTokS, r.DecodeMsPerTok, fmtRuns(r.DecodeRuns))
+	fmt.Fprintf(e.stdout, "peak RSS %.1f MiB\n", float64(r.PeakRSSBytes)/(1<<20))
+	if bw := r.Bandwidth; bw != nil {
+		fmt.Fprintf(e.stdout, "memory   %.2f GB/s best, %.2f median (read, %d threads, %d MiB × %d, runs %v)\n",
+			bw.BestGBs, bw.MedianGBs, bw.Threads, bw.BufferBytes>>20, bw.Reps, fmtRunsPrec(bw.RunsGBs, 2))
+		fmt.Fprintf(e.stdout, "bound    %.2f tokens/s (best bandwidth ÷ %.2f MiB of weights per token)\n", r.BoundTokS, float64(r.WeightBytesPerToken)/(1<<20))
+		if r.GenTokens > 0 {
+			fmt.Fprintf(e.stdout, "decode   %.2f of the bound (runs %v)\n", r.DecodeOfBound, fmtRunsPrec(r.DecodeOfBoundRuns, 2))
+		}
+	}
 }
