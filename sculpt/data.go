@@ -105,6 +105,15 @@ func (d *Data) count() {
 	}
 }
 
+// NewData wraps sequences tokenized elsewhere (train.Sequence targets on
+// the assistant tokens) as a sculpt run's data; source describes them for
+// run.json.
+func NewData(trainSeqs, valid []train.Sequence, source string) *Data {
+	d := &Data{Train: trainSeqs, Valid: valid, Source: source, Rows: len(trainSeqs) + len(valid)}
+	d.count()
+	return d
+}
+
 // LoadChat reads chat data (JSONL in any layout `masque finetune` reads:
 // messages, system/question/answer, Alpaca). Validation rows come from
 // evalPath when given, else o.EvalFraction of path is held out.

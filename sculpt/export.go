@@ -18,6 +18,7 @@ import (
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/internal/builtin"
 	"github.com/masque-ai/masque/kernels"
+	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/quant"
 	"github.com/masque-ai/masque/train/hfsave"
@@ -363,4 +364,57 @@ func ExportKeep(ck *checkpoint.Checkpoint, keepPath, dir string, o ExportOptions
 		return nil, fmt.Errorf("%v (%s, model %s)", err, keepPath, ck.Path)
 	}
 	return Export(ck, keep, dir, o)
+}
+
+// KeepMask returns keep indices as a weight mask over m's own FFN
+// matrices (granularity ffn-channels): rows of gate_proj and up_proj and
+// columns of down_proj whose channel is not kept are pruned. Applied per
+// sequence (persona.MaskedModel) it computes what Slice's smaller model
+// computes, on the unchanged base, so that a Persona-Pruner mask can be
+// served, compared and overlapped like the training-free masks of subnet.
+func KeepMask(m *model.Model, keep [][]int, info mask.Info) (*mask.Mask, error) {
+	if err := CheckKeep(keep, &m.Config); err != nil {
+		return nil, err
+	}
+	mk := mask.New(m)
+	mk.Info = info
+	if mk.Info.Granularity == "" {
+		mk.Info.Granularity = "ffn-channels"
+	}
+	if mk.Info.Targets == "" {
+		mk.Info.Targets = "mlp"
+	}
+	ff := m.Config.Intermediate
+	if mk.Info.Sparsity == 0 {
+		mk.Info.Sparsity = 1 - float64(len(keep[0]))/float64(ff)
+	}
+	kept := make([]bool, ff)
+	for l, ks := range keep {
+		clear(kept)
+		for _, c := range ks {
+			kept[c] = true
+		}
+		for _, p := range []model.Proj{model.ProjGate, model.ProjUp, model.ProjDown} {
+			s := mk.Shapes[p]
+			b := mask.NewBits(s[0], s[1])
+			for c, kp := range kept {
+				if kp {
+					continue
+				}
+				if p == model.ProjDown {
+					for r := 0; r < s[0]; r++ {
+						b.Set(r, c, false)
+					}
+				} else {
+					for j := 0; j < s[1]; j++ {
+						b.Set(c, j, false)
+					}
+				}
+			}
+			if err := mk.Set(mask.Key{Layer: l, Proj: p}, b); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return mk, nil
 }

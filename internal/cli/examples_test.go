@@ -454,6 +454,8 @@ var exampleRuns = map[string]*exampleRun{
 	"masque subnet study --out study-voices":               {add: join(studySmall, words("--voices kjv --methods wanda --granularity unstructured")), check: wrote("study-voices/registry.yaml")},
 	"masque subnet study --out study-kw --voices kjv,web --methods wanda,sparsegpt --granularity unstructured,2:4 --sft": {
 		add: join(studySmall, words("--voices kjv --sft-steps 2 --sft-rank 2")), check: wrote("study-kw/results.json")},
+	"masque subnet study --out study-voices --sft --sculpt --sculpt-sparsity 0.5": {
+		add: join(studySmall, words("--voices kjv --methods wanda --granularity ffn --sparsity 0.5 --sft-steps 2 --sft-rank 2 --sculpt-steps 2")), check: wrote("study-voices/results.json")},
 	"masque serve --model builtin:voices --personas study-voices/registry.yaml": {stage: 1, server: true, add: words("--model builtin:stories260K")},
 
 	// serve

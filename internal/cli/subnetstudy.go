@@ -17,11 +17,13 @@ import (
 // studyFlags are the options of `masque subnet study`.
 type studyFlags struct {
 	preset, corpus, voices, methods, sparsities, granularities, pairs, variant, phi, split, out string
+	sculptSparsities                                                                            string
 	calibSamples, calibMax, evalLimit, evalMax, pplRows, pplMax, sftRank, sftSteps, workers     int
+	sculptSteps                                                                                 int
 	temperature                                                                                 float32
 	seed                                                                                        uint64
 	sftLR                                                                                       float64
-	calibSystem, sft, asJSON                                                                    bool
+	calibSystem, sft, sculpt, asJSON                                                            bool
 }
 
 func (e *env) studyCmd() *cobra.Command {
@@ -40,7 +42,8 @@ system prompt (does the mask alone bring the voice?) and with the voice's own
 prompt, the conditioning ratio, and held-out perplexity on every voice under its
 own prompt (general ability). The unmasked model with and without the persona
 prompt is the baseline; --sft adds a LoRA fine-tune per voice on the same
-passages. Mask overlaps between voices and between the two sides of each pair
+passages, and --sculpt a Persona-Pruner mask (masque sculpt's learned FFN
+channels) per voice at each ffn sparsity. Mask overlaps between voices and between the two sides of each pair
 are compared with the voices' text similarity.
 
 DIR receives results.json, report.html (inline SVG), registry.yaml (for masque
@@ -53,6 +56,7 @@ prompts); other flags override the preset's values.`,
 		Example: `  masque subnet study --out study-quick --preset quick
   masque subnet study --out study-voices
   masque subnet study --out study-kw --voices kjv,web --methods wanda,sparsegpt --granularity unstructured,2:4 --sft
+  masque subnet study --out study-voices --sft --sculpt --sculpt-sparsity 0.5
   masque serve --model builtin:voices --personas study-voices/registry.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return e.runStudy(cmd, mf, f) },
@@ -90,6 +94,9 @@ func (f *studyFlags) register(c *cobra.Command) {
 	fl.IntVar(&f.sftSteps, "sft-steps", 80, "optimiser steps of --sft")
 	f.sftLR = 2e-4
 	lrVar(fl, &f.sftLR, "sft-lr", "learning rate of --sft (must be positive)")
+	fl.BoolVar(&f.sculpt, "sculpt", false, "also learn a Persona-Pruner mask per voice on the calibration passages (at every ffn sparsity) and evaluate it")
+	fl.StringVar(&f.sculptSparsities, "sculpt-sparsity", "", "sparsities of --sculpt (default: those of the ffn patterns)")
+	fl.IntVar(&f.sculptSteps, "sculpt-steps", study.DefaultSculptSteps, "optimiser steps of --sculpt")
 	fl.IntVar(&f.workers, "workers", 0, "worker goroutines for masks and training (0: all cores)")
 	fl.BoolVar(&f.asJSON, "json", false, "print results.json")
 }
@@ -182,7 +189,7 @@ func (f *studyFlags) config(cmd *cobra.Command) (study.Config, error) {
 	}{{"calib-samples", f.calibSamples, &cfg.CalibSamples}, {"calib-max-tokens", f.calibMax, &cfg.CalibMaxTokens},
 		{"eval-limit", f.evalLimit, &cfg.EvalLimit}, {"eval-max-tokens", f.evalMax, &cfg.EvalMaxTokens},
 		{"ppl-rows", f.pplRows, &cfg.PPLRows}, {"ppl-max-tokens", f.pplMax, &cfg.PPLMaxTokens},
-		{"sft-rank", f.sftRank, &cfg.SFTRank}, {"sft-steps", f.sftSteps, &cfg.SFTSteps}}
+		{"sft-rank", f.sftRank, &cfg.SFTRank}, {"sft-steps", f.sftSteps, &cfg.SFTSteps}, {"sculpt-steps", f.sculptSteps, &cfg.SculptSteps}}
 	for _, x := range ints {
 		if set(x.name) {
 			if x.v <= 0 {
@@ -202,6 +209,17 @@ func (f *studyFlags) config(cmd *cobra.Command) (study.Config, error) {
 	}
 	if set("sft") {
 		cfg.SFT = f.sft
+	}
+	if set("sculpt") {
+		cfg.Sculpt = f.sculpt
+	}
+	if set("sculpt-sparsity") {
+		if cfg.SculptSparsities, err = subnet.ParseFloats(f.sculptSparsities); err != nil {
+			return cfg, usagef("--sculpt-sparsity: %v", err)
+		}
+		if !cfg.Sculpt {
+			return cfg, usagef("--sculpt-sparsity needs --sculpt")
+		}
 	}
 	if set("calib-system") {
 		cfg.CalibSystem = f.calibSystem

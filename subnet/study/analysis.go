@@ -10,7 +10,6 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
@@ -18,7 +17,6 @@ import (
 	"github.com/masque-ai/masque/subnet"
 	"github.com/masque-ai/masque/train"
 	"github.com/masque-ai/masque/train/finetune"
-	"github.com/masque-ai/masque/train/sft"
 )
 
 // SimilarityMeasure describes Similarity.Matrix.
@@ -130,16 +128,28 @@ func AgreementPearson(differ, sim [][]float64) float64 {
 // masks of the studied voices.
 func (r *runner) overlaps(subs []*Subject, sim Similarity) ([]Overlap, error) {
 	var out []Overlap
+	type group struct {
+		kind string
+		meth subnet.Method
+		pats []Pattern
+	}
+	var groups []group
 	for _, meth := range r.cfg.Methods {
-		if meth == subnet.Magnitude {
-			continue
+		if meth != subnet.Magnitude {
+			groups = append(groups, group{KindSingle, meth, r.pats})
 		}
-		for _, p := range r.pats {
+	}
+	if r.cfg.Sculpt {
+		groups = append(groups, group{KindSculpt, MethodPersonaPruner, r.sculptPatterns()})
+	}
+	for _, g := range groups {
+		meth := g.meth
+		for _, p := range g.pats {
 			var vs []string
 			var masks []*mask.Mask
 			for _, v := range r.studied {
 				for _, s := range subs {
-					if s.Kind == KindSingle && s.Voice == v && s.Method == string(meth) && s.Pattern.String() == p.String() {
+					if s.Kind == g.kind && s.Voice == v && s.Method == string(meth) && s.Pattern.String() == p.String() {
 						mk, err := mask.Load(s.File)
 						if err != nil {
 							return nil, err
@@ -250,31 +260,9 @@ func (r *runner) sft(ctx context.Context, v string) (*Subject, error) {
 		}
 		cached = true
 	} else {
-		tok, err := r.ck.NeedTokenizer()
+		data, err := r.trainSeqs(v)
 		if err != nil {
 			return nil, err
-		}
-		enc := sft.NewEncoder(r.ck.Template, tok, r.ck.TemplateConfig, r.ck.HasTemplate)
-		rows, err := r.corp.Rows(v, r.set.CalibSplit)
-		if err != nil {
-			return nil, err
-		}
-		var data []train.Sequence
-		for i := range rows[:min(len(rows), r.cfg.CalibSamples)] {
-			sys, user, ans := turns(&rows[i])
-			var msgs []chattemplate.Message
-			if r.cfg.CalibSystem && sys != "" {
-				msgs = append(msgs, chattemplate.Message{Role: "system", Content: sys})
-			}
-			msgs = append(msgs, chattemplate.Message{Role: "user", Content: user}, chattemplate.Message{Role: "assistant", Content: ans})
-			e, err := enc.Encode(msgs)
-			if err != nil {
-				return nil, fmt.Errorf("study: SFT data of %s, row %s: %w", v, rows[i].ID, err)
-			}
-			if n := r.cfg.CalibMaxTokens; len(e.Seq.Tokens) > n {
-				e.Seq.Tokens, e.Seq.Targets = e.Seq.Tokens[:n], e.Seq.Targets[:n]
-			}
-			data = append(data, e.Seq)
 		}
 		targets, _ := lora.ParseTargets("all")
 		res, err := finetune.Run(ctx, finetune.Config{Model: r.m, Data: data,
@@ -389,6 +377,11 @@ func (r *runner) plan() {
 	if r.cfg.SFT {
 		t.plan("sft", len(r.studied))
 		per(len(r.studied))
+	}
+	if r.cfg.Sculpt {
+		n := len(r.studied) * len(r.cfg.SculptSparsities)
+		t.plan("sculpt", n)
+		per(n)
 	}
 }
 

@@ -233,6 +233,14 @@ type Config struct {
 	SFTRank  int
 	SFTSteps int
 	SFTLR    float64
+	// Sculpt also learns, per voice, a Persona-Pruner mask (package
+	// sculpt, SculptSteps steps, ≤ 0: DefaultSculptSteps) on the
+	// calibration passages at each of SculptSparsities (nil: the
+	// sparsities of the study's ffn patterns, or Sparsities when there is
+	// none), and evaluates it like the ffn-channel masks it competes with.
+	Sculpt           bool
+	SculptSparsities []float64
+	SculptSteps      int
 	// Workers for mask construction and training (≤ 0: GOMAXPROCS).
 	Workers int
 	// Out receives everything (required).
@@ -300,6 +308,9 @@ type Settings struct {
 	SFTRank        int         `json:"sft_rank,omitempty"`
 	SFTSteps       int         `json:"sft_steps,omitempty"`
 	SFTLR          float64     `json:"sft_lr,omitempty"`
+	Sculpt         bool        `json:"sculpt,omitempty"`
+	SculptPatterns []string    `json:"sculpt_patterns,omitempty"`
+	SculptSteps    int         `json:"sculpt_steps,omitempty"`
 }
 
 func orInt(v, d int) int {
@@ -381,12 +392,36 @@ func (cfg *Config) resolve() (Settings, []Pattern, error) {
 			cfg.SFTLR = 2e-4
 		}
 	}
+	if cfg.Sculpt {
+		cfg.SculptSteps = orInt(cfg.SculptSteps, DefaultSculptSteps)
+		if cfg.SculptSparsities == nil {
+			for _, p := range pats {
+				if p.Granularity == FFN {
+					cfg.SculptSparsities = append(cfg.SculptSparsities, p.Sparsity)
+				}
+			}
+		}
+		if cfg.SculptSparsities == nil {
+			cfg.SculptSparsities = cfg.Sparsities
+		}
+		for _, x := range cfg.SculptSparsities {
+			if math.IsNaN(x) || x <= 0 || x >= 1 {
+				return s, nil, fmt.Errorf("study: Persona-Pruner sparsity %g is outside (0, 1)", x)
+			}
+		}
+	}
 	s = Settings{CalibSamples: cfg.CalibSamples, CalibMaxTokens: cfg.CalibMaxTokens, CalibSystem: cfg.CalibSystem,
 		Methods: s.Methods, Patterns: s.Patterns, Variant: string(cfg.Variant), Phi: string(cfg.Phi),
 		EvalLimit: cfg.EvalLimit, EvalMaxTokens: cfg.EvalMaxTokens, Temperature: cfg.Temperature, Seed: cfg.Seed,
 		PPLRows: cfg.PPLRows, PPLMaxTokens: cfg.PPLMaxTokens, SFT: cfg.SFT}
 	if cfg.SFT {
 		s.SFTRank, s.SFTSteps, s.SFTLR = cfg.SFTRank, cfg.SFTSteps, cfg.SFTLR
+	}
+	if cfg.Sculpt {
+		s.Sculpt, s.SculptSteps = true, cfg.SculptSteps
+		for _, x := range cfg.SculptSparsities {
+			s.SculptPatterns = append(s.SculptPatterns, Pattern{Granularity: FFN, Sparsity: x}.String())
+		}
 	}
 	return s, pats, nil
 }

@@ -76,6 +76,7 @@ func (res *Results) HTML() ([]byte, error) {
 		{"contrast", fmt.Sprintf("variant %s, φ %s; pairs %v", s.Variant, s.Phi, s.Pairs)},
 		{"evaluation", fmt.Sprintf("%d test prompts per voice, %d tokens, T=%.2g, seed %d; held-out perplexity on %d passages per voice (%d tokens)", s.EvalLimit, s.EvalMaxTokens, s.Temperature, s.Seed, s.PPLRows, s.PPLMaxTokens)},
 		{"LoRA SFT", map[bool]string{true: fmt.Sprintf("rank %d, %d steps, lr %g", s.SFTRank, s.SFTSteps, s.SFTLR), false: "not run"}[s.SFT]},
+		{"Persona-Pruner", map[bool]string{true: fmt.Sprintf("%d steps at %s", s.SculptSteps, strings.Join(s.SculptPatterns, ", ")), false: "not run"}[s.Sculpt]},
 		{"jobs", fmt.Sprintf("%d computed, %d read from the cache; %.0f s", res.Computed, res.Cached, res.Seconds)},
 		{"files", "results.json; " + res.Registry + " (masque serve --personas)"},
 	} {
@@ -84,7 +85,7 @@ func (res *Results) HTML() ([]byte, error) {
 	b.WriteString("</table>\n")
 
 	// Headline per voice.
-	cols := []string{"unmasked, empty", "unmasked, prompted", "best magnitude, empty", "best mask, empty", "best mask, prompted", "contrastive, empty", "LoRA SFT, empty"}
+	cols := []string{"unmasked, empty", "unmasked, prompted", "best magnitude, empty", "best mask, empty", "best mask, prompted", "contrastive, empty", "LoRA SFT, empty", "Persona-Pruner, empty"}
 	b.WriteString("<h2>Fidelity per voice</h2>\n<table><tr><th class=\"l\">voice</th>")
 	for _, c := range cols {
 		b.WriteString("<th>" + esc(c) + "</th>")
@@ -92,7 +93,7 @@ func (res *Results) HTML() ([]byte, error) {
 	b.WriteString("<th class=\"l\">best mask (cost on others ≤ 1.5 where any)</th><th>its perplexity cost, own / others</th></tr>\n")
 	heat := make([][]float64, len(res.Voices))
 	for i, v := range res.Voices {
-		row := []float64{math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN()}
+		row := []float64{math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN()}
 		if res.Dense != nil {
 			row[0], row[1] = fid(res.Dense, v, false), fid(res.Dense, v, true)
 		}
@@ -108,6 +109,9 @@ func (res *Results) HTML() ([]byte, error) {
 		}
 		if t := res.bestOf(KindSFT, v); t != nil {
 			row[6] = fid(t, v, false)
+		}
+		if t := res.bestOf(KindSculpt, v); t != nil {
+			row[7] = fid(t, v, false)
 		}
 		heat[i] = row
 		b.WriteString("<tr><td class=\"l\">" + esc(v) + "</td>")
@@ -129,7 +133,7 @@ func (res *Results) HTML() ([]byte, error) {
 		"The flat lines are the unmasked model.</p>\n")
 	var methods []string
 	for _, x := range res.Subjects {
-		if (x.Kind == KindSingle || x.Kind == KindMagnitude || x.Kind == KindContrast) && !slices.Contains(methods, x.Method) {
+		if (x.Kind == KindSingle || x.Kind == KindMagnitude || x.Kind == KindContrast || x.Kind == KindSculpt) && !slices.Contains(methods, x.Method) {
 			methods = append(methods, x.Method)
 		}
 	}

@@ -51,6 +51,7 @@ const (
 	KindSingle    = "single"    // a single-persona mask (wanda, sparsegpt)
 	KindContrast  = "contrast"  // one side of a contrastive pair
 	KindSFT       = "sft"       // a LoRA adapter trained on the voice
+	KindSculpt    = "sculpt"    // a Persona-Pruner mask learned on the voice
 )
 
 // Subject is one configuration measured: the unmasked model, a mask or an
@@ -274,6 +275,21 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 				return nil, err
 			}
 			res.Subjects = append(res.Subjects, s)
+		}
+	}
+	// Persona-Pruner on the same passages.
+	if cfg.Sculpt {
+		for _, v := range r.studied {
+			for _, p := range r.sculptPatterns() {
+				s, err := r.sculpted(ctx, v, p)
+				if err != nil {
+					return nil, err
+				}
+				if err := r.measure(ctx, s, []string{v}); err != nil {
+					return nil, err
+				}
+				res.Subjects = append(res.Subjects, s)
+			}
 		}
 	}
 	if res.Overlaps, err = r.overlaps(res.Subjects, res.Similarity); err != nil {

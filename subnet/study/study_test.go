@@ -472,3 +472,93 @@ func TestParseLists(t *testing.T) {
 		t.Errorf("bad pair: %v", err)
 	}
 }
+
+// TestSculpt learns Persona-Pruner masks for two voices next to Wanda's
+// ffn masks at the same sparsity, interrupting the run in the middle of
+// a mask's learning: the resumed run continues from sculpt's checkpoint and
+// ends with the results of an uninterrupted run; the masks keep whole FFN
+// channels at the ffn masks' size and are overlapped like them.
+func TestSculpt(t *testing.T) {
+	ck := tinyVoices(t)
+	mk := func(out string) Config {
+		cfg := quick(t, ck, out)
+		cfg.Pairs = [][2]string{}
+		cfg.Granularities, cfg.Sparsities = []string{FFN}, []float64{0.5}
+		cfg.EvalLimit, cfg.EvalMaxTokens, cfg.PPLRows, cfg.CalibSamples = 1, 4, 1, 4
+		cfg.Sculpt, cfg.SculptSteps = true, 6
+		return cfg
+	}
+	dirA := t.TempDir()
+	a, err := Run(context.Background(), mk(dirA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Settings.SculptSteps != 6 || !slices.Equal(a.Settings.SculptPatterns, []string{"ffn-0.50"}) {
+		t.Errorf("settings %+v", a.Settings)
+	}
+	var sculpted, wanda []*Subject
+	for _, s := range a.Subjects {
+		switch s.Kind {
+		case KindSculpt:
+			sculpted = append(sculpted, s)
+		case KindSingle:
+			wanda = append(wanda, s)
+		}
+	}
+	if len(sculpted) != 2 || len(wanda) != 2 {
+		t.Fatalf("%d Persona-Pruner and %d wanda subjects, want 2 and 2", len(sculpted), len(wanda))
+	}
+	for i, s := range sculpted {
+		if s.Method != MethodPersonaPruner || s.Pattern.String() != "ffn-0.50" || s.Voice != wanda[i].Voice {
+			t.Errorf("subject %+v", s)
+		}
+		if s.Density != wanda[i].Density {
+			t.Errorf("%s keeps %g of the weights, %s %g", s.ID, s.Density, wanda[i].ID, wanda[i].Density)
+		}
+		m, err := mask.Load(s.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Info.Method != MethodPersonaPruner || m.Info.Granularity != "ffn-channels" {
+			t.Errorf("%s: mask info %+v", s.ID, m.Info)
+		}
+		if _, ok := s.Empty[s.Voice]; !ok {
+			t.Errorf("%s was not evaluated", s.ID)
+		}
+	}
+	found := false
+	for _, o := range a.Overlaps {
+		if o.Method == MethodPersonaPruner {
+			found = len(o.Voices) == 2 && o.Differ[0][1] > 0
+		}
+	}
+	if !found {
+		t.Errorf("no overlap of the two voices' Persona-Pruner masks: %+v", a.Overlaps)
+	}
+	page, err := os.ReadFile(filepath.Join(dirA, ReportFile))
+	if err != nil || !strings.Contains(string(page), "Persona-Pruner, empty") {
+		t.Errorf("report.html lacks the Persona-Pruner column (%v)", err)
+	}
+
+	dirB := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg := mk(dirB)
+	interrupted := false
+	cfg.Progress = func(p Progress) {
+		if p.Job == "sculpt" && p.StepDone == 3 {
+			interrupted = true
+			cancel()
+		}
+	}
+	if _, err := Run(ctx, cfg); !errors.Is(err, context.Canceled) || !interrupted {
+		t.Fatalf("interrupted run: %v (interrupted during learning: %v)", err, interrupted)
+	}
+	b, err := Run(context.Background(), mk(dirB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := func(r *Results, dir string) string { return strings.ReplaceAll(asJSON(t, comparable(r)), dir, "OUT") }
+	if ra, rb := rel(a, dirA), rel(b, dirB); ra != rb {
+		t.Fatalf("resumed results differ from the uninterrupted run:\n%s\n%s", ra, rb)
+	}
+}
