@@ -877,3 +877,6 @@ func maskW16_avx512(dst, src *uint16, bits *byte, n int)
 
 //go:noescape
 func maskF32_avx512(dst, src *float32, bits *byte, n int)
+
+//go:noescape
+func maskF32_avx2(dst, src *float32, bits *byte, n int)

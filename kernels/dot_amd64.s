@@ -24606,3 +24606,40 @@ loop966:
 done965:
 	VZEROUPPER
 	RET
+DATA maskbits8<>+0(SB)/4, $0x00000001
+DATA maskbits8<>+4(SB)/4, $0x00000002
+DATA maskbits8<>+8(SB)/4, $0x00000004
+DATA maskbits8<>+12(SB)/4, $0x00000008
+DATA maskbits8<>+16(SB)/4, $0x00000010
+DATA maskbits8<>+20(SB)/4, $0x00000020
+DATA maskbits8<>+24(SB)/4, $0x00000040
+DATA maskbits8<>+28(SB)/4, $0x00000080
+GLOBL maskbits8<>(SB), RODATA|NOPTR, $32
+
+
+// func maskF32_avx2(dst, src *float32, bits *byte, n int)
+TEXT ·maskF32_avx2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ bits+16(FP), BX
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ done967
+	VMOVDQU maskbits8<>(SB), Y15
+loop968:
+	PREFETCHT0 1024(SI)
+	MOVBLZX (BX), AX
+	VMOVD AX, X1
+	VPBROADCASTD X1, Y1
+	VPAND Y15, Y1, Y1
+	VPCMPEQD Y15, Y1, Y1
+	VANDPS (SI), Y1, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	INCQ BX
+	DECQ CX
+	JNZ loop968
+done967:
+	VZEROUPPER
+	RET

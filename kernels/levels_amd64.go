@@ -40,6 +40,7 @@ func newAsmLevel(name string, kvec, mrMax int, nrMax []int, dot [3][][]dotFn, q 
 			mulScale: vmulscale_avx512, scale: vscale_avx512, max: vmax_avx512, expSub: vexpsub_avx512,
 			siluMul: vsilumul_avx512, cvtBF16: vcvtBF16_avx512, cvtF16: vcvtF16_avx512}
 	} else {
+		l.maskF32 = maskF32_avx2
 		l.outerP, l.outerR, l.outMR = outerP_avx2, outerR_avx2, 6
 		l.v = vecKernels{w: 8, dot: vdot_avx2, sumsq: vsumsq_avx2, axpy: vaxpy_avx2,
 			mulScale: vmulscale_avx2, scale: vscale_avx2, max: vmax_avx2, expSub: vexpsub_avx2,

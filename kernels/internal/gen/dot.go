@@ -134,6 +134,7 @@ func genDot(a *asm, g *goFile) {
 	}
 	genCvtBF16(a, g)
 	genMaskRows(a, g)
+	genMaskRowsAVX2(a, g)
 }
 
 // genMaskRows writes the masked row copies of MatMulMasked: for n elements
@@ -170,6 +171,43 @@ func genMaskRows(a *asm, g *goFile) {
 		a.i("VZEROUPPER")
 		a.i("RET")
 	}
+}
+
+// genMaskRowsAVX2 writes maskF32_avx2, maskF32_avx512's contract on AVX2:
+// 8 float32s per mask byte, the byte broadcast to every lane, each lane
+// tested against its own bit (lane i: 1<<i, the maskbits8 constant) and
+// the weights ANDed with the all-ones or all-zeros result.
+//
+//	maskF32_avx2(dst, src *float32, bits *byte, n int) (8 per step)
+func genMaskRowsAVX2(a *asm, g *goFile) {
+	dataWords(a, "maskbits8", []uint32{1, 2, 4, 8, 16, 32, 64, 128})
+	fn(a, g, "maskF32_avx2", "dst, src *float32, bits *byte, n int", "", 32)
+	a.i("MOVQ", "dst+0(FP)", "DI")
+	a.i("MOVQ", "src+8(FP)", "SI")
+	a.i("MOVQ", "bits+16(FP)", "BX")
+	a.i("MOVQ", "n+24(FP)", "CX")
+	a.i("SHRQ", "$3", "CX")
+	done := a.newLabel("done")
+	loop := a.newLabel("loop")
+	a.i("JZ", done)
+	a.i("VMOVDQU", "maskbits8<>(SB)", "Y15")
+	a.lbl(loop)
+	a.i("PREFETCHT0", "1024(SI)")
+	a.i("MOVBLZX", "(BX)", "AX")
+	a.i("VMOVD", "AX", "X1")
+	a.i("VPBROADCASTD", "X1", "Y1")
+	a.i("VPAND", "Y15", "Y1", "Y1")
+	a.i("VPCMPEQD", "Y15", "Y1", "Y1")
+	a.i("VANDPS", "(SI)", "Y1", "Y0")
+	a.i("VMOVUPS", "Y0", "(DI)")
+	a.i("ADDQ", "$32", "SI")
+	a.i("ADDQ", "$32", "DI")
+	a.i("INCQ", "BX")
+	a.i("DECQ", "CX")
+	a.i("JNZ", loop)
+	a.lbl(done)
+	a.i("VZEROUPPER")
+	a.i("RET")
 }
 
 func bitsLog2(n int) int {
