@@ -81,7 +81,7 @@ type Mask struct {
 	// (see Compat). Nil or empty in older masks, which need the exact
 	// fingerprint.
 	Arch  string
-	Probe *Probe
+	Probe *model.Probe
 
 	entries map[Key]*Bits
 	file    string // the file Load read it from
@@ -97,7 +97,17 @@ func ProjShapes(c *model.Config) [model.NumProj][2]int {
 // New returns a dense (empty) mask for m, carrying its fingerprint and shapes.
 func New(m *model.Model) *Mask {
 	return &Mask{Fingerprint: m.Fingerprint(), Layers: m.Config.Layers, Shapes: ProjShapes(&m.Config), entries: map[Key]*Bits{},
-		Base: m.Origin(), Arch: m.ArchFingerprint(), Probe: probeOf(m)}
+		Base: m.Origin(), Arch: m.ArchFingerprint(), Probe: probe(m)}
+}
+
+// probe is m's weight probe, or nil for a model that lacks a projection
+// (such a mask then needs the exact fingerprint).
+func probe(m *model.Model) *model.Probe {
+	p, err := m.Probe()
+	if err != nil {
+		return nil
+	}
+	return p
 }
 
 // Set stores b as the mask of k. Its shape must match the projection's.
@@ -223,7 +233,11 @@ func (mk *Mask) Save(path string) error {
 	}
 	if mk.Arch != "" && mk.Probe != nil {
 		meta[metaArch] = mk.Arch
-		meta[metaProbe] = mk.Probe.marshal()
+		pj, err := json.Marshal(mk.Probe)
+		if err != nil {
+			return fmt.Errorf("mask: %v", err)
+		}
+		meta[metaProbe] = string(pj)
 	}
 	var ts []safetensors.WriteTensor
 	for _, k := range mk.Keys() {
@@ -286,10 +300,11 @@ func Load(path string) (*Mask, error) {
 		}
 	}
 	if s := meta[metaProbe]; s != "" && mk.Arch != "" {
-		if mk.Probe, err = parseProbe(s); err != nil {
+		mk.Probe = new(model.Probe)
+		if err := json.Unmarshal([]byte(s), mk.Probe); err != nil {
 			return nil, bad("bad probe metadata: %v", err)
 		}
-		if want := mk.Layers * int(model.NumProj); len(mk.Probe.Values) > want*probeRows*probeCols {
+		if want := mk.Layers * int(model.NumProj); len(mk.Probe.Values) > want*model.ProbeRows*model.ProbeCols {
 			return nil, bad("probe metadata holds %d values, more than %d layers can have", len(mk.Probe.Values), mk.Layers)
 		}
 	}
