@@ -83,6 +83,12 @@ func Load(dir string) (*Adapter, error) {
 	}
 	cfg := Config{Rank: pc.R, Alpha: pc.LoraAlpha, Dropout: pc.LoraDropout, RSLoRA: pc.UseRslora,
 		BaseModel: pc.BaseModelNameOrPath, BaseFingerprint: pc.BaseFingerprint, Layers: pc.LayersToTransform}
+	if pc.BaseArch != "" && len(pc.BaseProbe) > 0 {
+		cfg.BaseArch, cfg.BaseProbe = pc.BaseArch, new(model.Probe)
+		if err := json.Unmarshal(pc.BaseProbe, cfg.BaseProbe); err != nil {
+			return nil, fmt.Errorf("%s: masque_base_probe is not a weight probe of this masque ({type, rows: %d, cols: %d, values: base64 float32s})", cpath, model.ProbeRows, model.ProbeCols)
+		}
+	}
 	if cfg.Rank <= 0 {
 		return nil, fmt.Errorf("%s: r = %d must be positive", cpath, cfg.Rank)
 	}
@@ -95,7 +101,7 @@ func Load(dir string) (*Adapter, error) {
 		return nil, err
 	}
 	defer f.Close()
-	a := &Adapter{Config: cfg}
+	a := &Adapter{Config: cfg, dir: dir}
 	for _, name := range f.Names() {
 		l, p, which, ok := parseTensorName(name)
 		if !ok {

@@ -40,6 +40,13 @@ type Config struct {
 	// BaseFingerprint is that model's model.Fingerprint, recorded as
 	// masque_base_fingerprint ("" when unknown, as in PEFT's adapters).
 	BaseFingerprint string
+	// BaseArch is that model's model.ArchFingerprint and BaseProbe a
+	// sample of its weights (model.Probe), recorded as masque_base_arch and
+	// masque_base_probe: with them the adapter applies to other encodings
+	// of its base and is refused on other models (see Adapter.Compat).
+	// Empty in PEFT's adapters and in masque's older ones.
+	BaseArch  string
+	BaseProbe *model.Probe
 }
 
 // Pair is the adapter of one projection of one layer.
@@ -85,6 +92,8 @@ type Adapter struct {
 	Config Config
 	// Pairs[l][p] is the adapter of projection p in layer l (nil if none).
 	Pairs [][model.NumProj]*Pair
+
+	dir string // the folder Load read it from
 }
 
 // Scale is the factor applied to B·A: alpha/r, or alpha/√r with rsLoRA.
@@ -188,6 +197,8 @@ func New(m *model.Model, c Config, seed uint64) (*Adapter, error) {
 		c.BaseModel = m.Origin()
 		if c.BaseFingerprint == "" {
 			c.BaseFingerprint = m.Fingerprint()
+			c.BaseArch = m.ArchFingerprint()
+			c.BaseProbe, _ = m.Probe() // nil when a layer lacks a projection
 		}
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x6c6f7261))
@@ -233,21 +244,64 @@ func (a *Adapter) Check(m *model.Model) error {
 	return nil
 }
 
-// BaseWarning returns a warning when the adapter records its base's
-// fingerprint (BaseFingerprint) and m's differs, "" otherwise: m is then
-// another encoding of the base (a GGUF conversion or quantisation, which
-// the adapter fits) or another model of the same shape (which it does not
-// fit, though its shapes match). Call it before merging into m.
-func (a *Adapter) BaseWarning(m *model.Model) string {
-	fp := a.Config.BaseFingerprint
-	if fp == "" {
-		return ""
+// Compat says whether the adapter can be applied to m. It can when m is
+// the model it was made for (the recorded BaseFingerprint), or the same
+// checkpoint in another encoding: a GGUF conversion or quantisation, with
+// the same architecture and tensor layout (BaseArch) and weights that
+// differ from the adapter's probe of its base (BaseProbe) by no more than
+// the two encodings explain (model.Probe.Compare). For quantised weights
+// the first result is a warning to show (the adapter was trained on other
+// values). Another model is an error naming the adapter's folder, its base
+// and the model.
+//
+// An adapter that records no probe (PEFT's, or masque's older ones) cannot
+// tell another encoding from another model: it gets a warning when it
+// records a fingerprint and m's differs, and never an error. Shapes are
+// checked by Check (and Merge), not here.
+func (a *Adapter) Compat(m *model.Model) (warning string, err error) {
+	c := &a.Config
+	if c.BaseFingerprint == "" {
+		return "", nil
 	}
-	if got := m.Fingerprint(); got != fp {
-		return fmt.Sprintf("the LoRA adapter was made on %s (fingerprint %.16s…); model %s has fingerprint %.16s…: another encoding of that model, or another model",
-			a.Config.BaseModel, fp, m.Source(), got)
+	fp := m.Fingerprint()
+	if fp == c.BaseFingerprint {
+		return "", nil
 	}
-	return ""
+	if c.BaseProbe == nil || c.BaseArch == "" {
+		return fmt.Sprintf("the LoRA adapter %s was made on %s (fingerprint %.16s…); model %s has fingerprint %.16s…: another encoding of that model, or another model",
+			a.name(), c.BaseModel, c.BaseFingerprint, m.Source(), fp), nil
+	}
+	another := func(why string) error {
+		return fmt.Errorf("LoRA adapter %s was made for another model: %s (fingerprint %.16s…), not %s (fingerprint %.16s…)%s",
+			a.name(), c.BaseModel, c.BaseFingerprint, m.Source(), fp, why)
+	}
+	if m.ArchFingerprint() != c.BaseArch {
+		return "", another("; the architecture or tensor layout differs")
+	}
+	pm, err := c.BaseProbe.Compare(m)
+	if err != nil {
+		return "", fmt.Errorf("LoRA adapter %s: model %s: %v", a.name(), m.Source(), err)
+	}
+	if !pm.Fits {
+		return "", another("; its weight probe does not fit this model")
+	}
+	if !pm.Within {
+		return "", another(fmt.Sprintf("; same architecture, but its weights differ from the adapter's sample of its base by %.3g%% (an encoding of the same checkpoint would be within %.3g%%)", 100*pm.Rel, 100*pm.Tol))
+	}
+	if len(pm.Quantised) > 0 {
+		return fmt.Sprintf("the LoRA adapter %s was made on %s; %s holds the same checkpoint with weights quantised to %s (%.2g%% from the adapter's sample), so the adapter is applied to slightly different weights than it was trained on",
+			a.name(), c.BaseModel, m.Source(), strings.Join(pm.Quantised, ", "), 100*pm.Rel), nil
+	}
+	return "", nil
+}
+
+// name is the adapter's folder, or "in memory" for one not loaded from a
+// folder.
+func (a *Adapter) name() string {
+	if a.dir != "" {
+		return a.dir
+	}
+	return "(in memory)"
 }
 
 // Delta returns scale·B·A ([Out, In], row-major) of pair p, computed with k.
@@ -312,29 +366,31 @@ func (a *Adapter) Merged(m *model.Model) (*model.Model, error) {
 
 // peftConfig is adapter_config.json as PEFT writes it.
 type peftConfig struct {
-	AlphaPattern          map[string]any `json:"alpha_pattern"`
-	AutoMapping           any            `json:"auto_mapping"`
-	BaseModelNameOrPath   string         `json:"base_model_name_or_path"`
-	Bias                  string         `json:"bias"`
-	FanInFanOut           bool           `json:"fan_in_fan_out"`
-	InferenceMode         bool           `json:"inference_mode"`
-	InitLoraWeights       bool           `json:"init_lora_weights"`
-	LayersPattern         any            `json:"layers_pattern"`
-	LayersToTransform     []int          `json:"layers_to_transform"`
-	LoraAlpha             float64        `json:"lora_alpha"`
-	LoraDropout           float64        `json:"lora_dropout"`
-	ModulesToSave         any            `json:"modules_to_save"`
-	PeftType              string         `json:"peft_type"`
-	R                     int            `json:"r"`
-	RankPattern           map[string]any `json:"rank_pattern"`
-	Revision              any            `json:"revision"`
-	TargetModules         any            `json:"target_modules"`
-	TaskType              string         `json:"task_type"`
-	UseDora               bool           `json:"use_dora"`
-	UseRslora             bool           `json:"use_rslora"`
-	ProducedBy            string         `json:"masque_version,omitempty"`
-	BaseFingerprint       string         `json:"masque_base_fingerprint,omitempty"`
-	MasqueTrainingSummary map[string]any `json:"masque_training,omitempty"`
+	AlphaPattern          map[string]any  `json:"alpha_pattern"`
+	AutoMapping           any             `json:"auto_mapping"`
+	BaseModelNameOrPath   string          `json:"base_model_name_or_path"`
+	Bias                  string          `json:"bias"`
+	FanInFanOut           bool            `json:"fan_in_fan_out"`
+	InferenceMode         bool            `json:"inference_mode"`
+	InitLoraWeights       bool            `json:"init_lora_weights"`
+	LayersPattern         any             `json:"layers_pattern"`
+	LayersToTransform     []int           `json:"layers_to_transform"`
+	LoraAlpha             float64         `json:"lora_alpha"`
+	LoraDropout           float64         `json:"lora_dropout"`
+	ModulesToSave         any             `json:"modules_to_save"`
+	PeftType              string          `json:"peft_type"`
+	R                     int             `json:"r"`
+	RankPattern           map[string]any  `json:"rank_pattern"`
+	Revision              any             `json:"revision"`
+	TargetModules         any             `json:"target_modules"`
+	TaskType              string          `json:"task_type"`
+	UseDora               bool            `json:"use_dora"`
+	UseRslora             bool            `json:"use_rslora"`
+	ProducedBy            string          `json:"masque_version,omitempty"`
+	BaseFingerprint       string          `json:"masque_base_fingerprint,omitempty"`
+	BaseArch              string          `json:"masque_base_arch,omitempty"`
+	BaseProbe             json.RawMessage `json:"masque_base_probe,omitempty"` // a model.Probe
+	MasqueTrainingSummary map[string]any  `json:"masque_training,omitempty"`
 }
 
 // moduleName returns PEFT's target module name of p ("q_proj", …).
@@ -396,6 +452,13 @@ func marshalConfig(c Config, extra map[string]any) ([]byte, error) {
 		InitLoraWeights: true, LayersToTransform: c.Layers, LoraAlpha: c.Alpha, LoraDropout: c.Dropout, PeftType: "LORA",
 		R: c.Rank, RankPattern: map[string]any{}, TargetModules: mods, TaskType: "CAUSAL_LM", UseRslora: c.RSLoRA,
 		ProducedBy: "masque", BaseFingerprint: c.BaseFingerprint, MasqueTrainingSummary: extra,
+	}
+	if c.BaseArch != "" && c.BaseProbe != nil {
+		pj, err := json.Marshal(c.BaseProbe)
+		if err != nil {
+			return nil, err
+		}
+		pc.BaseArch, pc.BaseProbe = c.BaseArch, pj
 	}
 	out, err := json.MarshalIndent(pc, "", "  ")
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/quant"
 	"github.com/masque-ai/masque/randmodel"
@@ -14,7 +15,9 @@ import (
 // TestMaskOverQuantisedEncoding: a mask made on a Hugging Face folder runs
 // over that folder's Q8_0 GGUF conversion (written by masque): Open
 // accepts it with a warning, and the masked logits are those of the masked
-// folder up to the quantisation's error, far from the unmasked ones.
+// folder up to the quantisation's error, far from the unmasked ones. A
+// LoRA adapter made on the folder is accepted over the conversion too; both
+// are refused over another model.
 func TestMaskOverQuantisedEncoding(t *testing.T) {
 	dir := t.TempDir()
 	cfg := randmodel.Presets["tiny"]
@@ -86,5 +89,22 @@ func TestMaskOverQuantisedEncoding(t *testing.T) {
 	defer om.Close()
 	if _, err := Open(Spec{Name: "p", Mask: mpath}, om, ""); err == nil || !strings.Contains(err.Error(), mpath) || !strings.Contains(err.Error(), other) {
 		t.Errorf("a mask over another model: %v", err)
+	}
+
+	// So is a LoRA adapter made on the folder: accepted over its Q8_0
+	// conversion with a warning, refused over the other model.
+	ad, err := lora.New(hf, lora.Config{Rank: 2, Alpha: 4, Targets: []model.Proj{model.ProjV}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lpath := filepath.Join(dir, "lora")
+	if err := ad.Save(lpath, nil); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := Open(Spec{Name: "p", LoRA: lpath}, q8, ""); err != nil || !strings.Contains(o.Warning, "q8_0") || !strings.Contains(o.Warning, lpath) {
+		t.Errorf("a LoRA adapter over the q8_0 conversion of its base: %v", err)
+	}
+	if _, err := Open(Spec{Name: "p", LoRA: lpath}, om, ""); err == nil || !strings.Contains(err.Error(), lpath) || !strings.Contains(err.Error(), other) {
+		t.Errorf("a LoRA adapter over another model: %v", err)
 	}
 }

@@ -26,7 +26,8 @@ type Opened struct {
 	Checkpoint *checkpoint.Checkpoint
 	// Warning, when not empty, is to be shown: the mask was made on another
 	// encoding of the base, whose weights are quantised (mask.Compat), or
-	// the adapter records another base fingerprint (lora.BaseWarning).
+	// the adapter was made on another encoding of the base, or records
+	// another base fingerprint and no probe to tell (lora.Adapter.Compat).
 	Warning string
 	// Mask describes the persona's mask, from the mask file; nil without
 	// one.
@@ -102,7 +103,11 @@ func Open(spec Spec, base *model.Model, root string) (*Opened, error) {
 			if ad, err = lora.Load(spec.LoRA); err != nil {
 				return nil, err
 			}
-			if w := ad.BaseWarning(base); w != "" {
+			w, err := ad.Compat(base)
+			if err != nil {
+				return nil, fmt.Errorf("persona %s: %w", spec.Name, err)
+			}
+			if w != "" {
 				o.Warning = strings.TrimPrefix(o.Warning+"; "+w, "; ")
 			}
 		}

@@ -17,7 +17,8 @@ import (
 // that base and say so (not the default model, builtin:stories260K in these
 // tests). A mask made on a Hugging Face folder applies to that folder's
 // GGUF conversions (f16, q8_0: with a warning) written by masque convert
-// and quantize, and is refused, naming both files, on another model.
+// and quantize, and is refused, naming both files, on another model; so
+// is a LoRA adapter.
 func TestRecordedBase(t *testing.T) {
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
@@ -101,10 +102,19 @@ func TestRecordedBase(t *testing.T) {
 	if code != 0 || !noted(errs, filepath.Join(lo, "adapter_config.json")) || strings.Contains(errs, "warning") {
 		t.Fatalf("generate --lora without --model: exit %d, %s", code, errs)
 	}
-	// On another fingerprint (here the q8_0 quantisation), a warning.
+	// Over its f16 conversion, nothing to say; over its q8_0 quantisation, a
+	// warning; over another model of the same shape, an error.
+	code, _, errs = run(t, "", "generate", "--lora", lo, "--model", f16, "--prompt", "hello", "-n", "4", "--temperature", "0")
+	if code != 0 || strings.Contains(errs, "warning") {
+		t.Fatalf("generate --lora over the f16 conversion: exit %d, %s", code, errs)
+	}
 	code, _, errs = run(t, "", "generate", "--lora", lo, "--model", q8, "--prompt", "hello", "-n", "4", "--temperature", "0")
-	if code != 0 || !strings.Contains(errs, "warning: the LoRA adapter was made on "+a) {
-		t.Fatalf("generate --lora over another encoding: exit %d, %s", code, errs)
+	if code != 0 || !strings.Contains(errs, "warning: the LoRA adapter "+lo+" was made on "+a) || !strings.Contains(errs, "q8_0") {
+		t.Fatalf("generate --lora over the q8_0 quantisation: exit %d, %s", code, errs)
+	}
+	code, _, errs = run(t, "", "generate", "--lora", lo, "--model", b, "--prompt", "hello", "-n", "4", "--temperature", "0")
+	if code == 0 || !strings.Contains(errs, "another model") || !strings.Contains(errs, lo) || !strings.Contains(errs, b) {
+		t.Fatalf("generate --lora over another model: exit %d, %s", code, errs)
 	}
 
 	// A sculpt run folder's keep indices: run.json records the base.

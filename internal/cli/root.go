@@ -218,8 +218,11 @@ func (f *modelFlags) open() (*checkpoint.Checkpoint, error) {
 	if err == nil && f.lora != "" {
 		var a *lora.Adapter
 		if a, err = lora.Load(f.lora); err == nil {
-			f.warn(a.BaseWarning(ck.Model))
-			err = a.Merge(ck.Model)
+			var w string
+			if w, err = a.Compat(ck.Model); err == nil {
+				f.warn(w)
+				err = a.Merge(ck.Model)
+			}
 		}
 	}
 	if err != nil {
