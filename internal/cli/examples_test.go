@@ -382,6 +382,9 @@ var exampleRuns = map[string]*exampleRun{
 	"masque generate --model builtin:stories260K --prompt \"Once upon a time\"":                                                 {check: nonEmpty},
 	"masque generate --model ./Qwen2.5-0.5B-Instruct --chat --system \"You are a pirate.\" --prompt \"Hello\" --temperature 0":  {},
 	"masque generate --model ./Qwen2.5-0.5B-Instruct --chat --prompt \"Describe an NPC as JSON\" --json-schema npc.schema.json": {check: printed(`"name"`)},
+	// kjv.mask.safetensors is a mask of builtin:voices, which it opens.
+	"masque generate --mask kjv.mask.safetensors --persona kjv --prompt \"Who made the sea?\" --temperature 0": {add: words("-n 8"), check: nonEmpty},
+	"masque chat --mask kjv.mask.safetensors --persona kjv":                                                    {add: words("-n 8"), stdin: "Who made the sea?\n", check: nonEmpty},
 
 	// eval
 	"masque eval mc --model ./Qwen2.5-0.5B-Instruct --tests testdata/persona-evals/extraversion.jsonl --mask extro.safetensors --out extro.json": {stage: 1, check: wrote("extro.json")},

@@ -67,7 +67,7 @@ func (f *samplingFlags) options(ck *checkpoint.Checkpoint) generate.Options {
 
 func (e *env) generateCmd() *cobra.Command {
 	st := &generateRun{}
-	st.mf = modelFlags{withLoRA: true, withCache: true}
+	st.mf = modelFlags{withLoRA: true, withMask: true, withCache: true}
 	c := &cobra.Command{
 		Use:   "generate --prompt TEXT [flags]",
 		Short: "Generate text from a prompt, streaming",
@@ -87,11 +87,19 @@ it short).
 
 --hide-reasoning removes a leading <think>…</think> block (the reasoning trace
 of a style-rewrite model) from the output; streamed text is held back until
-the block closes.`,
+the block closes.
+
+--mask FILE applies a weight mask (written by masque subnet or masque sculpt)
+per sequence over the model, as serve applies a persona's mask: the output is
+that of the masked model that masque mask apply would export, without
+writing it. Without --model the base the mask records is opened; a model
+other than that base (or one of its GGUF conversions) is refused. With --lora
+too, the adapter's correction is added to the masked projections.`,
 		Example: `  masque generate --persona devil --prompt "Define: PEACE." --temperature 0
   masque generate --model builtin:stories260K --prompt "Once upon a time"
   masque generate --model ./Qwen2.5-0.5B-Instruct --chat --system "You are a pirate." --prompt "Hello" --temperature 0
-  masque generate --model ./Qwen2.5-0.5B-Instruct --chat --prompt "Describe an NPC as JSON" --json-schema npc.schema.json`,
+  masque generate --model ./Qwen2.5-0.5B-Instruct --chat --prompt "Describe an NPC as JSON" --json-schema npc.schema.json
+  masque generate --mask kjv.mask.safetensors --persona kjv --prompt "Who made the sea?" --temperature 0`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return e.runGenerate(cmd, st) },
 	}
@@ -161,7 +169,7 @@ func (e *env) runGenerate(cmd *cobra.Command, st *generateRun) error {
 			return err
 		}
 	}
-	res, err := generate.Generate(cmd.Context(), ck.Model, generate.FromTokenizer(ck.Tokenizer), ids, o, onText)
+	res, err := generate.Generate(cmd.Context(), st.mf.run(ck), generate.FromTokenizer(ck.Tokenizer), ids, o, onText)
 	if err != nil {
 		return err
 	}
@@ -234,16 +242,22 @@ func printStats(e *env, res *generate.Result) {
 
 func (e *env) chatCmd() *cobra.Command {
 	st := &chatRun{}
-	st.mf = modelFlags{withLoRA: true, withCache: true}
+	st.mf = modelFlags{withLoRA: true, withMask: true, withCache: true}
 	c := &cobra.Command{
 		Use:   "chat [--system TEXT | --persona VOICE]",
 		Short: "Chat with a model interactively (streaming)",
 		Long: `Chat with a model. Each line you type is a user message; the reply streams
 back. The conversation is rendered with the model's chat template, and the KV
 cache is reused between turns. Commands: /reset clears the conversation, /exit quits.
---persona NAME takes the system prompt of a voice of builtin:voices.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return e.runChat(cmd, st) },
+--persona NAME takes the system prompt of a voice of builtin:voices.
+
+--mask FILE applies a weight mask (written by masque subnet or masque sculpt)
+per sequence over the model, as serve applies a persona's mask; without
+--model the base the mask records is opened, and another model is refused.
+With --lora too, the adapter's correction is added to the masked projections.`,
+		Example: `  masque chat --mask kjv.mask.safetensors --persona kjv`,
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, args []string) error { return e.runChat(cmd, st) },
 	}
 	st.mf.register(c)
 	st.sf.register(c, 512)
@@ -281,7 +295,7 @@ func (e *env) runChat(cmd *cobra.Command, st *chatRun) error {
 		}
 	}
 	reset()
-	sess := generate.NewSession(ck.Model, 0) // reuses the cached prefix between turns
+	sess := generate.NewSession(st.mf.run(ck), 0) // reuses the cached prefix between turns
 	in := bufio.NewScanner(e.stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<20)
 	fmt.Fprintf(e.stderr, "masque chat with %s: type a message, /reset or /exit\n", ck.Path)

@@ -19,7 +19,9 @@ import (
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/internal/atomicfile"
 	"github.com/masque-ai/masque/lora"
+	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
+	"github.com/masque-ai/masque/persona"
 )
 
 // Main runs the masque CLI and returns the process exit code.
@@ -97,6 +99,11 @@ type modelFlags struct {
 	tokenizer string
 	lora      string
 	withLoRA  bool
+	// withMask adds --mask: a weight mask applied per sequence over the
+	// model (see open and run).
+	withMask bool
+	mask     string
+	masked   *model.Model // the view open makes for --mask, or nil
 	// withCache adds --cache-type-k and --cache-type-v: the KV cache types
 	// open sets on the model.
 	withCache      bool
@@ -179,6 +186,9 @@ func (f *modelFlags) register(c *cobra.Command) {
 	if f.withLoRA {
 		c.Flags().StringVar(&f.lora, "lora", "", "LoRA adapter folder (PEFT adapter_model.safetensors + adapter_config.json) merged into the model (without --model, into the base its base_model_name_or_path records)")
 	}
+	if f.withMask {
+		c.Flags().StringVar(&f.mask, "mask", "", "weight mask (a .safetensors file written by masque subnet or sculpt) applied per sequence over the model, as serve applies a persona's (without --model, over the base it records)")
+	}
 	if f.withCache {
 		names := strings.Join(model.CacheTypeNames, ", ")
 		c.Flags().StringVar(&f.cacheK, "cache-type-k", "f32", "KV cache type of the keys, as llama.cpp's: "+names)
@@ -198,11 +208,18 @@ func (f *modelFlags) cacheType() (model.CacheType, error) {
 	return ct, nil
 }
 
+// open opens the model the flags name (see choose), with its KV cache
+// type set and the --lora adapter merged into it. With --mask, the mask and
+// the adapter are not merged: both are checked against the model
+// (mask.Compat, lora.Adapter.Compat; their warnings are printed) and
+// applied per sequence by the view that run returns, as serve applies a
+// persona's (the adapter's correction added to the masked projection).
 func (f *modelFlags) open() (*checkpoint.Checkpoint, error) {
 	ct, err := f.cacheType()
 	if err != nil {
 		return nil, err
 	}
+	f.basedOn(mask.ReadBase, f.mask)
 	name, recorded, err := f.choose()
 	if err != nil {
 		return nil, err
@@ -215,21 +232,60 @@ func (f *modelFlags) open() (*checkpoint.Checkpoint, error) {
 		return ck, err
 	}
 	err = ck.Model.SetCacheType(ct)
-	if err == nil && f.lora != "" {
-		var a *lora.Adapter
-		if a, err = lora.Load(f.lora); err == nil {
-			var w string
-			if w, err = a.Compat(ck.Model); err == nil {
-				f.warn(w)
-				err = a.Merge(ck.Model)
-			}
-		}
+	if err == nil {
+		err = f.apply(ck.Model)
 	}
 	if err != nil {
 		ck.Close()
 		return nil, err
 	}
 	return ck, nil
+}
+
+// apply checks --lora and --mask against m and applies them (see open).
+func (f *modelFlags) apply(m *model.Model) error {
+	var a *lora.Adapter
+	if f.lora != "" {
+		var err error
+		if a, err = lora.Load(f.lora); err != nil {
+			return err
+		}
+		w, err := a.Compat(m)
+		if err != nil {
+			return err
+		}
+		f.warn(w)
+	}
+	if f.mask == "" {
+		if a != nil {
+			return a.Merge(m)
+		}
+		return nil
+	}
+	mk, err := mask.Load(f.mask)
+	if err != nil {
+		return err
+	}
+	w, err := mk.Compat(m)
+	if err != nil {
+		return err
+	}
+	f.warn(w)
+	ov, err := persona.NewOverlay(m, mk, a)
+	if err != nil {
+		return err
+	}
+	f.masked = ov.Model()
+	return nil
+}
+
+// run is the model to run: ck.Model, or with --mask the view of it that
+// applies the mask (and --lora) per sequence.
+func (f *modelFlags) run(ck *checkpoint.Checkpoint) *model.Model {
+	if f.masked != nil {
+		return f.masked
+	}
+	return ck.Model
 }
 
 func (f *modelFlags) openText() (*checkpoint.Checkpoint, error) {
