@@ -80,8 +80,10 @@ type CardBookEntry struct {
 	Position any `json:"position"`
 	// Extensions are SillyTavern's settings (position, depth, role,
 	// selectiveLogic, scan_depth, case_sensitive, match_whole_words,
-	// exclude_recursion, prevent_recursion, delay_until_recursion); values
-	// of another type than SillyTavern writes are ignored.
+	// exclude_recursion, prevent_recursion, delay_until_recursion,
+	// probability and useProbability, group, group_override, group_weight,
+	// sticky, cooldown, delay); values of another type than SillyTavern
+	// writes, or out of range, are ignored.
 	Extensions map[string]any `json:"extensions"`
 }
 
@@ -152,9 +154,31 @@ func (e *CardBookEntry) entry() LoreEntry {
 	for _, f := range []struct {
 		name string
 		to   *bool
-	}{{"exclude_recursion", &le.ExcludeRecursion}, {"prevent_recursion", &le.PreventRecursion}, {"delay_until_recursion", &le.DelayUntilRecursion}} {
+	}{{"exclude_recursion", &le.ExcludeRecursion}, {"prevent_recursion", &le.PreventRecursion}, {"delay_until_recursion", &le.DelayUntilRecursion},
+		{"group_override", &le.GroupOverride}} {
 		if b := e.extBool(f.name); b != nil {
 			*f.to = *b
+		}
+	}
+	// SillyTavern rolls the probability only with useProbability on (its
+	// default for entries that do not say).
+	if p, ok := e.extInt("probability"); ok && p >= 0 && p < 100 {
+		if u := e.extBool("useProbability"); u == nil || *u {
+			le.Probability = &p
+		}
+	}
+	if g, ok := e.Extensions["group"].(string); ok && len(g) <= MaxLoreKeyLen {
+		le.Group = g
+	}
+	if w, ok := e.extInt("group_weight"); ok && w >= 1 && w <= MaxGroupWeight {
+		le.GroupWeight = &w
+	}
+	for _, f := range []struct {
+		name string
+		to   *int
+	}{{"sticky", &le.Sticky}, {"cooldown", &le.Cooldown}, {"delay", &le.Delay}} {
+		if v, ok := e.extInt(f.name); ok && v >= 0 && v <= MaxScanDepth {
+			*f.to = v
 		}
 	}
 	return le

@@ -1,7 +1,10 @@
 package persona
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -33,7 +36,8 @@ import (
 //     excludes recursion is never activated by other entries' contents; one
 //     delayed until recursion is activated only by them.
 //   - Token budget (TokenBudget > 0, in tokens of the model's tokenizer):
-//     the activated entries are taken constant ones first, then by priority
+//     the activated entries are taken sticky ones first (see timed effects
+//     below), then constant ones, then by priority
 //     (Priority, or InsertionOrder when it has none), highest first, entries
 //     of an earlier pass before those of later ones; when the next entry does
 //     not fit in what is left, no further entry is taken.
@@ -41,13 +45,35 @@ import (
 //     first, and go before or after the character's definitions, before or
 //     after the example dialogue (as example blocks), or into the
 //     conversation at a depth, as messages of a role.
+//   - Inclusion groups: among the entries that one pass activates, those
+//     of one group (Group names one or several, comma-separated) give
+//     one: the group's sticky entries if it has any (see below), none when
+//     an earlier pass already inserted an entry of the group, else the
+//     GroupOverride entry of highest InsertionOrder, else one drawn at
+//     random with probability proportional to GroupWeight (default 100).
+//   - Probability: an activated entry with a Probability below 100 is
+//     then inserted only with that chance (in percent); one that fails is
+//     not tried again in later passes.
+//   - Timed effects, counted in messages (the length of messages): an
+//     entry with Sticky N activated when the conversation had L messages
+//     stays active, keys, probability and cooldown aside, while it has up
+//     to L+N; one with Cooldown N cannot activate in the N messages after
+//     it was activated or, with Sticky, after its stickiness ended; one
+//     with Delay N cannot activate before the conversation has N messages.
 //
-// Not supported: SillyTavern's probability, inclusion groups, timed effects
-// (sticky, cooldown, delay), minimum activations, Author's Note and outlet
-// positions (entries placed there are activated but not inserted, as
-// SillyTavern does when the Author's Note is off), vector matching and the
-// V3 spec's @@decorators. A V3 card's use_regex is not needed: as in
-// SillyTavern, a key is a regular expression by its /…/ form.
+// Activate is a pure function of the conversation: the random draws
+// (probability and inclusion groups) are seeded by a hash of the messages
+// up to the point evaluated (FNV-1a of their texts; the request's sampling
+// seed does not enter), so a conversation always calls up the same lore,
+// and the state of timed effects is derived by evaluating the book again
+// at each of the last LoreHistory lengths of the conversation (the
+// activations that SillyTavern would have recorded), not kept on a server.
+//
+// Not supported: SillyTavern's group scoring, minimum activations, Author's
+// Note and outlet positions (entries placed there are activated but not
+// inserted, as SillyTavern does when the Author's Note is off), vector
+// matching and the V3 spec's @@decorators. A V3 card's use_regex is not
+// needed: as in SillyTavern, a key is a regular expression by its /…/ form.
 type Lorebook struct {
 	// ScanDepth is how many of the latest messages are searched for keys
 	// (DefaultScanDepth when not set; 0 searches none).
@@ -119,6 +145,26 @@ type LoreEntry struct {
 	// Role is an at_depth entry's role: "system" (the default), "user" or
 	// "assistant".
 	Role string `json:"role,omitempty" yaml:"role,omitempty"`
+	// Probability, when set below 100, is the chance in percent (0 to 100)
+	// that the entry, once activated, is inserted (SillyTavern's
+	// probability with useProbability on).
+	Probability *int `json:"probability,omitempty" yaml:"probability,omitempty"`
+	// Group names the entry's inclusion groups (comma-separated): of the
+	// entries of a group that activate together, one is inserted.
+	Group string `json:"group,omitempty" yaml:"group,omitempty"`
+	// GroupOverride makes the entry its groups' choice when it activates
+	// (among several, the one of highest InsertionOrder).
+	GroupOverride bool `json:"group_override,omitempty" yaml:"group_override,omitempty"`
+	// GroupWeight is the entry's weight in its groups' random choice
+	// (default 100).
+	GroupWeight *int `json:"group_weight,omitempty" yaml:"group_weight,omitempty"`
+	// Sticky, Cooldown and Delay are timed effects, in messages (see
+	// Lorebook): stay active Sticky messages after activating; do not
+	// activate for Cooldown messages after that; do not activate before
+	// the conversation has Delay messages.
+	Sticky   int `json:"sticky,omitempty" yaml:"sticky,omitempty"`
+	Cooldown int `json:"cooldown,omitempty" yaml:"cooldown,omitempty"`
+	Delay    int `json:"delay,omitempty" yaml:"delay,omitempty"`
 }
 
 // DefaultScanDepth is the messages scanned when a lorebook sets no depth
@@ -137,7 +183,18 @@ const (
 	MaxScanDepth   = 1000
 	// MaxLoreBudget bounds a token budget.
 	MaxLoreBudget = 1 << 24
+	// MaxGroupWeight bounds an inclusion group weight.
+	MaxGroupWeight = 1 << 20
 )
+
+// DefaultGroupWeight is an entry's weight in its inclusion groups when it
+// gives none (SillyTavern's default).
+const DefaultGroupWeight = 100
+
+// LoreHistory is how many of a conversation's latest lengths Activate
+// evaluates the book at to derive the state of timed effects (sticky,
+// cooldown): activations before them are not seen.
+const LoreHistory = 256
 
 // LoreMatchTime bounds the time that one activation spends matching
 // regular-expression keys: a key that has not matched when it runs out
@@ -208,6 +265,23 @@ func (b *Lorebook) validate() error {
 		if d := e.ScanDepth; d != nil && (*d < 0 || *d > MaxScanDepth) {
 			return fmt.Errorf("lorebook: entry %d: scan_depth %d outside [0, %d]", i+1, *d, MaxScanDepth)
 		}
+		if p := e.Probability; p != nil && (*p < 0 || *p > 100) {
+			return fmt.Errorf("lorebook: entry %d: probability %d outside [0, 100]", i+1, *p)
+		}
+		if w := e.GroupWeight; w != nil && (*w < 1 || *w > MaxGroupWeight) {
+			return fmt.Errorf("lorebook: entry %d: group_weight %d outside [1, %d]", i+1, *w, MaxGroupWeight)
+		}
+		if len(e.Group) > MaxLoreKeyLen {
+			return fmt.Errorf("lorebook: entry %d: group is %d bytes; the limit is %d", i+1, len(e.Group), MaxLoreKeyLen)
+		}
+		for _, f := range []struct {
+			name string
+			v    int
+		}{{"sticky", e.Sticky}, {"cooldown", e.Cooldown}, {"delay", e.Delay}} {
+			if f.v < 0 || f.v > MaxScanDepth {
+				return fmt.Errorf("lorebook: entry %d: %s %d outside [0, %d]", i+1, f.name, f.v, MaxScanDepth)
+			}
+		}
 	}
 	return nil
 }
@@ -244,7 +318,8 @@ type Lore struct {
 // oldest first) call up. expand, if not nil, expands the macros of keys and
 // contents (Spec.Expand); count, if not nil, counts a text's tokens (the
 // model's tokenizer) for the token budget; nil counts bytes, which is at
-// least the tokens of byte-level tokenizers.
+// least the tokens of byte-level tokenizers. The result depends on
+// messages only (see Lorebook for the random draws and timed effects).
 func (b *Lorebook) Activate(messages []string, expand func(string) string, count func(string) int) Lore {
 	var out Lore
 	if b == nil || len(b.Entries) == 0 {
@@ -256,82 +331,37 @@ func (b *Lorebook) Activate(messages []string, expand func(string) string, count
 	if count == nil {
 		count = func(s string) int { return len(s) }
 	}
-	sc := &scanner{book: b, messages: messages, texts: map[int]*scanText{}, deadline: time.Now().Add(LoreMatchTime)}
-	entries := make([]*loreState, len(b.Entries))
+	a := &activation{book: b, expand: expand, count: count, entries: make([]*loreState, len(b.Entries)), timed: make([]timedState, len(b.Entries))}
+	timed := false
 	for i, e := range b.Entries {
 		if e.Disabled || strings.TrimSpace(e.Content) == "" {
 			continue
 		}
-		entries[i] = sc.compile(e, expand)
+		a.entries[i] = b.compile(e, expand)
+		timed = timed || e.Sticky > 0 || e.Cooldown > 0
 	}
-	recursive := b.RecursiveScanning == nil || *b.RecursiveScanning
-	var recursion []string // contents that the next pass scans
-	active := make([]bool, len(b.Entries))
-	contents := make([]string, len(b.Entries))
-	var taken []int
-	used := 0
-	for pass := 0; ; pass++ {
-		var on []int
-		for i, st := range entries {
-			if st == nil || active[i] {
-				continue
-			}
-			e := &b.Entries[i]
-			if e.Constant {
-				if pass == 0 {
-					on = append(on, i)
-				}
-				continue
-			}
-			if pass == 0 && e.DelayUntilRecursion {
-				continue
-			}
-			text := sc.text(e)
-			if pass > 0 && !e.ExcludeRecursion {
-				text = text.with(recursion)
-			}
-			if st.matches(text) {
-				on = append(on, i)
-			}
-		}
-		if len(on) == 0 {
-			break
-		}
-		// Under a budget: constant entries first, then the highest
-		// priority.
-		slices.SortStableFunc(on, func(x, y int) int {
-			ex, ey := &b.Entries[x], &b.Entries[y]
-			if ex.Constant != ey.Constant {
-				if ex.Constant {
-					return -1
-				}
-				return 1
-			}
-			return ey.rank() - ex.rank()
-		})
-		var added []string
-		for _, i := range on {
-			c := strings.TrimSpace(expand(b.Entries[i].Content))
-			if b.TokenBudget > 0 {
-				n := count(c)
-				if used+n > b.TokenBudget {
-					out.Overflow = true
-					break
-				}
-				used += n
-			}
-			active[i] = true
-			contents[i] = c
-			taken = append(taken, i)
-			if !b.Entries[i].PreventRecursion {
-				added = append(added, c)
-			}
-		}
-		if out.Overflow || !recursive || len(added) == 0 {
-			break
-		}
-		recursion = append(recursion, added...)
+	// The seed of the evaluation at each length: a hash of the messages
+	// up to it.
+	n := len(messages)
+	seeds := make([]uint64, n+1)
+	h := fnv.New64a()
+	seeds[0] = h.Sum64()
+	for i, m := range messages {
+		var l [8]byte
+		binary.LittleEndian.PutUint64(l[:], uint64(len(m)))
+		h.Write(l[:])
+		h.Write([]byte(m))
+		seeds[i+1] = h.Sum64()
 	}
+	if timed {
+		// The earlier lengths share one time for regular expressions.
+		deadline := time.Now().Add(LoreMatchTime)
+		for L := max(1, n-LoreHistory); L < n; L++ {
+			a.eval(messages[:L], seeds[L], deadline)
+		}
+	}
+	taken, contents, overflow := a.eval(messages, seeds[n], time.Now().Add(LoreMatchTime))
+	out.Overflow = overflow
 	slices.SortStableFunc(taken, func(x, y int) int {
 		if d := b.Entries[x].InsertionOrder - b.Entries[y].InsertionOrder; d != 0 {
 			return d
@@ -372,6 +402,252 @@ func (b *Lorebook) Activate(messages []string, expand func(string) string, count
 	slices.SortStableFunc(out.AtDepth, func(x, y LoreInsert) int { return y.Depth - x.Depth })
 	out.BeforeChar, out.AfterChar = strings.Join(bc, "\n"), strings.Join(ac, "\n")
 	return out
+}
+
+// activation is a book being evaluated along a conversation.
+type activation struct {
+	book    *Lorebook
+	expand  func(string) string
+	count   func(string) int
+	entries []*loreState // compiled keys; nil for entries never inserted
+	timed   []timedState
+}
+
+// timedState is an entry's timed effects after its last activation at a
+// conversation length: sticky while the length is at most stickyUntil,
+// cooling down (unless sticky) while it is at most coolUntil.
+type timedState struct {
+	set                    bool
+	stickyUntil, coolUntil int
+}
+
+// eval evaluates the book on messages (the conversation up to some
+// length), with random draws seeded by seed, and records the timed effects
+// of what it inserts. It returns the inserted entries in the order taken,
+// their expanded contents by index, and whether the budget left one out.
+func (a *activation) eval(messages []string, seed uint64, deadline time.Time) (taken []int, contents []string, overflow bool) {
+	b := a.book
+	L := len(messages)
+	sc := &scanner{book: b, messages: messages, texts: map[int]*scanText{}, deadline: deadline}
+	sticky := make([]bool, len(b.Entries))
+	blocked := make([]bool, len(b.Entries)) // cooling down or delayed
+	for i, e := range b.Entries {
+		t := a.timed[i]
+		sticky[i] = t.set && L <= t.stickyUntil
+		blocked[i] = !sticky[i] && (t.set && L <= t.coolUntil || L < e.Delay)
+	}
+	recursive := b.RecursiveScanning == nil || *b.RecursiveScanning
+	var recursion []string // contents that the next pass scans
+	active := make([]bool, len(b.Entries))
+	failed := make([]bool, len(b.Entries)) // failed their probability
+	contents = make([]string, len(b.Entries))
+	used := 0
+	for pass := 0; ; pass++ {
+		var on []int
+		for i, st := range a.entries {
+			if st == nil || active[i] || failed[i] || blocked[i] {
+				continue
+			}
+			e := &b.Entries[i]
+			if e.Constant || sticky[i] {
+				if pass == 0 {
+					on = append(on, i)
+				}
+				continue
+			}
+			if pass == 0 && e.DelayUntilRecursion {
+				continue
+			}
+			text := sc.text(e)
+			if pass > 0 && !e.ExcludeRecursion {
+				text = text.with(recursion)
+			}
+			if st.matches(sc, text) {
+				on = append(on, i)
+			}
+		}
+		if len(on) == 0 {
+			break
+		}
+		// Under a budget: sticky entries first, then constant ones, then
+		// the highest priority.
+		slices.SortStableFunc(on, func(x, y int) int {
+			if sticky[x] != sticky[y] {
+				if sticky[x] {
+					return -1
+				}
+				return 1
+			}
+			ex, ey := &b.Entries[x], &b.Entries[y]
+			if ex.Constant != ey.Constant {
+				if ex.Constant {
+					return -1
+				}
+				return 1
+			}
+			return ey.rank() - ex.rank()
+		})
+		on = a.groups(on, active, sticky, seed, pass)
+		var added []string
+		for _, i := range on {
+			e := &b.Entries[i]
+			if p := e.Probability; p != nil && *p < 100 && !sticky[i] && !(draw(seed, uint64(i), 0)*100 < float64(*p)) {
+				failed[i] = true
+				continue
+			}
+			c := strings.TrimSpace(a.expand(e.Content))
+			if b.TokenBudget > 0 {
+				n := a.count(c)
+				if used+n > b.TokenBudget {
+					overflow = true
+					break
+				}
+				used += n
+			}
+			active[i] = true
+			contents[i] = c
+			taken = append(taken, i)
+			if !e.PreventRecursion {
+				added = append(added, c)
+			}
+		}
+		if overflow || !recursive || len(added) == 0 {
+			break
+		}
+		recursion = append(recursion, added...)
+	}
+	for _, i := range taken {
+		if e := &b.Entries[i]; !sticky[i] && (e.Sticky > 0 || e.Cooldown > 0) {
+			a.timed[i] = timedState{set: true, stickyUntil: L + e.Sticky, coolUntil: L + e.Sticky + e.Cooldown}
+		}
+	}
+	return taken, contents, overflow
+}
+
+// groups applies inclusion groups to on, the entries a pass activates (in
+// budget order): of each group's entries, one stays (see Lorebook).
+func (a *activation) groups(on []int, active, sticky []bool, seed uint64, pass int) []int {
+	b := a.book
+	var names []string
+	members := map[string][]int{}
+	for _, i := range on {
+		for _, g := range groupNames(b.Entries[i].Group) {
+			if _, ok := members[g]; !ok {
+				names = append(names, g)
+			}
+			members[g] = append(members[g], i)
+		}
+	}
+	if len(names) == 0 {
+		return on
+	}
+	removed := map[int]bool{}
+	for _, g := range names {
+		var group []int
+		for _, i := range members[g] {
+			if !removed[i] {
+				group = append(group, i)
+			}
+		}
+		if len(group) == 0 {
+			continue // its entries lost in another group
+		}
+		if slices.ContainsFunc(group, func(i int) bool { return sticky[i] }) {
+			for _, i := range group {
+				if !sticky[i] {
+					removed[i] = true
+				}
+			}
+			continue
+		}
+		keep := -1 // none of the group
+		if !a.groupIn(g, active) {
+			keep = a.choose(group, g, seed, pass)
+		}
+		for _, i := range group {
+			if i != keep {
+				removed[i] = true
+			}
+		}
+	}
+	return slices.DeleteFunc(on, func(i int) bool { return removed[i] })
+}
+
+// groupIn reports whether an entry of group g is already inserted.
+func (a *activation) groupIn(g string, active []bool) bool {
+	for j, e := range a.book.Entries {
+		if active[j] && slices.Contains(groupNames(e.Group), g) {
+			return true
+		}
+	}
+	return false
+}
+
+// choose returns the entry that group g (its activated entries, not
+// empty) keeps: the override entry of highest insertion order, else one
+// drawn by weight.
+func (a *activation) choose(group []int, g string, seed uint64, pass int) int {
+	b := a.book
+	keep := -1
+	for _, i := range group {
+		if e := &b.Entries[i]; e.GroupOverride && (keep < 0 || e.InsertionOrder > b.Entries[keep].InsertionOrder) {
+			keep = i
+		}
+	}
+	if keep >= 0 {
+		return keep
+	}
+	if len(group) == 1 {
+		return group[0]
+	}
+	total := 0
+	for _, i := range group {
+		total += b.Entries[i].groupWeight()
+	}
+	r := draw(seed, uint64(pass), 1, g) * float64(total)
+	sum := 0
+	for _, i := range group {
+		sum += b.Entries[i].groupWeight()
+		if r < float64(sum) {
+			return i
+		}
+	}
+	return group[len(group)-1]
+}
+
+// groupNames splits an entry's Group into its names.
+func groupNames(g string) []string {
+	var out []string
+	for _, n := range strings.Split(g, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// groupWeight is the entry's weight in its groups' random choice.
+func (e *LoreEntry) groupWeight() int {
+	if e.GroupWeight != nil {
+		return *e.GroupWeight
+	}
+	return DefaultGroupWeight
+}
+
+// draw is a number in [0, 1) determined by the evaluation's seed, what is
+// drawn (kind: 0 an entry's probability, 1 a group's choice), an index
+// (the entry, or the pass) and, for a group, its name.
+func draw(seed, index, kind uint64, name ...string) float64 {
+	h := fnv.New64a()
+	var b [24]byte
+	binary.LittleEndian.PutUint64(b[0:], seed)
+	binary.LittleEndian.PutUint64(b[8:], index)
+	binary.LittleEndian.PutUint64(b[16:], kind)
+	h.Write(b[:])
+	for _, n := range name {
+		h.Write([]byte(n))
+	}
+	return rand.New(rand.NewPCG(h.Sum64(), 0x6c6f7265)).Float64()
 }
 
 // rank is the entry's priority under a token budget.
@@ -429,7 +705,6 @@ func (t *scanText) with(more []string) *scanText {
 
 // loreState is an entry's keys, ready to match.
 type loreState struct {
-	sc        *scanner
 	primary   []loreKey
 	secondary []loreKey
 	logic     string
@@ -444,12 +719,12 @@ type loreKey struct {
 }
 
 // compile prepares entry e's keys.
-func (sc *scanner) compile(e LoreEntry, expand func(string) string) *loreState {
-	cs := sc.book.CaseSensitive
+func (b *Lorebook) compile(e LoreEntry, expand func(string) string) *loreState {
+	cs := b.CaseSensitive
 	if e.CaseSensitive != nil {
 		cs = *e.CaseSensitive
 	}
-	ww := sc.book.MatchWholeWords == nil || *sc.book.MatchWholeWords
+	ww := b.MatchWholeWords == nil || *b.MatchWholeWords
 	if e.MatchWholeWords != nil {
 		ww = *e.MatchWholeWords
 	}
@@ -472,7 +747,7 @@ func (sc *scanner) compile(e LoreEntry, expand func(string) string) *loreState {
 		}
 		return out
 	}
-	st := &loreState{sc: sc, primary: keys(e.Keys), logic: e.SelectiveLogic}
+	st := &loreState{primary: keys(e.Keys), logic: e.SelectiveLogic}
 	if e.Selective {
 		st.secondary = keys(e.SecondaryKeys)
 	}
@@ -540,8 +815,8 @@ func parseRegexKey(k string) *regexp2.Regexp {
 }
 
 // matches reports whether the entry's keys activate it on t.
-func (st *loreState) matches(t *scanText) bool {
-	if !slices.ContainsFunc(st.primary, func(k loreKey) bool { return st.sc.match(k, t) }) {
+func (st *loreState) matches(sc *scanner, t *scanText) bool {
+	if !slices.ContainsFunc(st.primary, func(k loreKey) bool { return sc.match(k, t) }) {
 		return false
 	}
 	if len(st.secondary) == 0 {
@@ -549,7 +824,7 @@ func (st *loreState) matches(t *scanText) bool {
 	}
 	n := 0
 	for _, k := range st.secondary {
-		if st.sc.match(k, t) {
+		if sc.match(k, t) {
 			n++
 		}
 	}
