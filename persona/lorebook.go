@@ -198,7 +198,8 @@ const LoreHistory = 256
 
 // LoreMatchTime bounds the time that one activation spends matching
 // regular-expression keys: a key that has not matched when it runs out
-// does not match.
+// does not match. A book with timed effects has it twice: once for the
+// conversation, once for all the earlier lengths evaluated before it.
 var LoreMatchTime = 250 * time.Millisecond
 
 // Selective logics.
