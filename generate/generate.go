@@ -230,13 +230,8 @@ func GenerateWithCache(ctx context.Context, m *model.Model, cache *model.Cache, 
 // a Decoder for everything else. before holds the ids already in the
 // cache (if known) for the repetition penalty.
 func run(ctx context.Context, m *model.Model, cache *model.Cache, tok Tokenizer, before, prompt []int, o Options, onText func(string) error) (*Result, error) {
-	if o.Logprobs < 0 || o.Logprobs > MaxLogprobs {
-		return nil, fmt.Errorf("generate: logprobs %d outside [0,%d]", o.Logprobs, MaxLogprobs)
-	}
-	for _, s := range o.Stop {
-		if s != "" && tok == nil {
-			return nil, errors.New("generate: stop strings need a tokenizer")
-		}
+	if err := checkOptions(tok, o); err != nil {
+		return nil, fmt.Errorf("generate: %w", err)
 	}
 	if n := cache.Len() + len(prompt); n > cache.Max() {
 		return nil, fmt.Errorf("generate: prompt of %d tokens after %d cached ones exceeds the context length %d", len(prompt), cache.Len(), cache.Max())
