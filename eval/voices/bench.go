@@ -488,30 +488,41 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	total := len(rep.Items)
 	for pass, stage := range []string{"greedy", "sampled"} {
-		for i := range rep.Items {
-			it := &rep.Items[i]
-			sys := turns[i].sys
-			if cfg.System != nil {
-				sys = *cfg.System
+		// The items are answered in fixed chunks of answerChunk, by index,
+		// whatever the caches hold (see answerChunk).
+		for lo := 0; lo < total; lo += answerChunk {
+			hi := min(lo+answerChunk, total)
+			qs := make([]question, hi-lo)
+			for i := lo; i < hi; i++ {
+				it := &rep.Items[i]
+				sys := turns[i].sys
+				if cfg.System != nil {
+					sys = *cfg.System
+				}
+				o := generate.Options{MaxTokens: cfg.MaxTokens}
+				if pass == 1 {
+					o.Temperature = cfg.Temperature
+					o.Seed = itemSeed(cfg.Seed, it.Voice+"\x00"+it.ID)
+				}
+				qs[i-lo] = question{voice: it.Voice, row: it.ID, system: sys, user: turns[i].user, o: o}
 			}
-			o := generate.Options{MaxTokens: cfg.MaxTokens}
-			if pass == 1 {
-				o.Temperature = cfg.Temperature
-				o.Seed = itemSeed(cfg.Seed, it.Voice+"\x00"+it.ID)
-			}
-			a, err := g.answer(ctx, sys, turns[i].user, o)
+			answers, err := g.answers(ctx, qs)
 			if err != nil {
-				return nil, fmt.Errorf("voices: %s, row %s: %w", it.Voice, it.ID, err)
+				return nil, err
 			}
-			pr := g.cl.predict(a.Text)
-			a.Voice = pr.Name(cl.Voices)
-			a.POwn = pr.Posterior[cl.VoiceIndex(it.Voice)]
-			if pass == 0 {
-				it.Greedy = a
-			} else {
-				it.T08 = a
+			for i := lo; i < hi; i++ {
+				it := &rep.Items[i]
+				a := answers[i-lo]
+				pr := g.cl.predict(a.Text)
+				a.Voice = pr.Name(cl.Voices)
+				a.POwn = pr.Posterior[cl.VoiceIndex(it.Voice)]
+				if pass == 0 {
+					it.Greedy = a
+				} else {
+					it.T08 = a
+				}
+				progress(stage, i+1, total)
 			}
-			progress(stage, i+1, total)
 		}
 	}
 
@@ -631,37 +642,84 @@ func messages(system, user, answer string) []chattemplate.Message {
 	return msgs
 }
 
-// answer generates the model's answer to user after system.
-func (g *runner) answer(ctx context.Context, system, user string, o generate.Options) (Answer, error) {
-	opt, _ := json.Marshal(o)
-	key := jsonlstore.Key(g.key, "answer", system, user, string(opt))
-	var a Answer
-	if g.gens != nil && g.gens.Get(key, &a) {
-		return a, nil
-	}
-	ids, err := g.ck.EncodeChat(messages(system, user, ""), true, nil)
-	if err != nil {
-		return Answer{}, err
-	}
-	if len(ids) >= g.maxSeq {
-		return Answer{}, fmt.Errorf("the prompt has %d tokens, the model's context is %d", len(ids), g.maxSeq)
-	}
-	o.StopTokens = g.stops
-	o.SkipSpecial = true
-	res, err := generate.Generate(ctx, g.m, g.tok, ids, o, nil)
-	if err != nil {
-		return Answer{}, err
-	}
-	if res.FinishReason == generate.FinishCancelled {
-		return Answer{}, ctx.Err()
-	}
-	a = Answer{Text: res.Text, Tokens: len(res.IDs), Finish: res.FinishReason}
-	if g.gens != nil {
-		if err := g.gens.Put(key, a); err != nil {
-			return Answer{}, err
+// answerChunk is the number of items answered together, in one
+// generate.GenerateBatch. Batched answers equal sequential ones only up to
+// float rounding, so a batch's composition is part of what determines its
+// answers: Run cuts the items into fixed chunks by index (items 0–15,
+// 16–31, …) and regenerates a whole chunk when any of its answers is
+// missing from the cache, so that a resumed run gives the same answers as
+// an uninterrupted one. Changing it changes the answers: answerKey's tag
+// must change with it.
+const answerChunk = 16
+
+// answerKey tags the cache keys of answers: "b16" for answers generated in
+// chunks of 16 (the untagged "answer" keys were sequential answers).
+const answerKey = "answer/b16"
+
+// question is one answer to generate: the item (for errors), its system
+// prompt and user prompt, and the options.
+type question struct {
+	voice, row   string
+	system, user string
+	o            generate.Options
+}
+
+// answers returns the model's answers to qs (one chunk, see answerChunk):
+// from the cache when it holds every one of them, otherwise by generating
+// all of them together (the cached ones keep their cached value, which a
+// deterministic run reproduces anyway). Errors name the item.
+func (g *runner) answers(ctx context.Context, qs []question) ([]Answer, error) {
+	out := make([]Answer, len(qs))
+	keys := make([]string, len(qs))
+	cached := make([]bool, len(qs))
+	missing := 0
+	for i, q := range qs {
+		opt, _ := json.Marshal(q.o)
+		keys[i] = jsonlstore.Key(g.key, answerKey, q.system, q.user, string(opt))
+		if g.gens != nil && g.gens.Get(keys[i], &out[i]) {
+			cached[i] = true
+		} else {
+			missing++
 		}
 	}
-	return a, nil
+	if missing == 0 {
+		return out, nil
+	}
+	reqs := make([]generate.BatchRequest, len(qs))
+	for i, q := range qs {
+		ids, err := g.ck.EncodeChat(messages(q.system, q.user, ""), true, nil)
+		if err != nil {
+			return nil, fmt.Errorf("voices: %s, row %s: %w", q.voice, q.row, err)
+		}
+		if len(ids) >= g.maxSeq {
+			return nil, fmt.Errorf("voices: %s, row %s: the prompt has %d tokens, the model's context is %d", q.voice, q.row, len(ids), g.maxSeq)
+		}
+		o := q.o
+		o.StopTokens = g.stops
+		o.SkipSpecial = true
+		reqs[i] = generate.BatchRequest{Prompt: ids, Options: o}
+	}
+	res, err := generate.GenerateBatch(ctx, g.m, g.tok, reqs)
+	if err != nil {
+		return nil, fmt.Errorf("voices: answering %s, row %s … %s, row %s: %w", qs[0].voice, qs[0].row, qs[len(qs)-1].voice, qs[len(qs)-1].row, err)
+	}
+	for i, r := range res {
+		if r.FinishReason == generate.FinishCancelled {
+			return nil, fmt.Errorf("voices: %s, row %s: %w", qs[i].voice, qs[i].row, ctx.Err())
+		}
+	}
+	for i, r := range res {
+		if cached[i] {
+			continue
+		}
+		out[i] = Answer{Text: r.Text, Tokens: len(r.IDs), Finish: r.FinishReason}
+		if g.gens != nil {
+			if err := g.gens.Put(keys[i], out[i]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
 }
 
 // sample renders system, user and answer and marks the answer's tokens:

@@ -60,15 +60,24 @@ func TestBenchmarkEndToEnd(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "dense")
 	ctx := context.Background()
 	var stages []string
+	var sampledDone []int
 	cfg := Config{Corpus: corpus, Checkpoint: ck, Limit: 4, MaxTokens: 24, Seed: 7, Out: out,
 		Progress: func(stage string, done, total int) {
 			if !slices.Contains(stages, stage) {
 				stages = append(stages, stage)
 			}
+			if stage == "sampled" {
+				sampledDone = append(sampledDone, done)
+			}
 		}}
 	rep, err := Run(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Progress is reported per item, although the items are answered in
+	// batches.
+	if want := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}; !slices.Equal(sampledDone, want) {
+		t.Errorf("sampled progress %v, want %v", sampledDone, want)
 	}
 	// The classifier was trained and saved beside the corpus.
 	if _, err := os.Stat(filepath.Join(corpus, ClassifierFile)); err != nil || rep.Classifier.Bytes == 0 {
@@ -173,6 +182,55 @@ func TestBenchmarkEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A run interrupted in the middle of a chunk (every other answer
+	// missing from the cache) regenerates the whole chunk and gives the
+	// same answers; the answers it finds in the cache are kept as they are
+	// (here one edited by hand).
+	resumed := filepath.Join(filepath.Dir(out), "resumed")
+	cacheData, err := os.ReadFile(filepath.Join(out, GenerationsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSuffix(string(cacheData), "\n"), "\n")
+	if len(lines) != 2*len(rep.Items) {
+		t.Fatalf("%d cached answers for %d items", len(lines), len(rep.Items))
+	}
+	var kept []string
+	for i, l := range lines {
+		if i%2 == 0 {
+			kept = append(kept, l)
+		}
+	}
+	edited := strings.Replace(kept[0], `"text":"`, `"text":"EDITED `, 1)
+	if edited == kept[0] {
+		t.Fatalf("no text in the cache line %s", kept[0])
+	}
+	kept[0] = edited
+	if err := os.MkdirAll(resumed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(resumed, GenerationsFile), []byte(strings.Join(kept, "")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgR := cfg
+	cfgR.Out = resumed
+	repR, err := Run(ctx, cfgR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, it := range repR.Items {
+		want := rep.Items[i]
+		if i == 0 {
+			if it.Greedy.Text != "EDITED "+want.Greedy.Text {
+				t.Errorf("item 0: cached answer %q not kept (original %q)", it.Greedy.Text, want.Greedy.Text)
+			}
+			continue
+		}
+		if it.Greedy.Text != want.Greedy.Text || it.T08.Text != want.T08.Text || it.Greedy.Tokens != want.Greedy.Tokens || it.T08.Finish != want.T08.Finish {
+			t.Errorf("item %d: resumed answers %q / %q, want %q / %q", i, it.Greedy.Text, it.T08.Text, want.Greedy.Text, want.T08.Text)
+		}
+	}
+
 	cfg3 := cfg
 	cfg3.Out = ""
 	rep3, err := Run(ctx, cfg3)
