@@ -667,7 +667,8 @@ type question struct {
 // answers returns the model's answers to qs (one chunk, see answerChunk):
 // from the cache when it holds every one of them, otherwise by generating
 // all of them together (the cached ones keep their cached value, which a
-// deterministic run reproduces anyway). Errors name the item.
+// deterministic run reproduces anyway, and items with the same key get the
+// first one's answer). Errors name the item.
 func (g *runner) answers(ctx context.Context, qs []question) ([]Answer, error) {
 	out := make([]Answer, len(qs))
 	keys := make([]string, len(qs))
@@ -708,10 +709,18 @@ func (g *runner) answers(ctx context.Context, qs []question) ([]Answer, error) {
 			return nil, fmt.Errorf("voices: %s, row %s: %w", qs[i].voice, qs[i].row, ctx.Err())
 		}
 	}
+	first := map[string]int{} // key → the first item with it
 	for i, r := range res {
 		if cached[i] {
 			continue
 		}
+		// Items with the same key (the same prompts and options) get the
+		// answer of the first, as they would from the cache.
+		if j, dup := first[keys[i]]; dup {
+			out[i] = out[j]
+			continue
+		}
+		first[keys[i]] = i
 		out[i] = Answer{Text: r.Text, Tokens: len(r.IDs), Finish: r.FinishReason}
 		if g.gens != nil {
 			if err := g.gens.Put(keys[i], out[i]); err != nil {

@@ -17,7 +17,9 @@ import (
 	"github.com/masque-ai/masque/eval/ppl"
 	"github.com/masque-ai/masque/eval/report"
 	"github.com/masque-ai/masque/eval/roleplay"
+	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/internal/builtin"
+	"github.com/masque-ai/masque/jsonlstore"
 	"github.com/masque-ai/masque/mask"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/train/sft"
@@ -401,5 +403,39 @@ func TestBenchmarkBadInput(t *testing.T) {
 	_, err = Run(cctx, Config{Corpus: copyCorpus(t), Checkpoint: ck, Limit: 1, MaxTokens: 4})
 	if err == nil || !strings.Contains(err.Error(), "canceled") {
 		t.Errorf("cancelled: %v", err)
+	}
+}
+
+// TestAnswersDuplicates checks that items of one chunk with the same prompts
+// and options get one answer, stored once, as they would from the cache.
+func TestAnswersDuplicates(t *testing.T) {
+	ck := openBuiltin(t)
+	tok, err := ck.NeedTokenizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), GenerationsFile)
+	gens, err := jsonlstore.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gens.Close()
+	g := &runner{ck: ck, m: ck.Model, tok: generate.FromTokenizer(tok), stops: ck.StopTokens(), maxSeq: ck.Model.Config.MaxSeq, key: "test", gens: gens}
+	q := question{voice: "v", row: "1", user: "Once upon a time", o: generate.Options{MaxTokens: 8, Temperature: 1, Seed: 3}}
+	other := q
+	other.row, other.user = "2", "A cat"
+	got, err := g.answers(context.Background(), []question{q, other, q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0] != got[2] || got[0].Tokens == 0 || got[1].Tokens == 0 {
+		t.Fatalf("answers %+v", got)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), "\n"); n != 2 {
+		t.Fatalf("%d cached answers for 2 distinct questions:\n%s", n, data)
 	}
 }
