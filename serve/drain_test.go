@@ -150,7 +150,7 @@ func TestReadySaturated(t *testing.T) {
 	errc := make(chan error, 2)
 	for i := 0; i < 2; i++ {
 		go func() {
-			code, data := f.postJSON(t, "/v1/chat/completions", chatBody("pirate", map[string]any{"max_tokens": 40, "stop": []string{"never-xyz"}}))
+			code, data := f.postJSON(t, "/v1/chat/completions", chatBody("pirate", map[string]any{"max_tokens": 120, "stop": []string{"never-xyz"}}))
 			if code != 200 {
 				errc <- fmt.Errorf("chat: %d %s", code, data)
 				return
@@ -163,8 +163,25 @@ func TestReadySaturated(t *testing.T) {
 			t.Fatal("no request queued")
 		}
 	}
-	if code, st := ready(); code != 503 || st != "saturated" {
-		t.Errorf("ready with a full queue: %d %q", code, st)
+	// The queue may drain while /health/ready is asked (a loaded machine
+	// can be slow to answer): only an answer given with the queue full
+	// before and after it must say saturated.
+	drained := ""
+	for {
+		before := f.srv.eng.Stats().Queued
+		code, st := ready()
+		after := f.srv.eng.Stats().Queued
+		if code == 503 && st == "saturated" {
+			break
+		}
+		if before > 0 && after > 0 {
+			t.Errorf("ready with a full queue: %d %q", code, st)
+			break
+		}
+		if after == 0 {
+			drained = fmt.Sprintf("%d %q", code, st)
+			break
+		}
 	}
 	for i := 0; i < 2; i++ {
 		if err := <-errc; err != nil {
@@ -173,6 +190,9 @@ func TestReadySaturated(t *testing.T) {
 	}
 	if code, st := ready(); code != 200 || st != "ready" {
 		t.Errorf("ready after: %d %q", code, st)
+	}
+	if drained != "" {
+		t.Skipf("the queue drained before /health/ready answered (%s): the machine is too loaded to test saturation", drained)
 	}
 }
 
