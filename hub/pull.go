@@ -82,6 +82,16 @@ type Result struct {
 	Cached     int64 `json:"cached_bytes"`
 }
 
+// Size is the total size of r.Files: what the snapshot holds of the
+// selection, downloaded or found in the cache.
+func (r *Result) Size() int64 {
+	var n int64
+	for _, f := range r.Files {
+		n += f.Size
+	}
+	return n
+}
+
 // FileResult is one fetched or found file.
 type FileResult struct {
 	Name    string `json:"name"`

@@ -210,6 +210,53 @@ func TestPullFreshThenNoop(t *testing.T) {
 	}
 }
 
+// TestPullProgress checks the Progress callback's contract: calls never
+// overlap, bytes only grow, and the last call has every file done and
+// every byte of the fetched files; a run that fetches nothing reports no
+// progress. Result.Size is the selection's size, fetched or cached.
+func TestPullProgress(t *testing.T) {
+	h, files, _ := tinyHub(t)
+	cache := t.TempDir()
+	var calls, inside int
+	var last hub.Progress
+	track := func(c *hub.Config) {
+		c.Progress = func(p hub.Progress) {
+			inside++
+			if inside > 1 {
+				t.Error("Progress called concurrently")
+			}
+			calls++
+			if p.Bytes < last.Bytes || p.FilesDone < last.FilesDone {
+				t.Errorf("progress went back: %+v after %+v", p, last)
+			}
+			last = p
+			inside--
+		}
+	}
+	res, err := pull(t, h, cache, "org/tiny", track)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want int64
+	for _, f := range res.Files {
+		want += int64(len(files[f.Name]))
+	}
+	if calls == 0 || last.Files != len(res.Files) || last.FilesDone != last.Files || last.Bytes != want || last.Total != want {
+		t.Fatalf("%d calls, last %+v; want %d files, %d bytes", calls, last, len(res.Files), want)
+	}
+	if res.Size() != want || res.Downloaded != want {
+		t.Fatalf("Size %d, downloaded %d; want %d", res.Size(), res.Downloaded, want)
+	}
+	calls = 0
+	res, err = pull(t, h, cache, "org/tiny", track)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 0 || res.Size() != want || res.Cached != want {
+		t.Fatalf("a pull with all in the cache: %d progress calls, size %d, cached %d; want 0, %d, %d", calls, res.Size(), res.Cached, want, want)
+	}
+}
+
 func TestPullNewCommitReusesBlobs(t *testing.T) {
 	h, files, c1 := tinyHub(t)
 	cache := t.TempDir()

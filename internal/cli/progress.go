@@ -58,6 +58,14 @@ func (e *env) meter(desc, unit string) *meter {
 	return &meter{w: e.stderr, desc: desc, unit: unit, every: plainEvery, quiet: e.quiet, tty: isTerminal(e.stderr)}
 }
 
+// terminalMeter is a meter that shows only a bar on a terminal: where
+// stderr is not one (a log, a pipe), or when quiet, it shows nothing.
+func (e *env) terminalMeter(desc, unit string, quiet bool) *meter {
+	m := e.meter(desc, unit)
+	m.quiet = m.quiet || quiet || !m.tty
+	return m
+}
+
 // set records progress: done of total.
 func (m *meter) set(done, total int64) {
 	if m.quiet {

@@ -63,6 +63,17 @@ func TestMeterPlain(t *testing.T) {
 	if buf.Len() != 0 {
 		t.Errorf("quiet meter printed %q", buf.String())
 	}
+
+	// A terminal meter (pull's bar) shows nothing off a terminal.
+	tm := e.terminalMeter("org/model", "bytes", false)
+	tm.every = 0
+	tm.describe("1/2 model.safetensors")
+	tm.set(5, 10)
+	tm.set(10, 10)
+	tm.end()
+	if buf.Len() != 0 {
+		t.Errorf("terminal meter printed %q off a terminal", buf.String())
+	}
 }
 
 // TestProgressNotATerminal runs long commands in-process (stderr a buffer,

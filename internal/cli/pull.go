@@ -6,9 +6,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/masque-ai/masque/hub"
@@ -92,28 +90,15 @@ func (e *env) runPull(cmd *cobra.Command, args []string, st *pullRun) error {
 		ref.Revision = st.revision
 	}
 	st.cfg.Model, st.cfg.Files = ref, args[1:]
-	var bar *progressbar.ProgressBar
-	if !st.quiet && isTerminal(e.stderr) && os.Getenv("HF_HUB_DISABLE_PROGRESS_BARS") == "" {
+	bar := e.terminalMeter(ref.Repo, "bytes", st.quiet || os.Getenv("HF_HUB_DISABLE_PROGRESS_BARS") != "")
+	if !bar.quiet {
 		st.cfg.Progress = func(p hub.Progress) {
-			if bar == nil {
-				bar = progressbar.NewOptions64(p.Total, progressbar.OptionSetWriter(e.stderr),
-					progressbar.OptionShowBytes(true), progressbar.OptionShowCount(), progressbar.OptionShowTotalBytes(true),
-					progressbar.OptionSetPredictTime(true), progressbar.OptionSetElapsedTime(true),
-					progressbar.OptionSetWidth(24), progressbar.OptionThrottle(100*time.Millisecond),
-					progressbar.OptionUseIECUnits(false))
-			}
-			if p.Total >= 0 && bar.GetMax64() != p.Total {
-				bar.ChangeMax64(p.Total)
-			}
-			bar.Describe(fmt.Sprintf("%s %d/%d %s", ref.Repo, p.FilesDone, p.Files, shorten(p.File, 32)))
-			bar.Set64(p.Bytes)
+			bar.describe(fmt.Sprintf("%d/%d %s", p.FilesDone, p.Files, shorten(p.File, 32)))
+			bar.set(p.Bytes, p.Total)
 		}
 	}
 	res, err := hub.Run(cmd.Context(), st.cfg)
-	if bar != nil {
-		bar.Finish()
-		fmt.Fprintln(e.stderr)
-	}
+	bar.end()
 	if err != nil {
 		return err
 	}
@@ -121,16 +106,12 @@ func (e *env) runPull(cmd *cobra.Command, args []string, st *pullRun) error {
 		return writeJSON(e.stdout, res)
 	}
 	if !st.quiet {
-		var size int64
-		for _, f := range res.Files {
-			size += f.Size
-		}
 		files := "files"
 		if len(res.Files) == 1 {
 			files = "file"
 		}
 		fmt.Fprintf(e.stderr, "%s@%s (commit %s): %d %s, %s (%s downloaded, %s already in the cache)\n",
-			res.Repo, res.Revision, res.Commit[:min(12, len(res.Commit))], len(res.Files), files, humanBytes(size),
+			res.Repo, res.Revision, res.Commit[:min(12, len(res.Commit))], len(res.Files), files, humanBytes(res.Size()),
 			humanBytes(res.Downloaded), humanBytes(res.Cached))
 		if len(res.Skipped) > 0 {
 			fmt.Fprintf(e.stderr, "left out (--all fetches them): %s\n", strings.Join(res.Skipped, ", "))
