@@ -7,7 +7,9 @@
 // paired, persona-stratified bootstrap confidence interval (seeded, so
 // reproducible), the Persona-Pruner "share of the dense model's drop
 // recovered" (1 − drop_method / drop_baseline), and optionally pairwise
-// win rates from a judge (Pairwise).
+// win rates from a judge (Pairwise). Run is the whole pipeline of
+// "masque eval compare": read runs from disk, compare, judge pairwise, write
+// compare.json and report.html.
 package report
 
 import (

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -231,7 +230,7 @@ func (f *evalRunFlags) run(ctx context.Context, e *env, cfg roleplay.Config) err
 	fmt.Fprintf(e.stderr, "evaluating %s on %s: %d personas, %d questions, judge metrics: %s\n", cfg.Model, set.Name, len(set.Personas), set.Count(), evalMetricNames(metrics))
 	run, err := roleplay.Evaluate(ctx, cfg)
 	if run != nil && !f.noReport {
-		if rerr := evalWriteReport([]*roleplay.Run{run}, report.Options{}, "", filepath.Join(f.out, "report.html")); rerr != nil {
+		if rerr := evalWriteReport([]*roleplay.Run{run}, report.Options{}, "", filepath.Join(f.out, report.ReportFile)); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 	}
@@ -245,7 +244,7 @@ func (f *evalRunFlags) run(ctx context.Context, e *env, cfg roleplay.Config) err
 	evalSummaryTable(e.stdout, run)
 	fmt.Fprintf(e.stderr, "wrote %s", filepath.Join(f.out, roleplay.RunFile))
 	if !f.noReport {
-		fmt.Fprintf(e.stderr, " and %s", filepath.Join(f.out, "report.html"))
+		fmt.Fprintf(e.stderr, " and %s", filepath.Join(f.out, report.ReportFile))
 	}
 	fmt.Fprintln(e.stderr)
 	return nil
@@ -432,22 +431,7 @@ func (e *env) runEvalCompare(cmd *cobra.Command, args []string, st *evalCompareR
 	if st.out == "" {
 		return usagef("--out is required")
 	}
-	var runs []*roleplay.Run
-	for _, a := range args {
-		r, err := roleplay.ReadRun(a)
-		if err != nil {
-			return err
-		}
-		runs = append(runs, r)
-	}
-	c, err := report.Compare(runs, st.o)
-	if err != nil {
-		return usagef("%v", err)
-	}
-	if err := os.MkdirAll(st.out, 0o755); err != nil {
-		return err
-	}
-	var perr error
+	cfg := report.Config{Runs: args, Options: st.o, Out: st.out, JudgeConcurrency: st.jf.concurrency}
 	if st.pairwise {
 		jd, _, err := st.jf.judge()
 		if err != nil {
@@ -456,20 +440,21 @@ func (e *env) runEvalCompare(cmd *cobra.Command, args []string, st *evalCompareR
 		if jd == nil {
 			return usagef("--pairwise needs --judge-url and --judge-model")
 		}
-		bars := e.stages("pairwise")
-		perr = c.AddPairwise(cmd.Context(), jd, runs, filepath.Join(st.out, roleplay.JudgementsFile), st.jf.concurrency, bars)
+		cfg.Judge, cfg.Progress = jd, e.stages("pairwise")
 	}
-	if err := c.Save(filepath.Join(st.out, "compare.json"), filepath.Join(st.out, "report.html")); err != nil {
-		return errors.Join(perr, err)
+	c, err := report.Run(cmd.Context(), cfg)
+	var oe *report.OptionsError
+	if errors.As(err, &oe) {
+		return usageError{err}
 	}
-	if perr != nil {
-		return fmt.Errorf("%w (the report was written without the missing pairwise verdicts; rerun to resume)", perr)
+	if err != nil {
+		return err
 	}
 	if st.asJSON {
 		return writeJSON(e.stdout, c)
 	}
 	evalCompareTable(e.stdout, c)
-	fmt.Fprintf(e.stderr, "wrote %s and %s\n", filepath.Join(st.out, "compare.json"), filepath.Join(st.out, "report.html"))
+	fmt.Fprintf(e.stderr, "wrote %s and %s\n", filepath.Join(st.out, report.CompareFile), filepath.Join(st.out, report.ReportFile))
 	return nil
 }
 
