@@ -173,7 +173,8 @@ func TestPersonaData(t *testing.T) {
 		t.Fatalf("layers %d..%d for a 5-layer model, want 5..5", f, l)
 	}
 	out := filepath.Join(dir, "out")
-	ssum, err := RunPersonaScores(ctx, ScoresConfig{Out: out, Persona: persona, Model: ck.Path, Scorer: sc, Instructions: ins, Exclude: excl})
+	ssum, err := RunPersonaScores(ctx, ScoresConfig{Out: out, Persona: persona, Checkpoint: ck, FirstLayer: DefaultFirstLayer, LastLayer: DefaultLastLayer,
+		Instructions: ins, Exclude: excl, NeedAll: true})
 	if err != nil || !ssum.Complete || ssum.Total != 7 {
 		t.Fatalf("scores %+v %v", ssum, err)
 	}

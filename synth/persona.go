@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/masque-ai/masque/checkpoint"
 )
 
 // PersonaQuestionID is the id of a question in Persona-Pruner data (its
@@ -44,14 +46,21 @@ type ScoresConfig struct {
 	Shard Shard
 	// Persona is the target persona P.
 	Persona string
-	// Model names the scoring model in the settings fingerprint.
-	Model string
-	// Scorer computes s(q).
-	Scorer *Scorer
+	// Checkpoint is the model to be pruned: it scores (NewScorer) and is
+	// named, by its Path, in the settings fingerprint. The caller closes it.
+	Checkpoint *checkpoint.Checkpoint
+	// FirstLayer and LastLayer are the layers of the score, inclusive, in
+	// Hugging Face's hidden_states numbering, clamped to the model as
+	// NewScorer does (the paper's: DefaultFirstLayer, DefaultLastLayer).
+	FirstLayer, LastLayer int
 	// Instructions are the candidate questions.
 	Instructions []Instruction
 	// Exclude holds normalized evaluation questions, never scored or used.
 	Exclude map[string]bool
+	// NeedAll says that the rewrite phase follows, which needs a score for
+	// every question: a run that ends with questions unscored (failed, not
+	// interrupted) is then an error, returned with its summary.
+	NeedAll bool
 	// Sync flushes every row to stable storage.
 	Sync bool
 	// Progress and Logf are as in Common.
@@ -69,22 +78,29 @@ type scoreRow struct {
 	Skipped  string   `json:"skipped,omitempty"`
 }
 
-// RunPersonaScores scores every candidate question of the shard for
-// persona sensitivity (METHODS §1 stage A, step 3) and appends the scores
-// to the scores log. A question whose prompt does not fit the model is
-// logged with score null and never selected.
+// RunPersonaScores is the score phase of Persona-Pruner data (METHODS §1
+// stage A, step 3): it scores every candidate question of the shard for
+// persona sensitivity with cfg.Checkpoint at cfg's layers and appends the
+// scores to the scores log (resumable, like every stage). A question whose
+// prompt does not fit the model is logged with score null and never
+// selected. The summary is returned with any error; with cfg.NeedAll, an
+// incomplete, uninterrupted run is an error too.
 func RunPersonaScores(ctx context.Context, cfg ScoresConfig) (*Summary, error) {
-	if cfg.Scorer == nil {
-		return nil, errors.New("no scorer")
+	if cfg.Checkpoint == nil {
+		return nil, errors.New("no scoring model")
+	}
+	scorer, err := NewScorer(cfg.Checkpoint, cfg.Persona, nil, cfg.FirstLayer, cfg.LastLayer)
+	if err != nil {
+		return nil, err
 	}
 	byID, ids, _ := uniqueQuestions(cfg.Instructions, cfg.Exclude)
-	first, last := cfg.Scorer.Layers()
+	first, last := scorer.Layers()
 	settings := map[string]string{
 		"stage":      StageScores,
 		"persona":    cfg.Persona,
-		"model":      cfg.Model,
+		"model":      cfg.Checkpoint.Path,
 		"layers":     fmt.Sprintf("%d..%d", first, last),
-		"references": RowID("refs", cfg.Scorer.personas[1:]...),
+		"references": RowID("refs", scorer.personas[1:]...),
 	}
 	c := &Common{Out: cfg.Out, Shard: cfg.Shard, Workers: 1, Sync: cfg.Sync, Progress: cfg.Progress, Logf: cfg.Logf}
 	r, err := openRunner(c, StageScores, settings, ids)
@@ -94,7 +110,7 @@ func RunPersonaScores(ctx context.Context, cfg ScoresConfig) (*Summary, error) {
 	runErr := r.run(ctx, func(ctx context.Context, id string) (outcome, error) {
 		q := byID[id].Question
 		row := &scoreRow{ID: id, Question: q}
-		s, err := cfg.Scorer.Score(ctx, q)
+		s, err := scorer.Score(ctx, q)
 		switch {
 		case errors.Is(err, ErrPromptTooLong):
 			row.Skipped = ReasonTooLong
@@ -109,7 +125,19 @@ func RunPersonaScores(ctx context.Context, cfg ScoresConfig) (*Summary, error) {
 	if runErr != nil {
 		return sum, runErr
 	}
+	if err == nil && cfg.NeedAll {
+		err = unscored(sum)
+	}
 	return sum, err
+}
+
+// unscored is the error of a score run that left questions without a
+// score, other than by an interruption (a rerun continues that one).
+func unscored(sum *Summary) error {
+	if sum.Complete || sum.Interrupted {
+		return nil
+	}
+	return fmt.Errorf("%d questions could not be scored; rerun to retry them", sum.Remaining)
 }
 
 // ScoredQuestion is a question with its persona-sensitivity score.

@@ -536,30 +536,20 @@ func (st *synthPersonaRun) check(com synth.Common) ([]string, error) {
 	return modeList, nil
 }
 
-// synthPersonaScores runs the scoring phase of persona-data; done says
-// that the command ends there.
+// synthPersonaScores runs the scoring phase of persona-data with the
+// --model and prints its summary; done says that the command ends there.
 func (e *env) synthPersonaScores(ctx context.Context, st *synthPersonaRun, com synth.Common, ui *synthUI, ins []synth.Instruction, excl map[string]bool, probs []synth.Problem) (done bool, err error) {
 	ck, err := st.mf.open()
 	if err != nil {
 		return false, err
 	}
-	sc, err := synth.NewScorer(ck, st.persona, nil, st.firstLayer, st.lastLayer)
-	if err != nil {
-		ck.Close()
-		return false, err
-	}
 	sum, err := synth.RunPersonaScores(ctx, synth.ScoresConfig{Out: st.cf.out, Shard: com.Shard, Persona: st.persona,
-		Model: ck.Path, Scorer: sc, Instructions: ins, Exclude: excl, Sync: st.cf.fsync,
-		Progress: ui.progress, Logf: ui.logf, Problems: probs})
+		Checkpoint: ck, FirstLayer: st.firstLayer, LastLayer: st.lastLayer, Instructions: ins, Exclude: excl,
+		NeedAll: st.phase == "all", Sync: st.cf.fsync, Progress: ui.progress, Logf: ui.logf, Problems: probs})
 	ui.done()
 	ck.Close()
-	if err := e.synthReport(&st.cf, sum, err); err != nil || st.phase == "score" {
-		return true, err
-	}
-	if !sum.Complete {
-		return true, fmt.Errorf("%d questions could not be scored; rerun to retry them", sum.Remaining)
-	}
-	return false, nil
+	err = e.synthReport(&st.cf, sum, err)
+	return err != nil || st.phase == "score", err
 }
 
 func (e *env) runSynthPersona(cmd *cobra.Command, st *synthPersonaRun) error {
