@@ -83,3 +83,14 @@ func Run(ctx context.Context, cfg Config) (*Comparison, error) {
 	}
 	return c, nil
 }
+
+// WriteRunPage writes the report page of one run alone to htmlPath, as
+// "masque eval run" writes OUT/report.html: the comparison of r with
+// itself (default Options), as HTML only.
+func WriteRunPage(r *roleplay.Run, htmlPath string) error {
+	c, err := Compare([]*roleplay.Run{r}, Options{})
+	if err != nil {
+		return err
+	}
+	return c.Save("", htmlPath)
+}

@@ -136,3 +136,18 @@ func TestRunPairwise(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteRunPage(t *testing.T) {
+	r := synthRun("solo-run", "dense", sp(0), map[string][]float64{"ann": {80, 70}, "bob": {50, 55}})
+	path := filepath.Join(t.TempDir(), ReportFile)
+	if err := WriteRunPage(r, path); err != nil {
+		t.Fatal(err)
+	}
+	page, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(page), "<svg") || !strings.Contains(string(page), "solo-run") {
+		t.Fatalf("page: %v %.300s", err, page)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
+		t.Errorf("wrote %d files, want the page alone", len(entries))
+	}
+}

@@ -230,7 +230,7 @@ func (f *evalRunFlags) run(ctx context.Context, e *env, cfg roleplay.Config) err
 	fmt.Fprintf(e.stderr, "evaluating %s on %s: %d personas, %d questions, judge metrics: %s\n", cfg.Model, set.Name, len(set.Personas), set.Count(), evalMetricNames(metrics))
 	run, err := roleplay.Evaluate(ctx, cfg)
 	if run != nil && !f.noReport {
-		if rerr := evalWriteReport([]*roleplay.Run{run}, report.Options{}, "", filepath.Join(f.out, report.ReportFile)); rerr != nil {
+		if rerr := report.WriteRunPage(run, filepath.Join(f.out, report.ReportFile)); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 	}
@@ -259,15 +259,6 @@ func evalMetricNames(ms []judge.Metric) string {
 		n = append(n, m.Name)
 	}
 	return strings.Join(n, ", ")
-}
-
-// evalWriteReport compares runs and writes the JSON and HTML files.
-func evalWriteReport(runs []*roleplay.Run, o report.Options, jsonPath, htmlPath string) error {
-	c, err := report.Compare(runs, o)
-	if err != nil {
-		return err
-	}
-	return c.Save(jsonPath, htmlPath)
 }
 
 func evalFmt(v roleplay.Num) string {
