@@ -125,6 +125,40 @@ func (mk *Mask) Set(k Key, b *Bits) error {
 	return nil
 }
 
+// SetChannels stores the mask of FFN projection p (gate, up or down) of
+// layer l that keeps the intermediate channels c with keep[c] set and
+// prunes the others whole: rows of gate_proj and up_proj, columns of
+// down_proj (structured FFN pruning).
+func (mk *Mask) SetChannels(l int, p model.Proj, keep []bool) error {
+	if p != model.ProjGate && p != model.ProjUp && p != model.ProjDown {
+		return fmt.Errorf("mask: %s is not an FFN projection", p.HFName())
+	}
+	s := mk.Shapes[p]
+	ch := s[0] // gate and up: a channel is a row
+	if p == model.ProjDown {
+		ch = s[1] // down: a column
+	}
+	if len(keep) != ch {
+		return fmt.Errorf("mask: %d channel flags for %d FFN channels", len(keep), ch)
+	}
+	b := NewBits(s[0], s[1])
+	for c, kp := range keep {
+		if kp {
+			continue
+		}
+		if p == model.ProjDown {
+			for r := 0; r < s[0]; r++ {
+				b.Set(r, c, false)
+			}
+		} else {
+			for j := 0; j < s[1]; j++ {
+				b.Set(c, j, false)
+			}
+		}
+	}
+	return mk.Set(Key{Layer: l, Proj: p}, b)
+}
+
 // Get returns the mask of k, or nil when k is dense.
 func (mk *Mask) Get(k Key) *Bits { return mk.entries[k] }
 

@@ -415,3 +415,46 @@ func TestDiff(t *testing.T) {
 		t.Fatalf("Diff across models: %v", err)
 	}
 }
+
+// TestSetChannels: pruning FFN channels clears rows of gate and up and
+// columns of down, nothing else; wrong lengths and non-FFN projections are
+// refused.
+func TestSetChannels(t *testing.T) {
+	m := loadStories(t)
+	mk := New(m)
+	ff, h := m.Config.Intermediate, m.Config.Hidden
+	keep := make([]bool, ff)
+	for c := range keep {
+		keep[c] = c%3 != 1
+	}
+	for _, p := range []model.Proj{model.ProjGate, model.ProjUp, model.ProjDown} {
+		if err := mk.SetChannels(2, p, keep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []model.Proj{model.ProjGate, model.ProjUp} {
+		b := mk.Get(Key{Layer: 2, Proj: p})
+		for c := 0; c < ff; c++ {
+			if want := map[bool]int{true: h, false: 0}[keep[c]]; b.RowCount(c) != want {
+				t.Fatalf("%s row %d keeps %d, want %d", p.HFName(), c, b.RowCount(c), want)
+			}
+		}
+	}
+	d := mk.Get(Key{Layer: 2, Proj: model.ProjDown})
+	for r := 0; r < h; r++ {
+		for c := 0; c < ff; c++ {
+			if d.Get(r, c) != keep[c] {
+				t.Fatalf("down (%d, %d) kept %v, channel kept %v", r, c, d.Get(r, c), keep[c])
+			}
+		}
+	}
+	if len(mk.Keys()) != 3 {
+		t.Errorf("keys %v, want layer 2's three FFN projections", mk.Keys())
+	}
+	if err := mk.SetChannels(0, model.ProjQ, keep); err == nil {
+		t.Error("an attention projection was accepted")
+	}
+	if err := mk.SetChannels(0, model.ProjDown, keep[1:]); err == nil || !strings.Contains(err.Error(), "channel flags") {
+		t.Errorf("a short flag list: %v", err)
+	}
+}

@@ -395,23 +395,7 @@ func KeepMask(m *model.Model, keep [][]int, info mask.Info) (*mask.Mask, error) 
 			kept[c] = true
 		}
 		for _, p := range []model.Proj{model.ProjGate, model.ProjUp, model.ProjDown} {
-			s := mk.Shapes[p]
-			b := mask.NewBits(s[0], s[1])
-			for c, kp := range kept {
-				if kp {
-					continue
-				}
-				if p == model.ProjDown {
-					for r := 0; r < s[0]; r++ {
-						b.Set(r, c, false)
-					}
-				} else {
-					for j := 0; j < s[1]; j++ {
-						b.Set(c, j, false)
-					}
-				}
-			}
-			if err := mk.Set(mask.Key{Layer: l, Proj: p}, b); err != nil {
+			if err := mk.SetChannels(l, p, kept); err != nil {
 				return nil, err
 			}
 		}

@@ -528,23 +528,7 @@ func buildStructured(m *model.Model, mk *mask.Mask, o *Options, scorer func(l in
 			if !o.Targets.Has(p) {
 				continue
 			}
-			s := mk.Shapes[p]
-			b := mask.NewBits(s[0], s[1])
-			for c, kp := range keep {
-				if kp {
-					continue
-				}
-				if p == model.ProjDown {
-					for r := 0; r < s[0]; r++ {
-						b.Set(r, c, false)
-					}
-				} else {
-					for j := 0; j < s[1]; j++ {
-						b.Set(c, j, false)
-					}
-				}
-			}
-			if err := mk.Set(mask.Key{Layer: l, Proj: p}, b); err != nil {
+			if err := mk.SetChannels(l, p, keep); err != nil {
 				return err
 			}
 		}
