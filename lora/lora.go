@@ -275,18 +275,12 @@ func (a *Adapter) Compat(m *model.Model) (warning string, err error) {
 		return fmt.Errorf("LoRA adapter %s was made for another model: %s (fingerprint %.16s…), not %s (fingerprint %.16s…)%s",
 			a.name(), c.BaseModel, c.BaseFingerprint, m.Source(), fp, why)
 	}
-	if m.ArchFingerprint() != c.BaseArch {
-		return "", another("; the architecture or tensor layout differs")
-	}
-	pm, err := c.BaseProbe.Compare(m)
+	why, pm, err := c.BaseProbe.Judge(m, c.BaseArch, "the adapter's sample of its base")
 	if err != nil {
 		return "", fmt.Errorf("LoRA adapter %s: model %s: %v", a.name(), m.Source(), err)
 	}
-	if !pm.Fits {
-		return "", another("; its weight probe does not fit this model")
-	}
-	if !pm.Within {
-		return "", another(fmt.Sprintf("; same architecture, but its weights differ from the adapter's sample of its base by %.3g%% (an encoding of the same checkpoint would be within %.3g%%)", 100*pm.Rel, 100*pm.Tol))
+	if why != "" {
+		return "", another(why)
 	}
 	if len(pm.Quantised) > 0 {
 		return fmt.Sprintf("the LoRA adapter %s was made on %s; %s holds the same checkpoint with weights quantised to %s (%.2g%% from the adapter's sample), so the adapter is applied to slightly different weights than it was trained on",

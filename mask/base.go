@@ -42,18 +42,12 @@ func (mk *Mask) Compat(m *model.Model) (warning string, err error) {
 	if mk.Probe == nil || mk.Arch == "" {
 		return "", another("")
 	}
-	if m.ArchFingerprint() != mk.Arch {
-		return "", another("; the architecture or tensor layout differs")
-	}
-	pm, err := mk.Probe.Compare(m)
+	why, pm, err := mk.Probe.Judge(m, mk.Arch, "the mask's sample")
 	if err != nil {
 		return "", fmt.Errorf("mask: model %s: %v", m.Source(), err)
 	}
-	if !pm.Fits {
-		return "", another("; its weight probe does not fit this model")
-	}
-	if !pm.Within {
-		return "", another(fmt.Sprintf("; same architecture, but its weights differ from the mask's sample by %.3g%% (an encoding of the same checkpoint would be within %.3g%%)", 100*pm.Rel, 100*pm.Tol))
+	if why != "" {
+		return "", another(why)
 	}
 	if len(pm.Quantised) > 0 {
 		return fmt.Sprintf("mask %s was made on %s; %s holds the same checkpoint with weights quantised to %s (%.2g%% from the mask's sample), so the mask is applied to slightly different weights than it was chosen on",

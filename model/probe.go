@@ -178,6 +178,30 @@ func (p *Probe) Compare(m *Model) (ProbeMatch, error) {
 	return r, nil
 }
 
+// Judge says whether m is the base this probe (and the architecture
+// fingerprint arch) was recorded from, in another encoding: why is "" when
+// it is (pm then says how far its weights are and which types are
+// quantised), else the reason it is another model, worded to follow "was
+// made for another model: …": "; the architecture or tensor layout
+// differs", "; its weight probe does not fit this model", or the measured
+// difference from sample (what the artifact calls its probe, e.g. "the
+// mask's sample"). An error means m could not be sampled.
+func (p *Probe) Judge(m *Model, arch, sample string) (why string, pm ProbeMatch, err error) {
+	if m.ArchFingerprint() != arch {
+		return "; the architecture or tensor layout differs", pm, nil
+	}
+	if pm, err = p.Compare(m); err != nil {
+		return "", pm, err
+	}
+	switch {
+	case !pm.Fits:
+		return "; its weight probe does not fit this model", pm, nil
+	case !pm.Within:
+		return fmt.Sprintf("; same architecture, but its weights differ from %s by %.3g%% (an encoding of the same checkpoint would be within %.3g%%)", sample, 100*pm.Rel, 100*pm.Tol), pm, nil
+	}
+	return "", pm, nil
+}
+
 // probeJSON is a probe's JSON encoding, as masks' metadata and LoRA
 // adapters' configurations record it.
 type probeJSON struct {

@@ -48,6 +48,36 @@ func TestProbeCompare(t *testing.T) {
 	}
 }
 
+// TestProbeJudge: the recorded base in another encoding is accepted, a
+// model of another layout or other weights is not, with the reason.
+func TestProbeJudge(t *testing.T) {
+	a, b := fpLoad(t, "stories"), fpLoad(t, "stories")
+	p, err := a.Probe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch := a.ArchFingerprint()
+	if why, pm, err := p.Judge(b, arch, "the sample"); why != "" || err != nil || !pm.Within {
+		t.Fatalf("the same weights: %q %+v %v", why, pm, err)
+	}
+	if why, _, _ := p.Judge(b, "another-arch", "the sample"); !strings.Contains(why, "architecture") {
+		t.Errorf("another layout: %q", why)
+	}
+	for l := range b.Layers {
+		v := b.Layers[l].Weight(ProjQ).F32()
+		for i := range v {
+			v[i] *= 3
+		}
+	}
+	if why, _, _ := p.Judge(b, arch, "the sample"); !strings.Contains(why, "differ from the sample by") {
+		t.Errorf("other weights: %q", why)
+	}
+	short := &Probe{Type: p.Type, Values: p.Values[:5]}
+	if why, _, _ := short.Judge(a, arch, "the sample"); !strings.Contains(why, "does not fit") {
+		t.Errorf("a probe of another size: %q", why)
+	}
+}
+
 func TestProbeJSON(t *testing.T) {
 	p, err := fpLoad(t, "stories").Probe()
 	if err != nil {
