@@ -159,6 +159,14 @@ func (e *exampleEnv) fixtures(t *testing.T) {
 	put("npc.schema.json", `{"type":"object","properties":{"name":{"type":"string","maxLength":12},"age":{"type":"integer"}},"required":["name","age"]}`)
 	put("rolebench-eng/test.jsonl", string(e.read(t, "eval/roleplay/testdata/rolebench/test.jsonl")))
 	put("profiles-eng/desc.json", string(e.read(t, "eval/roleplay/testdata/rolebench/desc.json")))
+	// The npc64 scenario (loadtest/scenarios/npc64.yaml) with the registry
+	// scripts/npc64-setup.sh writes, over the masks and adapters that the
+	// example's prep steps make at a small scale from the built-in kit.
+	put("loadtest/scenarios/npc64.yaml", string(e.read(t, "loadtest/scenarios/npc64.yaml")))
+	if err := os.Symlink(filepath.Join(e.repo, "internal", "builtin", "voiceskit"), filepath.Join(e.dir, "voiceskit")); err != nil {
+		t.Fatal(err)
+	}
+	put("loadtest/scenarios/npc64/personas.json", npc64Registry(t, e.read(t, "internal/builtin/voiceskit/personas.json")))
 	// eval voices --mask uses builtin:voices, eval voices's default.
 	ck, err := checkpoint.Open("builtin:voices", checkpoint.Options{})
 	if err != nil {
@@ -350,4 +358,75 @@ func (e *exampleEnv) runServer(t *testing.T, where, key string, args []string) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s: %q: still running 30 s after stopping", where, key)
 	}
+}
+
+// npc64Registry is the registry scripts/npc64-setup.sh writes (its jq
+// program, in Go): the kit's nine voices as prompt-only personas, then the
+// seven derived personas with their voice's prompt and a mask or adapter.
+func npc64Registry(t *testing.T, kitPersonas []byte) string {
+	var kit struct {
+		Voices []struct{ Name, Title, Persona string }
+	}
+	if err := json.Unmarshal(kitPersonas, &kit); err != nil {
+		t.Fatal(err)
+	}
+	type spec struct {
+		Name         string `json:"name"`
+		Description  string `json:"description"`
+		SystemPrompt string `json:"system_prompt"`
+		Mask         string `json:"mask,omitempty"`
+		LoRA         string `json:"lora,omitempty"`
+	}
+	var specs []spec
+	by := map[string]spec{}
+	for _, v := range kit.Voices {
+		s := spec{Name: v.Name, Description: v.Title, SystemPrompt: v.Persona}
+		specs = append(specs, s)
+		by[v.Name] = s
+	}
+	for _, d := range npc64Derived {
+		v := by[d.voice]
+		s := spec{Name: d.name, Description: v.Description + " (" + d.name + ")", SystemPrompt: v.SystemPrompt}
+		if d.lora {
+			s.LoRA = d.name
+		} else {
+			s.Mask = d.name + ".mask.safetensors"
+		}
+		specs = append(specs, s)
+	}
+	b, err := json.Marshal(map[string]any{"personas": specs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// npc64Derived are the masked and adapted personas of the npc64 scenario
+// (scripts/npc64-setup.sh) with the flags that make them.
+var npc64Derived = []struct {
+	name, voice string
+	lora        bool
+	flags       string
+}{
+	{"devil-ffn", "devil", false, "--structured --sparsity 0.25"}, {"jargon-ffn", "jargon", false, "--structured --sparsity 0.25"},
+	{"webster-ffn", "webster", false, "--structured --sparsity 0.25"}, {"kjv-wanda", "kjv", false, "--sparsity 0.5"},
+	{"sotu-24", "sotu", false, "--nm 2:4"}, {"wesnoth-lora", "wesnoth", true, ""}, {"spurgeon-lora", "spurgeon", true, ""},
+}
+
+// npc64Prep makes npc64Derived's masks and adapters at a small scale: masks
+// calibrated on 4 of the voice's conversations, adapters of rank 2 trained
+// for 2 steps.
+func npc64Prep() [][]string {
+	var out [][]string
+	for _, d := range npc64Derived {
+		dst := "loadtest/scenarios/npc64/" + d.name
+		if d.lora {
+			out = append(out, words("finetune --model builtin:voices --data voiceskit/"+d.voice+"/valid.jsonl --out "+dst+
+				" --steps 2 --batch-tokens 256 --lr 1e-3 --lora-rank 2 --eval-fraction 0 --checkpoint-every 0 --threads 2 --seed 1"))
+			continue
+		}
+		out = append(out, words("subnet --model builtin:voices --method wanda "+d.flags+" --calib-chat voiceskit/"+d.voice+
+			"/valid.jsonl --calib-limit 4 --workers 2 --out "+dst+".mask.safetensors"))
+	}
+	return out
 }
