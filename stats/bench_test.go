@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"github.com/masque-ai/masque/internal/cputime"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -134,11 +135,11 @@ func BenchmarkStatsOverhead(b *testing.B) {
 			cpuPlain, cpuStats := time.Duration(1<<62), time.Duration(1<<62)
 			var share float64 = math.Inf(1)
 			for b.Loop() {
-				c0, t0 := cpuTime(), time.Now()
+				c0, t0 := cputime.Used(), time.Now()
 				plainPass(b, m, samples)
-				c1, t1 := cpuTime(), time.Now()
+				c1, t1 := cputime.Used(), time.Now()
 				statsPass(b, m, samples)
-				c2, t2 := cpuTime(), time.Now()
+				c2, t2 := cputime.Used(), time.Now()
 				minPlain = min(minPlain, t1.Sub(t0))
 				minStats = min(minStats, t2.Sub(t1))
 				cpuPlain = min(cpuPlain, c1-c0)

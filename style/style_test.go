@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/masque-ai/masque/internal/cputime"
 	"math"
 	"os"
 	"path/filepath"
@@ -384,7 +385,7 @@ func BenchmarkProfile(b *testing.B) {
 		b.Fatal(err)
 	}
 	runtime.GC()
-	cpu0 := cpuSeconds()
+	cpu0 := cputime.Used()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := Run(context.Background(), Config{Characters: chars, Workers: 1}); err != nil {
@@ -394,7 +395,7 @@ func BenchmarkProfile(b *testing.B) {
 	b.StopTimer()
 	total := float64(words) * float64(b.N)
 	b.ReportMetric(total/b.Elapsed().Seconds(), "words/s")
-	if cpu := cpuSeconds() - cpu0; cpu > 0 {
+	if cpu := (cputime.Used() - cpu0).Seconds(); cpu > 0 {
 		b.ReportMetric(total/cpu, "words/cpu-s")
 	}
 	b.ReportMetric(float64(words), "words/op")

@@ -2,6 +2,7 @@ package subnet
 
 import (
 	"context"
+	"github.com/masque-ai/masque/internal/cputime"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -46,11 +47,11 @@ func BenchmarkSparseGPTSequential(b *testing.B) {
 	run := func(b *testing.B, f func() (*Result, error)) {
 		var cpu time.Duration
 		for b.Loop() {
-			c0 := cpuTime()
+			c0 := cputime.Used()
 			if _, err := f(); err != nil {
 				b.Fatal(err)
 			}
-			cpu += cpuTime() - c0
+			cpu += cputime.Used() - c0
 		}
 		b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
 	}

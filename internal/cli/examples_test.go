@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/masque-ai/masque/internal/cputime"
 	"io"
 	"os"
 	"path/filepath"
@@ -243,7 +244,7 @@ func TestDocExamples(t *testing.T) {
 	})
 	ran := map[string]bool{}
 	env := newExampleEnv(t)
-	t0, cpu0 := time.Now(), cpuTime()
+	t0, cpu0 := time.Now(), cputime.Used()
 	for _, ex := range runs {
 		words, glob, key, _ := shellParse(ex.line)
 		if ran[key] {
@@ -252,15 +253,15 @@ func TestDocExamples(t *testing.T) {
 		ran[key] = true
 		r := exampleRuns[key]
 		name := strings.Join(words[1:min(3, len(words))], "_")
-		c0 := cpuTime()
+		c0 := cputime.Used()
 		if !t.Run(name, func(t *testing.T) {
 			env.run(t, ex.where, key, words, glob, r)
-			t.Logf("CPU %.1f s", (cpuTime() - c0).Seconds())
+			t.Logf("CPU %.1f s", (cputime.Used() - c0).Seconds())
 		}) {
 			t.Logf("%s: %q failed; later examples may read what it should have written", ex.where, key)
 		}
 	}
-	t.Logf("%d of %d examples run in %.1f s (CPU %.1f s)", len(ran), len(seen), time.Since(t0).Seconds(), (cpuTime() - cpu0).Seconds())
+	t.Logf("%d of %d examples run in %.1f s (CPU %.1f s)", len(ran), len(seen), time.Since(t0).Seconds(), (cputime.Used() - cpu0).Seconds())
 }
 
 // exampleRun is how an example is run in the shared work folder (see

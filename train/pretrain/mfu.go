@@ -1,6 +1,7 @@
 package pretrain
 
 import (
+	"github.com/masque-ai/masque/internal/cputime"
 	"math/rand/v2"
 	"time"
 
@@ -75,7 +76,7 @@ func MeasurePeak(k kernels.Kernels, budget time.Duration) Peak {
 		k.MatMul(dst, x, W, m) // warm-up (and any preparation of W)
 		flops := 2 * float64(m) * float64(rows) * float64(cols)
 		end := time.Now().Add(budget / 2)
-		c0 := cpuTime()
+		c0 := cputime.Used()
 		for i := 0; i < 3 || time.Now().Before(end); i++ {
 			t0 := time.Now()
 			k.MatMul(dst, x, W, m)
@@ -87,7 +88,7 @@ func MeasurePeak(k kernels.Kernels, budget time.Duration) Peak {
 				break
 			}
 		}
-		cpuAll += cpuTime() - c0
+		cpuAll += cputime.Used() - c0
 	}
 	if cpuAll > 0 {
 		p.PerCPUSecond = flopsAll / cpuAll.Seconds()

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/masque-ai/masque/internal/cputime"
 	"io"
 	"math"
 	"os"
@@ -477,10 +478,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	lastTokens := tr.State.Tokens
 	// CPU time is counted over the intervals between two reports that hold
 	// only an optimiser step (no evaluation, no checkpoint).
-	lastCPU, lastClean := cpuTime(), true
+	lastCPU, lastClean := cputime.Used(), true
 	onStep := func(p train.Progress) {
 		stepSecs += p.StepTime.Seconds()
-		cpu := cpuTime()
+		cpu := cputime.Used()
 		if lastClean && p.EvalGroups == nil && cpu > lastCPU {
 			rec.cpuTokens += p.Tokens - lastTokens
 			rec.cpuSecs += (cpu - lastCPU).Seconds()
@@ -505,7 +506,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			// Curves and the record so far, for watching a long run.
 			_ = rec.write(false, false)
 		}
-		lastCPU = cpuTime()
+		lastCPU = cputime.Used()
 	}
 	runErr := tr.Run(ctx, onStep)
 	interrupted := errors.Is(runErr, train.ErrInterrupted)

@@ -1,8 +1,0 @@
-//go:build !unix
-
-package stats
-
-import "time"
-
-// cpuTime is unavailable here; the benchmark then reports 0.
-func cpuTime() time.Duration { return 0 }
