@@ -26,6 +26,7 @@ import (
 	"github.com/masque-ai/masque/persona"
 	"github.com/masque-ai/masque/stats"
 	"github.com/masque-ai/masque/subnet"
+	"github.com/masque-ai/masque/train"
 	"github.com/masque-ai/masque/train/sft"
 )
 
@@ -168,6 +169,7 @@ type runner struct {
 	calibs   map[string]*calib.Set
 	calibTxt map[string][]string
 	stats    map[string]*stats.Stats
+	seqs     map[string][]train.Sequence // trainSeqs' per voice
 	held     map[string][]ppl.Sample
 	dense    *Subject
 }
@@ -180,7 +182,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		return nil, err
 	}
 	r := &runner{cfg: cfg, set: set, pats: pats, ck: cfg.Checkpoint, m: cfg.Checkpoint.Model, logf: cfg.Logf,
-		calibs: map[string]*calib.Set{}, calibTxt: map[string][]string{}, stats: map[string]*stats.Stats{}}
+		calibs: map[string]*calib.Set{}, calibTxt: map[string][]string{}, stats: map[string]*stats.Stats{},
+		seqs: map[string][]train.Sequence{}}
 	if r.logf == nil {
 		r.logf = func(string, ...any) {}
 	}

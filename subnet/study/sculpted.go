@@ -26,10 +26,14 @@ const MethodPersonaPruner = "persona-pruner"
 const DefaultSculptSteps = 100
 
 // trainSeqs tokenizes a voice's calibration passages for training (the
-// LoRA comparison and Persona-Pruner): the same conversations as the
-// masks' calibration set, loss on the answer's tokens, cut at
-// CalibMaxTokens.
+// LoRA comparison and Persona-Pruner), once per voice: the same
+// conversations as the masks' calibration set, loss on the answer's
+// tokens, cut at CalibMaxTokens. The sequences are shared: do not modify
+// them.
 func (r *runner) trainSeqs(v string) ([]train.Sequence, error) {
+	if seqs, ok := r.seqs[v]; ok {
+		return seqs, nil
+	}
 	tok, err := r.ck.NeedTokenizer()
 	if err != nil {
 		return nil, err
@@ -56,6 +60,7 @@ func (r *runner) trainSeqs(v string) ([]train.Sequence, error) {
 		}
 		data = append(data, e.Seq)
 	}
+	r.seqs[v] = data
 	return data, nil
 }
 
