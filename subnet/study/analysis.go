@@ -437,10 +437,12 @@ func (t *tracker) emit() {
 
 func (t *tracker) begin(kind, item string) {
 	t.cur = Progress{Job: kind, Item: item}
+	t.lastStep = time.Time{} // a job's first step is always reported
 	t.emit()
 }
 
-// step reports progress inside the current job (at most 5 times a second).
+// step reports progress inside the current job: its first and last step,
+// and at most 5 times a second in between.
 func (t *tracker) step(stage string, d, n int) {
 	if now := time.Now(); d < n && now.Sub(t.lastStep) < 200*time.Millisecond {
 		return
