@@ -54,6 +54,10 @@ type MaskSummary struct {
 // the folder root (symbolic links followed), as for personas that clients
 // add to a running server; Opened.Spec holds them resolved. A spec that
 // still names a card must have been imported first (LoadRegistry does).
+// A mask or LoRA persona that also names a Model applies over that model
+// instead of a default base: base must be it (the caller opens or finds it,
+// as a server runs it as a base of its own; the mask's and adapter's
+// compatibility checks hold against it), and Open leaves Spec.Model as given.
 // Nothing of base is copied; base must stay open while the result is used.
 func Open(spec Spec, base *model.Model, root string) (*Opened, error) {
 	if err := spec.Validate(); err != nil {
@@ -64,7 +68,7 @@ func Open(spec Spec, base *model.Model, root string) (*Opened, error) {
 	}
 	if root != "" {
 		for _, p := range []*string{&spec.Mask, &spec.LoRA, &spec.Model} {
-			if *p == "" {
+			if *p == "" || p == &spec.Model && spec.Kind() != KindModel {
 				continue
 			}
 			full, err := resolveUnder(root, *p)
@@ -120,11 +124,15 @@ func Open(spec Spec, base *model.Model, root string) (*Opened, error) {
 
 // Bases returns the base models that the specs' masks and LoRA adapters
 // record (mask.ReadBase, lora.ReadBase; only their metadata is read), for
-// a server that is given personas and no base model. Paths are used as
-// they are (LoadRegistry has resolved them).
+// a server that is given personas and no base model; the masks and adapters
+// of personas that name their Model apply over that model and are left
+// out. Paths are used as they are (LoadRegistry has resolved them).
 func Bases(specs []Spec) ([]checkpoint.Base, error) {
 	var out []checkpoint.Base
 	for _, s := range specs {
+		if s.Model != "" {
+			continue // its mask and adapter apply over the model it names
+		}
 		if s.Mask != "" {
 			b, err := mask.ReadBase(s.Mask)
 			if err != nil {

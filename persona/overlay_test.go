@@ -36,7 +36,7 @@ func randomBits(rng *rand.Rand, rows, cols int, p float64) *mask.Bits {
 
 // channelMask prunes FFN channel c when drop(c): gate and up rows and the
 // down column, as ffn-channel pruning does.
-func channelMask(t *testing.T, m *model.Model, drop func(l, c int) bool, which []model.Proj) *mask.Mask {
+func channelMask(t testing.TB, m *model.Model, drop func(l, c int) bool, which []model.Proj) *mask.Mask {
 	mk := mask.New(m)
 	cfg := &m.Config
 	for l := 0; l < cfg.Layers; l++ {

@@ -72,8 +72,10 @@ type Spec struct {
 	LoRA string `json:"lora,omitempty" yaml:"lora,omitempty"`
 	// Model is a separate model folder (or .gguf file) the persona runs on
 	// instead of the base model, or the hub id org/name[@rev][:QUANT] of a
-	// model that masque pull fetched (as --model takes it); it excludes
-	// Mask and LoRA.
+	// model that masque pull fetched (as --model takes it). With Mask or
+	// LoRA, it names the model they apply over instead of the server's
+	// default base (a server runs it as a base of its own, shared by every
+	// persona naming it).
 	Model string `json:"model,omitempty" yaml:"model,omitempty"`
 	// Card is a SillyTavern character card (JSON or PNG) to import; fields
 	// set here override the card's. Registries only.
@@ -97,14 +99,14 @@ type Spec struct {
 // Kind says what the persona runs on (KindBase, KindMask, …).
 func (s *Spec) Kind() string {
 	switch {
-	case s.Model != "":
-		return KindModel
 	case s.Mask != "" && s.LoRA != "":
 		return KindMaskLoRA
 	case s.Mask != "":
 		return KindMask
 	case s.LoRA != "":
 		return KindLoRA
+	case s.Model != "":
+		return KindModel
 	}
 	return KindBase
 }
@@ -289,9 +291,6 @@ func (s *Spec) Validate() error {
 	}
 	if err := s.checkMacros(); err != nil {
 		return err
-	}
-	if s.Model != "" && (s.Mask != "" || s.LoRA != "") {
-		return fmt.Errorf("persona %s: a persona with its own model folder cannot also have a mask or LoRA adapter", s.Name)
 	}
 	if t := s.Temperature; t != nil && !(*t >= 0 && *t <= 2) {
 		return fmt.Errorf("persona %s: temperature %g outside [0, 2]", s.Name, *t)

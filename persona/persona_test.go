@@ -73,7 +73,9 @@ func TestSpecKindAndValidate(t *testing.T) {
 		{Spec{Name: "a", LoRA: "l"}, KindLoRA, true},
 		{Spec{Name: "a", Mask: "m", LoRA: "l"}, KindMaskLoRA, true},
 		{Spec{Name: "a", Model: "dir"}, KindModel, true},
-		{Spec{Name: "a", Model: "dir", Mask: "m"}, KindModel, false},
+		{Spec{Name: "a", Model: "dir", Mask: "m"}, KindMask, true}, // a mask over the model dir
+		{Spec{Name: "a", Model: "dir", LoRA: "l"}, KindLoRA, true},
+		{Spec{Name: "a", Model: "dir", Mask: "m", LoRA: "l"}, KindMaskLoRA, true},
 		{Spec{Name: "a/b"}, KindBase, false},
 		{Spec{Name: "a", Temperature: f(2.5)}, KindBase, false},
 		{Spec{Name: "a", TopP: f(-0.1)}, KindBase, false},

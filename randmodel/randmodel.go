@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"math/rand/v2"
 	"path/filepath"
 	"sort"
@@ -115,6 +116,15 @@ func Write(dir string, cfg model.Config, seed uint64, std float32, dtype quant.D
 		_, err := w.Write(tj)
 		return err
 	})
+}
+
+// WriteOnce is Write unless dir already holds a finished random model (its
+// tokenizer.json, written last): benchmarks share one model across runs.
+func WriteOnce(dir string, cfg model.Config, seed uint64, std float32, dtype quant.DType) error {
+	if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err == nil {
+		return nil
+	}
+	return Write(dir, cfg, seed, std, dtype)
 }
 
 // byteAlphabet maps bytes to the printable runes of GPT-2's byte-level BPE.

@@ -30,11 +30,7 @@ func benchModel(b *testing.B) string {
 		return dir
 	}
 	dir := filepath.Join(os.TempDir(), "masque-bench-qwen2.5-0.5b-bf16")
-	if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err == nil {
-		return dir
-	}
-	b.Logf("writing a random Qwen2.5-0.5B-shaped model to %s", dir)
-	if err := randmodel.Write(dir, randmodel.Presets["qwen2.5-0.5b"], 1, 0.02, quant.BF16); err != nil {
+	if err := randmodel.WriteOnce(dir, randmodel.Presets["qwen2.5-0.5b"], 1, 0.02, quant.BF16); err != nil {
 		b.Fatal(err)
 	}
 	return dir

@@ -3,6 +3,7 @@ package serve
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -14,6 +15,9 @@ import (
 
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/internal/builtin"
+	"github.com/masque-ai/masque/lora"
+	"github.com/masque-ai/masque/mask"
+	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/persona"
 )
 
@@ -276,5 +280,134 @@ func TestKVShares(t *testing.T) {
 		if got := kvShares(tc.total, tc.slots); fmt.Sprint(got) != fmt.Sprint(tc.want) {
 			t.Errorf("kvShares(%d, %v) = %v, want %v", tc.total, tc.slots, got, tc.want)
 		}
+	}
+}
+
+// TestMaskAndLoRAOnSecondBase: mask and LoRA personas that name a model
+// other than the default base apply over that model, as a base of its own
+// shared with its other personas: each answers as the same persona on a
+// server whose default base that model is. A persona added at run time can
+// put a mask on a running base by its id, not on a model the server does
+// not run, and a mask made for the default base is refused on the other.
+func TestMaskAndLoRAOnSecondBase(t *testing.T) {
+	openBase(t)
+	voices := openVoices(t)
+	vm := voices.Model
+	mk := mask.New(vm)
+	keep := make([]bool, vm.Config.Intermediate)
+	for c := range keep {
+		keep[c] = c%3 != 0
+	}
+	for l := range vm.Config.Layers {
+		for _, p := range []model.Proj{model.ProjGate, model.ProjUp, model.ProjDown} {
+			if err := mk.SetChannels(l, p, keep); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	unstructured := mask.New(vm)
+	rng := rand.New(rand.NewPCG(4, 5))
+	for l := range vm.Config.Layers {
+		s := unstructured.Shapes[model.ProjQ]
+		b := mask.NewBits(s[0], s[1])
+		for r := range s[0] {
+			for c := range s[1] {
+				b.Set(r, c, rng.IntN(3) != 0)
+			}
+		}
+		if err := unstructured.Set(mask.Key{Layer: l, Proj: model.ProjQ}, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ad, err := lora.New(vm, lora.Config{Rank: 4, Alpha: 8, Targets: []model.Proj{model.ProjQ, model.ProjV, model.ProjDown}}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pr := range ad.All() {
+		for i := range pr.B {
+			pr.B[i] = float32(rng.NormFloat64() * 0.05)
+		}
+	}
+	dir := filepath.Join(files.dir, "second-base")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range map[string]*mask.Mask{"channels": mk, "q": unstructured} {
+		if err := m.Save(filepath.Join(dir, name+".safetensors")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ad.Save(filepath.Join(dir, "lora"), nil); err != nil {
+		t.Fatal(err)
+	}
+	kjv := "You speak in the manner of the King James Bible."
+	on := func(model string) []persona.Spec {
+		return []persona.Spec{
+			{Name: "preacher", SystemPrompt: kjv, Model: model},
+			{Name: "monk", SystemPrompt: kjv, Model: model, Mask: filepath.Join(dir, "channels.safetensors")},
+			{Name: "scribe", SystemPrompt: kjv, Model: model, LoRA: filepath.Join(dir, "lora")},
+			{Name: "hermit", SystemPrompt: kjv, Model: model, Mask: filepath.Join(dir, "q.safetensors"), LoRA: filepath.Join(dir, "lora")},
+		}
+	}
+	specs := append([]persona.Spec{{Name: "pirate", SystemPrompt: pirateSystem}}, on(builtin.Voices)...)
+	f := startServer(t, Options{Base: baseCk, Personas: specs})
+	if len(f.srv.bases) != 2 {
+		t.Fatalf("%d bases, want 2", len(f.srv.bases))
+	}
+	f.srv.mu.RLock()
+	for _, p := range []string{"preacher", "monk", "scribe", "hermit"} {
+		if f.srv.personas[p].base != f.srv.bases[1] {
+			t.Errorf("%s does not run on the server's one copy of voices", p)
+		}
+	}
+	f.srv.mu.RUnlock()
+
+	// Alone: the same personas on a server whose default base is voices.
+	alone := startServer(t, Options{Base: voices, Personas: on("")})
+	want := map[string]string{}
+	for _, p := range []string{"preacher", "monk", "scribe", "hermit"} {
+		want[p] = chatText(t, alone, p)
+	}
+	for _, p := range []string{"monk", "scribe", "hermit"} {
+		if want[p] == want["preacher"] {
+			t.Fatalf("%s answers as the bare voices model: the test proves nothing (%q)", p, want[p])
+		}
+	}
+	var wg sync.WaitGroup
+	got := make([]string, 10)
+	names := []string{"pirate", "preacher", "monk", "scribe", "hermit"}
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i] = chatText(t, f, names[i%5])
+		}()
+	}
+	wg.Wait()
+	for i, g := range got {
+		if p := names[i%5]; p != "pirate" && g != want[p] {
+			t.Errorf("%s on the two-base server:\n got %q\nwant %q (on voices alone)", p, g, want[p])
+		}
+	}
+
+	// At run time: a mask over the running voices base, by its id.
+	code, _, body := f.do(t, "POST", "/v1/personas", testAdminKey, "application/json",
+		jsonBytes(persona.Spec{Name: "friar", SystemPrompt: kjv, Model: "voices", Mask: "second-base/channels.safetensors"}))
+	if code != 201 || !strings.Contains(string(body), `"base":"voices"`) {
+		t.Fatalf("adding a mask persona on the voices base: %d %s", code, body)
+	}
+	if g := chatText(t, f, "friar"); g != want["monk"] {
+		t.Errorf("friar (as monk, added at run time):\n got %q\nwant %q", g, want["monk"])
+	}
+	// Not on a model the server does not run, and not a mask of another model.
+	code, _, body = f.do(t, "POST", "/v1/personas", testAdminKey, "application/json",
+		jsonBytes(persona.Spec{Name: "abbot", Model: "second-base/elsewhere.gguf", Mask: "second-base/channels.safetensors"}))
+	if code != 400 || !strings.Contains(string(body), "not one of the server's bases") {
+		t.Errorf("a mask over a model the server does not run: %d %s", code, body)
+	}
+	code, _, body = f.do(t, "POST", "/v1/personas", testAdminKey, "application/json",
+		jsonBytes(persona.Spec{Name: "abbot", Model: "voices", Mask: "ranger.mask.safetensors"}))
+	if code != 400 || !strings.Contains(string(body), "abbot") {
+		t.Errorf("a mask of stories260K on voices: %d %s", code, body)
 	}
 }

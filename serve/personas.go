@@ -212,13 +212,27 @@ func (s *Server) addPersona(spec persona.Spec, root string) error {
 	}
 	var p *loaded
 	if shared := s.sharedBase(spec, root); shared != nil {
-		// A base the server runs already: nothing to open. A persona
-		// added at run time gets the model's path, absolute (or its
-		// name), for the registry.
+		// A base the server runs already: nothing to open but the
+		// persona's mask or adapter, over that base. A persona added at
+		// run time gets the model's path, absolute (or its name), for
+		// the registry.
 		if root != "" {
 			spec.Model = shared.key
 		}
 		p = &loaded{spec: spec, base: shared, created: time.Now().Unix()}
+		if spec.Kind() != persona.KindModel {
+			op, err := persona.Open(spec, shared.ck.Model, root)
+			if err != nil {
+				return err
+			}
+			if op.Warning != "" {
+				s.opts.Log.Warn(op.Warning, "persona", spec.Name)
+			}
+			p.spec, p.mask = op.Spec, op.Mask
+			p.adapter, p.hooks, p.bytes = op.Adapter(), op.Hooks(), op.Bytes()
+		}
+	} else if spec.Model != "" && spec.Kind() != persona.KindModel {
+		return fmt.Errorf("persona %s: its mask or LoRA adapter applies over %s, which is not one of the server's bases: name a running base (its id in /health) or start the server with a persona on that model in the registry", spec.Name, spec.Model)
 	} else {
 		op, err := persona.Open(spec, s.base.ck.Model, root)
 		if err != nil {
