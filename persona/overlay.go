@@ -19,6 +19,7 @@ package persona
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/masque-ai/masque/kernels"
 	"github.com/masque-ai/masque/lora"
@@ -327,13 +328,28 @@ func (p *Overlay) AdaptLinear(layer int, pr model.Proj, y, x []float32, rows int
 		if m := p.mats[layer][pr]; m[0] != nil {
 			k := p.base.K
 			r := m[0].Rows
-			t := make([]float32, rows*r)
+			tp, dp := scratch.Get().(*[]float32), scratch.Get().(*[]float32)
+			defer scratch.Put(tp)
+			defer scratch.Put(dp)
+			t, d := grow(tp, rows*r), grow(dp, rows*m[1].Rows) // written whole by MatMul
 			k.MatMul(t, x, m[0], rows)
-			d := make([]float32, rows*m[1].Rows)
 			k.MatMul(d, t, m[1], rows)
 			k.Axpy(p.scale, d, y[:len(d)])
 		}
 	}
+}
+
+// scratch holds the masked products' outputs between calls (a forward pass
+// of a masked persona makes one per projection and layer).
+var scratch = sync.Pool{New: func() any { return new([]float32) }}
+
+// grow returns the first n elements of *bp, enlarged first when needed
+// (their values are left over from earlier use).
+func grow(bp *[]float32, n int) []float32 {
+	if cap(*bp) < n {
+		*bp = make([]float32, n)
+	}
+	return (*bp)[:n]
 }
 
 // apply replaces y = x·Wᵀ + b (rows rows) by the output of the masked
@@ -342,7 +358,9 @@ func (p *Overlay) AdaptLinear(layer int, pr model.Proj, y, x []float32, rows int
 // nothing of W copied) and sets y ← y − f·(y − b − ym).
 func (s *sparse) apply(k kernels.Kernels, y, x []float32, rows int, f float32) {
 	N := s.w.Rows
-	ym := make([]float32, rows*N)
+	bp := scratch.Get().(*[]float32)
+	defer scratch.Put(bp)
+	ym := grow(bp, rows*N) // every element is written by MatMulMasked
 	kernels.MatMulMasked(k, ym, x, s.w, s.bits.Data, s.bits.Stride(), rows)
 	for i := 0; i < rows; i++ {
 		yi, mi := y[i*N:(i+1)*N], ym[i*N:(i+1)*N]

@@ -555,7 +555,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		it.ScoredTokens = n
 		it.NLL = map[string]float64{}
 		for ci, c := range conds {
-			nll, err := g.nll(ctx, samples[ci])
+			nll, err := g.nll(ctx, c.system, samples[ci])
 			if err != nil {
 				return nil, fmt.Errorf("voices: %s, row %s, persona %s: %w", it.Voice, it.ID, c.key, err)
 			}
@@ -628,6 +628,7 @@ type runner struct {
 	scores     *jsonlstore.Store
 	cl         *predictor
 	classifier *Classifier
+	scorer     *ppl.Scorer // made on first use
 }
 
 func messages(system, user, answer string) []chattemplate.Message {
@@ -780,8 +781,9 @@ func equalize(samples []ppl.Sample, maxLen int) (int, error) {
 }
 
 // nll returns the summed negative log-likelihood of the sample's scored
-// tokens.
-func (g *runner) nll(ctx context.Context, s ppl.Sample) (float64, error) {
+// tokens; system is the system prompt the sample starts with (its samples
+// share their prefix, which is computed once: ppl.Scorer).
+func (g *runner) nll(ctx context.Context, system string, s ppl.Sample) (float64, error) {
 	key := jsonlstore.Key(g.key, "nll", s.IDs, s.Score)
 	var v struct {
 		NLL    float64 `json:"nll"`
@@ -790,11 +792,17 @@ func (g *runner) nll(ctx context.Context, s ppl.Sample) (float64, error) {
 	if g.scores != nil && g.scores.Get(key, &v) {
 		return v.NLL, nil
 	}
-	r, err := ppl.Evaluate(ctx, g.m, "", []ppl.Sample{s}, nil)
+	if g.scorer == nil {
+		g.scorer = ppl.NewScorer(g.m)
+	}
+	nll, n, err := g.scorer.NLL(ctx, system, s)
 	if err != nil {
 		return 0, err
 	}
-	v.NLL, v.Tokens = r.NLL*float64(r.Tokens), r.Tokens
+	if n == 0 {
+		return 0, errors.New("voices: no token to score")
+	}
+	v.NLL, v.Tokens = nll, n
 	if g.scores != nil {
 		if err := g.scores.Put(key, v); err != nil {
 			return 0, err
