@@ -37,10 +37,78 @@ func MatMulMasked(k Kernels, dst, x []float32, w *Matrix, keep []byte, stride, m
 		return
 	}
 	if f, ok := k.(fast); ok {
-		f.l.matMulMasked(dst, x, w, keep, stride, m, f.exactBF16)
+		f.l.matMulMasked(dst, x, w, keep, stride, m, f.exactBF16, nil)
 		return
 	}
 	maskedReference(k, dst, x, w, keep, stride, m)
+}
+
+// Premasked is W⊙M made once for the Kernels k (Premask), in the form in
+// which k's masked products copy each block of rows before multiplying it
+// (float32, or bf16 for the VDPBF16PS tiles). MatMulPremasked multiplies by
+// it with exactly MatMulMasked's arithmetic, the same tiles over the same
+// blocks, without masking again: a model run for many passes under one
+// mask (an evaluation) trades memory, 4 bytes a weight (2 with VDPBF16PS),
+// for the masking of every pass.
+type Premasked struct {
+	w      *Matrix
+	keep   []byte
+	stride int
+	k      Kernels
+	rows   unsafe.Pointer // nil: k has no masked tiles (MatMulMasked then)
+	bytes  int64
+}
+
+// Premask prepares W⊙M for MatMulPremasked with k; the arguments are
+// MatMulMasked's, and w and keep must stay unchanged while it is used.
+func Premask(k Kernels, w *Matrix, keep []byte, stride int) *Premasked {
+	switch w.Type {
+	case quant.F32, quant.F16, quant.BF16:
+	default:
+		panic(fmt.Sprintf("kernels.Premask: %s weights cannot be masked", w.Type))
+	}
+	p := &Premasked{w: w, keep: keep, stride: stride, k: k}
+	f, ok := k.(fast)
+	if !ok || w.Rows == 0 || w.Cols == 0 {
+		return p
+	}
+	if stride < (w.Cols+7)/8 || len(keep) < w.Rows*stride {
+		panic(fmt.Sprintf("kernels.Premask: %d mask bytes of stride %d for %d×%d weights", len(keep), stride, w.Rows, w.Cols))
+	}
+	pairs := f.l.maskedPairs(w, f.exactBF16)
+	n := w.Rows * w.Cols
+	if pairs {
+		buf := make([]uint16, n)
+		p.rows, p.bytes = unsafe.Pointer(&buf[0]), int64(n)*2
+	} else {
+		buf := make([]float32, n)
+		p.rows, p.bytes = unsafe.Pointer(&buf[0]), int64(n)*4
+	}
+	parallel(ceilDiv(w.Rows, decodeRows), func(task int) {
+		s0 := task * decodeRows
+		s1 := min(w.Rows, s0+decodeRows)
+		f.l.maskRows(unsafe.Add(p.rows, s0*w.Cols*int(p.bytes/int64(n))), pairs, w, s0, s1, keep, stride)
+	})
+	return p
+}
+
+// Bytes is the memory the masked rows take.
+func (p *Premasked) Bytes() int64 { return p.bytes }
+
+// MatMulPremasked is MatMulMasked(k, dst, x, w, keep, stride, m) for the
+// w, keep and stride that p was made from, by p's masked rows; k must be
+// the Kernels p was made for (any other gets MatMulMasked).
+func MatMulPremasked(k Kernels, dst, x []float32, p *Premasked, m int) {
+	f, ok := k.(fast)
+	if p.rows == nil || !ok || p.k != k {
+		MatMulMasked(k, dst, x, p.w, p.keep, p.stride, m)
+		return
+	}
+	checkMatMul(dst, x, p.w, m)
+	if m == 0 {
+		return
+	}
+	f.l.matMulMasked(dst, x, p.w, p.keep, p.stride, m, f.exactBF16, p.rows)
 }
 
 // RoundsBF16 reports whether k rounds the activations of products with
@@ -91,14 +159,21 @@ func maskGo[T float32 | uint16](v []T, bits []byte) {
 	}
 }
 
+// maskedPairs reports whether the masked products of w copy its rows as
+// bf16 for the VDPBF16PS tiles (else as float32).
+func (l *level) maskedPairs(w *Matrix, exact bool) bool {
+	return w.Type == quant.BF16 && !exact && l.dotPairs != nil
+}
+
 // matMulMasked is MatMulMasked on a level: like gemmDecoded, row blocks
 // are split over the threads, and each task copies decodeRows masked rows
 // at a time into scratch (bf16 for the VDPBF16PS tiles, else float32) and
-// runs every token tile over them.
-func (l *level) matMulMasked(dst, x []float32, w *Matrix, keep []byte, stride, m int, exact bool) {
+// runs every token tile over them. With pre (Premasked's rows, in that
+// form) the rows are read from there instead.
+func (l *level) matMulMasked(dst, x []float32, w *Matrix, keep []byte, stride, m int, exact bool, pre unsafe.Pointer) {
 	N, K := w.Rows, w.Cols
 	round := w.Type == quant.BF16 && !exact
-	pairs := round && l.dotPairs != nil
+	pairs := l.maskedPairs(w, exact)
 	xf := x[:m*K] // the activations as the products see them, for the tail
 	// The VDPBF16PS tiles take their own bf16 copy; the float32 one is then
 	// only read by the tail, which rows of whole vectors do not have.
@@ -135,18 +210,24 @@ func (l *level) matMulMasked(dst, x []float32, w *Matrix, keep []byte, stride, m
 		i0 := (task % ntb) * tb
 		i1 := min(m, i0+tb)
 		var buf unsafe.Pointer
-		if pairs {
+		switch {
+		case pre != nil:
+		case pairs:
 			bp := u16Pool.get(block * K)
 			defer u16Pool.put(bp)
 			buf = unsafe.Pointer(&(*bp)[0])
-		} else {
+		default:
 			bp := f32Pool.get(block * K)
 			defer f32Pool.put(bp)
 			buf = unsafe.Pointer(&(*bp)[0])
 		}
 		for s0 := r0; s0 < r1; s0 += block {
 			s1 := min(r1, s0+block)
-			l.maskRows(buf, pairs, w, s0, s1, keep, stride)
+			if pre != nil {
+				buf = unsafe.Add(pre, s0*K*eb)
+			} else {
+				l.maskRows(buf, pairs, w, s0, s1, keep, stride)
+			}
 			for k0 := 0; k0 < kmain || k0 == 0; k0 += kb {
 				kn := min(kb, kmain-k0) // 0 when every column is in the tail: the tiles then clear dst
 				for i := i0; i < i1; i += mr {

@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/masque-ai/masque/quant"
@@ -50,8 +51,19 @@ func TestMatMulMasked(t *testing.T) {
 					want, mag := refMatMul(xin, masked, sh.m, sh.n, sh.k)
 					dst := randVec(rng, sh.m*sh.n, 1) // garbage that must be overwritten
 					MatMulMasked(k, dst, x, w, keep, stride, sh.m)
-					checkClose(t, fmt.Sprintf("%s %s exact=%v density %.2f m=%d n=%d k=%d", k.Name(), dt, !RoundsBF16(k), density, sh.m, sh.n, sh.k),
-						dst, want, mag, nil, tolFloat)
+					name := fmt.Sprintf("%s %s exact=%v density %.2f m=%d n=%d k=%d", k.Name(), dt, !RoundsBF16(k), density, sh.m, sh.n, sh.k)
+					checkClose(t, name, dst, want, mag, nil, tolFloat)
+					// Premasked: the same products, bit for bit, and
+					// the same again (nothing of p is changed by use).
+					p := Premask(k, w, keep, stride)
+					for range 2 {
+						pre := randVec(rng, sh.m*sh.n, 1)
+						MatMulPremasked(k, pre, x, p, sh.m)
+						if !slices.Equal(pre, dst) {
+							t.Errorf("%s: MatMulPremasked differs from MatMulMasked", name)
+							break
+						}
+					}
 				}
 			}
 		}

@@ -179,3 +179,56 @@ func TestViewHooks(t *testing.T) {
 		t.Error("ForwardBatch on the view does not apply the mask")
 	}
 }
+
+// TestPremask: a masked view whose masked rows were made once
+// (MaskedModel under PremaskBudget) gives the logits of one that masks as
+// it goes, bit for bit, over BF16 (builtin:voices) and float32 weights, in
+// a prompt pass and in decoding steps; over the budget nothing is made.
+func TestPremask(t *testing.T) {
+	vck, err := checkpoint.Open(builtin.Voices, checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vck.Close()
+	for _, m := range []*model.Model{vck.Model, loadTiny(t, "qwen2")} {
+		mk := unstructured(m, rand.New(rand.NewPCG(21, 22)), 0.4)
+		asGo, err := MaskOverlay(m, mk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := asGo.Premask(1000); n != 0 {
+			t.Errorf("%d bytes spent over a budget of 1000", n)
+		}
+		pre, err := MaskOverlay(m, mk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := pre.Bytes()
+		spent := pre.Premask(PremaskBudget)
+		if spent == 0 || pre.Bytes() != before+spent {
+			t.Fatalf("%d bytes spent, overlay %d → %d bytes", spent, before, pre.Bytes())
+		}
+		if again := pre.Premask(PremaskBudget); again != 0 {
+			t.Errorf("premasking twice spent %d more bytes", again)
+		}
+		toks := make([]int, 40)
+		for i := range toks {
+			toks[i] = 1 + (i*37)%(m.Config.Vocab-1)
+		}
+		a, b := asGo.Model(), pre.Model()
+		ca, cb := a.NewCache(64), b.NewCache(64)
+		for step, part := range [][]int{toks[:30], toks[30:31], toks[31:]} {
+			la, err := a.Forward(ca, part, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lb, err := b.Forward(cb, part, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(la, lb) {
+				t.Errorf("%s, pass %d: premasked logits differ from masking as it goes", m.Config.Arch, step)
+			}
+		}
+	}
+}

@@ -53,6 +53,7 @@ type sparse struct {
 	w    *kernels.Matrix
 	bias []float32 // the projection's bias, nil for none
 	bits *mask.Bits
+	pre  *kernels.Premasked // its masked rows made once (Premask), or nil
 }
 
 // MaskOverlay prepares mk, which must have been made for base, for batched
@@ -361,7 +362,11 @@ func (s *sparse) apply(k kernels.Kernels, y, x []float32, rows int, f float32) {
 	bp := scratch.Get().(*[]float32)
 	defer scratch.Put(bp)
 	ym := grow(bp, rows*N) // every element is written by MatMulMasked
-	kernels.MatMulMasked(k, ym, x, s.w, s.bits.Data, s.bits.Stride(), rows)
+	if s.pre != nil {
+		kernels.MatMulPremasked(k, ym, x, s.pre, rows)
+	} else {
+		kernels.MatMulMasked(k, ym, x, s.w, s.bits.Data, s.bits.Stride(), rows)
+	}
 	for i := 0; i < rows; i++ {
 		yi, mi := y[i*N:(i+1)*N], ym[i*N:(i+1)*N]
 		for r, v := range mi {
@@ -383,8 +388,46 @@ func (p *Overlay) Model() *model.Model {
 	return p.base.With(p.Adapter(), p.Hooks())
 }
 
+// PremaskBudget bounds the memory MaskedModel spends on masked rows made
+// once (Overlay.Premask): 1 GiB, float32 rows of every unstructured-masked
+// projection (a 12.6M-parameter model takes about 40 MiB; a 0.5B one 1.7
+// GiB, so its passes mask as they go).
+var PremaskBudget int64 = 1 << 30
+
+// Premask makes the masked rows of every projection under an unstructured
+// mask once, when they take at most maxBytes in all (kernels.Premask), so
+// that every later pass skips the masking; the products are the same bit
+// for bit. It returns the bytes spent (0 when over budget or nothing is
+// masked). For a model that runs many passes under one mask (evaluation,
+// decoding); a server, which keeps many personas, does not call it.
+func (p *Overlay) Premask(maxBytes int64) int64 {
+	var need int64
+	for l := range p.sparse {
+		for _, sp := range p.sparse[l] {
+			if sp != nil && sp.pre == nil {
+				need += int64(sp.w.Rows) * int64(sp.w.Cols) * 4
+			}
+		}
+	}
+	if need == 0 || need > maxBytes {
+		return 0
+	}
+	var spent int64
+	for l := range p.sparse {
+		for _, sp := range p.sparse[l] {
+			if sp != nil && sp.pre == nil {
+				sp.pre = kernels.Premask(p.base.K, sp.w, sp.bits.Data, sp.bits.Stride())
+				spent += sp.pre.Bytes()
+			}
+		}
+	}
+	p.bytes += spent
+	return spent
+}
+
 // MaskedModel returns base with the mask mk applied per sequence (a view,
 // see Overlay.Model): the run-time way to evaluate or decode with a mask.
+// Its masked rows are made once when they fit PremaskBudget (Premask).
 // It computes what mask.Masked(base, mk, nil), the masked copy that `masque
 // mask apply` exports, computes: the same logits bit for bit over float32
 // weights; over BF16 weights the masked products block their sums slightly
@@ -397,5 +440,6 @@ func MaskedModel(base *model.Model, mk *mask.Mask) (*model.Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.Premask(PremaskBudget)
 	return p.Model(), nil
 }

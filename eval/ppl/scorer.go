@@ -13,8 +13,7 @@ import (
 // doing less work when many samples are scored: the keys and values of the
 // longest prefix that a sample shares with the previous sample scored under
 // the same key (a chat template and system prompt, say, across the
-// questions of a benchmark) are copied instead of computed again, and the
-// LM head runs only at the positions whose next token is scored. The sums
+// questions of a benchmark) are copied instead of computed again. The sums
 // equal Evaluate's up to the order of float32 additions inside the model
 // (the prompt's rows run in two passes instead of one).
 //
@@ -57,7 +56,8 @@ func (sc *Scorer) NLL(ctx context.Context, key string, s Sample) (nll float64, t
 	if first < 0 {
 		return 0, 0, nil
 	}
-	// The tokens before position first−1 need no logits; those from it on do.
+	// The tokens before position first−1 need no logits; those from it on
+	// do. The first pre tokens are what a later sample may share.
 	pre := first - 1
 	c := sc.m.NewCache(len(s.IDs))
 	shared := 0
@@ -71,19 +71,16 @@ func (sc *Scorer) NLL(ctx context.Context, key string, s Sample) (nll float64, t
 			}
 		}
 	}
-	if shared < pre {
-		if _, err := sc.m.Forward(c, s.IDs[shared:pre], false); err != nil {
-			return 0, 0, fmt.Errorf("ppl: %w", err)
-		}
-	}
-	lg, err := sc.m.Forward(c, s.IDs[pre:len(s.IDs)-1], true)
+	// One pass over the rest (a masked view pays for its masking once a
+	// pass), its logits used from position pre on.
+	lg, err := sc.m.Forward(c, s.IDs[shared:len(s.IDs)-1], true)
 	if err != nil {
 		return 0, 0, fmt.Errorf("ppl: %w", err)
 	}
 	V := sc.m.Config.Vocab
 	for j := first; j < len(s.IDs); j++ {
 		if scored(j) {
-			row := j - 1 - pre
+			row := j - 1 - shared
 			nll -= generate.LogProb(lg[row*V:(row+1)*V], s.IDs[j])
 			tokens++
 		}
