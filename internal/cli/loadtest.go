@@ -37,7 +37,9 @@ sees the prompts grow). Without --url it starts an in-process server on the
 scenario's model (or --model) with the scenario's personas and limits; with
 --url it drives that server. First one session alone, without think time, runs
 baseline.turns turns (--no-baseline skips it); then all sessions run for the
-scenario's duration (--duration overrides it) or conversations. The report:
+scenario's duration (--duration overrides it) or conversations; --think-time 0
+runs the same sessions without think time, which measures what the server can
+do rather than what the players ask of it. The report:
 aggregate tokens/s (wall time, think time included) and its ratio to the lone
 session's, the p50/p95/p99 time to first token and inter-token latency, prompt
 tokens served from the cache, tokens per kind, persona and session, fairness
@@ -64,10 +66,11 @@ tokens served from the cache, tokens per kind, persona and session, fairness
 				if cmd.Flags().Changed("duration") {
 					sf.duration = cfg.Duration
 				}
+				sf.thinkSet = cmd.Flags().Changed("think-time")
 				return e.runScenario(cmd, &sf, cfg, asJSON)
 			}
-			if cmd.Flags().Changed("model") || sf.noBaseline {
-				return usagef("--model and --no-baseline apply to --scenario only")
+			if cmd.Flags().Changed("model") || sf.noBaseline || cmd.Flags().Changed("think-time") {
+				return usagef("--model, --no-baseline and --think-time apply to --scenario only")
 			}
 			return e.runUniform(cmd, cfg, temperature, asJSON)
 		},
@@ -88,6 +91,7 @@ tokens served from the cache, tokens per kind, persona and session, fairness
 	fl.StringVar(&sf.file, "scenario", "", "run the scenario in this file (YAML or JSON; see above) instead of uniform clients")
 	fl.StringVar(&sf.model, "model", "", "scenario: base model of the in-process server (default: the scenario's model)")
 	fl.BoolVar(&sf.noBaseline, "no-baseline", false, "scenario: skip the single-session baseline")
+	fl.DurationVar(&sf.think, "think-time", 0, "scenario: a fixed think time before every turn instead of the scenario's (0: none, which measures the server's capacity)")
 	return c
 }
 
@@ -98,6 +102,8 @@ type scenarioFlags struct {
 	file, model string
 	noBaseline  bool
 	duration    time.Duration // overrides the scenario's when set
+	think       time.Duration // with thinkSet, replaces the scenario's think time
+	thinkSet    bool
 }
 
 // runScenario runs `masque loadtest --scenario`.
@@ -111,6 +117,15 @@ func (e *env) runScenario(cmd *cobra.Command, sf *scenarioFlags, lc loadtest.Con
 			return usagef("--duration %v is over %v", sf.duration, loadtest.MaxDuration)
 		}
 		sc.Duration = loadtest.Duration(sf.duration)
+	}
+	if sf.thinkSet {
+		if sf.think < 0 || sf.think > loadtest.MaxDuration {
+			return usagef("--think-time %v is outside [0, %v]", sf.think, loadtest.MaxDuration)
+		}
+		sc.ThinkTime = loadtest.ThinkTime{}
+		if sf.think > 0 {
+			sc.ThinkTime = loadtest.ThinkTime{Dist: "fixed", Mean: loadtest.Duration(sf.think)}
+		}
 	}
 	cfg := loadtest.ScenarioConfig{Scenario: sc, URL: lc.URL, APIKey: lc.APIKey, AllowRemote: lc.AllowRemote, NoBaseline: sf.noBaseline,
 		Logf: func(format string, a ...any) { fmt.Fprintf(e.stderr, format+"\n", a...) }}

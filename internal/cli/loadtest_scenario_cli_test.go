@@ -40,6 +40,29 @@ conversations: 1
 	if rep.Turns != 4 || rep.Errors != 0 || rep.Sessions != 2 || rep.Baseline != nil || len(rep.PerPersona) != 2 || rep.PerPersona[1].Kind != "prompt" || rep.TTFT.P99 <= 0 {
 		t.Fatalf("report %+v\n%s", rep, out)
 	}
+	// --think-time replaces the scenario's think time (0: none; the turns
+	// drew 10–30 ms above), and applies to scenarios only.
+	for _, tc := range []struct {
+		flag     string
+		min, max float64
+	}{{"0", 0, 0}, {"40ms", 0.04, 0.04}} {
+		code, out, errs = run(t, "", "loadtest", "--scenario", path, "--no-baseline", "--json", "--think-time", tc.flag)
+		var r struct {
+			Turns int
+			Think float64 `json:"think_mean_s"`
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &r) != nil || r.Turns != 4 || r.Think < tc.min || r.Think > tc.max+1e-9 {
+			t.Errorf("--think-time %s: exit %d, think time %g s over %d turns (%s)", tc.flag, code, r.Think, r.Turns, errs)
+		}
+	}
+	code, _, errs = run(t, "", "loadtest", "--scenario", path, "--think-time", "-1s")
+	if code == 0 || !strings.Contains(errs, "--think-time -1s is outside") {
+		t.Errorf("negative think time: exit %d: %s", code, errs)
+	}
+	code, _, errs = run(t, "", "loadtest", "--think-time", "0")
+	if code == 0 || !strings.Contains(errs, "--think-time apply to --scenario only") {
+		t.Errorf("--think-time without a scenario: exit %d: %s", code, errs)
+	}
 	code, _, errs = run(t, "", "loadtest", "--scenario", path, "--concurrency", "4")
 	if code == 0 || !strings.Contains(errs, "--concurrency does not apply to --scenario") {
 		t.Errorf("exit %d: %s", code, errs)
