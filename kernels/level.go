@@ -38,6 +38,8 @@ type level struct {
 	// word; nil where the level has no such kernels (then Go does it).
 	maskW16 func(dst, src *uint16, bits *byte, n int)
 	maskF32 func(dst, src *float32, bits *byte, n int)
+	// gram is AddGram's tile; nil where the level has none (Go then).
+	gram gramFn
 
 	q quantKernels
 

@@ -33,6 +33,7 @@ func newAsmLevel(name string, kvec, mrMax int, nrMax []int, dot [3][][]dotFn, q 
 			}
 		}
 	}
+	l.gram = gram4x8_avx2
 	if name == "avx512" {
 		l.maskW16, l.maskF32 = maskW16_avx512, maskF32_avx512
 		l.outerP, l.outerR, l.outMR = outerP_avx512, outerR_avx512, 12

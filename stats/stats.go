@@ -24,6 +24,7 @@ import (
 	"sync"
 
 	"github.com/masque-ai/masque/data/calib"
+	"github.com/masque-ai/masque/kernels"
 	"github.com/masque-ai/masque/model"
 )
 
@@ -174,7 +175,7 @@ func (c *Channel) Var() []float64 {
 }
 
 // add accumulates rows×Dim activations of the current sample.
-func (c *Channel) add(x []float32, rows int, workers int) {
+func (c *Channel) add(k kernels.Kernels, x []float32, rows int, workers int) {
 	d := c.Dim
 	cur, cs := c.cur, c.curSum
 	for t := 0; t < rows; t++ {
@@ -189,12 +190,14 @@ func (c *Channel) add(x []float32, rows int, workers int) {
 	}
 	c.Tokens += int64(rows)
 	if c.Gram != nil {
-		c.addGram(x, rows, workers)
+		c.addGram(k, x, rows, workers)
 	}
 }
 
-// addGram accumulates the upper triangle of XᵀX in float64.
-func (c *Channel) addGram(x []float32, rows, workers int) {
+// addGram accumulates the upper triangle of XᵀX in float64
+// (kernels.AddGram: the same bits on every CPU), its rows split between
+// workers in parts of equal area.
+func (c *Channel) addGram(k kernels.Kernels, x []float32, rows, workers int) {
 	d := c.Dim
 	if cap(c.scratch) < rows*d {
 		c.scratch = make([]float64, rows*d)
@@ -203,34 +206,30 @@ func (c *Channel) addGram(x []float32, rows, workers int) {
 	for i, v := range x[:rows*d] {
 		X[i] = float64(v)
 	}
-	G := c.Gram
-	work := func(w, step int) {
-		for i := w; i < d; i += step {
-			g := G[i*d+i : (i+1)*d]
-			for t := 0; t < rows; t++ {
-				a := X[t*d+i]
-				if a == 0 {
-					continue
-				}
-				xs := X[t*d+i : (t+1)*d]
-				xs = xs[:len(g)]
-				for j, v := range xs {
-					g[j] += a * v
-				}
-			}
-		}
-	}
 	if workers <= 1 || d < 64 {
-		work(0, 1)
+		kernels.AddGram(k, c.Gram, X, rows, d, 0, d)
 		return
+	}
+	// Row i has d−i entries: part w ends where the rows before it hold
+	// (w+1)/workers of the triangle.
+	bound := func(w int) int {
+		if w >= workers {
+			return d
+		}
+		f := float64(w) / float64(workers)
+		return min(d, int(float64(d)*(1-math.Sqrt(1-f))))
 	}
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
+		lo, hi := bound(w), bound(w+1)
+		if lo >= hi {
+			continue
+		}
 		wg.Add(1)
-		go func(w int) {
+		go func() {
 			defer wg.Done()
-			work(w, workers)
-		}(w)
+			kernels.AddGram(k, c.Gram, X, rows, d, lo, hi)
+		}()
 	}
 	wg.Wait()
 }
@@ -376,7 +375,7 @@ func (c *Collector) linearInput(l int, p model.Proj, x []float32, rows, cols int
 		c.err = fmt.Errorf("stats: layer %d %s input has %d channels, want %d", l, p, cols, ch.Dim)
 		return
 	}
-	ch.add(x, rows, c.opt.Workers)
+	ch.add(c.m.K, x, rows, c.opt.Workers)
 }
 
 // BeginSample starts a calibration sample.
