@@ -809,15 +809,21 @@ func (r *runner) heldOut(ctx context.Context, s *Subject) error {
 			return fmt.Errorf("study: %s: %w", s.ID, err)
 		}
 		got = map[string]float64{}
+		sc := ppl.NewScorer(m) // a voice's passages share its system prompt
 		for i, vo := range r.corp.Voices {
-			res, err := ppl.Evaluate(ctx, m, vo.Name, r.held[vo.Name], nil)
-			if err != nil {
-				return fmt.Errorf("study: held-out perplexity of %s on %s: %w", s.ID, vo.Name, err)
+			var nll float64
+			var n int
+			for _, smp := range r.held[vo.Name] {
+				l, k, err := sc.NLL(ctx, vo.Name, smp)
+				if err != nil {
+					return fmt.Errorf("study: held-out perplexity of %s on %s: %w", s.ID, vo.Name, err)
+				}
+				nll, n = nll+l, n+k
 			}
-			if err := ctx.Err(); err != nil {
-				return err
+			if n == 0 {
+				return fmt.Errorf("study: held-out perplexity of %s on %s: no token to score", s.ID, vo.Name)
 			}
-			got[vo.Name] = res.PPL
+			got[vo.Name] = math.Exp(nll / float64(n))
 			r.track.step("held-out perplexity", i+1, len(r.corp.Voices))
 		}
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
