@@ -221,8 +221,8 @@ func snapshotFiles(snap string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() {
-			return nil
+		if d.IsDir() || strings.Contains(d.Name(), ".linking-") {
+			return nil // a link still being made (or left by a crash: see linkSnapshot)
 		}
 		rel, _ := filepath.Rel(snap, p)
 		out = append(out, filepath.ToSlash(rel))

@@ -630,6 +630,9 @@ func (p *puller) linkCached(fr *FileResult, snap string) (bool, error) {
 	return true, nil
 }
 
+// linkSeq numbers linkSnapshot's temporary names within the process.
+var linkSeq atomic.Int64
+
 // linkSnapshot points the snapshot path at the blob with a relative symlink,
 // as huggingface_hub does (a hard link or a copy where symlinks fail).
 func linkSnapshot(blob, snap string) error {
@@ -640,8 +643,9 @@ func linkSnapshot(blob, snap string) error {
 	if err != nil {
 		return err
 	}
-	tmp := snap + ".linking"
-	os.Remove(tmp)
+	// A name of its own: concurrent pulls of one snapshot link the same
+	// files, and a shared temporary name let one rename away the other's.
+	tmp := fmt.Sprintf("%s.linking-%d-%d", snap, os.Getpid(), linkSeq.Add(1))
 	if err := os.Symlink(rel, tmp); err != nil {
 		if err := os.Link(blob, tmp); err != nil {
 			if err := atomicfile.WriteFile(tmp, func(w io.Writer) error {

@@ -249,7 +249,7 @@ personas:
 		{"duplicate", "d.yaml", "- name: x\n- name: x\n", nil, "twice"},
 		{"bad name", "b.yaml", "- name: ../x\n", nil, "entry 1"},
 		{"missing card", "c.yaml", "- card: nope.png\n", nil, "nope.png"},
-		{"model and mask", "mm.yaml", "- {name: x, model: a, mask: b}\n", nil, "cannot also"},
+		{"mask over another model", "mm.yaml", "- {name: x, model: a, mask: b}\n", []string{"x"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			specs, err := LoadRegistry(write(tc.file, tc.body))
