@@ -92,7 +92,7 @@ func MeasureBandwidth(o BandwidthOptions) (*Bandwidth, error) {
 		}
 		r.RunsGBs = append(r.RunsGBs, float64(r.BufferBytes)/d.Seconds()/1e9)
 	}
-	r.MedianGBs = median(r.RunsGBs)
+	r.MedianGBs = Median(r.RunsGBs)
 	for _, g := range r.RunsGBs {
 		r.BestGBs = max(r.BestGBs, g)
 	}

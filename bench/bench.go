@@ -116,7 +116,7 @@ func Run(m *model.Model, o Options) (*Result, error) {
 		r.PrefillRuns = append(r.PrefillRuns, p)
 		r.DecodeRuns = append(r.DecodeRuns, d)
 	}
-	r.PrefillTokS, r.DecodeTokS = median(r.PrefillRuns), median(r.DecodeRuns)
+	r.PrefillTokS, r.DecodeTokS = Median(r.PrefillRuns), Median(r.DecodeRuns)
 	if r.DecodeTokS > 0 {
 		r.DecodeMsPerTok = 1000 / r.DecodeTokS
 	}
@@ -150,7 +150,9 @@ func argmax(v []float32) int {
 	return b
 }
 
-func median(v []float64) float64 {
+// Median is the middle value of v (the mean of the two middle ones for an
+// even count; 0 for none); v is not changed.
+func Median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	if len(s) == 0 {

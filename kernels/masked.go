@@ -76,18 +76,19 @@ func Premask(k Kernels, w *Matrix, keep []byte, stride int) *Premasked {
 		panic(fmt.Sprintf("kernels.Premask: %d mask bytes of stride %d for %d×%d weights", len(keep), stride, w.Rows, w.Cols))
 	}
 	pairs := f.l.maskedPairs(w, f.exactBF16)
-	n := w.Rows * w.Cols
+	n, eb := w.Rows*w.Cols, 4 // elements, bytes each
 	if pairs {
 		buf := make([]uint16, n)
-		p.rows, p.bytes = unsafe.Pointer(&buf[0]), int64(n)*2
+		p.rows, eb = unsafe.Pointer(&buf[0]), 2
 	} else {
 		buf := make([]float32, n)
-		p.rows, p.bytes = unsafe.Pointer(&buf[0]), int64(n)*4
+		p.rows = unsafe.Pointer(&buf[0])
 	}
+	p.bytes = int64(n) * int64(eb)
 	parallel(ceilDiv(w.Rows, decodeRows), func(task int) {
 		s0 := task * decodeRows
 		s1 := min(w.Rows, s0+decodeRows)
-		f.l.maskRows(unsafe.Add(p.rows, s0*w.Cols*int(p.bytes/int64(n))), pairs, w, s0, s1, keep, stride)
+		f.l.maskRows(unsafe.Add(p.rows, s0*w.Cols*eb), pairs, w, s0, s1, keep, stride)
 	})
 	return p
 }

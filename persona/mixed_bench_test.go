@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/masque-ai/masque/bench"
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/mask"
@@ -147,26 +148,16 @@ func BenchmarkMixedBatch(b *testing.B) {
 	}
 	b.StopTimer()
 	base := mixes[0].ms
-	b.ReportMetric(median(base), "base_ms")
+	b.ReportMetric(bench.Median(base), "base_ms")
 	for _, mx := range mixes[1:] {
 		ratios := make([]float64, len(base))
 		for r := range base {
 			ratios[r] = mx.ms[r] / base[r]
 		}
-		b.ReportMetric(median(ratios), mx.name+"_x")
-		b.Logf("%-30s median %.1f ms a step (%.2f× base; rounds %s)", mx.name, median(mx.ms), median(ratios), fmtMs(mx.ms))
+		b.ReportMetric(bench.Median(ratios), mx.name+"_x")
+		b.Logf("%-30s median %.1f ms a step (%.2f× base; rounds %s)", mx.name, bench.Median(mx.ms), bench.Median(ratios), fmtMs(mx.ms))
 	}
-	b.Logf("%-30s median %.1f ms a step (rounds %s)", "base", median(base), fmtMs(base))
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if n := len(s); n%2 == 1 {
-		return s[n/2]
-	} else {
-		return (s[n/2-1] + s[n/2]) / 2
-	}
+	b.Logf("%-30s median %.1f ms a step (rounds %s)", "base", bench.Median(base), fmtMs(base))
 }
 
 func fmtMs(v []float64) string {

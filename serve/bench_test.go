@@ -8,12 +8,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/masque-ai/masque/bench"
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/lora"
 	"github.com/masque-ai/masque/mask"
@@ -222,12 +222,12 @@ func BenchmarkServeThroughput(b *testing.B) {
 		aggregates, aggregateDecodes = append(aggregates, aggregate), append(aggregateDecodes, aggregateDecode)
 		speedups, decodeSpeedups = append(speedups, aggregate/single), append(decodeSpeedups, aggregateDecode/singleDecode)
 	}
-	b.ReportMetric(median(singles), "single_tok/s")
-	b.ReportMetric(median(aggregates), "aggregate_tok/s")
-	b.ReportMetric(median(speedups), "speedup")
-	b.ReportMetric(median(singleDecodes), "single_decode_tok/s")
-	b.ReportMetric(median(aggregateDecodes), "aggregate_decode_tok/s")
-	b.ReportMetric(median(decodeSpeedups), "decode_speedup")
+	b.ReportMetric(bench.Median(singles), "single_tok/s")
+	b.ReportMetric(bench.Median(aggregates), "aggregate_tok/s")
+	b.ReportMetric(bench.Median(speedups), "speedup")
+	b.ReportMetric(bench.Median(singleDecodes), "single_decode_tok/s")
+	b.ReportMetric(bench.Median(aggregateDecodes), "aggregate_decode_tok/s")
+	b.ReportMetric(bench.Median(decodeSpeedups), "decode_speedup")
 	var mem []string
 	srv.mu.RLock()
 	for _, s := range specs {
@@ -235,16 +235,4 @@ func BenchmarkServeThroughput(b *testing.B) {
 	}
 	srv.mu.RUnlock()
 	b.Logf("base %d MiB; personas: %s", srv.base.bytes>>20, strings.Join(mem, ", "))
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
