@@ -23,7 +23,6 @@ import (
 	"github.com/masque-ai/masque/chattemplate"
 	"github.com/masque-ai/masque/checkpoint"
 	"github.com/masque-ai/masque/data/calib"
-	"github.com/masque-ai/masque/generate"
 	"github.com/masque-ai/masque/model"
 	"github.com/masque-ai/masque/train/sft"
 )
@@ -153,7 +152,7 @@ type Result struct {
 func Evaluate(ctx context.Context, m *model.Model, name string, samples []Sample, progress func(done, total int)) (*Result, error) {
 	r := &Result{Name: name, Samples: len(samples)}
 	var total float64
-	V := m.Config.Vocab
+	sc := &Scorer{m: m} // no prefix shared: every sample whole
 	for i, s := range samples {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -162,18 +161,12 @@ func Evaluate(ctx context.Context, m *model.Model, name string, samples []Sample
 			return nil, fmt.Errorf("ppl: sample %d: %d score flags for %d tokens", i, len(s.Score), len(s.IDs))
 		}
 		sr := SampleResult{}
-		if len(s.IDs) >= 2 {
-			lg, err := m.Forward(m.NewCache(len(s.IDs)), s.IDs[:len(s.IDs)-1], true)
-			if err != nil {
-				return nil, fmt.Errorf("ppl: sample %d: %w", i, err)
+		var err error
+		if sr.NLL, sr.Tokens, err = sc.NLL(ctx, "", s); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
 			}
-			for j := 1; j < len(s.IDs); j++ {
-				if s.Score != nil && !s.Score[j] {
-					continue
-				}
-				sr.NLL -= generate.LogProb(lg[(j-1)*V:j*V], s.IDs[j])
-				sr.Tokens++
-			}
+			return nil, fmt.Errorf("ppl: sample %d: %w", i, errors.Unwrap(err))
 		}
 		total += sr.NLL
 		r.Tokens += sr.Tokens

@@ -20,7 +20,7 @@ import (
 // A Scorer belongs to one model and one goroutine.
 type Scorer struct {
 	m    *model.Model
-	last map[string]*scoredPrefix
+	last map[string]*scoredPrefix // nil: nothing shared (Evaluate)
 }
 
 // scoredPrefix is the unscored start of the last sample of a key and the
@@ -85,7 +85,9 @@ func (sc *Scorer) NLL(ctx context.Context, key string, s Sample) (nll float64, t
 			tokens++
 		}
 	}
-	c.Truncate(pre)
-	sc.last[key] = &scoredPrefix{ids: slices.Clone(s.IDs[:pre]), c: c}
+	if sc.last != nil {
+		c.Truncate(pre)
+		sc.last[key] = &scoredPrefix{ids: slices.Clone(s.IDs[:pre]), c: c}
+	}
 	return nll, tokens, nil
 }
